@@ -1,0 +1,11 @@
+"""Exponential families, one module each; importing this package registers them all."""
+
+from .base import REGISTRY, ArgSpec, ExpFamily, MomentSource, fixed, get_family
+
+# Registration happens by subclassing; import every family module once.
+from . import (  # noqa: F401  (imported for registration)
+    gamma,
+    normal,
+)
+
+__all__ = ["REGISTRY", "ArgSpec", "ExpFamily", "MomentSource", "fixed", "get_family"]

@@ -1,0 +1,253 @@
+"""The exponential-family base class, the registry, and the moment interface.
+
+A family ``F`` has densities
+
+    p(x | η) = h(x) exp(⟨η, T(x)⟩ − A(η)),
+
+with natural parameters ``η``, sufficient statistics ``T`` (a NamedTuple of *named
+moments*, ``F.Stats``), log-normaliser ``A`` and mean parameters ``μ = E[T] = ∇A(η)``
+(Wainwright & Jordan 2008, §3; Winn & Bishop 2005, §2).
+
+A family plays two roles in vemppl:
+
+* **variational factor** ``q_j``: ``natural_from_params``, ``params_from_natural``,
+  ``log_normalizer``, ``expected_stats`` (= ∇A), ``entropy``, ``mode``, ``to_numpyro``;
+* **model factor**: ``expected_log_prob(value, **args)`` gives ``E_q[log p(value | args)]``
+  in terms of the *moments* of the value and of each argument.
+
+Moments are read by attribute from a :class:`MomentSource`.  The canonical names are
+
+==========  ==========================================  ======================
+name        meaning                                     natural for
+==========  ==========================================  ======================
+``mean``    ``E[x]``                                    every support
+``sq``      ``E[x²]`` (elementwise)                     real scalars
+``outer``   ``E[x xᵀ]`` over the last axis              real vectors
+``log``     ``E[log x]`` (elementwise)                  pos, unit, simplex
+``log1m``   ``E[log(1 − x)]``                           unit
+``logdet``  ``E[log |X|]``                              spd matrices
+``value``   the value itself (fixed quantities only)    data, constants
+==========  ==========================================  ======================
+
+A family's ``Stats`` fields are named with these names, so a latent with ``q = F``
+provides exactly ``F.Stats._fields`` *linearly* (they are its mean parameters) and may
+provide more moments nonlinearly through :meth:`ExpFamily.derived_moment`.  The compiler
+calls a block conjugate when every moment the expected log joint reads of it is linear.
+
+Adding a distribution is one module that subclasses :class:`ExpFamily`; subclassing
+registers it under ``name``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ..diagnostics import VemError
+
+REGISTRY: dict[str, type["ExpFamily"]] = {}
+
+
+class ArgSpec(NamedTuple):
+    """How a distribution's arguments are written (LANGUAGE.md, "Parameterisations").
+
+    ``positional``: parameter names in NumPyro's positional order.
+    ``groups``: each group is a tuple of alternative names of which exactly one is used
+    (e.g. ``("scale", "precision")``); a group with a name in ``defaults`` may be omitted.
+    ``aliases``: short forms accepted as keywords and mapped to canonical names
+    (``precision`` → ``precision_matrix`` for MvNormal).
+    """
+
+    positional: tuple[str, ...]
+    groups: tuple[tuple[str, ...], ...]
+    defaults: dict[str, Any] = {}
+    aliases: dict[str, str] = {}
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(n for g in self.groups for n in g)
+
+
+class MomentSource:
+    """Moments of a quantity, read by attribute (``src.mean``, ``src.log``, ...).
+
+    The base class serves fixed quantities (data, constants, point parameters): every
+    moment is the function of the value.  The engine supplies subclasses for latent
+    blocks and for expressions of them.
+    """
+
+    def __init__(self, value):
+        self._value = jnp.asarray(value)
+
+    @property
+    def is_fixed(self) -> bool:
+        return True
+
+    @property
+    def value(self):
+        return self._value
+
+    @property
+    def mean(self):
+        return self._value
+
+    @property
+    def sq(self):
+        return self._value**2
+
+    @property
+    def outer(self):
+        v = self._value
+        return v[..., :, None] * v[..., None, :]
+
+    @property
+    def log(self):
+        return jnp.log(self._value)
+
+    @property
+    def log1m(self):
+        return jnp.log1p(-self._value)
+
+    @property
+    def logdet(self):
+        return jnp.linalg.slogdet(self._value)[1]
+
+    def moment(self, name: str):
+        return getattr(self, name)
+
+
+def fixed(value) -> MomentSource:
+    """Moments of a known quantity (point mass)."""
+    return MomentSource(value)
+
+
+class ExpFamily:
+    """Base class; see the module docstring for the contract."""
+
+    name: ClassVar[str]
+    #: NamedTuple type of the sufficient statistics; fields use the canonical moment names.
+    Stats: ClassVar[type]
+    #: how the distribution is written in model text.
+    args: ClassVar[ArgSpec]
+    #: support of the value: 'real', 'pos', 'unit', 'simplex', 'spd', 'count', 'bool', 'cat'.
+    support: ClassVar[str]
+    #: number of event dimensions of a value (0 scalar, 1 vector, 2 matrix).
+    event_rank: ClassVar[int] = 0
+    #: number of trailing event axes of each ``Stats`` field (e.g. MvNormal: mean 1, outer 2).
+    stat_ranks: ClassVar[tuple[int, ...]]
+    #: True when the family can serve as a variational factor q (has A, entropy, ...).
+    variational: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            REGISTRY[cls.name] = cls
+
+    # ---- variational role -------------------------------------------------------
+    @classmethod
+    def natural_from_params(cls, **params):
+        """η from the user's parameters (canonical names of ``args``)."""
+        raise NotImplementedError
+
+    @classmethod
+    def params_from_natural(cls, eta) -> dict:
+        """The user's parameters (NumPyro's names) from η."""
+        raise NotImplementedError
+
+    @classmethod
+    def log_normalizer(cls, eta):
+        """A(η), batched over leading axes."""
+        raise NotImplementedError
+
+    @classmethod
+    def expected_stats(cls, eta):
+        """μ = E[T(x)] = ∇A(η); default by autodiff, families override with closed forms."""
+        grad = jax.grad(lambda e: jnp.sum(cls.log_normalizer(e)))
+        return cls.Stats(*grad(eta))
+
+    @classmethod
+    def natural_from_mean(cls, mu):
+        """The inverse map μ ↦ η (used for initialisation)."""
+        raise NotImplementedError
+
+    @classmethod
+    def stats(cls, x):
+        """T(x)."""
+        raise NotImplementedError
+
+    @classmethod
+    def log_base_measure(cls, x):
+        """log h(x)."""
+        raise NotImplementedError
+
+    @classmethod
+    def expected_log_base_measure(cls, eta):
+        """E_q[log h(x)]; families whose h is constant return it."""
+        raise NotImplementedError
+
+    @classmethod
+    def entropy(cls, eta):
+        """H[q] = A(η) − ⟨η, μ⟩ − E[log h(x)]."""
+        mu = cls.expected_stats(eta)
+        return cls.log_normalizer(eta) - cls.inner(eta, mu) - cls.expected_log_base_measure(eta)
+
+    @classmethod
+    def inner(cls, eta, mu):
+        """⟨η, μ⟩ summed over each statistic's event axes, batched over the rest."""
+        total = 0.0
+        for e, m, rank in zip(eta, mu, cls.stat_ranks):
+            prod = e * m
+            total = total + (jnp.sum(prod, axis=tuple(range(-rank, 0))) if rank else prod)
+        return total
+
+    @classmethod
+    def mode(cls, eta):
+        """argmax_x ⟨η, T(x)⟩ + log h(x) (the M-step uses this with η = ∂L/∂T)."""
+        raise NotImplementedError
+
+    @classmethod
+    def to_numpyro(cls, eta):
+        """The NumPyro distribution with natural parameters η (batched)."""
+        raise NotImplementedError
+
+    @classmethod
+    def derived_moment(cls, eta, name: str):
+        """A moment that is not one of ``Stats`` (so not linear in μ), or raise KeyError."""
+        raise KeyError(name)
+
+    # ---- model-factor role ------------------------------------------------------
+    @classmethod
+    def expected_log_prob(cls, value: MomentSource, **args: MomentSource):
+        """E_q[log p(value | args)] from the moments of ``value`` and of each argument.
+
+        ``args`` uses canonical names (after aliases); omitted defaults are filled in
+        by the caller.  The result is batched over leading axes and not summed.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def numpyro_dist(cls, **args):
+        """The NumPyro distribution with the given (fixed) arguments."""
+        raise NotImplementedError
+
+    @classmethod
+    def event_shape(cls, **arg_shapes) -> tuple:
+        """Event shape of a value given the shapes of the arguments (tuples)."""
+        return ()
+
+
+def get_family(name: str, span=None) -> type[ExpFamily]:
+    """Look a family up by name, with a 'did you mean' hint."""
+    from ..diagnostics import did_you_mean
+
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise VemError(
+            "undefined-name",
+            f"unknown distribution '{name}'",
+            span,
+            did_you_mean(name, REGISTRY) or f"known distributions: {', '.join(sorted(REGISTRY))}",
+        ) from None

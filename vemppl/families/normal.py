@@ -1,0 +1,111 @@
+"""Univariate Normal.
+
+Density ``N(x | m, τ) = (2π)^(-1/2) exp(τ m x − τ x²/2 − (τ m² − log τ)/2)``:
+``T(x) = (x, x²)``, ``η = (τ m, −τ/2)``, ``h(x) = (2π)^(-1/2)``,
+``A(η) = −η₁²/(4η₂) − ½ log(−2η₂)`` (Bishop, PRML §2.4; Winn & Bishop 2005, table 1).
+
+As a model factor, with independent moments of value x, location m and precision τ,
+``E[log N(x | m, τ)] = ½E[log τ] − ½ log 2π − ½E[τ](E[x²] − 2E[x]E[m] + E[m²])``,
+which is affine in (E[x], E[x²]), in (E[m], E[m²]) and in (E[τ], E[log τ]): the Normal is
+conjugate to a Normal location and a Gamma precision.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpyro.distributions as dist
+
+from .base import ArgSpec, ExpFamily
+
+_LOG_2PI = jnp.log(2.0 * jnp.pi)
+
+
+class NormalStats(NamedTuple):
+    mean: jnp.ndarray  # E[x]
+    sq: jnp.ndarray  # E[x²]
+
+
+class Normal(ExpFamily):
+    name = "Normal"
+    Stats = NormalStats
+    stat_ranks = (0, 0)
+    support = "real"
+    event_rank = 0
+    args = ArgSpec(
+        positional=("loc", "scale"),
+        groups=(("loc",), ("scale", "precision")),
+        defaults={"loc": 0.0, "scale": 1.0},
+    )
+
+    @classmethod
+    def natural_from_params(cls, loc=0.0, scale=None, precision=None):
+        tau = _precision(scale, precision)
+        loc = jnp.asarray(loc)
+        return NormalStats(tau * loc, -0.5 * tau * jnp.ones_like(loc))
+
+    @classmethod
+    def params_from_natural(cls, eta):
+        tau = -2.0 * eta.sq
+        return {"loc": eta.mean / tau, "scale": 1.0 / jnp.sqrt(tau)}
+
+    @classmethod
+    def log_normalizer(cls, eta):
+        return -(eta.mean**2) / (4.0 * eta.sq) - 0.5 * jnp.log(-2.0 * eta.sq)
+
+    @classmethod
+    def expected_stats(cls, eta):
+        tau = -2.0 * eta.sq
+        m = eta.mean / tau
+        return NormalStats(m, m**2 + 1.0 / tau)
+
+    @classmethod
+    def natural_from_mean(cls, mu):
+        var = mu.sq - mu.mean**2
+        return NormalStats(mu.mean / var, -0.5 / var)
+
+    @classmethod
+    def stats(cls, x):
+        x = jnp.asarray(x)
+        return NormalStats(x, x**2)
+
+    @classmethod
+    def log_base_measure(cls, x):
+        return -0.5 * _LOG_2PI * jnp.ones_like(jnp.asarray(x, dtype=float))
+
+    @classmethod
+    def expected_log_base_measure(cls, eta):
+        return -0.5 * _LOG_2PI * jnp.ones_like(eta.mean)
+
+    @classmethod
+    def mode(cls, eta):
+        return eta.mean / (-2.0 * eta.sq)
+
+    @classmethod
+    def to_numpyro(cls, eta):
+        p = cls.params_from_natural(eta)
+        return dist.Normal(p["loc"], p["scale"])
+
+    @classmethod
+    def expected_log_prob(cls, value, loc, scale=None, precision=None):
+        if precision is None:
+            # A random scale is not conjugate; a fixed one is converted exactly.
+            precision_mean = 1.0 / scale.value**2
+            precision_log = -2.0 * jnp.log(scale.value)
+        else:
+            precision_mean, precision_log = precision.mean, precision.log
+        quad = value.sq - 2.0 * value.mean * loc.mean + loc.sq
+        return 0.5 * precision_log - 0.5 * _LOG_2PI - 0.5 * precision_mean * quad
+
+    @classmethod
+    def numpyro_dist(cls, loc=0.0, scale=None, precision=None):
+        tau = _precision(scale, precision)
+        return dist.Normal(loc, 1.0 / jnp.sqrt(tau))
+
+
+def _precision(scale, precision):
+    if precision is not None:
+        return jnp.asarray(precision, dtype=float)
+    scale = 1.0 if scale is None else scale
+    return 1.0 / jnp.asarray(scale, dtype=float) ** 2
