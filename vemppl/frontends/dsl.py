@@ -1,0 +1,279 @@
+"""The Python DSL: the same statements as ``.vem`` text, spelt in Python.
+
+::
+
+    import vemppl as vp
+
+    m = vp.Model("gmm")
+    N, D = m.dim("N", "D")
+    K = m.const("K", 3)
+    x = m.data("x", vp.real[N, D])
+    pi = m.sample("pi", vp.Dirichlet(vp.fill(1.0, K)))
+    with m.plate("k", K):
+        mu = m.sample("mu", vp.MvNormal(vp.zeros(D), precision=0.01 * vp.eye(D)))
+        Lam = m.sample("Lam", vp.Wishart(D + 2, vp.eye(D)))
+    with m.plate("n", N):
+        z = m.sample("z", vp.Categorical(pi))
+        m.sample("x", vp.MvNormal(mu[z], precision=Lam[z]))
+
+Inside a plate a handle of a node defined in that plate stands for its current element
+(``z`` is ``z[n]``), exactly as the text writes it; outside, it is the whole array.
+Every call goes through :class:`~vemppl.ir.IRBuilder`, so errors are the text's errors,
+located at the Python line that made them.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+
+from ..diagnostics import Span
+from ..families import REGISTRY
+from ..ir.builder import IRBuilder
+from ..ir.expr import BinOp, Call, Expr, Index, Name, Neg, Num
+from ..ir.graph import ModelGraph
+from ..ir.nodes import Loop, TypeSpec
+
+
+def _caller_span() -> Span:
+    f = sys._getframe(1)
+    here = __file__
+    while f is not None and f.f_code.co_filename == here:
+        f = f.f_back
+    return Span(f.f_lineno, 1, file=f.f_code.co_filename) if f else None
+
+
+def as_expr(v, model: "Model | None" = None) -> Expr:
+    """Python value or handle → IR expression."""
+    if isinstance(v, E):
+        return v.to_expr(model)
+    if isinstance(v, bool):
+        return Num(int(v))
+    if isinstance(v, (int, float)):
+        if v < 0:
+            return Neg(Num(-v))
+        return Num(v)
+    raise TypeError(f"cannot use {type(v).__name__} in a model expression")
+
+
+class E:
+    """A model expression under construction (supports + - * / @ ** and indexing)."""
+
+    def __init__(self, expr: Expr | None = None):
+        self._expr = expr
+
+    def to_expr(self, model=None) -> Expr:
+        return self._expr
+
+    def _bin(self, op, other, reverse=False):
+        a, b = (other, self) if reverse else (self, other)
+        return _Lazy(lambda m: BinOp(op, as_expr(a, m), as_expr(b, m)))
+
+    __add__ = lambda s, o: s._bin("+", o)
+    __radd__ = lambda s, o: s._bin("+", o, True)
+    __sub__ = lambda s, o: s._bin("-", o)
+    __rsub__ = lambda s, o: s._bin("-", o, True)
+    __mul__ = lambda s, o: s._bin("*", o)
+    __rmul__ = lambda s, o: s._bin("*", o, True)
+    __truediv__ = lambda s, o: s._bin("/", o)
+    __rtruediv__ = lambda s, o: s._bin("/", o, True)
+    __matmul__ = lambda s, o: s._bin("@", o)
+    __rmatmul__ = lambda s, o: s._bin("@", o, True)
+    __pow__ = lambda s, o: s._bin("**", o)
+    __rpow__ = lambda s, o: s._bin("**", o, True)
+
+    def __neg__(self):
+        return _Lazy(lambda m: Neg(as_expr(self, m)))
+
+    def __getitem__(self, idx):
+        idx = idx if isinstance(idx, tuple) else (idx,)
+        return _Lazy(lambda m: Index(self.base_expr(m), tuple(as_expr(i, m) for i in idx)))
+
+    def base_expr(self, model) -> Expr:
+        return self.to_expr(model)
+
+
+class _Lazy(E):
+    """An expression resolved when used, so handles see the plates active at that point."""
+
+    def __init__(self, make):
+        super().__init__()
+        self._make = make
+
+    def to_expr(self, model=None):
+        return self._make(model)
+
+
+class Var(E):
+    """A handle to a named node; inside its own plates it stands for the current element."""
+
+    def __init__(self, name: str, plate_vars: tuple[str, ...] = ()):
+        super().__init__(Name(name))
+        self.name = name
+        self.plate_vars = plate_vars
+
+    def to_expr(self, model=None):
+        active = model.active_vars if model is not None else ()
+        if self.plate_vars and all(v in active for v in self.plate_vars):
+            return Index(Name(self.name), tuple(Name(v) for v in self.plate_vars))
+        return Name(self.name)
+
+    def base_expr(self, model):
+        return Name(self.name)
+
+    def __repr__(self):
+        return f"Var({self.name})"
+
+
+class Dist:
+    """A distribution call ``Family(*args, **kwargs)`` awaiting ``Model.sample``."""
+
+    def __init__(self, family: str, *args, **kwargs):
+        self.family, self.args, self.kwargs = family, args, kwargs
+
+
+def _dist_factory(name):
+    def make(*args, **kwargs):
+        return Dist(name, *args, **kwargs)
+
+    make.__name__ = name
+    make.__doc__ = f"The {name} distribution (see vemppl.families)."
+    return make
+
+
+#: One constructor per registered family: a new family module is usable here at once.
+DISTRIBUTIONS = {name: _dist_factory(name) for name in REGISTRY}
+
+
+def _builtin(fname):
+    def call(*args):
+        return _Lazy(lambda m: Call(fname, tuple(as_expr(a, m) for a in args)))
+
+    call.__name__ = fname
+    return call
+
+
+zeros, ones, fill, eye, diag = (_builtin(f) for f in ("zeros", "ones", "fill", "eye", "diag"))
+exp, log, sigmoid, softmax = (_builtin(f) for f in ("exp", "log", "sigmoid", "softmax"))
+sum_, dot, transpose = _builtin("sum"), _builtin("dot"), _builtin("transpose")
+
+
+class _TypeMaker:
+    def __init__(self, base, bound=None):
+        self.base, self.bound = base, bound
+
+    def __getitem__(self, shape):
+        shape = shape if isinstance(shape, tuple) else (shape,)
+        return TypeSpec(self.base, tuple(as_expr(s) for s in shape), self._bound())
+
+    def _bound(self):
+        return as_expr(self.bound) if self.bound is not None else None
+
+    def spec(self) -> TypeSpec:
+        return TypeSpec(self.base, (), self._bound())
+
+
+real, pos, unit, int_, count, bool_ = (_TypeMaker(b) for b in ("real", "pos", "unit", "int", "count", "bool"))
+simplex, spd = _TypeMaker("simplex"), _TypeMaker("spd")
+
+
+def cat(bound) -> _TypeMaker:
+    return _TypeMaker("cat", bound)
+
+
+class Model:
+    """A model built in Python; ``.ir`` is the IR (the same one the text would give)."""
+
+    def __init__(self, name: str):
+        self._b = IRBuilder(name)
+        self._loops: list[Loop] = []
+        self._ir: ModelGraph | None = None
+
+    @property
+    def name(self) -> str:
+        return self._b.name
+
+    @property
+    def active_vars(self) -> tuple[str, ...]:
+        return tuple(lp.var for lp in self._loops)
+
+    def _changed(self):
+        self._ir = None
+
+    def dim(self, *names: str):
+        for n in names:
+            self._b.dim(n, _caller_span())
+        self._changed()
+        handles = tuple(Var(n) for n in names)
+        return handles[0] if len(handles) == 1 else handles
+
+    def const(self, name: str, value, type=None) -> Var:
+        t = type.spec() if isinstance(type, _TypeMaker) else type
+        self._b.const(name, as_expr(value, self), t, _caller_span())
+        self._changed()
+        return Var(name)
+
+    def data(self, name: str, type) -> Var:
+        t = type.spec() if isinstance(type, _TypeMaker) else type
+        self._b.data(name, t, _caller_span())
+        self._changed()
+        return Var(name)
+
+    def param(self, name: str, type, init=None) -> Var:
+        t = type.spec() if isinstance(type, _TypeMaker) else type
+        self._b.param(name, t, as_expr(init, self) if init is not None else None, _caller_span())
+        self._changed()
+        return Var(name)
+
+    @contextmanager
+    def plate(self, var: str, stop, start=0):
+        """``for var in range(start, stop) { ... }``; yields the loop variable."""
+        lp = Loop(var, as_expr(start, self), as_expr(stop, self), _caller_span())
+        self._b._check_loops(tuple(self._loops) + (lp,))
+        self._loops.append(lp)
+        try:
+            yield Var(var)
+        finally:
+            self._loops.pop()
+
+    def sample(self, name: str, d: Dist, index=None) -> Var:
+        """``name[active loop vars] ~ d`` (or ``name[index] ~ d``)."""
+        kwargs = tuple((k, as_expr(v, self), None) for k, v in d.kwargs.items())
+        args = tuple(as_expr(a, self) for a in d.args)
+        self._b.statement(
+            name, self._indices(index), tuple(self._loops),
+            dist=d.family, args=args, kwargs=kwargs, span=_caller_span(),
+        )
+        self._changed()
+        return Var(name, self._plate_vars(index))
+
+    def let(self, name: str, value, index=None) -> Var:
+        """A deterministic node ``name[active loop vars] = value``."""
+        self._b.statement(name, self._indices(index), tuple(self._loops), expr=as_expr(value, self), span=_caller_span())
+        self._changed()
+        return Var(name, self._plate_vars(index))
+
+    def _indices(self, index):
+        if index is None:
+            return tuple(Name(v) for v in self.active_vars)
+        index = index if isinstance(index, tuple) else (index,)
+        return tuple(as_expr(i, self) for i in index)
+
+    def _plate_vars(self, index):
+        return self.active_vars if index is None else ()
+
+    @property
+    def ir(self) -> ModelGraph:
+        if self._ir is None:
+            self._ir = self._b.build()
+        return self._ir
+
+    def build(self) -> ModelGraph:
+        return self.ir
+
+    def __eq__(self, other):
+        from ..api import as_ir
+
+        return self.ir == as_ir(other)
+
+    __hash__ = object.__hash__

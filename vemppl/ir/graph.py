@@ -1,0 +1,102 @@
+"""The IR: a model as a value, with its networkx DAG.
+
+:class:`ModelGraph` holds the model's name and its nodes in declaration order.  The
+DAG (``.graph``) is derived from them: an edge ``parent → child`` for every name read by
+a child's definition, labelled with the argument roles (``loc``, ``precision``, ``index``,
+``markov`` for a node reading an earlier step of itself, ...).  Two models are equal when
+their names and nodes are equal; spans take no part, so ``parse(to_text(m)) == m``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import networkx as nx
+
+from .expr import Index, Name, head_name, walk
+from .nodes import Node
+from .shapes import Shape
+
+
+@dataclass(frozen=True, eq=False)
+class ModelGraph:
+    name: str
+    nodes: dict[str, Node]
+    shapes: dict[str, Shape] = field(default_factory=dict, repr=False)
+    source: str | None = field(default=None, repr=False)
+    filename: str | None = field(default=None, repr=False)
+
+    def __eq__(self, other):
+        return isinstance(other, ModelGraph) and self.name == other.name and self.nodes == other.nodes
+
+    def __hash__(self):
+        return hash((self.name, tuple(self.nodes)))
+
+    def __getitem__(self, name: str) -> Node:
+        return self.nodes[name]
+
+    def of_kind(self, *kinds: str) -> list[Node]:
+        return [n for n in self.nodes.values() if n.kind in kinds]
+
+    @cached_property
+    def graph(self) -> nx.DiGraph:
+        g = nx.DiGraph()
+        for node in self.nodes.values():
+            g.add_node(node.name, kind=node.kind, shape=self.shapes.get(node.name))
+        for node in self.nodes.values():
+            for d in node.defs:
+                roles = [(role, e) for role, e in d.args] + ([("expr", d.expr)] if d.expr is not None else [])
+                roles += [("index", ix) for ix in d.indices]
+                roles += [("range", lp.stop) for lp in d.loops] + [("range", lp.start) for lp in d.loops]
+                for role, e in roles:
+                    for parent, how in _reads(e, d.loop_vars):
+                        if parent not in self.nodes:
+                            continue
+                        if parent == node.name:
+                            how = "markov"
+                        label = role if how == "value" else f"{role}:{how}"
+                        if g.has_edge(parent, node.name):
+                            g.edges[parent, node.name]["roles"].add(label)
+                        else:
+                            g.add_edge(parent, node.name, roles={label})
+        return g
+
+    def __repr__(self):
+        return f"ModelGraph({self.name!r}, {len(self.nodes)} nodes)"
+
+    def report(self) -> str:
+        """The compiled plan as text (blocks, families, update kinds)."""
+        from ..compiler import compile_model
+
+        return str(compile_model(self))
+
+
+def _reads(e, loop_vars):
+    """``(name, how)`` for each node read by ``e``; ``how`` is 'value' or 'index'."""
+    out = []
+    for sub in walk(e):
+        if isinstance(sub, Index):
+            for ix in sub.indices:
+                for n in walk(ix):
+                    if isinstance(n, Name) and n.id not in loop_vars:
+                        out.append((n.id, "index"))
+        if isinstance(sub, Name) and sub.id not in loop_vars:
+            out.append((sub.id, "value"))
+    # A name read as an index is not also a value read.
+    idx = {n for n, how in out if how == "index"}
+    seen, res = set(), []
+    for n, how in out:
+        if how == "value" and n in idx:
+            continue
+        if (n, how) not in seen:
+            seen.add((n, how))
+            res.append((n, how))
+    return res
+
+
+def reads(e, loop_vars) -> list[str]:
+    return [n for n, _ in _reads(e, loop_vars)]
+
+
+__all__ = ["ModelGraph", "head_name", "reads"]
