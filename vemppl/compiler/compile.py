@@ -1,0 +1,106 @@
+"""IR → plan: blocks, factors with their enumerated gates, schedule, conjugacy.
+
+Everything here is read off the graph:
+
+* every latent node is a block whose family is the family of its ``~`` statements;
+* a categorical latent read inside an index (``mu[z[n]]``, ``A[z[t-1]]``) makes the
+  factor a gate (Minka & Winn 2008): it is summed over the latent's values, weighted by
+  ``E[onehot]``, which is affine in the latent's mean parameters;
+* conjugacy is decided by probing the expected log joint on small stand-in sizes and
+  recording every moment that is read of each block (``engine.probe``): a block is
+  closed-form when every moment read of it is one of its family's sufficient
+  statistics and no product couples two of its elements (GUIDE §2).
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from ..diagnostics import VemError
+from ..families import get_family
+from ..ir.expr import Index, Name, head_name, walk
+from ..ir.graph import ModelGraph
+from .plan import Block, EnumRef, Factor, ParamPlan, Plan
+
+
+def _enum_refs(model: ModelGraph, target: str, d) -> tuple[EnumRef, ...]:
+    cats = {n.name for n in model.of_kind("latent") if get_family(n.defs[0].dist).support == "cat"}
+    refs: list[EnumRef] = []
+    exprs = [e for _, e in d.args]
+    for e in exprs:
+        for sub in walk(e):
+            if not isinstance(sub, Index):
+                continue
+            for ix in sub.indices:
+                for inner in walk(ix):
+                    if isinstance(inner, Index) and isinstance(inner.base, Name) and inner.base.id in cats:
+                        ref = EnumRef(inner, inner.base.id)
+                        if ref not in refs:
+                            refs.append(ref)
+    if target in cats:
+        own = Index(Name(target), d.indices) if d.indices else Name(target)
+        ref = EnumRef(own, target)
+        if ref not in refs:
+            refs.append(ref)
+    return tuple(refs)
+
+
+def compile_model(model, probe: bool = True) -> Plan:
+    """The plan of ``model`` (an IR or a DSL model)."""
+    from ..api import as_ir
+
+    m = as_ir(model)
+    factors = []
+    for node in m.nodes.values():
+        if node.kind not in ("latent", "data"):
+            continue
+        for d in node.defs:
+            if d.dist is not None:
+                factors.append(Factor(node.name, d, d.dist, _enum_refs(m, node.name, d)))
+    latents = m.of_kind("latent")
+    blocks = []
+    for node in latents:
+        dists = {d.dist for d in node.defs}
+        if len(dists) > 1:
+            raise VemError(
+                "unsupported",
+                f"'{node.name}' is drawn from different families ({', '.join(sorted(dists))})",
+                node.defs[1].span,
+            )
+        fam = get_family(node.defs[0].dist)
+        if not fam.variational:
+            raise VemError("unsupported", f"{fam.name} cannot be a latent variable here", node.span)
+        init = "prior"
+        if fam.support == "cat":
+            init = "kmeans++" if _has_real_gate(m, node.name, factors) else "random"
+        blocks.append(Block(node.name, fam.name, init=init))
+    params = tuple(ParamPlan(p.name, p.type.base, "gradient") for p in m.of_kind("param"))
+
+    g = m.graph.copy()
+    g.remove_edges_from([(u, v) for u, v in g.edges if u == v])
+    order = list(m.nodes)
+    topo = [n for n in nx.lexicographical_topological_sort(g, key=order.index) if m.nodes[n].kind == "latent"]
+    # Locals initialised from the data (responsibilities) are updated last, so the first
+    # sweep fits the globals to them: this is what breaks the label symmetry.
+    by_name = {b.name: b for b in blocks}
+    schedule = tuple(
+        [n for n in topo if by_name[n].init == "prior"] + [n for n in topo if by_name[n].init != "prior"]
+    )
+    plan = Plan(m.name, tuple(blocks), tuple(factors), params, schedule)
+    if probe and blocks:
+        from ..engine.probe import conjugacy
+
+        plan = conjugacy(m, plan)
+    return plan
+
+
+def _has_real_gate(m: ModelGraph, z: str, factors) -> bool:
+    for f in factors:
+        node = m.nodes[f.target]
+        if node.kind == "data" and any(r.block == z and r.expr != Name(z) for r in f.enum):
+            if node.type.base in ("real", "pos", "unit", "count", "bool"):
+                return True
+    return False
+
+
+__all__ = ["compile_model", "head_name"]

@@ -1,0 +1,82 @@
+"""The compiled plan: a plain, frozen, printable structure.
+
+A plan lists the variational *blocks* (one ``q_j`` per latent node, or per structured
+group), the *factors* of the expected log joint (one per ``~`` statement), the point
+parameters and their M-step, and the schedule of updates.  It holds no arrays: the
+engine turns it into JAX functions once the data's shapes are known.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..ir.expr import Expr
+from ..ir.nodes import Definition
+
+
+@dataclass(frozen=True)
+class EnumRef:
+    """A categorical latent read as an index (``z[n]`` in ``mu[z[n]]``): summed over its values."""
+
+    expr: Expr
+    block: str
+
+
+@dataclass(frozen=True)
+class Factor:
+    target: str
+    definition: Definition
+    family: str
+    enum: tuple[EnumRef, ...] = ()
+
+    def describe(self) -> str:
+        from ..frontends.printer import definition_to_text
+
+        return definition_to_text(self.target, self.definition)
+
+
+@dataclass(frozen=True)
+class Block:
+    name: str
+    family: str
+    structure: str = "mean-field"  # or 'markov-chain'
+    update: str = "cavi"  # 'cavi' (closed form) or 'natural-gradient'
+    reason: str | None = None  # why the update is not closed form
+    init: str = "prior"  # 'prior' or 'kmeans++' or 'random'
+
+
+@dataclass(frozen=True)
+class ParamPlan:
+    name: str
+    type: str
+    mstep: str = "gradient"
+
+
+@dataclass(frozen=True)
+class Plan:
+    model: str
+    blocks: tuple[Block, ...]
+    factors: tuple[Factor, ...]
+    params: tuple[ParamPlan, ...] = ()
+    schedule: tuple[str, ...] = field(default=())
+
+    def block(self, name: str) -> Block:
+        return next(b for b in self.blocks if b.name == name)
+
+    def __str__(self) -> str:
+        lines = [f"plan for model '{self.model}'", "", "variational blocks (in update order):"]
+        for name in self.schedule:
+            b = self.block(name)
+            kind = "closed-form CAVI" if b.update == "cavi" else b.update
+            line = f"  q({b.name}): {b.family} [{b.structure}] -- {kind}; init {b.init}"
+            lines.append(line)
+            if b.reason:
+                lines.append(f"      not conjugate: {b.reason}")
+        if self.params:
+            lines += ["", "point parameters (M-step):"]
+            lines += [f"  {p.name}: {p.type} -- {p.mstep}" for p in self.params]
+        lines += ["", "factors of the expected log joint:"]
+        for f in self.factors:
+            gate = f"   (summed over {', '.join(sorted({r.block for r in f.enum}))})" if f.enum else ""
+            lines.append(f"  {f.describe()}{gate}")
+        return "\n".join(lines)

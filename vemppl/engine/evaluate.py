@@ -1,0 +1,264 @@
+"""Evaluating the expected log joint, one factor at a time, vectorised over plates.
+
+A factor (one ``~`` statement) is evaluated on a grid: one array axis per enclosing
+loop variable, then one axis per enumerated categorical reference (the gates of
+``compiler.compile``), then the value's event axes.  Indexing by a loop variable is a
+slice placed on that variable's axis, indexing by a data array is a gather, and indexing
+by a categorical latent places every category on that reference's axis.  The factor's
+expected log density, an array over the grid, is then weighted by ``E[onehot]`` of the
+enumerated latents and summed:
+
+    E_q[log p(x_n | mu_{z_n}, ...)] = Σ_k E[z_nk] · E[log p(x_n | mu_k, ...)]
+
+which is affine in every block's mean parameters (Winn & Bishop 2005; Minka & Winn 2008).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..diagnostics import VemError
+from ..families import get_family
+from ..ir.expr import BinOp, Call, Index, Name, Neg, Num, loop_offset
+from ..ir.nodes import Definition
+from . import moments as M
+
+
+def eval_fixed(e, sizes: dict, values: dict):
+    """Value of an expression of constants and sizes only (no loop variables)."""
+    ctx = _Context(None, (), (), sizes, values, {}, {}, None)
+    src = ctx.ev(e)
+    return src.value
+
+
+class _Context:
+    """Evaluation of expressions inside one factor's grid."""
+
+    def __init__(self, model, loops, enum, sizes, values, blocks, params, tracker, masks=None):
+        self.model, self.sizes, self.values = model, sizes, values
+        self.blocks, self.params, self.tracker = blocks, params, tracker
+        self.masks = masks or {}
+        self.loops = []
+        for lp in loops:
+            start = int(eval_fixed(lp.start, sizes, values))
+            stop = int(eval_fixed(lp.stop, sizes, values))
+            self.loops.append((lp.var, start, stop))
+        self.loop_vars = tuple(v for v, _, _ in self.loops)
+        self.enum = enum
+        self.enum_sizes = [blocks[r.block][1].onehot.shape[-1] for r in enum]
+        self.R = len(self.loops) + len(enum)
+
+    # ---- layout helpers ---------------------------------------------------------
+    def _axis_array(self, values, axis):
+        shape = [1] * self.R
+        shape[axis] = len(values)
+        return np.reshape(np.asarray(values), shape)
+
+    def grid_arange(self, var, offset=0):
+        p = self.loop_vars.index(var)
+        _, start, stop = self.loops[p]
+        return self._axis_array(np.arange(start + offset, stop + offset), p)
+
+    def enum_arange(self, e):
+        return self._axis_array(np.arange(self.enum_sizes[e]), len(self.loops) + e)
+
+    def index_arrays(self, indices):
+        out = []
+        for ix in indices:
+            hit = next((i for i, r in enumerate(self.enum) if r.expr == ix), None)
+            if hit is not None:
+                out.append(self.enum_arange(hit))
+                continue
+            lo = loop_offset(ix, self.loop_vars)
+            if lo is not None:
+                out.append(self.grid_arange(*lo))
+                continue
+            src = self.ev(ix)
+            if not src.is_fixed:
+                raise VemError(
+                    "unsupported",
+                    "an index must be a loop variable, data, a constant or a categorical latent",
+                    getattr(ix, "span", None),
+                )
+            v = src.value
+            if v.ndim not in (0, self.R):
+                raise VemError("unsupported", "this index expression has an unexpected shape", getattr(ix, "span", None))
+            out.append(v.astype(np.int64) if isinstance(v, np.ndarray) else v.astype(jnp.int32))
+        return tuple(out)
+
+    # ---- evaluation --------------------------------------------------------------
+    def ev(self, e) -> M.MomentSource:
+        if isinstance(e, Num):
+            return M.Fixed(float(e.value))
+        if isinstance(e, Name):
+            return self._name(e)
+        if isinstance(e, Index):
+            return self._index(e)
+        if isinstance(e, Neg):
+            a = self.ev(e.operand)
+            return M.Fixed(-a.value) if a.is_fixed else M.Scaled(-1.0, a)
+        if isinstance(e, BinOp):
+            return self._binop(e)
+        if isinstance(e, Call):
+            return self._call(e)
+        raise TypeError(e)
+
+    def _name(self, e: Name):
+        if e.id in self.loop_vars:
+            return M.Fixed(self.grid_arange(e.id))
+        if e.id in self.values:
+            return M.Fixed(self.values[e.id])
+        if e.id in self.sizes:
+            return M.Fixed(self.sizes[e.id])
+        if e.id in self.params:
+            return M.Fixed(self.params[e.id])
+        if e.id in self.blocks:
+            fam, stats, eta = self.blocks[e.id]
+            src = M.BlockMoments(e.id, fam, stats, eta, self.tracker)
+            node = self.model.nodes[e.id]
+            if fam.event_rank == 0 and node.defs and node.defs[0].indices:
+                return M.Stacked(src, self.tracker)
+            return src
+        if self.model is not None and e.id in self.model.nodes and self.model.nodes[e.id].kind == "det":
+            raise VemError(
+                "unsupported", f"the deterministic node '{e.id}' must be indexed where it is used", e.span
+            )
+        raise KeyError(e.id)
+
+    def _index(self, e: Index):
+        if isinstance(e.base, Name) and e.base.id in self.blocks:
+            fam, stats, eta = self.blocks[e.base.id]
+            idx = self.index_arrays(e.indices)
+            take = lambda a: a[idx]  # noqa: E731  (leading plate axes only)
+            return M.BlockMoments(
+                e.base.id, fam, type(stats)(*map(take, stats)), type(eta)(*map(take, eta)), self.tracker
+            )
+        if isinstance(e.base, Name) and self.model is not None:
+            node = self.model.nodes.get(e.base.id)
+            if node is not None and node.kind == "det":
+                return self.ev(_inline(node.defs[0], e.indices, e.span))
+        base = self.ev(e.base)
+        if not base.is_fixed:
+            raise VemError("unsupported", "indexing this random expression is not supported", e.span)
+        return M.Fixed(base.value[self.index_arrays(e.indices)])
+
+    def _binop(self, e: BinOp):
+        a, b = self.ev(e.left), self.ev(e.right)
+        if a.is_fixed and b.is_fixed:
+            x, y = a.value, b.value
+            xp = _xp(x, y)
+            ops = {"+": xp.add, "-": xp.subtract, "*": xp.multiply, "/": xp.divide, "**": xp.power, "@": xp.matmul}
+            return M.Fixed(ops[e.op](x, y))
+        if e.op in "+-":
+            return M.Sum(a, b, 1.0 if e.op == "+" else -1.0, self.tracker)
+        if e.op == "*" and a.is_fixed:
+            return M.Scaled(a.value, b)
+        if e.op == "*" and b.is_fixed:
+            return M.Scaled(b.value, a)
+        if e.op == "/" and b.is_fixed:
+            return M.Scaled(1.0 / jnp.asarray(b.value), a)
+        if e.op == "@" and a.is_fixed:
+            va = jnp.asarray(a.value)
+            return M.MatVec(va, b) if va.ndim >= 2 else M.Dot(a, b, self.tracker)
+        if e.op == "@" and b.is_fixed and jnp.asarray(b.value).ndim == 1:
+            return M.Dot(a, b, self.tracker)
+        raise M.NoMoment(", ".join(sorted(a.deps | b.deps)), "expression", f"({e.op})")
+
+    def _call(self, e: Call):
+        args = [self.ev(a) for a in e.args]
+        if e.func == "dot" and not all(a.is_fixed for a in args):
+            return M.Dot(args[0], args[1], self.tracker)
+        if not all(a.is_fixed for a in args):
+            rnd = sorted(set().union(*(a.deps for a in args if not a.is_fixed)))
+            raise M.NoMoment(", ".join(rnd), "expression", f"{e.func}(...)")
+        v = [a.value for a in args]
+        f = e.func
+        xp = _xp(*v)
+        if f in ("zeros", "ones"):
+            return M.Fixed((np.zeros if f == "zeros" else np.ones)(tuple(int(x) for x in v)))
+        if f == "fill":
+            return M.Fixed(xp.full(tuple(int(x) for x in v[1:]), v[0], dtype=float))
+        if f == "eye":
+            return M.Fixed(np.eye(int(v[0])))
+        if f == "diag":
+            return M.Fixed(xp.vectorize(xp.diag, signature="(n)->(n,n)")(v[0]))
+        table = {
+            "exp": jnp.exp, "log": jnp.log, "sigmoid": jax.nn.sigmoid,
+            "softmax": lambda x: jax.nn.softmax(x, axis=-1), "sum": lambda x: jnp.sum(x, axis=-1),
+            "transpose": lambda x: jnp.swapaxes(x, -1, -2),
+            "dot": lambda x, y: jnp.sum(x * y, axis=-1),
+        }
+        return M.Fixed(table[f](*v))
+
+
+def _xp(*values):
+    """NumPy for concrete values (sizes stay concrete under tracing), else jax.numpy."""
+    return jnp if any(isinstance(v, jax.Array) for v in values) else np
+
+
+def _inline(d: Definition, indices, span):
+    """The expression of a deterministic node's element, its loop variables substituted."""
+    if len(indices) != len(d.indices) or not all(isinstance(i, Name) for i in d.indices):
+        raise VemError("unsupported", "a deterministic node must be defined over plain loop variables", span)
+    subst = {i.id: j for i, j in zip(d.indices, indices)}
+
+    def sub(e):
+        if isinstance(e, Name):
+            return subst.get(e.id, e)
+        if isinstance(e, Index):
+            return Index(sub(e.base), tuple(sub(i) for i in e.indices), e.span)
+        if isinstance(e, BinOp):
+            return BinOp(e.op, sub(e.left), sub(e.right), e.span)
+        if isinstance(e, Neg):
+            return Neg(sub(e.operand), e.span)
+        if isinstance(e, Call):
+            return Call(e.func, tuple(sub(a) for a in e.args), e.span)
+        return e
+
+    return sub(d.expr)
+
+
+def factor_value(model, factor, sizes, values, blocks, params, tracker=None, masks=None):
+    """Σ over the grid of E[onehot weights] · E[log p(target | args)] for one factor."""
+    d = factor.definition
+    fam = get_family(factor.family)
+    ctx = _Context(model, d.loops, factor.enum, sizes, values, blocks, params, tracker, masks)
+    target = Index(Name(factor.target), d.indices) if d.indices else Name(factor.target)
+    defaults = {k: v for k, v in fam.args.defaults.items()}
+    given = {k for k, _ in d.args}
+    args = {k: ctx.ev(v) for k, v in d.args}
+    for group in fam.args.groups:
+        if not any(g in given for g in group):
+            name = next(g for g in group if g in defaults)
+            args[name] = M.Fixed(defaults[name])
+    value = ctx.ev(target)
+    elp = fam.expected_log_prob(value, **args)
+    weight = jnp.ones(())
+    for e, ref in enumerate(factor.enum):
+        weight = weight * _enum_weight(ctx, e, ref)
+    if factor.target in ctx.masks:
+        m = _index_fixed(ctx, jnp.asarray(ctx.masks[factor.target], dtype=float), d.indices)
+        # A vector event is observed only if all of it is (missing rows drop out whole).
+        while m.ndim > ctx.R:
+            m = jnp.min(m, axis=-1)
+        weight = weight * m
+    return jnp.sum(weight * elp)
+
+
+def _index_fixed(ctx, arr, indices):
+    return jnp.asarray(arr)[ctx.index_arrays(indices)] if indices else jnp.asarray(arr)
+
+
+def _enum_weight(ctx, e, ref):
+    """E[onehot] of the reference ``ref`` laid out with its categories on axis ``e``."""
+    fam, stats, eta = ctx.blocks[ref.block]
+    r = stats.onehot
+    if isinstance(ref.expr, Index):
+        r = r[ctx.index_arrays(ref.expr.indices)]  # plate axes only; categories stay last
+    lead = r.shape[:-1]
+    r = jnp.reshape(r, (1,) * (ctx.R - len(lead)) + lead + r.shape[-1:]) if len(lead) < ctx.R else r
+    axis = len(ctx.loops) + e
+    r = jnp.squeeze(r, axis=axis) if r.shape[axis] == 1 else r
+    return jnp.moveaxis(r, -1, axis)

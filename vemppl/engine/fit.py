@@ -1,0 +1,135 @@
+"""The outer loop: restarts, convergence, progress; the best ELBO wins.
+
+Fitting is a Python loop over a jitted sweep (STYLE.md, pattern 1), so progress and
+callbacks are plain Python and the sweep compiles once per model and data shape, shared
+by every restart.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import jax
+import numpy as np
+
+from ..api import as_ir
+from ..compiler import compile_model
+from ..diagnostics import VemError
+from .bind import bind
+from .cavi import Engine
+
+
+def fit(
+    model,
+    data: dict | None = None,
+    *,
+    consts: dict | None = None,
+    dims: dict | None = None,
+    mask: dict | None = None,
+    init: dict | None = None,
+    seed: int = 0,
+    restarts: int = 1,
+    max_iter: int = 500,
+    tol: float = 1e-8,
+    strict: bool = False,
+    progress: bool | None = None,
+):
+    """Fit ``model`` to ``data`` by variational EM; returns a :class:`~vemppl.results.Fit`.
+
+    Convergence: the relative ELBO change falls below ``tol``.  With ``restarts > 1`` the
+    fit is repeated from ``restarts`` initialisations (seeds ``seed, seed+1, ...``) and
+    the one with the highest ELBO is returned.
+    """
+    from ..results.fit import Fit
+
+    m = as_ir(model)
+    plan = compile_model(m)
+    bad = [b for b in plan.blocks if b.update != "cavi"]
+    if bad:
+        b = bad[0]
+        raise VemError(
+            "unsupported",
+            f"q({b.name}) has no closed-form update: {b.reason}",
+            None,
+            "non-conjugate (gradient) updates are not implemented yet",
+        )
+    bound = bind(m, data or {}, consts, dims, mask, strict)
+    t0 = time.perf_counter()
+    engine = Engine(m, plan, bound)
+    key = jax.random.PRNGKey(seed)
+    if restarts < 1:
+        raise VemError("data", f"restarts must be at least 1; got {restarts}")
+    best = None
+    compile_seconds = None
+    show = sys.stderr.isatty() if progress is None else progress
+    for r in range(restarts):
+        key, sub = jax.random.split(key)
+        state = engine.init(sub, _initial_params(m, bound, init))
+        trace = [float(engine._elbo(state, engine.data))]
+        converged = False
+        bar = _Progress(show, f"restart {r + 1}/{restarts}" if restarts > 1 else "fit", max_iter)
+        it = 0
+        for it in range(1, max_iter + 1):
+            t_it = time.perf_counter()
+            state, elbo = engine.sweep(state)
+            elbo = float(elbo)
+            if compile_seconds is None:
+                compile_seconds = time.perf_counter() - t_it
+            if not np.isfinite(elbo):
+                raise VemError(
+                    "data",
+                    f"the ELBO became {elbo} at iteration {it}; the data may be badly scaled or a prior improper",
+                )
+            trace.append(elbo)
+            bar.update(it, elbo)
+            if abs(trace[-1] - trace[-2]) <= tol * abs(trace[-1]):
+                converged = True
+                break
+        bar.close()
+        if best is None or trace[-1] > best[1][-1]:
+            best = (state, trace, converged, it, r)
+    state, trace, converged, iterations, which = best
+    fit_seconds = time.perf_counter() - t0 - (compile_seconds or 0.0)
+    return Fit(
+        model=m, plan=plan, bound=bound, engine=engine, state=state, elbo_trace=np.asarray(trace),
+        converged=converged, iterations=iterations, seed=seed, restarts=restarts,
+        compile_seconds=compile_seconds or 0.0, fit_seconds=fit_seconds, best_restart=which,
+    )
+
+
+def _initial_params(model, bound, init):
+    init = dict(init or {})
+    out = {}
+    for p in model.of_kind("param"):
+        if p.name in init:
+            out[p.name] = np.asarray(init[p.name], dtype=float)
+    return out
+
+
+class _Progress:
+    """A rich progress bar with the current ELBO, shown only on a terminal."""
+
+    def __init__(self, show: bool, label: str, total: int):
+        self._p = None
+        self._start = time.perf_counter()
+        self.show, self.label, self.total = show, label, total
+
+    def update(self, it, elbo):
+        if not self.show:
+            return
+        if self._p is None and time.perf_counter() - self._start > 1.0:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._p = Progress(
+                TextColumn("{task.description}"), BarColumn(), TextColumn("iter {task.completed}"),
+                TextColumn("ELBO {task.fields[elbo]:.6g}"), TimeElapsedColumn(), transient=True,
+            )
+            self._p.start()
+            self._task = self._p.add_task(self.label, total=self.total, elbo=elbo)
+        if self._p is not None:
+            self._p.update(self._task, completed=it, elbo=elbo)
+
+    def close(self):
+        if self._p is not None:
+            self._p.stop()

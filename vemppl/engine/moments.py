@@ -1,0 +1,218 @@
+"""Moment sources for latent blocks and for expressions of them.
+
+The expected log joint is written in terms of moments (GUIDE §2).  A factor reads the
+moments of its arguments by attribute (``loc.mean``, ``precision.logdet``); here those
+attributes come from
+
+* :class:`BlockMoments`: a latent block's mean parameters ``μ_j`` (its ``Stats``), which
+  the CAVI update differentiates, or moments derived nonlinearly from its ``η_j``;
+* :class:`Sum`, :class:`Scaled`, :class:`Dot`: moments of affine expressions of
+  independent quantities (``m[j] + dot(W[j], h[n])``), which stay multi-affine in the
+  blocks' mean parameters, so factor analysis and regression remain conjugate.
+
+Every source carries ``deps``, the blocks it reads; a product of two sources that share
+a block would not be affine, and is reported through the :class:`Tracker`.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..families.base import MomentSource
+
+
+class Tracker:
+    """Records which moments of which block the expected log joint reads nonlinearly."""
+
+    def __init__(self):
+        self.nonlinear: dict[str, set[str]] = {}
+
+    def flag(self, block: str, why: str):
+        self.nonlinear.setdefault(block, set()).add(why)
+
+
+class Fixed(MomentSource):
+    """A known array (data, constant, point parameter, enumerated category).
+
+    Concrete NumPy values stay NumPy, so sizes and loop bounds remain concrete while the
+    expected log joint is traced by JAX.
+    """
+
+    deps: frozenset = frozenset()
+
+    def __init__(self, value):
+        self._value = value if isinstance(value, jax.Array) else np.asarray(value)
+
+
+class BlockMoments(MomentSource):
+    """Moments of (an indexed view of) a latent block.
+
+    ``stats`` is the block's ``Stats`` NamedTuple, already indexed; ``eta`` the matching
+    natural parameters (for derived moments); ``index`` is applied lazily to ``eta``.
+    """
+
+    def __init__(self, block: str, family, stats, eta, tracker: Tracker | None):
+        self.block, self.family, self.stats, self.eta = block, family, stats, eta
+        self.tracker = tracker
+        self.deps = frozenset({block})
+
+    @property
+    def is_fixed(self):
+        return False
+
+    @property
+    def value(self):
+        raise _NotFixed(self.block)
+
+    def _get(self, name):
+        if name in self.stats._fields:
+            return getattr(self.stats, name)
+        if self.tracker is not None:
+            self.tracker.flag(self.block, f"E[{name}] is not a sufficient statistic of {self.family.name}")
+        try:
+            return self.family.derived_moment(self.eta, name)
+        except KeyError:
+            raise _NoMoment(self.block, self.family.name, name) from None
+
+    mean = property(lambda s: s._get("mean"))
+    sq = property(lambda s: s._get("sq"))
+    outer = property(lambda s: s._get("outer"))
+    log = property(lambda s: s._get("log"))
+    log1m = property(lambda s: s._get("log1m"))
+    logdet = property(lambda s: s._get("logdet"))
+
+
+class _NotFixed(Exception):
+    def __init__(self, block):
+        super().__init__(f"'{block}' is random where a fixed value is needed")
+        self.block = block
+
+
+class _NoMoment(Exception):
+    def __init__(self, block, family, name):
+        super().__init__(f"the moment E[{name}] of '{block}' ({family}) is not available")
+        self.block, self.family, self.name = block, family, name
+
+
+NotFixed, NoMoment = _NotFixed, _NoMoment
+
+
+class _Derived(MomentSource):
+    is_fixed = property(lambda s: False)
+
+    @property
+    def value(self):
+        raise _NotFixed(", ".join(sorted(self.deps)))
+
+    def _cross(self, a, b, tracker):
+        shared = a.deps & b.deps
+        for blk in shared:
+            if tracker is not None:
+                tracker.flag(blk, "a product of two terms that both depend on it")
+
+
+class Sum(_Derived):
+    """a + b (or a − b) for independent a, b."""
+
+    def __init__(self, a, b, sign: float, tracker):
+        self.a, self.b, self.s = a, b, sign
+        self.deps = a.deps | b.deps
+        self._cross(a, b, tracker)
+
+    @property
+    def mean(self):
+        return self.a.mean + self.s * self.b.mean
+
+    @property
+    def sq(self):
+        return self.a.sq + 2.0 * self.s * self.a.mean * self.b.mean + self.b.sq
+
+    @property
+    def outer(self):
+        am, bm = self.a.mean, self.b.mean
+        cross = am[..., :, None] * bm[..., None, :]
+        return self.a.outer + self.s * (cross + jnp.swapaxes(cross, -1, -2)) + self.b.outer
+
+
+class Scaled(_Derived):
+    """c · a with c fixed (broadcast elementwise)."""
+
+    def __init__(self, c, a):
+        self.c, self.a, self.deps = jnp.asarray(c), a, a.deps
+
+    mean = property(lambda s: s.c * s.a.mean)
+    sq = property(lambda s: s.c**2 * s.a.sq)
+
+    @property
+    def outer(self):
+        c = self.c
+        cc = c[..., :, None] * c[..., None, :] if c.ndim and c.shape[-1] > 1 else c[..., None] ** 2 if c.ndim else c**2
+        return cc * self.a.outer
+
+    @property
+    def log(self):
+        return jnp.log(self.c) + self.a.log
+
+    @property
+    def logdet(self):
+        d = self.a.mean.shape[-1]
+        return d * jnp.log(self.c) + self.a.logdet
+
+
+class Dot(_Derived):
+    """Σ_k a_k b_k over the last axis, for independent a and b (either may be fixed)."""
+
+    def __init__(self, a, b, tracker):
+        self.a, self.b = a, b
+        self.deps = a.deps | b.deps
+        self._cross(a, b, tracker)
+
+    @property
+    def mean(self):
+        return jnp.sum(self.a.mean * self.b.mean, axis=-1)
+
+    @property
+    def sq(self):
+        # E[(aᵀb)²] = tr(E[aaᵀ] E[bbᵀ]) for independent a, b.
+        return jnp.sum(self.a.outer * self.b.outer, axis=(-1, -2))
+
+
+class MatVec(_Derived):
+    """M @ v with M fixed [.., P, Q] and v random [.., Q]."""
+
+    def __init__(self, m, v):
+        self.m, self.v, self.deps = jnp.asarray(m), v, v.deps
+
+    mean = property(lambda s: jnp.einsum("...pq,...q->...p", s.m, s.v.mean))
+
+    @property
+    def sq(self):
+        return jnp.einsum("...pq,...qr,...pr->...p", self.m, self.v.outer, self.m)
+
+    @property
+    def outer(self):
+        return jnp.einsum("...pq,...qr,...sr->...ps", self.m, self.v.outer, self.m)
+
+
+class Stacked(_Derived):
+    """A vector of independent scalar elements of one block (``w`` for ``w[j] ~ Normal``).
+
+    ``E[wwᵀ] = E[w]E[w]ᵀ + diag(Var w)``: the off-diagonal products of different elements
+    make this quadratic in the block's mean parameters, so the tracker is told.
+    """
+
+    def __init__(self, elem: BlockMoments, tracker):
+        self.e, self.deps = elem, elem.deps
+        self.tracker = tracker
+
+    mean = property(lambda s: s.e.mean)
+
+    @property
+    def outer(self):
+        if self.tracker is not None:
+            for b in self.deps:
+                self.tracker.flag(b, "its elements are used jointly as a vector")
+        m, sq = self.e.mean, self.e.sq
+        return m[..., :, None] * m[..., None, :] + jnp.vectorize(jnp.diag, signature="(n)->(n,n)")(sq - m**2)
