@@ -66,6 +66,8 @@ class Definition:
     args: tuple[tuple[str, Expr], ...] = ()
     expr: Expr | None = None
     span: Span | None = field(default=None, compare=False, repr=False)
+    #: where the distribution's name is written, for support errors.
+    dist_span: Span | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_random(self) -> bool:

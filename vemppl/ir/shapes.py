@@ -2,13 +2,14 @@
 
 Shapes are checked at compile time where they are known (LANGUAGE.md, "Principles");
 a size that cannot be decided symbolically (``D + 2``) is kept as its text and only
-compared for equality.
+compared for equality.  :func:`infer` gives the shape of an expression and
+:func:`infer_node_shapes` the full shape (plate sizes, then value shape) of every node.
 """
 
 from __future__ import annotations
 
 from ..diagnostics import VemError
-from .expr import BinOp, Call, Expr, Index, Name, Neg, Num
+from .expr import BinOp, Call, Expr, Index, Name, Neg, Num, loop_offset
 
 Size = int | str
 Shape = tuple[Size, ...]
@@ -123,3 +124,95 @@ def _call(e: Call, env, loop_vars) -> Shape:
         s = shapes[0]
         return s[:-2] + (s[-1], s[-2]) if len(s) >= 2 else s
     raise VemError("undefined-name", f"unknown function '{f}'", e.span)
+
+
+# ---- node shapes --------------------------------------------------------------------------
+def infer_node_shapes(nodes: dict, order: list[str]) -> dict[str, Shape]:
+    """Full shapes of every node; also checks data and typed consts against their declarations."""
+    env: dict[str, Shape] = {}
+    for node in nodes.values():
+        if node.kind == "dim":
+            env[node.name] = ()
+        elif node.kind == "const":
+            got = infer(node.value, env, ())
+            if node.type is not None and node.type.shape:
+                declared = type_shape(node.type)
+                if broadcast(got, declared, node.value.span or node.span, f"value of '{node.name}'") != declared:
+                    raise VemError(
+                        "shape",
+                        f"const '{node.name}' is declared with shape {fmt(declared)} but its value has shape {fmt(got)}",
+                        node.value.span or node.span,
+                    )
+                got = declared
+            env[node.name] = got
+        elif node.kind in ("data", "param"):
+            env[node.name] = type_shape(node.type)
+    for name in order:
+        node = nodes[name]
+        if node.kind in ("latent", "det"):
+            env[node.name] = _defined_shape(node, env)
+        elif node.defs:
+            declared = env[node.name]
+            got = _defined_shape(node, env)
+            if got != declared and not (node.type.base == "cat" and got[: len(declared)] == declared):
+                raise VemError(
+                    "shape",
+                    f"'{node.name}' is declared with shape {fmt(declared)} but its statements give {fmt(got)}",
+                    node.defs[0].span,
+                    "the indices on the left of '~' and the distribution's value shape make up the shape",
+                )
+    return env
+
+
+def type_shape(t) -> Shape:
+    """The shape a declared type stands for (``spd[D]`` is ``[D, D]``)."""
+    sizes = tuple(size_of(e) for e in t.shape)
+    if t.base == "spd" and sizes:
+        return sizes + sizes[-1:]
+    return sizes
+
+
+def _defined_shape(node, env) -> Shape:
+    from ..families import get_family
+
+    plate: list | None = None
+    value = None
+    for d in node.defs:
+        lv = d.loop_vars
+        sizes = []
+        for ix in d.indices:
+            lo = loop_offset(ix, lv)
+            if lo is not None:
+                lp = next(lp for lp in d.loops if lp.var == lo[0])
+                stop = size_of(lp.stop)
+                sizes.append(stop + lo[1] if isinstance(stop, int) else (stop if lo[1] == 0 else f"{stop}{lo[1]:+d}"))
+            else:
+                sizes.append(None)  # a constant index: size decided by the other definitions
+        if d.dist is not None:
+            fam = get_family(d.dist)
+            # A Markov self-reference reads one element: give the node a provisional plate shape.
+            own = {node.name: env.get(node.name, (None,) * len(d.indices))}
+            arg_shapes = {k: infer(e, {**env, **own}, lv) for k, e in d.args}
+            v = _value_shape(fam, arg_shapes, d.dist_span or d.span)
+        else:
+            v = infer(d.expr, env, lv)
+        if value is not None and v != value:
+            raise VemError("shape", f"definitions of '{node.name}' disagree: shapes {fmt(value)} and {fmt(v)}", d.span)
+        value = v
+        plate = sizes if plate is None else [a if a is not None else b for a, b in zip(plate, sizes)]
+    plate = [p if p is not None else 1 for p in (plate or [])]
+    return tuple(plate) + tuple(value or ())
+
+
+def _value_shape(fam, arg_shapes, span) -> Shape:
+    if fam.event_rank == 0:
+        out: Shape = ()
+        for s in arg_shapes.values():
+            out = broadcast(out, s, span, f"arguments of {fam.name}")
+        return () if fam.support == "cat" else out
+    try:
+        return tuple(fam.event_shape(**arg_shapes))
+    except VemError as err:
+        raise err.with_span(span) from None
+    except Exception as exc:  # a family's shape rule failed on these arguments
+        raise VemError("shape", f"arguments of {fam.name} have incompatible shapes: {exc}", span) from None

@@ -1,0 +1,240 @@
+"""Checks of the IR that look beyond one name: self-references, overlapping
+definitions, cycles, data supports, and constant arguments outside a family's support.
+
+:class:`~vemppl.ir.builder.IRBuilder` calls these; each raises
+:class:`~vemppl.diagnostics.VemError` at the offending span (LANGUAGE.md, "Names",
+"Loops", "Errors").
+"""
+
+from __future__ import annotations
+
+import math
+
+import networkx as nx
+import numpy as np
+
+from ..diagnostics import VemError
+from ..families import get_family
+from . import shapes as S
+from .expr import BinOp, Call, Expr, Index, Name, Neg, Num, const_int, loop_offset, walk
+from .nodes import Definition, Node
+
+
+# ---- a node reading itself ----------------------------------------------------------------
+def check_self_reference(target: str, d: Definition):
+    """A node may read itself only at an earlier step of its own loop (a Markov dependence)."""
+    exprs = [e for _, e in d.args] + ([d.expr] if d.expr is not None else [])
+    own = [loop_offset(ix, d.loop_vars) for ix in d.indices]
+    for e in exprs:
+        for sub in walk(e):
+            if not (isinstance(sub, Index) and isinstance(sub.base, Name) and sub.base.id == target):
+                if isinstance(sub, Name) and sub.id == target and not _is_indexed_base(e, sub):
+                    raise VemError("cycle", f"'{target}' depends on itself", sub.span or d.span)
+                continue
+            offs = [loop_offset(ix, d.loop_vars) for ix in sub.indices]
+            lags = []
+            for mine, theirs in zip(own, offs):
+                if mine is None or theirs is None or mine[0] != theirs[0]:
+                    lags.append(None)
+                else:
+                    lags.append(mine[1] - theirs[1])
+            if any(lag is not None and lag < 0 for lag in lags):
+                raise VemError(
+                    "cycle",
+                    f"'{target}' depends on a later step of itself",
+                    sub.span or d.span,
+                    "a Markov dependence reads an earlier step, as in z[t-1]",
+                )
+            if all(lag == 0 for lag in lags):
+                raise VemError("cycle", f"'{target}' depends on itself", sub.span or d.span)
+            if any(lag not in (0, 1) for lag in lags):
+                raise VemError(
+                    "unsupported",
+                    f"'{target}' depends on itself at a lag other than 1",
+                    sub.span or d.span,
+                    "only first-order Markov dependences (z[t-1]) are supported",
+                )
+
+
+def _is_indexed_base(root, name_node) -> bool:
+    return any(isinstance(s, Index) and s.base is name_node for s in walk(root))
+
+
+# ---- two definitions writing one element ----------------------------------------------------
+def overlap(a: Definition, b: Definition) -> bool:
+    """Conservative test that two definitions write a common element."""
+    if len(a.indices) != len(b.indices):
+        return True
+    for ia, ib in zip(a.indices, b.indices):
+        ra, rb = _index_range(ia, a), _index_range(ib, b)
+        if ra is None or rb is None:
+            continue
+        (lo_a, hi_a), (lo_b, hi_b) = ra, rb
+        if isinstance(lo_a, int) and isinstance(hi_b, int) and lo_a >= hi_b:
+            return False
+        if isinstance(lo_b, int) and isinstance(hi_a, int) and lo_b >= hi_a:
+            return False
+        if lo_a != lo_b and all(isinstance(v, int) for v in (lo_a, lo_b)):
+            # z[0] against range(1, T): disjoint when the constant is below the loop's start.
+            if hi_a == lo_a + 1 and lo_a < lo_b or hi_b == lo_b + 1 and lo_b < lo_a:
+                return False
+    return True
+
+
+def _index_range(ix: Expr, d: Definition):
+    c = const_int(ix)
+    if c is not None:
+        return (c, c + 1)
+    lo = loop_offset(ix, d.loop_vars)
+    if lo is None:
+        return None
+    lp = next(lp for lp in d.loops if lp.var == lo[0])
+    start, stop = const_int(lp.start), S.size_of(lp.stop)
+    if start is None:
+        return None
+    stop = stop + lo[1] if isinstance(stop, int) else (stop if lo[1] == 0 else f"{stop}{lo[1]:+d}")
+    return (start + lo[1], stop)
+
+
+# ---- the whole graph ---------------------------------------------------------------------------
+def check_acyclic(model) -> list[str]:
+    """A topological order of the nodes (declaration order breaks ties), or a cycle error."""
+    g = model.graph.copy()
+    g.remove_edges_from([(u, v) for u, v in g.edges if u == v])
+    try:
+        cycle = nx.find_cycle(g)
+    except nx.NetworkXNoCycle:
+        rank = {name: i for i, name in enumerate(model.nodes)}
+        return list(nx.lexicographical_topological_sort(g, key=rank.__getitem__))
+    names = " → ".join([u for u, _ in cycle] + [cycle[0][0]])
+    closing = model.nodes[cycle[-1][1]]
+    # Point at the definition that closes the loop: the last one of the node it reaches.
+    span = closing.defs[-1].span if closing.defs else closing.span
+    raise VemError("cycle", f"the model has a cycle: {names}", span, "a model must be a directed acyclic graph")
+
+
+_DATA_TYPES_FOR_SUPPORT = {
+    "real": {"real"},
+    "pos": {"pos", "unit", "bool"},
+    "unit": {"unit"},
+    "count": {"count", "bool", "cat", "int"},
+    "bool": {"bool"},
+    "cat": {"cat", "bool"},
+    "simplex": {"simplex"},
+    "spd": {"spd"},
+}
+
+
+def check_supports(model):
+    """Data must lie in the support of the distribution it is drawn from."""
+    for node in model.of_kind("data"):
+        for d in node.defs:
+            fam = get_family(d.dist)
+            ok = _DATA_TYPES_FOR_SUPPORT.get(fam.support, set())
+            if node.type.base not in ok:
+                raise VemError(
+                    "support",
+                    f"'{node.name}' is declared {node.type.base} but {fam.name} has support {fam.support}",
+                    d.dist_span or d.span,
+                    f"declare '{node.name}' with a type in {{{', '.join(sorted(ok))}}}, or choose another distribution",
+                )
+
+
+# ---- constant arguments against NumPyro's argument constraints --------------------------------
+def check_constant_args(family, args, nodes: dict[str, Node]):
+    """An argument that folds to a constant must satisfy NumPyro's ``arg_constraints``.
+
+    ``args`` are ``(canonical name, expr, span)``.  Only element-wise constraints are
+    checked (``Dirichlet(fill(-1.0, K))``, ``Normal(0, -1)``, ``Gamma(0, 1)``); matrix
+    constraints (positive definite, simplex) are left to the data and the engine.
+    """
+    constraints = _arg_constraints(family.name)
+    for name, e, span in args:
+        c = constraints.get(name)
+        if c is None:
+            continue
+        v = fold(e, nodes)
+        if v is None:
+            continue
+        try:
+            ok = bool(np.all(c(np.asarray(v))))
+        except Exception:  # a constraint that cannot judge a lone scalar (e.g. Dependent)
+            continue
+        if not ok:
+            raise VemError(
+                "support",
+                f"the {name} of {family.name} must be {_describe(c)}; this one is {v:g}",
+                e.span or span,
+            )
+
+
+def _arg_constraints(fam_name: str) -> dict:
+    import numpyro.distributions as dist
+    from numpyro.distributions import constraints as C
+
+    out = {}
+    # NumPyro spells some distributions as factories over a Probs and a Logits class.
+    for cls_name in (fam_name, fam_name + "Probs", fam_name + "Logits"):
+        cls = getattr(dist, cls_name, None)
+        for k, c in (getattr(cls, "arg_constraints", None) or {}).items():
+            while isinstance(c, C.independent):
+                c = c.base_constraint
+            if getattr(c, "event_dim", 1) == 0 and not isinstance(c, C._Dependent):
+                out.setdefault(k, c)
+    return out
+
+
+def _describe(c) -> str:
+    from numpyro.distributions import constraints as C
+
+    words = {
+        C.positive: "positive",
+        C.nonnegative: "non-negative",
+        C.unit_interval: "in [0, 1]",
+        C.nonnegative_integer: "a non-negative integer",
+        C.positive_integer: "a positive integer",
+        C.real: "a real number",
+        C.boolean: "0 or 1",
+    }
+    for k, w in words.items():
+        if c is k:
+            return w
+    if hasattr(c, "lower_bound"):
+        return f"at least {c.lower_bound:g}"
+    return f"in {c!r}"
+
+
+_FOLD_DEPTH = 50
+
+
+def fold(e: Expr, nodes: dict[str, Node], depth: int = 0) -> float | None:
+    """The value of ``e`` if it is a known scalar (or an array filled with one), else None."""
+    if depth > _FOLD_DEPTH:
+        return None
+    if isinstance(e, Num):
+        return float(e.value)
+    if isinstance(e, Neg):
+        v = fold(e.operand, nodes, depth + 1)
+        return None if v is None else -v
+    if isinstance(e, Name):
+        n = nodes.get(e.id)
+        if n is not None and n.kind == "const" and n.value is not None:
+            return fold(n.value, nodes, depth + 1)
+        return None
+    if isinstance(e, BinOp) and e.op != "@":
+        a, b = fold(e.left, nodes, depth + 1), fold(e.right, nodes, depth + 1)
+        if a is None or b is None:
+            return None
+        try:
+            v = {"+": a + b, "-": a - b, "*": a * b}.get(e.op)
+            if v is None:
+                v = a / b if e.op == "/" else a**b
+        except (ZeroDivisionError, OverflowError, ValueError):
+            return None
+        return v if isinstance(v, float) and math.isfinite(v) else None
+    if isinstance(e, Call):
+        if e.func in ("zeros", "ones"):
+            return 0.0 if e.func == "zeros" else 1.0
+        if e.func == "fill" and e.args:
+            return fold(e.args[0], nodes, depth + 1)
+    return None
