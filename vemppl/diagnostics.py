@@ -112,10 +112,11 @@ class VemError(Exception):
 def _code_frame(span: Span) -> str:
     if not span.source:
         return ""
-    lines = span.source.splitlines()
+    # Lines end at "\n" only, as in the lexer (splitlines would also split at \f, \x1c, ...).
+    lines = span.source.split("\n")
     if not (1 <= span.line <= len(lines)):
         return ""
-    text = lines[span.line - 1].replace("\t", " ")
+    text = lines[span.line - 1].rstrip("\r").replace("\t", " ")
     if len(text) > 200:  # keep frames readable on minified or junk input
         start = max(0, span.column - 80)
         text = ("..." if start else "") + text[start : start + 160]
@@ -124,7 +125,7 @@ def _code_frame(span: Span) -> str:
         col = span.column
     width = 1
     if span.end_line == span.line and span.end_column and span.end_column > span.column:
-        width = span.end_column - span.column
+        width = min(span.end_column - span.column, len(text) - col + 1)
     gutter = f"{span.line:>5} | "
     pad = " " * (len(gutter) - 2) + "| "
     return f"{gutter}{text}\n{pad}{' ' * max(col - 1, 0)}{'^' * max(width, 1)}"

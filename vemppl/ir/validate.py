@@ -187,16 +187,16 @@ def _arg_constraints(fam_name: str) -> dict:
 def _describe(c) -> str:
     from numpyro.distributions import constraints as C
 
-    words = {
-        C.positive: "positive",
-        C.nonnegative: "non-negative",
-        C.unit_interval: "in [0, 1]",
-        C.nonnegative_integer: "a non-negative integer",
-        C.positive_integer: "a positive integer",
-        C.real: "a real number",
-        C.boolean: "0 or 1",
-    }
-    for k, w in words.items():
+    words = (
+        (C.positive, "positive"),
+        (C.nonnegative, "non-negative"),
+        (C.unit_interval, "in [0, 1]"),
+        (C.nonnegative_integer, "a non-negative integer"),
+        (C.positive_integer, "a positive integer"),
+        (C.real, "a real number"),
+        (C.boolean, "0 or 1"),
+    )
+    for k, w in words:
         if c is k:
             return w
     if hasattr(c, "lower_bound"):
