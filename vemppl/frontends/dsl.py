@@ -24,8 +24,11 @@ located at the Python line that made them.
 
 from __future__ import annotations
 
+import numbers
 import sys
 from contextlib import contextmanager
+
+import numpy as np
 
 from ..diagnostics import Span
 from ..families import REGISTRY
@@ -47,11 +50,12 @@ def as_expr(v, model: "Model | None" = None) -> Expr:
     """Python value or handle → IR expression."""
     if isinstance(v, E):
         return v.to_expr(model)
-    if isinstance(v, bool):
+    if isinstance(v, (bool, np.bool_)):
         return Num(int(v))
-    if isinstance(v, (int, float)):
+    if isinstance(v, (numbers.Integral, numbers.Real)) and not isinstance(v, np.ndarray):
+        v = int(v) if isinstance(v, numbers.Integral) else float(v)  # NumPy scalars too
         if v < 0:
-            return Neg(Num(-v))
+            return Neg(Num(-v))  # as the text reads '-3'
         return Num(v)
     raise TypeError(f"cannot use {type(v).__name__} in a model expression")
 

@@ -7,8 +7,11 @@ inverse of the parser up to spans: ``parse(to_text(m)) == m``.
 
 from __future__ import annotations
 
+import math
+
 import networkx as nx
 
+from ..diagnostics import VemError
 from ..ir.expr import BinOp, Call, Expr, Index, Name, Neg, Num
 from ..ir.graph import ModelGraph
 from ..ir.nodes import Definition, TypeSpec
@@ -43,9 +46,14 @@ def expr_to_text(e: Expr, parent: int = 0) -> str:
 def _num(v) -> str:
     if isinstance(v, bool):
         v = int(v)
-    if isinstance(v, int) or (isinstance(v, float) and v.is_integer() and abs(v) < 1e15):
-        return str(int(v)) if isinstance(v, int) else repr(float(v))
-    return repr(float(v))
+    if isinstance(v, int):
+        return str(v)
+    v = float(v)
+    if not math.isfinite(v):
+        raise VemError("type", f"the number {v} has no spelling in model text", hint="numbers must be finite")
+    if v == 0.0:
+        return "0.0"  # also for -0.0, which would read back as a negation
+    return repr(v)
 
 
 def type_to_text(t: TypeSpec) -> str:
@@ -60,9 +68,11 @@ def type_to_text(t: TypeSpec) -> str:
 def definition_to_text(target: str, d: Definition) -> str:
     lhs = target + (f"[{', '.join(expr_to_text(i) for i in d.indices)}]" if d.indices else "")
     if d.dist is not None:
-        parts = []
+        # Positional while the arguments follow the family's positional order, then keywords.
+        positional, parts, keyword = _positional(d.dist), [], False
         for i, (k, v) in enumerate(d.args):
-            parts.append(expr_to_text(v) if i == 0 and _first_positional(d.dist) == k else f"{k} = {expr_to_text(v)}")
+            keyword = keyword or i >= len(positional) or positional[i] != k
+            parts.append(f"{k} = {expr_to_text(v)}" if keyword else expr_to_text(v))
         stmt = f"{lhs} ~ {d.dist}({', '.join(parts)})"
     else:
         stmt = f"{lhs} = {expr_to_text(d.expr)}"
@@ -73,11 +83,10 @@ def definition_to_text(target: str, d: Definition) -> str:
     return opens + stmt + " }" * len(d.loops)
 
 
-def _first_positional(dist: str) -> str | None:
+def _positional(dist: str) -> tuple[str, ...]:
     from ..families import get_family
 
-    pos = get_family(dist).args.positional
-    return pos[0] if pos else None
+    return tuple(get_family(dist).args.positional)
 
 
 def _is_zero(e: Expr) -> bool:
@@ -104,8 +113,8 @@ def to_text(model) -> str:
             out.append(f"param {n.name}: {type_to_text(n.type)}{init}")
     g = m.graph.copy()
     g.remove_edges_from([(u, v) for u, v in g.edges if u == v])
-    order = list(m.nodes)
-    for name in nx.lexicographical_topological_sort(g, key=order.index):
+    rank = {name: i for i, name in enumerate(m.nodes)}
+    for name in nx.lexicographical_topological_sort(g, key=rank.__getitem__):
         for d in m.nodes[name].defs:
             out.append(definition_to_text(name, d))
     return "\n".join(out) + "\n"
