@@ -30,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`vemppl check m.vem | head`): silence the flush at exit
+        # (the recipe of the Python docs, "Note on SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_INTERNAL
     except VemError as err:  # a verb should catch its own; this keeps the promise of no traceback
         print(err.render(), file=sys.stderr)
         return EXIT_BAD_INPUT

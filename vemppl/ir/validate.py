@@ -9,6 +9,7 @@ definitions, cycles, data supports, and constant arguments outside a family's su
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import networkx as nx
 import numpy as np
@@ -168,6 +169,7 @@ def check_constant_args(family, args, nodes: dict[str, Node]):
             )
 
 
+@lru_cache(maxsize=None)
 def _arg_constraints(fam_name: str) -> dict:
     import numpyro.distributions as dist
     from numpyro.distributions import constraints as C
