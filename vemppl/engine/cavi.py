@@ -80,7 +80,7 @@ class Engine:
         def L(mu_j):
             return self.expected_log_joint({**state.mu, j: mu_j}, state.eta, state.params, data)
 
-        eta_j = fam.Stats(*jax.grad(L)(state.mu[j]))
+        eta_j = fam.tidy_natural(fam.Stats(*jax.grad(L)(state.mu[j])))
         mu_j = fam.expected_stats(eta_j)
         return State({**state.eta, j: eta_j}, {**state.mu, j: mu_j}, state.params)
 
@@ -186,8 +186,9 @@ class Engine:
         return None
 
 
-def _kmeanspp(x, k, rng, smooth=0.1):
-    """k-means++ seeding (Arthur & Vassilvitskii 2007), then soft nearest-centre responsibilities."""
+def _kmeanspp(x, k, rng, smooth=0.1, lloyd_steps=20):
+    """k-means++ seeding (Arthur & Vassilvitskii 2007) refined by a few Lloyd steps, then
+    smoothed nearest-centre responsibilities (the initialisation scikit-learn uses too)."""
     n = x.shape[0]
     centres = [x[rng.integers(n)]]
     d2 = np.sum((x - centres[0]) ** 2, axis=1)
@@ -197,9 +198,18 @@ def _kmeanspp(x, k, rng, smooth=0.1):
         centres.append(c)
         d2 = np.minimum(d2, np.sum((x - c) ** 2, axis=1))
     c = np.stack(centres)
-    dist = ((x[:, None, :] - c[None]) ** 2).sum(-1)
-    hard = np.eye(k)[np.argmin(dist, axis=1)]
+    for _ in range(lloyd_steps):
+        assign = np.argmin(_sqdist(x, c), axis=1)
+        new = np.stack([x[assign == j].mean(0) if np.any(assign == j) else c[j] for j in range(k)])
+        if np.allclose(new, c):
+            break
+        c = new
+    hard = np.eye(k)[np.argmin(_sqdist(x, c), axis=1)]
     return (1 - smooth) * hard + smooth / k
+
+
+def _sqdist(x, c):
+    return (x**2).sum(1)[:, None] - 2.0 * x @ c.T + (c**2).sum(1)[None, :]
 
 
 def _broadcast_to_grid(x, grid, rank):

@@ -95,6 +95,9 @@ class _Context:
         if isinstance(e, Name):
             return self._name(e)
         if isinstance(e, Index):
+            hit = next((i for i, r in enumerate(self.enum) if r.expr == e), None)
+            if hit is not None:  # a gated categorical: every category on its own axis
+                return M.Fixed(self.enum_arange(hit))
             return self._index(e)
         if isinstance(e, Neg):
             a = self.ev(e.operand)

@@ -82,6 +82,7 @@ class BlockMoments(MomentSource):
     log = property(lambda s: s._get("log"))
     log1m = property(lambda s: s._get("log1m"))
     logdet = property(lambda s: s._get("logdet"))
+    onehot = property(lambda s: s._get("onehot"))
 
 
 class _NotFixed(Exception):

@@ -163,9 +163,19 @@ class ExpFamily:
 
     @classmethod
     def expected_stats(cls, eta):
-        """μ = E[T(x)] = ∇A(η); default by autodiff, families override with closed forms."""
+        """μ = E[T(x)] = ∇A(η); default by autodiff, families override with closed forms.
+
+        η's leading fields pair with ``Stats``; a family may append fixed, non-natural
+        fields after them (Binomial's ``total_count``), whose gradients are dropped here.
+        """
         grad = jax.grad(lambda e: jnp.sum(cls.log_normalizer(e)))
-        return cls.Stats(*grad(eta))
+        return cls.Stats(*tuple(grad(eta))[: len(cls.Stats._fields)])
+
+    @classmethod
+    def tidy_natural(cls, eta):
+        """η as the CAVI gradient gives it, projected onto the family's parameterisation
+        (matrix families symmetrise: a gradient w.r.t. E[xxᵀ] is symmetric only up to round-off)."""
+        return eta
 
     @classmethod
     def natural_from_mean(cls, mu):

@@ -1,0 +1,155 @@
+"""Multivariate Normal (location ``m``, precision ``Λ``) over ``R^D``.
+
+Density ``N(x | m, Λ) = (2π)^(−D/2) |Λ|^(1/2) exp(−½ (x − m)ᵀ Λ (x − m))``:
+``T(x) = (x, x xᵀ)``, ``η = (Λ m, −½ Λ)``, ``h(x) = (2π)^(−D/2)``,
+``A(η) = ½ mᵀ Λ m − ½ log |Λ|`` with ``Λ = −2 η₂``, ``m = Λ⁻¹ η₁``;
+``E[x] = m``, ``E[x xᵀ] = Λ⁻¹ + m mᵀ`` (Bishop, PRML §2.3, §10.2.1; Winn & Bishop 2005, table 1).
+Every solve uses the Cholesky factor of ``Λ``; no explicit inverse is formed except
+``Λ⁻¹`` itself where the statistic ``E[x xᵀ]`` needs it.
+
+As a model factor, with independent moments of value x, location m and precision Λ,
+``E[log N(x | m, Λ)] = ½E[log|Λ|] − (D/2) log 2π
+− ½ tr(E[Λ](E[x xᵀ] − E[x]E[m]ᵀ − E[m]E[x]ᵀ + E[m mᵀ]))``,
+affine in (E[x], E[x xᵀ]), in (E[m], E[m mᵀ]) and in (E[Λ], E[log|Λ|]): the MvNormal is
+conjugate to an MvNormal location and a Wishart precision.  A covariance or a Cholesky
+scale must be fixed (their moments are not linear in a conjugate family) and are
+converted to the precision moments exactly.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpyro.distributions as dist
+
+from . import _linalg as la
+from .base import ArgSpec, ExpFamily
+
+_LOG_2PI = jnp.log(2.0 * jnp.pi)
+
+
+class MvNormalStats(NamedTuple):
+    mean: jnp.ndarray  # E[x], [..., D]
+    outer: jnp.ndarray  # E[x xᵀ], [..., D, D]
+
+
+class MvNormal(ExpFamily):
+    name = "MvNormal"
+    Stats = MvNormalStats
+    stat_ranks = (1, 2)
+    support = "real"
+    event_rank = 1
+    args = ArgSpec(
+        positional=("loc", "covariance_matrix"),
+        groups=(("loc",), ("covariance_matrix", "precision_matrix", "scale_tril")),
+        defaults={"loc": 0.0},
+        aliases={"cov": "covariance_matrix", "precision": "precision_matrix"},
+    )
+
+    @classmethod
+    def natural_from_params(cls, loc=0.0, covariance_matrix=None, precision_matrix=None,
+                            scale_tril=None):
+        lam = _precision(covariance_matrix, precision_matrix, scale_tril)
+        m = _broadcast_loc(jnp.asarray(loc, dtype=lam.dtype), lam.shape[-1])
+        batch = jnp.broadcast_shapes(m.shape[:-1], lam.shape[:-2])
+        m = jnp.broadcast_to(m, batch + m.shape[-1:])
+        lam = jnp.broadcast_to(lam, batch + lam.shape[-2:])
+        return MvNormalStats(jnp.einsum("...ij,...j->...i", lam, m), -0.5 * lam)
+
+    @classmethod
+    def params_from_natural(cls, eta):
+        lam = -2.0 * eta.outer
+        return {"loc": la.chol_solve(la.chol(lam), eta.mean), "precision_matrix": lam}
+
+    @classmethod
+    def log_normalizer(cls, eta):
+        tril = la.chol(-2.0 * eta.outer)
+        m = la.chol_solve(tril, eta.mean)
+        return 0.5 * jnp.sum(eta.mean * m, axis=-1) - 0.5 * la.chol_logdet(tril)
+
+    @classmethod
+    def expected_stats(cls, eta):
+        tril = la.chol(-2.0 * eta.outer)
+        m = la.chol_solve(tril, eta.mean)
+        return MvNormalStats(m, la.chol_inverse(tril) + la.outer(m, m))
+
+    @classmethod
+    def natural_from_mean(cls, mu):
+        lam = la.spd_inverse(mu.outer - la.outer(mu.mean, mu.mean))
+        return MvNormalStats(jnp.einsum("...ij,...j->...i", lam, mu.mean), -0.5 * lam)
+
+    @classmethod
+    def stats(cls, x):
+        x = jnp.asarray(x)
+        return MvNormalStats(x, la.outer(x, x))
+
+    @classmethod
+    def log_base_measure(cls, x):
+        x = jnp.asarray(x, dtype=float)
+        return -0.5 * x.shape[-1] * _LOG_2PI * jnp.ones(x.shape[:-1])
+
+    @classmethod
+    def expected_log_base_measure(cls, eta):
+        return -0.5 * eta.mean.shape[-1] * _LOG_2PI * jnp.ones(eta.mean.shape[:-1])
+
+    @classmethod
+    def mode(cls, eta):
+        # argmax ⟨η₁, x⟩ + ⟨η₂, x xᵀ⟩ = (−2η₂)⁻¹ η₁, the mean.
+        return la.chol_solve(la.chol(-2.0 * eta.outer), eta.mean)
+
+    @classmethod
+    def tidy_natural(cls, eta):
+        sym = 0.5 * (eta.outer + jnp.swapaxes(eta.outer, -1, -2))
+        return eta._replace(outer=sym)
+
+    @classmethod
+    def to_numpyro(cls, eta):
+        return dist.MultivariateNormal(**cls.params_from_natural(eta))
+
+    @classmethod
+    def expected_log_prob(cls, value, loc, covariance_matrix=None, precision_matrix=None,
+                          scale_tril=None):
+        if precision_matrix is not None:
+            lam, logdet = precision_matrix.mean, precision_matrix.logdet
+        else:
+            # A random covariance or scale is not conjugate; a fixed one converts exactly.
+            tril = la.chol(covariance_matrix.value) if scale_tril is None else scale_tril.value
+            lam, logdet = la.chol_inverse(tril), -la.chol_logdet(tril)
+        d = lam.shape[-1]
+        if loc.is_fixed:
+            # A fixed location may be a scalar broadcast over the D components.
+            m = _broadcast_loc(jnp.asarray(loc.value, dtype=lam.dtype), d)
+            mm = la.outer(m, m)
+        else:
+            m, mm = loc.mean, loc.outer
+        # tr(Λ(E[xxᵀ] − E[x]E[m]ᵀ − E[m]E[x]ᵀ + E[mmᵀ])), each term contracted without
+        # materialising the data-by-component broadcast (see _linalg.bdot).
+        lam_m = jnp.einsum("...ij,...j->...i", lam, m)
+        quad = la.bdot(value.outer, lam, 2) - 2.0 * la.bdot(value.mean, lam_m, 1) + la.bdot(mm, lam, 2)
+        return 0.5 * logdet - 0.5 * d * _LOG_2PI - 0.5 * quad
+
+    @classmethod
+    def numpyro_dist(cls, loc=0.0, covariance_matrix=None, precision_matrix=None,
+                     scale_tril=None):
+        return dist.MultivariateNormal(loc, covariance_matrix, precision_matrix, scale_tril)
+
+    @classmethod
+    def event_shape(cls, loc=(), covariance_matrix=None, precision_matrix=None,
+                    scale_tril=None):
+        for shape in (covariance_matrix, precision_matrix, scale_tril):
+            if shape is not None:
+                return tuple(shape[-1:])
+        return tuple(loc[-1:])
+
+
+def _precision(covariance_matrix, precision_matrix, scale_tril):
+    if precision_matrix is not None:
+        return jnp.asarray(precision_matrix, dtype=float)
+    if scale_tril is not None:
+        return la.chol_inverse(jnp.asarray(scale_tril, dtype=float))
+    return la.spd_inverse(jnp.asarray(covariance_matrix, dtype=float))
+
+
+def _broadcast_loc(loc, d):
+    return jnp.broadcast_to(loc, (d,)) if loc.ndim == 0 else loc
