@@ -49,7 +49,9 @@ class Block:
 class ParamPlan:
     name: str
     type: str
-    mstep: str = "gradient"
+    mstep: str = "gradient"  # or 'closed-form'
+    family: str | None = None  # the family whose mode gives the closed-form M-step
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,9 @@ class Plan:
     def block(self, name: str) -> Block:
         return next(b for b in self.blocks if b.name == name)
 
+    def param(self, name: str) -> ParamPlan:
+        return next(p for p in self.params if p.name == name)
+
     def __str__(self) -> str:
         lines = [f"plan for model '{self.model}'", "", "variational blocks (in update order):"]
         for name in self.schedule:
@@ -74,7 +79,11 @@ class Plan:
                 lines.append(f"      not conjugate: {b.reason}")
         if self.params:
             lines += ["", "point parameters (M-step):"]
-            lines += [f"  {p.name}: {p.type} -- {p.mstep}" for p in self.params]
+            for p in self.params:
+                how = f"closed form ({p.family} mode)" if p.mstep == "closed-form" else "gradient steps (Adam)"
+                lines.append(f"  {p.name}: {p.type} -- {how}")
+                if p.reason:
+                    lines.append(f"      {p.reason}")
         lines += ["", "factors of the expected log joint:"]
         for f in self.factors:
             gate = f"   (summed over {', '.join(sorted({r.block for r in f.enum}))})" if f.enum else ""

@@ -26,6 +26,7 @@ from ..diagnostics import VemError
 from ..families import get_family
 from ..ir.expr import Index, Name, const_int, loop_offset
 from . import moments as M
+from . import mstep
 from .evaluate import _Context, factor_value
 
 
@@ -54,8 +55,9 @@ class Engine:
     def _blocks(self, state):
         return {j: (self.families[j], state.mu[j], state.eta[j]) for j in state.mu}
 
-    def expected_log_joint(self, mu, eta, params, data, tracker=None, factors=None):
+    def expected_log_joint(self, mu, eta, params, data, tracker=None, factors=None, extra_blocks=None):
         blocks = {j: (self.families[j], mu[j], eta[j]) for j in mu}
+        blocks.update(extra_blocks or {})
         data = {**self.consts, **data}
         total = 0.0
         for f in factors if factors is not None else self.plan.factors:
@@ -84,11 +86,63 @@ class Engine:
         mu_j = fam.expected_stats(eta_j)
         return State({**state.eta, j: eta_j}, {**state.mu, j: mu_j}, state.params)
 
+    def update_param(self, state, p, data):
+        """The M-step for one point parameter: closed form where derived, else gradient."""
+        pp = self.plan.param(p)
+        others = {k: v for k, v in state.params.items() if k != p}
+        if pp.mstep == "closed-form":
+            fam = get_family(pp.family)
+
+            def L_stats(stats):
+                return self.expected_log_joint(
+                    state.mu, state.eta, others, data, extra_blocks={p: (fam, stats, stats)}
+                )
+
+            theta = mstep.closed_form_update(fam, L_stats, state.params[p])
+        else:
+            def L_theta(theta):
+                return self.expected_log_joint(state.mu, state.eta, {**others, p: theta}, data)
+
+            theta = mstep.gradient_update(L_theta, state.params[p], pp.type)
+        return State(state.eta, state.mu, {**state.params, p: theta})
+
     def _sweep_impl(self, state, data):
         self.traces += 1
         for j in self.plan.schedule:
             state = self.update_block(state, j, data)
+        for p in self.plan.params:
+            state = self.update_param(state, p.name, data)
         return state, self.elbo(state, data)
+
+    def initial_params(self, key, init=None) -> dict:
+        """User ``init`` > the model's initialiser (a scalar fills the shape) > a default."""
+        from .bind import _size
+
+        init = dict(init or {})
+        rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel()[-1])
+        out = {}
+        for node in self.model.of_kind("param"):
+            t = node.type
+            shape = tuple(_size(e, self.bound.sizes, node.name) for e in t.shape)
+            if t.base == "spd":
+                shape = shape + shape[-1:]
+            if node.name in init:
+                v = np.asarray(init[node.name], dtype=float)
+                if v.shape != shape:
+                    try:
+                        v = np.broadcast_to(v, shape).copy()
+                    except ValueError:
+                        raise VemError(
+                            "data", f"init for '{node.name}' has shape {v.shape}; the parameter has shape {shape}"
+                        ) from None
+            elif node.value is not None:
+                from .evaluate import eval_fixed
+
+                v = np.broadcast_to(np.asarray(eval_fixed(node.value, self.bound.sizes, self.consts), float), shape).copy()
+            else:
+                v = mstep.default_init(t.base, shape, rng)
+            out[node.name] = jnp.asarray(v)
+        return out
 
     def sweep(self, state):
         return self._sweep(state, self.data)
@@ -98,7 +152,8 @@ class Engine:
         """q_j = the prior given its parents' means, in topological order; categorical
         blocks seeded by k-means++ on the data they gate, or at random."""
         eta, mu = {}, {}
-        params = dict(params or {})
+        key, sub = jax.random.split(key)
+        params = self.initial_params(sub, params)
         order = [n for n in self.plan.schedule if self.plan.block(n).init == "prior"]
         order += [n for n in self.plan.schedule if n not in order]
         placeholder = {}

@@ -66,7 +66,7 @@ def fit(
     for r in range(restarts):
         key, sub = jax.random.split(key)
         state = engine.init(sub, _initial_params(m, bound, init))
-        trace = [float(engine._elbo(state, engine.data))]
+        trace: list[float] = []
         converged = False
         bar = _Progress(show, f"restart {r + 1}/{restarts}" if restarts > 1 else "fit", max_iter)
         it = 0
@@ -83,7 +83,7 @@ def fit(
                 )
             trace.append(elbo)
             bar.update(it, elbo)
-            if abs(trace[-1] - trace[-2]) <= tol * abs(trace[-1]):
+            if len(trace) > 1 and abs(trace[-1] - trace[-2]) <= tol * abs(trace[-1]):
                 converged = True
                 break
         bar.close()

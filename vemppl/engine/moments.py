@@ -16,6 +16,8 @@ a block would not be affine, and is reported through the :class:`Tracker`.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -28,6 +30,11 @@ class Tracker:
 
     def __init__(self):
         self.nonlinear: dict[str, set[str]] = {}
+        self.reads: dict[str, set[str]] = {}
+        self.factor = None
+
+    def read(self, block: str, moment: str):
+        self.reads.setdefault(block, set()).add(moment)
 
     def flag(self, block: str, why: str):
         self.nonlinear.setdefault(block, set()).add(why)
@@ -67,6 +74,8 @@ class BlockMoments(MomentSource):
         raise _NotFixed(self.block)
 
     def _get(self, name):
+        if self.tracker is not None:
+            self.tracker.read(self.block, name)
         if name in self.stats._fields:
             return getattr(self.stats, name)
         if self.tracker is not None:
@@ -217,3 +226,35 @@ class Stacked(_Derived):
                 self.tracker.flag(b, "its elements are used jointly as a vector")
         m, sq = self.e.mean, self.e.sq
         return m[..., :, None] * m[..., None, :] + jnp.vectorize(jnp.diag, signature="(n)->(n,n)")(sq - m**2)
+
+
+class PointMassStats(NamedTuple):
+    """Every moment of a point mass θ: the probe reads these to choose θ's M-step family."""
+
+    mean: jnp.ndarray
+    sq: jnp.ndarray
+    outer: jnp.ndarray
+    log: jnp.ndarray
+    log1m: jnp.ndarray
+    logdet: jnp.ndarray
+
+
+class PointMass:
+    """A stand-in family for a point parameter while probing which moments are read."""
+
+    name = "point"
+    Stats = PointMassStats
+    event_rank = 0
+
+    @staticmethod
+    def stats(theta):
+        theta = jnp.asarray(theta, dtype=float)
+        outer = theta[..., :, None] * theta[..., None, :] if theta.ndim else theta**2
+        square = theta.ndim >= 2 and theta.shape[-1] == theta.shape[-2]
+        # Non-square θ has no log-determinant; a zero of indexable shape keeps the probe going.
+        logdet = jnp.linalg.slogdet(theta)[1] if square else jnp.zeros(theta.shape[:-1] if theta.ndim >= 2 else theta.shape)
+        return PointMassStats(theta, theta**2, outer, jnp.log(theta), jnp.log1p(-theta), logdet)
+
+    @staticmethod
+    def derived_moment(eta, name):
+        raise KeyError(name)

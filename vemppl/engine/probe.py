@@ -18,7 +18,8 @@ import numpy as np
 from ..diagnostics import VemError
 from ..ir.expr import Name
 from .bind import Bound
-from .moments import NoMoment, NotFixed, Tracker
+from .moments import NoMoment, NotFixed, PointMass, Tracker
+from .mstep import choose_family
 
 _STAND_IN = (3, 4, 5, 7, 11, 13, 17)
 
@@ -73,7 +74,12 @@ def conjugacy(model, plan):
             orig_flag(block, why)
 
         tracker.flag = flag
-        jax.eval_shape(lambda s: engine.expected_log_joint(s.mu, s.eta, s.params, engine.data, tracker), state)
+        # Point parameters enter as point masses offering every moment, so the probe
+        # sees which of them the expected log joint reads.
+        extra = {p: (PointMass, PointMass.stats(v), PointMass.stats(v)) for p, v in state.params.items()}
+        jax.eval_shape(
+            lambda s: engine.expected_log_joint(s.mu, s.eta, {}, engine.data, tracker, extra_blocks=extra), state
+        )
     except (NoMoment, NotFixed) as exc:
         blk = getattr(exc, "block", "?")
         f = getattr(tracker, "factor", None) if "tracker" in dir() else None
@@ -98,7 +104,16 @@ def conjugacy(model, plan):
             blocks[i] = dataclasses.replace(
                 blocks[i], update="natural-gradient", reason=f"{f.describe()}: reads two steps of '{blk}' (a Markov chain)"
             )
-    return dataclasses.replace(plan, blocks=tuple(blocks))
+    params = []
+    for p in plan.params:
+        reads = tracker.reads.get(p.name, set())
+        fam = None if p.name in tracker.nonlinear else choose_family(p.type, reads)
+        if fam is not None:
+            params.append(dataclasses.replace(p, mstep="closed-form", family=fam))
+        else:
+            why = spans.get(p.name) or f"reads E[{', '.join(sorted(reads))}] of it, affine under no family for type {p.type}"
+            params.append(dataclasses.replace(p, mstep="gradient", reason=why))
+    return dataclasses.replace(plan, blocks=tuple(blocks), params=tuple(params))
 
 
 __all__ = ["conjugacy", "stand_in_binding", "Name"]

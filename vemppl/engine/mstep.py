@@ -1,0 +1,104 @@
+"""The M-step for point parameters (type-II maximum likelihood / empirical Bayes).
+
+A parameter ``θ`` maximises ``L(μ; θ) = E_q[log p(x, z; θ)]``.  When ``L`` is affine in the
+sufficient statistics ``T(θ)`` of some exponential family ``F`` (a precision under Gamma,
+a probability vector under Dirichlet, a regression weight under Normal/MvNormal), then with
+``g = ∇_{T(θ)} L`` the maximiser is the maximiser of ``⟨g, T(θ)⟩``, i.e. ``F.mode(g)``
+(GUIDE §2, "Point parameters"; Neal & Hinton 1998): closed form and derived, not written
+per model.  The family is chosen from the parameter's declared type and from the moments
+the expected log joint reads of it (found by the conjugacy probe).  Otherwise ``θ`` takes
+gradient steps in an unconstrained space (``numpyro.distributions.transforms.biject_to``).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions.constraints as C
+from numpyro.distributions.transforms import biject_to
+
+from ..families import get_family
+
+#: For each declared type, the families whose statistics may make ``L`` affine, in order.
+_CANDIDATES = {
+    "real": ("Normal", "MvNormal"),
+    "pos": ("Gamma",),
+    "unit": ("Beta",),
+    "simplex": ("Dirichlet",),
+    "spd": ("Wishart",),
+}
+
+_CONSTRAINTS = {
+    "real": C.real,
+    "pos": C.positive,
+    "unit": C.unit_interval,
+    "simplex": C.simplex,
+    "spd": C.positive_definite,
+}
+
+
+def choose_family(type_base: str, moments_read: set[str]) -> str | None:
+    """The family under which ``L`` is affine in ``T(θ)``, given the moments read of θ."""
+    for name in _CANDIDATES.get(type_base, ()):
+        fields = set(get_family(name).Stats._fields)
+        if moments_read <= fields:
+            return name
+    return None
+
+
+def default_init(type_base: str, shape: tuple, rng: np.random.Generator, scale: float = 1.0):
+    """A parameter's starting value when the model and the user give none.
+
+    real: small random values (a zero loading matrix is a saddle point of factor
+    analysis); pos: 1; unit: 1/2; simplex: uniform; spd: identity.
+    """
+    if type_base == "real":
+        return 0.1 * scale * rng.standard_normal(shape)
+    if type_base == "pos":
+        return np.ones(shape)
+    if type_base == "unit":
+        return np.full(shape, 0.5)
+    if type_base == "simplex":
+        return np.full(shape, 1.0 / shape[-1])
+    if type_base == "spd":
+        return np.broadcast_to(np.eye(shape[-1]), shape).copy()
+    return np.zeros(shape)
+
+
+def point_stats(family, theta):
+    """T(θ) of a point mass, in the family's ``Stats`` layout."""
+    if family.name == "MvNormal":
+        return family.Stats(theta, theta[..., :, None] * theta[..., None, :])
+    if family.name == "Wishart":
+        return family.Stats(theta, jnp.linalg.slogdet(theta)[1])
+    return family.stats(theta)
+
+
+def closed_form_update(family, L_of_stats, theta):
+    """θ ← F.mode(∇_{T(θ)} L)."""
+    g = family.Stats(*jax.grad(L_of_stats)(point_stats(family, theta)))
+    g = family.tidy_natural(g)
+    return family.mode(g)
+
+
+def gradient_update(L_of_theta, theta, type_base: str, steps: int = 20, lr: float = 0.05):
+    """A few Adam steps on L in the unconstrained space of θ (optax)."""
+    import optax
+
+    bij = biject_to(_CONSTRAINTS.get(type_base, C.real))
+    u = bij.inv(theta)
+    opt = optax.adam(lr)
+    opt_state = opt.init(u)
+
+    def loss(u):
+        return -L_of_theta(bij(u))
+
+    def body(carry, _):
+        u, s = carry
+        grads = jax.grad(loss)(u)
+        updates, s = opt.update(grads, s)
+        return (optax.apply_updates(u, updates), s), None
+
+    (u, _), _ = jax.lax.scan(body, (u, opt_state), None, length=steps)
+    return bij(u)
