@@ -18,6 +18,7 @@ import networkx as nx
 
 from ..diagnostics import VemError
 from ..families import get_family
+from ..families.markov_chain import MarkovChain
 from ..ir.expr import Index, Name, head_name, walk
 from ..ir.graph import ModelGraph
 from .plan import Block, EnumRef, Factor, ParamPlan, Plan
@@ -73,6 +74,10 @@ def compile_model(model, probe: bool = True) -> Plan:
         init = "prior"
         if fam.support == "cat":
             init = "kmeans++" if _has_real_gate(m, node.name, factors) else "random"
+        if fam.support == "cat" and _is_markov_chain(node.name, factors):
+            # z[t] reads z[t-1]: the whole chain is one block (forward–backward by autodiff).
+            blocks.append(Block(node.name, MarkovChain.name, structure="markov-chain", init=init))
+            continue
         blocks.append(Block(node.name, fam.name, init=init))
     params = tuple(ParamPlan(p.name, p.type.base, "gradient") for p in m.of_kind("param"))
 
@@ -92,6 +97,10 @@ def compile_model(model, probe: bool = True) -> Plan:
 
         plan = conjugacy(m, plan)
     return plan
+
+
+def _is_markov_chain(z: str, factors) -> bool:
+    return any(f.target == z and sum(r.block == z for r in f.enum) >= 2 for f in factors)
 
 
 def _has_real_gate(m: ModelGraph, z: str, factors) -> bool:

@@ -156,16 +156,23 @@ class Engine:
         params = self.initial_params(sub, params)
         order = [n for n in self.plan.schedule if self.plan.block(n).init == "prior"]
         order += [n for n in self.plan.schedule if n not in order]
-        placeholder = {}
+        chains = {b.name for b in self.plan.blocks if b.structure == "markov-chain"}
         for j in order:
-            eta[j] = self._prior_natural(j, mu, eta, params)
-            mu[j] = self.families[j].expected_stats(eta[j])
-            placeholder[j] = True
+            if j not in chains:
+                eta[j] = self._prior_natural(j, mu, eta, params)
+                mu[j] = self.families[j].expected_stats(eta[j])
         for j in order:
             b = self.plan.block(j)
             if b.init == "prior":
                 continue
             key, sub = jax.random.split(key)
+            if j in chains:
+                k = self._num_categories(j, mu, eta, params)
+                r = self._seed_responsibilities(j, jnp.zeros(self.bound_shape(j) + (k,)), sub, b.init == "kmeans++")
+                pair = r[..., :-1, :, None] * r[..., 1:, None, :]
+                mu[j] = self.families[j].Stats(r, pair)
+                eta[j] = self.families[j].Stats(jnp.log(r), jnp.zeros_like(pair))
+                continue
             r = self._seed_responsibilities(j, mu[j].onehot, sub, kmeans=b.init == "kmeans++")
             eta[j] = type(eta[j])(jnp.log(r))
             mu[j] = self.families[j].expected_stats(eta[j])
@@ -198,6 +205,18 @@ class Engine:
             idx = _scatter_index(d, ctx)
             full = type(e_d)(*[f.at[idx].set(x) if idx else x for f, x in zip(full, e_d)])
         return full
+
+    def _num_categories(self, j, mu, eta, params) -> int:
+        """K of a categorical node, from the probabilities of a definition not reading itself."""
+        blocks = {k: (self.families[k], mu[k], eta[k]) for k in mu}
+        for d in self.model.nodes[j].defs:
+            factor = next(f for f in self.plan.factors if f.target == j and f.definition is d)
+            if any(r.block == j for r in factor.enum if r.expr != _own_ref(j, d)):
+                continue
+            ctx = _Context(self.model, d.loops, (), self.bound.sizes, {**self.consts, **self.data}, blocks, params, None)
+            src = ctx.ev(d.args[0][1])
+            return int((src.value if src.is_fixed else src.mean).shape[-1])
+        raise VemError("unsupported", f"cannot tell the number of categories of '{j}'", self.model.nodes[j].span)
 
     def bound_shape(self, j):
         node = self.model.nodes[j]
@@ -261,6 +280,10 @@ def _kmeanspp(x, k, rng, smooth=0.1, lloyd_steps=20):
         c = new
     hard = np.eye(k)[np.argmin(_sqdist(x, c), axis=1)]
     return (1 - smooth) * hard + smooth / k
+
+
+def _own_ref(j, d):
+    return Index(Name(j), d.indices) if d.indices else Name(j)
 
 
 def _sqdist(x, c):

@@ -239,8 +239,12 @@ def factor_value(model, factor, sizes, values, blocks, params, tracker=None, mas
     value = ctx.ev(target)
     elp = fam.expected_log_prob(value, **args)
     weight = jnp.ones(())
-    for e, ref in enumerate(factor.enum):
-        weight = weight * _enum_weight(ctx, e, ref)
+    for group in _group_refs(factor.enum, blocks):
+        if len(group) == 2:
+            weight = weight * _pair_weight(ctx, *group)
+        else:
+            for e in group:
+                weight = weight * _enum_weight(ctx, e, factor.enum[e])
     if factor.target in ctx.masks:
         m = _index_fixed(ctx, jnp.asarray(ctx.masks[factor.target], dtype=float), d.indices)
         # A vector event is observed only if all of it is (missing rows drop out whole).
@@ -252,6 +256,35 @@ def factor_value(model, factor, sizes, values, blocks, params, tracker=None, mas
 
 def _index_fixed(ctx, arr, indices):
     return jnp.asarray(arr)[ctx.index_arrays(indices)] if indices else jnp.asarray(arr)
+
+
+def _group_refs(enum, blocks):
+    """Enumeration axes grouped so two steps of one Markov-chain block share a pairwise weight."""
+    groups, by_block = [], {}
+    for e, ref in enumerate(enum):
+        if getattr(blocks[ref.block][1], "pair", None) is not None:
+            by_block.setdefault(ref.block, []).append(e)
+        else:
+            groups.append([e])
+    for axes in by_block.values():
+        groups.extend([axes] if len(axes) == 2 else [[a] for a in axes])
+    return groups
+
+
+def _pair_weight(ctx, e1, e2):
+    """E[onehot(z_{t-1}) onehot(z_t)ᵀ] of a chain, its two category axes on axes e1, e2."""
+    r1, r2 = ctx.enum[e1], ctx.enum[e2]
+    lag1, lag2 = (loop_offset(r.expr.indices[-1], ctx.loop_vars) for r in (r1, r2))
+    if lag1 is None or lag2 is None or abs(lag1[1] - lag2[1]) != 1:
+        raise VemError("unsupported", "a Markov chain is read at steps that are not adjacent", r1.expr.span)
+    (ep, rp), (ec, rc) = ((e1, r1), (e2, r2)) if lag1[1] < lag2[1] else ((e2, r2), (e1, r1))
+    pair = ctx.blocks[rp.block][1].pair  # pair[t] is the joint of steps t and t+1
+    w = pair[ctx.index_arrays(rp.expr.indices)]
+    lead = w.shape[:-2]
+    w = jnp.reshape(w, (1,) * (ctx.R - len(lead)) + w.shape)
+    pos_p, pos_c = len(ctx.loops) + ep, len(ctx.loops) + ec
+    w = jnp.squeeze(w, axis=(pos_p, pos_c))
+    return jnp.moveaxis(w, (-2, -1), (pos_p, pos_c)) if pos_p < pos_c else jnp.moveaxis(w, (-1, -2), (pos_c, pos_p))
 
 
 def _enum_weight(ctx, e, ref):

@@ -97,9 +97,10 @@ def conjugacy(model, plan):
         else:
             blocks.append(b)
     # Two gates on the same block in one factor (z[t-1] and z[t]) couple its elements.
+    chains = {b.name for b in plan.blocks if b.structure == "markov-chain"}
     for f in plan.factors:
         seen = [r.block for r in f.enum]
-        for blk in {x for x in seen if seen.count(x) > 1}:
+        for blk in {x for x in seen if seen.count(x) > 1} - chains:
             i = next(i for i, b in enumerate(blocks) if b.name == blk)
             blocks[i] = dataclasses.replace(
                 blocks[i], update="natural-gradient", reason=f"{f.describe()}: reads two steps of '{blk}' (a Markov chain)"

@@ -48,6 +48,9 @@ import jax.numpy as jnp
 from ..diagnostics import VemError
 
 REGISTRY: dict[str, type["ExpFamily"]] = {}
+#: Structured variational families (a Markov chain, ...): variational factors only, chosen
+#: by the compiler from a graph pattern, never written in a model.
+STRUCTURES: dict[str, type["ExpFamily"]] = {}
 
 
 class ArgSpec(NamedTuple):
@@ -140,10 +143,13 @@ class ExpFamily:
     #: True when the family can serve as a variational factor q (has A, entropy, ...).
     variational: ClassVar[bool] = True
 
+    #: True for structured blocks (registered in STRUCTURES, not usable in model text).
+    structured: ClassVar[bool] = False
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if "name" in cls.__dict__:
-            REGISTRY[cls.name] = cls
+            (STRUCTURES if cls.structured else REGISTRY)[cls.name] = cls
 
     # ---- variational role -------------------------------------------------------
     @classmethod
@@ -253,7 +259,7 @@ def get_family(name: str, span=None) -> type[ExpFamily]:
     from ..diagnostics import did_you_mean
 
     try:
-        return REGISTRY[name]
+        return REGISTRY[name] if name in REGISTRY else STRUCTURES[name]
     except KeyError:
         raise VemError(
             "undefined-name",
