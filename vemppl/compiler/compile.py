@@ -78,6 +78,11 @@ def compile_model(model, probe: bool = True) -> Plan:
             # z[t] reads z[t-1]: the whole chain is one block (forward–backward by autodiff).
             blocks.append(Block(node.name, MarkovChain.name, structure="markov-chain", init=init))
             continue
+        if fam.name == "Normal" and _read_jointly(m, node.name):
+            # w[j] ~ Normal(...) read as a vector (dot(X[n], w), W[j] of W[j, l]): one
+            # MvNormal block over the last plate axis keeps the update exact and jointly valid.
+            blocks.append(Block(node.name, "MvNormal", structure="joint over last axis", init=init))
+            continue
         blocks.append(Block(node.name, fam.name, init=init))
     params = tuple(ParamPlan(p.name, p.type.base, "gradient") for p in m.of_kind("param"))
 
@@ -97,6 +102,28 @@ def compile_model(model, probe: bool = True) -> Plan:
 
         plan = conjugacy(m, plan)
     return plan
+
+
+def _read_jointly(m: ModelGraph, name: str) -> bool:
+    """True when some expression reads ``name`` with fewer indices than its plate rank."""
+    rank = len(m.nodes[name].defs[0].indices)
+    if rank == 0 or any(len(d.indices) != rank for d in m.nodes[name].defs):
+        return False
+    for node in m.nodes.values():
+        for d in node.defs:
+            exprs = [e for _, e in d.args] + ([d.expr] if d.expr is not None else [])
+            for e in exprs:
+                for sub in walk(e):
+                    if isinstance(sub, Index) and isinstance(sub.base, Name) and sub.base.id == name:
+                        if len(sub.indices) < rank:
+                            return True
+                    elif isinstance(sub, Name) and sub.id == name and not _indexed_somewhere(e, sub):
+                        return True
+    return False
+
+
+def _indexed_somewhere(root, name_node) -> bool:
+    return any(isinstance(s, Index) and s.base is name_node for s in walk(root))
 
 
 def _is_markov_chain(z: str, factors) -> bool:

@@ -160,6 +160,9 @@ class Engine:
         for j in order:
             if j not in chains:
                 eta[j] = self._prior_natural(j, mu, eta, params)
+                if self.families[j].name in ("Normal", "MvNormal"):
+                    key, sub = jax.random.split(key)
+                    eta[j] = _jitter_gaussian(eta[j], sub)
                 mu[j] = self.families[j].expected_stats(eta[j])
         for j in order:
             b = self.plan.block(j)
@@ -180,8 +183,15 @@ class Engine:
 
     def _prior_natural(self, j, mu, eta, params):
         """Natural parameters of the block's own factors with parents at their means."""
-        fam = self.families[j]
         node = self.model.nodes[j]
+        fam = get_family(node.defs[0].dist)
+        if fam is not self.families[j]:  # a joint block over scalar elements
+            e = self._prior_natural_of(j, fam, node, mu, eta, params)
+            diag = jnp.vectorize(jnp.diag, signature="(n)->(n,n)")
+            return self.families[j].Stats(e.mean, diag(e.sq))
+        return self._prior_natural_of(j, fam, node, mu, eta, params)
+
+    def _prior_natural_of(self, j, fam, node, mu, eta, params):
         full = None
         blocks = {k: (self.families[k], mu[k], eta[k]) for k in mu}
         for d in node.defs:
@@ -280,6 +290,22 @@ def _kmeanspp(x, k, rng, smooth=0.1, lloyd_steps=20):
         c = new
     hard = np.eye(k)[np.argmin(_sqdist(x, c), axis=1)]
     return (1 - smooth) * hard + smooth / k
+
+
+def _jitter_gaussian(eta, key, scale=0.1):
+    """Move a Gaussian's mean by ``scale`` prior standard deviations in a random direction.
+
+    A prior mean of zero shared by every element is a symmetric saddle of models such as
+    PCA (W = 0, E[z] = 0 is a fixed point of CAVI); a small random offset breaks the tie.
+    With Λ = L Lᵀ, the mean m + scale·L⁻ᵀε has natural parameter η₁ + scale·Lε.
+    """
+    if eta.mean.shape == eta.sq.shape if hasattr(eta, "sq") else False:
+        eps = jax.random.normal(key, eta.mean.shape)
+        return eta._replace(mean=eta.mean + scale * jnp.sqrt(-2.0 * eta.sq) * eps)
+    lam = -2.0 * eta.outer
+    chol = jnp.linalg.cholesky(0.5 * (lam + jnp.swapaxes(lam, -1, -2)))
+    eps = jax.random.normal(key, eta.mean.shape)
+    return eta._replace(mean=eta.mean + scale * jnp.einsum("...ij,...j->...i", chol, eps))
 
 
 def _own_ref(j, d):

@@ -134,6 +134,8 @@ class _Context:
         if isinstance(e.base, Name) and e.base.id in self.blocks:
             fam, stats, eta = self.blocks[e.base.id]
             idx = self.index_arrays(e.indices)
+            if _is_joint_vector(self.model, e.base.id, fam) and len(idx) == len(self.model.nodes[e.base.id].defs[0].indices):
+                return _element_view(e.base.id, stats, eta, idx, self.tracker)
             take = lambda a: a[idx]  # noqa: E731  (leading plate axes only)
             return M.BlockMoments(
                 e.base.id, fam, type(stats)(*map(take, stats)), type(eta)(*map(take, eta)), self.tracker
@@ -199,6 +201,24 @@ class _Context:
 def _xp(*values):
     """NumPy for concrete values (sizes stay concrete under tracing), else jax.numpy."""
     return jnp if any(isinstance(v, jax.Array) for v in values) else np
+
+
+def _is_joint_vector(model, name, fam) -> bool:
+    """A plate of scalar Normals that the compiler made one MvNormal block (see compile)."""
+    node = model.nodes.get(name) if model is not None else None
+    return fam.name == "MvNormal" and node is not None and bool(node.defs) and node.defs[0].dist == "Normal"
+
+
+def _element_view(name, stats, eta, idx, tracker):
+    """One scalar element of a joint MvNormal block: E[w_j] = m_j, E[w_j²] = E[wwᵀ]_jj,
+    both linear in the block's mean parameters, so the element's factors stay conjugate."""
+    from ..families import get_family
+
+    normal = get_family("Normal")
+    lead, last = idx[:-1], idx[-1]
+    view = normal.Stats(stats.mean[(*lead, last)], stats.outer[(*lead, last, last)])
+    eta_view = normal.Stats(eta.mean[(*lead, last)], eta.outer[(*lead, last, last)])
+    return M.BlockMoments(name, normal, view, eta_view, tracker)
 
 
 def _inline(d: Definition, indices, span):
