@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -23,7 +24,12 @@ from vemppl.ir import BinOp, Call, Index, Name, Neg, Num
 from vemppl.ir.builder import RESERVED
 from vemppl.ir.expr import BUILTINS
 
-SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# VEMPPL_FUZZ_EXAMPLES=5000 for a long run; the default keeps the suite fast.
+SETTINGS = settings(
+    max_examples=int(os.environ.get("VEMPPL_FUZZ_EXAMPLES", "120")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 DIMS = ("N", "D")
 
 # ---- a model description ----------------------------------------------------------------

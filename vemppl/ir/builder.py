@@ -19,7 +19,7 @@ from ..diagnostics import Span, VemError, did_you_mean
 from ..families import REGISTRY, get_family
 from . import shapes as S
 from . import validate as V
-from .expr import BUILTINS, Call, Expr, Name, Neg, Num, walk
+from .expr import BUILTINS, Call, Expr, Name, Neg, Num, const_int, loop_offset, walk
 from .graph import ModelGraph
 from .nodes import BASE_TYPES, Definition, Loop, Node, TypeSpec
 
@@ -138,6 +138,7 @@ class IRBuilder:
         self._check_loops(loops)
         for ix in indices:
             self._check_expr(ix, loop_vars, ix.span or span)
+        _check_target_indices(target, indices, loop_vars, span)
         prev = self._nodes.get(target)
         if prev is not None and prev.kind in ("dim", "const", "param"):
             verb = "~" if dist else "="
@@ -314,6 +315,26 @@ class IRBuilder:
         model = ModelGraph(self.name, nodes, shapes, self.source, self.filename)
         V.check_supports(model)
         return model
+
+
+def _check_target_indices(target, indices, loop_vars, span):
+    """An element on the left is named by loop variables (± a whole number) or whole numbers."""
+    used = set()
+    for ix in indices:
+        lo = loop_offset(ix, loop_vars)
+        c = const_int(ix)
+        if lo is None and (c is None or c < 0):
+            raise VemError(
+                "unsupported",
+                f"an index of '{target}' on the left must be a loop variable, a loop variable ± a whole number, "
+                "or a whole number",
+                ix.span or span,
+                "write for i in range(N) { x[i] ~ ... } or x[0] ~ ...",
+            )
+        if lo is not None:
+            if lo[0] in used:
+                raise VemError("unsupported", f"loop variable '{lo[0]}' indexes '{target}' twice", ix.span or span)
+            used.add(lo[0])
 
 
 def _article(kind: str) -> str:
