@@ -81,12 +81,12 @@ def test_dirichlet_categorical():
     m = vp.Model("dirichlet_categorical")
     N = m.dim("N")
     K = m.const("K", 4)
-    m.const("alpha", 1.0)  # overridden below by a vector: constants may be arrays
+    alpha0 = m.const("alpha0", vp.ones(K))  # overridden below by a vector
     m.data("y", vp.cat(K)[N])
-    pi = m.sample("pi", vp.Dirichlet(m.const("a0", 0.0) + vp.fill(1.0, K)))
+    pi = m.sample("pi", vp.Dirichlet(alpha0))
     with m.plate("n", N):
         m.sample("y", vp.Categorical(pi))
-    fit = vp.fit(m, {"y": y}, consts={"a0": alpha - 1.0}, max_iter=1)
+    fit = vp.fit(m, {"y": y}, consts={"alpha0": alpha}, max_iter=1)
     counts = np.bincount(y, minlength=4)
     np.testing.assert_allclose(fit.posterior["pi"].concentration, alpha + counts, rtol=1e-12)
     log_evidence = (
@@ -103,12 +103,12 @@ def test_wishart_mvnormal_known_mean():
     m = vp.Model("wishart_known_mean")
     N, D = m.dim("N", "D")
     m.data("x", vp.real[N, D])
-    mu0 = m.const("mu0", 0.0)
-    V0 = m.const("V0", 0.0)
-    Lam = m.sample("Lam", vp.Wishart(nu, V0 + vp.eye(D)))
+    mu0 = m.const("mu0", vp.zeros(D))
+    V0 = m.const("V0", vp.eye(D))
+    Lam = m.sample("Lam", vp.Wishart(nu, V0))
     with m.plate("n", N):
-        m.sample("x", vp.MvNormal(mu0 + vp.zeros(D), precision=Lam))
-    fit = vp.fit(m, {"x": x}, consts={"mu0": mean, "V0": V - np.eye(d)}, max_iter=1)
+        m.sample("x", vp.MvNormal(mu0, precision=Lam))
+    fit = vp.fit(m, {"x": x}, consts={"mu0": mean, "V0": V}, max_iter=1)
     S = (x - mean).T @ (x - mean)
     post_scale = np.linalg.inv(np.linalg.inv(V) + S)
     q = fit.posterior["Lam"]
