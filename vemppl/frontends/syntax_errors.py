@@ -12,6 +12,8 @@ recognised in the first statement, in a later one and inside a loop alike.
 
 from __future__ import annotations
 
+import re
+
 from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
@@ -111,8 +113,9 @@ def _hint(exc, tok, expected, text, lark) -> str | None:
         label = _labels(lark).get((exc.state.position, None))
     if label is not None:
         return label
-    if tok.type == "NAME" and tok.start_pos and text[tok.start_pos - 1].isdigit():
-        return f"write '{text[tok.start_pos - 1]} * {tok.value}' for a product"
+    number = re.search(r"[0-9]+(\.[0-9]+)?\Z", text[: tok.start_pos or 0]) if tok.type == "NAME" else None
+    if number:  # '2x': a number glued to a name
+        return f"write '{number.group()} * {tok.value}' for a product"
     if tok.type == "_SEP" and expected & _EXPR_START:
         return "an expression continues on the next line only inside ( ) or [ ]"
     if "_LBRACE" in expected:
@@ -155,6 +158,8 @@ def describe(expected, lark) -> str:
     names = set(expected)
     if "_SEP" in names:
         names.discard("$END")
+    if "_LBRACE" in names:
+        names.discard("_SEP")  # only a line break before a loop's '{', not the end of a statement
     words = []
     for group, word in ((_EXPR_START, "an expression"), (_DECLS, "a declaration")):
         if group <= names:
@@ -212,7 +217,6 @@ _CHAR_HINTS = {
     ".": "write numbers with digits on both sides of the point, as in 0.5",
     '"': "the language has no strings",
     "'": "the language has no strings",
-    "\t": None,
 }
 
 
