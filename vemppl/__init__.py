@@ -45,11 +45,12 @@ from .frontends.printer import to_text  # noqa: E402
 from .ir import ModelGraph  # noqa: E402
 from .compiler import compile_model  # noqa: E402
 from .engine.fit import fit  # noqa: E402
+from .results import Fit, Prediction, load_results  # noqa: E402
 
 globals().update(_DISTRIBUTIONS)  # vp.Normal, vp.MvNormal, ... one per registered family
 
 __all__ = [
-    "Model", "ModelGraph", "fit", "compile_model", "VemError", "Span", "to_text", "parse", "load", "families",
+    "Model", "ModelGraph", "fit", "compile_model", "Fit", "Prediction", "load_results", "VemError", "Span", "to_text", "parse", "load", "families",
     "real", "pos", "unit", "int_", "count", "bool_", "cat", "simplex", "spd",
     "zeros", "ones", "fill", "eye", "diag", "exp", "log", "sigmoid", "softmax", "sum_", "dot", "transpose",
     *_DISTRIBUTIONS,

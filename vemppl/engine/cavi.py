@@ -39,8 +39,10 @@ class State(NamedTuple):
 class Engine:
     """The jitted functions for one plan and one binding of the data."""
 
-    def __init__(self, model, plan, bound):
+    def __init__(self, model, plan, bound, fixed_blocks=None):
         self.model, self.plan, self.bound = model, plan, bound
+        # Blocks held fixed (read, never updated), e.g. the globals when predicting.
+        self.fixed_blocks = dict(fixed_blocks or {})
         self.families = {b.name: get_family(b.family) for b in plan.blocks}
         data_nodes = {n.name for n in model.of_kind("data")}
         # Constants stay NumPy (concrete under tracing); data arrays are jit arguments.
@@ -57,6 +59,7 @@ class Engine:
 
     def expected_log_joint(self, mu, eta, params, data, tracker=None, factors=None, extra_blocks=None):
         blocks = {j: (self.families[j], mu[j], eta[j]) for j in mu}
+        blocks.update(self.fixed_blocks)
         blocks.update(extra_blocks or {})
         data = {**self.consts, **data}
         total = 0.0
@@ -153,7 +156,10 @@ class Engine:
         blocks seeded by k-means++ on the data they gate, or at random."""
         eta, mu = {}, {}
         key, sub = jax.random.split(key)
-        params = self.initial_params(sub, params)
+        declared = {n.name for n in self.model.of_kind("param")}
+        # Values for names that are not model params are held fixed (globals at a point).
+        extra = {k: jnp.asarray(v) for k, v in (params or {}).items() if k not in declared}
+        params = {**self.initial_params(sub, {k: v for k, v in (params or {}).items() if k in declared}), **extra}
         order = [n for n in self.plan.schedule if self.plan.block(n).init == "prior"]
         order += [n for n in self.plan.schedule if n not in order]
         chains = {b.name for b in self.plan.blocks if b.structure == "markov-chain"}
@@ -194,6 +200,7 @@ class Engine:
     def _prior_natural_of(self, j, fam, node, mu, eta, params):
         full = None
         blocks = {k: (self.families[k], mu[k], eta[k]) for k in mu}
+        blocks.update(self.fixed_blocks)
         for d in node.defs:
             factor = next(f for f in self.plan.factors if f.target == j and f.definition is d)
             enum = tuple(r for r in factor.enum if r.block != j)
@@ -219,6 +226,7 @@ class Engine:
     def _num_categories(self, j, mu, eta, params) -> int:
         """K of a categorical node, from the probabilities of a definition not reading itself."""
         blocks = {k: (self.families[k], mu[k], eta[k]) for k in mu}
+        blocks.update(self.fixed_blocks)
         for d in self.model.nodes[j].defs:
             factor = next(f for f in self.plan.factors if f.target == j and f.definition is d)
             if any(r.block == j for r in factor.enum if r.expr != _own_ref(j, d)):

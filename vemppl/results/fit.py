@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..families import get_family
+
 
 @dataclass
 class Fit:
@@ -34,7 +36,7 @@ class Fit:
         """``q`` of every latent: one NumPyro distribution over the whole plate."""
         if self._posterior is None:
             self._posterior = {
-                j: self.engine.families[j].to_numpyro(eta) for j, eta in self.state.eta.items()
+                j: get_family(self.plan.block(j).family).to_numpyro(eta) for j, eta in self.state.eta.items()
             }
         return self._posterior
 
@@ -50,6 +52,18 @@ class Fit:
     @property
     def params(self) -> dict:
         return {k: np.asarray(v) for k, v in self.state.params.items()}
+
+    def save(self, path):
+        """Write ``manifest.json`` + ``arrays.npz`` into the folder ``path`` (atomically)."""
+        from .io import save
+
+        return save(self, path)
+
+    def predict(self, data: dict, **kwargs):
+        """Re-infer the local latents of new data with the globals fixed; see ``results.predict``."""
+        from .predict import predict
+
+        return predict(self, data, **kwargs)
 
     def summary(self) -> str:
         """A table of the blocks with their families, shapes and posterior means."""
@@ -67,6 +81,25 @@ class Fit:
             lines.append(f"{k:<12}{'param':<14}{str(v.shape):<16}{np.array2string(v.ravel()[:4], precision=3)}")
         return "\n".join(lines)
 
+    def plot_elbo(self, path=None):
+        """The ELBO trace as a figure (saved as PNG when ``path`` is given)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
+        ax.plot(np.arange(1, len(self.elbo_trace) + 1), self.elbo_trace, marker=".", lw=1)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("ELBO")
+        ax.set_title(f"{self.plan.model}: ELBO {self.elbo:.6g}")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path)
+            plt.close(fig)
+        return fig
+
     def __repr__(self):
         return f"<Fit {self.plan.model}: ELBO {self.elbo:.6g}, {self.iterations} iterations>"
 
@@ -76,3 +109,45 @@ def _mean(d):
         return d.mean
     except NotImplementedError:
         return d.probs if hasattr(d, "probs") else np.nan
+
+
+def load_results(path) -> Fit:
+    """A fit read back from ``fit.save(path)``: the same posteriors, parameters and trace."""
+    from ..compiler import compile_model
+    from ..diagnostics import VemError
+    from ..engine.bind import Bound
+    from ..engine.cavi import State
+    from ..frontends.parser import parse
+    from .io import read
+
+    manifest, arrays = read(path)
+    model = parse(manifest["model_text"], filename=f"{path}/manifest.json (model_text)")
+    plan = compile_model(model)
+    fams = {b.name: b.family for b in plan.blocks}
+    saved = {k: v["family"] for k, v in manifest["blocks"].items()}
+    if fams != saved:
+        raise VemError("io", f"the results' blocks {saved} do not match the model's plan {fams}")
+
+    def stats(kind, j):
+        fam = get_family(fams[j])
+        try:
+            return fam.Stats(*[arrays[f"{kind}/{j}/{f}"] for f in fam.Stats._fields])
+        except KeyError as exc:
+            raise VemError("io", f"arrays.npz lacks {exc.args[0]}") from None
+
+    params = {}
+    for p in plan.params:
+        if f"params/{p.name}" not in arrays:
+            raise VemError("io", f"arrays.npz lacks params/{p.name}")
+        params[p.name] = arrays[f"params/{p.name}"]
+    state = State({j: stats("eta", j) for j in fams}, {j: stats("mu", j) for j in fams}, params)
+    values = {k: np.asarray(v) for k, v in manifest["consts"].items()}
+    bound = Bound(dict(manifest["sizes"]), values)
+    s = manifest["settings"]
+    return Fit(
+        model=model, plan=plan, bound=bound, engine=None, state=state,
+        elbo_trace=np.asarray(arrays["elbo_trace"]), converged=manifest["converged"],
+        iterations=manifest["iterations"], seed=s["seed"], restarts=s["restarts"],
+        compile_seconds=manifest["compile_seconds"], fit_seconds=manifest["fit_seconds"],
+        best_restart=s["best_restart"],
+    )
