@@ -4,6 +4,11 @@
 
     vemppl check MODEL.vem [MODEL.vem ...]          print each model's compiled plan, or its error
     vemppl check --json MODEL.vem                   the same as one JSON document
+    vemppl fit MODEL.vem --data D.npz|D.csv [--set K=5] [--out DIR]
+    vemppl render MODEL.vem -o model.svg|png
+    vemppl updates MODEL.vem                        the derived updates as Markdown
+    vemppl predict DIR --data NEW.npz [--plug-in]
+    vemppl demo [--out DIR]                         fit a shipped model on shipped data
 
 A verb is a function ``verb(args) -> exit code`` registered by an ``_add_<verb>``
 function in :func:`build_parser`.  Exit codes: 0 success; 2 bad input (a model error,
@@ -51,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verbs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_check(verbs)
+    from . import cli_verbs
+
+    cli_verbs.add_all(verbs)
     return parser
 
 

@@ -105,6 +105,10 @@ class Fit:
 
 
 def _mean(d):
+    import numpyro.distributions as dist
+
+    if isinstance(d, (dist.CategoricalProbs, dist.CategoricalLogits)):
+        return d.probs  # responsibilities: more telling than the mean category
     try:
         return d.mean
     except NotImplementedError:

@@ -1,0 +1,190 @@
+"""The ``fit``, ``render``, ``updates``, ``predict`` and ``demo`` verbs of the command line.
+
+Each verb is ``verb(args) -> exit code``; a :class:`VemError` is printed once as a code
+frame and gives exit status 2 (handled by :func:`vemppl.cli.main`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .diagnostics import VemError
+
+
+def add_all(verbs):
+    p = verbs.add_parser("fit", help="fit a model to data by variational EM and save the results")
+    p.add_argument("model", metavar="MODEL.vem")
+    p.add_argument("--data", required=True, metavar="DATA", help=".npz (one array per data name) or .csv")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="set a dim or const (repeatable)")
+    p.add_argument("--out", metavar="DIR", help="results folder (default: results/MODEL)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--restarts", type=int, default=1)
+    p.add_argument("--max-iter", type=int, default=500)
+    p.add_argument("--tol", type=float, default=1e-8, help="relative ELBO change that counts as converged")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    p.set_defaults(func=fit_verb)
+
+    p = verbs.add_parser("render", help="draw the model's plate diagram (graphviz)")
+    p.add_argument("model", metavar="MODEL.vem")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="model.svg, model.png, model.pdf or model.dot")
+    p.set_defaults(func=render_verb)
+
+    p = verbs.add_parser("updates", help="print the derived variational updates as Markdown")
+    p.add_argument("model", metavar="MODEL.vem")
+    p.set_defaults(func=updates_verb)
+
+    p = verbs.add_parser("predict", help="re-infer local latents of new data with a saved fit")
+    p.add_argument("results", metavar="DIR", help="a folder written by `vemppl fit`")
+    p.add_argument("--data", required=True, metavar="DATA")
+    p.add_argument("--plug-in", action="store_true", help="globals at their posterior means (log-likelihood)")
+    p.add_argument("--out", metavar="FILE.npz", help="write assignments and probabilities of categorical locals")
+    p.set_defaults(func=predict_verb)
+
+    p = verbs.add_parser("demo", help="fit a Gaussian mixture to shipped synthetic data, end to end")
+    p.add_argument("--out", default="demo-results", metavar="DIR")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=demo_verb)
+
+
+# ---- helpers -------------------------------------------------------------------------
+def parse_settings(model, items) -> tuple[dict, dict]:
+    dims, consts = {}, {}
+    kinds = {n.name: n.kind for n in model.nodes.values()}
+    for item in items:
+        if "=" not in item:
+            raise VemError("data", f"--set expects NAME=VALUE; got '{item}'")
+        name, value = item.split("=", 1)
+        name = name.strip()
+        try:
+            v = json.loads(value)
+        except json.JSONDecodeError:
+            raise VemError("data", f"--set {name}: '{value}' is not a number or a JSON list") from None
+        if kinds.get(name) == "dim":
+            dims[name] = v
+        elif kinds.get(name) == "const":
+            consts[name] = v
+        else:
+            raise VemError("data", f"--set {name}: the model has no dim or const '{name}'")
+    return dims, consts
+
+
+def read_data(path, model) -> dict:
+    """Arrays by name from .npz, or from .csv (columns `x` or `x[0]`, `x[1]`, ...)."""
+    path = Path(path)
+    if not path.exists():
+        raise VemError("io", f"data file '{path}' does not exist")
+    if path.suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                return {k: npz[k] for k in npz.files}
+        except (ValueError, OSError) as exc:
+            raise VemError("io", f"'{path}' is not a readable .npz file: {exc}") from None
+    if path.suffix == ".npy":
+        names = [n.name for n in model.of_kind("data")]
+        if len(names) != 1:
+            raise VemError("io", f"a .npy file holds one array; the model declares {len(names)} data arrays")
+        return {names[0]: np.load(path, allow_pickle=False, mmap_mode="r")}
+    if path.suffix == ".csv":
+        return _read_csv(path, model)
+    raise VemError("io", f"unsupported data file '{path.name}': use .npz, .npy or .csv")
+
+
+def _read_csv(path, model) -> dict:
+    text = path.read_text(encoding="utf-8")
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        raise VemError("io", f"'{path}' is empty")
+    header, body = rows[0], rows[1:]
+    try:
+        values = np.array([[float(c) if c.strip() else np.nan for c in r] for r in body], dtype=float)
+    except ValueError as exc:
+        raise VemError("io", f"'{path}': {exc}") from None
+    names = [n.name for n in model.of_kind("data")]
+    if all(h.replace(".", "").replace("-", "").replace("e", "").strip().isdigit() for h in header):
+        values = np.vstack([np.array([float(c) for c in header]), values])
+        header = None
+    if header is None or not any(h.split("[")[0] in names for h in header):
+        if len(names) != 1:
+            raise VemError("io", f"'{path}' has no column names matching the data arrays {names}")
+        return {names[0]: values if values.shape[1] > 1 else values[:, 0]}
+    out: dict[str, list] = {}
+    for i, h in enumerate(header):
+        base = h.split("[")[0].strip()
+        out.setdefault(base, []).append(values[:, i])
+    return {k: (np.stack(v, axis=1) if len(v) > 1 or "[" in header[[h.split("[")[0].strip() for h in header].index(k)] else v[0]) for k, v in out.items()}
+
+
+# ---- verbs ---------------------------------------------------------------------------
+def fit_verb(args) -> int:
+    from .engine.fit import fit
+    from .frontends.parser import load
+    from .render import render
+
+    model = load(args.model)
+    dims, consts = parse_settings(model, args.set)
+    data = read_data(args.data, model)
+    result = fit(model, data, consts=consts, dims=dims, seed=args.seed, restarts=args.restarts,
+                 max_iter=args.max_iter, tol=args.tol, progress=None if not args.quiet else False)
+    out = Path(args.out or Path("results") / model.name)
+    result.save(out)
+    result.plot_elbo(out / "elbo.png")
+    try:
+        render(model, out / "model.svg")
+    except VemError as err:  # a missing `dot` must not lose the fit
+        print(f"note: diagram not drawn: {err.message}", file=sys.stderr)
+    if not args.quiet:
+        print(result.summary())
+        print(f"results written to {out}/ (manifest.json, arrays.npz, elbo.png, model.svg)")
+    return 0
+
+
+def render_verb(args) -> int:
+    from .frontends.parser import load
+    from .render import render
+
+    path = render(load(args.model), args.output)
+    print(f"wrote {path}")
+    return 0
+
+
+def updates_verb(args) -> int:
+    from .frontends.parser import load
+    from .render.updates import derived_updates
+
+    print(derived_updates(load(args.model)), end="")
+    return 0
+
+
+def predict_verb(args) -> int:
+    from .results.fit import load_results
+    from .results.io import _atomic_write
+
+    fit = load_results(args.results)
+    data = read_data(args.data, fit.model)
+    pred = fit.predict(data, plug_in=args.plug_in)
+    what = "log-likelihood (plug-in)" if args.plug_in else "held-out ELBO"
+    print(f"{what}: {pred.elbo:.6f} ({pred.log_likelihood_per_point:.6f} per point, {pred.n_points} points)")
+    if args.out:
+        arrays = {}
+        for j, mu in pred.state.mu.items():
+            if hasattr(mu, "onehot"):
+                arrays[f"{j}_probabilities"] = np.asarray(mu.onehot)
+                arrays[f"{j}_assignments"] = np.asarray(mu.onehot).argmax(-1)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        _atomic_write(Path(args.out), buf.getvalue())
+        print(f"wrote {args.out}")
+    return 0
+
+
+def demo_verb(args) -> int:
+    from .demo import run
+
+    run(args.out, quiet=args.quiet)
+    return 0
