@@ -1,0 +1,143 @@
+"""Results on disk, predictions, plate-diagram specs and the command line, end to end."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.mixture import GaussianMixture
+
+import vemppl as vp
+from vemppl.render import graph_spec
+from vemppl.render.updates import derived_updates
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def blobs(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    c = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]])
+    return c[rng.integers(3, size=n)] + rng.normal(size=(n, 2))
+
+
+@pytest.fixture(scope="module")
+def gmm_fit():
+    x = blobs()
+    return vp.fit(vp.load(ROOT / "models/gmm.vem"), {"x": x[:250]}, seed=0), x[250:]
+
+
+def test_text_and_dsl_gmm_fit_to_the_same_elbo():
+    sys.path.insert(0, str(ROOT / "tests"))
+    from dsl_models import gmm
+
+    x = blobs(seed=3)
+    a = vp.fit(vp.load(ROOT / "models/gmm.vem"), {"x": x}, seed=4, tol=1e-10)
+    b = vp.fit(gmm(), {"x": x}, seed=4, tol=1e-10)
+    assert abs(a.elbo - b.elbo) <= 1e-8 * abs(a.elbo)
+
+
+def test_save_load_predict_identical(gmm_fit, tmp_path):
+    fit, xh = gmm_fit
+    fit.save(tmp_path / "r")
+    back = vp.load_results(tmp_path / "r")
+    for j in fit.posterior:
+        np.testing.assert_array_equal(np.asarray(back.state.mu[j][0]), np.asarray(fit.state.mu[j][0]))
+    np.testing.assert_array_equal(back.elbo_trace, fit.elbo_trace)
+    p1 = fit.predict({"x": xh}, plug_in=True)
+    p2 = back.predict({"x": xh}, plug_in=True)
+    assert p1.elbo == p2.elbo
+    np.testing.assert_array_equal(p1.assignments("z"), p2.assignments("z"))
+
+
+def test_truncated_arrays_and_edited_manifest_are_clear_errors(gmm_fit, tmp_path):
+    fit, _ = gmm_fit
+    fit.save(tmp_path / "a")
+    blob = (tmp_path / "a/arrays.npz").read_bytes()
+    (tmp_path / "a/arrays.npz").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(vp.VemError, match="arrays.npz") as e:
+        vp.load_results(tmp_path / "a")
+    assert e.value.kind == "io"
+    fit.save(tmp_path / "b")
+    m = json.loads((tmp_path / "b/manifest.json").read_text())
+    m["elbo"] = m["elbo"] + 1.0
+    (tmp_path / "b/manifest.json").write_text(json.dumps(m))
+    with pytest.raises(vp.VemError, match="modified") as e:
+        vp.load_results(tmp_path / "b")
+    (tmp_path / "b/manifest.json").write_text("{not json")
+    with pytest.raises(vp.VemError, match="not valid JSON"):
+        vp.load_results(tmp_path / "b")
+
+
+def test_plug_in_loglik_equals_sklearn_score(gmm_fit):
+    fit, xh = gmm_fit
+    pred = fit.predict({"x": xh}, plug_in=True)
+    w = np.asarray(fit.posterior["pi"].mean)
+    mu = np.asarray(fit.posterior["mu"].mean)
+    cov = np.linalg.inv(np.asarray(fit.posterior["Lam"].mean))
+    g = GaussianMixture(3, covariance_type="full")
+    g.weights_, g.means_, g.covariances_ = w, mu, cov
+    g.precisions_cholesky_ = np.linalg.cholesky(np.linalg.inv(cov))
+    np.testing.assert_allclose(pred.log_likelihood_per_point, g.score(xh), rtol=1e-8)
+
+
+def test_gmm_graph_spec():
+    spec = graph_spec(vp.load(ROOT / "models/gmm.vem"))
+    kinds = {n.name: (n.kind, n.shape, n.observed, n.plate) for n in spec.nodes}
+    assert kinds["x"] == ("data", "circle", True, "n")
+    assert kinds["z"] == ("latent", "circle", False, "n")
+    assert kinds["mu"][:3] == ("latent", "circle", False) and kinds["mu"][3] == "k"
+    assert kinds["Lam"][3] == "k" and kinds["pi"][3] is None
+    assert kinds["K"][:2] == ("const", "point")
+    assert set(spec.edges) >= {("pi", "z"), ("z", "x"), ("mu", "x"), ("Lam", "x")}
+    assert ("K", "mu") not in spec.edges  # a loop bound is the plate's label, not an edge
+    assert {(p.var, p.size) for p in spec.plates} == {("n", "N"), ("k", "K")}
+
+
+def test_updates_name_the_gmm_messages():
+    text = derived_updates(vp.load(ROOT / "models/gmm.vem"))
+    assert "## q(z[n]): Categorical" in text
+    assert "r[z[n] = k] · E[log MvNormal(x[n] | mu[k], precision_matrix = Lam[k])]" in text
+    assert "E[log Categorical(k | pi)]" in text
+    assert "## q(Lam[k]): Wishart" in text and "## q(mu[k]): MvNormal" in text
+
+
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "vemppl.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_cli_end_to_end(tmp_path):
+    x = blobs(seed=5)
+    np.savez(tmp_path / "train.npz", x=x[:250])
+    np.savez(tmp_path / "new.npz", x=x[250:])
+    model = str(ROOT / "models/gmm.vem")
+    r = run_cli("fit", model, "--data", "train.npz", "--set", "K=3", "--out", "res", "--quiet", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "res/manifest.json").exists() and (tmp_path / "res/elbo.png").exists()
+    assert (tmp_path / "res/model.svg").read_text().lstrip().startswith("<?xml")
+    r = run_cli("predict", "res", "--data", "new.npz", "--plug-in", "--out", "pred.npz", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "log-likelihood (plug-in)" in r.stdout
+    assert np.load(tmp_path / "pred.npz")["z_assignments"].shape == (50,)
+    r = run_cli("check", model, cwd=tmp_path)
+    assert r.returncode == 0 and "q(z)" in r.stdout
+    r = run_cli("render", str(ROOT / "models/hmm.vem"), "-o", "hmm.svg", cwd=tmp_path)
+    assert r.returncode == 0 and (tmp_path / "hmm.svg").exists()
+    r = run_cli("updates", str(ROOT / "models/lda.vem"), cwd=tmp_path)
+    assert r.returncode == 0 and "q(theta[d]): Dirichlet" in r.stdout
+    # Bad input: one clear message, exit status 2, no traceback.
+    r = run_cli("fit", model, "--data", "missing.npz", cwd=tmp_path)
+    assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+    np.savez(tmp_path / "bad.npz", x=np.ones((10, 2, 2)))
+    r = run_cli("fit", model, "--data", "bad.npz", "--quiet", cwd=tmp_path)
+    assert r.returncode == 2 and "'x'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_demo_runs(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "vemppl.cli", "demo", "--out", str(tmp_path / "d")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "ELBO" in r.stdout
+    for f in ("results/manifest.json", "results/arrays.npz", "model.svg", "elbo.png"):
+        assert (tmp_path / "d" / f).exists()
