@@ -4,8 +4,17 @@ from .base import REGISTRY, ArgSpec, ExpFamily, MomentSource, fixed, get_family
 
 # Registration happens by subclassing; import every family module once.
 from . import (  # noqa: F401  (imported for registration)
+    bernoulli,
+    beta,
+    binomial,
+    categorical,
+    dirichlet,
     gamma,
+    multinomial,
+    mvnormal,
     normal,
+    poisson,
+    wishart,
 )
 
 __all__ = ["REGISTRY", "ArgSpec", "ExpFamily", "MomentSource", "fixed", "get_family"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpyro.distributions as dist
 from jax.scipy.special import digamma, multigammaln, polygamma
@@ -84,12 +85,15 @@ class Wishart(ExpFamily):
         c = mu.logdet - la.spd_logdet(mu.mean)
         nu = jnp.maximum(-d * (d + 1.0) / (2.0 * c), d)
         i = jnp.arange(1, d + 1)
-        for _ in range(30):
+
+        def newton(_, nu):
             half = 0.5 * (nu[..., None] + 1.0 - i)
             g = jnp.sum(digamma(half), -1) - d * jnp.log(0.5 * nu) - c
             dg = 0.5 * jnp.sum(polygamma(1, half), -1) - d / nu
             # Never step past halfway to the lower bound ν > D − 1.
-            nu = jnp.maximum(nu - g / dg, 0.5 * (nu + d - 1.0))
+            return jnp.maximum(nu - g / dg, 0.5 * (nu + d - 1.0))
+
+        nu = jax.lax.fori_loop(0, 30, newton, nu)
         return WishartStats(-0.5 * nu[..., None, None] * la.spd_inverse(mu.mean),
                             0.5 * (nu - d - 1.0))
 
