@@ -1,0 +1,29 @@
+"""Docs check: every ``vem`` code block in README.md and docs/ parses, and every model in
+models/ appears in the gallery."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+import vemppl as vp
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+BLOCKS = [
+    (doc.name, i, block)
+    for doc in DOCS
+    for i, block in enumerate(re.findall(r"```vem\n(.*?)```", doc.read_text(), flags=re.S))
+]
+
+
+@pytest.mark.parametrize("doc,i,block", BLOCKS, ids=[f"{d}-{i}" for d, i, _ in BLOCKS])
+def test_vem_blocks_parse(doc, i, block):
+    vp.parse(block, filename=f"{doc}#block{i}")
+
+
+def test_gallery_lists_every_model():
+    gallery = (ROOT / "docs/gallery.md").read_text()
+    for path in (ROOT / "models").glob("*.vem"):
+        assert f"## {path.stem}" in gallery, f"{path.name} missing from docs/gallery.md (run docs/build_gallery.py)"
+        assert (ROOT / "docs/gallery" / f"{path.stem}.png").exists()
