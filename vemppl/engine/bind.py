@@ -194,7 +194,7 @@ def _check_keys(given, arg, kind, kinds):
         if kinds.get(key) == kind:
             continue
         other = kinds.get(key)
-        got = f"'{key}' is a {other}" if other else f"the model declares no '{key}'"
+        got = f"'{key}', which is a {other}" if other else f"'{key}', which the model does not declare"
         hint = None
         if other in ("dim", "const"):
             hint = f"pass it as {'dims' if other == 'dim' else 'consts'}={{'{key}': ...}}"
@@ -217,9 +217,9 @@ def _warn_undeclared(given, arg, kinds, strict):
     parts = [f"'{k}'" + (f" (a {kinds[k]}, not data)" if k in kinds else "") for k in unknown]
     declared = sorted(n for n, k in kinds.items() if k == "data")
     msg = (
-        f"{arg}= names arrays the model does not declare as data: {', '.join(parts)}. "
-        f"Expected only {', '.join(declared) or 'none'}; "
-        + ("refusing them (strict=True)" if strict else "they are ignored")
+        f"{arg}= names arrays the model does not declare as data. Expected only "
+        f"{', '.join(declared) or 'none'}; got also {', '.join(parts)}, "
+        + ("refused (strict=True)" if strict else "which are ignored")
     )
     if strict:
         raise VemError("data", msg)
@@ -236,7 +236,7 @@ def _whole(kind, name, v, where, minimum=1) -> int:
     if not ok:
         raise VemError(
             "data",
-            f"{kind} '{name}' (from {where}) is a size. Expected a whole number >= {minimum}; got {v!r}",
+            f"{kind} '{name}' (from {where}) is a size. Expected a whole number >= {minimum}; got {_show(v)}",
         )
     return int(float(v))
 
@@ -324,7 +324,7 @@ def _const_value(node, v) -> np.ndarray:
         numeric = False
     if not numeric:
         raise VemError(
-            "data", f"consts= sets '{node.name}'. Expected a number or a numeric array; got {v!r:.60}", node.span
+            "data", f"consts= sets '{node.name}'. Expected a number or a numeric array; got {_show(v)}", node.span
         )
     a = a.astype(float)
     if not np.all(np.isfinite(a)):
@@ -336,14 +336,29 @@ def _const_value(node, v) -> np.ndarray:
 
 
 def _check_const_shape(node, v, sizes, values):
-    """An override has the shape of the constant's definition (or is a scalar that broadcasts)."""
+    """An override has the declared shape, or that of a non-scalar definition.
+
+    A scalar definition may be overridden by an array (``const alpha = 1.0`` set to a
+    vector), and a scalar override broadcasts.
+    """
     from .evaluate import eval_fixed
 
+    if node.type is not None and node.type.shape:
+        want = [_size(e, sizes, node.name) for e in node.type.shape]
+        want += [want[-1]] if node.type.base == "spd" else []
+        if None not in want and v.ndim and v.shape != tuple(want):
+            raise VemError(
+                "data",
+                f"consts= sets '{node.name}' with the wrong shape. Expected shape {tuple(want)} "
+                f"(type {_type(node.type)}); got {v.shape}",
+                node.span,
+            )
+        return
     try:
         default = np.asarray(eval_fixed(node.value, sizes, values))
     except Exception:  # the definition cannot be evaluated: nothing to compare with
         return
-    if v.ndim and v.shape != default.shape:
+    if v.ndim and default.ndim and v.shape != default.shape:
         raise VemError(
             "data",
             f"consts= sets '{node.name}' with the wrong shape. Expected shape {default.shape} "
@@ -412,6 +427,22 @@ def _as_array(node, v) -> np.ndarray:
     return arr
 
 
+def _show(v) -> str:
+    try:
+        a = np.asarray(v)
+        if a.ndim == 0 and a.dtype != object and a.dtype.kind in "biuf":
+            return repr(a.item())
+    except Exception:
+        pass
+    return f"{v!r:.60}"
+
+
+def _support(t: TypeSpec) -> str:
+    if t.base == "cat":
+        return f"whole-number categories 0..{_e(t.bound)}-1"
+    return _SUPPORT[t.base]
+
+
 def _first(bad) -> tuple[int, ...]:
     return tuple(int(j) for j in np.argwhere(bad)[0])
 
@@ -421,7 +452,7 @@ def _support_error(node, arr, bad, expected=None):
     t = node.type
     raise VemError(
         "data",
-        f"'{node.name}' has a value outside its support. Expected {expected or _SUPPORT[t.base]} "
+        f"'{node.name}' has a value outside its support. Expected {expected or _support(t)} "
         f"(type {_type(t)}); got {arr[i]} at index {i}",
         node.span,
     )
@@ -464,7 +495,7 @@ def _check_support(node, arr, user_mask, observed_by_tilde, read_elsewhere):
         if why:
             raise VemError(
                 "data",
-                f"'{node.name}' has a missing value at index {i}: {why}. Expected {_SUPPORT.get(base, 'values')} "
+                f"'{node.name}' has a missing value at index {i}: {why}. Expected {_support(t)} "
                 f"everywhere; got {got} at index {i}",
                 node.span,
             )
@@ -473,10 +504,10 @@ def _check_support(node, arr, user_mask, observed_by_tilde, read_elsewhere):
     if base in ("int", "count", "bool", "cat"):
         if np.issubdtype(arr.dtype, np.floating):
             if not np.isfinite(arr).all():
-                _support_error(node, arr, ~np.isfinite(arr), "whole numbers")
+                _support_error(node, arr, ~np.isfinite(arr), _support(t))
             frac = arr != np.round(arr)
             if frac.any():
-                _support_error(node, arr, frac, f"whole numbers ({_SUPPORT.get(base, 'categories')})")
+                _support_error(node, arr, frac, _support(t))
         if base == "bool" and ((arr < 0) | (arr > 1)).any():
             _support_error(node, arr, (arr < 0) | (arr > 1))
         if base == "count" and (arr < 0).any():

@@ -45,15 +45,6 @@ def fit(
 
     m = as_ir(model)
     plan = compile_model(m)
-    bad = [b for b in plan.blocks if b.update != "cavi"]
-    if bad:
-        b = bad[0]
-        raise VemError(
-            "unsupported",
-            f"q({b.name}) has no closed-form update: {b.reason}",
-            None,
-            "non-conjugate (gradient) updates are not implemented yet",
-        )
     bound = bind(m, data or {}, consts, dims, mask, strict)
     t0 = time.perf_counter()
     engine = Engine(m, plan, bound)

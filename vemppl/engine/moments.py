@@ -25,6 +25,22 @@ import numpy as np
 from ..families.base import MomentSource
 
 
+_GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(32)
+_GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
+
+
+def gaussian_expect(src, f, tracker, why):
+    """E[f(a)] for a random scalar a with moments E[a], E[a²], taking a as Gaussian
+    (exact when a is a linear function of Gaussian blocks): 32-point Gauss–Hermite."""
+    m = src.mean
+    sd = jnp.sqrt(jnp.maximum(src.sq - m**2, 0.0))
+    if tracker is not None:
+        for b in src.deps:
+            tracker.flag(b, why)
+    pts = m[..., None] + sd[..., None] * _GH_NODES
+    return jnp.sum(f(pts) * _GH_WEIGHTS, axis=-1)
+
+
 class Tracker:
     """Records which moments of which block the expected log joint reads nonlinearly."""
 
@@ -93,6 +109,9 @@ class BlockMoments(MomentSource):
     logdet = property(lambda s: s._get("logdet"))
     onehot = property(lambda s: s._get("onehot"))
 
+    def expect(self, f):
+        return gaussian_expect(self, f, self.tracker, "a nonlinear function of it (expectation by quadrature)")
+
 
 class _NotFixed(Exception):
     def __init__(self, block):
@@ -116,6 +135,9 @@ class _Derived(MomentSource):
     def value(self):
         raise _NotFixed(", ".join(sorted(self.deps)))
 
+    def expect(self, f):
+        return gaussian_expect(self, f, getattr(self, "tracker", None), "a nonlinear function of it (expectation by quadrature)")
+
     def _cross(self, a, b, tracker):
         shared = a.deps & b.deps
         for blk in shared:
@@ -127,7 +149,7 @@ class Sum(_Derived):
     """a + b (or a − b) for independent a, b."""
 
     def __init__(self, a, b, sign: float, tracker):
-        self.a, self.b, self.s = a, b, sign
+        self.a, self.b, self.s, self.tracker = a, b, sign, tracker
         self.deps = a.deps | b.deps
         self._cross(a, b, tracker)
 
@@ -175,7 +197,7 @@ class Dot(_Derived):
     """Σ_k a_k b_k over the last axis, for independent a and b (either may be fixed)."""
 
     def __init__(self, a, b, tracker):
-        self.a, self.b = a, b
+        self.a, self.b, self.tracker = a, b, tracker
         self.deps = a.deps | b.deps
         self._cross(a, b, tracker)
 

@@ -120,6 +120,16 @@ class MomentSource:
     def moment(self, name: str):
         return getattr(self, name)
 
+    def expect(self, f):
+        """E[f(x)] for an elementwise function f; exact for a known value.
+
+        Random sources with Gaussian moments evaluate it by Gauss–Hermite quadrature
+        (engine.moments), which is what makes a logistic or log-link likelihood of a
+        Gaussian expression computable; such a term is not affine in the moments, so the
+        block it reads gets a natural-gradient update instead of a closed-form one.
+        """
+        return f(self._value)
+
 
 def fixed(value) -> MomentSource:
     """Moments of a known quantity (point mass)."""

@@ -81,8 +81,12 @@ class Bernoulli(ExpFamily):
     def expected_log_prob(cls, value, probs=None, logits=None):
         if logits is None:
             log_p, log_q = probs.log, probs.log1m
-        else:
+        elif logits.is_fixed:
             log_p, log_q = jax.nn.log_sigmoid(logits.value), jax.nn.log_sigmoid(-logits.value)
+        else:
+            # log p(y | a) = y·a − softplus(a); E[softplus(a)] is not affine in a's moments
+            # (the logistic factor is not conjugate): quadrature through `expect`.
+            return value.mean * logits.mean - logits.expect(jax.nn.softplus)
         return value.mean * log_p + (1.0 - value.mean) * log_q
 
     @classmethod
