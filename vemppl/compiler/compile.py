@@ -19,7 +19,7 @@ import networkx as nx
 from ..diagnostics import VemError
 from ..families import get_family
 from ..families.markov_chain import MarkovChain
-from ..ir.expr import Index, Name, head_name, walk
+from ..ir.expr import BinOp, Call, Index, Name, head_name, walk
 from ..ir.graph import ModelGraph
 from .plan import Block, EnumRef, Factor, ParamPlan, Plan
 
@@ -59,6 +59,7 @@ def compile_model(model, probe: bool = True) -> Plan:
             if d.dist is not None:
                 factors.append(Factor(node.name, d, d.dist, _enum_refs(m, node.name, d)))
     latents = m.of_kind("latent")
+    drawn = _bilinear_globals(m, factors)
     blocks = []
     for node in latents:
         dists = {d.dist for d in node.defs}
@@ -78,11 +79,15 @@ def compile_model(model, probe: bool = True) -> Plan:
             # z[t] reads z[t-1]: the whole chain is one block (forward–backward by autodiff).
             blocks.append(Block(node.name, MarkovChain.name, structure="markov-chain", init=init))
             continue
+        if node.name in drawn:
+            init = "prior draw"
         if fam.name == "Normal" and _read_jointly(m, node.name):
             # w[j] ~ Normal(...) read as a vector (dot(X[n], w), W[j] of W[j, l]): one
             # MvNormal block over the last plate axis keeps the update exact and jointly valid.
             blocks.append(Block(node.name, "MvNormal", structure="joint over last axis", init=init))
             continue
+        if node.name in drawn:
+            init = "prior draw"
         blocks.append(Block(node.name, fam.name, init=init))
     params = tuple(ParamPlan(p.name, p.type.base, "gradient") for p in m.of_kind("param"))
 
@@ -93,6 +98,8 @@ def compile_model(model, probe: bool = True) -> Plan:
     # Locals initialised from the data (responsibilities) are updated last, so the first
     # sweep fits the globals to them: this is what breaks the label symmetry.
     by_name = {b.name: b for b in blocks}
+    # A block started from a draw of its prior (the global side of a bilinear term) comes
+    # after the local block it multiplies, which so reads the draw first.
     schedule = tuple(
         [n for n in topo if by_name[n].init == "prior"] + [n for n in topo if by_name[n].init != "prior"]
     )
@@ -102,6 +109,42 @@ def compile_model(model, probe: bool = True) -> Plan:
 
         plan = conjugacy(m, plan)
     return plan
+
+
+def _bilinear_globals(m: ModelGraph, factors) -> set[str]:
+    """Gaussian latents multiplied by another Gaussian latent that is local to the data.
+
+    In ``dot(W[j], z[n])`` inside the loop over ``n``, ``W = 0, E[z] = 0`` is a saddle that
+    CAVI started from the prior does not leave, and ARD priors then switch every column
+    off (VB-PCA from a symmetric start; Bishop 1999, Ilin & Raiko 2010).  The global side
+    (the operand not indexed by the factor's outermost loop) starts from a draw of its
+    prior and is updated after the local side, so the first update of the local side is a
+    random projection of the data (one step of power iteration).
+    """
+    gaussian = {
+        n.name for n in m.of_kind("latent") if n.defs and n.defs[0].dist in ("Normal", "MvNormal")
+    }
+    out: set[str] = set()
+    for f in factors:
+        d = f.definition
+        if not d.loops:
+            continue
+        outer = d.loops[0].var
+        for _, e in d.args:
+            for sub in walk(e):
+                if isinstance(sub, Call) and sub.func == "dot" and len(sub.args) == 2:
+                    pair = sub.args
+                elif isinstance(sub, BinOp) and sub.op in ("@", "*"):
+                    pair = (sub.left, sub.right)
+                else:
+                    continue
+                heads = [head_name(x) for x in pair]
+                if not all(h in gaussian for h in heads) or heads[0] == heads[1]:
+                    continue
+                local = [any(isinstance(v, Name) and v.id == outer for v in walk(x)) for x in pair]
+                if local.count(True) == 1:
+                    out.add(heads[local.index(False)])
+    return out
 
 
 def _read_jointly(m: ModelGraph, name: str) -> bool:
