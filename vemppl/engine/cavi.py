@@ -39,7 +39,7 @@ class State(NamedTuple):
 class Engine:
     """The jitted functions for one plan and one binding of the data."""
 
-    def __init__(self, model, plan, bound, fixed_blocks=None):
+    def __init__(self, model, plan, bound, fixed_blocks=None, present=None):
         self.model, self.plan, self.bound = model, plan, bound
         # Blocks held fixed (read, never updated), e.g. the globals when predicting.
         self.fixed_blocks = dict(fixed_blocks or {})
@@ -49,6 +49,9 @@ class Engine:
         self.consts = {k: v for k, v in bound.values.items() if k not in data_nodes}
         self.data = {k: jnp.asarray(v) for k, v in bound.values.items() if k in data_nodes}
         self.masks = {k: jnp.asarray(v) for k, v in bound.masks.items()}
+        # Categorical latents with absent elements (padding of sequences of unequal length).
+        self.present = {k: jnp.asarray(v, dtype=bool) for k, v in self._check_present(present or {}).items()}
+        self.masks.update(self.present)
         self.traces = 0  # how many times `sweep` was traced (recompilations show here)
         self._sweep = jax.jit(self._sweep_impl)
         self._elbo = jax.jit(self.elbo)
@@ -72,7 +75,36 @@ class Engine:
         return total
 
     def entropy(self, state):
-        return sum(jnp.sum(self.families[j].entropy(state.eta[j])) for j in state.eta)
+        """Σ_j H[q_j], less log K for every absent categorical element.
+
+        An absent element has no factor, so its q is uniform and independent of the rest
+        (in a chain, both pairwise potentials that touch it are zero) and adds exactly
+        log K to the entropy; removing it makes the ELBO that of the shorter sequences.
+        """
+        total = sum(jnp.sum(self.families[j].entropy(state.eta[j])) for j in state.eta)
+        for j, present in self.present.items():
+            k = state.mu[j].onehot.shape[-1]
+            total = total - jnp.sum(~present) * jnp.log(k)
+        return total
+
+    def _check_present(self, present):
+        out = {}
+        for j, m in present.items():
+            node = self.model.nodes.get(j)
+            if node is None or node.kind != "latent" or j not in self.families or self.families[j].support != "cat":
+                raise VemError(
+                    "data",
+                    f"a mask on '{j}' is not supported. Expected a mask on a data array or on a categorical latent "
+                    "(its absent elements, e.g. the steps after each sequence's end)",
+                )
+            m = np.asarray(m)
+            if m.dtype != bool and not (np.issubdtype(m.dtype, np.number) and np.isin(m, (0, 1)).all()):
+                raise VemError("data", f"the mask of '{j}' must be boolean. Expected True/False (or 0/1); got dtype {m.dtype}")
+            shape = self.bound_shape(j)
+            if m.shape != shape:
+                raise VemError("data", f"the mask of '{j}' has the wrong shape. Expected {shape} (the shape of '{j}'); got {m.shape}")
+            out[j] = m.astype(bool)
+        return out
 
     def elbo(self, state, data=None):
         data = self.data if data is None else data
@@ -297,7 +329,7 @@ class Engine:
             d = f.definition
             if isinstance(ref, Index) and ref.indices == d.indices and d.indices == tuple(Name(v) for v in d.loop_vars[: len(d.indices)]):
                 x = np.asarray(self.bound.values[f.target], dtype=float)
-                return x.reshape(x.shape[0], -1)
+                return x.reshape(int(np.prod(x.shape[: len(d.indices)])), -1)  # one row per element
         return None
 
 

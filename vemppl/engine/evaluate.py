@@ -265,6 +265,11 @@ def factor_value(model, factor, sizes, values, blocks, params, tracker=None, mas
         else:
             for e in group:
                 weight = weight * _enum_weight(ctx, e, factor.enum[e])
+    for ref in factor.enum:
+        if ref.block in ctx.masks and isinstance(ref.expr, Index):
+            # A factor that reads an absent element of a categorical latent is absent too.
+            present = jnp.asarray(ctx.masks[ref.block], dtype=float)[ctx.index_arrays(ref.expr.indices)]
+            weight = weight * jnp.reshape(present, (1,) * (ctx.R - present.ndim) + present.shape)
     if factor.target in ctx.masks:
         m = _index_fixed(ctx, jnp.asarray(ctx.masks[factor.target], dtype=float), d.indices)
         # A vector event is observed only if all of it is (missing rows drop out whole).

@@ -37,6 +37,11 @@ def fit(
 ):
     """Fit ``model`` to ``data`` by variational EM; returns a :class:`~vemppl.results.Fit`.
 
+    ``mask`` marks missing entries of data arrays (False = missing) and, on a
+    categorical latent, its absent elements: ``mask={"z": t < length[s]}`` fits sequences
+    of different lengths padded to one array (every factor that reads an absent element
+    is dropped, and the ELBO is that of the unpadded sequences).
+
     Convergence: the relative ELBO change falls below ``tol``.  With ``restarts > 1`` the
     fit is repeated from ``restarts`` initialisations (seeds ``seed, seed+1, ...``) and
     the one with the highest ELBO is returned.
@@ -45,9 +50,12 @@ def fit(
 
     m = as_ir(model)
     plan = compile_model(m)
+    latents = {n.name for n in m.of_kind("latent")}
+    present = {k: v for k, v in (mask or {}).items() if k in latents}
+    mask = {k: v for k, v in (mask or {}).items() if k not in latents} if mask is not None else None
     bound = bind(m, data or {}, consts, dims, mask, strict)
     t0 = time.perf_counter()
-    engine = Engine(m, plan, bound)
+    engine = Engine(m, plan, bound, present=present)
     key = jax.random.PRNGKey(seed)
     if restarts < 1:
         raise VemError("data", f"restarts must be at least 1; got {restarts}")
