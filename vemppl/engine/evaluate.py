@@ -136,7 +136,11 @@ class _Context:
             idx = self.index_arrays(e.indices)
             if _is_joint_vector(self.model, e.base.id, fam) and len(idx) == len(self.model.nodes[e.base.id].defs[0].indices):
                 return _element_view(e.base.id, stats, eta, idx, self.tracker)
-            take = lambda a: a[idx]  # noqa: E731  (leading plate axes only)
+            def take(a):  # leading plate axes only
+                if jnp.ndim(a) < len(idx):  # a probe's point mass offers per-matrix moments too
+                    return jnp.zeros(jnp.broadcast_shapes(*(jnp.shape(i) for i in idx)))
+                return a[idx]
+
             return M.BlockMoments(
                 e.base.id, fam, type(stats)(*map(take, stats)), type(eta)(*map(take, eta)), self.tracker
             )
