@@ -74,6 +74,32 @@ class Engine:
             )
         return total
 
+    def pointwise(self, state, data=None):
+        """Per-point ELBO terms over the outermost data plate (for predictive densities).
+
+        Every factor and every block must live on that plate (independent data points:
+        mixtures, factor analysis); otherwise a VemError says why.
+        """
+        data = {**self.consts, **(self.data if data is None else data)}
+        blocks = {j: (self.families[j], state.mu[j], state.eta[j]) for j in state.mu}
+        blocks.update(self.fixed_blocks)
+        sizes = set()
+        total = 0.0
+        for f in self.plan.factors:
+            if not f.definition.loops:
+                raise VemError("unsupported", f"'{f.describe()}' is not inside a data plate: no per-point terms")
+            sizes.add(f.definition.loops[0].stop)
+            total = total + factor_value(self.model, f, self.bound.sizes, data, blocks, state.params, None, self.masks,
+                                         keep_leading=True)
+        for j in state.eta:
+            h = self.families[j].entropy(state.eta[j])
+            if h.ndim == 0:
+                raise VemError("unsupported", f"q({j}) couples the data points: no per-point terms")
+            total = total + jnp.sum(jnp.reshape(h, (h.shape[0], -1)), axis=1)
+        if len(sizes) > 1:
+            raise VemError("unsupported", "the factors live on different outer plates: no per-point terms")
+        return total
+
     def entropy(self, state):
         """Σ_j H[q_j], less log K for every absent categorical element.
 

@@ -51,6 +51,9 @@ class _Context:
         self.R = len(self.loops) + len(enum)
 
     # ---- layout helpers ---------------------------------------------------------
+    def grid_shape(self):
+        return tuple(stop - start for _, start, stop in self.loops) + (1,) * len(self.enum)
+
     def _axis_array(self, values, axis):
         shape = [1] * self.R
         shape[axis] = len(values)
@@ -247,8 +250,9 @@ def _inline(d: Definition, indices, span):
     return sub(d.expr)
 
 
-def factor_value(model, factor, sizes, values, blocks, params, tracker=None, masks=None):
-    """Σ over the grid of E[onehot weights] · E[log p(target | args)] for one factor."""
+def factor_value(model, factor, sizes, values, blocks, params, tracker=None, masks=None, keep_leading=False):
+    """Σ over the grid of E[onehot weights] · E[log p(target | args)] for one factor
+    (with ``keep_leading``, summed over every axis but the outermost loop's)."""
     d = factor.definition
     fam = get_family(factor.family)
     ctx = _Context(model, d.loops, factor.enum, sizes, values, blocks, params, tracker, masks)
@@ -280,6 +284,9 @@ def factor_value(model, factor, sizes, values, blocks, params, tracker=None, mas
         while m.ndim > ctx.R:
             m = jnp.min(m, axis=-1)
         weight = weight * m
+    if keep_leading:
+        full = jnp.broadcast_to(weight * elp, jnp.broadcast_shapes(jnp.shape(weight * elp), ctx.grid_shape()))
+        return jnp.sum(full, axis=tuple(range(1, full.ndim)))
     return jnp.sum(weight * elp)
 
 

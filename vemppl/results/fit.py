@@ -65,6 +65,12 @@ class Fit:
 
         return predict(self, data, **kwargs)
 
+    def predictive_density(self, data: dict, **kwargs):
+        """Per-point log posterior predictive density of new data (Monte Carlo over q)."""
+        from .predict import predictive_density
+
+        return predictive_density(self, data, **kwargs)
+
     def summary(self) -> str:
         """A table of the blocks with their families, shapes and posterior means."""
         lines = [

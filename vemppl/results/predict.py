@@ -66,8 +66,8 @@ class Prediction:
         return np.asarray(self.state.mu[name].onehot)
 
 
-def predict(fit, data: dict, *, plug_in: bool = False, max_iter: int = 500, tol: float = 1e-10,
-            consts: dict | None = None, dims: dict | None = None, seed: int = 0) -> Prediction:
+def _local_engine(fit, data, plug_in, consts, dims):
+    """An engine over the local blocks of new data, the globals fixed (or at points)."""
     from ..compiler.plan import Plan
     from ..engine.bind import bind
     from ..engine.cavi import Engine
@@ -100,18 +100,60 @@ def predict(fit, data: dict, *, plug_in: bool = False, max_iter: int = 500, tol:
             fixed[b.name] = (fam, mu, eta)
     engine = Engine(model, sub_plan, bound, fixed_blocks=fixed)
     params = {**{k: v for k, v in fit.state.params.items()}, **points}
-    state = engine.init(jax.random.PRNGKey(seed), params)
+    return engine, sub_plan, params, bound, globals_
+
+
+def _run(engine, state, max_iter, tol):
     trace = []
     for _ in range(max_iter):
         state, elbo = engine.sweep(state)
         trace.append(float(elbo))
         if len(trace) > 1 and abs(trace[-1] - trace[-2]) <= tol * abs(trace[-1]):
             break
+    return state, trace
+
+
+def predict(fit, data: dict, *, plug_in: bool = False, max_iter: int = 500, tol: float = 1e-10,
+            consts: dict | None = None, dims: dict | None = None, seed: int = 0) -> Prediction:
+    model = fit.model
+    engine, sub_plan, params, bound, _ = _local_engine(fit, data, plug_in, consts, dims)
+    state = engine.init(jax.random.PRNGKey(seed), params)
+    state, trace = _run(engine, state, max_iter, tol)
     if not trace:
         trace.append(float(engine.elbo(state)))
     posterior = {j: get_family(sub_plan.block(j).family).to_numpyro(state.eta[j]) for j in state.eta}
     n_points = _leading_plate_size(model, bound)
     return Prediction(trace[-1], n_points, posterior, state)
+
+
+def predictive_density(fit, data: dict, *, samples: int = 200, seed: int = 0, max_iter: int = 200,
+                       tol: float = 1e-10, consts: dict | None = None, dims: dict | None = None) -> np.ndarray:
+    """log p(x_n | data) = log E_q[p(x_n | globals)] for each new point, by Monte Carlo.
+
+    Draws ``samples`` sets of globals from their posteriors; for each, the locals are
+    re-inferred exactly (plug-in), giving log p(x_n | globals_s) per point; the log of
+    their average is the posterior predictive density.  For the Bayesian GMM this tends
+    to the Student-t mixture of Bishop PRML eq. 10.81 as ``samples`` grows.  The compiled
+    sweep is shared by every draw (the globals are arguments, not constants).
+    """
+    from scipy.special import logsumexp
+
+    engine, _, params, _, globals_ = _local_engine(fit, data, True, consts, dims)
+    key = jax.random.PRNGKey(seed)
+    key, sub = jax.random.split(key)
+    base = engine.init(sub, params)
+    per_draw = []
+    for _ in range(samples):
+        key, *subs = jax.random.split(key, len(globals_) + 1)
+        drawn = {
+            b.name: get_family(b.family).to_numpyro(fit.state.eta[b.name]).sample(k)
+            for b, k in zip(globals_, subs)
+        }
+        state = base._replace(params={**base.params, **drawn})
+        state, _ = _run(engine, state, max_iter, tol)
+        per_draw.append(np.asarray(engine.pointwise(state)))
+    ll = np.stack(per_draw)
+    return logsumexp(ll, axis=0) - np.log(samples)
 
 
 def _posterior_mean(fam, eta):
