@@ -165,3 +165,12 @@ def test_posterior_predictive_density_matches_direct_monte_carlo(gmm_fit):
     assert ours.shape == (len(xh),)
     np.testing.assert_allclose(ours.mean(), ref.mean(), atol=0.02)
     np.testing.assert_allclose(ours, ref, atol=0.1)
+
+
+def test_to_arviz(gmm_fit):
+    pytest.importorskip("arviz")
+    fit, _ = gmm_fit
+    idata = fit.to_arviz(draws=200, seed=0)
+    mu = idata.posterior["mu"].values
+    assert mu.shape == (1, 200, 3, 2)
+    np.testing.assert_allclose(mu.mean(axis=(0, 1)), np.asarray(fit.posterior["mu"].mean), atol=0.3)

@@ -65,6 +65,25 @@ class Fit:
 
         return predict(self, data, **kwargs)
 
+    def sample_posterior(self, draws: int = 1000, seed: int = 0) -> dict:
+        """``draws`` samples of every latent from q, as NumPy arrays (leading axis: draw)."""
+        import jax
+
+        keys = jax.random.split(jax.random.PRNGKey(seed), max(len(self.posterior), 1))
+        return {j: np.asarray(d.sample(k, (draws,))) for (j, d), k in zip(self.posterior.items(), keys)}
+
+    def to_arviz(self, draws: int = 1000, seed: int = 0):
+        """An ArviZ ``InferenceData`` of draws from q (one chain), with the point parameters
+        as constant data; needs the optional extra ``pip install vemppl[arviz]``."""
+        try:
+            import arviz as az
+        except ImportError:
+            from ..diagnostics import VemError
+
+            raise VemError("io", "to_arviz needs ArviZ", hint="pip install 'vemppl[arviz]'") from None
+        posterior = {k: v[None] for k, v in self.sample_posterior(draws, seed).items()}
+        return az.from_dict(posterior=posterior, constant_data=self.params or None)
+
     def predictive_density(self, data: dict, **kwargs):
         """Per-point log posterior predictive density of new data (Monte Carlo over q)."""
         from .predict import predictive_density
