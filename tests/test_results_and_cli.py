@@ -174,3 +174,24 @@ def test_to_arviz(gmm_fit):
     mu = idata.posterior["mu"].values
     assert mu.shape == (1, 200, 3, 2)
     np.testing.assert_allclose(mu.mean(axis=(0, 1)), np.asarray(fit.posterior["mu"].mean), atol=0.3)
+
+
+def test_posterior_predictive_replicates_resemble_the_data(gmm_fit):
+    fit, _ = gmm_fit
+    x = np.asarray(fit.bound.values["x"])
+    rep = fit.posterior_predictive(draws=8, seed=0)["x"]
+    assert rep.shape == (8,) + x.shape
+    # Means and spreads of replicated sets agree with the data's (sd of a mean of 250 ≈ 0.17).
+    np.testing.assert_allclose(rep.mean(axis=(0, 1)), x.mean(0), atol=0.35)
+    np.testing.assert_allclose(rep.std(axis=(0, 1)), x.std(0), rtol=0.1)
+
+
+def test_posterior_predictive_of_a_chain_and_a_regression():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(80, 3))
+    y = X @ np.array([1.0, -2.0, 0.0]) + 0.3 * rng.normal(size=80)
+    fit = vp.fit(vp.load(ROOT / "models/linreg.vem"), {"X": X, "y": y})
+    rep = fit.posterior_predictive(draws=20, seed=0)["y"]
+    assert np.corrcoef(rep.mean(0), y)[0, 1] > 0.98
+    h = vp.fit(vp.load(ROOT / "models/hmm.vem"), {"x": blobs(60)}, consts={"K": 3})
+    assert h.posterior_predictive(draws=2)["x"].shape == (2, 60, 2)

@@ -72,6 +72,31 @@ class Fit:
         keys = jax.random.split(jax.random.PRNGKey(seed), max(len(self.posterior), 1))
         return {j: np.asarray(d.sample(k, (draws,))) for (j, d), k in zip(self.posterior.items(), keys)}
 
+    def posterior_predictive(self, draws: int = 100, seed: int = 0, data: dict | None = None) -> dict:
+        """Replicated data sets: globals drawn from q, then locals and data drawn from the
+        model (ancestral sampling through the IR).  Returns arrays with a leading draw axis
+        for every observed node.  Covariates (data never drawn) come from ``data`` or the fit."""
+        import jax
+
+        from ..engine.simulate import simulate
+        from .predict import local_blocks
+
+        locals_ = local_blocks(self.model, self.plan)
+        observed = [n.name for n in self.model.of_kind("data") if n.defs]
+        covariates = {n.name: v for n in self.model.of_kind("data") if not n.defs
+                      for v in [(data or {}).get(n.name, self.bound.values.get(n.name))] if v is not None}
+        consts = {k: v for k, v in self.bound.values.items() if k in {n.name for n in self.model.of_kind("const")}}
+        key = jax.random.PRNGKey(seed)
+        out = {name: [] for name in observed}
+        for _ in range(draws):
+            key, k1, k2 = jax.random.split(key, 3)
+            keys = jax.random.split(k1, max(len(self.posterior), 1))
+            globals_ = {j: np.asarray(d.sample(k)) for (j, d), k in zip(self.posterior.items(), keys) if j not in locals_}
+            values = simulate(self.model, self.bound.sizes, {**consts, **covariates, **globals_}, k2)
+            for name in observed:
+                out[name].append(values[name])
+        return {k: np.stack(v) for k, v in out.items()}
+
     def to_arviz(self, draws: int = 1000, seed: int = 0):
         """An ArviZ ``InferenceData`` of draws from q (one chain), with the point parameters
         as constant data; needs the optional extra ``pip install vemppl[arviz]``."""

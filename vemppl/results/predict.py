@@ -28,12 +28,16 @@ from ..ir.expr import Name
 
 
 def local_blocks(model, plan) -> set[str]:
-    """Blocks on a plate whose size is read off the data."""
+    """Blocks on a data plate: the leading axis of a data array (observations, time
+    steps), or a size that a data array indexes into (``doc: cat(D)`` makes documents a
+    data plate).  A feature axis such as ``P`` of ``X: real[N, P]`` is not one."""
     data_dims = set()
     for n in model.of_kind("data"):
-        for e in list(n.type.shape) + ([n.type.bound] if n.type.bound is not None else []):
-            if isinstance(e, Name):
-                data_dims.add(e.id)
+        lead = n.type.shape[0] if n.type.shape else None
+        if isinstance(lead, Name):
+            data_dims.add(lead.id)
+        if n.type.bound is not None and not n.defs and isinstance(n.type.bound, Name):
+            data_dims.add(n.type.bound.id)
     out = set()
     for b in plan.blocks:
         for d in model.nodes[b.name].defs:

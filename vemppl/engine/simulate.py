@@ -1,0 +1,118 @@
+"""Ancestral sampling from the IR: prior and posterior predictive draws.
+
+Nodes are visited in topological order; each ``~`` statement is evaluated on its grid
+with every parent a known array (the same evaluator as the expected log joint, with
+point-mass sources) and drawn from the family's NumPyro distribution.  A statement that
+reads an earlier step of its own node (a Markov chain) is drawn step by step.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import networkx as nx
+import numpy as np
+
+from ..families import get_family
+from ..ir.expr import Index, Name, Num, const_int, loop_offset
+from ..ir.nodes import Definition, Loop
+from .evaluate import _Context
+
+
+def simulate(model, sizes: dict, values: dict, key, skip=()) -> dict:
+    """Draw every random node not in ``values`` (nor in ``skip``) given ``values``."""
+    values = {k: np.asarray(v) for k, v in values.items()}
+    g = model.graph.copy()
+    g.remove_edges_from([(u, v) for u, v in g.edges if u == v])
+    order = list(model.nodes)
+    for name in nx.lexicographical_topological_sort(g, key=order.index):
+        node = model.nodes[name]
+        if node.kind not in ("latent", "data") or not node.defs or name in values or name in skip:
+            continue
+        out = None
+        for d in node.defs:
+            key, sub = jax.random.split(key)
+            out = _draw_definition(model, name, d, sizes, values, out, sub)
+        values[name] = out
+    return values
+
+
+def _draw_definition(model, name, d: Definition, sizes, values, out, key, one_step=False):
+    markov = [] if one_step else [i for i, ix in enumerate(d.indices) if _reads_own_lag(d, name, ix)]
+    if markov:
+        # Draw along the Markov loop one step at a time (the step reads the previous one).
+        var = loop_offset(d.indices[markov[0]], d.loop_vars)[0]
+        lp = next(lp for lp in d.loops if lp.var == var)
+        ctx = _Context(None, d.loops, (), sizes, values, {}, {}, None)
+        start, stop = next((s, e) for v, s, e in ctx.loops if v == var)
+        for t in range(start, stop):
+            key, sub = jax.random.split(key)
+            step = Definition(tuple(Loop(lp.var, Num(t), Num(t + 1)) if lp.var == var else lp for lp in d.loops),
+                              d.indices, d.dist, d.args)
+            out = _draw_definition(model, name, step, sizes, {**values, name: out}, out, sub, one_step=True)
+        return out
+    fam = get_family(d.dist)
+    ctx = _Context(model, d.loops, (), sizes, values, {}, {}, None)
+    args = {k: jnp.asarray(ctx.ev(e).value, dtype=float) for k, e in d.args}
+    dist = fam.numpyro_dist(**args)
+    grid = tuple(stop - start for _, start, stop in ctx.loops)
+    # Arguments are laid out grid-first; one independent draw per grid cell.
+    batch = tuple(dist.batch_shape)
+    on_grid = len(batch) >= len(grid) and all(b in (1, g) for b, g in zip(batch, grid))
+    extra = batch[len(grid):] if on_grid else batch
+    draw = np.asarray(dist.expand(grid + extra).sample(key))
+    if not d.indices:
+        return draw
+    if out is None:
+        shape = tuple(_extent(model, name, i, sizes, values) for i in range(len(d.indices)))
+        out = np.zeros(shape + draw.shape[len(grid):], dtype=draw.dtype)
+    out = np.array(out, copy=True)
+    out[_scatter(d, ctx)] = draw
+    return out
+
+
+def _reads_own_lag(d, name, own_ix):
+    lo = loop_offset(own_ix, d.loop_vars)
+    if lo is None:
+        return False
+    for _, e in d.args:
+        for sub in _walk(e):
+            if isinstance(sub, Index) and isinstance(sub.base, Name) and sub.base.id == name:
+                return True
+    return False
+
+
+def _walk(e):
+    from ..ir.expr import walk
+
+    return walk(e)
+
+
+def _extent(model, name, axis, sizes, values):
+    size = 0
+    for d in model.nodes[name].defs:
+        ix = d.indices[axis]
+        c = const_int(ix)
+        if c is not None:
+            size = max(size, c + 1)
+            continue
+        var, off = loop_offset(ix, d.loop_vars)
+        ctx = _Context(None, d.loops, (), sizes, values, {}, {}, None)
+        size = max(size, dict((v, e) for v, _, e in ctx.loops)[var] + off)
+    return size
+
+
+def _scatter(d, ctx):
+    idx = []
+    for ix in d.indices:
+        c = const_int(ix)
+        if c is not None:
+            idx.append(c)
+            continue
+        var, off = loop_offset(ix, d.loop_vars)
+        p = ctx.loop_vars.index(var)
+        _, start, stop = ctx.loops[p]
+        shape = [1] * len(ctx.loops)
+        shape[p] = stop - start
+        idx.append(np.arange(start + off, stop + off).reshape(shape))
+    return tuple(idx)
