@@ -85,13 +85,25 @@ class Categorical(ExpFamily):
     def expected_log_prob(cls, value, probs=None, logits=None):
         log_p = probs.log if logits is None else jax.nn.log_softmax(logits.value, axis=-1)
         if value.is_fixed:
-            index = jnp.asarray(value.value).astype(jnp.int32)
-            batch = jnp.broadcast_shapes(index.shape, log_p.shape[:-1])
-            log_p = jnp.broadcast_to(log_p, batch + log_p.shape[-1:])
-            index = jnp.broadcast_to(index, batch)
-            return jnp.take_along_axis(log_p, index[..., None], axis=-1)[..., 0]
+            return _take_last(log_p, jnp.asarray(value.value).astype(jnp.int32))
         return jnp.sum(value.onehot * log_p, axis=-1)
 
     @classmethod
     def numpyro_dist(cls, probs=None, logits=None):
         return dist.Categorical(probs=probs, logits=logits)
+
+
+def _take_last(table, index):
+    """``out[b] = table[b, index[b]]`` with ``table``'s batch axes broadcast against ``index``.
+
+    A gather whose axes of size one are indexed by 0, so neither the broadcast table nor
+    its gradient (a scatter into the table's own shape) is materialised: LDA's
+    ``word[i] ~ Categorical(beta[z[i]])`` reads a [1, K, V] table with M token indices.
+    """
+    batch = jnp.broadcast_shapes(index.shape, table.shape[:-1])
+    table = jnp.reshape(table, (1,) * (len(batch) + 1 - table.ndim) + table.shape)
+    axes = tuple(
+        jnp.arange(n).reshape((1,) * a + (n,) + (1,) * (len(batch) - a - 1)) if n > 1 else 0
+        for a, n in enumerate(table.shape[:-1])
+    )
+    return table[axes + (jnp.broadcast_to(index, batch),)]
