@@ -1,0 +1,210 @@
+"""LDA on the Reuters corpus shipped with the `lda` package: vemppl against scikit-learn.
+
+    python benchmarks/lda.py            # 395 documents, 4258 words, K = 20, 90/10 document split
+    python benchmarks/lda.py --quick    # a smoke run (60 documents, K = 5, few iterations)
+
+The model is models/lda.vem (token form: one categorical z per token) with K = 20,
+α = 0.1 (doc_topic_prior), η = 0.01 (topic_word_prior), the same for every system:
+vemppl, scikit-learn's ``LatentDirichletAllocation(learning_method="batch")`` and
+``learning_method="online"``.  Each system is run from ``--restarts`` seeds and the run
+with the best training bound is kept (vemppl: ``restarts=``, best ELBO; scikit-learn: its
+``score``, the same variational bound).
+
+Held-out evaluation, one procedure for every system: the topics are q(β) = Dir(λ)
+(scikit-learn's ``components_``, vemppl's posterior concentration), put into one
+scikit-learn estimator; each held-out document's θ is folded in by scikit-learn's E-step
+(``exp E[log β]`` fixed, its default iterations and tolerance).  Reported:
+
+* *plug-in perplexity*: ``exp(−Σ_dw n_dw log Σ_k θ̂_dk β̂_kw / N)`` with θ̂ the normalised
+  fold-in γ and β̂ = E[β];
+* *bound perplexity*: ``exp(−Σ_d ELBO_d / N)``, ELBO_d the document's variational bound
+  with E[log β] (Blei, Ng & Jordan 2003, §7.1) — scikit-learn's ``perplexity`` without
+  its topic-level term, which it divides by the held-out word count only.
+
+Times: vemppl's compile (first sweep) separately from its fit (the sweeps after it,
+with the initialisation); scikit-learn's ``fit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.special import digamma, gammaln, logsumexp
+
+import vemppl as vp
+
+HERE = Path(__file__).resolve().parent
+MODELS = HERE.parent / "models"
+
+
+def e_log_dirichlet(c):
+    return digamma(c) - digamma(c.sum(-1, keepdims=True))
+
+
+def with_topics(sk, lam):
+    """A copy of a fitted scikit-learn LDA whose q(β) is Dir(lam)."""
+    m = copy.deepcopy(sk)
+    m.components_ = np.asarray(lam, dtype=float)
+    m.exp_dirichlet_component_ = np.exp(e_log_dirichlet(m.components_))
+    return m
+
+
+def heldout_perplexities(model, X):
+    """(plug-in perplexity, bound perplexity) of the documents X under ``model``'s topics."""
+    gamma = model._unnormalized_transform(X)  # the fold-in E-step, gamma_d per document
+    elog_theta, elog_beta = e_log_dirichlet(gamma), e_log_dirichlet(model.components_)
+    alpha, k = model.doc_topic_prior_, gamma.shape[1]
+    bound = 0.0
+    for d in range(X.shape[0]):
+        ids = np.nonzero(X[d])[0]
+        bound += X[d, ids] @ logsumexp(elog_theta[d][:, None] + elog_beta[:, ids], axis=0)
+    bound += np.sum((alpha - gamma) * elog_theta) + np.sum(gammaln(gamma) - gammaln(alpha))
+    bound += np.sum(gammaln(alpha * k) - gammaln(gamma.sum(1)))
+    theta = gamma / gamma.sum(1, keepdims=True)
+    beta = model.components_ / model.components_.sum(1, keepdims=True)
+    n = X.sum()
+    return float(np.exp(-np.sum(X * np.log(theta @ beta)) / n)), float(np.exp(-bound / n))
+
+
+def reuters(n_docs=None, seed=0):
+    import lda
+
+    X = lda.datasets.load_reuters().astype(float)
+    if n_docs is not None:
+        X = X[:n_docs]
+        X = X[:, X.sum(0) > 0]
+    perm = np.random.default_rng(seed).permutation(X.shape[0])
+    n_train = int(0.9 * X.shape[0])
+    return X[perm[:n_train]], X[perm[n_train:]]
+
+
+def tokens(X):
+    d, w = np.nonzero(X)
+    c = X[d, w].astype(int)
+    return np.repeat(d, c), np.repeat(w, c)
+
+
+def run_vemppl(Xtr, k, alpha, eta, seed, restarts, max_iter, tol):
+    doc, word = tokens(Xtr)
+    t0 = time.perf_counter()
+    fit = vp.fit(vp.load(MODELS / "lda.vem"), {"doc": doc, "word": word}, consts={"K": k, "alpha": alpha, "eta": eta},
+                 dims={"D": Xtr.shape[0], "V": Xtr.shape[1]}, seed=seed, restarts=restarts, max_iter=max_iter, tol=tol,
+                 progress=False)
+    wall = time.perf_counter() - t0
+    return dict(compile_seconds=fit.compile_seconds, fit_seconds=fit.fit_seconds, wall_seconds=wall,
+                iterations=int(fit.iterations), converged=bool(fit.converged), train_bound=float(fit.elbo),
+                elbo_monotone=bool(np.all(np.diff(fit.elbo_trace) >= -1e-9 * np.abs(fit.elbo_trace[1:]))),
+                topics=np.asarray(fit.posterior["beta"].concentration))
+
+
+def run_sklearn(Xtr, k, alpha, eta, seed, restarts, max_iter, method):
+    from sklearn.decomposition import LatentDirichletAllocation
+
+    best, seconds = None, 0.0
+    for r in range(restarts):
+        sk = LatentDirichletAllocation(k, doc_topic_prior=alpha, topic_word_prior=eta, learning_method=method,
+                                       max_iter=max_iter, random_state=seed + r)
+        t0 = time.perf_counter()
+        sk.fit(Xtr)
+        seconds += time.perf_counter() - t0
+        score = float(sk.score(Xtr))
+        if best is None or score > best[1]:
+            best = (sk, score)
+    sk, score = best
+    return dict(compile_seconds=0.0, fit_seconds=seconds, wall_seconds=seconds, iterations=int(sk.n_iter_),
+                converged=None, train_bound=score, topics=sk.components_, estimator=sk)
+
+
+def markdown(res) -> str:
+    cfg = res["config"]
+    lines = [
+        "# LDA benchmark: vemppl vs scikit-learn LatentDirichletAllocation (Reuters, `lda` package)",
+        "",
+        f"{cfg['n_train']} training + {cfg['n_test']} held-out documents, V = {cfg['v']}, {cfg['train_tokens']} training tokens; "
+        f"K = {cfg['k']}, α = {cfg['alpha']}, η = {cfg['eta']}; max_iter {cfg['max_iter']}, best of {cfg['restarts']} seeds "
+        f"by training bound. Machine: {res['machine']['nproc']} CPUs, {res['machine']['cpu']}.",
+        "",
+        "| system | compile (s) | fit (s), all seeds | iterations (best) | training bound (best) | held-out plug-in perplexity | held-out bound perplexity |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name in ("vemppl", "sklearn_batch", "sklearn_online"):
+        r = res[name]
+        lines.append(
+            f"| {name.replace('_', ' ')} | {r['compile_seconds']:.2f} | {r['fit_seconds']:.2f} | {r['iterations']} | "
+            f"{r['train_bound']:.6g} | {r['heldout_plugin_perplexity']:.1f} | {r['heldout_bound_perplexity']:.1f} |"
+        )
+    lines += [
+        "",
+        f"Ratios vemppl / scikit-learn batch: fit time {res['ratio_fit_batch']:.2f}, held-out plug-in perplexity "
+        f"{res['ratio_perplexity_batch']:.3f}; vemppl / online: fit time {res['ratio_fit_online']:.2f}, perplexity "
+        f"{res['ratio_perplexity_online']:.3f}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--k", type=int, default=20)
+    ap.add_argument("--alpha", type=float, default=0.1)
+    ap.add_argument("--eta", type=float, default=0.01)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--restarts", type=int, default=3)
+    ap.add_argument("--max-iter", type=int, default=300)
+    ap.add_argument("--tol", type=float, default=1e-7, help="vemppl's relative ELBO tolerance")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", type=Path, default=HERE)
+    args = ap.parse_args(argv)
+    n_docs = None
+    if args.quick:
+        n_docs, args.k, args.restarts, args.max_iter = 60, 5, 1, 20
+    Xtr, Xte = reuters(n_docs, args.seed)
+
+    ours = run_vemppl(Xtr, args.k, args.alpha, args.eta, args.seed, args.restarts, args.max_iter, args.tol)
+    batch = run_sklearn(Xtr, args.k, args.alpha, args.eta, args.seed, args.restarts, min(args.max_iter, 100), "batch")
+    online = run_sklearn(Xtr, args.k, args.alpha, args.eta, args.seed, args.restarts, min(args.max_iter, 100), "online")
+    shell = batch["estimator"]
+    res = dict(
+        config=dict(n_train=Xtr.shape[0], n_test=Xte.shape[0], v=Xtr.shape[1], train_tokens=int(Xtr.sum()),
+                    test_tokens=int(Xte.sum()), k=args.k, alpha=args.alpha, eta=args.eta, seed=args.seed,
+                    restarts=args.restarts, max_iter=args.max_iter, max_iter_sklearn=min(args.max_iter, 100),
+                    tol=args.tol, quick=args.quick),
+        machine=dict(nproc=os.cpu_count(), cpu=_cpu()),
+    )
+    for name, r in (("vemppl", ours), ("sklearn_batch", batch), ("sklearn_online", online)):
+        plug, bound = heldout_perplexities(with_topics(shell, r.pop("topics")), Xte)
+        r.pop("estimator", None)
+        r["heldout_plugin_perplexity"], r["heldout_bound_perplexity"] = plug, bound
+        res[name] = r
+    res["ratio_fit_batch"] = ours["fit_seconds"] / batch["fit_seconds"]
+    res["ratio_fit_online"] = ours["fit_seconds"] / online["fit_seconds"]
+    res["ratio_perplexity_batch"] = ours["heldout_plugin_perplexity"] / batch["heldout_plugin_perplexity"]
+    res["ratio_perplexity_online"] = ours["heldout_plugin_perplexity"] / online["heldout_plugin_perplexity"]
+    md = markdown(res)
+    print(md)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = "results_lda_quick" if args.quick else "results_lda"
+    (args.out / f"{stem}.json").write_text(json.dumps(res, indent=2) + "\n")
+    (args.out / f"{stem}.md").write_text(md)
+    return 0
+
+
+def _cpu():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
