@@ -53,7 +53,7 @@ def fit(
     latents = {n.name for n in m.of_kind("latent")}
     present = {k: v for k, v in (mask or {}).items() if k in latents}
     mask = {k: v for k, v in (mask or {}).items() if k not in latents} if mask is not None else None
-    bound = bind(m, data or {}, consts, dims, mask, strict)
+    bound = bind(m, {} if data is None else data, consts, dims, mask, strict)
     t0 = time.perf_counter()
     engine = Engine(m, plan, bound, present=present)
     key = jax.random.PRNGKey(seed)
