@@ -73,10 +73,22 @@ def heldout_perplexities(model, X):
     return float(np.exp(-np.sum(X * np.log(theta @ beta)) / n)), float(np.exp(-bound / n))
 
 
-def reuters(n_docs=None, seed=0):
-    import lda
+def _lda_package():
+    """The `lda` package, not this script (which has its name and sits first on sys.path)."""
+    import importlib
 
-    X = lda.datasets.load_reuters().astype(float)
+    saved_path, saved_mod = sys.path[:], sys.modules.pop("lda", None)
+    sys.path[:] = [p for p in sys.path if Path(p or os.getcwd()).resolve() != HERE]
+    try:
+        return importlib.import_module("lda.datasets")
+    finally:
+        sys.path[:] = saved_path
+        if saved_mod is not None and not hasattr(saved_mod, "datasets"):
+            sys.modules["lda_benchmark_script"] = saved_mod
+
+
+def reuters(n_docs=None, seed=0):
+    X = _lda_package().load_reuters().astype(float)
     if n_docs is not None:
         X = X[:n_docs]
         X = X[:, X.sum(0) > 0]
