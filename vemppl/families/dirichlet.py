@@ -120,15 +120,18 @@ def concentration_from_mean_log(mean_log, iterations=60):
     gap = jnp.mean(jnp.log(p) - mean_log, -1, keepdims=True)
     s = 0.5 * (jnp.mean(1.0 / p, -1, keepdims=True) - 1.0) / jnp.maximum(gap, 1e-12)
     alpha = jnp.maximum(s, 1e-3) * p
+    # A loop primitive, not a Python loop, so that jit compiles one step, not sixty; the
+    # step is a module-level function so that eager calls reuse its compiled loop.
+    alpha, _ = jax.lax.fori_loop(0, iterations, _newton_step, (alpha, mean_log))
+    return alpha
 
-    def newton(_, alpha):
-        total = jnp.sum(alpha, -1, keepdims=True)
-        grad = digamma(total) - digamma(alpha) + mean_log
-        q = -polygamma(1, alpha)
-        z = polygamma(1, total)
-        b = jnp.sum(grad / q, -1, keepdims=True) / (1.0 / z + jnp.sum(1.0 / q, -1, keepdims=True))
-        step = (grad - b) / q
-        return jnp.where(alpha - step > 0, alpha - step, 0.5 * alpha)
 
-    # A loop primitive, not a Python loop, so that jit compiles one step, not sixty.
-    return jax.lax.fori_loop(0, iterations, newton, alpha)
+def _newton_step(_, state):
+    alpha, mean_log = state
+    total = jnp.sum(alpha, -1, keepdims=True)
+    grad = digamma(total) - digamma(alpha) + mean_log
+    q = -polygamma(1, alpha)
+    z = polygamma(1, total)
+    b = jnp.sum(grad / q, -1, keepdims=True) / (1.0 / z + jnp.sum(1.0 / q, -1, keepdims=True))
+    step = (grad - b) / q
+    return jnp.where(alpha - step > 0, alpha - step, 0.5 * alpha), mean_log

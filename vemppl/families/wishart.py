@@ -84,16 +84,9 @@ class Wishart(ExpFamily):
         d = mu.mean.shape[-1]
         c = mu.logdet - la.spd_logdet(mu.mean)
         nu = jnp.maximum(-d * (d + 1.0) / (2.0 * c), d)
-        i = jnp.arange(1, d + 1)
-
-        def newton(_, nu):
-            half = 0.5 * (nu[..., None] + 1.0 - i)
-            g = jnp.sum(digamma(half), -1) - d * jnp.log(0.5 * nu) - c
-            dg = 0.5 * jnp.sum(polygamma(1, half), -1) - d / nu
-            # Never step past halfway to the lower bound ν > D − 1.
-            return jnp.maximum(nu - g / dg, 0.5 * (nu + d - 1.0))
-
-        nu = jax.lax.fori_loop(0, 30, newton, nu)
+        # A loop primitive with a module-level step: jit compiles one step, eager calls
+        # reuse the compiled loop.
+        nu, _, _ = jax.lax.fori_loop(0, 30, _newton_step, (nu, c, jnp.arange(1.0, d + 1.0)))
         return WishartStats(-0.5 * nu[..., None, None] * la.spd_inverse(mu.mean),
                             0.5 * (nu - d - 1.0))
 
@@ -156,6 +149,17 @@ class Wishart(ExpFamily):
             if shape is not None:
                 return tuple(shape[-2:])
         return ()
+
+
+def _newton_step(_, state):
+    """One Newton step on g(ν) = c (see natural_from_mean), D read off the carry's shape."""
+    nu, c, i = state
+    half = 0.5 * (nu[..., None] + 1.0 - i)
+    d = i.shape[-1]
+    g = jnp.sum(digamma(half), -1) - d * jnp.log(0.5 * nu) - c
+    dg = 0.5 * jnp.sum(polygamma(1, half), -1) - d / nu
+    # Never step past halfway to the lower bound ν > D − 1.
+    return jnp.maximum(nu - g / dg, 0.5 * (nu + d - 1.0)), c, i
 
 
 def _nu(eta):
