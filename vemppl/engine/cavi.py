@@ -242,15 +242,9 @@ class Engine:
         order = [n for n in self.plan.schedule if self.plan.block(n).init == "prior"]
         order += [n for n in self.plan.schedule if n not in order]
         chains = {b.name for b in self.plan.blocks if b.structure == "markov-chain"}
-        # Names are declared before use, so declaration order reaches parents first.
-        for j in [n for n in self.model.nodes if n in self.families]:
-            if j not in chains:
-                eta[j] = self._prior_natural(j, mu, eta, params)
-                if self.families[j].name in ("Normal", "MvNormal"):
-                    key, sub = jax.random.split(key)
-                    draw = self.plan.block(j).init == "prior draw"
-                    eta[j] = _draw_gaussian(eta[j], sub) if draw else _jitter_gaussian(eta[j], sub)
-                mu[j] = self.families[j].expected_stats(eta[j])
+        key, sub = jax.random.split(key)
+        # One compiled function rather than dozens of eagerly dispatched (and compiled) ops.
+        eta, mu = jax.jit(self._prior_blocks)(params, sub, self.data)
         for j in order:
             b = self.plan.block(j)
             if b.init in ("prior", "prior draw"):
@@ -268,17 +262,34 @@ class Engine:
             mu[j] = self.families[j].expected_stats(eta[j])
         return State(eta, mu, params)
 
-    def _prior_natural(self, j, mu, eta, params):
+    def _prior_blocks(self, params, key, data):
+        """Every block but the chains at its prior given its parents' means (Gaussians moved
+        off their symmetric start, see ``_jitter_gaussian`` and ``_draw_gaussian``)."""
+        eta, mu = {}, {}
+        # Names are declared before use, so declaration order reaches parents first.
+        for j in [n for n in self.model.nodes if n in self.families]:
+            if self.plan.block(j).structure == "markov-chain":
+                continue
+            eta[j] = self._prior_natural(j, mu, eta, params, data)
+            if self.families[j].name in ("Normal", "MvNormal"):
+                key, sub = jax.random.split(key)
+                draw = self.plan.block(j).init == "prior draw"
+                eta[j] = _draw_gaussian(eta[j], sub) if draw else _jitter_gaussian(eta[j], sub)
+            mu[j] = self.families[j].expected_stats(eta[j])
+        return eta, mu
+
+    def _prior_natural(self, j, mu, eta, params, data=None):
         """Natural parameters of the block's own factors with parents at their means."""
         node = self.model.nodes[j]
         fam = get_family(node.defs[0].dist)
         if fam is not self.families[j]:  # a joint block over scalar elements
-            e = self._prior_natural_of(j, fam, node, mu, eta, params)
+            e = self._prior_natural_of(j, fam, node, mu, eta, params, data)
             diag = jnp.vectorize(jnp.diag, signature="(n)->(n,n)")
             return self.families[j].Stats(e.mean, diag(e.sq))
-        return self._prior_natural_of(j, fam, node, mu, eta, params)
+        return self._prior_natural_of(j, fam, node, mu, eta, params, data)
 
-    def _prior_natural_of(self, j, fam, node, mu, eta, params):
+    def _prior_natural_of(self, j, fam, node, mu, eta, params, data=None):
+        data = self.data if data is None else data
         full = None
         blocks = {k: (self.families[k], mu[k], eta[k]) for k in mu}
         blocks.update(self.fixed_blocks)
@@ -289,7 +300,7 @@ class Engine:
                 raise VemError(
                     "unsupported", f"cannot initialise '{j}': its prior is gated by another latent", d.span
                 )
-            ctx = _Context(self.model, d.loops, (), self.bound.sizes, {**self.consts, **self.data}, blocks, params, None)
+            ctx = _Context(self.model, d.loops, (), self.bound.sizes, {**self.consts, **data}, blocks, params, None)
             args = {}
             for k, e in d.args:
                 src = ctx.ev(e)
