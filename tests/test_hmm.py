@@ -254,7 +254,8 @@ def test_categorical_hmm_matches_variational_categorical_hmm():
     assert_elbo_monotone(fit.elbo_trace)
     h = _vchmm_from(fit, 3, 5).fit(x[:, None])
     bound = h.monitor_.history[-1]  # nothing is left out of a categorical HMM's bound
-    assert abs(fit.elbo - bound) <= 1e-6 * abs(bound), (fit.elbo, bound)
+    assert abs(fit.elbo - bound) <= 1e-6 * abs(bound), (fit.elbo, bound)  # measured: 2e-12 relative
+    # measured: 1.2e-5 (both stop on a tolerance, at slightly different points of a slow ascent)
     np.testing.assert_allclose(fit.state.mu["z"].onehot, variational_hmm_posterior(h, x[:, None]), atol=1e-4)
 
 
@@ -274,9 +275,9 @@ def test_sequences_of_different_lengths_match_hmmlearn_lengths():
     flat = np.concatenate([x[s, :n] for s, n in enumerate(lengths)])[:, None]
     h = _vchmm_from(fit, 3, 5).fit(flat, lengths)
     bound = h.monitor_.history[-1]
-    assert abs(fit.elbo - bound) <= 1e-6 * abs(bound), (fit.elbo, bound)
+    assert abs(fit.elbo - bound) <= 1e-6 * abs(bound), (fit.elbo, bound)  # measured: 1.4e-12 relative
     r = np.asarray(fit.state.mu["z"].onehot)
-    np.testing.assert_allclose(r[present], variational_hmm_posterior(h, flat, lengths), atol=1e-4)
+    np.testing.assert_allclose(r[present], variational_hmm_posterior(h, flat, lengths), atol=1e-4)  # measured: 9e-6
 
     # What lies beyond a sequence's end is never read.
     junk = vemppl.fit(model, data={"x": x_padded_junk}, mask={"z": present}, dims={"V": 5}, seed=0,
