@@ -24,9 +24,10 @@ import numpy as np
 
 from ..diagnostics import VemError
 from ..families import get_family
-from ..ir.expr import Index, Name, const_int, loop_offset
+from ..ir.expr import Index, Name
 from . import moments as M
 from . import mstep
+from .plates import definition_index, plate_shape
 from .evaluate import _Context, factor_value
 
 
@@ -311,7 +312,7 @@ class Engine:
             if full is None:
                 shape = self.bound_shape(j)
                 full = type(e_d)(*[jnp.zeros(shape + x.shape[len(grid):]) for x in e_d])
-            idx = _scatter_index(d, ctx)
+            idx = definition_index(d, ctx)
             full = type(e_d)(*[f.at[idx].set(x) if idx else x for f, x in zip(full, e_d)])
         return full
 
@@ -329,25 +330,10 @@ class Engine:
         raise VemError("unsupported", f"cannot tell the number of categories of '{j}'", self.model.nodes[j].span)
 
     def bound_shape(self, j):
-        node = self.model.nodes[j]
-        shape = []
-        for p in range(len(node.defs[0].indices)):
-            size = 0
-            for d in node.defs:
-                ix = d.indices[p]
-                c = const_int(ix)
-                if c is not None:
-                    size = max(size, c + 1)
-                    continue
-                var, off = loop_offset(ix, d.loop_vars)
-                ctx = _Context(None, d.loops, (), self.bound.sizes, self.consts, {}, {}, None)
-                stop = dict((v, s) for v, _, s in ctx.loops)[var]
-                size = max(size, stop + off)
-            shape.append(size)
-        return tuple(shape)
+        return plate_shape(self.model, j, self.bound.sizes, self.consts)
 
     def _seed_responsibilities(self, j, r0, key, kmeans):
-        n, k = r0.shape[-2] if r0.ndim > 1 else 1, r0.shape[-1]
+        k = r0.shape[-1]
         feats = self._gated_data(j) if kmeans else None
         rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel()[-1])
         if feats is None or feats.shape[0] != r0.reshape(-1, k).shape[0]:
@@ -442,22 +428,6 @@ def _broadcast_to_grid(x, grid, rank):
     lead = x.shape[: x.ndim - rank]
     lead = (1,) * (len(grid) - len(lead)) + lead if len(lead) < len(grid) else lead
     return jnp.broadcast_to(jnp.reshape(x, lead + event), tuple(grid) + event)
-
-
-def _scatter_index(d, ctx):
-    idx = []
-    for ix in d.indices:
-        c = const_int(ix)
-        if c is not None:
-            idx.append(c)
-            continue
-        var, off = loop_offset(ix, d.loop_vars)
-        p = ctx.loop_vars.index(var)
-        _, start, stop = ctx.loops[p]
-        shape = [1] * len(ctx.loops)
-        shape[p] = stop - start
-        idx.append(jnp.reshape(jnp.arange(start + off, stop + off), shape))
-    return tuple(idx)
 
 
 __all__ = ["Engine", "State", "M"]

@@ -14,9 +14,10 @@ import networkx as nx
 import numpy as np
 
 from ..families import get_family
-from ..ir.expr import Index, Name, Num, const_int, loop_offset
+from ..ir.expr import Index, Name, Num, loop_offset
 from ..ir.nodes import Definition, Loop
 from .evaluate import _Context
+from .plates import definition_index, plate_shape
 
 
 def simulate(model, sizes: dict, values: dict, key, skip=()) -> dict:
@@ -42,7 +43,6 @@ def _draw_definition(model, name, d: Definition, sizes, values, out, key, one_st
     if markov:
         # Draw along the Markov loop one step at a time (the step reads the previous one).
         var = loop_offset(d.indices[markov[0]], d.loop_vars)[0]
-        lp = next(lp for lp in d.loops if lp.var == var)
         ctx = _Context(None, d.loops, (), sizes, values, {}, {}, None)
         start, stop = next((s, e) for v, s, e in ctx.loops if v == var)
         for t in range(start, stop):
@@ -64,10 +64,10 @@ def _draw_definition(model, name, d: Definition, sizes, values, out, key, one_st
     if not d.indices:
         return draw
     if out is None:
-        shape = tuple(_extent(model, name, i, sizes, values) for i in range(len(d.indices)))
+        shape = plate_shape(model, name, sizes, values)
         out = np.zeros(shape + draw.shape[len(grid):], dtype=draw.dtype)
     out = np.array(out, copy=True)
-    out[_scatter(d, ctx)] = draw
+    out[definition_index(d, ctx)] = draw
     return out
 
 
@@ -86,33 +86,3 @@ def _walk(e):
     from ..ir.expr import walk
 
     return walk(e)
-
-
-def _extent(model, name, axis, sizes, values):
-    size = 0
-    for d in model.nodes[name].defs:
-        ix = d.indices[axis]
-        c = const_int(ix)
-        if c is not None:
-            size = max(size, c + 1)
-            continue
-        var, off = loop_offset(ix, d.loop_vars)
-        ctx = _Context(None, d.loops, (), sizes, values, {}, {}, None)
-        size = max(size, dict((v, e) for v, _, e in ctx.loops)[var] + off)
-    return size
-
-
-def _scatter(d, ctx):
-    idx = []
-    for ix in d.indices:
-        c = const_int(ix)
-        if c is not None:
-            idx.append(c)
-            continue
-        var, off = loop_offset(ix, d.loop_vars)
-        p = ctx.loop_vars.index(var)
-        _, start, stop = ctx.loops[p]
-        shape = [1] * len(ctx.loops)
-        shape[p] = stop - start
-        idx.append(np.arange(start + off, stop + off).reshape(shape))
-    return tuple(idx)
