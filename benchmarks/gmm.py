@@ -40,6 +40,7 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import BayesianGaussianMixture
 
 import vemppl as vp
+from machine import machine  # benchmarks/machine.py, beside this script
 
 HERE = Path(__file__).resolve().parent
 
@@ -157,20 +158,10 @@ def summarise(runs, x_test, y_test):
 # ---- machine and report ---------------------------------------------------------------
 
 
-def machine():
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import jax
+def machine_info():
     import sklearn
 
-    return dict(nproc=os.cpu_count(), cpu=cpu, python=platform.python_version(), jax=jax.__version__,
-                sklearn=sklearn.__version__, vemppl=vp.__version__, platform=platform.platform())
+    return machine(python=platform.python_version(), sklearn=sklearn.__version__, platform=platform.platform())
 
 
 def markdown(res) -> str:
@@ -243,7 +234,7 @@ def main(argv=None):
     res = dict(
         config=dict(n_train=args.n, n_test=len(x_test), d=args.d, k=args.k, seed=args.seed, max_iter=args.max_iter,
                     tol=args.tol, tol_sklearn=tol_sk, repeats=args.repeats, quick=args.quick),
-        machine=dict(machine(), loadavg_before=load_before, loadavg_after=load_after),
+        machine=dict(machine_info(), loadavg_before=load_before, loadavg_after=load_after),
         vemppl=summarise(ours, x_test, y_test),
         sklearn=summarise(theirs, x_test, y_test),
     )

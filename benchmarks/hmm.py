@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -38,6 +37,7 @@ from hmmlearn.hmm import GaussianHMM
 from hmmlearn.vhmm import VariationalGaussianHMM
 
 import vemppl as vp
+from machine import machine  # benchmarks/machine.py, beside this script
 
 HERE = Path(__file__).resolve().parent
 
@@ -154,19 +154,10 @@ def summarise(runs, x_test):
     )
 
 
-def machine():
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+def machine_info():
     import hmmlearn
-    import jax
 
-    return dict(nproc=os.cpu_count(), cpu=cpu, jax=jax.__version__, hmmlearn=hmmlearn.__version__, vemppl=vp.__version__)
+    return machine(hmmlearn=hmmlearn.__version__)
 
 
 def markdown(res) -> str:
@@ -236,7 +227,7 @@ def main(argv=None):
     res = dict(
         config=dict(t=args.t, k=args.k, d=args.d, seed=args.seed, max_iter=args.max_iter, tol=args.tol,
                     repeats=args.repeats, quick=args.quick),
-        machine=machine(), runs=runs,
+        machine=machine_info(), runs=runs,
     )
     md = markdown(res)
     print(md)

@@ -1,0 +1,23 @@
+"""The machine a benchmark ran on, recorded beside its results."""
+
+import os
+from pathlib import Path
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def machine(**versions) -> dict:
+    """CPU count and model, JAX and vemppl versions, plus the peers' ``versions``."""
+    import jax
+
+    import vemppl
+
+    return dict(nproc=os.cpu_count(), cpu=cpu_model(), jax=jax.__version__, vemppl=vemppl.__version__, **versions)
