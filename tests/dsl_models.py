@@ -186,9 +186,24 @@ def hmm_categorical() -> vp.Model:
     return m
 
 
+def vae() -> vp.Model:
+    m = vp.Model("vae")
+    N, D = m.dim("N", "D")
+    L = m.const("L", 2)
+    H = m.const("H", 64)
+    x = m.data("x", vp.bool_[N, D])
+    dec = m.param("dec", vp.mlp("tanh")[L, H, D])
+    enc = m.param("enc", vp.mlp("tanh")[D, H, 2 * L])
+    with m.plate("n", N) as n:
+        z = m.sample("z", vp.MvNormal(vp.zeros(L), vp.eye(L)))
+        m.sample("x", vp.Bernoulli(logits=dec(z)))
+        m.q(z, enc(x[n]))
+    return m
+
+
 MODELS = {
     f.__name__: f
-    for f in (gmm, hmm, lda, fa, logreg, ppca, poisson_mixture, bernoulli_mixture, linreg, hierarchical, hmm_categorical)
+    for f in (gmm, hmm, lda, fa, logreg, ppca, poisson_mixture, bernoulli_mixture, linreg, hierarchical, hmm_categorical, vae)
 }
 
 

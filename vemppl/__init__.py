@@ -28,6 +28,7 @@ from .frontends.dsl import (  # noqa: E402
     fill,
     int_,
     log,
+    mlp,
     ones,
     pos,
     real,
@@ -51,7 +52,7 @@ globals().update(_DISTRIBUTIONS)  # vp.Normal, vp.MvNormal, ... one per register
 
 __all__ = [
     "Model", "ModelGraph", "fit", "compile_model", "Fit", "Prediction", "load_results", "VemError", "Span", "to_text", "parse", "load", "families",
-    "real", "pos", "unit", "int_", "count", "bool_", "cat", "simplex", "spd",
+    "real", "pos", "unit", "int_", "count", "bool_", "cat", "simplex", "spd", "mlp",
     "zeros", "ones", "fill", "eye", "diag", "exp", "log", "sigmoid", "softmax", "sum_", "dot", "transpose",
     *_DISTRIBUTIONS,
 ]

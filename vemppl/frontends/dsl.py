@@ -125,6 +125,10 @@ class Var(E):
     def base_expr(self, model):
         return Name(self.name)
 
+    def __call__(self, x):
+        """A network param applied to an input: ``dec(z)`` is ``dec(z[n])`` in the text."""
+        return _Lazy(lambda m: Call(self.name, (as_expr(x, m),)))
+
     def __repr__(self):
         return f"Var({self.name})"
 
@@ -171,6 +175,8 @@ class _TypeMaker:
         return TypeSpec(self.base, tuple(as_expr(s) for s in shape), self._bound())
 
     def _bound(self):
+        if isinstance(self.bound, str):  # an activation, mlp("tanh")
+            return Name(self.bound)
         return as_expr(self.bound) if self.bound is not None else None
 
     def spec(self) -> TypeSpec:
@@ -183,6 +189,11 @@ simplex, spd = _TypeMaker("simplex"), _TypeMaker("spd")
 
 def cat(bound) -> _TypeMaker:
     return _TypeMaker("cat", bound)
+
+
+def mlp(activation: str) -> _TypeMaker:
+    """The type of a neural-network param: ``vp.mlp("tanh")[D, H, K]`` is ``mlp(tanh)[D, H, K]``."""
+    return _TypeMaker("mlp", str(activation))
 
 
 class Model:
@@ -256,6 +267,13 @@ class Model:
         self._b.statement(name, self._indices(index), tuple(self._loops), expr=as_expr(value, self), span=_caller_span())
         self._changed()
         return Var(name, self._plate_vars(index))
+
+    def q(self, latent, encoder, index=None):
+        """``q(latent[active loop vars]) = encoder``: an amortised posterior, e.g.
+        ``m.q(z, enc(x))`` inside the plate over n is ``q(z[n]) = enc(x[n])``."""
+        name = latent.name if isinstance(latent, Var) else latent
+        self._b.amortise(name, self._indices(index), tuple(self._loops), as_expr(encoder, self), span=_caller_span())
+        self._changed()
 
     def _indices(self, index):
         if index is None:

@@ -200,6 +200,8 @@ class _Walker:
                 toks = st.children
             elif st.data in ("sample", "assign"):
                 toks = [st.children[0].children[0]]
+            elif st.data == "amortise":
+                toks = []
             else:
                 toks = [st.children[0]]
             for tok in toks:
@@ -236,6 +238,15 @@ class _Walker:
                 )
             else:
                 b.statement(target, indices, loops, expr=self.expr(ch[1]), span=self.span(st))
+        elif kind == "amortise":
+            word, target, value = ch
+            if str(word) != "q":
+                raise VemError(
+                    "syntax", f"'{word}(...) = ...' is not a statement", self.span(word),
+                    "an amortised posterior is written q(z[n]) = enc(x[n])",
+                )
+            name, indices = self.target(target)
+            b.amortise(name, indices, loops, self.expr(value), span=self.span(st))
         elif kind == "for_loop":
             var, arglist, block = ch
             inner = loops + (self.loop(var, arglist, st),)

@@ -1,7 +1,8 @@
 """IR → canonical ``.vem`` text.
 
 The canonical form declares every ``dim``, ``const``, ``data`` and ``param`` first, then
-prints each definition inside its own loops, nodes in a dependency order.  It is the
+prints each definition inside its own loops, nodes in a dependency order, then the
+amortised posteriors (``q(z[n]) = enc(x[n])``).  It is the
 inverse of the parser up to spans: ``parse(to_text(m)) == m``.
 """
 
@@ -65,9 +66,11 @@ def type_to_text(t: TypeSpec) -> str:
     return s
 
 
-def definition_to_text(target: str, d: Definition) -> str:
+def definition_to_text(target: str, d: Definition, amortised: bool = False) -> str:
     lhs = target + (f"[{', '.join(expr_to_text(i) for i in d.indices)}]" if d.indices else "")
-    if d.dist is not None:
+    if amortised:
+        stmt = f"q({lhs}) = {expr_to_text(d.expr)}"
+    elif d.dist is not None:
         # Positional while the arguments follow the family's positional order, then keywords.
         positional, parts, keyword = _positional(d.dist), [], False
         for i, (k, v) in enumerate(d.args):
@@ -117,4 +120,8 @@ def to_text(model) -> str:
     for name in nx.lexicographical_topological_sort(g, key=rank.__getitem__):
         for d in m.nodes[name].defs:
             out.append(definition_to_text(name, d))
+    # Amortised posteriors last: they read data and networks, all declared above.
+    for n in m.of_kind("latent"):
+        if n.amortised is not None:
+            out.append(definition_to_text(n.name, n.amortised, amortised=True))
     return "\n".join(out) + "\n"

@@ -13,6 +13,7 @@ shape and support mismatches (the whole-graph checks live in :mod:`.validate`).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from ..diagnostics import Span, VemError, did_you_mean
@@ -21,7 +22,7 @@ from . import shapes as S
 from . import validate as V
 from .expr import BUILTINS, Call, Expr, Name, Neg, Num, const_int, loop_offset, walk
 from .graph import ModelGraph
-from .nodes import BASE_TYPES, Definition, Loop, Node, TypeSpec
+from .nodes import ACTIVATIONS, BASE_TYPES, Definition, Loop, Node, TypeSpec
 
 # Kept importable from here for existing callers.
 from .shapes import infer_node_shapes, type_shape  # noqa: F401
@@ -86,27 +87,35 @@ class IRBuilder:
     def const(self, name: str, value: Expr, type: TypeSpec | None = None, span: Span | None = None):
         check_identifier(name, "a const", span)
         if type is not None:
-            self._check_type(type)
+            self._check_type(type, "a const")
         self._check_expr(value, (), span, fixed=f"the value of const '{name}'")
         self._declare(Node(name, "const", type=type, value=value, span=span))
 
     def data(self, name: str, type: TypeSpec, span: Span | None = None):
         check_identifier(name, "a data array", span)
-        self._check_type(type)
+        self._check_type(type, "data")
         self._declare(Node(name, "data", type=type, span=span))
 
     def param(self, name: str, type: TypeSpec, init: Expr | None = None, span: Span | None = None):
         check_identifier(name, "a param", span)
         self._check_type(type)
+        if init is not None and type.is_network:
+            raise VemError(
+                "type", f"the network '{name}' takes no initial value", init.span or span,
+                "its weights start from a seeded Glorot draw; fit(..., init={...}) can override them",
+            )
         if init is not None:
             self._check_expr(init, (), span, fixed=f"the initial value of param '{name}'")
         self._declare(Node(name, "param", type=type, value=init, span=span))
 
-    def _check_type(self, t: TypeSpec):
+    def _check_type(self, t: TypeSpec, owner: str | None = None):
         if t.base not in BASE_TYPES:
             raise VemError(
                 "type", f"unknown type '{t.base}'", t.span, did_you_mean(t.base, BASE_TYPES) or "types: " + ", ".join(BASE_TYPES)
             )
+        if t.is_network:
+            self._check_network_type(t, owner)
+            return
         if t.base == "cat" and t.bound is None:
             raise VemError("type", "cat needs its number of categories", t.span, "write cat(K), or cat(K)[N] for an array")
         if t.base != "cat" and t.bound is not None:
@@ -117,6 +126,31 @@ class IRBuilder:
             self._check_expr(e, (), t.span, fixed="a size in a type")
             if isinstance(e, Neg) or (isinstance(e, Num) and not float(e.value).is_integer()):
                 raise VemError("type", "a size must be a whole number, a dim or a const", e.span or t.span)
+
+    def _check_network_type(self, t: TypeSpec, owner: str | None):
+        """``mlp(act)[n0, ..., nk]``: a param only, a known activation, two or more layer sizes."""
+        if owner is not None:
+            raise VemError(
+                "type", f"{owner} cannot have the network type mlp", t.span,
+                "a neural network is a point-estimated parameter: declare it with 'param'",
+            )
+        act = t.bound
+        if act is None or not isinstance(act, Name) or act.id not in ACTIVATIONS:
+            got = f"'{act.id}'" if isinstance(act, Name) else "nothing" if act is None else "an expression"
+            raise VemError(
+                "type", f"a network type names its activation, one of {', '.join(ACTIVATIONS)}; found {got}",
+                (act.span if act is not None else None) or t.span,
+                (did_you_mean(act.id, ACTIVATIONS) if isinstance(act, Name) else None) or "write mlp(tanh)[D, H, K]",
+            )
+        if len(t.shape) < 2:
+            raise VemError(
+                "type", f"a network needs at least an input and an output size; {len(t.shape)} given", t.span,
+                "write mlp(tanh)[D, H, K]: D inputs, a hidden layer of H units, K outputs",
+            )
+        for e in t.shape:
+            self._check_expr(e, (), t.span, fixed="a layer size")
+            if isinstance(e, Neg) or (isinstance(e, Num) and not (float(e.value).is_integer() and e.value > 0)):
+                raise VemError("type", "a layer size must be a positive whole number, a dim or a const", e.span or t.span)
 
     # ---- statements -----------------------------------------------------------------
     def statement(
@@ -177,7 +211,67 @@ class IRBuilder:
                 line = other.span.line if other.span else "?"
                 what = f"an element of '{target}'" if d.indices else f"'{target}'"
                 raise VemError("redeclared", f"{what} is defined twice (also at line {line})", span)
-        self._nodes[target] = Node(prev.name, prev.kind, prev.type, prev.value, prev.defs + (d,), prev.span)
+        self._nodes[target] = dataclasses.replace(prev, defs=prev.defs + (d,))
+
+    def amortise(self, target: str, indices: tuple[Expr, ...], loops: tuple[Loop, ...], expr: Expr, span: Span | None = None):
+        """``q(target[indices]) = enc(data...)``: an amortised posterior for a plated latent.
+
+        The latent must be defined above, Normal or MvNormal, plated, and named by the
+        loop variables of its plates; the right side is one call of a network param
+        whose input reads data (and only data, dims and consts)."""
+        loop_vars = tuple(lp.var for lp in loops)
+        self._check_loops(loops)
+        for ix in indices:
+            self._check_expr(ix, loop_vars, ix.span or span)
+        node = self._nodes.get(target)
+        if node is None:
+            raise self._undefined(Name(target, span), span, loop_vars)
+        if node.kind != "latent":
+            raise VemError(
+                "type", f"'{target}' is {_article(node.kind)}; only a latent random variable has a posterior q", span,
+                "q(z[n]) = enc(x[n]) gives the latent z an encoder",
+            )
+        if node.amortised is not None:
+            line = node.amortised.span.line if node.amortised.span else "?"
+            raise VemError("redeclared", f"'{target}' already has an amortised posterior (line {line})", span)
+        fam = node.defs[0].dist
+        if fam not in ("Normal", "MvNormal"):
+            raise VemError(
+                "unsupported", f"an amortised posterior is a diagonal Normal; '{target}' is drawn from {fam}", span,
+                "amortise a Normal or MvNormal latent",
+            )
+        own = node.defs[0].indices
+        plain = all(isinstance(ix, Name) and ix.id in loop_vars for ix in indices)
+        if not own or len(indices) != len(own) or not plain:
+            raise VemError(
+                "unsupported",
+                f"q(...) names one element of a plated latent by its loop variables, as in q({target}[n])"
+                + ("" if own else f"; '{target}' is not plated"),
+                span,
+                "an encoder maps each data point to the posterior of its own latent",
+            )
+        if not (isinstance(expr, Call) and expr.func in self._nodes and self._nodes[expr.func].is_network):
+            raise VemError(
+                "type", "the right side of q(...) = ... must call an encoder network, as in enc(x[n])",
+                getattr(expr, "span", None) or span, "declare one with 'param enc: mlp(tanh)[D, H, 2 * L]'",
+            )
+        self._check_expr(expr, loop_vars, span)
+        data = []
+        for sub in walk(expr):
+            if isinstance(sub, Name) and sub.id in self._nodes:
+                kind = self._nodes[sub.id].kind
+                if kind in ("latent", "det", "param"):
+                    raise VemError(
+                        "type", f"an encoder reads data, dims and consts only; '{sub.id}' is {_article(kind)}",
+                        sub.span or span,
+                    )
+                data += [sub.id] if kind == "data" else []
+        if not data:
+            raise VemError(
+                "type", f"the encoder of '{target}' reads no data: an amortised posterior maps each data point to q",
+                expr.span or span, f"pass the data of {target}'s plate, as in q({target}[n]) = enc(x[n])",
+            )
+        self._nodes[target] = dataclasses.replace(node, amortised=Definition(loops, tuple(indices), expr=expr, span=span))
 
     def _check_loops(self, loops):
         seen: list[str] = []
@@ -253,7 +347,7 @@ class IRBuilder:
             return
         for sub in walk(e):
             if isinstance(sub, Call):
-                self._check_call(sub, span)
+                self._check_call(sub, span, fixed)
                 continue
             if not isinstance(sub, Name):
                 continue
@@ -269,7 +363,16 @@ class IRBuilder:
                     sub.span or span,
                 )
 
-    def _check_call(self, c: Call, span):
+    def _check_call(self, c: Call, span, fixed: str | None = None):
+        net = self._nodes.get(c.func)
+        if net is not None and net.is_network:
+            if fixed:
+                raise VemError("type", f"{fixed} may use only numbers, dims and consts; '{c.func}' is a network", c.span or span)
+            if len(c.args) != 1:
+                raise VemError("type", f"the network {c.func} takes 1 argument; {len(c.args)} given", c.span or span)
+            return
+        if c.func in self._declared_later and c.func not in BUILTINS:
+            raise self._undefined(Name(c.func, c.span), span, ())
         if c.func not in BUILTINS:
             if c.func in REGISTRY:
                 hint = f"{c.func} is a distribution: write 'x ~ {c.func}(...)' to make a random variable"
@@ -314,6 +417,7 @@ class IRBuilder:
         shapes = S.infer_node_shapes(nodes, order)
         model = ModelGraph(self.name, nodes, shapes, self.source, self.filename)
         V.check_supports(model)
+        V.check_amortised(model)
         return model
 
 

@@ -3,7 +3,9 @@
 :class:`ModelGraph` holds the model's name and its nodes in declaration order.  The
 DAG (``.graph``) is derived from them: an edge ``parent → child`` for every name read by
 a child's definition, labelled with the argument roles (``loc``, ``precision``, ``index``,
-``markov`` for a node reading an earlier step of itself, ...).  Two models are equal when
+``markov`` for a node reading an earlier step of itself, ...); a call of a network param
+(``dec(z[n])``) is a read of that param.  An amortised posterior ``q(z[n]) = enc(x[n])``
+adds no edge: the encoder belongs to the variational family, not to the model's DAG.  Two models are equal when
 their names and nodes are equal; spans take no part, so ``parse(to_text(m)) == m``.
 """
 
@@ -14,7 +16,7 @@ from functools import cached_property
 
 import networkx as nx
 
-from .expr import Index, Name, head_name, walk
+from .expr import Call, Index, Name, head_name, walk
 from .nodes import Node
 from .shapes import Shape
 
@@ -83,6 +85,8 @@ def _reads(e, loop_vars):
                         out.append((n.id, "index"))
         if isinstance(sub, Name) and sub.id not in loop_vars:
             out.append((sub.id, "value"))
+        if isinstance(sub, Call):  # a network param called here (built-ins are not nodes)
+            out.append((sub.func, "value"))
     # A name read as an index is not also a value read.
     idx = {n for n, how in out if how == "index"}
     seen, res = set(), []

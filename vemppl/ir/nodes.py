@@ -9,6 +9,9 @@ A :class:`Node` is one named quantity of the model.  Its ``kind`` is one of
 * ``latent``: a random variable defined by ``~`` and not declared ``data``;
 * ``det``: a deterministic node defined by ``=``.
 
+A ``param`` of type ``mlp(act)[...]`` is a neural network: it is called in expressions
+(``dec(z[n])``), and a latent may carry an amortised posterior ``q(z[n]) = enc(x[n])``.
+
 A random or deterministic node is defined by one or more :class:`Definition` s, each a
 statement with its enclosing loops (the plate stack), e.g. the HMM's ``z[0] ~ ...`` and
 ``for t in range(1, T) { z[t] ~ ... }``.
@@ -23,8 +26,12 @@ from .expr import Expr
 
 KINDS = ("dim", "const", "data", "param", "latent", "det")
 
-#: Base types and the support each stands for (LANGUAGE.md, "Types").
-BASE_TYPES = ("real", "pos", "unit", "int", "count", "bool", "cat", "simplex", "spd")
+#: Base types and the support each stands for (LANGUAGE.md, "Types"); ``mlp`` is the type
+#: of a neural-network param (docs/language.md, "Neural networks and amortised inference").
+BASE_TYPES = ("real", "pos", "unit", "int", "count", "bool", "cat", "simplex", "spd", "mlp")
+
+#: Activations a network type may name: ``mlp(tanh)[D, H, K]``.
+ACTIVATIONS = ("tanh", "relu", "softplus", "sigmoid", "elu")
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,12 @@ class TypeSpec:
     shape: tuple[Expr, ...] = ()
     bound: Expr | None = None
     span: Span | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def is_network(self) -> bool:
+        """``mlp(act)[n0, n1, ..., nk]``: a multilayer perceptron; ``shape`` lists its layer
+        sizes (input, hidden..., output) and ``bound`` names its activation."""
+        return self.base == "mlp"
 
 
 @dataclass(frozen=True)
@@ -92,3 +105,10 @@ class Node:
     value: Expr | None = None  # const value or param initialiser
     defs: tuple[Definition, ...] = ()
     span: Span | None = field(default=None, compare=False, repr=False)
+    #: ``q(z[n]) = enc(x[n])``: the amortised posterior of a latent, a Definition whose
+    #: ``expr`` is an encoder network applied to the latent's data (None: mean-field q).
+    amortised: Definition | None = None
+
+    @property
+    def is_network(self) -> bool:
+        return self.kind == "param" and self.type is not None and self.type.is_network

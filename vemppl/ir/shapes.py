@@ -15,6 +15,11 @@ Size = int | str
 Shape = tuple[Size, ...]
 
 
+class NetShape(tuple):
+    """The layer sizes of a network param (input, hidden..., output), kept apart from
+    array shapes: a network is called (``dec(z[n])``), never read as a value."""
+
+
 def size_of(e: Expr) -> Size:
     """The symbolic size an expression stands for (``D``, ``3``, ``'D+2'``)."""
     if isinstance(e, Num):
@@ -55,6 +60,10 @@ def infer(e: Expr, env: dict[str, Shape], loop_vars) -> Shape:
     if isinstance(e, Name):
         if e.id in loop_vars:
             return ()
+        if isinstance(env[e.id], NetShape):
+            raise VemError(
+                "type", f"'{e.id}' is a network: call it on an input, as in {e.id}(z[n])", e.span
+            )
         return env[e.id]
     if isinstance(e, Index):
         base = infer(e.base, env, loop_vars)
@@ -100,6 +109,8 @@ def _matmul(a: Shape, b: Shape, span) -> Shape:
 def _call(e: Call, env, loop_vars) -> Shape:
     f = e.func
     shapes = [infer(a, env, loop_vars) for a in e.args]
+    if isinstance(env.get(f), NetShape):
+        return _network_call(e, env[f], shapes[0])
     if f in ("zeros", "ones"):
         return tuple(size_of(a) for a in e.args)
     if f == "fill":
@@ -126,6 +137,22 @@ def _call(e: Call, env, loop_vars) -> Shape:
     raise VemError("undefined-name", f"unknown function '{f}'", e.span)
 
 
+def _network_call(e: Call, layers: NetShape, arg: Shape) -> Shape:
+    """A network maps the last axis of its input (size ``layers[0]``) to ``layers[-1]``."""
+    from ..frontends.printer import expr_to_text
+
+    if not arg or arg[-1] != layers[0]:
+        what = "a scalar" if not arg else f"shape {_fmt(arg)}"
+        raise VemError(
+            "shape",
+            f"the network {e.func} takes inputs of size {layers[0]} (its first layer); "
+            f"{expr_to_text(e.args[0])} has {what}",
+            e.span,
+            f"the first size in {e.func}'s type must be the size of the last axis of its input",
+        )
+    return arg[:-1] + (layers[-1],)
+
+
 # ---- node shapes --------------------------------------------------------------------------
 def infer_node_shapes(nodes: dict, order: list[str]) -> dict[str, Shape]:
     """Full shapes of every node; also checks data and typed consts against their declarations."""
@@ -146,7 +173,7 @@ def infer_node_shapes(nodes: dict, order: list[str]) -> dict[str, Shape]:
                 got = declared
             env[node.name] = got
         elif node.kind in ("data", "param"):
-            env[node.name] = type_shape(node.type)
+            env[node.name] = NetShape(type_shape(node.type)) if node.type.is_network else type_shape(node.type)
     for name in order:
         node = nodes[name]
         if node.kind in ("latent", "det"):

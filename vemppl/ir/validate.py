@@ -240,3 +240,35 @@ def fold(e: Expr, nodes: dict[str, Node], depth: int = 0) -> float | None:
         if e.func == "fill" and e.args:
             return fold(e.args[0], nodes, depth + 1)
     return None
+
+
+def _element(name, d) -> str:
+    from ..frontends.printer import expr_to_text
+
+    return f"{name}[{', '.join(expr_to_text(i) for i in d.indices)}]"
+
+
+# ---- amortised posteriors ----------------------------------------------------------------------
+def check_amortised(model):
+    """``q(z[n]) = enc(x[n])``: the encoder's output is the location and log-scale of
+    ``q(z[n])``, so its size is twice the size of one element of ``z`` (``2 * L``)."""
+    for node in model.of_kind("latent"):
+        q = node.amortised
+        if q is None:
+            continue
+        out = S.infer(q.expr, model.shapes, q.loop_vars)
+        event = model.shapes[node.name][len(q.indices):]
+        if len(event) > 1:
+            raise VemError(
+                "unsupported", f"an amortised posterior needs a scalar or vector element; '{node.name}' has {S.fmt(event)}",
+                q.span,
+            )
+        want = 2 if not event else (2 * event[0] if isinstance(event[0], int) else f"2 * {event[0]}")
+        if len(out) != 1 or out[0] != want:
+            raise VemError(
+                "shape",
+                f"the encoder {q.expr.func} gives shape {S.fmt(out)}, but q({_element(node.name, q)}) needs [{want}]: "
+                f"a location and a log-scale for each of the {event[0] if event else 1} entries of an element",
+                q.expr.span or q.span,
+                f"make the last size in {q.expr.func}'s type {want}",
+            )
