@@ -9,6 +9,10 @@ new family without examples fails ``test_table_covers_registry``.  For every row
 4. ``expected_log_prob`` with point-mass arguments equals NumPyro's ``log_prob``;
 5. the entropy equals NumPyro's (or a Monte Carlo estimate where NumPyro has none);
 6. ``mode`` maximises ``⟨η, T(x)⟩ + log h(x)``.
+
+Likelihood-only distributions (StudentT) have their own table: ``expected_log_prob`` with
+point masses equals NumPyro's ``log_prob``, and with a Gaussian location (quadrature) a
+Monte Carlo average of it.
 """
 
 from __future__ import annotations
@@ -102,6 +106,17 @@ EXAMPLES: dict[str, Example] = {
 }
 
 CASES = [(name, i) for name, ex in EXAMPLES.items() for i in range(len(ex.settings))]
+
+#: Likelihood-only distributions (``variational = False``): never a q, so only the factor
+#: laws apply, with observed values ``y``.
+LIKELIHOODS: dict[str, list[dict]] = {
+    "StudentT": [
+        {"y": np.array([-3.0, 0.2, 1.0, 8.0]), "df": 4.0, "loc": 0.5, "scale": 1.5},
+        {"y": np.array([-1.0, 0.0, 2.5]), "df": np.array([1.0, 3.0, 30.0]),
+         "loc": np.array([0.0, -1.0, 2.0]), "scale": np.array([0.5, 1.0, 2.0])},
+    ],
+}
+LIKELIHOOD_CASES = [(name, i) for name, rows in LIKELIHOODS.items() for i in range(len(rows))]
 
 
 def _case(name, i):
@@ -244,7 +259,33 @@ def _assert_tree_close(actual, expected, rtol, atol=1e-10):
 
 
 def test_table_covers_registry():
-    assert set(EXAMPLES) == set(REGISTRY)
+    assert set(EXAMPLES) == {n for n, fam in REGISTRY.items() if fam.variational}
+    assert set(LIKELIHOODS) == {n for n, fam in REGISTRY.items() if not fam.variational}
+
+
+@pytest.mark.parametrize("name,i", LIKELIHOOD_CASES)
+def test_likelihood_with_point_masses_is_log_prob(name, i):
+    row = dict(LIKELIHOODS[name][i])
+    y, fam = row.pop("y"), REGISTRY[name]
+    ours = fam.expected_log_prob(fixed(y), **{k: fixed(v) for k, v in _with_defaults(fam, row).items()})
+    np.testing.assert_allclose(ours, fam.numpyro_dist(**row).log_prob(y), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name,i", LIKELIHOOD_CASES)
+def test_likelihood_with_gaussian_location_matches_monte_carlo(name, i):
+    """E over a Gaussian q(loc) as the engine supplies it (quadrature) against Monte Carlo."""
+    from vemppl.engine.moments import BlockMoments
+
+    row = dict(LIKELIHOODS[name][i])
+    y, fam, normal = row.pop("y"), REGISTRY[name], REGISTRY["Normal"]
+    eta = normal.natural_from_params(loc=row["loc"] * np.ones_like(y), scale=0.7)
+    loc = BlockMoments("loc", normal, normal.expected_stats(eta), eta, None)
+    args = {k: fixed(v) for k, v in row.items() if k != "loc"}
+    ours = fam.expected_log_prob(fixed(y), loc=loc, **args)
+    draws = normal.to_numpyro(eta).sample(jax.random.PRNGKey(i), (MC_SAMPLES,))
+    log_p = fam.numpyro_dist(**{**row, "loc": draws}).log_prob(y)
+    mc, se = log_p.mean(0), log_p.std(0) / np.sqrt(MC_SAMPLES)
+    assert np.all(np.abs(ours - mc) <= MC_SIGMAS * se), (ours, mc, se)
 
 
 @pytest.mark.parametrize("name,i", CASES)

@@ -71,7 +71,15 @@ def compile_model(model, probe: bool = True) -> Plan:
             )
         fam = get_family(node.defs[0].dist)
         if not fam.variational:
-            raise VemError("unsupported", f"{fam.name} cannot be a latent variable here", node.span)
+            d = node.defs[0]
+            raise VemError(
+                "unsupported",
+                f"'{node.name}' is latent, but {fam.name} is a likelihood only: it has no variational "
+                f"family. Expected {fam.name} on observed data (a name declared `data`)",
+                d.dist_span or d.span,
+                f"declare '{node.name}' as data, or write {fam.name} as a scale mixture of Normals "
+                "with a Gamma precision, which is conjugate",
+            )
         init = "prior"
         if fam.support == "cat":
             init = "kmeans++" if _has_real_gate(m, node.name, factors) else "random"

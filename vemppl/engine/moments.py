@@ -29,16 +29,22 @@ _GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(32)
 _GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
 
 
-def gaussian_expect(src, f, tracker, why):
-    """E[f(a)] for a random scalar a with moments E[a], E[a²], taking a as Gaussian
-    (exact when a is a linear function of Gaussian blocks): 32-point Gauss–Hermite."""
+def gaussian_expect(src, f, tracker, why, *args):
+    """E[f(a, *args)] for a random scalar a with moments E[a], E[a²], taking a as Gaussian
+    (exact when a is a linear function of Gaussian blocks): 32-point Gauss–Hermite.
+
+    ``args`` are known arrays (data, constants, point parameters) broadcast against a."""
     m = src.mean
     sd = jnp.sqrt(jnp.maximum(src.sq - m**2, 0.0))
     if tracker is not None:
         for b in src.deps:
             tracker.flag(b, why)
+    if args:
+        shape = jnp.broadcast_shapes(jnp.shape(m), *(jnp.shape(a) for a in args))
+        m, sd = jnp.broadcast_to(m, shape), jnp.broadcast_to(sd, shape)
+        args = tuple(jnp.broadcast_to(a, shape)[..., None] for a in args)
     pts = m[..., None] + sd[..., None] * _GH_NODES
-    return jnp.sum(f(pts) * _GH_WEIGHTS, axis=-1)
+    return jnp.sum(f(pts, *args) * _GH_WEIGHTS, axis=-1)
 
 
 class Tracker:
@@ -109,8 +115,19 @@ class BlockMoments(MomentSource):
     logdet = property(lambda s: s._get("logdet"))
     onehot = property(lambda s: s._get("onehot"))
 
-    def expect(self, f):
-        return gaussian_expect(self, f, self.tracker, "a nonlinear function of it (expectation by quadrature)")
+    def expect(self, f, *args):
+        return gaussian_expect(self, f, self.tracker, "a nonlinear function of it (expectation by quadrature)", *args)
+
+    @property
+    def point(self):
+        # Only a point parameter (a point mass while probing) has a value to plug in; its
+        # M-step then takes gradient steps, since the factor reads it nonlinearly.
+        if self.family is not PointMass:
+            raise _NotFixed(self.block)
+        if self.tracker is not None:
+            self.tracker.read(self.block, "value")
+            self.tracker.flag(self.block, "a nonlinear function of its value")
+        return self.stats.mean
 
 
 class _NotFixed(Exception):
@@ -135,8 +152,14 @@ class _Derived(MomentSource):
     def value(self):
         raise _NotFixed(", ".join(sorted(self.deps)))
 
-    def expect(self, f):
-        return gaussian_expect(self, f, getattr(self, "tracker", None), "a nonlinear function of it (expectation by quadrature)")
+    def expect(self, f, *args):
+        return gaussian_expect(
+            self, f, getattr(self, "tracker", None), "a nonlinear function of it (expectation by quadrature)", *args
+        )
+
+    @property
+    def point(self):
+        raise _NotFixed(", ".join(sorted(self.deps)))
 
     def _cross(self, a, b, tracker):
         shared = a.deps & b.deps

@@ -83,12 +83,16 @@ def closed_form_update(family, L_of_stats, theta):
 
 
 def gradient_update(L_of_theta, theta, type_base: str, steps: int = 20, lr: float = 0.05):
-    """A few Adam steps on L in the unconstrained space of θ (optax)."""
+    """A few Adam steps on L in the unconstrained space of θ (optax) with a step that decays
+    to zero, kept only if they raise L: the entropy does not depend on θ, so the ELBO then
+    never decreases."""
     import optax
 
     bij = biject_to(_CONSTRAINTS.get(type_base, C.real))
     u = bij.inv(theta)
-    opt = optax.adam(lr)
+    # The step shrinks to zero over the run, so the last iterate settles near a maximum
+    # instead of circling it at Adam's step length lr (which the check below would reject).
+    opt = optax.adam(optax.cosine_decay_schedule(lr, steps))
     opt_state = opt.init(u)
 
     def loss(u):
@@ -100,5 +104,6 @@ def gradient_update(L_of_theta, theta, type_base: str, steps: int = 20, lr: floa
         updates, s = opt.update(grads, s)
         return (optax.apply_updates(u, updates), s), None
 
-    (u, _), _ = jax.lax.scan(body, (u, opt_state), None, length=steps)
-    return bij(u)
+    (u_new, _), _ = jax.lax.scan(body, (u, opt_state), None, length=steps)
+    better = L_of_theta(bij(u_new)) >= L_of_theta(theta)
+    return jnp.where(better, bij(u_new), theta)

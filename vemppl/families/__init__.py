@@ -14,6 +14,7 @@ from . import (  # noqa: F401  (imported for registration)
     mvnormal,
     normal,
     poisson,
+    student_t,
     wishart,
 )
 

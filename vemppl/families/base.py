@@ -120,15 +120,23 @@ class MomentSource:
     def moment(self, name: str):
         return getattr(self, name)
 
-    def expect(self, f):
-        """E[f(x)] for an elementwise function f; exact for a known value.
+    @property
+    def point(self):
+        """The value of a quantity known up to a point estimate: a fixed value or a point
+        parameter (``param``), read where a factor is nonlinear in it (a Student-t scale).
+        A latent block has no such value: reading it raises, and the compiler says so."""
+        return self._value
 
+    def expect(self, f, *args):
+        """E[f(x, *args)] for an elementwise function f; exact for a known value.
+
+        ``args`` are known arrays broadcast against x (the observed value of a factor).
         Random sources with Gaussian moments evaluate it by Gauss–Hermite quadrature
-        (engine.moments), which is what makes a logistic or log-link likelihood of a
-        Gaussian expression computable; such a term is not affine in the moments, so the
-        block it reads gets a natural-gradient update instead of a closed-form one.
+        (engine.moments), which is what makes a logistic, log-link or Student-t likelihood
+        of a Gaussian expression computable; such a term is not affine in the moments, so
+        the block it reads gets a natural-gradient update instead of a closed-form one.
         """
-        return f(self._value)
+        return f(self._value, *args)
 
 
 def fixed(value) -> MomentSource:
