@@ -20,7 +20,9 @@ from .diagnostics import VemError
 def add_all(verbs):
     p = verbs.add_parser("fit", help="fit a model to data by variational EM and save the results")
     p.add_argument("model", metavar="MODEL.vem")
-    p.add_argument("--data", required=True, metavar="DATA", help=".npz (one array per data name) or .csv")
+    p.add_argument("--data", required=True, metavar="DATA",
+                   help=".npz (one array per data name), .csv, .npy (a model with one data array), or a folder of "
+                        "NAME.npy files (memory-mapped: with --batch-size only each batch's rows are read)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="set a dim or const (repeatable)")
     p.add_argument("--out", metavar="DIR", help="results folder (default: results/MODEL)")
     p.add_argument("--seed", type=int, default=0)
@@ -28,6 +30,14 @@ def add_all(verbs):
     p.add_argument("--max-iter", type=int, default=500)
     p.add_argument("--tol", type=float, default=1e-8, help="relative ELBO change that counts as converged")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    g = p.add_argument_group("scale", "stochastic VI and several devices (docs/scaling.md)")
+    g.add_argument("--batch-size", type=int, metavar="B",
+                   help="stochastic VI: each of --max-iter steps fits the local latents of B random units of the "
+                        "data plate and moves the globals by a natural-gradient step of size (t + tau)^-kappa")
+    g.add_argument("--step-size", default="1.0,0.7", metavar="TAU,KAPPA",
+                   help="the SVI step size rho_t = (t + TAU)^-KAPPA (default 1.0,0.7; KAPPA in (0.5, 1])")
+    g.add_argument("--plate", metavar="DIM", help="the data plate to subsample or shard (default: the leading dim "
+                   "of the data arrays)")
     p.set_defaults(func=fit_verb)
 
     p = verbs.add_parser("render", help="draw the model's plate diagram (graphviz)")
@@ -79,6 +89,14 @@ def read_data(path, model) -> dict:
     path = Path(path)
     if not path.exists():
         raise VemError("io", f"data file '{path}' does not exist")
+    if path.is_dir():
+        files = sorted(path.glob("*.npy"))
+        if not files:
+            raise VemError("io", f"the folder '{path}' holds no .npy files. Expected one NAME.npy per data array")
+        try:
+            return {f.stem: np.load(f, allow_pickle=False, mmap_mode="r") for f in files}
+        except (ValueError, OSError) as exc:
+            raise VemError("io", f"'{path}': a .npy file is not readable: {exc}") from None
     if path.suffix == ".npz":
         try:
             with np.load(path, allow_pickle=False) as npz:
@@ -120,6 +138,14 @@ def _read_csv(path, model) -> dict:
     return {k: (np.stack(v, axis=1) if len(v) > 1 or "[" in header[[h.split("[")[0].strip() for h in header].index(k)] else v[0]) for k, v in out.items()}
 
 
+def _pair(flag, text) -> tuple[float, float]:
+    try:
+        a, b = (float(v) for v in text.split(","))
+    except ValueError:
+        raise VemError("data", f"{flag} expects two numbers TAU,KAPPA; got '{text}'") from None
+    return a, b
+
+
 # ---- verbs ---------------------------------------------------------------------------
 def fit_verb(args) -> int:
     from .engine.fit import fit
@@ -129,8 +155,9 @@ def fit_verb(args) -> int:
     model = load(args.model)
     dims, consts = parse_settings(model, args.set)
     data = read_data(args.data, model)
+    scale = {"batch_size": args.batch_size, "step_size": _pair("--step-size", args.step_size), "plate": args.plate}
     result = fit(model, data, consts=consts, dims=dims, seed=args.seed, restarts=args.restarts,
-                 max_iter=args.max_iter, tol=args.tol, progress=None if not args.quiet else False)
+                 max_iter=args.max_iter, tol=args.tol, progress=None if not args.quiet else False, **scale)
     out = Path(args.out or Path("results") / model.name)
     result.save(out)
     result.plot_elbo(out / "elbo.png")

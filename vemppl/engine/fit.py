@@ -34,6 +34,10 @@ def fit(
     tol: float = 1e-8,
     strict: bool = False,
     progress: bool | None = None,
+    batch_size: int | None = None,
+    step_size: tuple[float, float] = (1.0, 0.7),
+    local_iter: int | None = None,
+    plate: str | None = None,
 ):
     """Fit ``model`` to ``data`` by variational EM; returns a :class:`~vemppl.results.Fit`.
 
@@ -45,6 +49,14 @@ def fit(
     Convergence: the relative ELBO change falls below ``tol``.  With ``restarts > 1`` the
     fit is repeated from ``restarts`` initialisations (seeds ``seed, seed+1, ...``) and
     the one with the highest ELBO is returned.
+
+    Stochastic VI (``engine/svi.py``, Hoffman et al. 2013): with ``batch_size=B`` each of
+    ``max_iter`` steps fits the local latents of ``B`` units of the data plate (``plate``,
+    by default the leading dim of the data) and moves the globals by
+    ``η ← (1−ρ_t)η + ρ_t η̂`` with ``ρ_t = (t + tau)^(−kappa)``, ``step_size=(tau, kappa)``;
+    ``elbo_trace`` holds the per-step ELBO estimates and the returned locals are those of
+    the last batch (``Fit.predict`` re-infers them for any data).  Data arrays may be
+    memory maps (``np.load(path, mmap_mode="r")``); only each batch's rows are read.
     """
     from ..results.fit import Fit
 
@@ -53,15 +65,18 @@ def fit(
     latents = {n.name for n in m.of_kind("latent")}
     present = {k: v for k, v in (mask or {}).items() if k in latents}
     mask = {k: v for k, v in (mask or {}).items() if k not in latents} if mask is not None else None
+    if restarts < 1:
+        raise VemError("data", f"restarts must be at least 1; got {restarts}")
+    show = sys.stderr.isatty() if progress is None else progress
+    if batch_size is not None:
+        return _fit_svi(m, plan, data, consts, dims, mask, present, init, seed, max_iter, strict, batch_size,
+                        step_size, local_iter, plate, restarts, show)
     bound = bind(m, {} if data is None else data, consts, dims, mask, strict)
     t0 = time.perf_counter()
     engine = Engine(m, plan, bound, present=present)
     key = jax.random.PRNGKey(seed)
-    if restarts < 1:
-        raise VemError("data", f"restarts must be at least 1; got {restarts}")
     best = None
     compile_seconds = None
-    show = sys.stderr.isatty() if progress is None else progress
     for r in range(restarts):
         key, sub = jax.random.split(key)
         state = engine.init(sub, _initial_params(m, bound, init))
@@ -97,12 +112,36 @@ def fit(
     )
 
 
+def _fit_svi(m, plan, data, consts, dims, mask, present, init, seed, max_iter, strict, batch_size, step_size,
+             local_iter, plate, restarts, show):
+    from ..results.fit import Fit
+    from .svi import fit_svi
+
+    if restarts != 1:
+        raise VemError("data", f"stochastic VI runs one fit; got restarts={restarts}",
+                       hint="drop restarts= or fit without batch_size=")
+    if data is None:
+        raise VemError("data", "stochastic VI needs data to subsample")
+    bar = _Progress(show, "svi", max_iter)
+    engine, bound, state, trace, compile_s, fit_s, _ = fit_svi(
+        m, plan, dict(data), consts=consts, dims=dims, mask=mask, present=present,
+        init_params=_initial_params(m, None, init), seed=seed,
+        max_iter=max_iter, strict=strict, batch_size=batch_size, step_size=step_size, local_iter=local_iter,
+        plate=plate, progress_bar=bar,
+    )
+    return Fit(
+        model=m, plan=plan, bound=bound, engine=engine, state=state, elbo_trace=np.asarray(trace),
+        converged=False, iterations=len(trace), seed=seed, restarts=1, compile_seconds=compile_s,
+        fit_seconds=fit_s, best_restart=0,
+    )
+
+
 def _initial_params(model, bound, init):
     init = dict(init or {})
     out = {}
     for p in model.of_kind("param"):
         if p.name in init:
-            out[p.name] = np.asarray(init[p.name], dtype=float)
+            out[p.name] = jax.tree_util.tree_map(lambda v: np.asarray(v, dtype=float), init[p.name])
     return out
 
 

@@ -1,0 +1,126 @@
+"""The data plate: the loop over independent data units that SVI subsamples and sharding splits.
+
+Both stochastic VI (``engine/svi.py``) and data-parallel execution (``engine/shard.py``)
+need the same facts, read from the model and its plan, never from a model's name:
+
+* the plate's size ``dim`` (by default the leading axis shared by every observed data array:
+  ``N`` of ``x: real[N, D]``, ``S`` of sequences ``x: cat(V)[S, T]``, ``M`` of LDA's tokens);
+* the data arrays laid out along it (leading axis ``dim``), which are sliced or sharded;
+* the *local* blocks, defined inside a loop over ``dim`` and indexed by it first
+  (``z[n]``, a sequence's chain ``z[s, t]``), one element per data unit;
+* the factors inside the plate, whose sum over the plate is the one SVI rescales by ``N/|B|``
+  and sharding turns into an all-reduce.
+
+The plate's units must be independent given the globals: a factor that reads a local at an
+offset along the plate (``z[t-1]`` in ``for t in range(1, T)``) couples neighbouring units
+and is refused with the reason (the chain's steps are not a data plate; its sequences are).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..diagnostics import VemError
+from ..ir.expr import Index, Name, const_int, loop_offset, names, walk
+
+
+@dataclass(frozen=True)
+class DataPlate:
+    dim: str
+    arrays: tuple[str, ...]  # data arrays whose leading axis is the plate
+    local_blocks: tuple[str, ...]  # blocks with one element per unit (leading axis)
+    factors: tuple  # the plan's factors inside the plate (same objects, plan order)
+
+    def is_inside(self, factor) -> bool:
+        return any(factor is f for f in self.factors)
+
+
+def _in_plate(d, dim) -> str | None:
+    """The loop variable of ``d`` that runs over the plate, if any."""
+    for lp in d.loops:
+        if isinstance(lp.stop, Name) and lp.stop.id == dim:
+            return lp.var
+    return None
+
+
+def data_plate(model, plan, dim: str | None = None, purpose: str = "stochastic VI") -> DataPlate:
+    observed = [n for n in model.of_kind("data") if n.defs]
+    leads = {n.type.shape[0].id for n in observed if n.type.shape and isinstance(n.type.shape[0], Name)}
+    if dim is None:
+        if len(leads) != 1:
+            found = ", ".join(sorted(leads)) or "none"
+            raise VemError(
+                "unsupported",
+                f"{purpose} needs one data plate. Expected every observed data array to share its leading "
+                f"dim; got leading dims {found}",
+                None,
+                "name the plate: fit(..., plate='N')" if leads else None,
+            )
+        dim = next(iter(leads))
+    kinds = {n.name: n.kind for n in model.nodes.values()}
+    if kinds.get(dim) != "dim":
+        raise VemError("data", f"plate='{dim}' is not a size of the model. Expected a dim such as {sorted(leads)}")
+    arrays = tuple(
+        n.name for n in model.of_kind("data") if n.type.shape and isinstance(n.type.shape[0], Name)
+        and n.type.shape[0].id == dim
+    )
+    locals_ = []
+    for b in plan.blocks:
+        defs = model.nodes[b.name].defs
+        vars_ = [_in_plate(d, dim) for d in defs]
+        if not any(vars_):
+            continue
+        for d, v in zip(defs, vars_):
+            lead = loop_offset(d.indices[0], d.loop_vars) if d.indices else None
+            if v is None or lead != (v, 0):
+                raise VemError(
+                    "unsupported",
+                    f"{purpose} splits the plate over {dim}, but '{b.name}' is not indexed by it first "
+                    f"(every definition of a local latent must be '{b.name}[{v or 'n'}, ...]' inside the loop "
+                    f"over {dim})",
+                    d.span,
+                )
+        locals_.append(b.name)
+    factors = []
+    for f in plan.factors:
+        d = f.definition
+        var = _in_plate(d, dim)
+        if var is None:
+            read = {x.id for _, a in d.args for x in names(a)} | {x.id for i in d.indices for x in names(i)}
+            if read & set(locals_):
+                raise VemError(
+                    "unsupported",
+                    f"'{f.describe()}' lies outside the plate over {dim} but reads the local latent(s) "
+                    f"{', '.join(sorted(read & set(locals_)))}: {purpose} cannot split it",
+                    d.span,
+                )
+            continue
+        lp = next(lp for lp in d.loops if lp.var == var)
+        if const_int(lp.start) != 0:
+            raise VemError(
+                "unsupported",
+                f"{purpose} splits the plate over {dim}, but '{f.describe()}' runs over only part of it "
+                f"(range starting at a non-zero index): its units are not independent",
+                d.span,
+            )
+        _check_independent(f, var, set(locals_), dim, purpose)
+        factors.append(f)
+    return DataPlate(dim, arrays, tuple(locals_), tuple(factors))
+
+
+def _check_independent(factor, var, locals_, dim, purpose):
+    """Refuse a factor that reads a local latent at another unit (``z[t-1]``, ``z[0]``)."""
+    d = factor.definition
+    exprs = [a for _, a in d.args] + list(d.indices)
+    for e in exprs:
+        for x in walk(e):
+            if isinstance(x, Index) and isinstance(x.base, Name) and x.base.id in locals_:
+                lead = loop_offset(x.indices[0], d.loop_vars)
+                if lead != (var, 0):
+                    raise VemError(
+                        "unsupported",
+                        f"{purpose} splits the plate over {dim}, but '{factor.describe()}' reads "
+                        f"'{x.base.id}' at another unit of it: the units are coupled (a chain along {dim} is "
+                        "one unit; a plate over several chains can be split)",
+                        d.span,
+                    )

@@ -1,0 +1,349 @@
+"""Stochastic variational inference (Hoffman, Blei, Wang & Paisley 2013).
+
+Each step draws a minibatch ``B`` of the data plate's units (``engine/dataplate.py``):
+
+1. the *local* blocks of the batch (one element per unit: ``z[n]``, a sequence's chain) are
+   fitted by CAVI with the globals fixed, ``local_iter`` sweeps (one suffices when a single
+   conjugate local block reads only globals and data);
+2. every *global* block takes the natural-gradient step (Hoffman et al. 2013, eq. 26)
+
+       η_j ← (1 − ρ_t) η_j + ρ_t η̂_j,     ρ_t = (t + τ)^(−κ),
+
+   where ``η̂_j = ∇_{μ_j} L̂`` is the CAVI target of ``engine/cavi.py`` computed on the
+   expected log joint with every factor inside the plate scaled by ``N/|B|`` (an unbiased
+   estimate of the full sum), taken block by block in schedule order;
+3. a closed-form M-step keeps a running average of its statistic gradient
+   ``ḡ ← (1 − ρ_t) ḡ + ρ_t ĝ`` and sets ``θ = F.mode(ḡ)`` (online EM, Cappé & Moulines 2009);
+   a gradient M-step takes its Adam steps on ``L̂``.
+
+The step reports ``L̂ + Σ_global H[q_j] + (N/|B|) Σ_local H[q_j]``, an unbiased estimate of
+the ELBO at the batch's locals.  With ``ρ_t = 1`` and the batch equal to all the data, a
+step is a CAVI sweep (locals, then globals).  The step is one jitted function per batch
+shape, traced once: the batch's arrays, ``ρ_t`` and the "first step" flag are arguments.
+
+Data arrays may be memory-mapped (``np.load(path, mmap_mode="r")``): they are validated in
+chunks and each batch reads only its rows, so the data set need not fit in memory.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..diagnostics import VemError
+from . import mstep
+from .bind import _check_support, _read_names, bind
+from .cavi import Engine, State
+from .dataplate import DataPlate, data_plate
+
+#: Data keys ``("mask", name)`` carry a batch's masks into the jitted step.
+_MASK = "mask"
+_CHUNK_ROWS = 1 << 18  # rows per chunk when validating a (memory-mapped) array
+
+
+class PlateScaledEngine(Engine):
+    """The CAVI engine with the factors and entropies of the data plate scaled by ``scale``
+    (``N/|B|``), the masks of each batch read from the data argument (keys ``("mask", name)``)."""
+
+    def __init__(self, model, plan, bound, plate: DataPlate, scale: float, present=None):
+        super().__init__(model, plan, bound, present=present)
+        self.plate, self.scale = plate, float(scale)
+        self.local = set(plate.local_blocks)
+
+    def _split(self, data):
+        masks = {**self.masks, **{k[1]: v for k, v in data.items() if isinstance(k, tuple)}}
+        return {k: v for k, v in data.items() if isinstance(k, str)}, masks
+
+    @contextmanager
+    def _using(self, masks):
+        """The batch's masks in place of the first batch's while a function is traced."""
+        saved = self.masks, self.present
+        self.masks = masks
+        self.present = {j: masks[j] for j in self.present}
+        try:
+            yield
+        finally:
+            self.masks, self.present = saved
+
+    def expected_log_joint(self, mu, eta, params, data, *args, factors=None, **kwargs):
+        data, masks = self._split(data)
+        with self._using(masks):
+            if self.scale == 1.0:
+                return super().expected_log_joint(mu, eta, params, data, *args, factors=factors, **kwargs)
+            fs = self.plan.factors if factors is None else factors
+            outside = tuple(f for f in fs if not self.plate.is_inside(f))
+            inside = tuple(f for f in fs if self.plate.is_inside(f))
+            total = super().expected_log_joint(mu, eta, params, data, *args, factors=outside, **kwargs)
+            return total + self.scale * super().expected_log_joint(mu, eta, params, data, *args, factors=inside,
+                                                                   **kwargs)
+
+    def elbo(self, state, data=None):
+        data = self.data if data is None else data
+        _, masks = self._split(data)
+        with self._using(masks):
+            return super().elbo(state, data)
+
+    def entropy(self, state):
+        if self.scale == 1.0:
+            return super().entropy(state)
+        total = 0.0
+        for j in state.eta:
+            h = jnp.sum(self.families[j].entropy(state.eta[j]))
+            if j in self.present:  # absent categorical elements: their log K removed (Engine.entropy)
+                h = h - jnp.sum(~self.present[j]) * jnp.log(state.mu[j].onehot.shape[-1])
+            total = total + (self.scale * h if j in self.local else h)
+        return total
+
+
+class SVIState(NamedTuple):
+    state: State  # the globals, the current batch's locals, the point parameters
+    stats: dict  # closed-form parameter -> running average of ∇_{T(θ)} L̂ (its family's Stats)
+
+
+class SVI:
+    """``init(key, params) -> SVIState`` and the jitted ``step(s, batch, rho, first)``."""
+
+    def __init__(self, engine: PlateScaledEngine, local_iter: int | None = None):
+        self.engine = engine
+        plan = engine.plan
+        if getattr(engine, "networks", ()):
+            raise VemError("unsupported", "stochastic VI does not support networks yet; fit without batch_size=")
+        self.locals_ = [j for j in plan.schedule if j in engine.local]
+        self.globals_ = [j for j in plan.schedule if j not in engine.local]
+        single = len(self.locals_) == 1 and plan.block(self.locals_[0]).update == "cavi"
+        self.local_iter = int(local_iter) if local_iter is not None else (1 if single or not self.locals_ else 20)
+        if self.local_iter < 1:
+            raise VemError("data", f"local_iter must be at least 1; got {self.local_iter}")
+        # Locals seeded from the data (k-means++, random) keep their seed on the first step,
+        # as CAVI's first sweep does (it updates them last).
+        self.seeded = {j for j in self.locals_ if plan.block(j).init not in ("prior", "prior draw")}
+        self.traces = 0
+        self.step = jax.jit(self._step_impl)
+
+    def init(self, key, params=None) -> SVIState:
+        state = self.engine.init(key, params)
+        stats = {}
+        for p in self.engine.plan.params:
+            if p.mstep == "closed-form":
+                fam = _family(p.family)
+                stats[p.name] = jax.tree_util.tree_map(jnp.zeros_like, mstep.point_stats(fam, state.params[p.name]))
+        return SVIState(state, stats)
+
+    def _step_impl(self, s: SVIState, data, rho, first):
+        self.traces += 1
+        eng = self.engine
+        state = s.state
+
+        def local_sweep(_, st):
+            for j in self.locals_:
+                new = eng.update_block(st, j, data)
+                if j in self.seeded:
+                    new = jax.tree_util.tree_map(lambda old, upd: jnp.where(first, old, upd), st, new)
+                st = new
+            return st
+
+        if self.locals_:
+            state = jax.lax.fori_loop(0, self.local_iter, local_sweep, state)
+        for j in self.globals_:
+            fam = eng.families[j]
+
+            def L(mu_j, j=j, state=state):
+                return eng.expected_log_joint({**state.mu, j: mu_j}, state.eta, state.params, data, **_key(state))
+
+            target = fam.tidy_natural(fam.Stats(*jax.grad(L)(state.mu[j])))
+            eta_j = jax.tree_util.tree_map(lambda a, b: (1 - rho) * a + rho * b, state.eta[j], target)
+            eta_j = fam.tidy_natural(eta_j)
+            state = state._replace(eta={**state.eta, j: eta_j}, mu={**state.mu, j: fam.expected_stats(eta_j)})
+        stats = dict(s.stats)
+        for p in eng.plan.params:
+            state, stats = self._mstep(state, stats, p, data, jnp.where(first, 1.0, rho))
+        return SVIState(state, stats), eng.elbo(state, data)
+
+    def _mstep(self, state, stats, p, data, rho):
+        eng = self.engine
+        others = {k: v for k, v in state.params.items() if k != p.name}
+        if p.mstep == "closed-form":
+            fam = _family(p.family)
+
+            def L_stats(st):
+                return eng.expected_log_joint(state.mu, state.eta, others, data, extra_blocks={p.name: (fam, st, st)},
+                                              **_key(state))
+
+            g = fam.tidy_natural(fam.Stats(*jax.grad(L_stats)(mstep.point_stats(fam, state.params[p.name]))))
+            gbar = jax.tree_util.tree_map(lambda a, b: (1 - rho) * a + rho * b, stats[p.name], g)
+            stats[p.name] = gbar
+            theta = fam.mode(gbar)
+        else:
+            def L_theta(theta):
+                return eng.expected_log_joint(state.mu, state.eta, {**others, p.name: theta}, data, **_key(state))
+
+            theta = mstep.gradient_update(L_theta, state.params[p.name], p.type)
+        return state._replace(params={**state.params, p.name: theta}), stats
+
+
+def _key(state) -> dict:
+    """The Monte Carlo key of models that draw (networks), for the engine's expected log joint."""
+    key = getattr(state, "key", None)
+    return {} if key is None else {"key": key}
+
+
+def _family(name):
+    from ..families import get_family
+
+    return get_family(name)
+
+
+def step_sizes(tau: float, kappa: float):
+    """ρ_t = (t + τ)^(−κ), t = 1, 2, ...; Robbins–Monro needs κ ∈ (0.5, 1], τ ≥ 0."""
+    if not (0.0 <= kappa <= 1.0) or tau < 0:
+        raise VemError("data", f"step_size=(tau, kappa) needs tau >= 0 and 0 <= kappa <= 1; got ({tau}, {kappa})")
+
+    def rho(t):
+        return float((t + tau) ** (-kappa))
+
+    return rho
+
+
+# ---- the data stream ---------------------------------------------------------------------
+
+
+class Stream:
+    """Minibatches of the data plate's arrays, read row by row from arrays or memory maps.
+
+    Every array along the plate is validated once, in chunks (support, missing entries,
+    category ranges), so a batch needs only a type conversion.  A batch is a uniform sample
+    of ``batch_size`` units without replacement, its rows read in increasing order.
+    """
+
+    def __init__(self, model, plate: DataPlate, data: dict, mask: dict, present: dict, batch_size: int, seed: int):
+        self.model, self.plate = model, plate
+        self.nodes = {n.name: n for n in model.of_kind("data")}
+        self.arrays = {k: data[k] for k in plate.arrays if k in data}
+        lengths = {k: int(np.shape(v)[0]) for k, v in self.arrays.items() if np.ndim(v)}
+        if len(set(lengths.values())) > 1:
+            raise VemError(
+                "data", f"the arrays along the plate {plate.dim} disagree about its size. Expected one length; got "
+                + ", ".join(f"'{k}' {n}" for k, n in lengths.items())
+            )
+        if not lengths:
+            raise VemError("data", f"no data array runs along the plate {plate.dim}")
+        self.n = next(iter(lengths.values()))
+        self.batch_size = min(int(batch_size), self.n)
+        if int(batch_size) < 1:
+            raise VemError("data", f"batch_size must be at least 1; got {batch_size}")
+        self.masks = {k: mask[k] for k in self.arrays if k in mask}
+        self.present = {k: np.asarray(v) for k, v in present.items() if k in plate.local_blocks}
+        self.read = _read_names(model)
+        self.rng = np.random.default_rng(seed)
+        self.missing, self.cat_max = self._validate()
+        self._full = None
+
+    def _validate(self):
+        missing, cat_max = {}, {}
+        for k, a in self.arrays.items():
+            node = self.nodes[k]
+            missing[k] = False
+            for lo in range(0, self.n, _CHUNK_ROWS):
+                hi = min(lo + _CHUNK_ROWS, self.n)
+                m = None if k not in self.masks else np.asarray(self.masks[k][lo:hi])
+                arr, m = _check_support(node, np.asarray(a[lo:hi]), m, bool(node.defs), k in self.read)
+                missing[k] = missing[k] or m is not None
+                if node.type.base == "cat" and arr.size:
+                    cat_max[k] = max(cat_max.get(k, 0), int(arr.max()))
+        return missing, cat_max
+
+    def dims(self) -> dict:
+        """Sizes a batch cannot tell: the plate's (the batch size) and each ``cat(V)`` bound."""
+        out = {self.plate.dim: self.batch_size}
+        for k, top in self.cat_max.items():
+            b = self.nodes[k].type.bound
+            if hasattr(b, "id"):
+                out[b.id] = max(out.get(b.id, 0), top + 1)
+        return out
+
+    def indices(self):
+        if self.batch_size >= self.n:
+            return None
+        return np.sort(self.rng.choice(self.n, self.batch_size, replace=False))
+
+    def raw(self, idx):
+        """The batch's rows as NumPy arrays (and masks), for binding the first batch."""
+        take = (lambda a: np.asarray(a)) if idx is None else (lambda a: np.asarray(a[idx]))
+        return ({k: take(a) for k, a in self.arrays.items()}, {k: take(m) for k, m in self.masks.items()},
+                {k: take(m) for k, m in self.present.items()})
+
+    def batch(self, idx) -> dict:
+        """The batch as the jitted step's data argument: arrays and ``("mask", name)`` masks."""
+        if idx is None and self._full is not None:
+            return self._full
+        arrays, masks, present = self.raw(idx)
+        out = {}
+        for k, a in arrays.items():
+            node = self.nodes[k]
+            arr, m = _check_support(node, a, masks.get(k), bool(node.defs), k in self.read)
+            out[k] = jnp.asarray(arr)
+            if self.missing[k]:
+                out[(_MASK, k)] = jnp.asarray(np.ones(arr.shape, bool) if m is None else m)
+        for j, m in present.items():
+            out[(_MASK, j)] = jnp.asarray(m, dtype=bool)
+        if idx is None:
+            self._full = out
+        return out
+
+
+# ---- the outer loop ------------------------------------------------------------------------
+
+
+def fit_svi(m, plan, data, *, consts, dims, mask, present, init_params, seed, max_iter, strict, batch_size,
+            step_size, local_iter, plate, progress_bar):
+    """Run SVI for ``max_iter`` steps; returns the pieces of a :class:`~vemppl.results.Fit`."""
+    pl = data_plate(m, plan, plate)
+    stream = Stream(m, pl, data, mask or {}, present, batch_size, seed)
+    tau, kappa = _step_size(step_size)
+    rho = step_sizes(tau, kappa)
+    idx = stream.indices()
+    arrays, masks, pres = stream.raw(idx)
+    others = {k: v for k, v in data.items() if k not in stream.arrays}
+    user_dims = dict(dims or {})
+    batch_dims = {**{k: v for k, v in stream.dims().items() if k not in user_dims or k == pl.dim}, **user_dims,
+                  pl.dim: stream.batch_size}
+    other_masks = {k: v for k, v in (mask or {}).items() if k not in stream.arrays}
+    bound = bind(m, {**others, **arrays}, consts, batch_dims, {**other_masks, **masks}, strict)
+    scale = stream.n / stream.batch_size
+    present0 = {**{k: v for k, v in present.items() if k not in pl.local_blocks}, **pres}
+    engine = PlateScaledEngine(m, plan, bound, pl, scale, present=present0)
+    svi = SVI(engine, local_iter)
+    t0 = time.perf_counter()
+    s = svi.init(jax.random.PRNGKey(seed), init_params)
+    static = {k: v for k, v in engine.data.items() if k not in stream.arrays}
+    trace, compile_seconds = [], None
+    batch = {**static, **stream.batch(idx)}
+    for t in range(1, max_iter + 1):
+        t_it = time.perf_counter()
+        if t > 1:
+            batch = {**static, **stream.batch(stream.indices())}
+        s, elbo = svi.step(s, batch, jnp.asarray(rho(t), float), jnp.asarray(t == 1))
+        elbo = float(elbo)
+        if compile_seconds is None:
+            compile_seconds = time.perf_counter() - t_it
+        if not np.isfinite(elbo):
+            raise VemError("data", f"the ELBO estimate became {elbo} at step {t}; try a smaller step (larger tau "
+                           "or kappa) or a larger batch")
+        trace.append(elbo)
+        progress_bar.update(t, elbo)
+    progress_bar.close()
+    fit_seconds = time.perf_counter() - t0 - (compile_seconds or 0.0)
+    return engine, bound, s.state, trace, compile_seconds or 0.0, fit_seconds, svi
+
+
+def _step_size(step_size):
+    try:
+        tau, kappa = (float(x) for x in step_size)
+    except (TypeError, ValueError):
+        raise VemError("data", f"step_size must be a pair (tau, kappa); got {step_size!r}") from None
+    return tau, kappa
