@@ -169,6 +169,21 @@ def hierarchical() -> vp.Model:
     return m
 
 
+def robust() -> vp.Model:
+    m = vp.Model("robust")
+    N, P = m.dim("N", "P")
+    nu = m.const("nu", 4.0)
+    X = m.data("X", vp.real[N, P])
+    m.data("y", vp.real[N])
+    sigma = m.param("sigma", vp.pos)
+    tau = m.sample("tau", vp.Gamma(1, 1))
+    with m.plate("j", P):
+        w = m.sample("w", vp.Normal(0, precision=tau))
+    with m.plate("n", N) as n:
+        m.sample("y", vp.StudentT(nu, vp.dot(X[n], w), sigma))
+    return m
+
+
 def hmm_categorical() -> vp.Model:
     m = vp.Model("hmm_categorical")
     T, V = m.dim("T", "V")
@@ -203,7 +218,7 @@ def vae() -> vp.Model:
 
 MODELS = {
     f.__name__: f
-    for f in (gmm, hmm, lda, fa, logreg, ppca, poisson_mixture, bernoulli_mixture, linreg, hierarchical, hmm_categorical, vae)
+    for f in (gmm, hmm, lda, fa, logreg, ppca, poisson_mixture, bernoulli_mixture, linreg, hierarchical, hmm_categorical, vae, robust)
 }
 
 
