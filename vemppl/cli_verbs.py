@@ -114,28 +114,57 @@ def read_data(path, model) -> dict:
 
 
 def _read_csv(path, model) -> dict:
+    """Columns named after data arrays: ``y`` is a vector, ``x[0], x[1], ...`` the columns
+    of a matrix.  A file without a header row is the model's one data array."""
     text = path.read_text(encoding="utf-8")
-    rows = list(csv.reader(io.StringIO(text)))
+    rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
     if not rows:
         raise VemError("io", f"'{path}' is empty")
-    header, body = rows[0], rows[1:]
-    try:
-        values = np.array([[float(c) if c.strip() else np.nan for c in r] for r in body], dtype=float)
-    except ValueError as exc:
-        raise VemError("io", f"'{path}': {exc}") from None
     names = [n.name for n in model.of_kind("data")]
-    if all(h.replace(".", "").replace("-", "").replace("e", "").strip().isdigit() for h in header):
-        values = np.vstack([np.array([float(c) for c in header]), values])
-        header = None
-    if header is None or not any(h.split("[")[0] in names for h in header):
+    header = [h.strip() for h in rows[0]]
+    has_header = not all(_is_number(h) for h in header)
+    body = rows[1:] if has_header else rows
+    for line, r in enumerate(body, start=2 if has_header else 1):
+        if len(r) != len(header):
+            raise VemError("io", f"'{path}' line {line}: {len(r)} fields, but the first row has {len(header)}")
+        bad = next((c for c in r if c.strip() and not _is_number(c)), None)
+        if bad is not None:
+            raise VemError("io", f"'{path}' line {line}: '{bad}' is not a number")
+    values = np.array([[float(c) if c.strip() else np.nan for c in r] for r in body], dtype=float).reshape(len(body), len(header))
+    if not has_header:
         if len(names) != 1:
-            raise VemError("io", f"'{path}' has no column names matching the data arrays {names}")
+            raise VemError("io", f"'{path}' has no header row; name its columns after the data arrays {names}")
         return {names[0]: values if values.shape[1] > 1 else values[:, 0]}
-    out: dict[str, list] = {}
+    columns: dict[str, list[tuple[int | None, np.ndarray]]] = {}
     for i, h in enumerate(header):
-        base = h.split("[")[0].strip()
-        out.setdefault(base, []).append(values[:, i])
-    return {k: (np.stack(v, axis=1) if len(v) > 1 or "[" in header[[h.split("[")[0].strip() for h in header].index(k)] else v[0]) for k, v in out.items()}
+        base, _, rest = h.partition("[")
+        if base.strip() not in names:
+            raise VemError("io", f"'{path}': column '{h}' names no data array of the model; expected one of {names}")
+        position = None
+        if rest:
+            try:
+                position = int(rest.rstrip("]").strip())
+            except ValueError:
+                raise VemError("io", f"'{path}': column '{h}': expected NAME or NAME[i] with an integer i") from None
+        columns.setdefault(base.strip(), []).append((position, values[:, i]))
+    out = {}
+    for name, cols in columns.items():
+        if len(cols) == 1 and cols[0][0] is None:
+            out[name] = cols[0][1]
+            continue
+        positions = [p for p, _ in cols]
+        if None in positions or sorted(positions) != list(range(len(cols))):
+            raise VemError("io", f"'{path}': the columns of '{name}' must be {name}[0] ... {name}[{len(cols) - 1}], each once")
+        out[name] = np.stack([c for _, c in sorted(cols, key=lambda pc: pc[0])], axis=1)
+    return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _pair(flag, text) -> tuple[float, float]:
