@@ -87,6 +87,9 @@ def compile_model(model, probe: bool = True) -> Plan:
             # z[t] reads z[t-1]: the whole chain is one block (forward–backward by autodiff).
             blocks.append(Block(node.name, MarkovChain.name, structure="markov-chain", init=init))
             continue
+        if node.amortised is not None:
+            blocks.append(_amortised_block(m, node))
+            continue
         if node.name in drawn:
             init = "prior draw"
         if fam.name == "Normal" and _read_jointly(m, node.name):
@@ -97,7 +100,9 @@ def compile_model(model, probe: bool = True) -> Plan:
         if node.name in drawn:
             init = "prior draw"
         blocks.append(Block(node.name, fam.name, init=init))
-    params = tuple(ParamPlan(p.name, p.type.base, "gradient") for p in m.of_kind("param"))
+    params = tuple(
+        ParamPlan(p.name, p.type.base, "network" if p.is_network else "gradient") for p in m.of_kind("param")
+    )
 
     g = m.graph.copy()
     g.remove_edges_from([(u, v) for u, v in g.edges if u == v])
@@ -117,6 +122,19 @@ def compile_model(model, probe: bool = True) -> Plan:
 
         plan = conjugacy(m, plan)
     return plan
+
+
+def _amortised_block(m: ModelGraph, node) -> Block:
+    """``q(z[n]) = enc(x[n])``: a diagonal Normal from the encoder, in the latent's own
+    family (Normal or MvNormal), fitted with the networks."""
+    from ..frontends.printer import definition_to_text
+
+    q = node.amortised
+    where = f" at {q.span.file or '<model>'}:{q.span.line}:{q.span.column}" if q.span is not None else ""
+    return Block(
+        node.name, node.defs[0].dist, structure="amortised (diagonal)", update="amortised",
+        reason=f"{definition_to_text(node.name, q, amortised=True)}{where}",
+    )
 
 
 def _bilinear_globals(m: ModelGraph, factors) -> set[str]:

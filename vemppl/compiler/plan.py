@@ -40,7 +40,7 @@ class Block:
     name: str
     family: str
     structure: str = "mean-field"  # or 'markov-chain'
-    update: str = "cavi"  # 'cavi' (closed form) or 'natural-gradient'
+    update: str = "cavi"  # 'cavi' (closed form), 'natural-gradient' or 'amortised'
     reason: str | None = None  # why the update is not closed form
     init: str = "prior"  # 'prior' or 'kmeans++' or 'random'
 
@@ -49,7 +49,7 @@ class Block:
 class ParamPlan:
     name: str
     type: str
-    mstep: str = "gradient"  # or 'closed-form'
+    mstep: str = "gradient"  # or 'closed-form', or 'network' (Adam on a Monte Carlo ELBO)
     family: str | None = None  # the family whose mode gives the closed-form M-step
     reason: str | None = None
 
@@ -72,6 +72,10 @@ class Plan:
         lines = [f"plan for model '{self.model}'", "", "variational blocks (in update order):"]
         for name in self.schedule:
             b = self.block(name)
+            if b.update == "amortised":
+                lines.append(f"  q({b.name}): {b.family} [{b.structure}] -- amortised: an encoder network gives it")
+                lines.append(f"      {b.reason}; Adam steps on a reparameterised Monte Carlo ELBO")
+                continue
             kind = "closed-form CAVI" if b.update == "cavi" else b.update
             line = f"  q({b.name}): {b.family} [{b.structure}] -- {kind}; init {b.init}"
             lines.append(line)
@@ -80,7 +84,10 @@ class Plan:
         if self.params:
             lines += ["", "point parameters (M-step):"]
             for p in self.params:
-                how = f"closed form ({p.family} mode)" if p.mstep == "closed-form" else "gradient steps (Adam)"
+                how = {
+                    "closed-form": f"closed form ({p.family} mode)",
+                    "network": "neural network: Adam steps on a reparameterised Monte Carlo ELBO",
+                }.get(p.mstep, "gradient steps (Adam)")
                 lines.append(f"  {p.name}: {p.type} -- {how}")
                 if p.reason:
                     lines.append(f"      {p.reason}")

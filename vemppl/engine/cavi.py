@@ -16,7 +16,7 @@ per model and data shape.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -34,14 +34,20 @@ from .evaluate import _Context, factor_value
 class State(NamedTuple):
     eta: dict  # block name -> natural parameters (the family's Stats type)
     mu: dict  # block name -> mean parameters
-    params: dict  # param name -> value
+    params: dict  # param name -> value (a network's: a dict of named weight arrays)
+    key: Any = None  # the Monte Carlo draw of this sweep (models with networks only)
+    opt: Any = None  # Adam's state for the networks (engine.networks)
 
 
 class Engine:
     """The jitted functions for one plan and one binding of the data."""
 
-    def __init__(self, model, plan, bound, fixed_blocks=None, present=None):
+    def __init__(self, model, plan, bound, fixed_blocks=None, present=None, learning_rate=1e-2):
         self.model, self.plan, self.bound = model, plan, bound
+        # Networks and amortised latents: Adam on a reparameterised Monte Carlo ELBO (engine.networks).
+        self.networks = tuple(n.name for n in model.of_kind("param") if n.is_network)
+        self.amortised = frozenset(b.name for b in plan.blocks if b.update == "amortised")
+        self.learning_rate = learning_rate
         # Blocks held fixed (read, never updated), e.g. the globals when predicting.
         self.fixed_blocks = dict(fixed_blocks or {})
         self.families = {b.name: get_family(b.family) for b in plan.blocks}
@@ -61,10 +67,14 @@ class Engine:
     def _blocks(self, state):
         return {j: (self.families[j], state.mu[j], state.eta[j]) for j in state.mu}
 
-    def expected_log_joint(self, mu, eta, params, data, tracker=None, factors=None, extra_blocks=None):
-        blocks = {j: (self.families[j], mu[j], eta[j]) for j in mu}
+    def expected_log_joint(self, mu, eta, params, data, tracker=None, factors=None, extra_blocks=None, key=None):
+        blocks = {j: (self.families[j], mu[j], eta[j]) for j in mu if j not in self.amortised}
         blocks.update(self.fixed_blocks)
         blocks.update(extra_blocks or {})
+        if self.amortised:  # amortised latents enter at their reparameterised draw
+            from .networks import draws
+
+            data = {**data, **draws(self, params, data, key)}
         data = {**self.consts, **data}
         total = 0.0
         for f in factors if factors is not None else self.plan.factors:
@@ -135,20 +145,24 @@ class Engine:
 
     def elbo(self, state, data=None):
         data = self.data if data is None else data
-        return self.expected_log_joint(state.mu, state.eta, state.params, data) + self.entropy(state)
+        return self.expected_log_joint(state.mu, state.eta, state.params, data, key=state.key) + self.entropy(state)
 
     # ---- updates ------------------------------------------------------------------
     def update_block(self, state, j, data):
         fam = self.families[j]
+        if j in self.amortised:
+            from .networks import refresh
+
+            return refresh(self, state, data)
 
         def L(mu_j):
-            return self.expected_log_joint({**state.mu, j: mu_j}, state.eta, state.params, data)
+            return self.expected_log_joint({**state.mu, j: mu_j}, state.eta, state.params, data, key=state.key)
 
         eta_j = fam.tidy_natural(fam.Stats(*jax.grad(L)(state.mu[j])))
         if self.plan.block(j).update != "cavi":
             return self._damped(state, j, eta_j, data)
         mu_j = fam.expected_stats(eta_j)
-        return State({**state.eta, j: eta_j}, {**state.mu, j: mu_j}, state.params)
+        return state._replace(eta={**state.eta, j: eta_j}, mu={**state.mu, j: mu_j})
 
     def _damped(self, state, j, target, data, rhos=(1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625)):
         """Natural-gradient step for a non-conjugate block (Khan & Lin 2017):
@@ -162,7 +176,7 @@ class Engine:
         best, chosen = state, jnp.zeros((), bool)
         for rho in rhos:
             eta_c = fam.tidy_natural(jax.tree_util.tree_map(lambda a, b: (1 - rho) * a + rho * b, state.eta[j], target))
-            cand = State({**state.eta, j: eta_c}, {**state.mu, j: fam.expected_stats(eta_c)}, state.params)
+            cand = state._replace(eta={**state.eta, j: eta_c}, mu={**state.mu, j: fam.expected_stats(eta_c)})
             e = self.elbo(cand, data)
             ok = jnp.isfinite(e) & (e >= base - 1e-12 * jnp.abs(base)) & ~chosen
             best = jax.tree_util.tree_map(lambda c, b: jnp.where(ok, c, b), cand, best)
@@ -178,24 +192,33 @@ class Engine:
 
             def L_stats(stats):
                 return self.expected_log_joint(
-                    state.mu, state.eta, others, data, extra_blocks={p: (fam, stats, stats)}
+                    state.mu, state.eta, others, data, extra_blocks={p: (fam, stats, stats)}, key=state.key
                 )
 
             theta = mstep.closed_form_update(fam, L_stats, state.params[p])
         else:
             def L_theta(theta):
-                return self.expected_log_joint(state.mu, state.eta, {**others, p: theta}, data)
+                return self.expected_log_joint(state.mu, state.eta, {**others, p: theta}, data, key=state.key)
 
             theta = mstep.gradient_update(L_theta, state.params[p], pp.type)
-        return State(state.eta, state.mu, {**state.params, p: theta})
+        return state._replace(params={**state.params, p: theta})
 
     def _sweep_impl(self, state, data):
         self.traces += 1
         for j in self.plan.schedule:
             state = self.update_block(state, j, data)
         for p in self.plan.params:
-            state = self.update_param(state, p.name, data)
-        return state, self.elbo(state, data)
+            if p.name not in self.networks:
+                state = self.update_param(state, p.name, data)
+        if self.networks:  # the ELBO at this sweep's draw, before the networks' step
+            from .networks import network_step
+
+            state, elbo = network_step(self, state, data)
+        else:
+            elbo = self.elbo(state, data)
+        if state.key is not None:  # a fresh Monte Carlo draw for the next sweep
+            state = state._replace(key=jax.random.split(state.key)[0])
+        return state, elbo
 
     def initial_params(self, key, init=None) -> dict:
         """User ``init`` > the model's initialiser (a scalar fills the shape) > a default."""
@@ -204,8 +227,16 @@ class Engine:
         init = dict(init or {})
         rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel()[-1])
         out = {}
-        for node in self.model.of_kind("param"):
+        for i, node in enumerate(self.model.of_kind("param")):
             t = node.type
+            if t.is_network:
+                from .networks import check_weights, init_mlp, layer_sizes
+
+                sizes = layer_sizes(node, self.bound.sizes)
+                seed = np.asarray(jax.random.key_data(key)).ravel().tolist()
+                w = init[node.name] if node.name in init else init_mlp(np.random.default_rng(seed + [i]), sizes)
+                out[node.name] = check_weights(node.name, w, sizes)
+                continue
             shape = tuple(_size(e, self.bound.sizes, node.name) for e in t.shape)
             if t.base == "spd":
                 shape = shape + shape[-1:]
@@ -261,7 +292,13 @@ class Engine:
             r = self._seed_responsibilities(j, mu[j].onehot, sub, kmeans=b.init == "kmeans++")
             eta[j] = type(eta[j])(jnp.log(r))
             mu[j] = self.families[j].expected_stats(eta[j])
-        return State(eta, mu, params)
+        if not (self.networks or self.amortised):
+            return State(eta, mu, params)
+        from .networks import optimizer
+
+        # The amortised blocks hold their prior until the first sweep reads the encoder.
+        nets = {k: params[k] for k in self.networks}
+        return State(eta, mu, params, key=jax.random.fold_in(key, 1), opt=optimizer(self.learning_rate).init(nets))
 
     def _prior_blocks(self, params, key, data):
         """Every block but the chains at its prior given its parents' means (Gaussians moved

@@ -179,6 +179,10 @@ class _Context:
         raise M.NoMoment(", ".join(sorted(a.deps | b.deps)), "expression", f"({e.op})")
 
     def _call(self, e: Call):
+        if self.model is not None and e.func in self.model.nodes:  # a network param
+            from .networks import call_network
+
+            return M.Fixed(call_network(self, e))
         args = [self.ev(a) for a in e.args]
         if e.func == "dot" and not all(a.is_fixed for a in args):
             return M.Dot(args[0], args[1], self.tracker)

@@ -34,6 +34,7 @@ def fit(
     tol: float = 1e-8,
     strict: bool = False,
     progress: bool | None = None,
+    learning_rate: float = 1e-2,
     batch_size: int | None = None,
     step_size: tuple[float, float] = (1.0, 0.7),
     local_iter: int | None = None,
@@ -45,6 +46,10 @@ def fit(
     categorical latent, its absent elements: ``mask={"z": t < length[s]}`` fits sequences
     of different lengths padded to one array (every factor that reads an absent element
     is dropped, and the ELBO is that of the unpadded sequences).
+
+    Networks (``param f: mlp(...)[...]``) and amortised posteriors take one Adam step of
+    size ``learning_rate`` per iteration on a reparameterised Monte Carlo ELBO
+    (``engine/networks.py``); ``init={"dec": {"W0": ..., "b0": ...}}`` sets their weights.
 
     Convergence: the relative ELBO change falls below ``tol``.  With ``restarts > 1`` the
     fit is repeated from ``restarts`` initialisations (seeds ``seed, seed+1, ...``) and
@@ -73,7 +78,7 @@ def fit(
                         step_size, local_iter, plate, restarts, show)
     bound = bind(m, {} if data is None else data, consts, dims, mask, strict)
     t0 = time.perf_counter()
-    engine = Engine(m, plan, bound, present=present)
+    engine = Engine(m, plan, bound, present=present, learning_rate=learning_rate)
     key = jax.random.PRNGKey(seed)
     best = None
     compile_seconds = None

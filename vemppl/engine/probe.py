@@ -76,9 +76,16 @@ def conjugacy(model, plan):
         tracker.flag = flag
         # Point parameters enter as point masses offering every moment, so the probe
         # sees which of them the expected log joint reads.
-        extra = {p: (PointMass, PointMass.stats(v), PointMass.stats(v)) for p, v in state.params.items()}
+        # Networks enter with their weights: a network is never a candidate for a closed form.
+        nets = set(engine.networks)
+        extra = {
+            p: (PointMass, PointMass.stats(v), PointMass.stats(v)) for p, v in state.params.items() if p not in nets
+        }
         jax.eval_shape(
-            lambda s: engine.expected_log_joint(s.mu, s.eta, {}, engine.data, tracker, extra_blocks=extra), state
+            lambda s: engine.expected_log_joint(
+                s.mu, s.eta, {p: s.params[p] for p in nets}, engine.data, tracker, extra_blocks=extra, key=s.key
+            ),
+            state,
         )
     except (NoMoment, NotFixed) as exc:
         blk = getattr(exc, "block", "?")
@@ -92,7 +99,9 @@ def conjugacy(model, plan):
         ) from None
     blocks = []
     for b in plan.blocks:
-        if b.name in tracker.nonlinear:
+        if b.update == "amortised":
+            blocks.append(b)
+        elif b.name in tracker.nonlinear:
             blocks.append(dataclasses.replace(b, update="natural-gradient", reason=spans.get(b.name)))
         else:
             blocks.append(b)
@@ -107,6 +116,11 @@ def conjugacy(model, plan):
             )
     params = []
     for p in plan.params:
+        if p.mstep == "network":
+            enc = [n.name for n in model.of_kind("latent") if n.amortised is not None and n.amortised.expr.func == p.name]
+            why = spans.get(p.name) or (f"the encoder of q({', '.join(enc)})" if enc else "a neural network")
+            params.append(dataclasses.replace(p, reason=f"not conjugate: {why}"))
+            continue
         reads = tracker.reads.get(p.name, set())
         fam = None if p.name in tracker.nonlinear else choose_family(p.type, reads)
         if fam is not None:

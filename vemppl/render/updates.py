@@ -74,6 +74,15 @@ def derived_updates(model, plan=None) -> str:
         elem = expr_to_text(Index(Name(name), d0.indices)) if d0.indices else name
         kind = "closed-form CAVI" if b.update == "cavi" else b.update
         out.append(f"## q({elem}): {b.family} ({kind})")
+        if b.update == "amortised":
+            enc = expr_to_text(node.amortised.expr)
+            out += [
+                f"- `q({elem}) = N(m, diag(σ²))` with `(m, log σ)` the two halves of `{enc}`: no update of its own",
+                f"- it enters `E_q[log p]` at one reparameterised draw `{elem} = m + σ ⊙ ε` per iteration, "
+                "and `H[q]` exactly; the encoder takes Adam steps with the networks (M-step)",
+                "",
+            ]
+            continue
         stats = ", ".join(f"E[{s}({elem})]" for s in fam.Stats._fields)
         out.append(f"- statistics: `{stats}`; natural parameters give {_NATURAL.get(b.family, 'its parameters')}")
         if b.reason:
@@ -106,6 +115,11 @@ def derived_updates(model, plan=None) -> str:
                 out.append(
                     f"- `{p.name}` ({p.type}): `{p.name} = mode_{p.family}(g)` with `g = ∇_{{T({p.name})}} E_q[log p]`, "
                     f"T the {p.family} statistics"
+                )
+            elif p.mstep == "network":
+                out.append(
+                    f"- `{p.name}` (network): one Adam step per iteration on the Monte Carlo ELBO "
+                    "`E_q[log p] + Σ_j H[q_j]`, gradients through the reparameterised draws"
                 )
             else:
                 out.append(f"- `{p.name}` ({p.type}): Adam steps on `E_q[log p]` in the unconstrained space of {p.type}")

@@ -51,7 +51,10 @@ class Fit:
 
     @property
     def params(self) -> dict:
-        return {k: np.asarray(v) for k, v in self.state.params.items()}
+        """Point parameters as NumPy arrays (a network's: a dict of named weight arrays)."""
+        import jax
+
+        return {k: jax.tree_util.tree_map(np.asarray, v) for k, v in self.state.params.items()}
 
     def save(self, path):
         """Write ``manifest.json`` + ``arrays.npz`` into the folder ``path`` (atomically)."""
@@ -128,6 +131,10 @@ class Fit:
             head = np.array2string(mean.ravel()[:4], precision=3, separator=", ")
             lines.append(f"{j:<12}{self.plan.block(j).family:<14}{str(mean.shape):<16}{head}")
         for k, v in self.params.items():
+            if isinstance(v, dict):  # a network
+                n = sum(w.size for w in v.values())
+                lines.append(f"{k:<12}{'network':<14}{str(n) + ' weights':<16}")
+                continue
             lines.append(f"{k:<12}{'param':<14}{str(v.shape):<16}{np.array2string(v.ravel()[:4], precision=3)}")
         return "\n".join(lines)
 
@@ -191,6 +198,12 @@ def load_results(path) -> Fit:
 
     params = {}
     for p in plan.params:
+        if p.mstep == "network":
+            prefix = f"params/{p.name}/"
+            params[p.name] = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+            if not params[p.name]:
+                raise VemError("io", f"arrays.npz lacks the weights {prefix}*")
+            continue
         if f"params/{p.name}" not in arrays:
             raise VemError("io", f"arrays.npz lacks params/{p.name}")
         params[p.name] = arrays[f"params/{p.name}"]

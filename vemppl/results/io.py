@@ -1,5 +1,9 @@
 """Results on disk: ``manifest.json`` + ``arrays.npz``, written atomically, never pickled.
 
+Arrays are named by path: ``eta/<block>/<statistic>``, ``mu/<block>/<statistic>``,
+``params/<param>``, and ``params/<network>/<weight>`` (``W0``, ``b0``, ...) for the
+weight pytree of a neural-network param.
+
 The manifest holds the format version, the model as canonical ``.vem`` text, the sizes,
 constants, the data's shapes and SHA-256 hashes, the fit's settings, the ELBO trace and
 convergence, and two checksums: one of ``arrays.npz`` and one of the manifest's own
@@ -67,7 +71,11 @@ def save(fit, path) -> Path:
         for field, v in mu._asdict().items():
             arrays[f"mu/{j}/{field}"] = np.asarray(v)
     for p, v in fit.state.params.items():
-        arrays[f"params/{p}"] = np.asarray(v)
+        if isinstance(v, dict):  # a network's weights: one named array per layer tensor
+            for k, w in v.items():
+                arrays[f"params/{p}/{k}"] = np.asarray(w)
+        else:
+            arrays[f"params/{p}"] = np.asarray(v)
     arrays["elbo_trace"] = np.asarray(fit.elbo_trace)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
