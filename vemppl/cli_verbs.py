@@ -38,6 +38,10 @@ def add_all(verbs):
                    help="the SVI step size rho_t = (t + TAU)^-KAPPA (default 1.0,0.7; KAPPA in (0.5, 1])")
     g.add_argument("--plate", metavar="DIM", help="the data plate to subsample or shard (default: the leading dim "
                    "of the data arrays)")
+    g.add_argument("--devices", type=int, metavar="N",
+                   help="shard the data plate over N devices with jax.sharding (its size a multiple of N); on CPU "
+                        "set XLA_FLAGS=--xla_force_host_platform_device_count=N first; several hosts: see "
+                        "docs/scaling.md")
     p.set_defaults(func=fit_verb)
 
     p = verbs.add_parser("render", help="draw the model's plate diagram (graphviz)")
@@ -184,7 +188,8 @@ def fit_verb(args) -> int:
     model = load(args.model)
     dims, consts = parse_settings(model, args.set)
     data = read_data(args.data, model)
-    scale = {"batch_size": args.batch_size, "step_size": _pair("--step-size", args.step_size), "plate": args.plate}
+    scale = {"batch_size": args.batch_size, "step_size": _pair("--step-size", args.step_size), "plate": args.plate,
+             "devices": args.devices}
     result = fit(model, data, consts=consts, dims=dims, seed=args.seed, restarts=args.restarts,
                  max_iter=args.max_iter, tol=args.tol, progress=None if not args.quiet else False, **scale)
     out = Path(args.out or Path("results") / model.name)

@@ -39,6 +39,8 @@ def fit(
     step_size: tuple[float, float] = (1.0, 0.7),
     local_iter: int | None = None,
     plate: str | None = None,
+    devices: int | None = None,
+    batch_restarts: bool | None = None,
 ):
     """Fit ``model`` to ``data`` by variational EM; returns a :class:`~vemppl.results.Fit`.
 
@@ -53,7 +55,13 @@ def fit(
 
     Convergence: the relative ELBO change falls below ``tol``.  With ``restarts > 1`` the
     fit is repeated from ``restarts`` initialisations (seeds ``seed, seed+1, ...``) and
-    the one with the highest ELBO is returned.
+    the one with the highest ELBO is returned.  Restarts whose states fit in memory run
+    together in one vmapped sweep (``batch_restarts=None`` decides by size; ``False`` runs
+    them in turn); either way each restart stops on its own test and keeps its own trace.
+
+    Data-parallel (``engine/shard.py``): ``devices=n`` splits the data plate over ``n``
+    devices with ``jax.sharding`` (the plate's size must be a multiple of ``n``); the
+    sums over the plate become all-reduces and the fit is the single-device fit.
 
     Stochastic VI (``engine/svi.py``, Hoffman et al. 2013): with ``batch_size=B`` each of
     ``max_iter`` steps fits the local latents of ``B`` units of the data plate (``plate``,
@@ -76,45 +84,130 @@ def fit(
     if batch_size is not None:
         return _fit_svi(m, plan, data, consts, dims, mask, present, init, seed, max_iter, strict, batch_size,
                         step_size, local_iter, plate, restarts, show)
+    if devices is not None and batch_size is not None:
+        raise VemError("data", "devices= and batch_size= together are not supported yet; choose one")
     bound = bind(m, {} if data is None else data, consts, dims, mask, strict)
     t0 = time.perf_counter()
     engine = Engine(m, plan, bound, present=present, learning_rate=learning_rate)
+    sweep, place, gather = engine.sweep, (lambda s: s), (lambda s: s)
+    if devices is not None:
+        from .dataplate import data_plate
+        from .shard import Sharded
+
+        sharded = Sharded(engine, data_plate(m, plan, plate, "sharding"), devices)
+        sweep, place, gather = sharded.sweep, sharded.place, sharded.gather
     key = jax.random.PRNGKey(seed)
-    best = None
-    compile_seconds = None
-    for r in range(restarts):
+    starts = []
+    for _ in range(restarts):
         key, sub = jax.random.split(key)
-        state = engine.init(sub, _initial_params(m, bound, init))
-        trace: list[float] = []
-        converged = False
-        bar = _Progress(show, f"restart {r + 1}/{restarts}" if restarts > 1 else "fit", max_iter)
-        it = 0
-        for it in range(1, max_iter + 1):
-            t_it = time.perf_counter()
-            state, elbo = engine.sweep(state)
-            elbo = float(elbo)
-            if compile_seconds is None:
-                compile_seconds = time.perf_counter() - t_it
-            if not np.isfinite(elbo):
-                raise VemError(
-                    "data",
-                    f"the ELBO became {elbo} at iteration {it}; the data may be badly scaled or a prior improper",
-                )
-            trace.append(elbo)
-            bar.update(it, elbo)
-            if len(trace) > 1 and abs(trace[-1] - trace[-2]) <= tol * abs(trace[-1]):
-                converged = True
-                break
-        bar.close()
-        if best is None or trace[-1] > best[1][-1]:
-            best = (state, trace, converged, it, r)
-    state, trace, converged, iterations, which = best
+        starts.append(engine.init(sub, _initial_params(m, bound, init)))
+    if batch_restarts is None:
+        batch_restarts = restarts > 1 and devices is None and _fits_in_memory(starts, bound)
+    if batch_restarts and restarts > 1:
+        if devices is not None:
+            raise VemError("data", "batch_restarts=True with devices= is not supported; the restarts run in turn")
+        runs, compile_seconds = _run_batched(engine, starts, max_iter, tol, show)
+    else:
+        runs, compile_seconds = [], None
+        for r, start in enumerate(starts):
+            bar = _Progress(show, f"restart {r + 1}/{restarts}" if restarts > 1 else "fit", max_iter)
+            state, trace, converged, it, c = _run(sweep, place(start), max_iter, tol, bar)
+            compile_seconds = c if compile_seconds is None else compile_seconds
+            runs.append((gather(state), trace, converged, it))
+    which = max(range(restarts), key=lambda r: (runs[r][1][-1], -r))  # the first of equal bests
+    state, trace, converged, iterations = runs[which]
     fit_seconds = time.perf_counter() - t0 - (compile_seconds or 0.0)
     return Fit(
         model=m, plan=plan, bound=bound, engine=engine, state=state, elbo_trace=np.asarray(trace),
         converged=converged, iterations=iterations, seed=seed, restarts=restarts,
         compile_seconds=compile_seconds or 0.0, fit_seconds=fit_seconds, best_restart=which,
     )
+
+
+def _check_elbo(elbo, it):
+    if not np.isfinite(elbo):
+        raise VemError(
+            "data", f"the ELBO became {elbo} at iteration {it}; the data may be badly scaled or a prior improper",
+        )
+
+
+def _run(sweep, state, max_iter, tol, bar):
+    """One fit: sweeps until the relative ELBO change is at most ``tol``."""
+    trace: list[float] = []
+    converged, compile_seconds, it = False, None, 0
+    for it in range(1, max_iter + 1):
+        t_it = time.perf_counter()
+        state, elbo = sweep(state)
+        elbo = float(elbo)
+        if compile_seconds is None:
+            compile_seconds = time.perf_counter() - t_it
+        _check_elbo(elbo, it)
+        trace.append(elbo)
+        bar.update(it, elbo)
+        if len(trace) > 1 and abs(trace[-1] - trace[-2]) <= tol * abs(trace[-1]):
+            converged = True
+            break
+    bar.close()
+    return state, trace, converged, it, compile_seconds
+
+
+def _run_batched(engine, starts, max_iter, tol, show):
+    """Every restart in one vmapped sweep (one compilation); a restart that has converged
+    is frozen (its state kept, its trace closed) while the others go on, so each restart's
+    trace and final state are those it would have had alone."""
+    import jax.numpy as jnp
+
+    def frozen(state, active, data):
+        new, elbo = engine._sweep_impl(state, data)
+        return jax.tree_util.tree_map(lambda a, b: jnp.where(active, a, b), new, state), elbo
+
+    step = jax.jit(jax.vmap(frozen, in_axes=(0, 0, None)))
+    states = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *starts)
+    r_count = len(starts)
+    active = np.ones(r_count, bool)
+    traces = [[] for _ in range(r_count)]
+    done = [(False, max_iter)] * r_count
+    bar = _Progress(show, f"{r_count} restarts (batched)", max_iter)
+    compile_seconds = None
+    for it in range(1, max_iter + 1):
+        t_it = time.perf_counter()
+        states, elbos = step(states, jnp.asarray(active), engine.data)
+        elbos = np.asarray(elbos)
+        if compile_seconds is None:
+            compile_seconds = time.perf_counter() - t_it
+        for r in np.flatnonzero(active):
+            _check_elbo(float(elbos[r]), it)
+            traces[r].append(float(elbos[r]))
+            t = traces[r]
+            if len(t) > 1 and abs(t[-1] - t[-2]) <= tol * abs(t[-1]):
+                active[r] = False
+                done[r] = (True, it)
+        bar.update(it, float(np.max(elbos)))
+        if not active.any():
+            break
+    bar.close()
+    runs = []
+    for r in range(r_count):
+        state = jax.tree_util.tree_map(lambda a, r=r: a[r], states)
+        converged, it = done[r]
+        runs.append((state, traces[r], converged, it if converged else len(traces[r])))
+    return runs, compile_seconds
+
+
+def _fits_in_memory(starts, bound, budget_fraction=0.25, overhead=8):
+    """Batch the restarts when ``overhead`` times their states and the data take at most
+    ``budget_fraction`` of the memory available now (the sweep's temporaries scale with
+    the states: responsibilities, per-component statistics)."""
+    import os
+
+    state_bytes = sum(np.asarray(a).nbytes for a in jax.tree_util.tree_leaves(starts[0]))
+    data_bytes = sum(np.asarray(v).nbytes for v in bound.values.values())
+    need = overhead * len(starts) * state_bytes + data_bytes
+    try:
+        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return False
+    return need <= budget_fraction * avail
 
 
 def _fit_svi(m, plan, data, consts, dims, mask, present, init, seed, max_iter, strict, batch_size, step_size,
