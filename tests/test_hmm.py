@@ -9,10 +9,9 @@ What is compared, and how the two sides are put on the same footing:
   hmmlearn's prior is Normal–Wishart, ``mu_k | Lam_k ~ N(m0, (beta0 Lam_k)^-1)``, with a
   joint ``q(mu_k, Lam_k)``; models/hmm.vem has independent priors on ``mu`` and ``Lam``,
   which hmmlearn cannot express.  So the exact comparison uses the twin of hmm.vem that
-  differs in one line, ``mu[k] ~ MvNormal(zeros(D), precision = beta0 * Lam[k])``; vemppl
-  keeps ``q(mu) q(Lam)`` mean-field, which at the fixed point has the same ``E[Lam]``
-  and differs from the joint form only by O(D/nu^2) in ``E[log|Lam|]`` (nu = the
-  Wishart degrees of freedom, about the state's count), far below the tolerances.
+  differs in one line, ``mu[k] ~ MvNormal(zeros(D), precision = beta0 * Lam[k])``, from
+  which the compiler makes the same joint block ``q(mu_k, Lam_k)`` (a Normal–Wishart), so
+  hmmlearn starts from exactly vemppl's posterior.
   hmm.vem itself is compared with hmmlearn's nearest prior (beta0 = 0.01): the bounds
   then agree to 0.1% but the posteriors only approximately (the priors differ).
 * **Bounds.**  hmmlearn's ``monitor_.history`` drops the ``-D/2 log 2 pi`` of every
@@ -42,6 +41,7 @@ import vemppl
 from conftest import assert_elbo_monotone
 from dsl_models import MODELS_DIR
 from vemppl.families.markov_chain import ChainStats, MarkovChain
+from vemppl.families.normal_wishart import NormalWishart
 
 hmmlearn = pytest.importorskip("hmmlearn")
 from hmmlearn.hmm import GaussianHMM  # noqa: E402
@@ -200,12 +200,17 @@ def _vghmm_from(fit, beta0, K, D):
     h.scale_prior_ = np.broadcast_to(np.eye(D), (K, D, D)).copy()  # inverse of Wishart(D + 2, eye(D))'s scale
     h.startprob_posterior_ = np.asarray(fit.posterior["pi0"].concentration)
     h.transmat_posterior_ = np.asarray(fit.posterior["A"].concentration)
+    e_lam = np.asarray(fit.mean_params["Lam"]["mean"])
+    h.covars_ = np.linalg.inv(e_lam)
+    if fit.plan.block("mu").members:  # q(mu, Lam) is hmmlearn's own Normal–Wishart: handed over exactly
+        nw = NormalWishart.params_from_natural(fit.state.eta["mu"])
+        h.means_posterior_, h.beta_posterior_ = np.asarray(nw["loc"]), np.asarray(nw["beta"])
+        h.dof_posterior_, h.scale_posterior_ = np.asarray(nw["concentration"]), np.asarray(nw["rate_matrix"])
+        return h
     h.means_posterior_ = np.asarray(mu["mu"].mean)
     h.beta_posterior_ = beta0 + counts
     h.dof_posterior_ = D + 2.0 + counts
-    e_lam = np.asarray(mu["Lam"].mean)
     h.scale_posterior_ = np.linalg.inv(e_lam) * h.dof_posterior_[:, None, None]  # so that E[Lam] agrees
-    h.covars_ = np.linalg.inv(e_lam)
     return h
 
 

@@ -58,6 +58,9 @@ def add_all(verbs):
     p.add_argument("--data", required=True, metavar="DATA")
     p.add_argument("--plug-in", action="store_true", help="globals at their posterior means (log-likelihood)")
     p.add_argument("--out", metavar="FILE.npz", help="write assignments and probabilities of categorical locals")
+    p.add_argument("--density", choices=("auto", "exact", "mc"), nargs="?", const="auto",
+                   help="also the per-point log posterior predictive density: exact where the model allows "
+                        "(auto, the default; exact fails otherwise) or Monte Carlo (mc)")
     p.set_defaults(func=predict_verb)
 
     p = verbs.add_parser("demo", help="fit a Gaussian mixture to shipped synthetic data, end to end")
@@ -231,8 +234,15 @@ def predict_verb(args) -> int:
     pred = fit.predict(data, plug_in=args.plug_in)
     what = "log-likelihood (plug-in)" if args.plug_in else "held-out ELBO"
     print(f"{what}: {pred.elbo:.6f} ({pred.log_likelihood_per_point:.6f} per point, {pred.n_points} points)")
+    density = None
+    if args.density:
+        density = fit.predictive_density(data, exact={"auto": None, "exact": True, "mc": False}[args.density])
+        how = "exact" if density.method == "exact" else f"Monte Carlo ({density.reason})" if density.reason else "Monte Carlo"
+        print(f"log predictive density [{how}]: {density.sum():.6f} ({density.mean():.6f} per point)")
     if args.out:
         arrays = {}
+        if density is not None:
+            arrays["log_predictive_density"] = np.asarray(density)
         for j, mu in pred.state.mu.items():
             if hasattr(mu, "onehot"):
                 arrays[f"{j}_probabilities"] = np.asarray(mu.onehot)

@@ -19,8 +19,9 @@ import networkx as nx
 from ..diagnostics import VemError
 from ..families import get_family
 from ..families.markov_chain import MarkovChain
+from ..families.normal_wishart import NormalWishart
 from ..ir.expr import BinOp, Call, Index, Name, head_name, walk
-from ..ir.graph import ModelGraph
+from ..ir.graph import ModelGraph, reads
 from .plan import Block, EnumRef, Factor, ParamPlan, Plan
 
 
@@ -60,8 +61,11 @@ def compile_model(model, probe: bool = True) -> Plan:
                 factors.append(Factor(node.name, d, d.dist, _enum_refs(m, node.name, d)))
     latents = m.of_kind("latent")
     drawn = _bilinear_globals(m, factors)
+    normal_wishart = _normal_wishart_pairs(m, factors)
     blocks = []
     for node in latents:
+        if node.name in normal_wishart.values():
+            continue  # the precision of a Normal–Wishart block, made with its location below
         dists = {d.dist for d in node.defs}
         if len(dists) > 1:
             raise VemError(
@@ -80,6 +84,11 @@ def compile_model(model, probe: bool = True) -> Plan:
                 f"declare '{node.name}' as data, or write {fam.name} as a scale mixture of Normals "
                 "with a Gamma precision, which is conjugate",
             )
+        if node.name in normal_wishart:
+            # mu[k] ~ MvNormal(m, precision = c * Lam[k]), Lam[k] ~ Wishart: one block q(mu[k], Lam[k]).
+            members = (("loc", node.name), ("precision", normal_wishart[node.name]))
+            blocks.append(Block(node.name, NormalWishart.name, structure="normal-wishart", members=members))
+            continue
         init = "prior"
         if fam.support == "cat":
             init = "kmeans++" if _has_real_gate(m, node.name, factors) else "random"
@@ -107,10 +116,10 @@ def compile_model(model, probe: bool = True) -> Plan:
     g = m.graph.copy()
     g.remove_edges_from([(u, v) for u, v in g.edges if u == v])
     order = list(m.nodes)
-    topo = [n for n in nx.lexicographical_topological_sort(g, key=order.index) if m.nodes[n].kind == "latent"]
+    by_name = {b.name: b for b in blocks}
+    topo = [n for n in nx.lexicographical_topological_sort(g, key=order.index) if n in by_name]
     # Locals initialised from the data (responsibilities) are updated last, so the first
     # sweep fits the globals to them: this is what breaks the label symmetry.
-    by_name = {b.name: b for b in blocks}
     # A block started from a draw of its prior (the global side of a bilinear term) comes
     # after the local block it multiplies, which so reads the draw first.
     schedule = tuple(
@@ -193,6 +202,76 @@ def _read_jointly(m: ModelGraph, name: str) -> bool:
 
 def _indexed_somewhere(root, name_node) -> bool:
     return any(isinstance(s, Index) and s.base is name_node for s in walk(root))
+
+
+def _normal_wishart_pairs(m: ModelGraph, factors) -> dict[str, str]:
+    """``{mu: Lam}`` for every ``mu[k] ~ MvNormal(m, precision = c * Lam[k])`` with
+    ``Lam[k] ~ Wishart(...)`` over the same plate, m and c fixed (no latent or param read).
+
+    Such a pair is one Normal–Wishart block q(mu[k], Lam[k]) (Bishop PRML §10.2.1) when every
+    other factor that reads ``mu`` reads it as the location of an MvNormal whose precision
+    is ``Lam`` (or a fixed multiple) at the same element, ``x[n] ~ MvNormal(mu[z[n]],
+    precision = Lam[z[n]])``: the expected log joint is then affine in the block's
+    statistics.  Otherwise the two stay mean-field.
+    """
+    random = {n.name for n in m.nodes.values() if n.kind in ("latent", "param")}
+
+    def is_fixed(e, d) -> bool:
+        return not any(r in random for r in reads(e, d.loop_vars))
+
+    def element(e, d):
+        """(node, indices) of ``Lam[k]``, ``c * Lam[k]`` or ``Lam[k] * c`` with c fixed."""
+        if isinstance(e, BinOp) and e.op == "*":
+            for a, b in ((e.left, e.right), (e.right, e.left)):
+                if is_fixed(a, d):
+                    return element(b, d)
+            return None
+        if isinstance(e, Index) and isinstance(e.base, Name):
+            return e.base.id, e.indices
+        if isinstance(e, Name):
+            return e.id, ()
+        return None
+
+    def single(name, dist):
+        node = m.nodes.get(name)
+        ok = node is not None and node.kind == "latent" and len(node.defs) == 1 and node.amortised is None
+        return node.defs[0] if ok and node.defs[0].dist == dist else None
+
+    plates = lambda d: [(lp.var, lp.start, lp.stop) for lp in d.loops]  # noqa: E731
+    pairs: dict[str, str] = {}
+    for node in m.of_kind("latent"):
+        d = single(node.name, "MvNormal")
+        if d is None or d.arg("loc") is None or not is_fixed(d.arg("loc"), d):
+            continue
+        prec = element(d.arg("precision_matrix"), d) if d.arg("precision_matrix") is not None else None
+        if prec is None or prec[1] != d.indices or prec[0] in pairs.values():
+            continue
+        w = single(prec[0], "Wishart")
+        if w is None or w.indices != d.indices or plates(w) != plates(d):
+            continue
+        if all(_reads_as_pair(f, node.name, prec[0], element) for f in factors if f.definition is not d):
+            pairs[node.name] = prec[0]
+    return pairs
+
+
+def _reads_as_pair(f, loc: str, prec: str, element) -> bool:
+    """True when factor ``f`` reads ``loc`` only as an MvNormal's location beside ``prec``
+    (or a fixed multiple of it) at the same element, or not at all."""
+    d = f.definition
+    if loc not in reads_of(d):
+        return True
+    arg = d.arg("loc") if f.family == "MvNormal" else None
+    where = (arg.base.id, arg.indices) if isinstance(arg, Index) and isinstance(arg.base, Name) else (
+        (arg.id, ()) if isinstance(arg, Name) else None)
+    other = [e for k, e in d.args if k not in ("loc", "precision_matrix")] + list(d.indices)
+    if where is None or where[0] != loc or any(loc in reads(e, d.loop_vars) for e in other):
+        return False
+    p = d.arg("precision_matrix")
+    return p is not None and element(p, d) == (prec, where[1])
+
+
+def reads_of(d) -> set[str]:
+    return {r for _, e in d.args for r in reads(e, d.loop_vars)}
 
 
 def _is_markov_chain(z: str, factors) -> bool:

@@ -39,10 +39,18 @@ class Factor:
 class Block:
     name: str
     family: str
-    structure: str = "mean-field"  # or 'markov-chain'
+    structure: str = "mean-field"  # or 'markov-chain', 'normal-wishart'
     update: str = "cavi"  # 'cavi' (closed form), 'natural-gradient' or 'amortised'
     reason: str | None = None  # why the update is not closed form
     init: str = "prior"  # 'prior' or 'kmeans++' or 'random'
+    # A joint block over several nodes: (role, node) pairs, e.g. (("loc", "mu"), ("precision", "Lam"))
+    # for a Normal–Wishart; the block is named after its first member.
+    members: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def label(self) -> str:
+        """``mu`` or, for a joint block, ``mu, Lam``."""
+        return ", ".join(n for _, n in self.members) if self.members else self.name
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,7 @@ class Plan:
                 lines.append(f"      {b.reason}; Adam steps on a reparameterised Monte Carlo ELBO")
                 continue
             kind = "closed-form CAVI" if b.update == "cavi" else b.update
-            line = f"  q({b.name}): {b.family} [{b.structure}] -- {kind}; init {b.init}"
+            line = f"  q({b.label}): {b.family} [{b.structure}] -- {kind}; init {b.init}"
             lines.append(line)
             if b.reason:
                 lines.append(f"      not conjugate: {b.reason}")

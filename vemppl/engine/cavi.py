@@ -65,10 +65,18 @@ class Engine:
 
     # ---- the expected log joint --------------------------------------------------
     def _blocks(self, state):
-        return {j: (self.families[j], state.mu[j], state.eta[j]) for j in state.mu}
+        return self._table(state.mu, state.eta)
+
+    def _table(self, mu, eta, skip=()):
+        """The blocks by the names factors read them by (each member of a joint block)."""
+        out = {}
+        for j in mu:
+            if j not in skip:
+                out.update(M.block_entries(self.plan.block(j), self.families[j], mu[j], eta[j]))
+        return out
 
     def expected_log_joint(self, mu, eta, params, data, tracker=None, factors=None, extra_blocks=None, key=None):
-        blocks = {j: (self.families[j], mu[j], eta[j]) for j in mu if j not in self.amortised}
+        blocks = self._table(mu, eta, skip=self.amortised)
         blocks.update(self.fixed_blocks)
         blocks.update(extra_blocks or {})
         if self.amortised:  # amortised latents enter at their reparameterised draw
@@ -92,7 +100,7 @@ class Engine:
         mixtures, factor analysis); otherwise a VemError says why.
         """
         data = {**self.consts, **(self.data if data is None else data)}
-        blocks = {j: (self.families[j], state.mu[j], state.eta[j]) for j in state.mu}
+        blocks = self._table(state.mu, state.eta)
         blocks.update(self.fixed_blocks)
         sizes = set()
         total = 0.0
@@ -318,6 +326,8 @@ class Engine:
 
     def _prior_natural(self, j, mu, eta, params, data=None):
         """Natural parameters of the block's own factors with parents at their means."""
+        if self.plan.block(j).members:
+            return self._joint_prior_natural(j, mu, eta, params, data)
         node = self.model.nodes[j]
         fam = get_family(node.defs[0].dist)
         if fam is not self.families[j]:  # a joint block over scalar elements
@@ -326,10 +336,29 @@ class Engine:
             return self.families[j].Stats(e.mean, diag(e.sq))
         return self._prior_natural_of(j, fam, node, mu, eta, params, data)
 
+    def _joint_prior_natural(self, j, mu, eta, params, data=None):
+        """A joint block's prior (Normal–Wishart: Bishop's m₀, β₀, W₀, ν₀): the gradient of
+        its members' own factors, which are affine in its statistics, at zero statistics."""
+        b, fam = self.plan.block(j), self.families[j]
+        own = {node for _, node in b.members}
+        events = {}
+        for role, node in b.members:
+            rank = len(self.model.nodes[node].defs[0].indices)
+            sizes = [s if isinstance(s, int) else self.bound.sizes.get(s, self.consts.get(s)) for s in self.model.shapes[node][rank:]]
+            events[role] = tuple(int(np.asarray(s)) for s in sizes)
+        zero = fam.zero_stats(self.bound_shape(j), events)
+        factors = tuple(f for f in self.plan.factors if f.target in own)
+
+        def L(stats):
+            return self.expected_log_joint({**mu, j: stats}, {**eta, j: zero}, params,
+                                           self.data if data is None else data, factors=factors)
+
+        return fam.tidy_natural(fam.Stats(*jax.grad(L)(zero)))
+
     def _prior_natural_of(self, j, fam, node, mu, eta, params, data=None):
         data = self.data if data is None else data
         full = None
-        blocks = {k: (self.families[k], mu[k], eta[k]) for k in mu}
+        blocks = self._table(mu, eta)
         blocks.update(self.fixed_blocks)
         for d in node.defs:
             factor = next(f for f in self.plan.factors if f.target == j and f.definition is d)
@@ -355,7 +384,7 @@ class Engine:
 
     def _num_categories(self, j, mu, eta, params) -> int:
         """K of a categorical node, from the probabilities of a definition not reading itself."""
-        blocks = {k: (self.families[k], mu[k], eta[k]) for k in mu}
+        blocks = self._table(mu, eta)
         blocks.update(self.fixed_blocks)
         for d in self.model.nodes[j].defs:
             factor = next(f for f in self.plan.factors if f.target == j and f.definition is d)

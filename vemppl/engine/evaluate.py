@@ -121,7 +121,9 @@ class _Context:
         if e.id in self.params:
             return M.Fixed(self.params[e.id])
         if e.id in self.blocks:
-            fam, stats, eta = self.blocks[e.id]
+            fam, stats, eta = entry = self.blocks[e.id]
+            if isinstance(entry, M.Member):  # a member of a joint block (Normal–Wishart)
+                return M.MemberMoments(entry.block, fam, stats, eta, self.tracker, entry.role)
             src = M.BlockMoments(e.id, fam, stats, eta, self.tracker)
             node = self.model.nodes[e.id]
             if fam.event_rank == 0 and node.defs and node.defs[0].indices:
@@ -135,8 +137,11 @@ class _Context:
 
     def _index(self, e: Index):
         if isinstance(e.base, Name) and e.base.id in self.blocks:
-            fam, stats, eta = self.blocks[e.base.id]
+            fam, stats, eta = entry = self.blocks[e.base.id]
             idx = self.index_arrays(e.indices)
+            if isinstance(entry, M.Member):
+                stats, eta = (type(t)(*(a[idx] for a in t)) for t in (stats, eta))
+                return M.MemberMoments(entry.block, fam, stats, eta, self.tracker, entry.role, e.indices, idx)
             if _is_joint_vector(self.model, e.base.id, fam) and len(idx) == len(self.model.nodes[e.base.id].defs[0].indices):
                 return _element_view(e.base.id, stats, eta, idx, self.tracker)
             def take(a):  # leading plate axes only

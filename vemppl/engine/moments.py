@@ -130,6 +130,70 @@ class BlockMoments(MomentSource):
         return self.stats.mean
 
 
+class Member(tuple):
+    """The entry of a joint block's member in the table of blocks: ``(family, stats, eta)``
+    of the whole block, with the block's name and the member's role (``loc``, ``precision``
+    of a Normal–Wishart).  It unpacks as a plain entry; the evaluator reads it as a member."""
+
+    def __new__(cls, family, stats, eta, block: str, role: str):
+        self = super().__new__(cls, (family, stats, eta))
+        self.block, self.role = block, role
+        return self
+
+
+def block_entries(block, family, stats, eta) -> dict:
+    """The table entries of one plan block: its name, or each member of a joint block."""
+    if not block.members:
+        return {block.name: (family, stats, eta)}
+    return {node: Member(family, stats, eta, block.name, role) for role, node in block.members}
+
+
+class MemberMoments(BlockMoments):
+    """One member (by role) of a joint block, at an element (``where``: the index
+    expressions, ``idx`` their arrays).  Moments the family lists for the role are
+    statistics; joint moments with another member at the same element are statistics too
+    (``E[Λμ]``, ``E[μᵀΛμ]``); anything else is derived from η and flagged as nonlinear."""
+
+    def __init__(self, block, family, stats, eta, tracker, role, where=(), idx=()):
+        super().__init__(block, family, stats, eta, tracker)
+        self.role, self.where, self.idx = role, where, idx
+
+    def _get(self, name):
+        field = self.family.member_stats[self.role].get(name)
+        if self.tracker is not None:
+            self.tracker.read(self.block, f"{self.role}.{name}")
+        if field is not None:
+            return getattr(self.stats, field)
+        if self.tracker is not None:
+            self.tracker.flag(self.block, f"E[{name}] of its {self.role} is not a statistic of {self.family.name}")
+        try:
+            return self.family.member_moment(self.eta, self.role, name)
+        except KeyError:
+            raise _NoMoment(self.block, self.family.name, name) from None
+
+    def joint_with(self, v) -> bool:
+        return (isinstance(v, MemberMoments) and v.block == self.block and v.where == self.where
+                and ("times", self.role, v.role) in self.family.joint_stats)
+
+    def _joint(self, op, v, independent):
+        if self.joint_with(v):
+            field = self.family.joint_stats[(op, self.role, v.role)]
+            if self.tracker is not None:
+                self.tracker.read(self.block, field)
+            return getattr(self.stats, field)
+        if isinstance(v, MemberMoments) and v.block == self.block:
+            # Two members of one block at elements that may coincide: not affine in its statistics.
+            if self.tracker is not None:
+                self.tracker.flag(self.block, "its members are read together at different elements")
+        return independent(v)
+
+    def times(self, v):
+        return self._joint("times", v, super().times)
+
+    def quad(self, v):
+        return self._joint("quad", v, super().quad)
+
+
 class _NotFixed(Exception):
     def __init__(self, block):
         super().__init__(f"'{block}' is random where a fixed value is needed")
@@ -214,6 +278,16 @@ class Scaled(_Derived):
     def logdet(self):
         d = self.a.mean.shape[-1]
         return d * jnp.log(self.c) + self.a.logdet
+
+    # A scalar multiple keeps the joint moments of a matrix with a vector (c·E[Λμ], c·E[μᵀΛμ]).
+    def joint_with(self, v) -> bool:
+        return self.c.ndim == 0 and self.a.joint_with(v)
+
+    def times(self, v):
+        return self.c * self.a.times(v) if self.c.ndim == 0 else super().times(v)
+
+    def quad(self, v):
+        return self.c * self.a.quad(v) if self.c.ndim == 0 else super().quad(v)
 
 
 class Dot(_Derived):

@@ -127,6 +127,22 @@ class MomentSource:
         A latent block has no such value: reading it raises, and the compiler says so."""
         return self._value
 
+    # ---- joint moments of a matrix x with a vector v (an MvNormal's precision and location)
+    def joint_with(self, v) -> bool:
+        """True when x and ``v`` are members of one joint block at the same element (a
+        Normal–Wishart's Λ and μ), so that E[x v] is not E[x] E[v]."""
+        return False
+
+    def times(self, v):
+        """E[x v] for this matrix x and a vector v: E[x] E[v] when they are independent."""
+        return jnp.einsum("...ij,...j->...i", self.mean, v.mean)
+
+    def quad(self, v):
+        """E[vᵀ x v] for this matrix x and a vector v: tr(E[x] E[v vᵀ]) when independent."""
+        from ._linalg import bdot
+
+        return bdot(v.outer, self.mean, 2)
+
     def expect(self, f, *args):
         """E[f(x, *args)] for an elementwise function f; exact for a known value.
 

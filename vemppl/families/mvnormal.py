@@ -11,7 +11,11 @@ As a model factor, with independent moments of value x, location m and precision
 ``E[log N(x | m, Λ)] = ½E[log|Λ|] − (D/2) log 2π
 − ½ tr(E[Λ](E[x xᵀ] − E[x]E[m]ᵀ − E[m]E[x]ᵀ + E[m mᵀ]))``,
 affine in (E[x], E[x xᵀ]), in (E[m], E[m mᵀ]) and in (E[Λ], E[log|Λ|]): the MvNormal is
-conjugate to an MvNormal location and a Wishart precision.  A covariance or a Cholesky
+conjugate to an MvNormal location and a Wishart precision.  Written as
+``½E[log|Λ|] − (D/2) log 2π − ½(E[xᵀΛx] − 2E[xᵀΛm] + E[mᵀΛm])`` with each product a joint
+moment of its pair (``MomentSource.times``, ``quad``), the same expression is affine in a
+Normal–Wishart block's statistics ``(E[Λμ], E[μᵀΛμ], E[Λ], E[log|Λ|])`` when m (or x) and Λ
+are that block's two members.  A covariance or a Cholesky
 scale must be fixed (their moments are not linear in a conjugate family) and are
 converted to the precision moments exactly.
 """
@@ -24,7 +28,7 @@ import jax.numpy as jnp
 import numpyro.distributions as dist
 
 from . import _linalg as la
-from .base import ArgSpec, ExpFamily
+from .base import ArgSpec, ExpFamily, fixed
 
 _LOG_2PI = jnp.log(2.0 * jnp.pi)
 
@@ -111,22 +115,24 @@ class MvNormal(ExpFamily):
     def expected_log_prob(cls, value, loc, covariance_matrix=None, precision_matrix=None,
                           scale_tril=None):
         if precision_matrix is not None:
-            lam, logdet = precision_matrix.mean, precision_matrix.logdet
+            lam, logdet = precision_matrix, precision_matrix.logdet
         else:
             # A random covariance or scale is not conjugate; a fixed one converts exactly.
             tril = la.chol(covariance_matrix.value) if scale_tril is None else scale_tril.value
-            lam, logdet = la.chol_inverse(tril), -la.chol_logdet(tril)
-        d = lam.shape[-1]
+            lam, logdet = fixed(la.chol_inverse(tril)), -la.chol_logdet(tril)
+        d = lam.mean.shape[-1]
         if loc.is_fixed:
             # A fixed location may be a scalar broadcast over the D components.
-            m = _broadcast_loc(jnp.asarray(loc.value, dtype=lam.dtype), d)
-            mm = la.outer(m, m)
+            loc = fixed(_broadcast_loc(jnp.asarray(loc.value, dtype=lam.mean.dtype), d))
+        # E[(x − m)ᵀΛ(x − m)] = E[xᵀΛx] − 2E[xᵀΛm] + E[mᵀΛm].  Each term is a moment of the
+        # pair it couples: tr(E[Λ]E[xxᵀ]) for independent ones, E[μᵀΛμ] and E[Λμ] when Λ and
+        # the location (or the value) are one Normal–Wishart block.  The data-by-component
+        # contractions go through _linalg.bdot (no N·K·D² broadcast).
+        if lam.joint_with(value):
+            cross = la.bdot(lam.times(value), loc.mean, 1)
         else:
-            m, mm = loc.mean, loc.outer
-        # tr(Λ(E[xxᵀ] − E[x]E[m]ᵀ − E[m]E[x]ᵀ + E[mmᵀ])), each term contracted without
-        # materialising the data-by-component broadcast (see _linalg.bdot).
-        lam_m = jnp.einsum("...ij,...j->...i", lam, m)
-        quad = la.bdot(value.outer, lam, 2) - 2.0 * la.bdot(value.mean, lam_m, 1) + la.bdot(mm, lam, 2)
+            cross = la.bdot(value.mean, lam.times(loc), 1)
+        quad = lam.quad(value) - 2.0 * cross + lam.quad(loc)
         return 0.5 * logdet - 0.5 * d * _LOG_2PI - 0.5 * quad
 
     @classmethod

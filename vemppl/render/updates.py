@@ -27,7 +27,11 @@ _NATURAL = {
     "Beta": "concentrations `η₁ + 1`, `η₂ + 1`",
     "Categorical": "probabilities `softmax(η)`",
     "MarkovChain": "unary and pairwise log-potentials; marginals by forward–backward (∇ of the forward pass)",
+    "NormalWishart": "`β = −2η₂`, `m = η₁/β`, `W⁻¹ = −2η₃ − η₁η₁ᵀ/β`, `ν = 2η₄ + D` (Bishop 10.60–10.63)",
 }
+
+#: Statistics of a joint block, written with its members by role.
+_JOINT_STATS = {"NormalWishart": "E[{precision} {loc}], E[{loc}ᵀ {precision} {loc}], E[{precision}], E[log|{precision}|]"}
 
 
 def _subst(e, mapping):
@@ -69,9 +73,12 @@ def derived_updates(model, plan=None) -> str:
     for name in plan.schedule:
         b = plan.block(name)
         fam = get_family(b.family)
-        node = m.nodes[name]
-        d0 = max(node.defs, key=lambda d: (len(d.indices), len(d.loops)))
-        elem = expr_to_text(Index(Name(name), d0.indices)) if d0.indices else name
+        nodes = [n for _, n in b.members] or [name]  # a joint block's members, or the node
+        elems = []
+        for n in nodes:
+            d0 = max(m.nodes[n].defs, key=lambda d: (len(d.indices), len(d.loops)))
+            elems.append(expr_to_text(Index(Name(n), d0.indices)) if d0.indices else n)
+        elem = ", ".join(elems)
         kind = "closed-form CAVI" if b.update == "cavi" else b.update
         out.append(f"## q({elem}): {b.family} ({kind})")
         if b.update == "amortised":
@@ -83,13 +90,16 @@ def derived_updates(model, plan=None) -> str:
                 "",
             ]
             continue
-        stats = ", ".join(f"E[{s}({elem})]" for s in fam.Stats._fields)
+        if b.members and b.family in _JOINT_STATS:
+            stats = _JOINT_STATS[b.family].format(**{role: e for (role, _), e in zip(b.members, elems)})
+        else:
+            stats = ", ".join(f"E[{s}({elem})]" for s in fam.Stats._fields)
         out.append(f"- statistics: `{stats}`; natural parameters give {_NATURAL.get(b.family, 'its parameters')}")
         if b.reason:
             out.append(f"- not conjugate: {b.reason}")
         terms = []
         for f in plan.factors:
-            touches = f.target == name or name in reads_of(f)
+            touches = f.target in nodes or bool(set(nodes) & reads_of(f))
             if not touches:
                 continue
             mapping, weights = {}, []
@@ -97,7 +107,7 @@ def derived_updates(model, plan=None) -> str:
             for r in f.enum:
                 sym = next(letters)
                 mapping[r.expr] = sym
-                if r.block != name or f.target != name:
+                if r.block != name or f.target not in nodes:
                     weights.append(f"r[{expr_to_text(r.expr)} = {sym}]")
             w = "·".join(weights)
             sums = _loops_text(f) + "".join(f"Σ_{mapping[r.expr]} " for r in f.enum)

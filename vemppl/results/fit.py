@@ -33,11 +33,18 @@ class Fit:
 
     @property
     def posterior(self) -> dict:
-        """``q`` of every latent: one NumPyro distribution over the whole plate."""
+        """``q`` of every latent: one NumPyro distribution over the whole plate.  The members
+        of a joint block appear under their own names as its marginals (a Normal–Wishart's
+        location as a multivariate Student-t, its precision as a Wishart)."""
         if self._posterior is None:
-            self._posterior = {
-                j: get_family(self.plan.block(j).family).to_numpyro(eta) for j, eta in self.state.eta.items()
-            }
+            self._posterior = {}
+            for j, eta in self.state.eta.items():
+                b, fam = self.plan.block(j), get_family(self.plan.block(j).family)
+                if b.members:
+                    marg = fam.marginals(eta)
+                    self._posterior.update({node: marg[role] for role, node in b.members})
+                else:
+                    self._posterior[j] = fam.to_numpyro(eta)
         return self._posterior
 
     @property
@@ -46,8 +53,18 @@ class Fit:
 
     @property
     def mean_params(self) -> dict:
-        """E_q[T(z)] of every block, by statistic name."""
-        return {j: mu._asdict() for j, mu in self.state.mu.items()}
+        """E_q[T(z)] of every block, by statistic name; for each member of a joint block,
+        the moments its mean-field family would have (``mean``, ``outer`` of a location;
+        ``mean``, ``logdet`` of a precision).  The joint statistics are in ``state.mu``."""
+        out = {}
+        for j, mu in self.state.mu.items():
+            b = self.plan.block(j)
+            if b.members:
+                means = get_family(b.family).member_means(self.state.eta[j])
+                out.update({node: means[role] for role, node in b.members})
+            else:
+                out[j] = mu._asdict()
+        return out
 
     @property
     def params(self) -> dict:
@@ -72,8 +89,7 @@ class Fit:
         """``draws`` samples of every latent from q, as NumPy arrays (leading axis: draw)."""
         import jax
 
-        keys = jax.random.split(jax.random.PRNGKey(seed), max(len(self.posterior), 1))
-        return {j: np.asarray(d.sample(k, (draws,))) for (j, d), k in zip(self.posterior.items(), keys)}
+        return {k: np.asarray(v) for k, v in draw_blocks(self, jax.random.PRNGKey(seed), (draws,)).items()}
 
     def posterior_predictive(self, draws: int = 100, seed: int = 0, data: dict | None = None) -> dict:
         """Replicated data sets: globals drawn from q, then locals and data drawn from the
@@ -93,8 +109,7 @@ class Fit:
         out = {name: [] for name in observed}
         for _ in range(draws):
             key, k1, k2 = jax.random.split(key, 3)
-            keys = jax.random.split(k1, max(len(self.posterior), 1))
-            globals_ = {j: np.asarray(d.sample(k)) for (j, d), k in zip(self.posterior.items(), keys) if j not in locals_}
+            globals_ = {j: np.asarray(v) for j, v in draw_blocks(self, k1, (), skip=locals_).items()}
             values = simulate(self.model, self.bound.sizes, {**consts, **covariates, **globals_}, k2)
             for name in observed:
                 out[name].append(values[name])
@@ -112,11 +127,14 @@ class Fit:
         posterior = {k: v[None] for k, v in self.sample_posterior(draws, seed).items()}
         return az.from_dict(posterior=posterior, constant_data=self.params or None)
 
-    def predictive_density(self, data: dict, **kwargs):
-        """Per-point log posterior predictive density of new data (Monte Carlo over q)."""
+    def predictive_density(self, data: dict, exact: bool | None = None, **kwargs):
+        """Per-point log posterior predictive density of new data: exact where the model
+        allows it (conjugate blocks; the Student-t mixture of Bishop eq. 10.81 for a GMM with
+        a Normal–Wishart block), else Monte Carlo over q; ``.method`` on the result says
+        which.  See ``results.predict.predictive_density``."""
         from .predict import predictive_density
 
-        return predictive_density(self, data, **kwargs)
+        return predictive_density(self, data, exact=exact, **kwargs)
 
     def summary(self) -> str:
         """A table of the blocks with their families, shapes and posterior means."""
@@ -129,7 +147,7 @@ class Fit:
         for j, d in self.posterior.items():
             mean = np.asarray(_mean(d))
             head = np.array2string(mean.ravel()[:4], precision=3, separator=", ")
-            lines.append(f"{j:<12}{self.plan.block(j).family:<14}{str(mean.shape):<16}{head}")
+            lines.append(f"{j:<12}{_family_label(self.plan, j):<14}{str(mean.shape):<16}{head}")
         for k, v in self.params.items():
             if isinstance(v, dict):  # a network
                 n = sum(w.size for w in v.values())
@@ -159,6 +177,33 @@ class Fit:
 
     def __repr__(self):
         return f"<Fit {self.plan.model}: ELBO {self.elbo:.6g}, {self.iterations} iterations>"
+
+
+def draw_blocks(fit, key, shape=(), skip=()) -> dict:
+    """Draws of every latent from q by name; a joint block's members are drawn jointly."""
+    import jax
+
+    blocks = [fit.plan.block(j) for j in fit.state.eta]
+    keys = jax.random.split(key, max(len(blocks), 1))
+    out = {}
+    for b, k in zip(blocks, keys):
+        if b.name in skip:
+            continue
+        fam, eta = get_family(b.family), fit.state.eta[b.name]
+        if b.members:
+            draws = fam.sample(eta, k, shape)
+            out.update({node: draws[role] for role, node in b.members})
+        else:
+            out[b.name] = fam.to_numpyro(eta).sample(k, shape)
+    return out
+
+
+def _family_label(plan, j) -> str:
+    block = next((b for b in plan.blocks if j in (b.name, *(n for _, n in b.members))), None)
+    if block is None or not block.members:
+        return plan.block(j).family
+    role = next(r for r, n in block.members if n == j)
+    return "".join(c for c in block.family if c.isupper()) + f".{role}"  # NW.loc, NW.precision
 
 
 def _mean(d):

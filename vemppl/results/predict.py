@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..diagnostics import VemError
+from ..engine.moments import block_entries
 from ..families import get_family
 from ..ir.expr import Name
 
@@ -97,11 +98,15 @@ def _local_engine(fit, data, plug_in, consts, dims):
     fixed, points = {}, {}
     for b in globals_:
         fam = get_family(b.family)
-        eta, mu = fit.state.eta[b.name], fit.state.mu[b.name]
-        if plug_in:
+        # jnp arrays: a loaded fit holds NumPy arrays, which a traced index cannot index.
+        eta, mu = (jax.tree_util.tree_map(jnp.asarray, t) for t in (fit.state.eta[b.name], fit.state.mu[b.name]))
+        if plug_in and b.members:  # each member at the mean of its marginal
+            marg = fam.marginals(eta)
+            points.update({node: jnp.asarray(marg[role].mean) for role, node in b.members})
+        elif plug_in:
             points[b.name] = jnp.asarray(_posterior_mean(fam, eta))
         else:
-            fixed[b.name] = (fam, mu, eta)
+            fixed.update(block_entries(b, fam, mu, eta))
     engine = Engine(model, sub_plan, bound, fixed_blocks=fixed)
     params = {**{k: v for k, v in fit.state.params.items()}, **points}
     return engine, sub_plan, params, bound, globals_
@@ -130,18 +135,49 @@ def predict(fit, data: dict, *, plug_in: bool = False, max_iter: int = 500, tol:
     return Prediction(trace[-1], n_points, posterior, state)
 
 
-def predictive_density(fit, data: dict, *, samples: int = 200, seed: int = 0, max_iter: int = 200,
-                       tol: float = 1e-10, consts: dict | None = None, dims: dict | None = None) -> np.ndarray:
-    """log p(x_n | data) = log E_q[p(x_n | globals)] for each new point, by Monte Carlo.
+class PredictiveDensity(np.ndarray):
+    """Per-point log posterior predictive densities, with ``method`` ('exact' or
+    'monte-carlo') and, for Monte Carlo, ``reason``: why the exact form did not apply."""
 
-    Draws ``samples`` sets of globals from their posteriors; for each, the locals are
-    re-inferred exactly (plug-in), giving log p(x_n | globals_s) per point; the log of
-    their average is the posterior predictive density.  For the Bayesian GMM this tends
-    to the Student-t mixture of Bishop PRML eq. 10.81 as ``samples`` grows.  The compiled
-    sweep is shared by every draw (the globals are arguments, not constants).
+    def __new__(cls, values, method: str, reason: str | None = None):
+        obj = np.asarray(values, dtype=float).view(cls)
+        obj.method, obj.reason = method, reason
+        return obj
+
+    def __array_finalize__(self, obj):
+        self.method = getattr(obj, "method", None)
+        self.reason = getattr(obj, "reason", None)
+
+
+def predictive_density(fit, data: dict, *, exact: bool | None = None, samples: int = 200, seed: int = 0,
+                       max_iter: int = 200, tol: float = 1e-10, consts: dict | None = None,
+                       dims: dict | None = None) -> PredictiveDensity:
+    """log p(x_n | data) = log E_q[p(x_n | globals)] for each new point.
+
+    ``exact=None`` (default): in closed form where the model allows it
+    (``results.predictive``: conjugate blocks, categorical locals summed out; for the GMM
+    with a Normal–Wishart block, the Student-t mixture of Bishop PRML eq. 10.81), else by
+    Monte Carlo; ``exact=True`` raises when there is no closed form; ``exact=False`` always
+    uses Monte Carlo.  The result says which (``.method``, ``.reason``).
+
+    Monte Carlo draws ``samples`` sets of globals from q (a joint block's members jointly);
+    for each, the locals are re-inferred exactly (plug-in), giving log p(x_n | globals_s)
+    per point; the log of their average is the estimate.  The compiled sweep is shared by
+    every draw (the globals are arguments, not constants).
     """
     from scipy.special import logsumexp
 
+    from .predictive import NotExact, exact_log_predictive
+
+    reason = None
+    if exact is not False:
+        try:
+            return PredictiveDensity(exact_log_predictive(fit, data, consts, dims), "exact")
+        except NotExact as why:
+            if exact:
+                raise VemError("unsupported", f"no exact posterior predictive density: {why}",
+                               hint="predictive_density(..., exact=False) estimates it by Monte Carlo") from None
+            reason = str(why)
     engine, _, params, _, globals_ = _local_engine(fit, data, True, consts, dims)
     key = jax.random.PRNGKey(seed)
     key, sub = jax.random.split(key)
@@ -149,15 +185,19 @@ def predictive_density(fit, data: dict, *, samples: int = 200, seed: int = 0, ma
     per_draw = []
     for _ in range(samples):
         key, *subs = jax.random.split(key, len(globals_) + 1)
-        drawn = {
-            b.name: get_family(b.family).to_numpyro(fit.state.eta[b.name]).sample(k)
-            for b, k in zip(globals_, subs)
-        }
+        drawn = {}
+        for b, k in zip(globals_, subs):
+            fam, eta = get_family(b.family), fit.state.eta[b.name]
+            if b.members:
+                joint = fam.sample(eta, k)
+                drawn.update({node: joint[role] for role, node in b.members})
+            else:
+                drawn[b.name] = fam.to_numpyro(eta).sample(k)
         state = base._replace(params={**base.params, **drawn})
         state, _ = _run(engine, state, max_iter, tol)
         per_draw.append(np.asarray(engine.pointwise(state)))
     ll = np.stack(per_draw)
-    return logsumexp(ll, axis=0) - np.log(samples)
+    return PredictiveDensity(logsumexp(ll, axis=0) - np.log(samples), "monte-carlo", reason)
 
 
 def _posterior_mean(fam, eta):
@@ -174,4 +214,4 @@ def _leading_plate_size(model, bound) -> int:
     return 1
 
 
-__all__ = ["predict", "Prediction", "local_blocks", "dataclasses"]
+__all__ = ["predict", "predictive_density", "Prediction", "PredictiveDensity", "local_blocks", "dataclasses"]
