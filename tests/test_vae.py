@@ -103,3 +103,12 @@ def test_network_beside_a_conjugate_block():
     assert fit.elbo_trace[-10:].mean() > fit.elbo_trace[:10].mean() + 50
     # The noise precision is learnt from data: E[tau] moves far from its prior mean of 1.
     assert float(fit.posterior["tau"].mean) > 5.0
+
+
+def test_network_on_a_latent_without_encoder_is_an_error_at_its_span():
+    text = (ROOT / "models/vae.vem").read_text().replace("    q(z[n]) = enc(x[n])\n", "")
+    with pytest.raises(vp.VemError) as info:
+        vp.compile_model(vp.parse(text, filename="noenc.vem"))
+    err = info.value
+    assert (err.kind, err.line, err.column) == ("unsupported", 14, 31)
+    assert "no amortised posterior" in err.message and "q(z[n]) = enc(x[n])" in err.hint
