@@ -55,9 +55,11 @@ def fit(
 
     Convergence: the relative ELBO change falls below ``tol``.  With ``restarts > 1`` the
     fit is repeated from ``restarts`` initialisations (seeds ``seed, seed+1, ...``) and
-    the one with the highest ELBO is returned.  Restarts whose states fit in memory run
-    together in one vmapped sweep (``batch_restarts=None`` decides by size; ``False`` runs
-    them in turn); either way each restart stops on its own test and keeps its own trace.
+    the one with the highest ELBO is returned.  ``batch_restarts=True`` runs the restarts
+    together in one vmapped sweep (one compilation); each still stops on its own test and
+    keeps its own trace.  ``None`` batches them on an accelerator when their states fit in
+    memory, and runs them in turn on a CPU, where the batch only adds the sweeps of the
+    restarts that have already converged (measured in docs/scaling.md).
 
     Data-parallel (``engine/shard.py``): ``devices=n`` splits the data plate over ``n``
     devices with ``jax.sharding`` (the plate's size must be a multiple of ``n``); the
@@ -102,7 +104,8 @@ def fit(
         key, sub = jax.random.split(key)
         starts.append(engine.init(sub, _initial_params(m, bound, init)))
     if batch_restarts is None:
-        batch_restarts = restarts > 1 and devices is None and _fits_in_memory(starts, bound)
+        batch_restarts = (restarts > 1 and devices is None and jax.default_backend() != "cpu"
+                          and _fits_in_memory(starts, bound))
     if batch_restarts and restarts > 1:
         if devices is not None:
             raise VemError("data", "batch_restarts=True with devices= is not supported; the restarts run in turn")

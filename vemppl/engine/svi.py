@@ -27,6 +27,7 @@ chunks and each batch reads only its rows, so the data set need not fit in memor
 
 from __future__ import annotations
 
+import mmap
 import time
 from contextlib import contextmanager
 from typing import NamedTuple
@@ -255,6 +256,7 @@ class Stream:
                 missing[k] = missing[k] or m is not None
                 if node.type.base == "cat" and arr.size:
                     cat_max[k] = max(cat_max.get(k, 0), int(arr.max()))
+                _release(a)
         return missing, cat_max
 
     def dims(self) -> dict:
@@ -274,8 +276,11 @@ class Stream:
     def raw(self, idx):
         """The batch's rows as NumPy arrays (and masks), for binding the first batch."""
         take = (lambda a: np.asarray(a)) if idx is None else (lambda a: np.asarray(a[idx]))
-        return ({k: take(a) for k, a in self.arrays.items()}, {k: take(m) for k, m in self.masks.items()},
-                {k: take(m) for k, m in self.present.items()})
+        out = ({k: take(a) for k, a in self.arrays.items()}, {k: take(m) for k, m in self.masks.items()},
+               {k: take(m) for k, m in self.present.items()})
+        for a in [*self.arrays.values(), *self.masks.values()]:
+            _release(a)
+        return out
 
     def batch(self, idx) -> dict:
         """The batch as the jitted step's data argument: arrays and ``("mask", name)`` masks."""
@@ -294,6 +299,18 @@ class Stream:
         if idx is None:
             self._full = out
         return out
+
+
+def _release(a):
+    """Let the kernel drop the pages of a memory map that were read (they stay in the page
+    cache, not in this process's resident set), so streaming a file larger than memory
+    does not grow the process."""
+    mm = getattr(a, "_mmap", None)
+    if isinstance(a, np.memmap) and mm is not None and hasattr(mm, "madvise"):
+        try:
+            mm.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError):
+            pass
 
 
 # ---- the outer loop ------------------------------------------------------------------------
