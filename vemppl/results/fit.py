@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..diagnostics import VemError
 from ..families import get_family
 
 
@@ -158,7 +159,10 @@ class Fit:
 
     def plot_elbo(self, path=None):
         """The ELBO trace as a figure (saved as PNG when ``path`` is given)."""
-        import matplotlib
+        try:
+            import matplotlib
+        except ImportError:
+            raise VemError("unsupported", "plotting needs matplotlib: pip install matplotlib") from None
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
