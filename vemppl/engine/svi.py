@@ -275,12 +275,9 @@ class Stream:
 
     def raw(self, idx):
         """The batch's rows as NumPy arrays (and masks), for binding the first batch."""
-        take = (lambda a: np.asarray(a)) if idx is None else (lambda a: np.asarray(a[idx]))
-        out = ({k: take(a) for k, a in self.arrays.items()}, {k: take(m) for k, m in self.masks.items()},
-               {k: take(m) for k, m in self.present.items()})
-        for a in [*self.arrays.values(), *self.masks.values()]:
-            _release(a)
-        return out
+        take = (lambda a: np.asarray(a)) if idx is None else (lambda a: _gather(a, idx))
+        return ({k: take(a) for k, a in self.arrays.items()}, {k: take(m) for k, m in self.masks.items()},
+                {k: take(m) for k, m in self.present.items()})
 
     def batch(self, idx) -> dict:
         """The batch as the jitted step's data argument: arrays and ``("mask", name)`` masks."""
@@ -299,6 +296,19 @@ class Stream:
         if idx is None:
             self._full = out
         return out
+
+
+def _gather(a, idx, rows=512):
+    """``a[idx]`` (``idx`` sorted), from a memory map in groups of ``rows`` rows, each group's
+    pages handed back before the next: the kernel maps up to 16 neighbouring pages per page
+    fault (fault-around), so gathering 10k scattered rows at once could map 600 MB."""
+    if not isinstance(a, np.memmap):
+        return np.asarray(a[idx])
+    out = np.empty((len(idx),) + a.shape[1:], a.dtype)
+    for lo in range(0, len(idx), rows):
+        out[lo:lo + rows] = a[idx[lo:lo + rows]]
+        _release(a)
+    return out
 
 
 def _release(a):
