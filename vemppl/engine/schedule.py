@@ -1,0 +1,129 @@
+"""Local/global schedules for batch CAVI: ``fit(start="random-globals", local_iter=L)``.
+
+The default sweep updates every block once, globals first, from random (or k-means++)
+responsibilities.  Variational EM as Blei, Ng & Jordan (2003) run it (and scikit-learn's
+``LatentDirichletAllocation``) instead starts the *globals* at random and iterates the
+*local* blocks several times against them before each global update.  Both are CAVI
+(every update is the exact coordinate maximiser, so the ELBO never decreases) but they
+reach different local optima; on LDA the second ends in sparser document-topic
+proportions and lower held-out perplexity (tests/test_lda.py).
+
+A block is *local* when each of its elements is read by a data-determined group of units
+of the data plate (``engine/dataplate.py``) and by no other: every read of it inside the
+plate is indexed first by the plate's loop variable (``z[i]``) or by a data array read at
+it (``theta[doc[i]]``).  A block read through a latent index (``beta[z[i]]``, ``mu[z[n]]``)
+or by another loop (``W[j]``) is global.  Read off the graph, never off a model's name.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ..diagnostics import VemError
+from ..ir.expr import Index, Name, walk
+
+STARTS = ("prior", "random-globals")
+
+
+def local_blocks(model, plan, dim=None) -> tuple[str, ...]:
+    """The blocks local to the data plate (units, or groups of units given by data)."""
+    from .dataplate import _in_plate, data_plate
+
+    plate = data_plate(model, plan, dim, "a local/global schedule")
+    data = {n.name for n in model.of_kind("data")}
+    blocks = {b.name for b in plan.blocks}
+    local = set(plate.local_blocks)
+    reads: dict[str, list[bool]] = {b: [] for b in blocks}
+    for node in model.nodes.values():
+        for d in node.defs:
+            var = _in_plate(d, plate.dim)
+            exprs = [e for _, e in d.args] + list(d.indices) + ([d.expr] if d.expr is not None else [])
+            for e in exprs:
+                for x in walk(e):
+                    if isinstance(x, Index) and isinstance(x.base, Name) and x.base.id in blocks:
+                        reads[x.base.id].append(var is not None and _by_unit(x.indices[0], var, data))
+                    elif isinstance(x, Name) and x.id in blocks and not _indexed(e, x):
+                        reads[x.id].append(False)
+    for b, r in reads.items():
+        if r and all(r):
+            local.add(b)
+    return tuple(j for j in plan.schedule if j in local)
+
+
+def _by_unit(ix, var, data) -> bool:
+    if isinstance(ix, Name):
+        return ix.id == var
+    return (isinstance(ix, Index) and isinstance(ix.base, Name) and ix.base.id in data
+            and len(ix.indices) == 1 and isinstance(ix.indices[0], Name) and ix.indices[0].id == var)
+
+
+def _indexed(root, name_node) -> bool:
+    return any(isinstance(s, Index) and s.base is name_node for s in walk(root))
+
+
+class LocalGlobal:
+    """The order of one sweep: globals, then ``local_iter`` passes over the locals (start
+    "prior": the globals read the seeded locals first, as in the default schedule); or the
+    local passes first, then the globals (start "random-globals": the locals read the
+    random globals first, seeded locals before the others)."""
+
+    def __init__(self, engine, start: str, local_iter: int, dim=None):
+        if start not in STARTS:
+            raise VemError("data", f"start must be one of {', '.join(STARTS)}; got {start!r}")
+        if local_iter < 1:
+            raise VemError("data", f"local_iter must be at least 1; got {local_iter}")
+        plan = engine.plan
+        self.start, self.local_iter = start, int(local_iter)
+        locals_ = local_blocks(engine.model, plan, dim)
+        if start == "random-globals":
+            seeded = [j for j in locals_ if plan.block(j).init not in ("prior", "prior draw")]
+            locals_ = tuple(seeded + [j for j in locals_ if j not in seeded])
+        self.locals_ = locals_
+        self.globals_ = tuple(j for j in plan.schedule if j not in locals_)
+
+    def update(self, engine, state, data):
+        before = self.globals_ if self.start == "prior" else ()
+        after = () if self.start == "prior" else self.globals_
+        for j in before:
+            state = engine.update_block(state, j, data)
+
+        def local_pass(_, st):
+            for j in self.locals_:
+                st = engine.update_block(st, j, data)
+            return st
+
+        if self.locals_:
+            state = jax.lax.fori_loop(0, self.local_iter, local_pass, state)
+        for j in after:
+            state = engine.update_block(state, j, data)
+        return state
+
+    def randomise_globals(self, engine, state, key):
+        """Globals at a random point: a Dirichlet at concentration Gamma(100, 1/100) per
+        element (a flat Dirichlet with 10% multiplicative noise, the start of Hoffman et
+        al.'s online LDA and scikit-learn's); a Gaussian at a draw of itself sharpened
+        100-fold (as the global side of a bilinear term); a Gamma at a draw x of itself,
+        as Gamma(100, 100/x); other families stay at their prior."""
+        from .cavi import _draw_gaussian
+
+        eta, mu = dict(state.eta), dict(state.mu)
+        for j in self.globals_:
+            fam = engine.families[j]
+            key, sub = jax.random.split(key)
+            if fam.name == "Dirichlet":
+                c = jax.random.gamma(sub, 100.0, eta[j][0].shape) / 100.0
+                eta[j] = fam.natural_from_params(c)
+            elif fam.name in ("Normal", "MvNormal"):
+                eta[j] = _draw_gaussian(eta[j], sub)
+            elif fam.name == "Gamma":  # at a draw x of itself, Gamma(100, 100 / x)
+                p = fam.params_from_natural(eta[j])
+                x = jax.random.gamma(sub, p["concentration"]) / p["rate"]
+                eta[j] = fam.natural_from_params(100.0, 100.0 / jnp.maximum(x, 1e-300))
+            else:
+                continue
+            mu[j] = fam.expected_stats(eta[j])
+        return state._replace(eta=eta, mu=mu)
+
+
+__all__ = ["LocalGlobal", "local_blocks", "STARTS"]
