@@ -126,9 +126,9 @@ def fit(
         runs, compile_seconds = _run_batched(engine, starts, max_iter, tol, show)
     else:
         runs, compile_seconds = [], None
-        for r, start in enumerate(starts):
+        for r, initial in enumerate(starts):  # not `start`: that names the initialisation scheme
             bar = _Progress(show, f"restart {r + 1}/{restarts}" if restarts > 1 else "fit", max_iter)
-            state, trace, converged, it, c = _run(sweep, place(start), max_iter, tol, bar)
+            state, trace, converged, it, c = _run(sweep, place(initial), max_iter, tol, bar)
             compile_seconds = c if compile_seconds is None else compile_seconds
             runs.append((gather(state), trace, converged, it))
     which = max(range(restarts), key=lambda r: (runs[r][1][-1], -r))  # the first of equal bests
