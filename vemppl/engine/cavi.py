@@ -126,11 +126,18 @@ class Engine:
         (in a chain, both pairwise potentials that touch it are zero) and adds exactly
         log K to the entropy; removing it makes the ELBO that of the shorter sequences.
         """
-        total = sum(jnp.sum(self.families[j].entropy(state.eta[j])) for j in state.eta)
+        total = sum(jnp.sum(self._entropy(j, state.eta[j])) for j in state.eta)
         for j, present in self.present.items():
             k = state.mu[j].onehot.shape[-1]
             total = total - jnp.sum(~present) * jnp.log(k)
         return total
+
+    def _entropy(self, j, eta):
+        if j in self.amortised:  # diagonal by construction: no batched Cholesky
+            from .networks import diagonal_entropy
+
+            return diagonal_entropy(eta)
+        return self.families[j].entropy(eta)
 
     def _check_present(self, present):
         out = {}
