@@ -397,8 +397,10 @@ def markdown(res) -> str:
     ]
     if mm:
         lines += [f"**Roofline.** float64 matmul ({mm['n']}×{mm['n']}): {mm['jax_macs_per_s'] / 1e9:.2f} G multiply-adds/s "
-                  f"with JAX, {mm['numpy_macs_per_s'] / 1e9:.2f} G with NumPy (measured {mm.get('date', '')}, load "
-                  f"{', '.join(map(str, mm['loadavg']))}). *E-step fraction* = (multiply-adds the E-step needs per "
+                  f"with JAX, {mm['numpy_macs_per_s'] / 1e9:.2f} G with NumPy (the fastest of {len(res.get('matmul_runs', [mm]))} "
+                  f"measurements, one per run_all call; this one {mm.get('date', '')}, load "
+                  f"{', '.join(map(str, mm['loadavg']))}; under load it fell to "
+                  f"{min(m['jax_macs_per_s'] for m in res.get('matmul_runs', [mm])) / 1e9:.2f} G). *E-step fraction* = (multiply-adds the E-step needs per "
                   "iteration: N·K·D² for a full-covariance GMM, N·D·L for FA) / (seconds per iteration) / the JAX rate.", ""]
     lines += [
         "| task | size | system | compile s | fit s | iterations | s / iteration | E-step fraction | quality | ELBO | "
@@ -427,6 +429,8 @@ def markdown(res) -> str:
                     ratio += f" (per iteration {v['seconds_per_iteration'] / r['seconds_per_iteration']:.2f})"
                 when = t["date"] + (f"; load {'/'.join(map(str, t['loadavg_before']))} → "
                                     f"{'/'.join(map(str, t['loadavg_after']))}" if t.get("loadavg_before") else "")
+                if t.get("matmul_at_run"):
+                    when += f"; matmul then {t['matmul_at_run']['jax_macs_per_s'] / 1e9:.1f} G/s"
                 if r is not v:
                     when = ""
                 lines.append(
@@ -460,6 +464,7 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3, help="timing repeats (gmm100k: --repeats-large)")
     ap.add_argument("--repeats-large", type=int, default=1, help="repeats for GMM N = 100k (each ~1-3 min per system)")
     ap.add_argument("--quick", action="store_true", help="smoke run: small sizes, one repeat, results_quick.*")
+    ap.add_argument("--report-only", action="store_true", help="rewrite results.md from results.json, run nothing")
     args = ap.parse_args(argv)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     unknown = set(tasks) - set(TASKS)
@@ -468,11 +473,17 @@ def main(argv=None):
     stem = "results_quick" if args.quick else "results"
     path = HERE / f"{stem}.json"
     res = json.loads(path.read_text()) if path.exists() else {"tasks": {}}
+    if args.report_only:
+        (HERE / f"{stem}.md").write_text(markdown(res))
+        return 0
     import sklearn
 
     res["machine"] = machine(sklearn=sklearn.__version__)
-    res["matmul"] = dict(matmul_rate(), date=now())
-    print(f"matmul: {res['matmul']['jax_macs_per_s'] / 1e9:.2f} G multiply-adds/s (JAX)", flush=True)
+    mm = dict(matmul_rate(), date=now())
+    print(f"matmul: {mm['jax_macs_per_s'] / 1e9:.2f} G multiply-adds/s (JAX), load {mm['loadavg']}", flush=True)
+    # The roofline is the machine's rate, not a loaded moment's: keep every measurement, use the fastest.
+    res["matmul_runs"] = [m for m in res.get("matmul_runs", [res["matmul"]] if "matmul" in res else [])] + [mm]
+    res["matmul"] = max(res["matmul_runs"], key=lambda m: m["jax_macs_per_s"])
     rep = 1 if args.quick else args.repeats
     for name in tasks:
         t0 = time.perf_counter()
@@ -495,6 +506,8 @@ def main(argv=None):
             out = hmm_rows()
         else:
             out = lda_rows()
+        for t in out:
+            t.setdefault("matmul_at_run", mm)
         res["tasks"][name] = out
         print(f"{name}: {time.perf_counter() - t0:.1f} s", flush=True)
         path.write_text(json.dumps(res, indent=1, default=float) + "\n")
