@@ -13,9 +13,9 @@ import os as _os
 if _os.environ.get("VEMPPL_X64", "1") != "0":
     _jax.config.update("jax_enable_x64", True)
 
-from ._threads import limit_xla_lapack_threads as _limit_threads  # noqa: E402
+from ._threads import avoid_cpu_lapack_deadlock as _avoid_deadlock  # noqa: E402
 
-_limit_threads()
+_avoid_deadlock()
 
 from .diagnostics import Span, VemError  # noqa: E402
 from .families import REGISTRY as families  # noqa: E402

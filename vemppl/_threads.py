@@ -1,25 +1,27 @@
-"""Keep the BLAS that XLA's CPU LAPACK kernels call single-threaded.
+"""Keep XLA's CPU runtime from deadlocking in batched LAPACK calls.
 
-jaxlib runs ``jnp.linalg`` on the CPU through LAPACK from SciPy's bundled OpenBLAS, called
-from XLA's own worker threads.  When that OpenBLAS also runs its own thread pool, two
-concurrent calls can deadlock: seen here on jax 0.10.2 with a 2-core machine, a batched
-Cholesky (``dpotrf`` on 64×64 matrices) never returned and the process waited forever in
-the next device-to-host copy.  XLA already parallelises over the batch, so OpenBLAS's
-threads buy nothing here.
+jaxlib runs ``jnp.linalg`` on the CPU as LAPACK custom calls that split their batch over
+XLA's intra-op thread pool and wait for the pieces.  XLA's concurrency-optimised scheduler
+also runs independent operations of one program at the same time on that pool; two batched
+Cholesky or triangular solves running side by side can then each hold a pool thread while
+waiting for work that needs the other's thread.  Seen here on jax 0.10.2 with 2 cores: the
+digits GMM test (batched 64×64 Cholesky) hung CI, the VAE benchmark hung in a batched
+triangular solve, and a 10-line program with four batched solves in one jit hung in 2 of 5
+runs.  With the scheduler off, the same program finished in 8 runs of 8 (and no slower).
 
-Only SciPy's OpenBLAS is limited (through threadpoolctl, the library made for this); the
-one NumPy bundles, which scikit-learn and NumPy use, is left alone.
+The flag must be in ``XLA_FLAGS`` before the CPU backend starts, which happens at the first
+computation, so ``vemppl/__init__`` calls this right after importing JAX.  A user's own
+``XLA_FLAGS`` are kept; this flag is only added when they do not mention it.
 """
 
 from __future__ import annotations
 
+import os
 
-def limit_xla_lapack_threads() -> None:
-    try:
-        import scipy.linalg  # noqa: F401  (loads SciPy's OpenBLAS so it can be found)
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - both are dependencies
-        return
-    for lib in ThreadpoolController().lib_controllers:
-        if lib.internal_api == "openblas" and "scipy.libs" in lib.filepath.replace("\\", "/"):
-            lib.set_num_threads(1)
+_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler"
+
+
+def avoid_cpu_lapack_deadlock() -> None:
+    flags = os.environ.get("XLA_FLAGS", "")
+    if _FLAG not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} {_FLAG}=false".strip()

@@ -1,0 +1,44 @@
+"""Importing vemppl turns off XLA's concurrency-optimised CPU scheduler, under which batched
+LAPACK calls running side by side deadlocked (see ``vemppl/_threads.py``).  The program below
+hung in 2 of 5 plain runs on a 2-core machine; run here in a subprocess (the flag must be set
+before the backend starts) with a deadline, it must finish every time."""
+
+import os
+import subprocess
+import sys
+
+PROGRAM = """
+import jax, jax.numpy as jnp
+import vemppl  # sets the flag before the first computation
+from jax.scipy.linalg import solve_triangular
+
+@jax.jit
+def f(a, b):
+    la, lb = jnp.linalg.cholesky(a), jnp.linalg.cholesky(b)
+    i = jnp.broadcast_to(jnp.eye(a.shape[-1]), a.shape)
+    return sum(s.sum() for s in (solve_triangular(la, i, lower=True), solve_triangular(lb, i, lower=True),
+                                 solve_triangular(la, b, lower=True), solve_triangular(lb, a, lower=True)))
+
+x = jax.random.normal(jax.random.PRNGKey(0), (1437, 10, 10))
+a = x @ jnp.swapaxes(x, -1, -2) + jnp.eye(10)
+for i in range(300):
+    float(f(a, a + (1.0 + i) * jnp.eye(10)))
+import os
+print(os.environ["XLA_FLAGS"])
+"""
+
+
+def test_import_sets_the_flag_and_batched_lapack_does_not_hang():
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    for _ in range(2):
+        r = subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True, timeout=240, env=env)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert "--xla_cpu_enable_concurrency_optimized_scheduler=false" in r.stdout
+
+
+def test_a_users_own_setting_is_kept():
+    env = {**os.environ, "XLA_FLAGS": "--xla_cpu_enable_concurrency_optimized_scheduler=true"}
+    r = subprocess.run([sys.executable, "-c", "import vemppl, os; print(os.environ['XLA_FLAGS'])"],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "--xla_cpu_enable_concurrency_optimized_scheduler=true"
