@@ -436,7 +436,7 @@ def markdown(res) -> str:
                 lines.append(
                     f"| {t['task'] if r is v else ''} | {t['size'] if r is v else ''} | {r['system']} | "
                     f"{r['compile_seconds']:.2f} | {fit} | {r['iterations']}{'' if r['converged'] else ' (not converged)'} | "
-                    f"{_fmt(r.get('seconds_per_iteration'), '.4f')} | {_fmt(frac, '.1%')} | {q} | {r['elbo']:.6g} | {ratio} | {when} |")
+                    f"{_fmt(r.get('seconds_per_iteration'), '.4f')} | {_fmt(frac, '.1%' if frac is None or frac >= 0.001 else '.3%')} | {q} | {r['elbo']:.6g} | {ratio} | {when} |")
             if t.get("source"):
                 notes.append(f"* **{t['task']} {t['size']}**: from `{t['source']}`, committed {t['date']}; not re-run by run_all.")
             if t.get("protocol"):
