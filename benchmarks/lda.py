@@ -39,6 +39,7 @@ import numpy as np
 from scipy.special import digamma, gammaln, logsumexp
 
 import vemppl as vp
+from machine import machine  # benchmarks/machine.py, beside this script
 
 HERE = Path(__file__).resolve().parent
 MODELS = HERE.parent / "models"
@@ -217,7 +218,7 @@ def main(argv=None):
                     test_tokens=int(Xte.sum()), k=args.k, alpha=args.alpha, eta=args.eta, seed=args.seed,
                     restarts=args.restarts, max_iter=args.max_iter, max_iter_sklearn=min(args.max_iter, 100),
                     tol=args.tol, quick=args.quick, start=args.start, local_iter=args.local_iter),
-        machine=dict(nproc=os.cpu_count(), cpu=_cpu()),
+        machine=machine(),
     )
     for name, r in (("vemppl", ours), ("sklearn_batch", batch), ("sklearn_online", online)):
         plug, bound = heldout_perplexities(with_topics(shell, r.pop("topics")), Xte)
@@ -241,16 +242,6 @@ def main(argv=None):
     (args.out / f"{stem}.json").write_text(json.dumps(res, indent=2) + "\n")
     (args.out / f"{stem}.md").write_text(md)
     return 0
-
-
-def _cpu():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

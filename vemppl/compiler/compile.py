@@ -20,7 +20,7 @@ from ..diagnostics import VemError
 from ..families import get_family
 from ..families.markov_chain import MarkovChain
 from ..families.normal_wishart import NormalWishart
-from ..ir.expr import BinOp, Call, Index, Name, head_name, walk
+from ..ir.expr import BinOp, Call, Index, Name, head_name, indexes, walk
 from ..ir.graph import ModelGraph, reads
 from .plan import Block, EnumRef, Factor, ParamPlan, Plan
 
@@ -195,13 +195,9 @@ def _read_jointly(m: ModelGraph, name: str) -> bool:
                     if isinstance(sub, Index) and isinstance(sub.base, Name) and sub.base.id == name:
                         if len(sub.indices) < rank:
                             return True
-                    elif isinstance(sub, Name) and sub.id == name and not _indexed_somewhere(e, sub):
+                    elif isinstance(sub, Name) and sub.id == name and not indexes(e, sub):
                         return True
     return False
-
-
-def _indexed_somewhere(root, name_node) -> bool:
-    return any(isinstance(s, Index) and s.base is name_node for s in walk(root))
 
 
 def _normal_wishart_pairs(m: ModelGraph, factors) -> dict[str, str]:

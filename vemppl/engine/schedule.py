@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from ..diagnostics import VemError
-from ..ir.expr import Index, Name, walk
+from ..ir.expr import Index, Name, indexes, walk
 
 STARTS = ("prior", "random-globals")
 
@@ -43,7 +43,7 @@ def local_blocks(model, plan, dim=None) -> tuple[str, ...]:
                 for x in walk(e):
                     if isinstance(x, Index) and isinstance(x.base, Name) and x.base.id in blocks:
                         reads[x.base.id].append(var is not None and _by_unit(x.indices[0], var, data))
-                    elif isinstance(x, Name) and x.id in blocks and not _indexed(e, x):
+                    elif isinstance(x, Name) and x.id in blocks and not indexes(e, x):
                         reads[x.id].append(False)
     for b, r in reads.items():
         if r and all(r):
@@ -56,10 +56,6 @@ def _by_unit(ix, var, data) -> bool:
         return ix.id == var
     return (isinstance(ix, Index) and isinstance(ix.base, Name) and ix.base.id in data
             and len(ix.indices) == 1 and isinstance(ix.indices[0], Name) and ix.indices[0].id == var)
-
-
-def _indexed(root, name_node) -> bool:
-    return any(isinstance(s, Index) and s.base is name_node for s in walk(root))
 
 
 class LocalGlobal:

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..diagnostics import VemError
+from ..families import get_family
 from . import mstep
 from .bind import _check_support, _read_names, bind
 from .cavi import Engine, State
@@ -131,7 +132,7 @@ class SVI:
         stats = {}
         for p in self.engine.plan.params:
             if p.mstep == "closed-form":
-                fam = _family(p.family)
+                fam = get_family(p.family)
                 stats[p.name] = jax.tree_util.tree_map(jnp.zeros_like, mstep.point_stats(fam, state.params[p.name]))
         return SVIState(state, stats)
 
@@ -169,7 +170,7 @@ class SVI:
         eng = self.engine
         others = {k: v for k, v in state.params.items() if k != p.name}
         if p.mstep == "closed-form":
-            fam = _family(p.family)
+            fam = get_family(p.family)
 
             def L_stats(st):
                 return eng.expected_log_joint(state.mu, state.eta, others, data, extra_blocks={p.name: (fam, st, st)},
@@ -191,12 +192,6 @@ def _key(state) -> dict:
     """The Monte Carlo key of models that draw (networks), for the engine's expected log joint."""
     key = getattr(state, "key", None)
     return {} if key is None else {"key": key}
-
-
-def _family(name):
-    from ..families import get_family
-
-    return get_family(name)
 
 
 def step_sizes(tau: float, kappa: float):

@@ -104,6 +104,12 @@ def names(e: Expr) -> list[Name]:
     return [n for n in walk(e) if isinstance(n, Name)]
 
 
+def indexes(root: Expr, name_node: Name) -> bool:
+    """Whether ``name_node`` (an occurrence inside ``root``) is the base of an :class:`Index`
+    there, i.e. read element by element rather than as a whole."""
+    return any(isinstance(s, Index) and s.base is name_node for s in walk(root))
+
+
 def head_name(e: Expr) -> str | None:
     """The node an indexing chain reads: ``mu`` for ``mu[z[n]]``, None for a call."""
     while isinstance(e, Index):
