@@ -24,6 +24,7 @@ import numpy as np
 
 from ..diagnostics import VemError
 from ..families import get_family
+from ..families._linalg import sharpened_gaussian_draw
 from ..ir.expr import Index, Name
 from . import moments as M
 from . import mstep
@@ -320,7 +321,7 @@ class Engine:
 
     def _prior_blocks(self, params, key, data):
         """Every block but the chains at its prior given its parents' means (Gaussians moved
-        off their symmetric start, see ``_jitter_gaussian`` and ``_draw_gaussian``)."""
+        off their symmetric start, see ``_jitter_gaussian`` and ``families._linalg.sharpened_gaussian_draw``)."""
         eta, mu = {}, {}
         # Names are declared before use, so declaration order reaches parents first.
         for j in [n for n in self.model.nodes if n in self.families]:
@@ -330,7 +331,7 @@ class Engine:
             if self.families[j].name in ("Normal", "MvNormal"):
                 key, sub = jax.random.split(key)
                 draw = self.plan.block(j).init == "prior draw"
-                eta[j] = _draw_gaussian(eta[j], sub) if draw else _jitter_gaussian(eta[j], sub)
+                eta[j] = sharpened_gaussian_draw(eta[j], sub) if draw else _jitter_gaussian(eta[j], sub)
             mu[j] = self.families[j].expected_stats(eta[j])
         return eta, mu
 
@@ -468,27 +469,6 @@ def _jitter_gaussian(eta, key, scale=0.1):
     chol = jnp.linalg.cholesky(0.5 * (lam + jnp.swapaxes(lam, -1, -2)))
     eps = jax.random.normal(key, eta.mean.shape)
     return eta._replace(mean=eta.mean + scale * jnp.einsum("...ij,...j->...i", chol, eps))
-
-
-def _draw_gaussian(eta, key, sharpen=100.0):
-    """A Gaussian centred on one draw of itself, ``sharpen`` times more precise.
-
-    The start of the global side of a bilinear term (``compiler.compile``): with
-    Λ = L Lᵀ the draw is m + L⁻ᵀε, and the new natural parameters are
-    (sharpen·Λ·draw, sharpen·η₂).
-    """
-    eps = jax.random.normal(key, eta.mean.shape)
-    if hasattr(eta, "sq"):  # scalar Normal: (τm, −τ/2)
-        tau = -2.0 * eta.sq
-        draw = eta.mean / tau + eps / jnp.sqrt(tau)
-        return eta._replace(mean=sharpen * tau * draw, sq=sharpen * eta.sq)
-    lam = -2.0 * eta.outer
-    lam = 0.5 * (lam + jnp.swapaxes(lam, -1, -2))
-    chol = jnp.linalg.cholesky(lam)
-    mean = jnp.linalg.solve(lam, eta.mean[..., None])[..., 0]
-    noise = jax.scipy.linalg.solve_triangular(jnp.swapaxes(chol, -1, -2), eps[..., None], lower=False)[..., 0]
-    draw = mean + noise
-    return eta._replace(mean=sharpen * jnp.einsum("...ij,...j->...i", lam, draw), outer=sharpen * eta.outer)
 
 
 def _own_ref(j, d):

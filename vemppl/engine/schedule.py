@@ -18,7 +18,6 @@ or by another loop (``W[j]``) is global.  Read off the graph, never off a model'
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
 from ..diagnostics import VemError
 from ..ir.expr import Index, Name, indexes, walk
@@ -96,29 +95,17 @@ class LocalGlobal:
         return state
 
     def randomise_globals(self, engine, state, key):
-        """Globals at a random point: a Dirichlet at concentration Gamma(100, 1/100) per
-        element (a flat Dirichlet with 10% multiplicative noise, the start of Hoffman et
-        al.'s online LDA and scikit-learn's); a Gaussian at a draw of itself sharpened
-        100-fold (as the global side of a bilinear term); a Gamma at a draw x of itself,
-        as Gamma(100, 100/x); other families stay at their prior."""
-        from .cavi import _draw_gaussian
-
+        """Globals at a random point, each by its family's ``random_start`` (a Dirichlet
+        near flat, a Gaussian or a Gamma at a draw of itself); a family without one keeps
+        its prior start."""
         eta, mu = dict(state.eta), dict(state.mu)
         for j in self.globals_:
             fam = engine.families[j]
             key, sub = jax.random.split(key)
-            if fam.name == "Dirichlet":
-                c = jax.random.gamma(sub, 100.0, eta[j][0].shape) / 100.0
-                eta[j] = fam.natural_from_params(c)
-            elif fam.name in ("Normal", "MvNormal"):
-                eta[j] = _draw_gaussian(eta[j], sub)
-            elif fam.name == "Gamma":  # at a draw x of itself, Gamma(100, 100 / x)
-                p = fam.params_from_natural(eta[j])
-                x = jax.random.gamma(sub, p["concentration"]) / p["rate"]
-                eta[j] = fam.natural_from_params(100.0, 100.0 / jnp.maximum(x, 1e-300))
-            else:
-                continue
-            mu[j] = fam.expected_stats(eta[j])
+            start = fam.random_start(eta[j], sub)
+            if start is not eta[j]:
+                eta[j] = start
+                mu[j] = fam.expected_stats(start)
         return state._replace(eta=eta, mu=mu)
 
 

@@ -7,6 +7,7 @@ matrices (Golub & Van Loan, *Matrix Computations*, §4.2).
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax.scipy.linalg import cho_solve
 
@@ -74,3 +75,24 @@ def bdot(a, b, k: int = 1):
     out = jnp.einsum(f"{sub_a},{sub_b}->{sub_o}", a2, b2)
     shape = tuple(max(a.shape[i], b.shape[i]) for i in range(nb))
     return jnp.reshape(out, shape)
+
+
+def sharpened_gaussian_draw(eta, key, sharpen=100.0):
+    """A Gaussian centred on one draw of itself, ``sharpen`` times more precise.
+
+    The start of the global side of a bilinear term (``compiler.compile``): with
+    Λ = L Lᵀ the draw is m + L⁻ᵀε, and the new natural parameters are
+    (sharpen·Λ·draw, sharpen·η₂).
+    """
+    eps = jax.random.normal(key, eta.mean.shape)
+    if hasattr(eta, "sq"):  # scalar Normal: (τm, −τ/2)
+        tau = -2.0 * eta.sq
+        draw = eta.mean / tau + eps / jnp.sqrt(tau)
+        return eta._replace(mean=sharpen * tau * draw, sq=sharpen * eta.sq)
+    lam = -2.0 * eta.outer
+    lam = 0.5 * (lam + jnp.swapaxes(lam, -1, -2))
+    chol = jnp.linalg.cholesky(lam)
+    mean = jnp.linalg.solve(lam, eta.mean[..., None])[..., 0]
+    noise = jax.scipy.linalg.solve_triangular(jnp.swapaxes(chol, -1, -2), eps[..., None], lower=False)[..., 0]
+    draw = mean + noise
+    return eta._replace(mean=sharpen * jnp.einsum("...ij,...j->...i", lam, draw), outer=sharpen * eta.outer)

@@ -258,6 +258,13 @@ class ExpFamily:
         raise NotImplementedError
 
     @classmethod
+    def random_start(cls, eta, key):
+        """Natural parameters of a random starting point near ``eta`` for a global block
+        (``fit(start="random-globals")``); a family without one returns ``eta`` itself,
+        and the block keeps its prior start."""
+        return eta
+
+    @classmethod
     def to_numpyro(cls, eta):
         """The NumPyro distribution with natural parameters η (batched)."""
         raise NotImplementedError

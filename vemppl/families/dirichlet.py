@@ -80,6 +80,12 @@ class Dirichlet(ExpFamily):
         return eta.log / jnp.sum(eta.log, -1, keepdims=True)
 
     @classmethod
+    def random_start(cls, eta, key):
+        # Concentrations Gamma(100, 1/100) per element: a flat Dirichlet with 10%
+        # multiplicative noise, the start of Hoffman et al.'s online LDA and scikit-learn's.
+        return cls.natural_from_params(jax.random.gamma(key, 100.0, eta[0].shape) / 100.0)
+
+    @classmethod
     def to_numpyro(cls, eta):
         return dist.Dirichlet(eta.log + 1.0)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpyro.distributions as dist
 from jax.scipy.special import digamma, gammaln
@@ -86,6 +87,13 @@ class Gamma(ExpFamily):
     def mode(cls, eta):
         # argmax_x η₁ x + η₂ log x = η₂ / (−η₁): the M-step's τ = g_log / (−g_lin).
         return eta.log / (-eta.mean)
+
+    @classmethod
+    def random_start(cls, eta, key):
+        # At a draw x of itself, as Gamma(100, 100 / x): mean x, 10% spread.
+        p = cls.params_from_natural(eta)
+        x = jax.random.gamma(key, p["concentration"]) / p["rate"]
+        return cls.natural_from_params(100.0, 100.0 / jnp.maximum(x, 1e-300))
 
     @classmethod
     def to_numpyro(cls, eta):
