@@ -75,11 +75,14 @@ def point_stats(family, theta):
     return family.stats(theta)
 
 
+def statistic_gradient(family, L_of_stats, theta):
+    """g = ∇_{T(θ)} L at the point θ: the natural parameters whose mode is the M-step."""
+    return family.tidy_natural(family.Stats(*jax.grad(L_of_stats)(point_stats(family, theta))))
+
+
 def closed_form_update(family, L_of_stats, theta):
     """θ ← F.mode(∇_{T(θ)} L)."""
-    g = family.Stats(*jax.grad(L_of_stats)(point_stats(family, theta)))
-    g = family.tidy_natural(g)
-    return family.mode(g)
+    return family.mode(statistic_gradient(family, L_of_stats, theta))
 
 
 def gradient_update(L_of_theta, theta, type_base: str, steps: int = 20, lr: float = 0.05):

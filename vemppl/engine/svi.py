@@ -176,7 +176,7 @@ class SVI:
                 return eng.expected_log_joint(state.mu, state.eta, others, data, extra_blocks={p.name: (fam, st, st)},
                                               **_key(state))
 
-            g = fam.tidy_natural(fam.Stats(*jax.grad(L_stats)(mstep.point_stats(fam, state.params[p.name]))))
+            g = mstep.statistic_gradient(fam, L_stats, state.params[p.name])
             gbar = jax.tree_util.tree_map(lambda a, b: (1 - rho) * a + rho * b, stats[p.name], g)
             stats[p.name] = gbar
             theta = fam.mode(gbar)
