@@ -143,3 +143,65 @@ def test_cli_fits_a_folder_of_npy_files_by_svi(tmp_path, capsys):
     # The exact posterior mean is 2 sum(x) / (0.01 + 2 N); SVI with rho_t -> 0 gets close to it.
     exact = 2 * x.sum() / (0.01 + 2 * x.size)
     assert abs(float(fit.posterior["mu"].mean) - exact) < 0.05
+
+
+LDA_PADDED = """
+model lda_padded
+dim D, L, V
+const K = 3
+const alpha = 0.5
+const eta = 0.1
+data word: cat(V)[D, L]
+for k in range(K) { beta[k] ~ Dirichlet(fill(eta, V)) }
+for d in range(D) {
+    theta[d] ~ Dirichlet(fill(alpha, K))
+    for l in range(L) {
+        z[d, l] ~ Categorical(theta[d])
+        word[d, l] ~ Categorical(beta[z[d, l]])
+    }
+}
+"""
+
+
+def padded_corpus(n_docs=40, vocab=30, length=12, seed=7):
+    rng = np.random.default_rng(seed)
+    topics = rng.dirichlet(0.2 * np.ones(vocab), 3)
+    lens = rng.integers(3, length + 1, n_docs)
+    word, present = np.zeros((n_docs, length), np.int64), np.arange(length) < lens[:, None]
+    for d in range(n_docs):
+        z = rng.choice(3, lens[d], p=rng.dirichlet(0.5 * np.ones(3)))
+        word[d, : lens[d]] = [rng.choice(vocab, p=topics[k]) for k in z]
+    return word, present
+
+
+def test_a_minibatch_of_padded_documents_scales_its_counts_and_drops_the_padding():
+    """LDA over documents padded to one length, the padding marked absent on z (mask={"z": present}).
+    The batch's masks reach the jitted step (keyed by tuples, they crashed it: jit sorts dict keys);
+    a step with rho = 1 on half of the documents fits the batch's theta and z unscaled and sets
+    q(beta) to eta + (D/|B|) x the batch's expected word counts, every padded slot left out (it
+    holds word 0)."""
+    from vemppl.engine.svi import _MASK, SVI, SVIState
+
+    word, present = padded_corpus()
+    m = vp.parse(LDA_PADDED)
+    kw = dict(mask={"z": present}, dims={"V": 30}, progress=False)
+    cavi = vp.fit(m, {"word": word}, max_iter=60, tol=1e-12, **kw)
+    fit = vp.fit(m, {"word": word}, batch_size=20, step_size=(1.0, 0.7), max_iter=20, **kw)
+    assert np.all(np.isfinite(fit.elbo_trace)) and fit.engine.plate.dim == "D" and fit.engine.scale == 2.0
+    svi = SVI(fit.engine, local_iter=50)
+    rows = np.arange(5, 25)
+    start = cavi.state._replace(mu={**cavi.state.mu, "z": jax.tree_util.tree_map(lambda a: a[rows], cavi.state.mu["z"])},
+                                eta={**cavi.state.eta, **{j: jax.tree_util.tree_map(lambda a: a[rows], cavi.state.eta[j])
+                                                          for j in ("z", "theta")}})
+    start = start._replace(mu={**start.mu, "theta": jax.tree_util.tree_map(lambda a: a[rows], cavi.state.mu["theta"])})
+    batch = {"word": jax.numpy.asarray(word[rows]), _MASK + "z": jax.numpy.asarray(present[rows])}
+    new, elbo = svi.step(SVIState(start, {}), batch, 1.0, False)
+    q = np.asarray(new.state.mu["z"].onehot) * present[rows][..., None]
+    counts = np.einsum("dlk,dlv->kv", q, np.eye(30)[word[rows]])
+    conc = np.asarray(jax.tree_util.tree_leaves(new.state.eta["beta"])[0]) + 1.0  # natural parameter: conc - 1
+    np.testing.assert_allclose(conc, 0.1 + 2.0 * counts, rtol=1e-10, atol=1e-12)
+    # The locals are the batch's CAVI fixed point, unscaled (scaled by D/|B| = 2 the Dirichlet's
+    # concentrations were 2 alpha - 1 + 2 n_dk, zero here where a topic has no tokens: NaN).
+    theta = np.asarray(jax.tree_util.tree_leaves(new.state.eta["theta"])[0]) + 1.0
+    np.testing.assert_allclose(theta, 0.5 + q.sum(1), rtol=1e-6)  # theta is updated before z: 50 passes
+    assert np.isfinite(float(elbo))

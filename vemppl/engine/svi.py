@@ -4,7 +4,8 @@ Each step draws a minibatch ``B`` of the data plate's units (``engine/dataplate.
 
 1. the *local* blocks of the batch (one element per unit: ``z[n]``, a sequence's chain) are
    fitted by CAVI with the globals fixed, ``local_iter`` sweeps (one suffices when a single
-   conjugate local block reads only globals and data);
+   conjugate local block reads only globals and data), on the batch's expected log joint
+   *unscaled* (``PlateScaledEngine.unscaled``);
 2. every *global* block takes the natural-gradient step (Hoffman et al. 2013, eq. 26)
 
        η_j ← (1 − ρ_t) η_j + ρ_t η̂_j,     ρ_t = (t + τ)^(−κ),
@@ -43,14 +44,16 @@ from .bind import _check_support, _read_names, bind
 from .cavi import Engine, State
 from .dataplate import DataPlate, data_plate
 
-#: Data keys ``("mask", name)`` carry a batch's masks into the jitted step.
-_MASK = "mask"
+#: Data keys ``"mask:" + name`` carry a batch's masks into the jitted step.  A string, not a
+#: tuple: ``jax.jit`` sorts a dict's keys, and a tuple does not compare with the arrays' names.
+#: No model name contains ':', so the keys cannot collide.
+_MASK = "mask:"
 _CHUNK_ROWS = 1 << 18  # rows per chunk when validating a (memory-mapped) array
 
 
 class PlateScaledEngine(Engine):
     """The CAVI engine with the factors and entropies of the data plate scaled by ``scale``
-    (``N/|B|``), the masks of each batch read from the data argument (keys ``("mask", name)``)."""
+    (``N/|B|``), the masks of each batch read from the data argument (keys ``"mask:" + name``)."""
 
     def __init__(self, model, plan, bound, plate: DataPlate, scale: float, present=None):
         super().__init__(model, plan, bound, present=present)
@@ -58,8 +61,8 @@ class PlateScaledEngine(Engine):
         self.local = set(plate.local_blocks)
 
     def _split(self, data):
-        masks = {**self.masks, **{k[1]: v for k, v in data.items() if isinstance(k, tuple)}}
-        return {k: v for k, v in data.items() if isinstance(k, str)}, masks
+        masks = {**self.masks, **{k[len(_MASK):]: v for k, v in data.items() if k.startswith(_MASK)}}
+        return {k: v for k, v in data.items() if not k.startswith(_MASK)}, masks
 
     @contextmanager
     def _using(self, masks):
@@ -83,6 +86,19 @@ class PlateScaledEngine(Engine):
             total = super().expected_log_joint(mu, eta, params, data, *args, factors=outside, **kwargs)
             return total + self.scale * super().expected_log_joint(mu, eta, params, data, *args, factors=inside,
                                                                    **kwargs)
+
+    @contextmanager
+    def unscaled(self):
+        """The batch's own expected log joint, for tracing the local updates.  Every factor that
+        reads a local block lies inside the plate, so ``N/|B|`` would multiply its CAVI target:
+        a categorical's logits (responsibilities sharpened towards hard assignments), a
+        Dirichlet's ``alpha - 1`` (concentrations pushed below zero).  The locals of the batch
+        are fitted to the batch, as in Hoffman et al. (2013, Fig. 6, step 5)."""
+        saved, self.scale = self.scale, 1.0
+        try:
+            yield
+        finally:
+            self.scale = saved
 
     def elbo(self, state, data=None):
         data = self.data if data is None else data
@@ -150,7 +166,8 @@ class SVI:
             return st
 
         if self.locals_:
-            state = jax.lax.fori_loop(0, self.local_iter, local_sweep, state)
+            with eng.unscaled():
+                state = jax.lax.fori_loop(0, self.local_iter, local_sweep, state)
         for j in self.globals_:
             fam = eng.families[j]
 
@@ -275,7 +292,7 @@ class Stream:
                 {k: take(m) for k, m in self.present.items()})
 
     def batch(self, idx) -> dict:
-        """The batch as the jitted step's data argument: arrays and ``("mask", name)`` masks."""
+        """The batch as the jitted step's data argument: arrays and ``"mask:" + name`` masks."""
         if idx is None and self._full is not None:
             return self._full
         arrays, masks, present = self.raw(idx)
@@ -285,9 +302,9 @@ class Stream:
             arr, m = _check_support(node, a, masks.get(k), bool(node.defs), k in self.read)
             out[k] = jnp.asarray(arr)
             if self.missing[k]:
-                out[(_MASK, k)] = jnp.asarray(np.ones(arr.shape, bool) if m is None else m)
+                out[_MASK + k] = jnp.asarray(np.ones(arr.shape, bool) if m is None else m)
         for j, m in present.items():
-            out[(_MASK, j)] = jnp.asarray(m, dtype=bool)
+            out[_MASK + j] = jnp.asarray(m, dtype=bool)
         if idx is None:
             self._full = out
         return out
