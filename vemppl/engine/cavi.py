@@ -24,7 +24,7 @@ import numpy as np
 
 from ..diagnostics import VemError
 from ..families import get_family
-from ..families._linalg import sharpened_gaussian_draw
+from ..families._linalg import chol as cholesky, sharpened_gaussian_draw
 from ..ir.expr import Index, Name
 from . import moments as M
 from . import mstep
@@ -466,7 +466,7 @@ def _jitter_gaussian(eta, key, scale=0.1):
         eps = jax.random.normal(key, eta.mean.shape)
         return eta._replace(mean=eta.mean + scale * jnp.sqrt(-2.0 * eta.sq) * eps)
     lam = -2.0 * eta.outer
-    chol = jnp.linalg.cholesky(0.5 * (lam + jnp.swapaxes(lam, -1, -2)))
+    chol = cholesky(0.5 * (lam + jnp.swapaxes(lam, -1, -2)))
     eps = jax.random.normal(key, eta.mean.shape)
     return eta._replace(mean=eta.mean + scale * jnp.einsum("...ij,...j->...i", chol, eps))
 

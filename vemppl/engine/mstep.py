@@ -19,6 +19,7 @@ import numpyro.distributions.constraints as C
 from numpyro.distributions.transforms import biject_to
 
 from ..families import get_family
+from ..families._linalg import spd_logdet
 
 #: For each declared type, the families whose statistics may make ``L`` affine, in order.
 _CANDIDATES = {
@@ -71,7 +72,7 @@ def point_stats(family, theta):
     if family.name == "MvNormal":
         return family.Stats(theta, theta[..., :, None] * theta[..., None, :])
     if family.name == "Wishart":
-        return family.Stats(theta, jnp.linalg.slogdet(theta)[1])
+        return family.Stats(theta, spd_logdet(theta))
     return family.stats(theta)
 
 

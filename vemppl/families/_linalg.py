@@ -3,18 +3,98 @@
 Every inverse and log-determinant goes through one Cholesky factor, which is both
 cheaper and better conditioned than ``inv``/``slogdet`` on symmetric positive definite
 matrices (Golub & Van Loan, *Matrix Computations*, §4.2).
+
+The factorisation and the triangular solves are written here in plain JAX instead of
+calling ``jnp.linalg``.  On the CPU, jaxlib runs batched LAPACK calls as custom calls that
+split their batch over XLA's intra-op thread pool and block until the pieces finish; XLA's
+thunk executor runs independent custom calls of one program on that same pool, and two of
+them side by side can each hold a pool thread while waiting for the other's work.  With 2
+cores a factor-analysis sweep ([N, L, L] Cholesky and solves) hung in 4 runs of 4, with or
+without the concurrency-optimised scheduler (``vemppl/_threads.py``).  The matrices
+here are small and many (one per data point or component), where a column-by-column loop
+vectorised over the batch is also faster than one LAPACK call per matrix.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import cho_solve
+
+# Up to this size the column loop is unrolled in Python (static slices XLA fuses);
+# above it, ``lax.fori_loop`` keeps the program small.
+_UNROLL = 16
 
 
+def _loop(d, body, init, reverse=False):
+    order = range(d - 1, -1, -1) if reverse else range(d)
+    if d <= _UNROLL:
+        x = init
+        for j in order:
+            x = body(j, x)
+        return x
+    if reverse:
+        return jax.lax.fori_loop(0, d, lambda i, x: body(d - 1 - i, x), init)
+    return jax.lax.fori_loop(0, d, body, init)
+
+
+@jax.custom_jvp
 def chol(a):
-    """Lower Cholesky factor, batched over leading axes."""
-    return jnp.linalg.cholesky(a)
+    """Lower Cholesky factor L (a = L Lᵀ), batched over leading axes.
+
+    Left-looking, one column per step: l_j = (a_j − L l̃_j) / √(a_jj − ‖l̃_j‖²), with l̃_j
+    the finished part of row j.  A matrix that is not positive definite gives NaN, as
+    LAPACK's ``potrf`` through ``jnp.linalg.cholesky`` does.
+    """
+    a = jnp.asarray(a)
+    d = a.shape[-1]
+    rows = jnp.arange(d)
+
+    def column(j, tril):
+        s = a[..., :, j] - jnp.einsum("...ik,...k->...i", tril, tril[..., j, :])
+        col = s / jnp.sqrt(s[..., j : j + 1] if isinstance(j, int) else jnp.take(s, j, axis=-1)[..., None])
+        return tril.at[..., :, j].set(jnp.where(rows >= j, col, 0.0))
+
+    return _loop(d, column, jnp.zeros_like(a))
+
+
+@chol.defjvp
+def _chol_jvp(primals, tangents):
+    """dL = L Φ(L⁻¹ dA L⁻ᵀ), Φ = lower triangle with the diagonal halved
+    (Murray 2016, "Differentiation of the Cholesky decomposition", eq. 10)."""
+    (a,), (da,) = primals, tangents
+    tril = chol(a)
+    da = 0.5 * (da + jnp.swapaxes(da, -1, -2))
+    x = solve_lower(tril, jnp.swapaxes(solve_lower(tril, da), -1, -2))
+    phi = jnp.tril(x) - 0.5 * jnp.eye(a.shape[-1], dtype=x.dtype) * x
+    return tril, jnp.einsum("...ij,...jk->...ik", tril, phi)
+
+
+def _broadcast(tril, b):
+    batch = jnp.broadcast_shapes(tril.shape[:-2], b.shape[:-2])
+    return (jnp.broadcast_to(tril, batch + tril.shape[-2:]), jnp.broadcast_to(b, batch + b.shape[-2:]))
+
+
+def solve_lower(tril, b):
+    """X with L X = b (b: [..., D, M]), forward substitution row by row."""
+    tril, b = _broadcast(tril, b)
+
+    def row(j, x):
+        r = (jnp.take(b, j, axis=-2) - jnp.einsum("...k,...km->...m", jnp.take(tril, j, axis=-2), x))
+        return x.at[..., j, :].set(r / jnp.take(jnp.take(tril, j, axis=-2), j, axis=-1)[..., None])
+
+    return _loop(tril.shape[-1], row, jnp.zeros_like(b))
+
+
+def solve_upper_t(tril, b):
+    """X with Lᵀ X = b (b: [..., D, M]), back substitution on the transpose of L."""
+    tril, b = _broadcast(tril, b)
+
+    def row(j, x):
+        col = jnp.take(tril, j, axis=-1)  # row j of Lᵀ
+        r = jnp.take(b, j, axis=-2) - jnp.einsum("...k,...km->...m", col, x)
+        return x.at[..., j, :].set(r / jnp.take(col, j, axis=-1)[..., None])
+
+    return _loop(tril.shape[-1], row, jnp.zeros_like(b), reverse=True)
 
 
 def chol_logdet(tril):
@@ -23,18 +103,14 @@ def chol_logdet(tril):
 
 
 def chol_inverse(tril):
-    """(L Lᵀ)⁻¹ by two triangular solves against the identity."""
-    eye = jnp.broadcast_to(jnp.eye(tril.shape[-1], dtype=tril.dtype), tril.shape)
-    return cho_solve((tril, True), eye)
+    """(L Lᵀ)⁻¹ = L⁻ᵀ L⁻¹, from one triangular solve against the identity."""
+    inv_l = solve_lower(tril, jnp.broadcast_to(jnp.eye(tril.shape[-1], dtype=tril.dtype), tril.shape))
+    return jnp.einsum("...ki,...kj->...ij", inv_l, inv_l)
 
 
 def chol_solve(tril, b):
     """(L Lᵀ)⁻¹ b for a vector b, batched."""
-    batch = jnp.broadcast_shapes(tril.shape[:-2], b.shape[:-1])
-    d = tril.shape[-1]
-    tril = jnp.broadcast_to(tril, batch + (d, d))
-    b = jnp.broadcast_to(b, batch + (d,))[..., None]
-    return cho_solve((tril, True), b)[..., 0]
+    return solve_upper_t(tril, solve_lower(tril, b[..., None]))[..., 0]
 
 
 def spd_logdet(a):
@@ -91,8 +167,8 @@ def sharpened_gaussian_draw(eta, key, sharpen=100.0):
         return eta._replace(mean=sharpen * tau * draw, sq=sharpen * eta.sq)
     lam = -2.0 * eta.outer
     lam = 0.5 * (lam + jnp.swapaxes(lam, -1, -2))
-    chol = jnp.linalg.cholesky(lam)
-    mean = jnp.linalg.solve(lam, eta.mean[..., None])[..., 0]
-    noise = jax.scipy.linalg.solve_triangular(jnp.swapaxes(chol, -1, -2), eps[..., None], lower=False)[..., 0]
+    tril = chol(lam)
+    mean = chol_solve(tril, eta.mean)
+    noise = solve_upper_t(tril, eps[..., None])[..., 0]
     draw = mean + noise
     return eta._replace(mean=sharpen * jnp.einsum("...ij,...j->...i", lam, draw), outer=sharpen * eta.outer)

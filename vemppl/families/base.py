@@ -115,7 +115,9 @@ class MomentSource:
 
     @property
     def logdet(self):
-        return jnp.linalg.slogdet(self._value)[1]
+        from ._linalg import spd_logdet  # a logdet is read only off precision-like (SPD) values
+
+        return spd_logdet(self._value)
 
     def moment(self, name: str):
         return getattr(self, name)
