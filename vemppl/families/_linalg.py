@@ -11,8 +11,9 @@ thunk executor runs independent custom calls of one program on that same pool, a
 them side by side can each hold a pool thread while waiting for the other's work.  With 2
 cores a factor-analysis sweep ([N, L, L] Cholesky and solves) hung in 4 runs of 4, with or
 without the concurrency-optimised scheduler (``vemppl/_threads.py``).  The matrices
-here are small and many (one per data point or component), where a column-by-column loop
-vectorised over the batch is also faster than one LAPACK call per matrix.
+here are small and many (one per data point or component); a column loop vectorised over
+the batch costs about what LAPACK did (GMM, N = 100k, D = K = 10: 0.37 against 0.36 s per
+sweep), at a longer compile for large D (digits, D = 64: about 6 s against 3.4 s).
 """
 
 from __future__ import annotations
@@ -20,18 +21,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-# Up to this size the column loop is unrolled in Python (static slices XLA fuses);
-# above it, ``lax.fori_loop`` keeps the program small.
-_UNROLL = 16
-
 
 def _loop(d, body, init, reverse=False):
-    order = range(d - 1, -1, -1) if reverse else range(d)
-    if d <= _UNROLL:
-        x = init
-        for j in order:
-            x = body(j, x)
-        return x
+    """``lax.fori_loop`` over the D columns.  (Unrolled in Python, the loop made a
+    10-dimensional GMM compile in 17 s instead of 5 s and run 1.8× slower per sweep.)"""
     if reverse:
         return jax.lax.fori_loop(0, d, lambda i, x: body(d - 1 - i, x), init)
     return jax.lax.fori_loop(0, d, body, init)
@@ -51,7 +44,7 @@ def chol(a):
 
     def column(j, tril):
         s = a[..., :, j] - jnp.einsum("...ik,...k->...i", tril, tril[..., j, :])
-        col = s / jnp.sqrt(s[..., j : j + 1] if isinstance(j, int) else jnp.take(s, j, axis=-1)[..., None])
+        col = s / jnp.sqrt(jnp.take(s, j, axis=-1)[..., None])
         return tril.at[..., :, j].set(jnp.where(rows >= j, col, 0.0))
 
     return _loop(d, column, jnp.zeros_like(a))
