@@ -71,7 +71,8 @@ def fit(
     by default the leading dim of the data) and moves the globals by
     ``η ← (1−ρ_t)η + ρ_t η̂`` with ``ρ_t = (t + tau)^(−kappa)``, ``step_size=(tau, kappa)``;
     ``elbo_trace`` holds the per-step ELBO estimates and the returned locals are those of
-    the last batch (``Fit.predict`` re-infers them for any data).  Data arrays may be
+    the last batch (``Fit.predict`` re-infers them for any data).  ``start="random-globals"``
+    starts the globals at random and fits the first batch's locals to them.  Data arrays may be
     memory maps (``np.load(path, mmap_mode="r")``); only each batch's rows are read.
 
     Local/global schedule (``engine/schedule.py``): ``local_iter=L`` updates the blocks
@@ -93,7 +94,7 @@ def fit(
     show = sys.stderr.isatty() if progress is None else progress
     if batch_size is not None:
         return _fit_svi(m, plan, data, consts, dims, mask, present, init, seed, max_iter, strict, batch_size,
-                        step_size, local_iter, plate, restarts, show)
+                        step_size, local_iter, plate, restarts, show, start)
     if devices is not None and batch_size is not None:
         raise VemError("data", "devices= and batch_size= together are not supported yet; choose one")
     bound = bind(m, {} if data is None else data, consts, dims, mask, strict)
@@ -228,7 +229,7 @@ def _fits_in_memory(starts, bound, budget_fraction=0.25, overhead=8):
 
 
 def _fit_svi(m, plan, data, consts, dims, mask, present, init, seed, max_iter, strict, batch_size, step_size,
-             local_iter, plate, restarts, show):
+             local_iter, plate, restarts, show, start="prior"):
     from ..results.fit import Fit
     from .svi import fit_svi
 
@@ -242,7 +243,7 @@ def _fit_svi(m, plan, data, consts, dims, mask, present, init, seed, max_iter, s
         m, plan, dict(data), consts=consts, dims=dims, mask=mask, present=present,
         init_params=_initial_params(m, None, init), seed=seed,
         max_iter=max_iter, strict=strict, batch_size=batch_size, step_size=step_size, local_iter=local_iter,
-        plate=plate, progress_bar=bar,
+        plate=plate, progress_bar=bar, start=start,
     )
     return Fit(
         model=m, plan=plan, bound=bound, engine=engine, state=state, elbo_trace=np.asarray(trace),

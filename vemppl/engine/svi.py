@@ -2,8 +2,9 @@
 
 Each step draws a minibatch ``B`` of the data plate's units (``engine/dataplate.py``):
 
-1. the *local* blocks of the batch (one element per unit: ``z[n]``, a sequence's chain) are
-   fitted by CAVI with the globals fixed, ``local_iter`` sweeps (one suffices when a single
+1. the *local* blocks of the batch (one element per unit: ``z[n]``, a sequence's chain) start
+   from their initial values (not from the last batch's, which belong to other units: a
+   document's θ left peaked on another document's topic holds its z there) and are fitted by CAVI with the globals fixed, ``local_iter`` sweeps (one suffices when a single
    conjugate local block reads only globals and data), on the batch's expected log joint
    *unscaled* (``PlateScaledEngine.unscaled``);
 2. every *global* block takes the natural-gradient step (Hoffman et al. 2013, eq. 26)
@@ -43,6 +44,7 @@ from . import mstep
 from .bind import _check_support, _read_names, bind
 from .cavi import Engine, State
 from .dataplate import DataPlate, data_plate
+from .schedule import STARTS, LocalGlobal
 
 #: Data keys ``"mask:" + name`` carry a batch's masks into the jitted step.  A string, not a
 #: tuple: ``jax.jit`` sorts a dict's keys, and a tuple does not compare with the arrays' names.
@@ -121,16 +123,27 @@ class PlateScaledEngine(Engine):
 class SVIState(NamedTuple):
     state: State  # the globals, the current batch's locals, the point parameters
     stats: dict  # closed-form parameter -> running average of ∇_{T(θ)} L̂ (its family's Stats)
+    fresh: dict | None = None  # local block -> its initial (eta, mu), where every batch's locals start
 
 
 class SVI:
-    """``init(key, params) -> SVIState`` and the jitted ``step(s, batch, rho, first)``."""
+    """``init(key, params) -> SVIState`` and the jitted ``step(s, batch, rho, first)``.
 
-    def __init__(self, engine: PlateScaledEngine, local_iter: int | None = None):
+    ``start="random-globals"`` (as batch CAVI's, ``engine/schedule.py``) starts the globals at
+    random and lets the first batch's locals read them, seeded locals first, instead of
+    keeping the locals' seed on the first step: with a flat prior start and random
+    responsibilities, LDA's topics all begin at one average of the corpus."""
+
+    randomise_globals = LocalGlobal.randomise_globals  # reads self.globals_
+
+    def __init__(self, engine: PlateScaledEngine, local_iter: int | None = None, start: str = "prior"):
         self.engine = engine
         plan = engine.plan
         if getattr(engine, "networks", ()):
             raise VemError("unsupported", "stochastic VI does not support networks yet; fit without batch_size=")
+        if start not in STARTS:
+            raise VemError("data", f"start must be one of {', '.join(STARTS)}; got {start!r}")
+        self.start = start
         self.locals_ = [j for j in plan.schedule if j in engine.local]
         self.globals_ = [j for j in plan.schedule if j not in engine.local]
         single = len(self.locals_) == 1 and plan.block(self.locals_[0]).update == "cavi"
@@ -140,17 +153,23 @@ class SVI:
         # Locals seeded from the data (k-means++, random) keep their seed on the first step,
         # as CAVI's first sweep does (it updates them last).
         self.seeded = {j for j in self.locals_ if plan.block(j).init not in ("prior", "prior draw")}
+        if start == "random-globals":  # the seeded locals read the random globals first
+            self.locals_ = [j for j in self.locals_ if j in self.seeded] + [j for j in self.locals_ if j not in self.seeded]
+            self.seeded = set()
         self.traces = 0
         self.step = jax.jit(self._step_impl)
 
     def init(self, key, params=None) -> SVIState:
         state = self.engine.init(key, params)
+        if self.start == "random-globals":
+            state = self.randomise_globals(self.engine, state, jax.random.fold_in(key, 1))
         stats = {}
+        fresh = {j: (state.eta[j], state.mu[j]) for j in self.locals_}
         for p in self.engine.plan.params:
             if p.mstep == "closed-form":
                 fam = get_family(p.family)
                 stats[p.name] = jax.tree_util.tree_map(jnp.zeros_like, mstep.point_stats(fam, state.params[p.name]))
-        return SVIState(state, stats)
+        return SVIState(state, stats, fresh)
 
     def _step_impl(self, s: SVIState, data, rho, first):
         self.traces += 1
@@ -165,6 +184,9 @@ class SVI:
                 st = new
             return st
 
+        if s.fresh:  # a new batch's locals start afresh, not at the last batch's (other units')
+            state = state._replace(eta={**state.eta, **{j: e for j, (e, _) in s.fresh.items()}},
+                                   mu={**state.mu, **{j: m for j, (_, m) in s.fresh.items()}})
         if self.locals_:
             with eng.unscaled():
                 state = jax.lax.fori_loop(0, self.local_iter, local_sweep, state)
@@ -181,7 +203,7 @@ class SVI:
         stats = dict(s.stats)
         for p in eng.plan.params:
             state, stats = self._mstep(state, stats, p, data, jnp.where(first, 1.0, rho))
-        return SVIState(state, stats), eng.elbo(state, data)
+        return SVIState(state, stats, s.fresh), eng.elbo(state, data)
 
     def _mstep(self, state, stats, p, data, rho):
         eng = self.engine
@@ -339,7 +361,7 @@ def _release(a):
 
 
 def fit_svi(m, plan, data, *, consts, dims, mask, present, init_params, seed, max_iter, strict, batch_size,
-            step_size, local_iter, plate, progress_bar):
+            step_size, local_iter, plate, progress_bar, start="prior"):
     """Run SVI for ``max_iter`` steps; returns the pieces of a :class:`~vemppl.results.Fit`."""
     pl = data_plate(m, plan, plate)
     stream = Stream(m, pl, data, mask or {}, present, batch_size, seed)
@@ -356,7 +378,7 @@ def fit_svi(m, plan, data, *, consts, dims, mask, present, init_params, seed, ma
     scale = stream.n / stream.batch_size
     present0 = {**{k: v for k, v in present.items() if k not in pl.local_blocks}, **pres}
     engine = PlateScaledEngine(m, plan, bound, pl, scale, present=present0)
-    svi = SVI(engine, local_iter)
+    svi = SVI(engine, local_iter, start)
     t0 = time.perf_counter()
     s = svi.init(jax.random.PRNGKey(seed), init_params)
     static = {k: v for k, v in engine.data.items() if k not in stream.arrays}
