@@ -28,6 +28,7 @@ from ..families._linalg import chol as cholesky, sharpened_gaussian_draw
 from ..ir.expr import Index, Name
 from . import moments as M
 from . import mstep
+from .chunks import chunked_sum, plate_chunks
 from .plates import definition_index, plate_shape
 from .evaluate import _Context, factor_value
 
@@ -60,6 +61,9 @@ class Engine:
         # Categorical latents with absent elements (padding of sequences of unequal length).
         self.present = {k: jnp.asarray(v, dtype=bool) for k, v in self._check_present(present or {}).items()}
         self.masks.update(self.present)
+        # The data plate's factors summed over chunks of rows; None: evaluated whole.  (Set to
+        # None before the first sweep is traced to turn it off, as sharding does.)
+        self.chunks = plate_chunks(self)
         self.traces = 0  # how many times `sweep` was traced (recompilations show here)
         self._sweep = jax.jit(self._sweep_impl)
         self._elbo = jax.jit(self.elbo)
@@ -84,9 +88,15 @@ class Engine:
             from .networks import draws
 
             data = {**data, **draws(self, params, data, key)}
-        data = {**self.consts, **data}
+        factors = self.plan.factors if factors is None else factors
         total = 0.0
-        for f in factors if factors is not None else self.plan.factors:
+        if self.chunks is not None and tracker is None:  # the plate's sum chunk by chunk (engine/chunks.py)
+            inside = tuple(f for f in factors if self.chunks.plate.is_inside(f))
+            if inside:
+                total = chunked_sum(self, self.chunks, inside, mu, eta, params, data, extra_blocks)
+                factors = tuple(f for f in factors if not self.chunks.plate.is_inside(f))
+        data = {**self.consts, **data}
+        for f in factors:
             if tracker is not None:
                 tracker.factor = f
             total = total + factor_value(

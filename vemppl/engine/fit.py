@@ -109,6 +109,7 @@ def fit(
         from .dataplate import data_plate
         from .shard import Sharded
 
+        engine.chunks = None  # each device holds its rows whole; chunking would reshape a sharded axis
         sharded = Sharded(engine, data_plate(m, plan, plate, "sharding"), devices)
         sweep, place, gather = sharded.sweep, sharded.place, sharded.gather
     key = jax.random.PRNGKey(seed)

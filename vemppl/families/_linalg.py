@@ -146,6 +146,31 @@ def bdot(a, b, k: int = 1):
     return jnp.reshape(out, shape)
 
 
+def bquad(x, m):
+    """xᵀ m x over the last axes (x: [..., D], m: [..., D, D]), leading axes broadcast.
+
+    As in ``bdot``, size-1 axes are dropped before contracting, so a data array laid out
+    [N, 1, D] against components [1, K, D, D] costs one [N, D] × [D, K·D] product and an
+    N·K·D reduction, and no N·K·D² array is formed.
+    """
+    d = x.shape[-1]
+    nb = max(x.ndim - 1, m.ndim - 2)
+    x = jnp.reshape(x, (1,) * (nb + 1 - x.ndim) + x.shape)
+    m = jnp.reshape(m, (1,) * (nb + 2 - m.ndim) + m.shape)
+    keep_x = [i for i in range(nb) if x.shape[i] != 1]
+    keep_m = [i for i in range(nb) if m.shape[i] != 1]
+    x2 = jnp.reshape(x, tuple(x.shape[i] for i in keep_x) + (d,))
+    m2 = jnp.reshape(m, tuple(m.shape[i] for i in keep_m) + (d, d))
+    batch = _LETTERS[:nb]
+    out = "".join(batch[i] for i in sorted(set(keep_x) | set(keep_m)))
+    sub_x = "".join(batch[i] for i in keep_x)
+    sub_m = "".join(batch[i] for i in keep_m)
+    xm = jnp.einsum(f"{sub_x}y,{sub_m}yz->{out}z", x2, m2)
+    q = jnp.einsum(f"{out}z,{sub_x}z->{out}", xm, x2)
+    shape = tuple(max(x.shape[i], m.shape[i]) for i in range(nb))
+    return jnp.reshape(q, shape)
+
+
 def sharpened_gaussian_draw(eta, key, sharpen=100.0):
     """A Gaussian centred on one draw of itself, ``sharpen`` times more precise.
 
