@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from jax.tree_util import tree_map
 
 from ..diagnostics import VemError
-from ..ir.expr import Name, names
+from ..ir.expr import Index, Name, indexes, loop_offset, names, walk
 from .dataplate import DataPlate, _in_plate, data_plate
 
 # Rows per chunk: the largest divisor of N in this range (so no chunk needs padding); a
@@ -75,6 +75,20 @@ def plate_chunks(engine) -> Chunks | None:
             for d in node.defs:
                 read = {x.id for x in names(d.expr)} if d.expr is not None else set()
                 if read & along and _in_plate(d, plate.dim) is None:
+                    return None
+    # Every read of a plate array inside the plate must be at the unit itself (x[n], not
+    # x[n-1] or the whole x): a chunk holds only its own rows.
+    for f in plate.factors:
+        d = f.definition
+        var = _in_plate(d, plate.dim)
+        exprs = [e for _, e in d.args] + list(d.indices)
+        target = Index(Name(f.target), d.indices) if d.indices else Name(f.target)
+        for e in exprs + [target]:
+            for x in walk(e):
+                if isinstance(x, Index) and isinstance(x.base, Name) and x.base.id in along:
+                    if loop_offset(x.indices[0], d.loop_vars) != (var, 0):
+                        return None
+                elif isinstance(x, Name) and x.id in along and not indexes(e, x):
                     return None
     return Chunks(plate, rows, n // rows)
 
