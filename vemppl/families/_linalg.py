@@ -31,7 +31,7 @@ def _loop(d, body, init, reverse=False):
 
 
 @jax.custom_jvp
-def chol(a):
+def _chol(a):
     """Lower Cholesky factor L (a = L Lᵀ), batched over leading axes.
 
     Left-looking, one column per step: l_j = (a_j − L l̃_j) / √(a_jj − ‖l̃_j‖²), with l̃_j
@@ -50,16 +50,21 @@ def chol(a):
     return _loop(d, column, jnp.zeros_like(a))
 
 
-@chol.defjvp
+@_chol.defjvp
 def _chol_jvp(primals, tangents):
     """dL = L Φ(L⁻¹ dA L⁻ᵀ), Φ = lower triangle with the diagonal halved
     (Murray 2016, "Differentiation of the Cholesky decomposition", eq. 10)."""
     (a,), (da,) = primals, tangents
-    tril = chol(a)
+    tril = _chol(a)
     da = 0.5 * (da + jnp.swapaxes(da, -1, -2))
     x = solve_lower(tril, jnp.swapaxes(solve_lower(tril, da), -1, -2))
     phi = jnp.tril(x) - 0.5 * jnp.eye(a.shape[-1], dtype=x.dtype) * x
     return tril, jnp.einsum("...ij,...jk->...ik", tril, phi)
+
+
+# Jitted so that eager calls (results, sampling) reuse one compiled loop per shape; inside
+# a jitted sweep the call is inlined.
+chol = jax.jit(_chol)
 
 
 def _broadcast(tril, b):
@@ -67,6 +72,7 @@ def _broadcast(tril, b):
     return (jnp.broadcast_to(tril, batch + tril.shape[-2:]), jnp.broadcast_to(b, batch + b.shape[-2:]))
 
 
+@jax.jit
 def solve_lower(tril, b):
     """X with L X = b (b: [..., D, M]), forward substitution row by row."""
     tril, b = _broadcast(tril, b)
@@ -78,6 +84,7 @@ def solve_lower(tril, b):
     return _loop(tril.shape[-1], row, jnp.zeros_like(b))
 
 
+@jax.jit
 def solve_upper_t(tril, b):
     """X with Lᵀ X = b (b: [..., D, M]), back substitution on the transpose of L."""
     tril, b = _broadcast(tril, b)
