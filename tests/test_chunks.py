@@ -69,6 +69,7 @@ def test_chunked_and_whole_plate_give_the_same_elbo_trace(name, monkeypatch):
     model, data, consts, kw = CASES[name]()
     fits = []
     for split in (True, False):
+        monkeypatch.setattr(chunks, "MIN_WORK", 0)  # these plates are small: chunk them anyway
         if not split:
             monkeypatch.setattr(chunks, "MIN_ROWS", 10**9)
         fit = vp.fit(model, data, consts=consts, seed=0, max_iter=15, tol=0, progress=False, **kw)
@@ -85,3 +86,12 @@ def test_chunk_rows_divide_the_plate():
     assert chunks.chunk_rows(76_032) is not None and 76_032 % chunks.chunk_rows(76_032) == 0
     assert chunks.chunk_rows(1437) is None  # smaller than two chunks: evaluated whole
     assert chunks.chunk_rows(10_007) is None  # prime: no divisor in range, evaluated whole
+
+
+def test_small_per_row_work_is_evaluated_whole():
+    """N × (local moments per row) × (data per row) below MIN_WORK: the scan's overhead
+    would outweigh the cache it saves (measured in engine/chunks.py)."""
+    model, data, consts, kw = _gmm()
+    fit = vp.fit(model, data, consts=consts, seed=0, max_iter=2, progress=False, **kw)
+    assert fit.engine.chunks is not None  # the plate could be split...
+    assert not fit.engine.chunks.worth(fit.state.mu, fit.engine.data)  # ...but 4096 rows of 2-d data are not worth it

@@ -90,7 +90,7 @@ class Engine:
             data = {**data, **draws(self, params, data, key)}
         factors = self.plan.factors if factors is None else factors
         total = 0.0
-        if self.chunks is not None and tracker is None:  # the plate's sum chunk by chunk (engine/chunks.py)
+        if self.chunks is not None and tracker is None and self.chunks.worth(mu, data):  # engine/chunks.py
             inside = tuple(f for f in factors if self.chunks.plate.is_inside(f))
             if inside:
                 total = chunked_sum(self, self.chunks, inside, mu, eta, params, data, extra_blocks)
