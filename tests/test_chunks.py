@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _gmm():
     rng = np.random.default_rng(0)
-    x = np.concatenate([rng.normal(-2, 1, (2048, 2)), rng.normal(2, 0.5, (2048, 2))])
+    x = np.concatenate([rng.normal(-2, 1, (1024, 2)), rng.normal(2, 0.5, (1024, 2))])
     mask = np.ones_like(x, dtype=bool)
     mask[rng.random(len(x)) < 0.05, 1] = False  # a few rows observed only in part
     return vp.load(ROOT / "models" / "gmm.vem"), {"x": x}, {"K": 2}, {"mask": {"x": mask}}
@@ -72,7 +72,7 @@ def test_chunked_and_whole_plate_give_the_same_elbo_trace(name, monkeypatch):
         monkeypatch.setattr(chunks, "MIN_WORK", 0)  # these plates are small: chunk them anyway
         if not split:
             monkeypatch.setattr(chunks, "MIN_ROWS", 10**9)
-        fit = vp.fit(model, data, consts=consts, seed=0, max_iter=15, tol=0, progress=False, **kw)
+        fit = vp.fit(model, data, consts=consts, seed=0, max_iter=6, tol=0, progress=False, **kw)
         assert (fit.engine.chunks is not None) == split
         fits.append(np.asarray(fit.elbo_trace))
     a, b = fits
@@ -94,4 +94,4 @@ def test_small_per_row_work_is_evaluated_whole():
     model, data, consts, kw = _gmm()
     fit = vp.fit(model, data, consts=consts, seed=0, max_iter=2, progress=False, **kw)
     assert fit.engine.chunks is not None  # the plate could be split...
-    assert not fit.engine.chunks.worth(fit.state.mu, fit.engine.data)  # ...but 4096 rows of 2-d data are not worth it
+    assert not fit.engine.chunks.worth(fit.state.mu, fit.engine.data)  # ...but 2048 rows of 2-d data are not worth it
