@@ -24,22 +24,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from phases import child, peak_rss_mb, write_atomic  # benchmarks/phases.py, beside this script
+
 HERE = Path(__file__).resolve().parent
 MODEL = Path(__file__).resolve().parents[1] / "models" / "gmm.vem"
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kilobytes
 
 
 def truth(d, k, seed):
@@ -111,19 +105,6 @@ def full(a):
             "iterations": fit.iterations, "n": a.subsample, "elbo": fit.elbo, "peak_rss_mb": peak_rss_mb()}
 
 
-def child(a, phase):
-    cmd = [sys.executable, __file__, "--phase", phase] + [f"--{k.replace('_', '-')}={v}" for k, v in vars(a).items()
-                                                          if k not in ("phase", "quick")]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _atomic(path: Path, text: str):
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=10_000_000)
@@ -149,16 +130,16 @@ def main():
         a.n, a.subsample, a.held, a.batch, a.steps, a.d, a.k = 20_000, 20_000, 5_000, 1_000, 60, 5, 5
     with tempfile.TemporaryDirectory(dir=a.dir or None) as tmp:
         a.dir = tmp
-        gen = child(a, "generate")
-        s = child(a, "svi")
-        f = child(a, "full")
+        gen = child(__file__, a, "generate")
+        s = child(__file__, a, "svi")
+        f = child(__file__, a, "full")
     from machine import machine
 
     rel = (s["held_out_ll"] - f["held_out_ll"]) / abs(f["held_out_ll"])  # > 0: SVI is better
     res = {"settings": {k: v for k, v in vars(a).items() if k not in ("dir", "phase")}, "generate": gen, "svi": s,
            "full_batch": f, "held_out_ll_rel_gain": rel, "machine": machine()}
     name = "results_svi_gmm_quick" if a.quick else "results_svi_gmm"
-    _atomic(HERE / f"{name}.json", json.dumps(res, indent=2))
+    write_atomic(HERE / f"{name}.json", json.dumps(res, indent=2))
     md = [
         f"# SVI on a GMM streamed from a memory map (N = {a.n:,}, D = {a.d}, K = {a.k})", "",
         f"Machine: {res['machine']['nproc']} cores, {res['machine']['cpu']}; JAX {res['machine']['jax']}.", "",
@@ -173,7 +154,7 @@ def main():
         "positive: SVI is better, e.g. when the single full-batch run stops at a poorer local optimum).",
         f"Peak RSS of the SVI process after fitting (before predicting): {s['peak_rss_mb_fit']:.0f} MB.", "",
     ]
-    _atomic(HERE / f"{name}.md", "\n".join(md))
+    write_atomic(HERE / f"{name}.md", "\n".join(md))
     print("\n".join(md))
 
 

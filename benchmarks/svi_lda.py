@@ -42,14 +42,13 @@ import argparse
 import importlib.util
 import json
 import os
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from phases import child, peak_rss_mb, write_atomic  # benchmarks/phases.py, beside this script
 
 HERE = Path(__file__).resolve().parent
 
@@ -70,10 +69,6 @@ for d in range(D) {
     }
 }
 """
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kilobytes
 
 
 def _lda_benchmark():
@@ -222,19 +217,6 @@ def fit_phase(a):
     return {"vemppl": ours, "sklearn_online": theirs, "true_topics": out["true"], "train_tokens": int(X.sum())}
 
 
-def child(a, phase):
-    cmd = [sys.executable, __file__, "--phase", phase] + [f"--{k.replace('_', '-')}={v}" for k, v in vars(a).items()
-                                                          if k not in ("phase", "quick")]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _atomic(path: Path, text: str):
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def markdown(res) -> str:
     a, g, s, k, t = res["settings"], res["generate"], res["vemppl"], res["sklearn_online"], res["true_topics"]
     m = res["machine"]
@@ -307,9 +289,9 @@ def main():
     with tempfile.TemporaryDirectory(dir=a.dir or None) as tmp:
         a.dir = tmp
         t0 = time.perf_counter()
-        gen = child(a, "generate")
+        gen = child(__file__, a, "generate")
         gen["seconds"] = time.perf_counter() - t0
-        res = child(a, "fit")
+        res = child(__file__, a, "fit")
     import sklearn
 
     from machine import machine
@@ -323,9 +305,9 @@ def main():
     out["ratio_time_sklearn"] = (s["compile_s"] + s["fit_s"]) / k["fit_s"]
     out["ratio_fit_sklearn"] = s["fit_s"] / k["fit_s"]
     name = "results_svi_lda_quick" if a.quick else "results_svi_lda"
-    _atomic(HERE / f"{name}.json", json.dumps(out, indent=2) + "\n")
+    write_atomic(HERE / f"{name}.json", json.dumps(out, indent=2) + "\n")
     md = markdown(out)
-    _atomic(HERE / f"{name}.md", md)
+    write_atomic(HERE / f"{name}.md", md)
     print(md)
 
 
