@@ -1,6 +1,7 @@
 """Docs check: every ``vem`` code block in README.md and docs/ parses, and every model in
 models/ appears in the gallery."""
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -27,3 +28,12 @@ def test_gallery_lists_every_model():
     for path in (ROOT / "models").glob("*.vem"):
         assert f"## {path.stem}" in gallery, f"{path.name} missing from docs/gallery.md (run docs/build_gallery.py)"
         assert (ROOT / "docs/gallery" / f"{path.stem}.png").exists()
+
+
+def test_gallery_is_current():
+    """docs/gallery.md is what docs/build_gallery.py gives today: every model's plan and
+    derived updates render (a crash in the VAE's updates went unnoticed until rebuilt)."""
+    spec = importlib.util.spec_from_file_location("build_gallery", ROOT / "docs/build_gallery.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert (ROOT / "docs/gallery.md").read_text() == mod.gallery_text(), "run python docs/build_gallery.py"

@@ -82,7 +82,7 @@ def derived_updates(model, plan=None) -> str:
         kind = "closed-form CAVI" if b.update == "cavi" else b.update
         out.append(f"## q({elem}): {b.family} ({kind})")
         if b.update == "amortised":
-            enc = expr_to_text(node.amortised.expr)
+            enc = expr_to_text(m.nodes[name].amortised.expr)
             out += [
                 f"- `q({elem}) = N(m, diag(σ²))` with `(m, log σ)` the two halves of `{enc}`: no update of its own",
                 f"- it enters `E_q[log p]` at one reparameterised draw `{elem} = m + σ ⊙ ε` per iteration, "
