@@ -10,7 +10,7 @@ documents are held out.  The training documents are written to ``word.npy`` (``i
 padded with word 0 to the longest document) and ``present.npy`` (``bool[D, L]``, False on the
 padding) in a temporary folder and opened with ``mmap_mode="r"``.
 
-The model is LDA over documents (``LDA_DOCS`` below): the same factors as models/lda.vem,
+The model is models/lda_docs.vem, LDA over documents: the same factors as models/lda.vem,
 with the tokens of a document in a nested plate, ``z[d, l]`` and ``word[d, l]``, instead of one
 flat plate of tokens read through ``theta[doc[i]]``.  The flat form cannot be minibatched by
 document: its data plate is the tokens, so SVI would sample tokens and treat every document's
@@ -52,23 +52,7 @@ from phases import child, peak_rss_mb, write_atomic  # benchmarks/phases.py, bes
 
 HERE = Path(__file__).resolve().parent
 
-LDA_DOCS = """
-model lda_docs
-dim D, L, V                    # documents, longest document, vocabulary
-const K = 10
-const alpha = 0.1
-const eta = 0.01
-data word: cat(V)[D, L]        # word l of document d (padding: any word, z[d, l] absent)
-
-for k in range(K) { beta[k] ~ Dirichlet(fill(eta, V)) }
-for d in range(D) {
-    theta[d] ~ Dirichlet(fill(alpha, K))
-    for l in range(L) {
-        z[d, l] ~ Categorical(theta[d])
-        word[d, l] ~ Categorical(beta[z[d, l]])
-    }
-}
-"""
+LDA_DOCS = HERE.parent / "models" / "lda_docs.vem"
 
 
 def _lda_benchmark():
@@ -177,7 +161,7 @@ def fit_phase(a):
     steps = int(np.ceil(a.passes * n_train / a.batch))
     consts = {"K": a.k, "alpha": a.alpha, "eta": a.eta}
     t0 = time.perf_counter()
-    fit = vp.fit(vp.parse(LDA_DOCS), {"word": words}, mask={"z": present}, consts=consts, dims={"V": a.v},
+    fit = vp.fit(vp.load(LDA_DOCS), {"word": words}, mask={"z": present}, consts=consts, dims={"V": a.v},
                  batch_size=a.batch, step_size=(a.tau, a.kappa), local_iter=a.local_iter, max_iter=steps,
                  seed=a.seed, progress=False, start=a.start)
     wall = time.perf_counter() - t0

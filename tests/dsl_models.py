@@ -65,6 +65,23 @@ def lda() -> vp.Model:
     return m
 
 
+def lda_docs() -> vp.Model:
+    m = vp.Model("lda_docs")
+    D, L, V = m.dim("D", "L", "V")
+    K = m.const("K", 10)
+    alpha = m.const("alpha", 0.1)
+    eta = m.const("eta", 0.01)
+    m.data("word", vp.cat(V)[D, L])
+    with m.plate("k", K):
+        beta = m.sample("beta", vp.Dirichlet(vp.fill(eta, V)))
+    with m.plate("d", D) as d:
+        theta = m.sample("theta", vp.Dirichlet(vp.fill(alpha, K)))
+        with m.plate("l", L) as l:
+            z = m.sample("z", vp.Categorical(theta[d]))
+            m.sample("word", vp.Categorical(beta[z[d, l]]))
+    return m
+
+
 def fa() -> vp.Model:
     m = vp.Model("fa")
     N, D = m.dim("N", "D")
@@ -218,7 +235,7 @@ def vae() -> vp.Model:
 
 MODELS = {
     f.__name__: f
-    for f in (gmm, hmm, lda, fa, logreg, ppca, poisson_mixture, bernoulli_mixture, linreg, hierarchical, hmm_categorical, vae, robust)
+    for f in (gmm, hmm, lda, lda_docs, fa, logreg, ppca, poisson_mixture, bernoulli_mixture, linreg, hierarchical, hmm_categorical, vae, robust)
 }
 
 

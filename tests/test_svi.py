@@ -145,22 +145,8 @@ def test_cli_fits_a_folder_of_npy_files_by_svi(tmp_path, capsys):
     assert abs(float(fit.posterior["mu"].mean) - exact) < 0.05
 
 
-LDA_PADDED = """
-model lda_padded
-dim D, L, V
-const K = 3
-const alpha = 0.5
-const eta = 0.1
-data word: cat(V)[D, L]
-for k in range(K) { beta[k] ~ Dirichlet(fill(eta, V)) }
-for d in range(D) {
-    theta[d] ~ Dirichlet(fill(alpha, K))
-    for l in range(L) {
-        z[d, l] ~ Categorical(theta[d])
-        word[d, l] ~ Categorical(beta[z[d, l]])
-    }
-}
-"""
+LDA_DOCS = path("lda_docs")  # LDA with the token plate nested in the documents
+LDA_SMALL = {"K": 3, "alpha": 0.5, "eta": 0.1}
 
 
 def padded_corpus(n_docs=40, vocab=30, length=12, seed=7):
@@ -183,8 +169,8 @@ def test_a_minibatch_of_padded_documents_scales_its_counts_and_drops_the_padding
     from vemppl.engine.svi import _MASK, SVI, SVIState
 
     word, present = padded_corpus()
-    m = vp.parse(LDA_PADDED)
-    kw = dict(mask={"z": present}, dims={"V": 30}, progress=False)
+    m = vp.load(LDA_DOCS)
+    kw = dict(mask={"z": present}, dims={"V": 30}, consts=LDA_SMALL, progress=False)
     cavi = vp.fit(m, {"word": word}, max_iter=60, tol=1e-12, **kw)
     fit = vp.fit(m, {"word": word}, batch_size=20, step_size=(1.0, 0.7), max_iter=20, **kw)
     assert np.all(np.isfinite(fit.elbo_trace)) and fit.engine.plate.dim == "D" and fit.engine.scale == 2.0
@@ -215,7 +201,7 @@ def test_each_batch_of_documents_starts_its_locals_afresh():
     from vemppl.engine.svi import _MASK, SVI
 
     word, present = padded_corpus()
-    fit = vp.fit(vp.parse(LDA_PADDED), {"word": word}, mask={"z": present}, dims={"V": 30}, batch_size=20,
+    fit = vp.fit(vp.load(LDA_DOCS), {"word": word}, mask={"z": present}, dims={"V": 30}, consts=LDA_SMALL, batch_size=20,
                  max_iter=1, progress=False)
     svi = SVI(fit.engine, local_iter=2, start="random-globals")
     s0 = svi.init(jax.random.PRNGKey(0))
