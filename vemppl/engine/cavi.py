@@ -81,9 +81,6 @@ class Engine:
         return out
 
     def expected_log_joint(self, mu, eta, params, data, tracker=None, factors=None, extra_blocks=None, key=None):
-        blocks = self._table(mu, eta, skip=self.amortised)
-        blocks.update(self.fixed_blocks)
-        blocks.update(extra_blocks or {})
         if self.amortised:  # amortised latents enter at their reparameterised draw
             from .networks import draws
 
@@ -95,13 +92,24 @@ class Engine:
             if inside:
                 total = chunked_sum(self, self.chunks, inside, mu, eta, params, data, extra_blocks)
                 factors = tuple(f for f in factors if not self.chunks.plate.is_inside(f))
-        data = {**self.consts, **data}
+        return total + self.factor_sum(factors, mu, eta, params, data, extra_blocks, tracker=tracker)
+
+    def factor_sum(self, factors, mu, eta, params, data, extra_blocks=None, sizes=None, masks=None, tracker=None):
+        """Σ_f E_q[log f] over ``factors``, reading the blocks from (mu, eta), the fixed and
+        extra blocks, and the values from the constants and ``data``.  Shared by the whole
+        evaluation and by each chunk of ``engine/chunks.py`` (which passes its own rows,
+        sizes and masks)."""
+        blocks = self._table(mu, eta, skip=self.amortised)
+        blocks.update(self.fixed_blocks)
+        blocks.update(extra_blocks or {})
+        values = {**self.consts, **data}
+        sizes = self.bound.sizes if sizes is None else sizes
+        masks = self.masks if masks is None else masks
+        total = 0.0
         for f in factors:
             if tracker is not None:
                 tracker.factor = f
-            total = total + factor_value(
-                self.model, f, self.bound.sizes, data, blocks, params, tracker, self.masks
-            )
+            total = total + factor_value(self.model, f, sizes, values, blocks, params, tracker, masks)
         return total
 
     def pointwise(self, state, data=None):

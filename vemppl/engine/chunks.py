@@ -12,7 +12,8 @@ of the local blocks, accumulated gradients of the globals).
 What a chunk slices is read off the data plate (``engine/dataplate.py``): the data arrays
 laid out along it, their masks, and the local blocks' moments and natural parameters.  A
 model whose plate cannot be split (no single plate, a chain along it, a constant array
-laid out along it) is evaluated whole, as before.
+laid out along it, a read of a plate array at another unit, which ``data_plate`` refuses)
+is evaluated whole, as before.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import jax.numpy as jnp
 from jax.tree_util import tree_map
 
 from ..diagnostics import VemError
-from ..ir.expr import Index, Name, indexes, loop_offset, names, walk
+from ..ir.expr import Name, names
 from .dataplate import DataPlate, _in_plate, data_plate
 
 # Rows per chunk: the largest divisor of N in this range (so no chunk needs padding); a
@@ -93,28 +94,12 @@ def plate_chunks(engine) -> Chunks | None:
                 read = {x.id for x in names(d.expr)} if d.expr is not None else set()
                 if read & along and _in_plate(d, plate.dim) is None:
                     return None
-    # Every read of a plate array inside the plate must be at the unit itself (x[n], not
-    # x[n-1] or the whole x): a chunk holds only its own rows.
-    for f in plate.factors:
-        d = f.definition
-        var = _in_plate(d, plate.dim)
-        exprs = [e for _, e in d.args] + list(d.indices)
-        target = Index(Name(f.target), d.indices) if d.indices else Name(f.target)
-        for e in exprs + [target]:
-            for x in walk(e):
-                if isinstance(x, Index) and isinstance(x.base, Name) and x.base.id in along:
-                    if loop_offset(x.indices[0], d.loop_vars) != (var, 0):
-                        return None
-                elif isinstance(x, Name) and x.id in along and not indexes(e, x):
-                    return None
     return Chunks(plate, rows, n // rows)
 
 
 def chunked_sum(engine, chunks: Chunks, factors, mu, eta, params, data, extra_blocks):
     """Σ over chunks of the plate's factors, each chunk with its own rows of the data,
     masks and local blocks (the globals and everything off the plate read whole)."""
-    from .evaluate import factor_value
-
     plate = chunks.plate
     local = [j for j in plate.local_blocks if j in mu]
     arrays = [k for k in plate.arrays if k in data]
@@ -129,13 +114,8 @@ def chunked_sum(engine, chunks: Chunks, factors, mu, eta, params, data, extra_bl
 
     def body(total, x):
         mu_c, eta_c, data_c, masks_c = x
-        blocks = engine._table({**mu, **mu_c}, {**eta, **eta_c}, skip=engine.amortised)
-        blocks.update(engine.fixed_blocks)
-        blocks.update(extra_blocks or {})
-        values = {**engine.consts, **data, **data_c}
-        masks = {**engine.masks, **masks_c}
-        for f in factors:
-            total = total + factor_value(engine.model, f, sizes, values, blocks, params, None, masks)
+        total = total + engine.factor_sum(factors, {**mu, **mu_c}, {**eta, **eta_c}, params, {**data, **data_c},
+                                          extra_blocks, sizes=sizes, masks={**engine.masks, **masks_c})
         return total, None
 
     total, _ = jax.lax.scan(body, jnp.zeros(()), xs)

@@ -11,9 +11,9 @@ need the same facts, read from the model and its plan, never from a model's name
 * the factors inside the plate, whose sum over the plate is the one SVI rescales by ``N/|B|``
   and sharding turns into an all-reduce.
 
-The plate's units must be independent given the globals: a factor that reads a local at an
-offset along the plate (``z[t-1]`` in ``for t in range(1, T)``) couples neighbouring units
-and is refused with the reason (the chain's steps are not a data plate; its sequences are).
+The plate's units must be independent given the globals: a factor that reads a local or a
+plate data array at an offset along the plate (``z[t-1]`` in ``for t in range(1, T)``) or
+whole couples units and is refused with the reason (the chain's steps are not a data plate; its sequences are).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..diagnostics import VemError
-from ..ir.expr import Index, Name, const_int, loop_offset, names, walk
+from ..ir.expr import Index, Name, const_int, indexes, loop_offset, names, walk
 
 
 @dataclass(frozen=True)
@@ -103,24 +103,30 @@ def data_plate(model, plan, dim: str | None = None, purpose: str = "stochastic V
                 f"(range starting at a non-zero index): its units are not independent",
                 d.span,
             )
-        _check_independent(f, var, set(locals_), dim, purpose)
+        _check_independent(f, var, set(locals_) | set(arrays), dim, purpose)
         factors.append(f)
     return DataPlate(dim, arrays, tuple(locals_), tuple(factors))
 
 
-def _check_independent(factor, var, locals_, dim, purpose):
-    """Refuse a factor that reads a local latent at another unit (``z[t-1]``, ``z[0]``)."""
+def _check_independent(factor, var, along, dim, purpose):
+    """Refuse a factor that reads a local latent or a plate data array at another unit
+    (``z[t-1]``, ``x[0]``) or whole (``sum(x)``): a slice of the plate holds only its own rows."""
     d = factor.definition
     exprs = [a for _, a in d.args] + list(d.indices)
-    for e in exprs:
+    target = Index(Name(factor.target), d.indices) if d.indices else Name(factor.target)
+    for e in exprs + [target]:
         for x in walk(e):
-            if isinstance(x, Index) and isinstance(x.base, Name) and x.base.id in locals_:
-                lead = loop_offset(x.indices[0], d.loop_vars)
-                if lead != (var, 0):
-                    raise VemError(
-                        "unsupported",
-                        f"{purpose} splits the plate over {dim}, but '{factor.describe()}' reads "
-                        f"'{x.base.id}' at another unit of it: the units are coupled (a chain along {dim} is "
-                        "one unit; a plate over several chains can be split)",
-                        d.span,
-                    )
+            if isinstance(x, Index) and isinstance(x.base, Name) and x.base.id in along:
+                name, elsewhere = x.base.id, loop_offset(x.indices[0], d.loop_vars) != (var, 0)
+            elif isinstance(x, Name) and x.id in along and not indexes(e, x):
+                name, elsewhere = x.id, True
+            else:
+                continue
+            if elsewhere:
+                raise VemError(
+                    "unsupported",
+                    f"{purpose} splits the plate over {dim}, but '{factor.describe()}' reads "
+                    f"'{name}' at another unit of it or whole: the units are coupled (a chain along {dim} "
+                    "is one unit; a plate over several chains can be split)",
+                    d.span,
+                )
