@@ -9,6 +9,15 @@ digits GMM test (batched 64×64 Cholesky) hung CI, the VAE benchmark hung in a b
 triangular solve, and a 10-line program with four batched solves in one jit hung in 2 of 5
 runs.  With the scheduler off, the same program finished in 8 runs of 8 (and no slower).
 
+The flag is not enough on its own.  XLA's thunk executor still runs independent custom calls
+side by side on the same pool, and two batched LAPACK calls then wait on each other (seen in
+``gdb`` in a factor-analysis update with the flag set: two pool threads in
+``lapack_dtrsm_ffi`` → ``ParallelBatchMap`` → ``BlockingCounter::Wait``).  The root fix is
+that the engine calls no LAPACK at all: ``families/_linalg.py`` computes Cholesky factors and
+triangular solves in plain JAX, and ``tests/test_cpu_runtime.py`` checks the compiled sweeps
+for LAPACK custom calls.  The flag stays because a user's own code in a model's network or
+in ``jnp.linalg`` may still call LAPACK, and it cost nothing measurable.
+
 The flag must be in ``XLA_FLAGS`` before the CPU backend starts, which happens at the first
 computation, so ``vemppl/__init__`` calls this right after importing JAX.  A user's own
 ``XLA_FLAGS`` are kept; this flag is only added when they do not mention it.
