@@ -110,6 +110,26 @@ def test_a_chain_along_the_plate_is_refused():
         data_plate(m, compile_model(m))
 
 
+AUTOREGRESSIVE = """
+model ar_scaled
+dim N
+data x: real[N]
+data y: real[N]
+mu ~ Normal(0.0, 1.0)
+for n in range(N) { y[n] ~ Normal(mu + x[0], 1.0) }
+"""
+
+
+def test_a_plate_array_read_at_another_unit_is_refused():
+    """y[n] reads x[0]: a minibatch or a shard without unit 0 would read another unit's x."""
+    from vemppl.compiler import compile_model
+    from vemppl.engine.dataplate import data_plate
+
+    m = vp.parse(AUTOREGRESSIVE)
+    with pytest.raises(vp.VemError, match="reads 'x' at another unit"):
+        data_plate(m, compile_model(m))
+
+
 def test_sequences_are_a_plate():
     from vemppl.compiler import compile_model
     from vemppl.engine.dataplate import data_plate
