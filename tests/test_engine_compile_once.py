@@ -14,3 +14,21 @@ def test_one_trace_for_all_iterations_and_restarts():
     fit = vp.fit(vp.load(ROOT / "models/gmm.vem"), {"x": x}, restarts=3, max_iter=40, tol=0.0)
     assert fit.iterations == 40
     assert fit.engine.traces == 1
+
+
+def test_the_prior_start_is_compiled_once_for_all_restarts(monkeypatch):
+    from vemppl.engine.cavi import Engine
+
+    calls = []
+    original = Engine._prior_blocks
+
+    def counted(self, *a):
+        calls.append(self)  # runs only while tracing: the compiled start does not call back into Python
+        return original(self, *a)
+
+    monkeypatch.setattr(Engine, "_prior_blocks", counted)
+    x = np.random.default_rng(1).normal(size=(60, 2))
+    fit = vp.fit(vp.load(ROOT / "models/gmm.vem"), {"x": x}, consts={"K": 2}, restarts=3, max_iter=3, tol=0.0,
+                 progress=False)
+    assert sum(c is fit.engine for c in calls) == 1  # (compile_model's probe engine traces its own)
+    assert fit.compile_seconds >= fit.engine.init_compile_seconds > 0

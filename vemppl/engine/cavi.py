@@ -16,6 +16,7 @@ per model and data shape.
 
 from __future__ import annotations
 
+import time
 from typing import Any, NamedTuple
 
 import jax
@@ -46,6 +47,10 @@ class Engine:
 
     def __init__(self, model, plan, bound, fixed_blocks=None, present=None, learning_rate=1e-2):
         self.model, self.plan, self.bound = model, plan, bound
+        # The prior start, compiled once per engine (not once per restart); the seconds its
+        # first call took are compile time, reported with the first sweep's (engine/fit.py).
+        self._prior_jit = None
+        self.init_compile_seconds = 0.0
         # Networks and amortised latents: Adam on a reparameterised Monte Carlo ELBO (engine.networks).
         self.networks = tuple(n.name for n in model.of_kind("param") if n.is_network)
         self.amortised = frozenset(b.name for b in plan.blocks if b.update == "amortised")
@@ -313,7 +318,13 @@ class Engine:
         chains = {b.name for b in self.plan.blocks if b.structure == "markov-chain"}
         key, sub = jax.random.split(key)
         # One compiled function rather than dozens of eagerly dispatched (and compiled) ops.
-        eta, mu = jax.jit(self._prior_blocks)(params, sub, self.data)
+        first = self._prior_jit is None
+        if first:
+            self._prior_jit = jax.jit(self._prior_blocks)
+        t0 = time.perf_counter()
+        eta, mu = jax.block_until_ready(self._prior_jit(params, sub, self.data))
+        if first:
+            self.init_compile_seconds = time.perf_counter() - t0
         for j in order:
             b = self.plan.block(j)
             if b.init in ("prior", "prior draw"):
