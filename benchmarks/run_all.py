@@ -424,7 +424,7 @@ def markdown(res) -> str:
                 frac = None
                 if r.get("estep_macs_per_iteration") and r.get("seconds_per_iteration") and mm:
                     frac = r["estep_macs_per_iteration"] / r["seconds_per_iteration"] / mm["jax_macs_per_s"]
-                ratio = "" if r is v else f"{v['fit_seconds'] / r['fit_seconds']:.2f}"
+                ratio = "" if r is v else f"{v['fit_seconds'] / r['fit_seconds']:.2g}"
                 if r is not v and r.get("seconds_per_iteration") and v.get("seconds_per_iteration"):
                     ratio += f" (per iteration {v['seconds_per_iteration'] / r['seconds_per_iteration']:.2f})"
                 when = t["date"] + (f"; load {'/'.join(map(str, t['loadavg_before']))} → "
@@ -451,7 +451,7 @@ def markdown(res) -> str:
                     f"log-likelihood; best {s['heldout_loglik_per_point']:.4f} after {s['steps_to_best']} steps "
                     f"({s['seconds_to_best']:.1f} s) against vemppl's {v['heldout_loglik_per_point']:.4f} in "
                     f"{v['fit_seconds']:.2f} s (+ {v['compile_seconds']:.2f} s compile).")
-    lines += ["", "Fit seconds exclude compilation everywhere (vemppl: the first sweep, traced and compiled; NumPyro: the "
+    lines += ["", "Fit seconds exclude compilation everywhere (vemppl: the first sweep and the first call of the prior start, traced and compiled; NumPyro: the "
               "ahead-of-time compile of its step). *s / iteration*: steady-state time of one more iteration from the fitted "
               "state (vemppl's jitted sweep; scikit-learn's E-step, M-step and bound). Ratios below 1: vemppl is faster.",
               "", *notes, ""]
