@@ -6,8 +6,9 @@
 
 Both systems fit the same model with the same priors (Beal 2003, ch. 3; hmmlearn's
 Normal–Wishart form): π0 ~ Dir(1), A_k ~ Dir(1), Λ_k ~ W(D + 2, I), μ_k | Λ_k ~ N(0, (Λ_k)⁻¹).
-hmmlearn's q(μ_k, Λ_k) is the joint Normal–Wishart; vemppl's is the mean-field q(μ_k) q(Λ_k)
-it derives from the graph (tests/test_hmm.py shows the two bounds agree to 1e-5).
+Both use the joint Normal–Wishart q(μ_k, Λ_k): vemppl derives it from the graph (μ_k's prior
+precision is Λ_k), so an iteration of each is the same fixed-point map and the sweep counts
+differ by the start alone (tests/test_hmm.py: the two bounds agree to 1e-5).
 
 Stopping rule: vemppl stops when |ΔELBO| <= tol·|ELBO|; hmmlearn when its bound gains less
 than tol_hmmlearn = tol·|ELBO| (vemppl's final ELBO), the same absolute threshold; the same
