@@ -91,6 +91,31 @@ class _Context:
             out.append(v.astype(np.int64) if isinstance(v, np.ndarray) else v.astype(jnp.int32))
         return tuple(out)
 
+    def take(self, a, indices):
+        """``a[index_arrays(indices)]``, taken as a slice when every index is a loop variable
+        (plus a constant offset) on its own grid axis, in order: ``z[i]``, ``x[d, l]``,
+        ``z[t-1]``.  The gather it replaces reads the same rows, but its gradient is a
+        scatter-add over the whole plate (2 of them cost 2/3 of an LDA z-update); a slice's
+        gradient is a pad."""
+        spans, last = [], -1
+        for ix in indices:
+            lo = None if any(r.expr == ix for r in self.enum) else loop_offset(ix, self.loop_vars)
+            if lo is None:
+                return a[self.index_arrays(indices)]
+            p = self.loop_vars.index(lo[0])
+            _, start, stop = self.loops[p]
+            first, end = start + lo[1], stop + lo[1]
+            if p <= last or first < 0 or len(spans) >= np.ndim(a) or end > np.shape(a)[len(spans)]:
+                return a[self.index_arrays(indices)]
+            spans.append((p, first, end))
+            last = p
+        shape = [1] * self.R
+        for p, first, end in spans:
+            shape[p] = end - first
+        sliced = a[tuple(slice(first, end) for _, first, end in spans)]
+        xp = np if isinstance(a, np.ndarray) else jnp
+        return xp.reshape(sliced, tuple(shape) + tuple(np.shape(a)[len(spans):]))
+
     # ---- evaluation --------------------------------------------------------------
     def ev(self, e) -> M.MomentSource:
         if isinstance(e, Num):
@@ -147,7 +172,7 @@ class _Context:
             def take(a):  # leading plate axes only
                 if jnp.ndim(a) < len(idx):  # a probe's point mass offers per-matrix moments too
                     return jnp.zeros(jnp.broadcast_shapes(*(jnp.shape(i) for i in idx)))
-                return a[idx]
+                return self.take(a, e.indices)
 
             return M.BlockMoments(
                 e.base.id, fam, type(stats)(*map(take, stats)), type(eta)(*map(take, eta)), self.tracker
@@ -159,7 +184,7 @@ class _Context:
         base = self.ev(e.base)
         if not base.is_fixed:
             raise VemError("unsupported", "indexing this random expression is not supported", e.span)
-        return M.Fixed(base.value[self.index_arrays(e.indices)])
+        return M.Fixed(self.take(base.value, e.indices))
 
     def _binop(self, e: BinOp):
         a, b = self.ev(e.left), self.ev(e.right)
@@ -285,7 +310,7 @@ def factor_value(model, factor, sizes, values, blocks, params, tracker=None, mas
     for ref in factor.enum:
         if ref.block in ctx.masks and isinstance(ref.expr, Index):
             # A factor that reads an absent element of a categorical latent is absent too.
-            present = jnp.asarray(ctx.masks[ref.block], dtype=float)[ctx.index_arrays(ref.expr.indices)]
+            present = ctx.take(jnp.asarray(ctx.masks[ref.block], dtype=float), ref.expr.indices)
             weight = weight * jnp.reshape(present, (1,) * (ctx.R - present.ndim) + present.shape)
     if factor.target in ctx.masks:
         m = _index_fixed(ctx, jnp.asarray(ctx.masks[factor.target], dtype=float), d.indices)
@@ -300,7 +325,7 @@ def factor_value(model, factor, sizes, values, blocks, params, tracker=None, mas
 
 
 def _index_fixed(ctx, arr, indices):
-    return jnp.asarray(arr)[ctx.index_arrays(indices)] if indices else jnp.asarray(arr)
+    return ctx.take(jnp.asarray(arr), indices) if indices else jnp.asarray(arr)
 
 
 def _group_refs(enum, blocks):
@@ -324,7 +349,7 @@ def _pair_weight(ctx, e1, e2):
         raise VemError("unsupported", "a Markov chain is read at steps that are not adjacent", r1.expr.span)
     (ep, rp), (ec, rc) = ((e1, r1), (e2, r2)) if lag1[1] < lag2[1] else ((e2, r2), (e1, r1))
     pair = ctx.blocks[rp.block][1].pair  # pair[t] is the joint of steps t and t+1
-    w = pair[ctx.index_arrays(rp.expr.indices)]
+    w = ctx.take(pair, rp.expr.indices)
     lead = w.shape[:-2]
     w = jnp.reshape(w, (1,) * (ctx.R - len(lead)) + w.shape)
     pos_p, pos_c = len(ctx.loops) + ep, len(ctx.loops) + ec
@@ -337,7 +362,7 @@ def _enum_weight(ctx, e, ref):
     fam, stats, eta = ctx.blocks[ref.block]
     r = stats.onehot
     if isinstance(ref.expr, Index):
-        r = r[ctx.index_arrays(ref.expr.indices)]  # plate axes only; categories stay last
+        r = ctx.take(r, ref.expr.indices)  # plate axes only; categories stay last
     lead = r.shape[:-1]
     r = jnp.reshape(r, (1,) * (ctx.R - len(lead)) + lead + r.shape[-1:]) if len(lead) < ctx.R else r
     axis = len(ctx.loops) + e
