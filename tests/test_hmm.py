@@ -163,6 +163,60 @@ def test_chain_stats_match_brute_force_on_random_potentials():
             np.testing.assert_allclose(ent, ent_bf, rtol=1e-10)
 
 
+def test_chain_with_forbidden_transitions_matches_brute_force():
+    """A left-to-right chain: Φ = −∞ below the diagonal (a ``param`` transition matrix with
+    zeros gives exactly this), so most paths have probability zero."""
+    rng = np.random.default_rng(1)
+    T, K = 6, 3
+    psi = rng.normal(size=(T, K)) * 3.0
+    phi = np.where(np.triu(np.ones((K, K), bool)), rng.normal(size=(T - 1, K, K)), -np.inf)
+    marg, pair, lz = brute_force(psi, phi)
+    eta = ChainStats(jnp.asarray(psi), jnp.asarray(phi))
+    stats = MarkovChain.expected_stats(eta)
+    np.testing.assert_allclose(stats.onehot, marg, atol=1e-12)
+    np.testing.assert_allclose(stats.pair, pair, atol=1e-12)
+    np.testing.assert_allclose(MarkovChain.log_normalizer(eta), lz, rtol=1e-12)
+    assert np.all(np.asarray(stats.pair)[:, np.tril_indices(K, -1)[0], np.tril_indices(K, -1)[1]] == 0.0)
+
+
+def scaled_forward_backward(psi, phi):
+    """Rabiner's (1989, §V.A) scaled forward–backward in probability space, in NumPy: the
+    reference for chains too long to enumerate."""
+    T, K = psi.shape
+    shift = psi.max(1, keepdims=True)
+    e, trans = np.exp(psi - shift), np.exp(phi)
+    alpha, beta, c = np.empty((T, K)), np.empty((T, K)), np.empty(T)
+    a = e[0]
+    for t in range(T):
+        if t:
+            a = (alpha[t - 1] @ trans[t - 1]) * e[t]
+        c[t] = a.sum()
+        alpha[t] = a / c[t]
+    beta[-1] = 1.0
+    for t in range(T - 1, 0, -1):
+        beta[t - 1] = trans[t - 1] @ (e[t] * beta[t]) / c[t]
+    pair = alpha[:-1, :, None] * trans * (e[1:] * beta[1:])[:, None, :] / c[1:, None, None]
+    return alpha * beta, pair, np.log(c).sum() + shift.sum()
+
+
+def test_long_chain_matches_scaled_forward_backward():
+    """T = 20000: the log-space messages of ``forward_backward`` are not rescaled step by step,
+    so this checks that the marginals still sum to one and agree with the scaled recursion."""
+    rng = np.random.default_rng(2)
+    T, K = 20_000, 4
+    psi = rng.normal(size=(T, K)) * 3.0 - 2.0
+    phi = np.broadcast_to(np.log(rng.dirichlet(np.ones(K), size=K)), (T - 1, K, K))
+    marg, pair, lz = scaled_forward_backward(psi, phi)
+    eta = ChainStats(jnp.asarray(psi), jnp.asarray(phi))
+    stats = MarkovChain.expected_stats(eta)
+    np.testing.assert_allclose(np.asarray(stats.onehot).sum(-1), 1.0, atol=1e-13)
+    np.testing.assert_allclose(stats.onehot, marg, atol=1e-10)
+    np.testing.assert_allclose(stats.pair, pair, atol=1e-10)
+    np.testing.assert_allclose(MarkovChain.log_normalizer(eta), lz, rtol=1e-12)
+    ent = float(MarkovChain.entropy(eta))
+    np.testing.assert_allclose(ent, lz - (psi * marg).sum() - (phi * pair).sum(), rtol=1e-9)
+
+
 def test_fitted_chain_marginals_match_enumeration():
     """A tiny categorical HMM (T = 6): q(z) is exp(E_q[log p(x, z | θ)]) normalised over
     every path, computed by enumeration from the fitted q(θ)."""
