@@ -3,6 +3,7 @@
     python benchmarks/hmm.py             # T = 10k and 100k training steps, K = 4, D = 3
     python benchmarks/hmm.py --t 50000   # one other length
     python benchmarks/hmm.py --quick     # a smoke run (T = 2000, one timing run)
+    python benchmarks/hmm.py --seeds 5   # and, at the longest T, one fit per seed 0..4 for each system
 
 Both systems fit the same model with the same priors (Beal 2003, ch. 3; hmmlearn's
 Normal–Wishart form): π0 ~ Dir(1), A_k ~ Dir(1), Λ_k ~ W(D + 2, I), μ_k | Λ_k ~ N(0, (Λ_k)⁻¹).
@@ -155,6 +156,30 @@ def summarise(runs, x_test):
     )
 
 
+def across_seeds(x, x_test, k, seed, count, max_iter, tol):
+    """One fit per initialisation seed for each system on the same sequence: which optimum a
+    start reaches, and in how many sweeps, depends on the seed, so one seed is a draw."""
+    rows = []
+    for s in range(seed, seed + count):
+        ours = run_vemppl(x, k, s, max_iter, tol)
+        theirs = run_hmmlearn(x, k, s, max_iter, tol * abs(ours["elbo"]))
+        row = dict(seed=s)
+        for name, r in (("vemppl", ours), ("hmmlearn", theirs)):
+            row[name] = dict(fit_seconds=r["fit"], iterations=r["iterations"], elbo=r["elbo"],
+                             heldout_loglik_per_step=heldout_loglik(x_test, *r["params"]))
+        rows.append(row)
+        print(f"seed {s}: " + ", ".join(f"{n} {row[n]['iterations']} its {row[n]['fit_seconds']:.2f} s "
+                                        f"ELBO {row[n]['elbo']:.1f}" for n in ("vemppl", "hmmlearn")), flush=True)
+    names = ("vemppl", "hmmlearn")
+    total = {n: sum(r[n]["fit_seconds"] for r in rows) for n in names}
+    best = max(r[n]["elbo"] for r in rows for n in names)
+    return dict(t=len(x), rows=rows, total_fit_seconds=total, ratio_total_fit=total["vemppl"] / total["hmmlearn"],
+                best_elbo=best,
+                # a fit 'reached the best optimum' when its ELBO is within the stopping threshold of the best
+                at_best={n: sum(abs(r[n]["elbo"] - best) <= 10 * tol * abs(best) for r in rows) for n in names},
+                mean_heldout_loglik={n: float(np.mean([r[n]["heldout_loglik_per_step"] for r in rows])) for n in names})
+
+
 def machine_info():
     import hmmlearn
 
@@ -188,6 +213,24 @@ def markdown(res) -> str:
             f"{run['ratio_per_iteration']:.2f}; held-out log-lik / step difference {run['heldout_diff']:+.4f}."
         )
     lines.append("")
+    if "seeds" in res:
+        sd = res["seeds"]
+        lines += [
+            f"## Across {len(sd['rows'])} initialisation seeds at T = {sd['t']} (same data, one fit per seed and system)",
+            "",
+            "| seed | vemppl sweeps | vemppl fit (s) | vemppl ELBO | hmmlearn iterations | hmmlearn fit (s) | hmmlearn ELBO |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+            *[f"| {r['seed']} | {r['vemppl']['iterations']} | {r['vemppl']['fit_seconds']:.2f} | {r['vemppl']['elbo']:.1f} | "
+              f"{r['hmmlearn']['iterations']} | {r['hmmlearn']['fit_seconds']:.2f} | {r['hmmlearn']['elbo']:.1f} |"
+              for r in sd["rows"]],
+            "",
+            f"Total fit time vemppl / hmmlearn: **{sd['ratio_total_fit']:.2f}** "
+            f"({sd['total_fit_seconds']['vemppl']:.1f} s / {sd['total_fit_seconds']['hmmlearn']:.1f} s). "
+            f"Seeds reaching the best ELBO found ({sd['best_elbo']:.1f}): vemppl {sd['at_best']['vemppl']}, "
+            f"hmmlearn {sd['at_best']['hmmlearn']} of {len(sd['rows'])}. Held-out log-lik / step, mean over seeds: "
+            f"vemppl {sd['mean_heldout_loglik']['vemppl']:.4f}, hmmlearn {sd['mean_heldout_loglik']['hmmlearn']:.4f}.",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -200,6 +243,8 @@ def main(argv=None):
     ap.add_argument("--max-iter", type=int, default=200)
     ap.add_argument("--tol", type=float, default=1e-7, help="vemppl's relative ELBO tolerance")
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--seeds", type=int, default=1,
+                    help="also fit the longest T once per seed (seed, seed+1, ...) for each system")
     ap.add_argument("--quick", action="store_true", help="smoke run: T = 2000")
     ap.add_argument("--out", type=Path, default=HERE)
     args = ap.parse_args(argv)
@@ -227,9 +272,13 @@ def main(argv=None):
               flush=True)
     res = dict(
         config=dict(t=args.t, k=args.k, d=args.d, seed=args.seed, max_iter=args.max_iter, tol=args.tol,
-                    repeats=args.repeats, quick=args.quick),
+                    repeats=args.repeats, quick=args.quick, seeds=args.seeds),
         machine=machine_info(), runs=runs,
     )
+    if args.seeds > 1:
+        t = max(args.t)
+        res["seeds"] = across_seeds(sample(truth, t, args.seed + 1), sample(truth, max(t // 5, 2), args.seed + 2),
+                                    args.k, args.seed, args.seeds, args.max_iter, args.tol)
     md = markdown(res)
     print(md)
     args.out.mkdir(parents=True, exist_ok=True)
