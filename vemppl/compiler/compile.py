@@ -81,8 +81,7 @@ def compile_model(model, probe: bool = True) -> Plan:
                 f"'{node.name}' is latent, but {fam.name} is a likelihood only: it has no variational "
                 f"family. Expected {fam.name} on observed data (a name declared `data`)",
                 d.dist_span or d.span,
-                f"declare '{node.name}' as data, or write {fam.name} as a scale mixture of Normals "
-                "with a Gamma precision, which is conjugate",
+                f"declare '{node.name}' as data" + (f", or {fam.latent_hint}" if fam.latent_hint else ""),
             )
         if node.name in normal_wishart:
             # mu[k] ~ MvNormal(m, precision = c * Lam[k]), Lam[k] ~ Wishart: one block q(mu[k], Lam[k]).
@@ -108,7 +107,7 @@ def compile_model(model, probe: bool = True) -> Plan:
             continue
         if node.name in drawn:
             init = "prior draw"
-        blocks.append(Block(node.name, fam.name, init=init))
+        blocks.append(Block(node.name, fam.posterior_family or fam.name, init=init))
     params = tuple(
         ParamPlan(p.name, p.type.base, "network" if p.is_network else "gradient") for p in m.of_kind("param")
     )

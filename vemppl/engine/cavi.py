@@ -370,7 +370,7 @@ class Engine:
             return self._joint_prior_natural(j, mu, eta, params, data)
         node = self.model.nodes[j]
         fam = get_family(node.defs[0].dist)
-        if fam is not self.families[j]:  # a joint block over scalar elements
+        if fam.Stats is not self.families[j].Stats:  # a joint block over scalar elements
             e = self._prior_natural_of(j, fam, node, mu, eta, params, data)
             diag = jnp.vectorize(jnp.diag, signature="(n)->(n,n)")
             return self.families[j].Stats(e.mean, diag(e.sq))

@@ -29,9 +29,11 @@ _GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(32)
 _GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
 
 
-def gaussian_expect(src, f, tracker, why, *args):
+def gaussian_expect(src, f, tracker, why, *args, closed_form=None):
     """E[f(a, *args)] for a random scalar a with moments E[a], E[a²], taking a as Gaussian
-    (exact when a is a linear function of Gaussian blocks): 32-point Gauss–Hermite.
+    (exact when a is a linear function of Gaussian blocks): 32-point Gauss–Hermite, or
+    ``closed_form(mean, sd, *args)`` when the family gives one (quadrature of a kink such as
+    |y − a| is off by 1%).
 
     ``args`` are known arrays (data, constants, point parameters) broadcast against a."""
     m = src.mean
@@ -39,6 +41,8 @@ def gaussian_expect(src, f, tracker, why, *args):
     if tracker is not None:
         for b in src.deps:
             tracker.flag(b, why)
+    if closed_form is not None:
+        return closed_form(m, sd, *args)
     if args:
         shape = jnp.broadcast_shapes(jnp.shape(m), *(jnp.shape(a) for a in args))
         m, sd = jnp.broadcast_to(m, shape), jnp.broadcast_to(sd, shape)
@@ -115,8 +119,9 @@ class BlockMoments(MomentSource):
     logdet = property(lambda s: s._get("logdet"))
     onehot = property(lambda s: s._get("onehot"))
 
-    def expect(self, f, *args):
-        return gaussian_expect(self, f, self.tracker, "a nonlinear function of it (expectation by quadrature)", *args)
+    def expect(self, f, *args, closed_form=None):
+        return gaussian_expect(self, f, self.tracker, "a nonlinear function of it (expectation by quadrature)", *args,
+                               closed_form=closed_form)
 
     @property
     def point(self):
@@ -216,9 +221,10 @@ class _Derived(MomentSource):
     def value(self):
         raise _NotFixed(", ".join(sorted(self.deps)))
 
-    def expect(self, f, *args):
+    def expect(self, f, *args, closed_form=None):
         return gaussian_expect(
-            self, f, getattr(self, "tracker", None), "a nonlinear function of it (expectation by quadrature)", *args
+            self, f, getattr(self, "tracker", None), "a nonlinear function of it (expectation by quadrature)", *args,
+            closed_form=closed_form,
         )
 
     @property

@@ -152,7 +152,7 @@ class MomentSource:
             return bquad(v.value, self.mean)
         return bdot(v.outer, self.mean, 2)
 
-    def expect(self, f, *args):
+    def expect(self, f, *args, closed_form=None):
         """E[f(x, *args)] for an elementwise function f; exact for a known value.
 
         ``args`` are known arrays broadcast against x (the observed value of a factor).
@@ -160,6 +160,7 @@ class MomentSource:
         (engine.moments), which is what makes a logistic, log-link or Student-t likelihood
         of a Gaussian expression computable; such a term is not affine in the moments, so
         the block it reads gets a natural-gradient update instead of a closed-form one.
+        ``closed_form(mean, sd, *args)``, where given, is that Gaussian expectation exactly.
         """
         return f(self._value, *args)
 
@@ -185,6 +186,11 @@ class ExpFamily:
     stat_ranks: ClassVar[tuple[int, ...]]
     #: True when the family can serve as a variational factor q (has A, entropy, ...).
     variational: ClassVar[bool] = True
+    #: The family of q for a latent with this prior, when it is another one whose ``Stats``
+    #: this family shares (an Exponential prior has a Gamma posterior); None: this family.
+    posterior_family: ClassVar[str | None] = None
+    #: For a likelihood-only family: what to write instead when the value is latent.
+    latent_hint: ClassVar[str] = ""
 
     #: True for structured blocks (registered in STRUCTURES, not usable in model text).
     structured: ClassVar[bool] = False

@@ -37,6 +37,7 @@ class StudentT(ExpFamily):
     support = "real"
     event_rank = 0
     variational = False
+    latent_hint = "write the Student-t as a scale mixture of Normals with a Gamma precision, which is conjugate"
     args = ArgSpec(
         positional=("df", "loc", "scale"),
         groups=(("df",), ("loc",), ("scale",)),
