@@ -446,3 +446,35 @@ def test_categorical_factor_with_latent_value_and_dirichlet_probs():
 def test_poisson_factor_with_latent_count_and_gamma_rate_leaves_out_log_factorial():
     _factor_vs_monte_carlo("Poisson", value=("Poisson", 1), rate=("Gamma", 1),
                            value_log_base=lambda x: -gammaln(x + 1.0))
+
+
+@pytest.mark.parametrize("table_shape, index", [
+    ((1, 20, 50), np.random.default_rng(0).integers(0, 50, (7, 1))),  # LDA's beta[z[i]] at word[i]
+    ((9, 1, 5), np.arange(5).reshape(1, 5)),  # theta[doc[i]] at each enumerated category
+    ((1, 9, 5), np.arange(5).reshape(5, 1)),
+    ((9, 1, 5), np.arange(5)),
+    ((4, 1, 3), np.random.default_rng(1).integers(0, 3, (1, 6))),
+    ((4, 6, 3), np.random.default_rng(2).integers(0, 3, (4, 6))),  # long in both: element gather
+    ((9, 5, 5), np.arange(5).reshape(1, 5)),  # an arange where the table is long: a diagonal
+    ((2, 1, 3, 4), np.random.default_rng(3).integers(0, 4, (1, 5, 1))),
+    ((3,), np.array(2)),
+])
+def test_categorical_table_lookup_is_take_along_the_broadcast(table_shape, index):
+    """Categorical's ``out[b] = table[b, index[b]]`` by each of its three routes (transpose,
+    row gather, element gather), with a NumPy or a JAX index, against NumPy, value and gradient."""
+    from vemppl.families.categorical import _take_last
+
+    rng = np.random.default_rng(4)
+    table = rng.normal(size=table_shape)
+    batch = np.broadcast_shapes(index.shape, table_shape[:-1])
+    expected = np.take_along_axis(np.broadcast_to(table, batch + table_shape[-1:]),
+                                  np.broadcast_to(index, batch)[..., None], -1)[..., 0]
+    w = rng.normal(size=batch)
+    for idx in (index, jnp.asarray(index)):
+        np.testing.assert_array_equal(_take_last(jnp.asarray(table), idx), expected)
+        g = jax.grad(lambda t: jnp.sum(_take_last(t, idx) * w))(jnp.asarray(table))
+        full = np.zeros(batch + table_shape[-1:])
+        np.put_along_axis(full, np.broadcast_to(index, batch)[..., None], w[..., None], -1)
+        pad = (1,) * (len(batch) + 1 - len(table_shape)) + table_shape
+        summed = full.sum(axis=tuple(a for a in range(len(batch)) if pad[a] == 1), keepdims=True).reshape(table_shape)
+        np.testing.assert_allclose(g, summed, atol=1e-14)
