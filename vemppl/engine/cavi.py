@@ -45,6 +45,9 @@ class State(NamedTuple):
 class Engine:
     """The jitted functions for one plan and one binding of the data."""
 
+    #: Seed categorical blocks with broad k-means responsibilities (``_kmeanspp``).
+    broad_start = True
+
     def __init__(self, model, plan, bound, fixed_blocks=None, present=None, learning_rate=1e-2):
         self.model, self.plan, self.bound = model, plan, bound
         # The prior start, compiled once per engine (not once per restart); the seconds its
@@ -445,7 +448,7 @@ class Engine:
         if feats is None or feats.shape[0] != r0.reshape(-1, k).shape[0]:
             r = rng.dirichlet(np.ones(k), size=r0.reshape(-1, k).shape[0])
         else:
-            r = _kmeanspp(feats, k, rng)
+            r = _kmeanspp(feats, k, rng, broad=self.broad_start)
         return jnp.asarray(r.reshape(r0.shape))
 
     def _gated_data(self, j):
@@ -462,15 +465,28 @@ class Engine:
         return None
 
 
-def _kmeanspp(x, k, rng, smooth=0.1, lloyd_steps=300, tol=1e-4):
+def _kmeanspp(x, k, rng, broad=True, smooth=0.1, lloyd_steps=300, tol=1e-4):
     """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007; 2 + ln k candidates per centre,
     the one that lowers the potential most kept, as scikit-learn's ``KMeans``), Lloyd steps
     until the centres move less than ``tol`` × the mean per-feature variance (squared), then
-    smoothed nearest-centre responsibilities.
+    *broad* responsibilities: r_nk ∝ exp(−‖x_n − c_k‖² / 2s²) with s² = tr Cov(x), every
+    component the whole data's spread around its centre, as hmmlearn starts its variational
+    HMM (k-means means, the data covariance for every state).
 
-    Measured on the GMM benchmark (N = 100k, D = K = 10, seeds 0–2): against plain k-means++
-    with 20 Lloyd steps, CAVI took 124 / 6 / 488 sweeps instead of 421 / 171 / 516 and reached
-    held-out log-likelihoods −16.385 / −16.104 / −16.384 instead of −16.448 / −16.343 / −16.344.
+    Measured on the GMM benchmark (N = 100k, D = K = 10, seeds 0–4), against the hard cells
+    (smoothed 0.1) this replaces: CAVI took 22 / 11 / 15 / 11 / 82 sweeps instead of
+    124 / 6 / 488 / 6 / 417, to held-out log-likelihoods −16.396 / −16.104 / −16.104 /
+    −16.104 / −16.343 instead of −16.385 / −16.104 / −16.384 / −16.104 / −16.343 (mean
+    −16.210 against −16.264): hard cells fit each component's covariance to its Voronoi
+    cell, too narrow where clusters overlap, and CAVI then crawls out of that saddle.  On
+    the Gaussian HMM benchmark (T = 100k) every seed took 27 sweeps instead of 40–43, to the
+    same optimum.  Well-separated clusters, where the cells are already right, pay a few
+    sweeps (N = 10k, D = K = 5: 15 instead of 7, 0.05 s).
+
+    ``broad=False``: the hard cells, smoothed by ``smooth``, for stochastic VI, whose damped
+    global steps cannot climb out of a broad start as fast as full CAVI sweeps do (a GMM of
+    5000 points in batches of 500 ended 1.6% below the full-batch held-out log-likelihood
+    from the broad start, within 1e-5 of it from the cells).
     """
     n = x.shape[0]
     trials = 2 + int(np.log(k))
@@ -493,8 +509,12 @@ def _kmeanspp(x, k, rng, smooth=0.1, lloyd_steps=300, tol=1e-4):
         c = new
         if shift <= threshold:
             break
-    hard = np.eye(k)[np.argmin(_sqdist(x, c), axis=1)]
-    return (1 - smooth) * hard + smooth / k
+    if not broad:
+        return (1 - smooth) * np.eye(k)[np.argmin(_sqdist(x, c), axis=1)] + smooth / k
+    spread = float(np.sum(np.var(x, axis=0)))
+    logits = -0.5 * np.maximum(_sqdist(x, c), 0.0) / (spread if spread > 0 else 1.0)
+    r = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return r / r.sum(axis=1, keepdims=True)
 
 
 def _jitter_gaussian(eta, key, scale=0.1):

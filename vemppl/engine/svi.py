@@ -57,6 +57,9 @@ class PlateScaledEngine(Engine):
     """The CAVI engine with the factors and entropies of the data plate scaled by ``scale``
     (``N/|B|``), the masks of each batch read from the data argument (keys ``"mask:" + name``)."""
 
+    #: Hard k-means cells, not the broad start: damped steps climb out of it too slowly.
+    broad_start = False
+
     def __init__(self, model, plan, bound, plate: DataPlate, scale: float, present=None):
         super().__init__(model, plan, bound, present=present)
         self.plate, self.scale = plate, float(scale)
