@@ -99,7 +99,7 @@ def test_updates_name_the_gmm_messages():
     text = derived_updates(vp.load(ROOT / "models/gmm.vem"))
     assert "## q(z[n]): Categorical" in text
     assert "r[z[n] = k] · E[log MvNormal(x[n] | mu[k], precision_matrix = Lam[k])]" in text
-    assert "E[log Categorical(k | pi)]" in text
+    assert "E[log Categorical(z[n] | pi)]" in text  # its own factor reads E[onehot(z[n])]
     assert "## q(Lam[k]): Wishart" in text and "## q(mu[k]): MvNormal" in text
 
 

@@ -39,7 +39,11 @@ def _enum_refs(model: ModelGraph, target: str, d) -> tuple[EnumRef, ...]:
                         ref = EnumRef(inner, inner.base.id)
                         if ref not in refs:
                             refs.append(ref)
-    if target in cats:
+    # A categorical target is enumerated only beside another step of its own block (a chain's
+    # z[t] with z[t-1]: the pairwise marginal weighs both).  Alone, its factor reads its
+    # E[onehot] as a value (Σ_k r_k E[log p_k]), the same number without an enumerated axis,
+    # whose gradient is a transpose and a layout copy of every [N, K] cotangent on LDA.
+    if target in cats and any(r.block == target for r in refs):
         own = Index(Name(target), d.indices) if d.indices else Name(target)
         ref = EnumRef(own, target)
         if ref not in refs:
