@@ -104,7 +104,7 @@ def tokens(X):
     return np.repeat(d, c), np.repeat(w, c)
 
 
-def run_vemppl(Xtr, k, alpha, eta, seed, restarts, max_iter, tol, start="random-globals", local_iter=10):
+def run_vemppl(Xtr, k, alpha, eta, seed, restarts, max_iter, tol, start="random-globals", local_iter=10, local_tol=None):
     """One fit per seed (``seed, seed+1, ...``, as scikit-learn's ``random_state``); the best ELBO is kept."""
     doc, word = tokens(Xtr)
     runs = []
@@ -112,7 +112,8 @@ def run_vemppl(Xtr, k, alpha, eta, seed, restarts, max_iter, tol, start="random-
         t0 = time.perf_counter()
         fit = vp.fit(vp.load(MODELS / "lda.vem"), {"doc": doc, "word": word},
                      consts={"K": k, "alpha": alpha, "eta": eta}, dims={"D": Xtr.shape[0], "V": Xtr.shape[1]},
-                     seed=seed + r, max_iter=max_iter, tol=tol, progress=False, start=start, local_iter=local_iter)
+                     seed=seed + r, max_iter=max_iter, tol=tol, progress=False, start=start, local_iter=local_iter,
+                     local_tol=local_tol)
         runs.append(dict(fit=fit, wall=time.perf_counter() - t0, bound=float(fit.elbo),
                          topics=np.asarray(fit.posterior["beta"].concentration)))
     best = max(runs, key=lambda r: r["bound"])
@@ -153,7 +154,7 @@ def markdown(res) -> str:
         "",
         f"{cfg['n_train']} training + {cfg['n_test']} held-out documents, V = {cfg['v']}, {cfg['train_tokens']} training tokens; "
         f"K = {cfg['k']}, α = {cfg['alpha']}, η = {cfg['eta']}; best of {cfg['restarts']} seeds by training bound; "
-        f"vemppl: start={cfg.get('start', 'prior')}, local_iter={cfg.get('local_iter', 1)}, at most {cfg['max_iter']} sweeps "
+        f"vemppl: start={cfg.get('start', 'prior')}, local_iter={cfg.get('local_iter', 1)}, local_tol={cfg.get('local_tol')}, at most {cfg['max_iter']} sweeps "
         f"(relative tol {cfg['tol']}); scikit-learn: {cfg['max_iter_sklearn']} EM iterations (no early stop). Machine: {res['machine']['nproc']} CPUs, {res['machine']['cpu']}.",
         "",
         "| system | compile (s) | fit (s), all seeds | iterations (best) | training bound (best) | held-out plug-in perplexity | held-out bound perplexity |",
@@ -199,7 +200,9 @@ def main(argv=None):
     ap.add_argument("--max-iter", type=int, default=300)
     ap.add_argument("--tol", type=float, default=1e-7, help="vemppl's relative ELBO tolerance")
     ap.add_argument("--start", default="random-globals", help="vemppl's start: prior or random-globals")
-    ap.add_argument("--local-iter", type=int, default=10, help="vemppl's local passes per sweep")
+    ap.add_argument("--local-iter", type=int, default=10, help="vemppl's local passes per sweep (at most, with --local-tol)")
+    ap.add_argument("--local-tol", type=float, default=1e-3,
+                    help="vemppl's local passes stop once θ moves by at most this (relative); negative: always --local-iter")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", type=Path, default=HERE)
     args = ap.parse_args(argv)
@@ -208,8 +211,9 @@ def main(argv=None):
         n_docs, args.k, args.restarts, args.max_iter = 60, 5, 1, 20
     Xtr, Xte = reuters(n_docs, args.seed)
 
+    local_tol = args.local_tol if args.local_tol >= 0 else None
     ours = run_vemppl(Xtr, args.k, args.alpha, args.eta, args.seed, args.restarts, args.max_iter, args.tol, args.start,
-                      args.local_iter)
+                      args.local_iter, local_tol)
     batch = run_sklearn(Xtr, args.k, args.alpha, args.eta, args.seed, args.restarts, min(args.max_iter, 100), "batch")
     online = run_sklearn(Xtr, args.k, args.alpha, args.eta, args.seed, args.restarts, min(args.max_iter, 100), "online")
     shell = batch["estimator"]
@@ -217,7 +221,7 @@ def main(argv=None):
         config=dict(n_train=Xtr.shape[0], n_test=Xte.shape[0], v=Xtr.shape[1], train_tokens=int(Xtr.sum()),
                     test_tokens=int(Xte.sum()), k=args.k, alpha=args.alpha, eta=args.eta, seed=args.seed,
                     restarts=args.restarts, max_iter=args.max_iter, max_iter_sklearn=min(args.max_iter, 100),
-                    tol=args.tol, quick=args.quick, start=args.start, local_iter=args.local_iter),
+                    tol=args.tol, quick=args.quick, start=args.start, local_iter=args.local_iter, local_tol=local_tol),
         machine=machine(),
     )
     for name, r in (("vemppl", ours), ("sklearn_batch", batch), ("sklearn_online", online)):

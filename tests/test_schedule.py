@@ -43,3 +43,44 @@ def test_random_globals_with_local_passes_is_monotone_and_separates_rates():
     assert_elbo_monotone(fit.elbo_trace)
     rates = np.sort(np.asarray(fit.posterior["rate"].mean))
     np.testing.assert_allclose(rates, truth, rtol=0.15)
+
+
+def _grouped_fit(**kw):
+    rng = np.random.default_rng(1)
+    n, g = 400, 5
+    grp = rng.integers(g, size=n)
+    x = rng.poisson(np.array([2.0, 10.0, 25.0])[rng.integers(3, size=n)])
+    return vemppl.fit(vemppl.parse(GROUPED), data={"grp": grp, "x": x}, dims={"G": g}, seed=3, max_iter=60, tol=0,
+                      start="random-globals", progress=False, **kw)
+
+
+def test_local_tol_bounds_the_passes_between_one_and_local_iter():
+    """local_tol=0 never settles, so every sweep takes all local_iter passes: the fixed
+    schedule's trace; a tolerance no change reaches below takes one pass: local_iter=1's."""
+    fixed = _grouped_fit(local_iter=4)
+    never_settled = _grouped_fit(local_iter=4, local_tol=0.0)
+    np.testing.assert_allclose(never_settled.elbo_trace, fixed.elbo_trace, rtol=1e-12)
+    one = _grouped_fit(local_iter=1)
+    settled = _grouped_fit(local_iter=4, local_tol=np.inf)
+    np.testing.assert_allclose(settled.elbo_trace, one.elbo_trace, rtol=1e-12)
+    assert not np.allclose(fixed.elbo_trace, one.elbo_trace, rtol=1e-6)  # the two schedules differ
+
+
+def test_local_tol_stops_early_and_stays_monotone():
+    """Between the two: the ELBO never decreases and the fit ends where the fixed schedule's does."""
+    fixed = _grouped_fit(local_iter=10)
+    early = _grouped_fit(local_iter=10, local_tol=1e-4)
+    assert_elbo_monotone(early.elbo_trace)
+    np.testing.assert_allclose(early.elbo_trace[-1], fixed.elbo_trace[-1], rtol=1e-5)
+    np.testing.assert_allclose(np.sort(early.posterior["rate"].mean), np.sort(fixed.posterior["rate"].mean), rtol=1e-3)
+
+
+def test_bad_local_tol_is_a_clear_error():
+    import pytest
+
+    from vemppl.diagnostics import VemError
+
+    with pytest.raises(VemError, match="local_tol must be a non-negative number"):
+        _grouped_fit(local_tol=-1.0)
+    with pytest.raises(VemError, match="local_tol= is for batch fits"):
+        _grouped_fit(local_tol=1e-3, batch_size=50)

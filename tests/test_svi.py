@@ -231,4 +231,6 @@ def test_each_batch_of_documents_starts_its_locals_afresh():
         s2, _ = svi.step(s1, batch, 0.0, False)
         for j in ("theta", "z"):
             for a, b in zip(jax.tree_util.tree_leaves(s1.state.eta[j]), jax.tree_util.tree_leaves(s2.state.eta[j])):
-                np.testing.assert_array_equal(a, b)
+                # to rounding (XLA's fusions may differ between the two calls); carried-over
+                # locals would differ at O(1)
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

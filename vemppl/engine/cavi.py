@@ -36,7 +36,7 @@ from .evaluate import _Context, factor_value
 
 class State(NamedTuple):
     eta: dict  # block name -> natural parameters (the family's Stats type)
-    mu: dict  # block name -> mean parameters
+    mu: dict  # block name -> mean parameters, always expected_stats(eta) (the ELBO reads both)
     params: dict  # param name -> value (a network's: a dict of named weight arrays)
     key: Any = None  # the Monte Carlo draw of this sweep (models with networks only)
     opt: Any = None  # Adam's state for the networks (engine.networks)
@@ -138,7 +138,7 @@ class Engine:
             total = total + factor_value(self.model, f, self.bound.sizes, data, blocks, state.params, None, self.masks,
                                          keep_leading=True)
         for j in state.eta:
-            h = self.families[j].entropy(state.eta[j])
+            h = self.families[j].entropy(state.eta[j], state.mu[j])
             if h.ndim == 0:
                 raise VemError("unsupported", f"q({j}) couples the data points: no per-point terms")
             total = total + jnp.sum(jnp.reshape(h, (h.shape[0], -1)), axis=1)
@@ -153,18 +153,18 @@ class Engine:
         (in a chain, both pairwise potentials that touch it are zero) and adds exactly
         log K to the entropy; removing it makes the ELBO that of the shorter sequences.
         """
-        total = sum(jnp.sum(self._entropy(j, state.eta[j])) for j in state.eta)
+        total = sum(jnp.sum(self._entropy(j, state.eta[j], state.mu[j])) for j in state.eta)
         for j, present in self.present.items():
             k = state.mu[j].onehot.shape[-1]
             total = total - jnp.sum(~present) * jnp.log(k)
         return total
 
-    def _entropy(self, j, eta):
+    def _entropy(self, j, eta, mu=None):
         if j in self.amortised:  # diagonal by construction: no batched Cholesky
             from .networks import diagonal_entropy
 
             return diagonal_entropy(eta)
-        return self.families[j].entropy(eta)
+        return self.families[j].entropy(eta, mu)
 
     def _check_present(self, present):
         out = {}

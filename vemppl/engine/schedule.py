@@ -17,9 +17,13 @@ or by another loop (``W[j]``) is global.  Read off the graph, never off a model'
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
+import jax.numpy as jnp
 
 from ..diagnostics import VemError
+from ..families.base import ExpFamily
 from ..ir.expr import Index, Name, indexes, walk
 
 STARTS = ("prior", "random-globals")
@@ -50,6 +54,14 @@ def local_blocks(model, plan, dim=None) -> tuple[str, ...]:
     return tuple(j for j in plan.schedule if j in local)
 
 
+def relative_change(new, old):
+    """max over the fields of a block's natural parameters of mean|new − old| / mean|old|."""
+    out = jnp.zeros(())
+    for a, b in zip(jax.tree_util.tree_leaves(new), jax.tree_util.tree_leaves(old)):
+        out = jnp.maximum(out, jnp.mean(jnp.abs(a - b)) / jnp.maximum(jnp.mean(jnp.abs(b)), jnp.finfo(b.dtype).tiny))
+    return out
+
+
 def _by_unit(ix, var, data) -> bool:
     if isinstance(ix, Name):
         return ix.id == var
@@ -61,15 +73,25 @@ class LocalGlobal:
     """The order of one sweep: globals, then ``local_iter`` passes over the locals (start
     "prior": the globals read the seeded locals first, as in the default schedule); or the
     local passes first, then the globals (start "random-globals": the locals read the
-    random globals first, seeded locals before the others)."""
+    random globals first, seeded locals before the others).
 
-    def __init__(self, engine, start: str, local_iter: int, dim=None):
+    With ``local_tol`` the passes stop early, as scikit-learn's E-step does
+    (``mean_change_tol``): after the first, once the last local block of a pass has moved
+    by at most ``local_tol`` (``relative_change`` of its natural parameters), and after
+    ``local_iter`` passes at most.  Early sweeps, against globals far from their optimum,
+    take the most passes; late ones one or two (LDA on Reuters: 1.8 a sweep on average
+    against a fixed 10, the same topics; benchmarks/results_lda.md).
+    """
+
+    def __init__(self, engine, start: str, local_iter: int, dim=None, local_tol: float | None = None):
         if start not in STARTS:
             raise VemError("data", f"start must be one of {', '.join(STARTS)}; got {start!r}")
         if local_iter < 1:
             raise VemError("data", f"local_iter must be at least 1; got {local_iter}")
+        if local_tol is not None and not local_tol >= 0:
+            raise VemError("data", f"local_tol must be a non-negative number; got {local_tol}")
         plan = engine.plan
-        self.start, self.local_iter = start, int(local_iter)
+        self.start, self.local_iter, self.local_tol = start, int(local_iter), local_tol
         locals_ = local_blocks(engine.model, plan, dim)
         if start == "random-globals":
             seeded = [j for j in locals_ if plan.block(j).init not in ("prior", "prior draw")]
@@ -88,10 +110,30 @@ class LocalGlobal:
                 st = engine.update_block(st, j, data)
             return st
 
-        if self.locals_:
+        if self.locals_ and self.local_tol is None:
             state = jax.lax.fori_loop(0, self.local_iter, local_pass, state)
+        elif self.locals_:
+            state = self._until_settled(lambda st: local_pass(0, st), state)
         for j in after:
             state = engine.update_block(state, j, data)
+        return state
+
+    def _until_settled(self, local_pass, state):
+        last = self.locals_[-1]
+
+        def go_on(carry):
+            passes, _, change = carry
+            return (passes < self.local_iter) & (change > self.local_tol)
+
+        def one_more(carry):
+            passes, st, _ = carry
+            new = local_pass(st)
+            return passes + 1, new, relative_change(new.eta[last], st.eta[last])
+
+        # The first pass is outside the loop: every sweep takes it, and its change is the
+        # loop's first test.
+        first = local_pass(state)
+        _, state, _ = jax.lax.while_loop(go_on, one_more, (1, first, relative_change(first.eta[last], state.eta[last])))
         return state
 
     def randomise_globals(self, engine, state, key):
@@ -102,11 +144,17 @@ class LocalGlobal:
         for j in self.globals_:
             fam = engine.families[j]
             key, sub = jax.random.split(key)
-            start = fam.random_start(eta[j], sub)
-            if start is not eta[j]:
-                eta[j] = start
-                mu[j] = fam.expected_stats(start)
+            if fam.random_start.__func__ is not ExpFamily.random_start.__func__:
+                eta[j], mu[j] = _random_start(fam, eta[j], sub)
         return state._replace(eta=eta, mu=mu)
+
+
+@partial(jax.jit, static_argnums=0)
+def _random_start(fam, eta, key):
+    # Jitted once per family and shape, and kept across fits: run eagerly, the draw's
+    # primitives compiled one by one on a process's first fit (1.1 s for LDA's β).
+    start = fam.random_start(eta, key)
+    return start, fam.expected_stats(start)
 
 
 __all__ = ["LocalGlobal", "local_blocks", "STARTS"]

@@ -116,7 +116,7 @@ class PlateScaledEngine(Engine):
             return super().entropy(state)
         total = 0.0
         for j in state.eta:
-            h = jnp.sum(self.families[j].entropy(state.eta[j]))
+            h = jnp.sum(self.families[j].entropy(state.eta[j], state.mu[j]))
             if j in self.present:  # absent categorical elements: their log K removed (Engine.entropy)
                 h = h - jnp.sum(~self.present[j]) * jnp.log(state.mu[j].onehot.shape[-1])
             total = total + (self.scale * h if j in self.local else h)

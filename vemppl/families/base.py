@@ -253,9 +253,14 @@ class ExpFamily:
         raise NotImplementedError
 
     @classmethod
-    def entropy(cls, eta):
-        """H[q] = A(η) − ⟨η, μ⟩ − E[log h(x)]."""
-        mu = cls.expected_stats(eta)
+    def entropy(cls, eta, mu=None):
+        """H[q] = A(η) − ⟨η, μ⟩ − E[log h(x)].
+
+        ``mu``, when given, must be ``expected_stats(eta)``; the engine passes the one its
+        state holds, so the ELBO does not recompute ∇A (a softmax over every token–topic
+        of LDA, a backward pass over every step of a chain).
+        """
+        mu = cls.expected_stats(eta) if mu is None else mu
         return cls.log_normalizer(eta) - cls.inner(eta, mu) - cls.expected_log_base_measure(eta)
 
     @classmethod

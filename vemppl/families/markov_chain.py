@@ -43,9 +43,11 @@ class MarkovChain(ExpFamily):
         return forward_backward(psi, phi)
 
     @classmethod
-    def entropy(cls, eta):
+    def entropy(cls, eta, mu=None):
         """H[q] = A(η) − ⟨η, μ⟩ from one forward and one backward pass (``jax.vjp``), not
-        the base class's forward, forward and backward."""
+        the base class's forward, forward and backward.  A given ``mu`` is not used: in a
+        sweep these passes are the update's own (XLA merges the two), where a forward pass
+        for log Z alone is a loop of its own (HMM sweep 47 → 63 ms, measured)."""
         log_z, pullback = jax.vjp(cls.log_normalizer, eta)
         (mu,) = pullback(jnp.ones_like(log_z))
         return log_z - cls.inner(eta, ChainStats(*mu))
