@@ -179,6 +179,26 @@ def test_chain_with_forbidden_transitions_matches_brute_force():
     assert np.all(np.asarray(stats.pair)[:, np.tril_indices(K, -1)[0], np.tril_indices(K, -1)[1]] == 0.0)
 
 
+def test_chain_beyond_probability_space_falls_back_to_log_space():
+    """Two states that never switch, the data alternating between them 1000 nats apart: in
+    probability space every step's normaliser underflows to zero (each path is e^−1000
+    below the step's best state), so the chain must take the log-space recursions and
+    still agree with enumeration."""
+    from vemppl.families.markov_chain import _forward_scaled
+
+    rng = np.random.default_rng(4)
+    T = 5
+    psi = np.where(np.arange(T)[:, None] % 2 == np.arange(2)[None, :], 0.0, -1000.0) + rng.normal(size=(T, 2))
+    phi = np.broadcast_to(np.array([[0.0, -np.inf], [-np.inf, np.log(0.5)]]), (T - 1, 2, 2))
+    assert not bool(_forward_scaled(jnp.asarray(psi), jnp.asarray(phi))[-1])  # the scaled pass refuses it
+    marg, pair, lz = brute_force(psi, phi)
+    eta = ChainStats(jnp.asarray(psi), jnp.asarray(phi))
+    stats = MarkovChain.expected_stats(eta)
+    np.testing.assert_allclose(MarkovChain.log_normalizer(eta), lz, rtol=1e-12)
+    np.testing.assert_allclose(stats.onehot, marg, atol=1e-12)
+    np.testing.assert_allclose(stats.pair, pair, atol=1e-12)
+
+
 def scaled_forward_backward(psi, phi):
     """Rabiner's (1989, §V.A) scaled forward–backward in probability space, in NumPy: the
     reference for chains too long to enumerate."""
