@@ -134,6 +134,25 @@ def test_cli_end_to_end(tmp_path):
     assert r.returncode == 2 and "'x'" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_cli_schedule_options_give_the_python_fit(tmp_path):
+    """`vemppl fit --start random-globals --local-tol T` is `fit(start=, local_tol=)`: the
+    saved ELBO trace is the one the Python call gives."""
+    rng = np.random.default_rng(0)
+    doc = np.repeat(np.arange(12), 15)
+    word = np.where(doc % 2 == 0, rng.integers(0, 5, doc.size), rng.integers(5, 10, doc.size))
+    np.savez(tmp_path / "tokens.npz", doc=doc, word=word)
+    model = str(ROOT / "models/lda.vem")
+    r = run_cli("fit", model, "--data", "tokens.npz", "--set", "K=2", "--set", "D=12", "--set", "V=10", "--out", "res",
+                "--quiet", "--start", "random-globals", "--local-tol", "1e-3", "--max-iter", "40", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    saved = json.loads((tmp_path / "res/manifest.json").read_text())["elbo_trace"]
+    ref = vp.fit(vp.load(model), {"doc": doc, "word": word}, consts={"K": 2}, dims={"D": 12, "V": 10}, max_iter=40,
+                 start="random-globals", local_tol=1e-3, progress=False)
+    np.testing.assert_allclose(saved, ref.elbo_trace, rtol=1e-12)
+    r = run_cli("fit", model, "--data", "tokens.npz", "--set", "K=2", "--local-tol", "-1", "--quiet", cwd=tmp_path)
+    assert r.returncode == 2 and "local_tol must be a non-negative number" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_demo_runs(tmp_path):
     r = subprocess.run([sys.executable, "-m", "vemppl.cli", "demo", "--out", str(tmp_path / "d")],
                        capture_output=True, text=True, timeout=600)

@@ -30,6 +30,14 @@ def add_all(verbs):
     p.add_argument("--max-iter", type=int, default=500)
     p.add_argument("--tol", type=float, default=1e-8, help="relative ELBO change that counts as converged")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    g = p.add_argument_group("schedule", "the order of the updates (docs/engine.md, local/global schedules)")
+    g.add_argument("--start", choices=("prior", "random-globals"), default="prior",
+                   help="random-globals: global blocks start at random and the local ones are fitted to them "
+                        "first, as variational EM for LDA does (default: prior)")
+    g.add_argument("--local-iter", type=int, metavar="L",
+                   help="local passes per sweep (at most L with --local-tol; default 1, or 10 with --local-tol)")
+    g.add_argument("--local-tol", type=float, metavar="T",
+                   help="stop a sweep's local passes once the last local block moves by at most T (relative)")
     g = p.add_argument_group("scale", "stochastic VI and several devices (docs/scaling.md)")
     g.add_argument("--batch-size", type=int, metavar="B",
                    help="stochastic VI: each of --max-iter steps fits the local latents of B random units of the "
@@ -193,8 +201,9 @@ def fit_verb(args) -> int:
     data = read_data(args.data, model)
     scale = {"batch_size": args.batch_size, "step_size": _pair("--step-size", args.step_size), "plate": args.plate,
              "devices": args.devices}
+    schedule = {"start": args.start, "local_iter": args.local_iter, "local_tol": args.local_tol}
     result = fit(model, data, consts=consts, dims=dims, seed=args.seed, restarts=args.restarts,
-                 max_iter=args.max_iter, tol=args.tol, progress=None if not args.quiet else False, **scale)
+                 max_iter=args.max_iter, tol=args.tol, progress=None if not args.quiet else False, **scale, **schedule)
     out = Path(args.out or Path("results") / model.name)
     result.save(out)
     result.plot_elbo(out / "elbo.png")
