@@ -84,3 +84,12 @@ def test_bad_local_tol_is_a_clear_error():
         _grouped_fit(local_tol=-1.0)
     with pytest.raises(VemError, match="local_tol= is for batch fits"):
         _grouped_fit(local_tol=1e-3, batch_size=50)
+
+
+def test_local_tol_under_batched_restarts_is_each_restart_alone():
+    """vmap of the stopping loop: each restart stops its own passes (a batched predicate),
+    so the batched fit's traces are the restarts' traces run in turn."""
+    batched = _grouped_fit(local_iter=10, local_tol=1e-4, restarts=3, batch_restarts=True)
+    in_turn = _grouped_fit(local_iter=10, local_tol=1e-4, restarts=3, batch_restarts=False)
+    np.testing.assert_allclose(batched.elbo_trace, in_turn.elbo_trace, rtol=1e-10)
+    assert batched.best_restart == in_turn.best_restart
