@@ -34,10 +34,14 @@ import sys
 import time
 from pathlib import Path
 
+import os
+
 import numpy as np
 from hmmlearn.hmm import GaussianHMM
 from hmmlearn.vhmm import VariationalGaussianHMM
 
+if "--float32" in sys.argv:  # vemppl reads VEMPPL_X64 when it is imported
+    os.environ["VEMPPL_X64"] = "0"
 import vemppl as vp
 from machine import machine  # benchmarks/machine.py, beside this script
 
@@ -192,7 +196,8 @@ def markdown(res) -> str:
         "# HMM benchmark: vemppl vs hmmlearn VariationalGaussianHMM",
         "",
         f"K = {cfg['k']}, D = {cfg['d']}, seed {cfg['seed']}, max_iter {cfg['max_iter']}, tol {cfg['tol']:g} relative "
-        "(hmmlearn: the same absolute threshold), one initialisation each; held out: a second sequence of T/5 steps. "
+        f"(hmmlearn: the same absolute threshold), one initialisation each; vemppl in {cfg.get('vemppl_dtype', 'float64')}; "
+        "held out: a second sequence of T/5 steps. "
         f"Machine: {mach['nproc']} CPUs, {mach['cpu']}; JAX {mach['jax']}, hmmlearn {mach['hmmlearn']}.",
         "",
         "| T | system | compile (s) | fit (s) | s / iteration | iterations | converged | ELBO | held-out log-lik / step |",
@@ -245,6 +250,7 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--seeds", type=int, default=1,
                     help="also fit the longest T once per seed (seed, seed+1, ...) for each system")
+    ap.add_argument("--float32", action="store_true", help="vemppl in float32 (VEMPPL_X64=0); results_hmm_float32.*")
     ap.add_argument("--quick", action="store_true", help="smoke run: T = 2000")
     ap.add_argument("--out", type=Path, default=HERE)
     args = ap.parse_args(argv)
@@ -272,7 +278,8 @@ def main(argv=None):
               flush=True)
     res = dict(
         config=dict(t=args.t, k=args.k, d=args.d, seed=args.seed, max_iter=args.max_iter, tol=args.tol,
-                    repeats=args.repeats, quick=args.quick, seeds=args.seeds),
+                    repeats=args.repeats, quick=args.quick, seeds=args.seeds,
+                    vemppl_dtype="float32" if args.float32 else "float64"),
         machine=machine_info(), runs=runs,
     )
     if args.seeds > 1:
@@ -282,7 +289,7 @@ def main(argv=None):
     md = markdown(res)
     print(md)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = "results_hmm_quick" if args.quick else "results_hmm"
+    stem = ("results_hmm_quick" if args.quick else "results_hmm") + ("_float32" if args.float32 else "")
     (args.out / f"{stem}.json").write_text(json.dumps(res, indent=2) + "\n")
     (args.out / f"{stem}.md").write_text(md)
     return 0
