@@ -106,7 +106,8 @@ def tokens(X):
     return np.repeat(d, c), np.repeat(w, c)
 
 
-def run_vemppl(Xtr, k, alpha, eta, seed, restarts, max_iter, tol, start="random-globals", local_iter=10, local_tol=None):
+def run_vemppl(Xtr, k, alpha, eta, seed, restarts, max_iter, tol, start="random-globals", local_iter=10, local_tol=None,
+               local_restart=False):
     """One fit per seed (``seed, seed+1, ...``, as scikit-learn's ``random_state``); the best ELBO is kept."""
     doc, word = tokens(Xtr)
     runs = []
@@ -115,7 +116,7 @@ def run_vemppl(Xtr, k, alpha, eta, seed, restarts, max_iter, tol, start="random-
         fit = vp.fit(vp.load(MODELS / "lda.vem"), {"doc": doc, "word": word},
                      consts={"K": k, "alpha": alpha, "eta": eta}, dims={"D": Xtr.shape[0], "V": Xtr.shape[1]},
                      seed=seed + r, max_iter=max_iter, tol=tol, progress=False, start=start, local_iter=local_iter,
-                     local_tol=local_tol)
+                     local_tol=local_tol, local_restart=local_restart)
         runs.append(dict(fit=fit, wall=time.perf_counter() - t0, bound=float(fit.elbo),
                          topics=np.asarray(fit.posterior["beta"].concentration)))
     best = max(runs, key=lambda r: r["bound"])

@@ -65,7 +65,10 @@ def main(argv=None):
     ap.add_argument("--max-iter", type=int, default=300)
     ap.add_argument("--tol", type=float, default=1e-7)
     ap.add_argument("--seeds", type=int, default=1, help="fits per fold and system, each scored")
-    ap.add_argument("--local-tol", type=float, default=1e-3, help="vemppl's local_tol (negative: 10 passes always)")
+    ap.add_argument("--local-tol", type=float, default=1e-3, help="vemppl's local_tol (negative: --local-iter always)")
+    ap.add_argument("--local-iter", type=int, default=10, help="vemppl's local passes per sweep (at most)")
+    ap.add_argument("--local-restart", action="store_true",
+                    help="vemppl's locals start afresh every sweep, as scikit-learn's E-step; results_lda_folds_restart.*")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", type=Path, default=HERE)
     a = ap.parse_args(argv)
@@ -81,8 +84,8 @@ def main(argv=None):
         Xtr, Xte = X[train], X[test]
         for s in range(a.seeds):
             seed = a.seed + a.seeds * f + s
-            ours = bench.run_vemppl(Xtr, a.k, a.alpha, a.eta, seed, 1, a.max_iter, a.tol,
-                                    local_tol=a.local_tol if a.local_tol >= 0 else None)
+            ours = bench.run_vemppl(Xtr, a.k, a.alpha, a.eta, seed, 1, a.max_iter, a.tol, local_iter=a.local_iter,
+                                    local_tol=a.local_tol if a.local_tol >= 0 else None, local_restart=a.local_restart)
             batch = bench.run_sklearn(Xtr, a.k, a.alpha, a.eta, seed, 1, min(a.max_iter, 100), "batch")
             shell = batch["estimator"]
             row = dict(fold=f, seed=seed, test_docs=len(test), test_tokens=float(Xte.sum()))
@@ -99,7 +102,8 @@ def main(argv=None):
               for name in ("vemppl", "sklearn_batch")}
     ratios = np.array([r["ratio"] for r in rows])
     res = dict(config=dict(folds=a.folds, k=a.k, alpha=a.alpha, eta=a.eta, seed=a.seed, max_iter=a.max_iter,
-                           tol=a.tol, seeds=a.seeds, local_tol=a.local_tol, docs=int(X.shape[0]), tokens=float(X.sum()), quick=a.quick),
+                           tol=a.tol, seeds=a.seeds, local_tol=a.local_tol, local_iter=a.local_iter,
+                           local_restart=a.local_restart, docs=int(X.shape[0]), tokens=float(X.sum()), quick=a.quick),
                machine=machine(), load_average_at_end=os.getloadavg()[0], folds=rows, pooled_perplexity=pooled,
                pooled_ratio=pooled["vemppl"] / pooled["sklearn_batch"],
                mean_fold_ratio=float(ratios.mean()), se_fold_ratio=float(ratios.std(ddof=1) / np.sqrt(len(ratios))),
@@ -107,7 +111,7 @@ def main(argv=None):
                fit_seconds={n: float(sum(r[n]["fit_seconds"] for r in rows)) for n in ("vemppl", "sklearn_batch")})
     md = markdown(res)
     print(md)
-    stem = "results_lda_folds_quick" if a.quick else "results_lda_folds"
+    stem = ("results_lda_folds_quick" if a.quick else "results_lda_folds") + ("_restart" if a.local_restart else "")
     a.out.mkdir(parents=True, exist_ok=True)
     write_atomic(a.out / f"{stem}.json", json.dumps(res, indent=2) + "\n")
     write_atomic(a.out / f"{stem}.md", md)
@@ -122,6 +126,7 @@ def markdown(res) -> str:
         f"{c['docs']} documents, {c['tokens']:.0f} tokens, {c['folds']} folds (each document held out once; each fold "
         f"trains on the rest); K = {c['k']}, α = {c['alpha']}, η = {c['eta']}; {c.get('seeds', 1)} seed(s) per fold, "
         f"the same for both systems, every fit scored; vemppl local_tol {c.get('local_tol')}, at most "
+        f"{c.get('local_iter', 10)} local passes a sweep{', the locals restarted every sweep' if c.get('local_restart') else ''}, at most "
         f"{c['max_iter']} sweeps, relative tol {c['tol']}; scikit-learn 100 EM iterations. "
         f"Held-out plug-in perplexity by one procedure for both (benchmarks/lda.py). Machine: "
         f"{res['machine']['nproc']} CPUs, load average at the end {res['load_average_at_end']:.1f}.",

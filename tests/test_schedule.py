@@ -93,3 +93,39 @@ def test_local_tol_under_batched_restarts_is_each_restart_alone():
     in_turn = _grouped_fit(local_iter=10, local_tol=1e-4, restarts=3, batch_restarts=False)
     np.testing.assert_allclose(batched.elbo_trace, in_turn.elbo_trace, rtol=1e-10)
     assert batched.best_restart == in_turn.best_restart
+
+
+def test_local_restart_forgets_the_carried_locals():
+    """With local_restart a sweep starts the locals at their prior, so its result does not
+    depend on the locals it is given: two states that differ only there give one sweep."""
+    import jax
+
+    fit = _grouped_fit(local_iter=10, local_tol=1e-6, local_restart=True)
+    state = fit.state
+    eta_pi = state.eta["pi"]
+    shuffled = jax.tree_util.tree_map(lambda a: a[::-1], eta_pi)  # another group's proportions
+    other = state._replace(eta={**state.eta, "pi": shuffled},
+                           mu={**state.mu, "pi": fit.engine.families["pi"].expected_stats(shuffled)})
+    a, elbo_a = fit.engine.sweep(state)
+    b, elbo_b = fit.engine.sweep(other)
+    np.testing.assert_allclose(float(elbo_a), float(elbo_b), rtol=1e-12)
+    for x, y in zip(jax.tree_util.tree_leaves(a.eta), jax.tree_util.tree_leaves(b.eta)):
+        np.testing.assert_allclose(x, y, rtol=1e-10, atol=1e-12)
+    carried = _grouped_fit(local_iter=10, local_tol=1e-6)  # without: the carried locals matter
+    a, _ = carried.engine.sweep(carried.state)
+    s2 = carried.state._replace(eta={**carried.state.eta, "pi": shuffled},
+                                mu={**carried.state.mu, "pi": carried.engine.families["pi"].expected_stats(shuffled)})
+    b, _ = carried.engine.sweep(s2)
+    assert not np.allclose(a.eta["pi"][0], b.eta["pi"][0], rtol=1e-6)
+
+
+def test_local_restart_needs_random_globals_and_batch_fits():
+    import pytest
+
+    from vemppl.diagnostics import VemError
+
+    with pytest.raises(VemError, match="it needs start='random-globals'"):
+        vemppl.fit(vemppl.parse(GROUPED), data={"grp": np.zeros(10, int), "x": np.ones(10, int)}, dims={"G": 1},
+                   local_restart=True, progress=False)
+    with pytest.raises(VemError, match="local_restart= is for batch fits"):
+        _grouped_fit(local_restart=True, batch_size=50)

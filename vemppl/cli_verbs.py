@@ -38,6 +38,9 @@ def add_all(verbs):
                    help="local passes per sweep (at most L with --local-tol; default 1, or 10 with --local-tol)")
     g.add_argument("--local-tol", type=float, metavar="T",
                    help="stop a sweep's local passes once the last local block moves by at most T (relative)")
+    g.add_argument("--local-restart", action="store_true",
+                   help="with --start random-globals: start the locals afresh at their prior every sweep, as "
+                        "scikit-learn's LDA E-step (the ELBO may then fall between sweeps)")
     g = p.add_argument_group("scale", "stochastic VI and several devices (docs/scaling.md)")
     g.add_argument("--batch-size", type=int, metavar="B",
                    help="stochastic VI: each of --max-iter steps fits the local latents of B random units of the "
@@ -201,7 +204,8 @@ def fit_verb(args) -> int:
     data = read_data(args.data, model)
     scale = {"batch_size": args.batch_size, "step_size": _pair("--step-size", args.step_size), "plate": args.plate,
              "devices": args.devices}
-    schedule = {"start": args.start, "local_iter": args.local_iter, "local_tol": args.local_tol}
+    schedule = {"start": args.start, "local_iter": args.local_iter, "local_tol": args.local_tol,
+                "local_restart": args.local_restart}
     result = fit(model, data, consts=consts, dims=dims, seed=args.seed, restarts=args.restarts,
                  max_iter=args.max_iter, tol=args.tol, progress=None if not args.quiet else False, **scale, **schedule)
     out = Path(args.out or Path("results") / model.name)

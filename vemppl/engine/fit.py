@@ -39,6 +39,7 @@ def fit(
     step_size: tuple[float, float] = (1.0, 0.7),
     local_iter: int | None = None,
     local_tol: float | None = None,
+    local_restart: bool = False,
     plate: str | None = None,
     devices: int | None = None,
     batch_restarts: bool | None = None,
@@ -83,7 +84,10 @@ def fit(
     locals first, as variational EM for LDA does (Blei et al. 2003; scikit-learn).
     ``local_tol=t`` stops a sweep's local passes once the last local block moves by at
     most ``t`` (relative mean change of its natural parameters), ``local_iter`` passes at
-    most (default 10 then).  Every update is still CAVI, so the ELBO never decreases.
+    most (default 10 then).  Every update is still CAVI, so the ELBO never decreases,
+    except with ``local_restart=True`` (with ``start="random-globals"``): the locals start
+    afresh at their prior each sweep, as scikit-learn's LDA E-step does, and a sweep may
+    lower the ELBO.
     """
     from ..results.fit import Fit
 
@@ -95,6 +99,9 @@ def fit(
     if restarts < 1:
         raise VemError("data", f"restarts must be at least 1; got {restarts}")
     show = sys.stderr.isatty() if progress is None else progress
+    if batch_size is not None and local_restart:
+        raise VemError("data", "local_restart= is for batch fits; stochastic VI starts each batch's locals afresh "
+                       "already", hint="drop local_restart= or fit without batch_size=")
     if batch_size is not None and local_tol is not None:
         raise VemError("data", "local_tol= is for batch fits; stochastic VI runs local_iter passes per batch",
                        hint="drop local_tol= or fit without batch_size=")
@@ -106,11 +113,11 @@ def fit(
     bound = bind(m, {} if data is None else data, consts, dims, mask, strict)
     t0 = time.perf_counter()
     engine = Engine(m, plan, bound, present=present, learning_rate=learning_rate)
-    if start != "prior" or local_iter is not None or local_tol is not None:
+    if start != "prior" or local_iter is not None or local_tol is not None or local_restart:
         from .schedule import LocalGlobal
 
         passes = local_iter if local_iter is not None else (1 if local_tol is None else 10)
-        engine.local_global = LocalGlobal(engine, start, passes, plate, local_tol)
+        engine.local_global = LocalGlobal(engine, start, passes, plate, local_tol, local_restart)
     sweep, place, gather = engine.sweep, (lambda s: s), (lambda s: s)
     if devices is not None:
         from .dataplate import data_plate
