@@ -34,16 +34,14 @@ import sys
 import time
 from pathlib import Path
 
-import os
-
 import numpy as np
 from hmmlearn.hmm import GaussianHMM
 from hmmlearn.vhmm import VariationalGaussianHMM
 
-if "--float32" in sys.argv:  # vemppl reads VEMPPL_X64 when it is imported
-    os.environ["VEMPPL_X64"] = "0"
-import vemppl as vp
-from machine import machine  # benchmarks/machine.py, beside this script
+from machine import float32_from_argv, machine  # benchmarks/machine.py, beside this script
+
+float32_from_argv(sys.argv)  # before vemppl is imported
+import vemppl as vp  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

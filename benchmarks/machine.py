@@ -4,6 +4,15 @@ import os
 from pathlib import Path
 
 
+def float32_from_argv(argv) -> bool:
+    """``--float32`` among a benchmark's arguments: set ``VEMPPL_X64=0``, which vemppl reads
+    when it is imported, so call this before ``import vemppl``."""
+    if "--float32" not in argv:
+        return False
+    os.environ["VEMPPL_X64"] = "0"
+    return True
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

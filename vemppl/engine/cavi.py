@@ -160,7 +160,7 @@ class Engine:
             total = total - jnp.sum(~present) * jnp.log(k)
         return total
 
-    def _entropy(self, j, eta, mu=None):
+    def _entropy(self, j, eta, mu):
         if j in self.amortised:  # diagonal by construction: no batched Cholesky
             from .networks import diagonal_entropy
 

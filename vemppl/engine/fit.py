@@ -127,16 +127,16 @@ def fit(
         sharded = Sharded(engine, data_plate(m, plan, plate, "sharding"), devices)
         sweep, place, gather = sharded.sweep, sharded.place, sharded.gather
     key = jax.random.PRNGKey(seed)
-    starts, randomise_seconds = [], None
-    for _ in range(restarts):
+    starts = []
+    for r in range(restarts):
         key, sub = jax.random.split(key)
         starts.append(engine.init(sub, _initial_params(m, bound, init)))
         if start == "random-globals":
             t_r = time.perf_counter()
             starts[-1] = jax.block_until_ready(
                 engine.local_global.randomise_globals(engine, starts[-1], jax.random.fold_in(sub, 1)))
-            # the first call compiles (once per process, model and shape): counted as compile time
-            randomise_seconds = time.perf_counter() - t_r if randomise_seconds is None else randomise_seconds
+            if r == 0:  # the first call compiles (once per process, family and shape)
+                engine.init_compile_seconds += time.perf_counter() - t_r
     if batch_restarts is None:
         batch_restarts = (restarts > 1 and devices is None and jax.default_backend() != "cpu"
                           and _fits_in_memory(starts, bound))
@@ -155,7 +155,7 @@ def fit(
     state, trace, converged, iterations = runs[which]
     # Compile time: the first sweep's call, the prior start's first call and the first
     # random-globals draw (all almost all tracing and XLA); the fit time is the rest, k-means seeding and the sweeps included.
-    compile_seconds = (compile_seconds or 0.0) + engine.init_compile_seconds + (randomise_seconds or 0.0)
+    compile_seconds = (compile_seconds or 0.0) + engine.init_compile_seconds
     fit_seconds = time.perf_counter() - t0 - compile_seconds
     return Fit(
         model=m, plan=plan, bound=bound, engine=engine, state=state, elbo_trace=np.asarray(trace),

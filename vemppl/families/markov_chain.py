@@ -184,8 +184,7 @@ def forward_backward(psi, phi):
     Its vector–Jacobian product is forward–backward: ∂ log Z/∂ψ_t = q(z_t) and
     ∂ log Z/∂Φ_t = q(z_{t−1}, z_t) (Bishop, PRML §13.2.2–13.2.4).
     """
-    log_z, *_, ok = _forward_scaled(psi, phi)
-    return jax.lax.cond(ok, lambda: log_z, lambda: _forward(psi, phi)[0])
+    return _forward_backward_fwd(psi, phi)[0]
 
 
 def _forward_backward_fwd(psi, phi):
