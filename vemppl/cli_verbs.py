@@ -41,6 +41,9 @@ def add_all(verbs):
     g.add_argument("--local-restart", action="store_true",
                    help="with --start random-globals: start the locals afresh at their prior every sweep, as "
                         "scikit-learn's LDA E-step (the ELBO may then fall between sweeps)")
+    g.add_argument("--chain", choices=("sequential", "parallel"), default="sequential",
+                   help="Markov-chain blocks: forward-backward by a T-step scan, or by a log2(T)-deep tree of "
+                        "log-space matrix products for long chains on a GPU (default: sequential)")
     g = p.add_argument_group("scale", "stochastic VI and several devices (docs/scaling.md)")
     g.add_argument("--batch-size", type=int, metavar="B",
                    help="stochastic VI: each of --max-iter steps fits the local latents of B random units of the "
@@ -205,7 +208,7 @@ def fit_verb(args) -> int:
     scale = {"batch_size": args.batch_size, "step_size": _pair("--step-size", args.step_size), "plate": args.plate,
              "devices": args.devices}
     schedule = {"start": args.start, "local_iter": args.local_iter, "local_tol": args.local_tol,
-                "local_restart": args.local_restart}
+                "local_restart": args.local_restart, "chain": args.chain}
     result = fit(model, data, consts=consts, dims=dims, seed=args.seed, restarts=args.restarts,
                  max_iter=args.max_iter, tol=args.tol, progress=None if not args.quiet else False, **scale, **schedule)
     out = Path(args.out or Path("results") / model.name)

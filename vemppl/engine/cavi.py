@@ -62,6 +62,7 @@ class Engine:
         # Blocks held fixed (read, never updated), e.g. the globals when predicting.
         self.fixed_blocks = dict(fixed_blocks or {})
         self.families = {b.name: get_family(b.family) for b in plan.blocks}
+        self.chain = "sequential"
         data_nodes = {n.name for n in model.of_kind("data")}
         # Constants stay NumPy (concrete under tracing); data arrays are jit arguments.
         self.consts = {k: v for k, v in bound.values.items() if k not in data_nodes}
@@ -76,6 +77,21 @@ class Engine:
         self.traces = 0  # how many times `sweep` was traced (recompilations show here)
         self._sweep = jax.jit(self._sweep_impl)
         self._elbo = jax.jit(self.elbo)
+
+    def use_chain_algorithm(self, chain: str):
+        """``fit(chain=)``: the Markov-chain blocks' log-normaliser by a sequential scan
+        ("sequential", the default; families/markov_chain.py) or by a balanced tree of
+        (log, +) matrix products, log T deep ("parallel"; families/markov_chain_parallel.py).
+        The two are one family computed two ways: the same updates and ELBO to rounding."""
+        from ..families.markov_chain import MarkovChain
+        from ..families.markov_chain_parallel import MarkovChainParallel
+
+        algorithms = {"sequential": MarkovChain, "parallel": MarkovChainParallel}
+        if chain not in algorithms:
+            raise VemError("data", f"chain must be one of {', '.join(algorithms)}; got {chain!r}")
+        chains = (MarkovChain, MarkovChainParallel)
+        self.families = {j: (algorithms[chain] if f in chains else f) for j, f in self.families.items()}
+        self.chain = chain
 
     # ---- the expected log joint --------------------------------------------------
     def _blocks(self, state):

@@ -44,6 +44,7 @@ def fit(
     devices: int | None = None,
     batch_restarts: bool | None = None,
     start: str = "prior",
+    chain: str = "sequential",
 ):
     """Fit ``model`` to ``data`` by variational EM; returns a :class:`~vemppl.results.Fit`.
 
@@ -77,6 +78,11 @@ def fit(
     starts the globals at random and fits the first batch's locals to them.  Data arrays may be
     memory maps (``np.load(path, mmap_mode="r")``); only each batch's rows are read.
 
+    Markov chains (``z[t] ~ Categorical(A[z[t-1]])``, one block each): ``chain="sequential"``
+    computes their forward–backward by a T-step scan; ``chain="parallel"`` by a balanced
+    tree of log-space matrix products, log₂ T deep (``families/markov_chain_parallel.py``),
+    for long chains on a GPU; the same fit to rounding, slower on a CPU (docs/engine.md).
+
     Local/global schedule (``engine/schedule.py``): ``local_iter=L`` updates the blocks
     local to the data plate (``z[i]``, and blocks read through data such as
     ``theta[doc[i]]``) ``L`` times per sweep; ``start="random-globals"`` starts the global
@@ -107,12 +113,13 @@ def fit(
                        hint="drop local_tol= or fit without batch_size=")
     if batch_size is not None:
         return _fit_svi(m, plan, data, consts, dims, mask, present, init, seed, max_iter, strict, batch_size,
-                        step_size, local_iter, plate, restarts, show, start)
+                        step_size, local_iter, plate, restarts, show, start, chain)
     if devices is not None and batch_size is not None:
         raise VemError("data", "devices= and batch_size= together are not supported yet; choose one")
     bound = bind(m, {} if data is None else data, consts, dims, mask, strict)
     t0 = time.perf_counter()
     engine = Engine(m, plan, bound, present=present, learning_rate=learning_rate)
+    engine.use_chain_algorithm(chain)
     if start != "prior" or local_iter is not None or local_tol is not None or local_restart:
         from .schedule import LocalGlobal
 
@@ -251,7 +258,7 @@ def _fits_in_memory(starts, bound, budget_fraction=0.25, overhead=8):
 
 
 def _fit_svi(m, plan, data, consts, dims, mask, present, init, seed, max_iter, strict, batch_size, step_size,
-             local_iter, plate, restarts, show, start="prior"):
+             local_iter, plate, restarts, show, start="prior", chain="sequential"):
     from ..results.fit import Fit
     from .svi import fit_svi
 
@@ -265,7 +272,7 @@ def _fit_svi(m, plan, data, consts, dims, mask, present, init, seed, max_iter, s
         m, plan, dict(data), consts=consts, dims=dims, mask=mask, present=present,
         init_params=_initial_params(m, None, init), seed=seed,
         max_iter=max_iter, strict=strict, batch_size=batch_size, step_size=step_size, local_iter=local_iter,
-        plate=plate, progress_bar=bar, start=start,
+        plate=plate, progress_bar=bar, start=start, chain=chain,
     )
     return Fit(
         model=m, plan=plan, bound=bound, engine=engine, state=state, elbo_trace=np.asarray(trace),

@@ -364,7 +364,7 @@ def _release(a):
 
 
 def fit_svi(m, plan, data, *, consts, dims, mask, present, init_params, seed, max_iter, strict, batch_size,
-            step_size, local_iter, plate, progress_bar, start="prior"):
+            step_size, local_iter, plate, progress_bar, start="prior", chain="sequential"):
     """Run SVI for ``max_iter`` steps; returns the pieces of a :class:`~vemppl.results.Fit`."""
     pl = data_plate(m, plan, plate)
     stream = Stream(m, pl, data, mask or {}, present, batch_size, seed)
@@ -381,6 +381,7 @@ def fit_svi(m, plan, data, *, consts, dims, mask, present, init_params, seed, ma
     scale = stream.n / stream.batch_size
     present0 = {**{k: v for k, v in present.items() if k not in pl.local_blocks}, **pres}
     engine = PlateScaledEngine(m, plan, bound, pl, scale, present=present0)
+    engine.use_chain_algorithm(chain)
     svi = SVI(engine, local_iter, start)
     t0 = time.perf_counter()
     s = svi.init(jax.random.PRNGKey(seed), init_params)

@@ -14,6 +14,8 @@ from . import (  # noqa: F401  (imported for registration)
     inverse_gamma,
     laplace,
     lognormal,
+    markov_chain,
+    markov_chain_parallel,
     multinomial,
     mvnormal,
     normal,

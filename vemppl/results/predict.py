@@ -108,6 +108,8 @@ def _local_engine(fit, data, plug_in, consts, dims):
         else:
             fixed.update(block_entries(b, fam, mu, eta))
     engine = Engine(model, sub_plan, bound, fixed_blocks=fixed)
+    # A loaded fit has no engine; its chains re-infer by the default scan.
+    engine.use_chain_algorithm(getattr(getattr(fit, "engine", None), "chain", "sequential"))
     params = {**{k: v for k, v in fit.state.params.items()}, **points}
     return engine, sub_plan, params, bound, globals_
 
