@@ -4,6 +4,7 @@
     python benchmarks/hmm.py --t 50000   # one other length
     python benchmarks/hmm.py --quick     # a smoke run (T = 2000, one timing run)
     python benchmarks/hmm.py --seeds 5   # and, at the longest T, one fit per seed 0..4 for each system
+    python benchmarks/hmm.py --chain parallel   # vemppl's log2(T)-deep tree forward-backward
 
 Both systems fit the same model with the same priors (Beal 2003, ch. 3; hmmlearn's
 Normal–Wishart form): π0 ~ Dir(1), A_k ~ Dir(1), Λ_k ~ W(D + 2, I), μ_k | Λ_k ~ N(0, (Λ_k)⁻¹).
@@ -97,9 +98,10 @@ def heldout_loglik(x, start, trans, means, covs):
     return float(h.score(x)) / len(x)
 
 
-def run_vemppl(x, k, seed, max_iter, tol):
+def run_vemppl(x, k, seed, max_iter, tol, chain="sequential"):
     t0 = time.perf_counter()
-    fit = vp.fit(vp.parse(MODEL), {"x": x}, consts={"K": k}, seed=seed, max_iter=max_iter, tol=tol, progress=False)
+    fit = vp.fit(vp.parse(MODEL), {"x": x}, consts={"K": k}, seed=seed, max_iter=max_iter, tol=tol, progress=False,
+                 chain=chain)
     wall = time.perf_counter() - t0
     per_iteration = _time_sweeps(fit)
     post = fit.posterior
@@ -194,7 +196,8 @@ def markdown(res) -> str:
         "# HMM benchmark: vemppl vs hmmlearn VariationalGaussianHMM",
         "",
         f"K = {cfg['k']}, D = {cfg['d']}, seed {cfg['seed']}, max_iter {cfg['max_iter']}, tol {cfg['tol']:g} relative "
-        f"(hmmlearn: the same absolute threshold), one initialisation each; vemppl in {cfg.get('vemppl_dtype', 'float64')}; "
+        f"(hmmlearn: the same absolute threshold), one initialisation each; vemppl in {cfg.get('vemppl_dtype', 'float64')}, "
+        f"chain={cfg.get('chain', 'sequential')}; "
         "held out: a second sequence of T/5 steps. "
         f"Machine: {mach['nproc']} CPUs, {mach['cpu']}; JAX {mach['jax']}, hmmlearn {mach['hmmlearn']}.",
         "",
@@ -249,6 +252,8 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=1,
                     help="also fit the longest T once per seed (seed, seed+1, ...) for each system")
     ap.add_argument("--float32", action="store_true", help="vemppl in float32 (VEMPPL_X64=0); results_hmm_float32.*")
+    ap.add_argument("--chain", choices=("sequential", "parallel"), default="sequential",
+                    help="vemppl's forward-backward (fit(chain=)); results_hmm_parallel.* for parallel")
     ap.add_argument("--quick", action="store_true", help="smoke run: T = 2000")
     ap.add_argument("--out", type=Path, default=HERE)
     args = ap.parse_args(argv)
@@ -260,7 +265,7 @@ def main(argv=None):
     for t in args.t:
         x = sample(truth, t, args.seed + 1)
         x_test = sample(truth, max(t // 5, 2), args.seed + 2)
-        ours = [run_vemppl(x, args.k, args.seed, args.max_iter, args.tol) for _ in range(args.repeats)]
+        ours = [run_vemppl(x, args.k, args.seed, args.max_iter, args.tol, args.chain) for _ in range(args.repeats)]
         tol_abs = args.tol * abs(ours[0]["elbo"])
         theirs = [run_hmmlearn(x, args.k, args.seed, args.max_iter, tol_abs) for _ in range(args.repeats)]
         run = dict(t=t, t_test=len(x_test), tol_hmmlearn=tol_abs, vemppl=summarise(ours, x_test),
@@ -277,7 +282,7 @@ def main(argv=None):
     res = dict(
         config=dict(t=args.t, k=args.k, d=args.d, seed=args.seed, max_iter=args.max_iter, tol=args.tol,
                     repeats=args.repeats, quick=args.quick, seeds=args.seeds,
-                    vemppl_dtype="float32" if args.float32 else "float64"),
+                    vemppl_dtype="float32" if args.float32 else "float64", chain=args.chain),
         machine=machine_info(), runs=runs,
     )
     if args.seeds > 1:
@@ -287,7 +292,8 @@ def main(argv=None):
     md = markdown(res)
     print(md)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = ("results_hmm_quick" if args.quick else "results_hmm") + ("_float32" if args.float32 else "")
+    stem = (("results_hmm_quick" if args.quick else "results_hmm") + ("_float32" if args.float32 else "")
+            + ("_parallel" if args.chain == "parallel" else ""))
     (args.out / f"{stem}.json").write_text(json.dumps(res, indent=2) + "\n")
     (args.out / f"{stem}.md").write_text(md)
     return 0

@@ -153,6 +153,23 @@ def test_cli_schedule_options_give_the_python_fit(tmp_path):
     assert r.returncode == 2 and "local_tol must be a non-negative number" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_cli_chain_option_gives_the_python_fit(tmp_path):
+    """`vemppl fit --chain parallel` is `fit(chain="parallel")`, and that is the sequential fit."""
+    rng = np.random.default_rng(2)
+    x = np.repeat(rng.integers(0, 4, 12), 10)  # runs of one symbol: a sticky chain
+    x = np.where(rng.random(x.size) < 0.2, rng.integers(0, 4, x.size), x)
+    np.savez(tmp_path / "seq.npz", x=x)
+    model = str(ROOT / "models/hmm_categorical.vem")
+    r = run_cli("fit", model, "--data", "seq.npz", "--set", "V=4", "--out", "res", "--quiet", "--chain", "parallel",
+                "--max-iter", "15", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    saved = json.loads((tmp_path / "res/manifest.json").read_text())["elbo_trace"]
+    ref = vp.fit(vp.load(model), {"x": x}, dims={"V": 4}, max_iter=15, progress=False)
+    np.testing.assert_allclose(saved, ref.elbo_trace, rtol=1e-10)
+    r = run_cli("fit", model, "--data", "seq.npz", "--set", "V=4", "--chain", "tree", "--quiet", cwd=tmp_path)
+    assert r.returncode == 2 and "invalid choice: 'tree'" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_demo_runs(tmp_path):
     r = subprocess.run([sys.executable, "-m", "vemppl.cli", "demo", "--out", str(tmp_path / "d")],
                        capture_output=True, text=True, timeout=600)
