@@ -22,7 +22,7 @@ import vemppl
 from conftest import assert_elbo_monotone
 from vemppl.diagnostics import VemError
 from vemppl.families.markov_chain import ChainStats, MarkovChain
-from vemppl.families.markov_chain_parallel import MarkovChainParallel
+from vemppl.families.markov_chain_parallel import HomogeneousMarkovChainParallel, MarkovChainParallel
 
 
 def enumerate_paths(psi, phi):
@@ -170,7 +170,7 @@ def test_parallel_fit_follows_the_sequential_fit():
     assert len(par.elbo_trace) == len(seq.elbo_trace) == 30
     np.testing.assert_allclose(par.elbo_trace, seq.elbo_trace, rtol=1e-10)
     np.testing.assert_allclose(par.state.mu["z"].onehot, seq.state.mu["z"].onehot, atol=1e-8)
-    assert par.engine.chain == "parallel" and par.engine.families["z"] is MarkovChainParallel
+    assert par.engine.chain == "parallel" and par.engine.families["z"] is HomogeneousMarkovChainParallel
 
 
 def test_parallel_fit_of_masked_sequences_follows_the_sequential_fit():
@@ -185,6 +185,7 @@ def test_parallel_fit_of_masked_sequences_follows_the_sequential_fit():
     y = np.where(present, rng.poisson(rates[z]), 0)
     runs = {c: vemppl.fit(vemppl.parse(POISSON_SEQS), {"y": y}, mask={"z": present}, seed=1, max_iter=12, tol=0.0,
                           progress=False, chain=c) for c in ("sequential", "parallel")}
+    assert runs["parallel"].engine.families["z"] is MarkovChainParallel  # a mask keeps per-step potentials
     assert_elbo_monotone(runs["parallel"].elbo_trace)
     assert len(runs["parallel"].elbo_trace) == 12  # converged to round-off near sweep 17
     np.testing.assert_allclose(runs["parallel"].elbo_trace, runs["sequential"].elbo_trace, rtol=1e-10)

@@ -19,8 +19,9 @@ import networkx as nx
 from ..diagnostics import VemError
 from ..families import get_family
 from ..families.markov_chain import MarkovChain
+from ..families.markov_chain_homogeneous import HomogeneousMarkovChain
 from ..families.normal_wishart import NormalWishart
-from ..ir.expr import BinOp, Call, Index, Name, head_name, indexes, walk
+from ..ir.expr import BinOp, Call, Index, Name, Neg, Num, head_name, indexes, walk
 from ..ir.graph import ModelGraph, reads
 from .plan import Block, EnumRef, Factor, ParamPlan, Plan
 
@@ -51,8 +52,9 @@ def _enum_refs(model: ModelGraph, target: str, d) -> tuple[EnumRef, ...]:
     return tuple(refs)
 
 
-def compile_model(model, probe: bool = True) -> Plan:
-    """The plan of ``model`` (an IR or a DSL model)."""
+def compile_model(model, probe: bool = True, masked=()) -> Plan:
+    """The plan of ``model`` (an IR or a DSL model).  ``masked``: the categorical latents
+    fitted with a mask of absent elements (a chain with absent steps is not homogeneous)."""
     from ..api import as_ir
 
     m = as_ir(model)
@@ -96,8 +98,12 @@ def compile_model(model, probe: bool = True) -> Plan:
         if fam.support == "cat":
             init = "kmeans++" if _has_real_gate(m, node.name, factors) else "random"
         if fam.support == "cat" and _is_markov_chain(node.name, factors):
-            # z[t] reads z[t-1]: the whole chain is one block (forward–backward by autodiff).
-            blocks.append(Block(node.name, MarkovChain.name, structure="markov-chain", init=init))
+            # z[t] reads z[t-1]: the whole chain is one block (forward–backward by autodiff),
+            # with one transition potential for all steps where the graph says they are equal
+            # (and no mask makes some steps absent).
+            tied = node.name not in masked and _is_homogeneous_chain(m, node.name, factors)
+            blocks.append(Block(node.name, HomogeneousMarkovChain.name if tied else MarkovChain.name,
+                                structure="markov-chain", init=init))
             continue
         if node.amortised is not None:
             blocks.append(_amortised_block(m, node))
@@ -275,6 +281,55 @@ def reads_of(d) -> set[str]:
 
 def _is_markov_chain(z: str, factors) -> bool:
     return any(f.target == z and sum(r.block == z for r in f.enum) >= 2 for f in factors)
+
+
+def _is_homogeneous_chain(m: ModelGraph, z: str, factors) -> bool:
+    """The chain's pairwise potential is the same at every step, so its statistic can be the
+    expected transition counts (families/markov_chain_homogeneous.py).  That holds when:
+
+    * one factor reads two steps of ``z``, its own transition ``z[.., t] ~ f(.. z[.., t-1] ..)``,
+      defined for ``t in range(1, ·)`` (each step after the first has one transition);
+    * ``z``'s one other definition is its first step ``z[.., 0]``, under the same outer loops
+      (every sequence has its transitions);
+    * the transition's arguments read ``t`` only through ``z[.., t-1]`` (``A[z[t-1]]``, not
+      ``A[t][z[t-1]]`` or ``A[z[t-1], u[t]]``), so its expected log-density is one K×K table.
+    """
+    pair = [f for f in factors if sum(r.block == z for r in f.enum) >= 2]
+    defs = m.nodes[z].defs
+    if len(pair) != 1 or pair[0].target != z or len(defs) != 2:
+        return False
+    d = pair[0].definition
+    first = next(x for x in defs if x is not d)
+    if not d.indices or not isinstance(d.indices[-1], Name):
+        return False
+    t = d.indices[-1].id
+    loop_t = next((lp for lp in d.loops if lp.var == t), None)
+    if loop_t is None or loop_t.start != Num(1) or not first.indices or first.indices[-1] != Num(0):
+        return False
+    if first.indices[:-1] != d.indices[:-1] or first.loops != tuple(lp for lp in d.loops if lp.var != t):
+        return False
+    lagged = Index(Name(z), d.indices[:-1] + (BinOp("-", Name(t), Num(1)),))
+
+    def reads_t(e):
+        if isinstance(e, Index) and isinstance(e.base, Name) and e.base.id == z:
+            return e != lagged
+        if isinstance(e, Name):
+            return e.id == t
+        return any(reads_t(c) for c in _children(e))
+
+    return not any(reads_t(e) for _, e in d.args)
+
+
+def _children(e):
+    if isinstance(e, Index):
+        return (e.base, *e.indices)
+    if isinstance(e, BinOp):
+        return (e.left, e.right)
+    if isinstance(e, Neg):
+        return (e.operand,)
+    if isinstance(e, Call):
+        return e.args
+    return ()
 
 
 def _has_real_gate(m: ModelGraph, z: str, factors) -> bool:

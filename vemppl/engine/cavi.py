@@ -84,13 +84,15 @@ class Engine:
         (log, +) matrix products, log T deep ("parallel"; families/markov_chain_parallel.py).
         The two are one family computed two ways: the same updates and ELBO to rounding."""
         from ..families.markov_chain import MarkovChain
-        from ..families.markov_chain_parallel import MarkovChainParallel
+        from ..families.markov_chain_homogeneous import HomogeneousMarkovChain
+        from ..families.markov_chain_parallel import HomogeneousMarkovChainParallel, MarkovChainParallel
 
-        algorithms = {"sequential": MarkovChain, "parallel": MarkovChainParallel}
+        algorithms = {"sequential": (MarkovChain, HomogeneousMarkovChain),
+                      "parallel": (MarkovChainParallel, HomogeneousMarkovChainParallel)}
         if chain not in algorithms:
             raise VemError("data", f"chain must be one of {', '.join(algorithms)}; got {chain!r}")
-        chains = (MarkovChain, MarkovChainParallel)
-        self.families = {j: (algorithms[chain] if f in chains else f) for j, f in self.families.items()}
+        kind = {f: i for pair in algorithms.values() for i, f in enumerate(pair)}  # per-step or tied
+        self.families = {j: (algorithms[chain][kind[f]] if f in kind else f) for j, f in self.families.items()}
         self.chain = chain
 
     # ---- the expected log joint --------------------------------------------------
@@ -489,8 +491,11 @@ class Engine:
 # its own on a process's first fit (0.3 s of an HMM's at T = 100k).
 @partial(jax.jit, static_argnums=0)
 def _seeded_chain(fam, r):
-    """A chain at independent marginals r: zero pairwise potentials, q(z_{t−1}, z_t) = r_{t−1} r_tᵀ."""
+    """A chain at independent marginals r: zero pairwise potentials, q(z_{t−1}, z_t) = r_{t−1} r_tᵀ
+    (summed over t for a chain with tied transitions)."""
     pair = r[..., :-1, :, None] * r[..., 1:, None, :]
+    if fam.tied_pairs:
+        pair = jnp.sum(pair, axis=-3)
     return fam.Stats(jnp.log(r), jnp.zeros_like(pair)), fam.Stats(r, pair)
 
 

@@ -348,7 +348,14 @@ def _pair_weight(ctx, e1, e2):
     if lag1 is None or lag2 is None or abs(lag1[1] - lag2[1]) != 1:
         raise VemError("unsupported", "a Markov chain is read at steps that are not adjacent", r1.expr.span)
     (ep, rp), (ec, rc) = ((e1, r1), (e2, r2)) if lag1[1] < lag2[1] else ((e2, r2), (e1, r1))
-    pair = ctx.blocks[rp.block][1].pair  # pair[t] is the joint of steps t and t+1
+    fam, stats, _ = ctx.blocks[rp.block]
+    pair = stats.pair  # pair[t] is the joint of steps t and t+1
+    if getattr(fam, "tied_pairs", False):
+        # Σ_t q(z_{t−1}, z_t) of a chain whose one transition factor reads the same
+        # parameters at every step (the compiler's condition): spread evenly over the T−1
+        # steps it weighs Σ_t ⟨w_t, E log p⟩ = ⟨Σ_t w_t, E log p⟩ exactly.
+        steps = stats.onehot.shape[-2] - 1
+        pair = jnp.broadcast_to((pair / steps)[..., None, :, :], pair.shape[:-2] + (steps,) + pair.shape[-2:])
     w = ctx.take(pair, rp.expr.indices)
     lead = w.shape[:-2]
     w = jnp.reshape(w, (1,) * (ctx.R - len(lead)) + w.shape)

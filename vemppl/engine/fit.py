@@ -98,9 +98,9 @@ def fit(
     from ..results.fit import Fit
 
     m = as_ir(model)
-    plan = compile_model(m)
     latents = {n.name for n in m.of_kind("latent")}
     present = {k: v for k, v in (mask or {}).items() if k in latents}
+    plan = compile_model(m, masked=tuple(present))
     mask = {k: v for k, v in (mask or {}).items() if k not in latents} if mask is not None else None
     if restarts < 1:
         raise VemError("data", f"restarts must be at least 1; got {restarts}")

@@ -30,8 +30,10 @@ def stand_in_binding(model) -> Bound:
 
     sizes, values = {}, {}
     dims = [n.name for n in model.of_kind("dim")]
+    # Above every number a loop bound is written with (``for t in range(20, T)`` needs T > 20).
+    floor = _largest_loop_literal(model)
     for i, name in enumerate(dims):
-        sizes[name] = _STAND_IN[i % len(_STAND_IN)] + 10 * (i // len(_STAND_IN))
+        sizes[name] = floor + _STAND_IN[i % len(_STAND_IN)] + 10 * (i // len(_STAND_IN))
     for node in model.of_kind("const"):
         v = np.asarray(eval_fixed(node.value, sizes, values))
         values[node.name] = v
@@ -50,6 +52,20 @@ def stand_in_binding(model) -> Bound:
         else:
             values[node.name] = np.full(shape, fill)
     return Bound(sizes, values)
+
+
+def _largest_loop_literal(model) -> int:
+    from ..ir.expr import Num, walk
+
+    top = 0
+    for node in model.nodes.values():
+        for d in node.defs:
+            for loop in d.loops:
+                for e in (loop.start, loop.stop):
+                    for x in walk(e):
+                        if isinstance(x, Num) and float(x.value).is_integer():
+                            top = max(top, int(x.value))
+    return top
 
 
 def conjugacy(model, plan):

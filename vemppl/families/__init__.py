@@ -15,6 +15,7 @@ from . import (  # noqa: F401  (imported for registration)
     laplace,
     lognormal,
     markov_chain,
+    markov_chain_homogeneous,
     markov_chain_parallel,
     multinomial,
     mvnormal,

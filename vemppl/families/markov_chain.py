@@ -34,6 +34,8 @@ class MarkovChain(ExpFamily):
     support = "cat"
     event_rank = 1
     args = ArgSpec(positional=(), groups=())
+    #: One pairwise potential for every step (markov_chain_homogeneous.py); here one per step.
+    tied_pairs = False
 
     @classmethod
     def log_normalizer(cls, eta):

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
 from .markov_chain import MarkovChain
+from .markov_chain_homogeneous import HomogeneousMarkovChain, per_step
 
 
 class MarkovChainParallel(MarkovChain):
@@ -39,6 +40,20 @@ class MarkovChainParallel(MarkovChain):
         if psi.shape[-2] == 1:
             return logsumexp(psi[..., 0, :], axis=-1)
         return tree_forward(psi, phi)
+
+
+class HomogeneousMarkovChainParallel(HomogeneousMarkovChain):
+    """The tied chain by the same tree: Φ broadcast to every step, whose gradient is the
+    expected transition counts (autodiff sums the per-step marginals)."""
+
+    name = "HomogeneousMarkovChainParallel"
+
+    @classmethod
+    def log_normalizer(cls, eta):
+        psi, phi = eta.onehot, eta.pair
+        if psi.shape[-2] == 1:
+            return logsumexp(psi[..., 0, :], axis=-1)
+        return tree_forward(psi, per_step(phi, psi.shape[-2] - 1))
 
 
 def _log_matmul(a, b):

@@ -27,6 +27,8 @@ _NATURAL = {
     "Beta": "concentrations `η₁ + 1`, `η₂ + 1`",
     "Categorical": "probabilities `softmax(η)`",
     "MarkovChain": "unary and pairwise log-potentials; marginals by forward–backward (∇ of the forward pass)",
+    "HomogeneousMarkovChain": "unary log-potentials and one pairwise log-potential shared by every step; marginals "
+                              "and expected transition counts by forward–backward (∇ of the forward pass)",
     "NormalWishart": "`β = −2η₂`, `m = η₁/β`, `W⁻¹ = −2η₃ − η₁η₁ᵀ/β`, `ν = 2η₄ + D` (Bishop 10.60–10.63)",
 }
 
