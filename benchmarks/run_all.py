@@ -396,11 +396,12 @@ def markdown(res) -> str:
         "",
     ]
     if mm:
+        same_cpu = [m for m in res.get("matmul_runs", [mm]) if m.get("cpu") == mm.get("cpu")] or [mm]
         lines += [f"**Roofline.** float64 matmul ({mm['n']}×{mm['n']}): {mm['jax_macs_per_s'] / 1e9:.2f} G multiply-adds/s "
-                  f"with JAX, {mm['numpy_macs_per_s'] / 1e9:.2f} G with NumPy (the fastest of {len(res.get('matmul_runs', [mm]))} "
-                  f"measurements, one per run_all call; this one {mm.get('date', '')}, load "
+                  f"with JAX, {mm['numpy_macs_per_s'] / 1e9:.2f} G with NumPy (the fastest of {len(same_cpu)} "
+                  f"measurements on this CPU model, one per run_all call; this one {mm.get('date', '')}, load "
                   f"{', '.join(map(str, mm['loadavg']))}; under load it fell to "
-                  f"{min(m['jax_macs_per_s'] for m in res.get('matmul_runs', [mm])) / 1e9:.2f} G). *E-step fraction* = (multiply-adds the E-step needs per "
+                  f"{min(m['jax_macs_per_s'] for m in same_cpu) / 1e9:.2f} G on this CPU). *E-step fraction* = (multiply-adds the E-step needs per "
                   "iteration: N·K·D² for a full-covariance GMM, N·D·L for FA) / (seconds per iteration) / the JAX rate.", ""]
     lines += [
         "| task | size | system | compile s | fit s | iterations | s / iteration | E-step fraction | quality | ELBO | "
@@ -479,11 +480,12 @@ def main(argv=None):
     import sklearn
 
     res["machine"] = machine(sklearn=sklearn.__version__)
-    mm = dict(matmul_rate(), date=now())
+    mm = dict(matmul_rate(), date=now(), cpu=res["machine"]["cpu"])
     print(f"matmul: {mm['jax_macs_per_s'] / 1e9:.2f} G multiply-adds/s (JAX), load {mm['loadavg']}", flush=True)
-    # The roofline is the machine's rate, not a loaded moment's: keep every measurement, use the fastest.
+    # The roofline is the machine's rate, not a loaded moment's: keep every measurement, use the fastest
+    # taken on this CPU model (sessions may run on different machines; untagged runs are not this one's).
     res["matmul_runs"] = [m for m in res.get("matmul_runs", [res["matmul"]] if "matmul" in res else [])] + [mm]
-    res["matmul"] = max(res["matmul_runs"], key=lambda m: m["jax_macs_per_s"])
+    res["matmul"] = max((m for m in res["matmul_runs"] if m.get("cpu") == mm["cpu"]), key=lambda m: m["jax_macs_per_s"])
     rep = 1 if args.quick else args.repeats
     for name in tasks:
         t0 = time.perf_counter()
