@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from scipy.special import logsumexp
 
 import vemppl
+from _chain_cases import HMM, gaussian_sequence
 from conftest import assert_elbo_monotone
 from vemppl.families.markov_chain import ChainStats, MarkovChain
 from vemppl.families.markov_chain_homogeneous import HomogeneousMarkovChain, per_step
@@ -107,23 +108,6 @@ def test_tied_chain_is_the_per_step_chain_with_phi_repeated(T, K, batch, scale, 
 
 # ---- the compiler's choice ---------------------------------------------------------
 
-HMM = """
-model hmm
-dim T, D
-const K = 3
-data x: real[T, D]
-
-pi0 ~ Dirichlet(ones(K))
-for k in range(K) {
-    A[k]   ~ Dirichlet(ones(K))
-    Lam[k] ~ Wishart(D + 2, eye(D))
-    mu[k]  ~ MvNormal(zeros(D), precision = Lam[k])
-}
-z[0] ~ Categorical(pi0)
-for t in range(1, T) { z[t] ~ Categorical(A[z[t-1]]) }
-for t in range(T)    { x[t] ~ MvNormal(mu[z[t]], precision = Lam[z[t]]) }
-"""
-
 # Not in models/: the transition read through an observed regime u[t] (a per-step table).
 REGIME_HMM = """
 model regime_hmm
@@ -196,16 +180,8 @@ def test_models_with_unlike_steps_still_fit_monotonically():
 # ---- fits: tied against per-step ------------------------------------------------------
 
 
-def _gaussian_sequence(T=400, seed=3):
-    rng = np.random.default_rng(seed)
-    z = np.zeros(T, int)
-    for t in range(1, T):
-        z[t] = z[t - 1] if rng.random() < 0.9 else rng.integers(3)
-    return np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]])[z] + rng.standard_normal((T, 2))
-
-
 def test_tied_fit_follows_the_per_step_fit():
-    x = _gaussian_sequence()
+    x = gaussian_sequence()
     tied = vemppl.fit(vemppl.parse(HMM), {"x": x}, seed=0, max_iter=30, tol=0.0, progress=False)
     per = vemppl.fit(vemppl.parse(HMM), {"x": x}, mask={"z": np.ones(len(x), bool)}, seed=0, max_iter=30, tol=0.0,
                      progress=False)

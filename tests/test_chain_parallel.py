@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from scipy.special import logsumexp
 
 import vemppl
+from _chain_cases import HMM, gaussian_sequence
 from conftest import assert_elbo_monotone
 from vemppl.diagnostics import VemError
 from vemppl.families.markov_chain import ChainStats, MarkovChain
@@ -114,23 +115,6 @@ def test_tree_agrees_with_the_sequential_block(T, K, batch, scale, seed):
     np.testing.assert_allclose(par.pair, seq.pair, atol=1e-9)
 
 
-HMM = """
-model hmm
-dim T, D
-const K = 3
-data x: real[T, D]
-
-pi0 ~ Dirichlet(ones(K))
-for k in range(K) {
-    A[k]   ~ Dirichlet(ones(K))
-    Lam[k] ~ Wishart(D + 2, eye(D))
-    mu[k]  ~ MvNormal(zeros(D), precision = Lam[k])
-}
-z[0] ~ Categorical(pi0)
-for t in range(1, T) { z[t] ~ Categorical(A[z[t-1]]) }
-for t in range(T)    { x[t] ~ MvNormal(mu[z[t]], precision = Lam[z[t]]) }
-"""
-
 # Not in models/: several sequences of unequal length, Poisson emissions.
 POISSON_SEQS = """
 model poisson_sequences
@@ -151,17 +135,8 @@ for s in range(S) {
 """
 
 
-def _gaussian_sequence(T=400, seed=3):
-    rng = np.random.default_rng(seed)
-    z = np.zeros(T, int)
-    for t in range(1, T):
-        z[t] = z[t - 1] if rng.random() < 0.9 else rng.integers(3)
-    means = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]])
-    return means[z] + rng.standard_normal((T, 2))
-
-
 def test_parallel_fit_follows_the_sequential_fit():
-    x = _gaussian_sequence()
+    x = gaussian_sequence()
     # 30 sweeps: both stop at an exact fixed point (tol 0) a few sweeps later, where rounding decides when.
     runs = {c: vemppl.fit(vemppl.parse(HMM), {"x": x}, seed=0, max_iter=30, tol=0.0, progress=False, chain=c)
             for c in ("sequential", "parallel")}
@@ -193,4 +168,4 @@ def test_parallel_fit_of_masked_sequences_follows_the_sequential_fit():
 
 def test_unknown_chain_algorithm_is_a_clear_error():
     with pytest.raises(VemError, match="chain must be one of sequential, parallel; got 'tree'"):
-        vemppl.fit(vemppl.parse(HMM), {"x": _gaussian_sequence(T=20)}, max_iter=2, progress=False, chain="tree")
+        vemppl.fit(vemppl.parse(HMM), {"x": gaussian_sequence(T=20)}, max_iter=2, progress=False, chain="tree")

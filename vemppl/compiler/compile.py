@@ -21,7 +21,7 @@ from ..families import get_family
 from ..families.markov_chain import MarkovChain
 from ..families.markov_chain_homogeneous import HomogeneousMarkovChain
 from ..families.normal_wishart import NormalWishart
-from ..ir.expr import BinOp, Call, Index, Name, Neg, Num, head_name, indexes, walk
+from ..ir.expr import BinOp, Call, Index, Name, Num, children, head_name, indexes, walk
 from ..ir.graph import ModelGraph, reads
 from .plan import Block, EnumRef, Factor, ParamPlan, Plan
 
@@ -315,21 +315,9 @@ def _is_homogeneous_chain(m: ModelGraph, z: str, factors) -> bool:
             return e != lagged
         if isinstance(e, Name):
             return e.id == t
-        return any(reads_t(c) for c in _children(e))
+        return any(reads_t(c) for c in children(e))
 
     return not any(reads_t(e) for _, e in d.args)
-
-
-def _children(e):
-    if isinstance(e, Index):
-        return (e.base, *e.indices)
-    if isinstance(e, BinOp):
-        return (e.left, e.right)
-    if isinstance(e, Neg):
-        return (e.operand,)
-    if isinstance(e, Call):
-        return e.args
-    return ()
 
 
 def _has_real_gate(m: ModelGraph, z: str, factors) -> bool:
