@@ -1,9 +1,12 @@
 """A Gaussian HMM and its data, shared by the tests of the chain families' algorithms
-(test_chain_parallel.py, test_chain_homogeneous.py)."""
+(test_chain_parallel.py, test_chain_homogeneous.py), and enumeration of every path."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
+from scipy.special import logsumexp
 
 HMM = """
 model hmm
@@ -30,3 +33,18 @@ def gaussian_sequence(T=400, seed=3):
     for t in range(1, T):
         z[t] = z[t - 1] if rng.random() < 0.9 else rng.integers(3)
     return np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]])[z] + rng.standard_normal((T, 2))
+
+
+def enumerate_paths(psi, phi):
+    """log Z, marginals, pairwise marginals and entropy by summing over all K^T paths."""
+    T, K = psi.shape
+    paths = np.array(list(itertools.product(range(K), repeat=T)))
+    logp = psi[np.arange(T), paths].sum(1) + phi[np.arange(T - 1), paths[:, :-1], paths[:, 1:]].sum(1)
+    log_z = logsumexp(logp)
+    w = np.exp(logp - log_z)
+    onehot = np.eye(K)[paths]
+    marg = np.einsum("p,ptk->tk", w, onehot)
+    pair = np.einsum("p,ptk,ptl->tkl", w, onehot[:, :-1], onehot[:, 1:])
+    live = w > 0
+    entropy = -np.sum(w[live] * (logp[live] - log_z))
+    return log_z, marg, pair, entropy

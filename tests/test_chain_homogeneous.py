@@ -10,18 +10,15 @@ checked on models whose steps are not all alike.
 
 from __future__ import annotations
 
-import itertools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.special import logsumexp
 
 import vemppl
-from _chain_cases import HMM, gaussian_sequence
+from _chain_cases import HMM, enumerate_paths, gaussian_sequence
 from conftest import assert_elbo_monotone
 from vemppl.families.markov_chain import ChainStats, MarkovChain
 from vemppl.families.markov_chain_homogeneous import HomogeneousMarkovChain, per_step
@@ -29,16 +26,8 @@ from vemppl.families.markov_chain_homogeneous import HomogeneousMarkovChain, per
 
 def enumerate_tied(psi, phi):
     """log Z, marginals, expected transition counts and entropy over all K^T paths, Φ shared."""
-    T, K = psi.shape
-    paths = np.array(list(itertools.product(range(K), repeat=T)))
-    logp = psi[np.arange(T), paths].sum(1) + phi[paths[:, :-1], paths[:, 1:]].sum(1)
-    log_z = logsumexp(logp)
-    w = np.exp(logp - log_z)
-    onehot = np.eye(K)[paths]
-    marg = np.einsum("p,ptk->tk", w, onehot)
-    counts = np.einsum("p,ptk,ptl->kl", w, onehot[:, :-1], onehot[:, 1:])
-    live = w > 0
-    return log_z, marg, counts, -np.sum(w[live] * (logp[live] - log_z))
+    log_z, marg, pair, entropy = enumerate_paths(psi, np.broadcast_to(phi, (psi.shape[0] - 1,) + phi.shape))
+    return log_z, marg, pair.sum(0), entropy
 
 
 @pytest.mark.parametrize("T", [1, 2, 3, 6])

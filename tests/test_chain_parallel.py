@@ -8,37 +8,19 @@ and, through fits, the sequential fit's whole ELBO trace.
 
 from __future__ import annotations
 
-import itertools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.special import logsumexp
 
 import vemppl
-from _chain_cases import HMM, gaussian_sequence
+from _chain_cases import HMM, enumerate_paths, gaussian_sequence
 from conftest import assert_elbo_monotone
 from vemppl.diagnostics import VemError
 from vemppl.families.markov_chain import ChainStats, MarkovChain
 from vemppl.families.markov_chain_parallel import HomogeneousMarkovChainParallel, MarkovChainParallel
-
-
-def enumerate_paths(psi, phi):
-    """log Z, marginals, pairwise marginals and entropy by summing over all K^T paths."""
-    T, K = psi.shape
-    paths = np.array(list(itertools.product(range(K), repeat=T)))
-    logp = psi[np.arange(T), paths].sum(1) + phi[np.arange(T - 1), paths[:, :-1], paths[:, 1:]].sum(1)
-    log_z = logsumexp(logp)
-    w = np.exp(logp - log_z)
-    onehot = np.eye(K)[paths]
-    marg = np.einsum("p,ptk->tk", w, onehot)
-    pair = np.einsum("p,ptk,ptl->tkl", w, onehot[:, :-1], onehot[:, 1:])
-    live = w > 0
-    entropy = -np.sum(w[live] * (logp[live] - log_z))
-    return log_z, marg, pair, entropy
 
 
 @pytest.mark.parametrize("T", [2, 3, 4, 5, 7])  # odd lengths leave a product unpaired at some level

@@ -97,26 +97,35 @@ def _time_major(psi, phi):
     return jnp.moveaxis(phi, -3, 0), jnp.moveaxis(psi[..., 1:, :], -2, 0)
 
 
-def _scaled_potentials(psi, phi):
+def _scaled_potentials(psi, phi, tied=False):
     m = jnp.max(psi, axis=-1, keepdims=True)
     s = jnp.max(phi, axis=(-2, -1), keepdims=True)
-    return jnp.exp(psi - m), jnp.exp(phi - s), jnp.sum(m, axis=(-2, -1)) + jnp.sum(s, axis=(-3, -2, -1))
+    # A tied Φ [..., K, K] stands for all T − 1 steps, its shift counted once per step.
+    shift_phi = (psi.shape[-2] - 1) * s[..., 0, 0] if tied else jnp.sum(s, axis=(-3, -2, -1))
+    return jnp.exp(psi - m), jnp.exp(phi - s), jnp.sum(m, axis=(-2, -1)) + shift_phi
 
 
-def _forward_scaled(psi, phi):
+def _step_inputs(a, per_step_inputs, tied):
+    """The scans' inputs, time-major: A_t beside each step's own, or (tied) the one A, which
+    the step functions then read as a loop constant instead of a slice."""
+    return per_step_inputs if tied else (jnp.moveaxis(a, -3, 0), *per_step_inputs)
+
+
+def _forward_scaled(psi, phi, tied=False):
     """(log Z, α̂ [..., T, K], c [..., T], e, A, ok): α̂_t = p(z_t | x_{≤t}),
-    c_t = p(x_t | x_{<t}) up to the shifts, α̃_t = (α̂_{t−1} A_t) ∘ e_t, α̂_t = α̃_t / c_t."""
-    e, a, shift = _scaled_potentials(psi, phi)
+    c_t = p(x_t | x_{<t}) up to the shifts, α̃_t = (α̂_{t−1} A_t) ∘ e_t, α̂_t = α̃_t / c_t.
+    ``tied``: Φ is one [..., K, K] potential for every step (markov_chain_homogeneous.py)."""
+    e, a, shift = _scaled_potentials(psi, phi, tied)
 
     def step(alpha, inputs):
-        a_t, e_t = inputs
+        a_t, e_t = (a, *inputs) if tied else inputs
         alpha = jnp.einsum("...i,...ij->...j", alpha, a_t) * e_t
         c = jnp.sum(alpha, axis=-1)
         return alpha / c[..., None], (alpha / c[..., None], c)
 
     c0 = jnp.sum(e[..., 0, :], axis=-1)
     alpha0 = e[..., 0, :] / c0[..., None]
-    _, (alphas, cs) = jax.lax.scan(step, alpha0, _time_major(e, a))
+    _, (alphas, cs) = jax.lax.scan(step, alpha0, _step_inputs(a, (jnp.moveaxis(e[..., 1:, :], -2, 0),), tied))
     alphas = jnp.moveaxis(jnp.concatenate([alpha0[None], alphas], axis=0), 0, -2)
     cs = jnp.moveaxis(jnp.concatenate([c0[None], cs], axis=0), 0, -1)
     log_z = jnp.sum(jnp.log(cs), axis=-1) + shift  # per chain
@@ -125,19 +134,23 @@ def _forward_scaled(psi, phi):
     return log_z, alphas, cs, e, a, ok
 
 
-def _backward_scaled(alphas, cs, e, a):
-    """Marginals from β̂_{t−1} = A_t (e_t ∘ β̂_t) / c_t, β̂_T = 1:
-    q(z_t) = α̂_t ∘ β̂_t and q(z_{t−1}, z_t) = α̂_{t−1} A_t ∘ (e_t ∘ β̂_t)ᵀ / c_t."""
+def _scaled_betas(alphas, cs, e, a, tied=False):
+    """β̂ [..., T, K] from β̂_{t−1} = A_t (e_t ∘ β̂_t) / c_t, β̂_T = 1 (``tied``: one A)."""
 
     def step(beta, inputs):
-        a_t, e_t, c_t = inputs
+        a_t, e_t, c_t = (a, *inputs) if tied else inputs
         beta = jnp.einsum("...ij,...j->...i", a_t, e_t * beta) / c_t[..., None]
         return beta, beta
 
     beta_last = jnp.ones_like(alphas[..., 0, :])
-    inputs = (jnp.moveaxis(a, -3, 0), jnp.moveaxis(e[..., 1:, :], -2, 0), jnp.moveaxis(cs[..., 1:], -1, 0))
+    inputs = _step_inputs(a, (jnp.moveaxis(e[..., 1:, :], -2, 0), jnp.moveaxis(cs[..., 1:], -1, 0)), tied)
     _, betas = jax.lax.scan(step, beta_last, inputs, reverse=True)
-    betas = jnp.moveaxis(jnp.concatenate([betas, beta_last[None]], axis=0), 0, -2)
+    return jnp.moveaxis(jnp.concatenate([betas, beta_last[None]], axis=0), 0, -2)
+
+
+def _backward_scaled(alphas, cs, e, a):
+    """Marginals q(z_t) = α̂_t ∘ β̂_t and q(z_{t−1}, z_t) = α̂_{t−1} A_t ∘ (e_t ∘ β̂_t)ᵀ / c_t."""
+    betas = _scaled_betas(alphas, cs, e, a)
     unary = alphas * betas
     pair = alphas[..., :-1, :, None] * a * ((e[..., 1:, :] * betas[..., 1:, :]) / cs[..., 1:, None])[..., None, :]
     # Each step sums to one already, up to rounding accumulated over the loops.

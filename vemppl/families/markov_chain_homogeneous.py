@@ -12,8 +12,8 @@ over every step, with parameters that do not depend on t (``compiler/compile.py`
 Why a family of its own: the general chain holds Φ_t and q(z_{t−1}, z_t) for every t, arrays of
 T·K² entries written and read on every sweep (an HMM at T = 100k, K = 4: 12.8 MB each, about a
 third of the sweep; benchmarks/README.md), though the transition update reads only their sum
-over t.  Here the forward and backward loops read the one K×K matrix, and the backward loop
-adds up the pairwise marginals as it goes (Beal 2003, ch. 3: the expected counts are what
+over t.  Here the forward and backward loops read the one K×K matrix, and the expected
+counts come from one product after them (Beal 2003, ch. 3: the expected counts are what
 the VB M-step for the transitions needs; Bishop, PRML §13.2.1, eq. 13.43).
 """
 
@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 
-from .markov_chain import ChainStats, MarkovChain, _backward, _forward
+from .markov_chain import ChainStats, MarkovChain, _backward, _forward, _forward_scaled, _scaled_betas
 
 
 class HomogeneousMarkovChain(MarkovChain):
@@ -45,49 +45,17 @@ def per_step(phi, steps):
 
 
 # ---- forward–backward with one transition matrix ---------------------------------------
-# The same scaled recursions as markov_chain.py (Rabiner 1989, §V.A), with the K×K matrix a
-# loop constant instead of a sliced input, and Σ_t q(z_{t−1}, z_t) carried by the backward
-# loop.  The log-space fallback (a step's normaliser below √tiny) is the general chain's,
-# on Φ broadcast to every step: it runs only when the scaled pass fails.
-
-
-def _forward_tied(psi, phi):
-    m = jnp.max(psi, axis=-1, keepdims=True)
-    s = jnp.max(phi, axis=(-2, -1), keepdims=True)
-    e, a = jnp.exp(psi - m), jnp.exp(phi - s)
-    steps = psi.shape[-2] - 1
-    shift = jnp.sum(m, axis=(-2, -1)) + steps * s[..., 0, 0]
-
-    def step(alpha, e_t):
-        alpha = jnp.einsum("...i,...ij->...j", alpha, a) * e_t
-        c = jnp.sum(alpha, axis=-1)
-        alpha = alpha / c[..., None]
-        return alpha, (alpha, c)
-
-    c0 = jnp.sum(e[..., 0, :], axis=-1)
-    alpha0 = e[..., 0, :] / c0[..., None]
-    _, (alphas, cs) = jax.lax.scan(step, alpha0, jnp.moveaxis(e[..., 1:, :], -2, 0))
-    alphas = jnp.moveaxis(jnp.concatenate([alpha0[None], alphas], axis=0), 0, -2)
-    cs = jnp.moveaxis(jnp.concatenate([c0[None], cs], axis=0), 0, -1)
-    log_z = jnp.sum(jnp.log(cs), axis=-1) + shift
-    ok = jnp.all(cs >= jnp.sqrt(jnp.finfo(cs.dtype).tiny)) & jnp.all(jnp.isfinite(log_z))
-    return log_z, alphas, cs, e, a, ok
+# markov_chain.py's scaled recursions (Rabiner 1989, §V.A) with ``tied=True``: the K×K matrix
+# is a loop constant instead of a sliced input.  Σ_t q(z_{t−1}, z_t) is taken after the
+# loops as one product.  The log-space fallback (a step's normaliser below √tiny) is the
+# general chain's on Φ broadcast to every step: it runs only when the scaled pass fails.
 
 
 def _backward_tied(alphas, cs, e, a):
-    """β̂_{t−1} = A (e_t ∘ β̂_t) / c_t in the loop; after it, vectorised, the expected counts
-    Σ_t α̂_{t−1} ∘ A ∘ (e_t ∘ β̂_t / c_t)ᵀ / n_t, each step's joint normalised by its total
-    n_t = α̂_{t−1} · β̂_{t−1}: A ∘ (α̂ᵀ G), one [K, T]·[T, K] product (no [T, K, K] array)."""
-
-    def step(beta, inputs):
-        e_t, c_t = inputs
-        beta = jnp.einsum("...ij,...j->...i", a, e_t * beta) / c_t[..., None]
-        return beta, beta
-
-    beta_last = jnp.ones_like(alphas[..., 0, :])
-    inputs = (jnp.moveaxis(e[..., 1:, :], -2, 0), jnp.moveaxis(cs[..., 1:], -1, 0))
-    _, betas = jax.lax.scan(step, beta_last, inputs, reverse=True)
-    betas = jnp.moveaxis(jnp.concatenate([betas, beta_last[None]], axis=0), 0, -2)
+    """q(z_t) = α̂_t ∘ β̂_t, and the expected counts Σ_t α̂_{t−1} ∘ A ∘ (e_t ∘ β̂_t / c_t)ᵀ / n_t,
+    each step's joint normalised by its total n_t = α̂_{t−1} · β̂_{t−1}: A ∘ (α̂ᵀ G), one
+    [K, T]·[T, K] product (no [T, K, K] array)."""
+    betas = _scaled_betas(alphas, cs, e, a, tied=True)
     unary = alphas * betas
     totals = jnp.sum(unary, axis=-1, keepdims=True)  # each 1 up to the loops' rounding
     g = e[..., 1:, :] * betas[..., 1:, :] / cs[..., 1:, None]
@@ -108,7 +76,7 @@ def tied_forward_backward(psi, phi):
 
 
 def _tied_fwd(psi, phi):
-    log_z, alphas, cs, e, a, ok = _forward_tied(psi, phi)
+    log_z, alphas, cs, e, a, ok = _forward_scaled(psi, phi, tied=True)
     log_z = jax.lax.cond(ok, lambda: log_z, lambda: _forward(psi, per_step(phi, psi.shape[-2] - 1))[0])
     return log_z, (psi, phi, alphas, cs, e, a, ok)
 
