@@ -149,6 +149,12 @@ def test_cli_schedule_options_give_the_python_fit(tmp_path):
     ref = vp.fit(vp.load(model), {"doc": doc, "word": word}, consts={"K": 2}, dims={"D": 12, "V": 10}, max_iter=40,
                  start="random-globals", local_tol=1e-3, progress=False)
     np.testing.assert_allclose(saved, ref.elbo_trace, rtol=1e-12)
+    assert ref.engine.merged_rows is not None  # 180 tokens, at most 120 distinct (document, word) pairs
+    r = run_cli("fit", model, "--data", "tokens.npz", "--set", "K=2", "--set", "D=12", "--set", "V=10", "--out", "all",
+                "--quiet", "--start", "random-globals", "--local-tol", "1e-3", "--max-iter", "40", "--compress", "no",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr  # every token fitted: the same trace
+    np.testing.assert_allclose(json.loads((tmp_path / "all/manifest.json").read_text())["elbo_trace"], saved, rtol=1e-10)
     r = run_cli("fit", model, "--data", "tokens.npz", "--set", "K=2", "--local-tol", "-1", "--quiet", cwd=tmp_path)
     assert r.returncode == 2 and "local_tol must be a non-negative number" in r.stderr and "Traceback" not in r.stderr
 

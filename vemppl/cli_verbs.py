@@ -44,6 +44,10 @@ def add_all(verbs):
     g.add_argument("--chain", choices=("sequential", "parallel"), default="sequential",
                    help="Markov-chain blocks: forward-backward by a T-step scan, or by a log2(T)-deep tree of "
                         "log-space matrix products for long chains on a GPU (default: sequential)")
+    g.add_argument("--compress", choices=("auto", "yes", "no"), default="auto",
+                   help="units of the data plate with the same discrete data fitted once, weighted by their count "
+                        "(the same fit on fewer rows): auto when a tenth of the rows repeat (default), yes "
+                        "whenever any does, no never")
     g = p.add_argument_group("scale", "stochastic VI and several devices (docs/scaling.md)")
     g.add_argument("--batch-size", type=int, metavar="B",
                    help="stochastic VI: each of --max-iter steps fits the local latents of B random units of the "
@@ -208,7 +212,8 @@ def fit_verb(args) -> int:
     scale = {"batch_size": args.batch_size, "step_size": _pair("--step-size", args.step_size), "plate": args.plate,
              "devices": args.devices}
     schedule = {"start": args.start, "local_iter": args.local_iter, "local_tol": args.local_tol,
-                "local_restart": args.local_restart, "chain": args.chain}
+                "local_restart": args.local_restart, "chain": args.chain,
+                "compress": {"auto": None, "yes": True, "no": False}[args.compress]}
     result = fit(model, data, consts=consts, dims=dims, seed=args.seed, restarts=args.restarts,
                  max_iter=args.max_iter, tol=args.tol, progress=None if not args.quiet else False, **scale, **schedule)
     out = Path(args.out or Path("results") / model.name)

@@ -49,8 +49,11 @@ class Engine:
     #: Seed categorical blocks with broad k-means responsibilities (``_kmeanspp``).
     broad_start = True
 
-    def __init__(self, model, plan, bound, fixed_blocks=None, present=None, learning_rate=1e-2):
+    def __init__(self, model, plan, bound, fixed_blocks=None, present=None, learning_rate=1e-2, unit_weights=None):
         self.model, self.plan, self.bound = model, plan, bound
+        # The data plate's distinct rows and their counts (engine/compress.py), or None.
+        self.unit_weights = unit_weights
+        self._weighted = frozenset(unit_weights.plate.local_blocks) if unit_weights is not None else frozenset()
         # The prior start, compiled once per engine (not once per restart); the seconds its
         # first call took are compile time, reported with the first sweep's (engine/fit.py).
         self._prior_jit = None
@@ -63,6 +66,9 @@ class Engine:
         self.fixed_blocks = dict(fixed_blocks or {})
         self.families = {b.name: get_family(b.family) for b in plan.blocks}
         self.chain = "sequential"
+        #: The data plate's merged rows when the fit ran on them (set by fit on the engine of
+        #: every row it returns; engine/compress.py).
+        self.merged_rows = None
         data_nodes = {n.name for n in model.of_kind("data")}
         # Constants stay NumPy (concrete under tracing); data arrays are jit arguments.
         self.consts = {k: v for k, v in bound.values.items() if k not in data_nodes}
@@ -121,22 +127,28 @@ class Engine:
                 factors = tuple(f for f in factors if not self.chunks.plate.is_inside(f))
         return total + self.factor_sum(factors, mu, eta, params, data, extra_blocks, tracker=tracker)
 
-    def factor_sum(self, factors, mu, eta, params, data, extra_blocks=None, sizes=None, masks=None, tracker=None):
+    def factor_sum(self, factors, mu, eta, params, data, extra_blocks=None, sizes=None, masks=None, tracker=None,
+                   weights=None):
         """Σ_f E_q[log f] over ``factors``, reading the blocks from (mu, eta), the fixed and
-        extra blocks, and the values from the constants and ``data``.  Shared by the whole
-        evaluation and by each chunk of ``engine/chunks.py`` (which passes its own rows,
-        sizes and masks)."""
+        extra blocks, and the values from the constants and ``data``; the data plate's terms
+        weighted by its rows' counts when its repeated rows are merged (engine/compress.py).
+        Shared by the whole evaluation and by each chunk of ``engine/chunks.py`` (which
+        passes its own rows, sizes, masks and weights)."""
         blocks = self._table(mu, eta, skip=self.amortised)
         blocks.update(self.fixed_blocks)
         blocks.update(extra_blocks or {})
         values = {**self.consts, **data}
         sizes = self.bound.sizes if sizes is None else sizes
         masks = self.masks if masks is None else masks
+        units = None
+        if self.unit_weights is not None:
+            w = jnp.asarray(self.unit_weights.weights) if weights is None else weights
+            units = (self.unit_weights.plate.dim, w)
         total = 0.0
         for f in factors:
             if tracker is not None:
                 tracker.factor = f
-            total = total + factor_value(self.model, f, sizes, values, blocks, params, tracker, masks)
+            total = total + factor_value(self.model, f, sizes, values, blocks, params, tracker, masks, units=units)
         return total
 
     def pointwise(self, state, data=None):
@@ -172,7 +184,12 @@ class Engine:
         (in a chain, both pairwise potentials that touch it are zero) and adds exactly
         log K to the entropy; removing it makes the ELBO that of the shorter sequences.
         """
-        total = sum(jnp.sum(self._entropy(j, state.eta[j], state.mu[j])) for j in state.eta)
+        total = 0.0
+        for j in state.eta:
+            h = self._entropy(j, state.eta[j], state.mu[j])
+            if j in self._weighted:  # one distinct row stands for its count of units
+                h = h * self.unit_weights.local_weight(h)
+            total = total + jnp.sum(h)
         for j, present in self.present.items():
             k = state.mu[j].onehot.shape[-1]
             total = total - jnp.sum(~present) * jnp.log(k)
@@ -219,7 +236,10 @@ class Engine:
         def L(mu_j):
             return self.expected_log_joint({**state.mu, j: mu_j}, state.eta, state.params, data, key=state.key)
 
-        eta_j = fam.tidy_natural(fam.Stats(*jax.grad(L)(state.mu[j])))
+        grad = jax.grad(L)(state.mu[j])
+        if j in self._weighted:  # every term reading row u's statistics carries its count c_u
+            grad = jax.tree_util.tree_map(lambda g: g / self.unit_weights.local_weight(g), grad)
+        eta_j = fam.tidy_natural(fam.Stats(*grad))
         if self.plan.block(j).update != "cavi":
             return self._damped(state, j, eta_j, data)
         mu_j = fam.expected_stats(eta_j)

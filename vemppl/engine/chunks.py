@@ -26,8 +26,7 @@ import jax.numpy as jnp
 from jax.tree_util import tree_map
 
 from ..diagnostics import VemError
-from ..ir.expr import Name, names
-from .dataplate import DataPlate, _in_plate, data_plate
+from .dataplate import DataPlate, data_plate, rows_apart
 
 # Rows per chunk: the largest divisor of N in this range (so no chunk needs padding); a
 # plate with no such divisor, or smaller than two chunks, is not chunked.
@@ -82,18 +81,10 @@ def plate_chunks(engine) -> Chunks | None:
     rows = chunk_rows(n)
     if rows is None or not plate.factors:
         return None
-    # A constant or point parameter laid out along the plate would not be sliced with the
-    # rest, nor would a deterministic node that reads the plate's arrays outside its loop.
-    along = set(plate.arrays) | set(plate.local_blocks)
-    for node in engine.model.nodes.values():
-        shape = getattr(node.type, "shape", None) if node.type is not None else None
-        if node.kind in ("const", "param") and shape and isinstance(shape[0], Name) and shape[0].id == plate.dim:
-            return None
-        if node.kind == "det":
-            for d in node.defs:
-                read = {x.id for x in names(d.expr)} if d.expr is not None else set()
-                if read & along and _in_plate(d, plate.dim) is None:
-                    return None
+    if not rows_apart(engine.model, plate):
+        return None
+    if engine.unit_weights is not None and engine.unit_weights.plate.dim != plate.dim:
+        return None  # the merged rows' counts lie along another plate than the chunks would split
     return Chunks(plate, rows, n // rows)
 
 
@@ -104,18 +95,21 @@ def chunked_sum(engine, chunks: Chunks, factors, mu, eta, params, data, extra_bl
     local = [j for j in plate.local_blocks if j in mu]
     arrays = [k for k in plate.arrays if k in data]
     masked = [k for k in engine.masks if k in plate.arrays or k in plate.local_blocks]
+    units = engine.unit_weights  # the merged rows' counts (engine/compress.py), or None
     xs = (
         {j: tree_map(chunks.split, mu[j]) for j in local},
         {j: tree_map(chunks.split, eta[j]) for j in local},
         {k: chunks.split(data[k]) for k in arrays},
         {k: chunks.split(jnp.asarray(engine.masks[k])) for k in masked},
+        None if units is None else chunks.split(jnp.asarray(units.weights)),
     )
     sizes = {**engine.bound.sizes, plate.dim: chunks.rows}
 
     def body(total, x):
-        mu_c, eta_c, data_c, masks_c = x
+        mu_c, eta_c, data_c, masks_c, weights_c = x
         total = total + engine.factor_sum(factors, {**mu, **mu_c}, {**eta, **eta_c}, params, {**data, **data_c},
-                                          extra_blocks, sizes=sizes, masks={**engine.masks, **masks_c})
+                                          extra_blocks, sizes=sizes, masks={**engine.masks, **masks_c},
+                                          weights=weights_c)
         return total, None
 
     total, _ = jax.lax.scan(body, jnp.zeros(()), xs)

@@ -108,6 +108,24 @@ def data_plate(model, plan, dim: str | None = None, purpose: str = "stochastic V
     return DataPlate(dim, arrays, tuple(locals_), tuple(factors))
 
 
+def rows_apart(model, plate: DataPlate) -> bool:
+    """Whether the plate's rows can be taken apart from the rest of the model (sliced into
+    chunks, or identical rows merged): no constant or point parameter is laid out along the
+    plate (it would not be sliced with the data), and no deterministic node reads the
+    plate's arrays or locals outside its loop."""
+    along = set(plate.arrays) | set(plate.local_blocks)
+    for node in model.nodes.values():
+        shape = getattr(node.type, "shape", None) if node.type is not None else None
+        if node.kind in ("const", "param") and shape and isinstance(shape[0], Name) and shape[0].id == plate.dim:
+            return False
+        if node.kind == "det":
+            for d in node.defs:
+                read = {x.id for x in names(d.expr)} if d.expr is not None else set()
+                if read & along and _in_plate(d, plate.dim) is None:
+                    return False
+    return True
+
+
 def _check_independent(factor, var, along, dim, purpose):
     """Refuse a factor that reads a local latent or a plate data array at another unit
     (``z[t-1]``, ``x[0]``) or whole (``sum(x)``): a slice of the plate holds only its own rows."""

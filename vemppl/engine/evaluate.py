@@ -24,6 +24,7 @@ from ..families import get_family
 from ..ir.expr import BinOp, Call, Index, Name, Neg, Num, loop_offset
 from ..ir.nodes import Definition
 from . import moments as M
+from .dataplate import _in_plate
 
 
 def eval_fixed(e, sizes: dict, values: dict):
@@ -284,9 +285,12 @@ def _inline(d: Definition, indices, span):
     return sub(d.expr)
 
 
-def factor_value(model, factor, sizes, values, blocks, params, tracker=None, masks=None, keep_leading=False):
+def factor_value(model, factor, sizes, values, blocks, params, tracker=None, masks=None, keep_leading=False,
+                 units=None):
     """Σ over the grid of E[onehot weights] · E[log p(target | args)] for one factor
-    (with ``keep_leading``, summed over every axis but the outermost loop's)."""
+    (with ``keep_leading``, summed over every axis but the outermost loop's).  ``units``:
+    (the data plate's dim, the count of each of its rows), the weight of the factor's terms
+    at each row of the plate (engine/compress.py)."""
     d = factor.definition
     fam = get_family(factor.family)
     ctx = _Context(model, d.loops, factor.enum, sizes, values, blocks, params, tracker, masks)
@@ -318,6 +322,10 @@ def factor_value(model, factor, sizes, values, blocks, params, tracker=None, mas
         while m.ndim > ctx.R:
             m = jnp.min(m, axis=-1)
         weight = weight * m
+    if units is not None:
+        var = _in_plate(d, units[0])
+        if var is not None:
+            weight = weight * ctx.take(units[1], (Name(var),))
     if keep_leading:
         full = jnp.broadcast_to(weight * elp, jnp.broadcast_shapes(jnp.shape(weight * elp), ctx.grid_shape()))
         return jnp.sum(full, axis=tuple(range(1, full.ndim)))

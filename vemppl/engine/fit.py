@@ -45,6 +45,7 @@ def fit(
     batch_restarts: bool | None = None,
     start: str = "prior",
     chain: str = "sequential",
+    compress: bool | None = None,
 ):
     """Fit ``model`` to ``data`` by variational EM; returns a :class:`~vemppl.results.Fit`.
 
@@ -94,6 +95,13 @@ def fit(
     except with ``local_restart=True`` (with ``start="random-globals"``): the locals start
     afresh at their prior each sweep, as scikit-learn's LDA E-step does, and a sweep may
     lower the ELBO.
+
+    Repeated rows (``engine/compress.py``): units of the data plate with the same discrete
+    data (LDA's tokens of one word in one document) have the same posterior, so by default
+    (``compress=None``) the fit runs on the distinct rows, each weighted by its count, when
+    at least a tenth of the rows repeats: the same ELBO and fixed points on fewer rows, the
+    returned state expanded to every unit.  ``compress=False`` fits every row;
+    ``compress=True`` merges whenever any row repeats, and says why when it cannot.
     """
     from ..results.fit import Fit
 
@@ -118,13 +126,26 @@ def fit(
         raise VemError("data", "devices= and batch_size= together are not supported yet; choose one")
     bound = bind(m, {} if data is None else data, consts, dims, mask, strict)
     t0 = time.perf_counter()
-    engine = Engine(m, plan, bound, present=present, learning_rate=learning_rate)
-    engine.use_chain_algorithm(chain)
-    if start != "prior" or local_iter is not None or local_tol is not None or local_restart:
-        from .schedule import LocalGlobal
+    merged = None
+    if compress is not False and devices is None:
+        from .compress import compress_plate
 
-        passes = local_iter if local_iter is not None else (1 if local_tol is None else 10)
-        engine.local_global = LocalGlobal(engine, start, passes, plate, local_tol, local_restart)
+        networks = any(n.is_network for n in m.of_kind("param")) or any(b.update == "amortised" for b in plan.blocks)
+        merged = compress_plate(m, plan, bound, present, plate, networks, required=compress is True)
+    elif compress is True:
+        raise VemError("data", "compress=True with devices= is not supported; the sharded fit runs on every row")
+
+    def make_engine(b, weights=None):
+        eng = Engine(m, plan, b, present=present, learning_rate=learning_rate, unit_weights=weights)
+        eng.use_chain_algorithm(chain)
+        if start != "prior" or local_iter is not None or local_tol is not None or local_restart:
+            from .schedule import LocalGlobal
+
+            passes = local_iter if local_iter is not None else (1 if local_tol is None else 10)
+            eng.local_global = LocalGlobal(eng, start, passes, plate, local_tol, local_restart)
+        return eng
+
+    engine = make_engine(*merged) if merged is not None else make_engine(bound)
     sweep, place, gather = engine.sweep, (lambda s: s), (lambda s: s)
     if devices is not None:
         from .dataplate import data_plate
@@ -163,6 +184,13 @@ def fit(
     # Compile time: the first sweep's call, the prior start's first call and the first
     # random-globals draw (all almost all tracing and XLA); the fit time is the rest, k-means seeding and the sweeps included.
     compile_seconds = (compile_seconds or 0.0) + engine.init_compile_seconds
+    if merged is not None:
+        # The fit of every unit: its engine (compiled on first use) and each unit's locals.
+        weights = merged[1]
+        state = weights.expand(state, weights.plate.local_blocks)
+        full = make_engine(bound)
+        full.traces, full.init_compile_seconds, full.merged_rows = engine.traces, engine.init_compile_seconds, weights
+        engine = full
     fit_seconds = time.perf_counter() - t0 - compile_seconds
     return Fit(
         model=m, plan=plan, bound=bound, engine=engine, state=state, elbo_trace=np.asarray(trace),

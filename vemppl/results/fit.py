@@ -145,6 +145,10 @@ class Fit:
             f"fit {self.fit_seconds:.2f}s)",
             f"{'block':<12}{'family':<14}{'shape':<16}{'mean (first entries)'}",
         ]
+        merged = getattr(self.engine, "merged_rows", None)
+        if merged is not None:  # engine/compress.py
+            lines.insert(1, f"(fitted on the {len(merged.weights)} distinct rows of the {merged.rows} units of "
+                            f"{merged.plate.dim}, each weighted by its count)")
         for j, d in self.posterior.items():
             mean = np.asarray(_mean(d))
             head = np.array2string(mean.ravel()[:4], precision=3, separator=", ")

@@ -1,0 +1,159 @@
+"""Repeated rows of the data plate fitted once, weighted by their count (engine/compress.py).
+
+The merged fit must be the fit of every row: from the same start (random globals, the
+locals fitted to them first, so that two units with the same data start alike) its ELBO
+trace equals the unmerged fit's to rounding, its expanded q(z) is every unit's, and the ELBO
+of the returned state computed row by row (the full engine, no weights) is the merged
+fit's last value.  From the default start the units' seeded locals differ, so only the last
+identity is exact there.  The models include ones that are not in models/.
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import vemppl as vp
+from vemppl.diagnostics import VemError
+from vemppl.engine import chunks
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _lda():
+    rng = np.random.default_rng(2)
+    doc = np.repeat(np.arange(30), 40)
+    word = rng.integers(0, 12, size=len(doc))  # 12 words: most (doc, word) pairs repeat
+    return vp.load(ROOT / "models" / "lda.vem"), {"doc": doc, "word": word}, {"K": 3}, {"D": 30, "V": 12}
+
+
+def _binary_mixture():  # bernoulli_mixture.vem's data: 4-pixel images, 16 possible rows
+    rng = np.random.default_rng(3)
+    proto = np.array([[1, 1, 0, 0], [0, 0, 1, 1], [1, 0, 1, 0]])
+    z = rng.integers(0, 3, 600)
+    x = (rng.random((600, 4)) < np.where(proto[z] == 1, 0.85, 0.1)).astype(bool)
+    return vp.load(ROOT / "models" / "bernoulli_mixture.vem"), {"x": x}, {"K": 3}, {}
+
+
+def _two_views():  # not in models/: a count and a category per unit, one cluster label
+    text = """
+model two_views
+dim N
+const K = 2
+data c: count[N]
+data g: cat(3)[N]
+pi ~ Dirichlet(fill(1.0, K))
+for k in range(K) {
+    rate[k] ~ Gamma(1.0, 0.5)
+    p[k] ~ Dirichlet(fill(1.0, 3))
+}
+for n in range(N) {
+    z[n] ~ Categorical(pi)
+    c[n] ~ Poisson(rate[z[n]])
+    g[n] ~ Categorical(p[z[n]])
+}
+"""
+    rng = np.random.default_rng(4)
+    z = rng.integers(0, 2, 800)
+    c = rng.poisson(np.where(z == 0, 1.5, 6.0))
+    g = np.where(z == 0, rng.choice(3, 800, p=[0.7, 0.2, 0.1]), rng.choice(3, 800, p=[0.1, 0.2, 0.7]))
+    return vp.parse(text), {"c": c, "g": g}, {"K": 2}, {}
+
+
+CASES = {"lda tokens": _lda, "bernoulli mixture": _binary_mixture, "count and category": _two_views}
+
+
+def _fit(case, **kw):
+    model, data, consts, dims = case
+    return vp.fit(model, data, consts=consts, dims=dims, seed=0, progress=False, **kw)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_merged_rows_give_the_unmerged_fit(name):
+    case = CASES[name]()
+    kw = dict(start="random-globals", local_iter=3, max_iter=15, tol=0)
+    merged, whole = _fit(case, compress=True, **kw), _fit(case, compress=False, **kw)
+    rows = merged.engine.merged_rows
+    assert rows is not None and whole.engine.merged_rows is None
+    assert len(rows.weights) < rows.rows / 2  # the data really repeat
+    np.testing.assert_allclose(merged.elbo_trace, whole.elbo_trace, rtol=1e-10, atol=0)
+    for j in rows.plate.local_blocks:  # each unit's q is its distinct row's, and the unmerged fit's
+        np.testing.assert_allclose(np.asarray(merged.posterior[j].probs), np.asarray(whole.posterior[j].probs),
+                                   rtol=0, atol=1e-9)
+    assert np.all(np.diff(merged.elbo_trace) >= -1e-9 * np.abs(merged.elbo_trace[1:]))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_the_returned_state_is_every_units_and_its_elbo_the_merged_one(name):
+    case = CASES[name]()
+    fit = _fit(case, max_iter=40, tol=1e-9)  # the default start and the automatic choice
+    assert fit.engine.merged_rows is not None and fit.engine.unit_weights is None
+    n = fit.engine.merged_rows.rows
+    for j in fit.engine.merged_rows.plate.local_blocks:
+        assert np.asarray(fit.posterior[j].probs).shape[0] == n
+    # The full engine sums every unit's terms without weights: the same number.
+    assert float(fit.engine.elbo(fit.state)) == pytest.approx(fit.elbo, rel=1e-10)
+
+
+def test_weights_split_with_the_chunks(monkeypatch):
+    """2048 distinct rows, each repeated 1-4 times: the merged plate is chunked (2 × 1024) and
+    the chunks' weights are their rows'."""
+    rng = np.random.default_rng(5)
+    distinct = np.unique(rng.integers(0, 2, size=(6000, 14)).astype(bool), axis=0)[:2048]
+    assert len(distinct) == 2048
+    x = np.repeat(distinct, rng.integers(1, 5, size=2048), axis=0)
+    x = x[rng.permutation(len(x))]
+    model = vp.load(ROOT / "models" / "bernoulli_mixture.vem")
+    monkeypatch.setattr(chunks, "MIN_WORK", 0)
+    kw = dict(consts={"K": 3}, seed=1, start="random-globals", max_iter=8, tol=0, progress=False)
+    merged = vp.fit(model, {"x": x}, compress=True, **kw)
+    whole = vp.fit(model, {"x": x}, compress=False, **kw)
+    assert merged.engine.merged_rows is not None and len(merged.engine.merged_rows.weights) == 2048
+    np.testing.assert_allclose(merged.elbo_trace, whole.elbo_trace, rtol=1e-10, atol=0)
+
+
+def test_automatic_merging_leaves_alone_what_it_cannot_merge():
+    rng = np.random.default_rng(6)
+    gmm = vp.load(ROOT / "models" / "gmm.vem")
+    x = np.round(rng.normal(size=(300, 2)))  # real-valued rows (repeated here) are not compared
+    assert vp.fit(gmm, {"x": x}, consts={"K": 2}, max_iter=3, progress=False).engine.merged_rows is None
+    model, data, consts, _ = _binary_mixture()
+    present = np.ones(len(data["x"]), bool)
+    present[0] = False  # a unit marked absent
+    masked = vp.fit(model, data, consts=consts, mask={"z": present}, max_iter=3, progress=False)
+    assert masked.engine.merged_rows is None  # a masked plate keeps its rows
+    few = vp.fit(model, {"x": np.eye(4, dtype=bool)[np.arange(40) % 4][:6]}, consts=consts, max_iter=3, progress=False)
+    assert few.engine.merged_rows is not None  # 6 rows, 2 repeats: over a tenth
+    distinct = vp.fit(model, {"x": np.unique(data["x"], axis=0)}, consts=consts, max_iter=3, progress=False)
+    assert distinct.engine.merged_rows is None
+
+
+def test_compress_true_says_why_it_cannot():
+    gmm = vp.load(ROOT / "models" / "gmm.vem")
+    with pytest.raises(VemError, match="'x' is real-valued"):
+        vp.fit(gmm, {"x": np.zeros((10, 2))}, consts={"K": 2}, compress=True, progress=False)
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(8, 60), categories=st.integers(2, 4))
+def test_merged_and_unmerged_traces_agree_on_random_categorical_data(seed, n, categories):
+    """Any small categorical data set, as a Dirichlet–categorical mixture of one feature."""
+    text = f"""
+model onefeature
+dim N
+const K = 2
+data y: cat({categories})[N]
+pi ~ Dirichlet(fill(1.0, K))
+for k in range(K) {{ p[k] ~ Dirichlet(fill(0.5, {categories})) }}
+for n in range(N) {{
+    z[n] ~ Categorical(pi)
+    y[n] ~ Categorical(p[z[n]])
+}}
+"""
+    y = np.random.default_rng(seed).integers(0, categories, n)
+    kw = dict(seed=seed % 97, start="random-globals", max_iter=10, tol=0, progress=False)
+    merged = vp.fit(vp.parse(text), {"y": y}, compress=True, **kw)
+    whole = vp.fit(vp.parse(text), {"y": y}, compress=False, **kw)
+    np.testing.assert_allclose(merged.elbo_trace, whole.elbo_trace, rtol=1e-10, atol=1e-10)
