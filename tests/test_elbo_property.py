@@ -6,6 +6,7 @@ hyperparameters and data; every fit must have a non-decreasing ELBO trace.
 """
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -58,3 +59,6 @@ def test_elbo_never_decreases(kind, k, scaled_prior, hyper, n, seed):
     fit = vp.fit(random_model(kind, k, scaled_prior, hyper), {"x": x}, seed=seed, max_iter=60, tol=1e-12)
     assert np.all(np.isfinite(fit.elbo_trace))
     assert_elbo_monotone(fit.elbo_trace)
+    # The sweep's ELBO comes from its last update's pass (Engine._update_block); computed afresh
+    # over every factor and every unit, it is the same number.
+    assert float(fit.engine.elbo(fit.state)) == pytest.approx(fit.elbo, rel=1e-10, abs=1e-9)

@@ -227,23 +227,50 @@ class Engine:
 
     # ---- updates ------------------------------------------------------------------
     def update_block(self, state, j, data):
+        return self._update_block(state, j, data, False)
+
+    def update_block_and_log_joint(self, state, j, data):
+        """(the state with q_j updated, the expected log joint at it), for the last update of a
+        sweep: see ``_update_block``.  None for the second when it does not hold."""
+        return self._update_block(state, j, data, True)
+
+    def _update_block(self, state, j, data, log_joint):
+        """q_j ← the CAVI target η_j = ∇_{μ_j} L (Winn & Bishop 2005; GUIDE §2).
+
+        A closed-form block is one in which L is affine (the conjugacy probe's test,
+        engine/probe.py), so L at the updated μ_j is exact from the gradient's own forward
+        pass: L(μ_j') = L(μ_j) + ⟨∇_{μ_j} L, μ_j' − μ_j⟩.  With ``log_joint`` that value is
+        returned too, and the ELBO after a sweep whose last step is this update needs only
+        the entropies, not another pass over every factor (on LDA that pass holds an
+        [M, K] gather of E[log β]; on an HMM the emission densities at every step)."""
         fam = self.families[j]
         if j in self.amortised:
             from .networks import refresh
 
-            return refresh(self, state, data)
+            new = refresh(self, state, data)
+            return (new, None) if log_joint else new
 
         def L(mu_j):
             return self.expected_log_joint({**state.mu, j: mu_j}, state.eta, state.params, data, key=state.key)
 
-        grad = jax.grad(L)(state.mu[j])
+        closed_form = self.plan.block(j).update == "cavi"
+        if log_joint and closed_form:
+            value, grad = jax.value_and_grad(L)(state.mu[j])
+        else:
+            value, grad = None, jax.grad(L)(state.mu[j])
+        raw = grad
         if j in self._weighted:  # every term reading row u's statistics carries its count c_u
             grad = jax.tree_util.tree_map(lambda g: g / self.unit_weights.local_weight(g), grad)
         eta_j = fam.tidy_natural(fam.Stats(*grad))
-        if self.plan.block(j).update != "cavi":
-            return self._damped(state, j, eta_j, data)
+        if not closed_form:
+            new = self._damped(state, j, eta_j, data)
+            return (new, None) if log_joint else new
         mu_j = fam.expected_stats(eta_j)
-        return state._replace(eta={**state.eta, j: eta_j}, mu={**state.mu, j: mu_j})
+        new = state._replace(eta={**state.eta, j: eta_j}, mu={**state.mu, j: mu_j})
+        if not log_joint:
+            return new
+        moved = sum(jnp.vdot(g, b - a) for g, a, b in zip(raw, state.mu[j], mu_j))
+        return new, value + moved
 
     def _damped(self, state, j, target, data, rhos=(1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625)):
         """Natural-gradient step for a non-conjugate block (Khan & Lin 2017):
@@ -286,11 +313,21 @@ class Engine:
 
     def _sweep_impl(self, state, data):
         self.traces += 1
+        # The ELBO from the last update's own pass when nothing moves after it (no M-step, no
+        # networks, no Monte Carlo draw): L at the new state plus the entropies.
+        last = not (self.plan.params or self.networks or self.amortised)
         if getattr(self, "local_global", None) is not None:  # fit(start=, local_iter=): engine/schedule.py
-            state = self.local_global.update(self, state, data)
+            if last:
+                state, log_joint = self.local_global.update(self, state, data, log_joint=True)
+            else:
+                state, log_joint = self.local_global.update(self, state, data), None
         else:
-            for j in self.plan.schedule:
-                state = self.update_block(state, j, data)
+            log_joint = None
+            for i, j in enumerate(self.plan.schedule):
+                if last and i == len(self.plan.schedule) - 1:
+                    state, log_joint = self.update_block_and_log_joint(state, j, data)
+                else:
+                    state = self.update_block(state, j, data)
         for p in self.plan.params:
             if p.name not in self.networks:
                 state = self.update_param(state, p.name, data)
@@ -298,6 +335,8 @@ class Engine:
             from .networks import network_step
 
             state, elbo = network_step(self, state, data)
+        elif log_joint is not None:
+            elbo = log_joint + self.entropy(state)
         else:
             elbo = self.elbo(state, data)
         if state.key is not None:  # a fresh Monte Carlo draw for the next sweep

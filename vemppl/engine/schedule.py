@@ -113,7 +113,9 @@ class LocalGlobal:
         self.locals_ = locals_
         self.globals_ = tuple(j for j in plan.schedule if j not in locals_)
 
-    def update(self, engine, state, data):
+    def update(self, engine, state, data, log_joint=False):
+        """The sweep's updates; with ``log_joint``, (state, the expected log joint after the
+        last update, or None where the last update runs inside the local passes' loop)."""
         before = self.globals_ if self.start == "prior" else ()
         after = () if self.start == "prior" else self.globals_
         for j in before:
@@ -130,9 +132,13 @@ class LocalGlobal:
             state = jax.lax.fori_loop(0, self.local_iter, local_pass, state)
         elif self.locals_:
             state = self._until_settled(lambda st: local_pass(0, st), state)
-        for j in after:
-            state = engine.update_block(state, j, data)
-        return state
+        value = None
+        for i, j in enumerate(after):
+            if log_joint and i == len(after) - 1:
+                state, value = engine.update_block_and_log_joint(state, j, data)
+            else:
+                state = engine.update_block(state, j, data)
+        return (state, value) if log_joint else state
 
     def _restarted(self, engine, state, data):
         """The locals started at the prior each sweep (those the fit starts there), given the
