@@ -588,6 +588,7 @@ def _kmeanspp(x, k, rng, broad=True, smooth=0.1, lloyd_steps=300, tol=1e-4):
     from the broad start, within 1e-5 of it from the cells).
     """
     n = x.shape[0]
+    xx = np.sum(x * x, axis=1)  # ‖x_n‖², once (each distance below reuses it)
     trials = 2 + int(np.log(k))
     first = x[rng.integers(n)]
     d2 = np.sum((x - first) ** 2, axis=1)
@@ -595,23 +596,26 @@ def _kmeanspp(x, k, rng, broad=True, smooth=0.1, lloyd_steps=300, tol=1e-4):
     for _ in range(1, k):
         p = d2 / d2.sum() if d2.sum() > 0 else np.full(n, 1.0 / n)
         cand = rng.choice(n, size=trials, p=p)
-        d2_cand = np.minimum(d2[None, :], np.maximum(_sqdist(x, x[cand]).T, 0.0))  # [trials, N]
+        d2_cand = np.minimum(d2[None, :], np.maximum(_sqdist(x, x[cand], xx).T, 0.0))  # [trials, N]
         best = int(np.argmin(d2_cand.sum(axis=1)))
         centres.append(x[cand[best]])
         d2 = d2_cand[best]
     c = np.stack(centres)
     threshold = tol * float(np.mean(np.var(x, axis=0)))
     for _ in range(lloyd_steps):
-        assign = np.argmin(_sqdist(x, c), axis=1)
-        new = np.stack([x[assign == j].mean(0) if np.any(assign == j) else c[j] for j in range(k)])
+        assign = np.argmin(_sqdist(x, c, xx), axis=1)
+        # Each cell's mean by one pass of bincount per feature (a mask per cell reads x K times).
+        counts = np.bincount(assign, minlength=k)
+        sums = np.stack([np.bincount(assign, weights=x[:, d], minlength=k) for d in range(x.shape[1])], axis=1)
+        new = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], c)
         shift = float(np.sum((new - c) ** 2))
         c = new
         if shift <= threshold:
             break
     if not broad:
-        return (1 - smooth) * np.eye(k)[np.argmin(_sqdist(x, c), axis=1)] + smooth / k
+        return (1 - smooth) * np.eye(k)[np.argmin(_sqdist(x, c, xx), axis=1)] + smooth / k
     spread = float(np.sum(np.var(x, axis=0)))
-    logits = -0.5 * np.maximum(_sqdist(x, c), 0.0) / (spread if spread > 0 else 1.0)
+    logits = -0.5 * np.maximum(_sqdist(x, c, xx), 0.0) / (spread if spread > 0 else 1.0)
     r = np.exp(logits - logits.max(axis=1, keepdims=True))
     return r / r.sum(axis=1, keepdims=True)
 
@@ -636,8 +640,9 @@ def _own_ref(j, d):
     return Index(Name(j), d.indices) if d.indices else Name(j)
 
 
-def _sqdist(x, c):
-    return (x**2).sum(1)[:, None] - 2.0 * x @ c.T + (c**2).sum(1)[None, :]
+def _sqdist(x, c, xx=None):
+    xx = (x**2).sum(1) if xx is None else xx
+    return xx[:, None] - 2.0 * x @ c.T + (c**2).sum(1)[None, :]
 
 
 def _broadcast_to_grid(x, grid, rank):
