@@ -86,7 +86,7 @@ def test_merged_rows_give_the_unmerged_fit(name):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_the_returned_state_is_every_units_and_its_elbo_the_merged_one(name):
+def test_the_returned_state_is_every_units_and_its_elbo_the_merged_one(name, tmp_path):
     case = CASES[name]()
     fit = _fit(case, max_iter=40, tol=1e-9)  # the default start and the automatic choice
     assert fit.engine.merged_rows is not None and fit.engine.unit_weights is None
@@ -95,6 +95,10 @@ def test_the_returned_state_is_every_units_and_its_elbo_the_merged_one(name):
         assert np.asarray(fit.posterior[j].probs).shape[0] == n
     # The full engine sums every unit's terms without weights: the same number.
     assert float(fit.engine.elbo(fit.state)) == pytest.approx(fit.elbo, rel=1e-10)
+    fit.save(tmp_path / "r")  # saved and loaded as any fit: every unit's q
+    back = vp.load_results(tmp_path / "r")
+    for j in fit.engine.merged_rows.plate.local_blocks:
+        np.testing.assert_array_equal(np.asarray(back.posterior[j].probs), np.asarray(fit.posterior[j].probs))
 
 
 def test_weights_split_with_the_chunks(monkeypatch):
