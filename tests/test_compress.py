@@ -138,6 +138,11 @@ def test_compress_true_says_why_it_cannot():
     gmm = vp.load(ROOT / "models" / "gmm.vem")
     with pytest.raises(VemError, match="'x' is real-valued"):
         vp.fit(gmm, {"x": np.zeros((10, 2))}, consts={"K": 2}, compress=True, progress=False)
+    model, data, consts, _ = _binary_mixture()
+    with pytest.raises(VemError, match="stochastic VI reads every row"):
+        vp.fit(model, data, consts=consts, compress=True, batch_size=50, progress=False)
+    with pytest.raises(VemError, match="the sharded fit runs on every row"):
+        vp.fit(model, data, consts=consts, compress=True, devices=1, progress=False)
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])

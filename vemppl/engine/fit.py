@@ -119,6 +119,9 @@ def fit(
     if batch_size is not None and local_tol is not None:
         raise VemError("data", "local_tol= is for batch fits; stochastic VI runs local_iter passes per batch",
                        hint="drop local_tol= or fit without batch_size=")
+    if batch_size is not None and compress is True:
+        raise VemError("data", "compress=True is for batch fits; stochastic VI reads every row of its batches",
+                       hint="drop compress=True or fit without batch_size=")
     if batch_size is not None:
         return _fit_svi(m, plan, data, consts, dims, mask, present, init, seed, max_iter, strict, batch_size,
                         step_size, local_iter, plate, restarts, show, start, chain)
