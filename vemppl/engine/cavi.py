@@ -226,15 +226,25 @@ class Engine:
         return self.expected_log_joint(state.mu, state.eta, state.params, data, key=state.key) + self.entropy(state)
 
     # ---- updates ------------------------------------------------------------------
-    def update_block(self, state, j, data):
-        return self._update_block(state, j, data, False)
+    def update_block(self, state, j, data, invariant=None):
+        """q_j updated; ``invariant``: (factors, their part of ∇_{μ_j} L) computed ahead by
+        ``target_part`` while the blocks those factors read besides j stay put."""
+        return self._update_block(state, j, data, False, invariant)
+
+    def target_part(self, state, j, factors, data):
+        """∇_{μ_j} of the expected log joint's ``factors`` alone (raw, before any row weights
+        divide it): for a closed-form block, the same at every μ_j."""
+        def L(mu_j):
+            return self.expected_log_joint({**state.mu, j: mu_j}, state.eta, state.params, data, factors=factors,
+                                           key=state.key)
+        return jax.grad(L)(state.mu[j])
 
     def update_block_and_log_joint(self, state, j, data):
         """(the state with q_j updated, the expected log joint at it), for the last update of a
         sweep: see ``_update_block``.  None for the second when it does not hold."""
         return self._update_block(state, j, data, True)
 
-    def _update_block(self, state, j, data, log_joint):
+    def _update_block(self, state, j, data, log_joint, invariant=None):
         """q_j ← the CAVI target η_j = ∇_{μ_j} L (Winn & Bishop 2005; GUIDE §2).
 
         A closed-form block is one in which L is affine (the conjugacy probe's test,
@@ -250,14 +260,22 @@ class Engine:
             new = refresh(self, state, data)
             return (new, None) if log_joint else new
 
+        factors = self.plan.factors
+        if invariant is not None:
+            assert not log_joint, "the value of L needs every factor"
+            factors = tuple(f for f in factors if f not in invariant[0])
+
         def L(mu_j):
-            return self.expected_log_joint({**state.mu, j: mu_j}, state.eta, state.params, data, key=state.key)
+            return self.expected_log_joint({**state.mu, j: mu_j}, state.eta, state.params, data, factors=factors,
+                                           key=state.key)
 
         closed_form = self.plan.block(j).update == "cavi"
         if log_joint and closed_form:
             value, grad = jax.value_and_grad(L)(state.mu[j])
         else:
             value, grad = None, jax.grad(L)(state.mu[j])
+        if invariant is not None:
+            grad = jax.tree_util.tree_map(jnp.add, grad, invariant[1])
         raw = grad
         if j in self._weighted:  # every term reading row u's statistics carries its count c_u
             grad = jax.tree_util.tree_map(lambda g: g / self.unit_weights.local_weight(g), grad)

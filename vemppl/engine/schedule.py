@@ -54,6 +54,26 @@ def local_blocks(model, plan, dim=None) -> tuple[str, ...]:
     return tuple(j for j in plan.schedule if j in local)
 
 
+def factor_blocks(model, plan, f) -> frozenset[str]:
+    """The blocks factor ``f`` may read: its target's and its target's parents' in the DAG,
+    through deterministic nodes.  Read off the node, not the one definition, so a node with
+    several definitions (a chain's first step and the rest) gives their union: a superset,
+    which can only keep a factor out of ``LocalGlobal``'s loop-invariant part."""
+    block_of = {}
+    for b in plan.blocks:
+        for _, member in b.members or (("", b.name),):
+            block_of[member] = b.name
+    g, seen, todo = model.graph, set(), [f.target]
+    while todo:
+        n = todo.pop()
+        if n in seen:
+            continue
+        seen.add(n)
+        if n == f.target or model[n].kind == "det":
+            todo.extend(g.predecessors(n))
+    return frozenset(block_of[n] for n in seen if n in block_of) | frozenset(r.block for r in f.enum)
+
+
 def relative_change(new, old):
     """max over the fields of a block's natural parameters of mean|new − old| / mean|old|."""
     out = jnp.zeros(())
@@ -112,6 +132,27 @@ class LocalGlobal:
             locals_ = tuple(seeded + [j for j in locals_ if j not in seeded])
         self.locals_ = locals_
         self.globals_ = tuple(j for j in plan.schedule if j not in locals_)
+        self.invariant = self._loop_invariant(engine) if (local_iter > 1 or local_tol is not None) else {}
+
+    def _loop_invariant(self, engine) -> dict:
+        """For each closed-form local block j, the factors that read j and no other local
+        block: the globals, params and data they read stay put during the local passes, and
+        (L being affine in μ_j) so does their gradient, the part of η_j they give.  It is
+        computed once a sweep, before the passes, instead of once a pass (LDA: the [M, K]
+        gather of E[log β] at each token's word).  Not with networks or amortised blocks,
+        whose Monte Carlo draws read the locals too."""
+        if engine.networks or engine.amortised:
+            return {}
+        plan, others = engine.plan, set(self.locals_)
+        out = {}
+        for j in self.locals_:
+            if plan.block(j).update != "cavi":
+                continue
+            fs = tuple(f for f in plan.factors
+                       if j in (reads := factor_blocks(engine.model, plan, f)) and not (reads & (others - {j})))
+            if fs:
+                out[j] = fs
+        return out
 
     def update(self, engine, state, data, log_joint=False):
         """The sweep's updates; with ``log_joint``, (state, the expected log joint after the
@@ -123,9 +164,11 @@ class LocalGlobal:
         if self.local_restart:
             state = self._restarted(engine, state, data)
 
+        invariant = {j: (fs, engine.target_part(state, j, fs, data)) for j, fs in self.invariant.items()}
+
         def local_pass(_, st):
             for j in self.locals_:
-                st = engine.update_block(st, j, data)
+                st = engine.update_block(st, j, data, invariant.get(j))
             return st
 
         if self.locals_ and self.local_tol is None:
