@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..families._linalg import bdot
 from ..families.base import MomentSource
 
 
@@ -304,14 +305,25 @@ class Dot(_Derived):
         self.deps = a.deps | b.deps
         self._cross(a, b, tracker)
 
+    # Contracted by bdot, which drops the size-1 axes of the loop layout: dot(W[j], h[n])
+    # over n, j is an [N, L] × [L, D] product, and its square an [N, L²] × [L², D] one,
+    # where a broadcast multiply would write N·D·L² numbers (factor analysis: 10M a pass).
     @property
     def mean(self):
-        return jnp.sum(self.a.mean * self.b.mean, axis=-1)
+        return _contract(self.a.mean, self.b.mean, 1)
 
     @property
     def sq(self):
         # E[(aᵀb)²] = tr(E[aaᵀ] E[bbᵀ]) for independent a, b.
-        return jnp.sum(self.a.outer * self.b.outer, axis=(-1, -2))
+        return _contract(self.a.outer, self.b.outer, 2)
+
+
+def _contract(x, y, k):
+    """Σ over the last k axes of x * y: by bdot when those axes agree, else broadcast."""
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    if x.ndim >= k and y.ndim >= k and x.shape[x.ndim - k:] == y.shape[y.ndim - k:]:
+        return bdot(x, y, k)
+    return jnp.sum(x * y, axis=tuple(range(-k, 0)))
 
 
 class MatVec(_Derived):
