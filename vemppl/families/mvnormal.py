@@ -5,7 +5,9 @@ Density ``N(x | m, Λ) = (2π)^(−D/2) |Λ|^(1/2) exp(−½ (x − m)ᵀ Λ (x 
 ``A(η) = ½ mᵀ Λ m − ½ log |Λ|`` with ``Λ = −2 η₂``, ``m = Λ⁻¹ η₁``;
 ``E[x] = m``, ``E[x xᵀ] = Λ⁻¹ + m mᵀ`` (Bishop, PRML §2.3, §10.2.1; Winn & Bishop 2005, table 1).
 Every solve uses the Cholesky factor of ``Λ``; no explicit inverse is formed except
-``Λ⁻¹`` itself where the statistic ``E[x xᵀ]`` needs it.
+``Λ⁻¹`` itself where the statistic ``E[x xᵀ]`` needs it.  When every matrix of a batch of
+precisions is the same (factor analysis and PPCA: q(h_n) has one covariance for all n),
+it is factored once (``_moments``).
 
 As a model factor, with independent moments of value x, location m and precision Λ,
 ``E[log N(x | m, Λ)] = ½E[log|Λ|] − (D/2) log 2π
@@ -24,6 +26,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import math
+
+import jax
 import jax.numpy as jnp
 import numpyro.distributions as dist
 
@@ -68,15 +73,20 @@ class MvNormal(ExpFamily):
 
     @classmethod
     def log_normalizer(cls, eta):
-        tril = la.chol(-2.0 * eta.outer)
-        m = la.chol_solve(tril, eta.mean)
-        return 0.5 * jnp.sum(eta.mean * m, axis=-1) - 0.5 * la.chol_logdet(tril)
+        m, _, logdet = _moments(eta)
+        return 0.5 * jnp.sum(eta.mean * m, axis=-1) - 0.5 * logdet
 
     @classmethod
     def expected_stats(cls, eta):
-        tril = la.chol(-2.0 * eta.outer)
-        m = la.chol_solve(tril, eta.mean)
-        return MvNormalStats(m, la.chol_inverse(tril) + la.outer(m, m))
+        m, sigma, _ = _moments(eta)
+        return MvNormalStats(m, sigma + la.outer(m, m))
+
+    @classmethod
+    def entropy(cls, eta, mu=None):
+        """H = ½ D (1 + log 2π) − ½ log |Λ|: one log-determinant (A − ⟨η, μ⟩ − E[log h]
+        simplified), so ``mu`` is not needed."""
+        _, _, logdet = _moments(eta)
+        return 0.5 * eta.mean.shape[-1] * (1.0 + _LOG_2PI) - 0.5 * logdet
 
     @classmethod
     def natural_from_mean(cls, mu):
@@ -153,6 +163,37 @@ class MvNormal(ExpFamily):
             if shape is not None:
                 return tuple(shape[-1:])
         return tuple(loc[-1:])
+
+
+def _moments(eta):
+    """(m, Λ⁻¹, log |Λ|) with Λ = −2η₂ and m = Λ⁻¹ η₁, batched.
+
+    A batch whose precisions are all equal (checked at run time: one comparison pass) takes
+    one Cholesky factor and m = η₁ Λ⁻¹ as a matrix product, instead of a factorisation
+    and two triangular solves per element; equal matrices give equal factors, so the two
+    branches agree to rounding (factor analysis, N = 20k, L = 5: the E-step's 20k 5×5
+    factorisations were most of its sweep)."""
+    lam = -2.0 * eta.outer
+    d = lam.shape[-1]
+    batch = jnp.broadcast_shapes(eta.mean.shape[:-1], lam.shape[:-2])
+
+    def each():
+        tril = la.chol(lam)
+        m = la.chol_solve(tril, jnp.broadcast_to(eta.mean, batch + (d,)))
+        return (m, jnp.broadcast_to(la.chol_inverse(tril), batch + (d, d)),
+                jnp.broadcast_to(la.chol_logdet(tril), batch))
+
+    if math.prod(lam.shape[:-2]) < 2:
+        return each()
+    flat = jnp.reshape(lam, (-1, d, d))
+
+    def one():
+        tril = la.chol(flat[0])
+        sigma = la.chol_inverse(tril)
+        m = jnp.einsum("...j,ij->...i", jnp.broadcast_to(eta.mean, batch + (d,)), sigma)
+        return m, jnp.broadcast_to(sigma, batch + (d, d)), jnp.broadcast_to(la.chol_logdet(tril), batch)
+
+    return jax.lax.cond(jnp.all(flat == flat[:1]), one, each)
 
 
 def _precision(covariance_matrix, precision_matrix, scale_tril):
