@@ -88,10 +88,18 @@ def test_chunk_rows_divide_the_plate():
     assert chunks.chunk_rows(10_007) is None  # prime: no divisor in range, evaluated whole
 
 
-def test_small_per_row_work_is_evaluated_whole():
-    """N × (local moments per row) × (data per row) below MIN_WORK: the scan's overhead
-    would outweigh the cache it saves (measured in engine/chunks.py)."""
-    model, data, consts, kw = _gmm()
-    fit = vp.fit(model, data, consts=consts, seed=0, max_iter=2, progress=False, **kw)
-    assert fit.engine.chunks is not None  # the plate could be split...
-    assert not fit.engine.chunks.worth(fit.state.mu, fit.engine.data)  # ...but 2048 rows of 2-d data are not worth it
+def test_chunks_are_worth_it_by_the_largest_intermediate():
+    """The measure is the largest array of the plate's factors evaluated whole, read off
+    their jaxpr: a GMM's [N, K·D] product x_n Λ_k, factor analysis's [N, D] (dot(W[j], h[n])
+    contracted, never [N, D, L, L]), LDA's [M, K]; all of these small plates are below
+    MIN_WORK, where the scan's overhead would outweigh the cache it saves."""
+    rng = np.random.default_rng(0)
+    cases = [(vp.load(ROOT / "models" / "gmm.vem"), {"x": rng.normal(size=(2048, 4))}, {"K": 3}, {}, 2048 * 3 * 4),
+             (vp.load(ROOT / "models" / "fa.vem"), {"x": rng.normal(size=(3000, 6))}, {"L": 2}, {}, 3000 * 6)]
+    lda_model, lda_data, lda_consts, lda_kw = _lda()
+    cases.append((lda_model, lda_data, lda_consts, lda_kw, 2560 * 3))
+    for model, data, consts, kw, largest in cases:
+        fit = vp.fit(model, data, consts=consts, seed=0, max_iter=2, progress=False, compress=False, **kw)
+        assert fit.engine.chunks is not None  # the plate could be split...
+        assert list(fit.engine.chunks._largest.values()) == [largest]  # ...measured once...
+        assert largest < chunks.MIN_WORK  # ...and not worth it

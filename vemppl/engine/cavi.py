@@ -120,9 +120,9 @@ class Engine:
             data = {**data, **draws(self, params, data, key)}
         factors = self.plan.factors if factors is None else factors
         total = 0.0
-        if self.chunks is not None and tracker is None and self.chunks.worth(mu, data):  # engine/chunks.py
+        if self.chunks is not None and tracker is None:  # engine/chunks.py
             inside = tuple(f for f in factors if self.chunks.plate.is_inside(f))
-            if inside:
+            if inside and self.chunks.worth(self, inside, mu, eta, params, data, extra_blocks):
                 total = chunked_sum(self, self.chunks, inside, mu, eta, params, data, extra_blocks)
                 factors = tuple(f for f in factors if not self.chunks.plate.is_inside(f))
         return total + self.factor_sum(factors, mu, eta, params, data, extra_blocks, tracker=tracker)

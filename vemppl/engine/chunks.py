@@ -19,10 +19,11 @@ is evaluated whole, as before.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
+from jax.extend.core import jaxprs_in_params
 from jax.tree_util import tree_map
 
 from ..diagnostics import VemError
@@ -31,11 +32,12 @@ from .dataplate import DataPlate, data_plate, rows_apart
 # Rows per chunk: the largest divisor of N in this range (so no chunk needs padding); a
 # plate with no such divisor, or smaller than two chunks, is not chunked.
 MIN_ROWS, MAX_ROWS = 1024, 4096
-# Chunk only when the per-row intermediates are large: N × (local moments per row) × (data
-# values per row) at least this many numbers.  Measured on GMM sweeps (2 cores): 10M
-# (N = 100k, D = K = 10) and 5M (N = 50k, D = 20, K = 5) ran 1.3× faster chunked, 3M
-# (N = 30k, D = K = 10) the same, and 2.5M (N = 100k, D = K = 5) 1.8× slower, the scan's
-# per-chunk overhead outweighing the cache it saves.
+# Chunk only when the whole evaluation's largest intermediate holds at least this many
+# numbers (read off its jaxpr).  Measured on GMM sweeps (2 cores), whose largest is the
+# [N, K·D] product x_n Λ_k: 10M (N = 100k, D = K = 10) and 5M (N = 50k, D = 20, K = 5)
+# ran 1.3× faster chunked, 3M (N = 30k, D = K = 10) the same, and 2.5M (N = 100k,
+# D = K = 5) 1.8× slower, the scan's per-chunk overhead outweighing the cache it saves.
+# Factor analysis (N = 20k, D = 20, L = 5; largest [N, L, L], 0.5M) ran 2.1× slower chunked.
 MIN_WORK = 4_000_000
 
 
@@ -44,20 +46,33 @@ class Chunks:
     plate: DataPlate
     rows: int  # units per chunk
     count: int  # chunks
+    _largest: dict = field(default_factory=dict, compare=False, repr=False)  # worth's measure, by factors
 
-    def worth(self, mu, data) -> bool:
-        """Whether the per-row intermediates are big enough to gain from chunks:
-        N × (local moments per row) × (data values per row) ≥ ``MIN_WORK``, the size of a
-        per-row product of the two such as a GMM's x_n Λ_k (K·D)."""
-        n = self.rows * self.count
-        local = sum(math.prod(leaf.shape[1:]) for j in self.plate.local_blocks if j in mu
-                    for leaf in jax.tree_util.tree_leaves(mu[j]))
-        values = sum(math.prod(data[k].shape[1:]) for k in self.plate.arrays if k in data)
-        return n * max(local, 1) * max(values, 1) >= MIN_WORK
+    def worth(self, engine, factors, mu, eta, params, data, extra_blocks) -> bool:
+        """Whether the plate's factors, evaluated whole, build an intermediate of at least
+        ``MIN_WORK`` numbers (the largest array of their jaxpr, traced once per engine):
+        only then do chunks that stay in cache repay the scan's overhead."""
+        key = tuple(id(f) for f in factors)
+        if key not in self._largest:
+            jaxpr = jax.make_jaxpr(lambda: engine.factor_sum(factors, mu, eta, params, data, extra_blocks))()
+            self._largest[key] = largest_intermediate(jaxpr.jaxpr)
+        return self._largest[key] >= MIN_WORK
 
     def split(self, x):
         """[N, ...] -> [count, rows, ...]."""
         return jnp.reshape(x, (self.count, self.rows) + x.shape[1:])
+
+
+def largest_intermediate(jaxpr) -> int:
+    """The most numbers any one value of ``jaxpr`` holds, its sub-jaxprs (loops, calls,
+    custom derivatives) included."""
+    out = 0
+    for eqn in jaxpr.eqns:
+        for v in eqn.outvars:
+            out = max(out, math.prod(getattr(v.aval, "shape", ())))
+        for sub in jaxprs_in_params(eqn.params):
+            out = max(out, largest_intermediate(getattr(sub, "jaxpr", sub)))
+    return out
 
 
 def chunk_rows(n: int) -> int | None:
