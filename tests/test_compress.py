@@ -166,3 +166,34 @@ for n in range(N) {{
     merged = vp.fit(vp.parse(text), {"y": y}, compress=True, **kw)
     whole = vp.fit(vp.parse(text), {"y": y}, compress=False, **kw)
     np.testing.assert_allclose(merged.elbo_trace, whole.elbo_trace, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["lda tokens", "bernoulli mixture"])
+def test_predict_merges_the_new_datas_repeated_rows(name):
+    """predict on new data runs on its distinct rows too: the fold-in converges to the
+    same bound and posteriors as on every row (the starts differ: the seeding sees other
+    rows), and the returned state has one entry per unit."""
+    model, data, consts, dims = CASES[name]()
+    if name == "lda tokens":
+        train = data["doc"] < 20
+        fit = vp.fit(model, {k: v[train] for k, v in data.items()}, consts=consts, dims={**dims, "D": 20}, seed=0,
+                     start="random-globals", local_tol=1e-3, progress=False)
+        new, new_dims, local = {"doc": data["doc"][~train] - 20, "word": data["word"][~train]}, {**dims, "D": 10}, "z"
+    else:
+        fit = vp.fit(model, {"x": data["x"][:400]}, consts=consts, seed=0, progress=False)
+        new, new_dims, local = {"x": data["x"][400:]}, None, "z"
+    merged = fit.predict(new, dims=new_dims, tol=1e-13, max_iter=3000)
+    every = fit.predict(new, dims=new_dims, tol=1e-13, max_iter=3000, compress=False)
+    n = len(next(iter(new.values())))
+    assert merged.state.mu[local].onehot.shape == every.state.mu[local].onehot.shape == (n, consts["K"])
+    np.testing.assert_allclose(merged.elbo, every.elbo, rtol=1e-9)
+    np.testing.assert_allclose(merged.probabilities(local), every.probabilities(local), atol=1e-4)
+
+    from vemppl.results.predict import _local_engine
+
+    engine = _local_engine(fit, new, False, None, new_dims, None)[0]
+    assert engine.merged_rows is not None and len(engine.merged_rows.weights) < n
+    with pytest.raises(VemError, match="'x' is real-valued"):
+        gmm = vp.fit(vp.load(ROOT / "models" / "gmm.vem"), {"x": np.random.default_rng(0).normal(size=(40, 2))},
+                     consts={"K": 2}, progress=False, max_iter=3)
+        gmm.predict({"x": np.zeros((10, 2))}, compress=True)

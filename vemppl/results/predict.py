@@ -71,8 +71,12 @@ class Prediction:
         return np.asarray(self.state.mu[name].onehot)
 
 
-def _local_engine(fit, data, plug_in, consts, dims):
-    """An engine over the local blocks of new data, the globals fixed (or at points)."""
+def _local_engine(fit, data, plug_in, consts, dims, compress=False):
+    """An engine over the local blocks of new data, the globals fixed (or at points).
+
+    ``compress`` (None: when worth it; True: or say why not): the new data's repeated rows
+    merged as ``fit`` merges them (engine/compress.py); the engine then runs on the distinct
+    rows and ``engine.merged_rows`` holds their ``UnitWeights``."""
     from ..compiler.plan import Plan
     from ..engine.bind import bind
     from ..engine.cavi import Engine
@@ -107,7 +111,14 @@ def _local_engine(fit, data, plug_in, consts, dims):
             points[b.name] = jnp.asarray(_posterior_mean(fam, eta))
         else:
             fixed.update(block_entries(b, fam, mu, eta))
-    engine = Engine(model, sub_plan, bound, fixed_blocks=fixed)
+    merged = None
+    if compress is not False:
+        from ..engine.compress import compress_plate
+
+        merged = compress_plate(model, sub_plan, bound, (), None, False, required=compress is True)
+    engine = Engine(model, sub_plan, merged[0] if merged else bound, fixed_blocks=fixed,
+                    unit_weights=merged[1] if merged else None)
+    engine.merged_rows = merged[1] if merged else None
     # A loaded fit has no engine; its chains re-infer by the default scan.
     engine.use_chain_algorithm(getattr(getattr(fit, "engine", None), "chain", "sequential"))
     params = {**{k: v for k, v in fit.state.params.items()}, **points}
@@ -125,13 +136,19 @@ def _run(engine, state, max_iter, tol):
 
 
 def predict(fit, data: dict, *, plug_in: bool = False, max_iter: int = 500, tol: float = 1e-10,
-            consts: dict | None = None, dims: dict | None = None, seed: int = 0) -> Prediction:
+            consts: dict | None = None, dims: dict | None = None, seed: int = 0,
+            compress: bool | None = None) -> Prediction:
+    """The local latents of new data re-inferred by CAVI with the globals fixed at q (or,
+    ``plug_in``, at their posterior means).  Repeated rows of the new data are fitted once,
+    weighted by their count, as in ``fit`` (``compress``); the returned state has every row."""
     model = fit.model
-    engine, sub_plan, params, bound, _ = _local_engine(fit, data, plug_in, consts, dims)
+    engine, sub_plan, params, bound, _ = _local_engine(fit, data, plug_in, consts, dims, compress)
     state = engine.init(jax.random.PRNGKey(seed), params)
     state, trace = _run(engine, state, max_iter, tol)
     if not trace:
         trace.append(float(engine.elbo(state)))
+    if engine.merged_rows is not None:
+        state = engine.merged_rows.expand(state, engine.merged_rows.plate.local_blocks)
     posterior = {j: get_family(sub_plan.block(j).family).to_numpyro(state.eta[j]) for j in state.eta}
     n_points = _leading_plate_size(model, bound)
     return Prediction(trace[-1], n_points, posterior, state)
