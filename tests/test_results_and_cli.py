@@ -120,6 +120,8 @@ def test_cli_end_to_end(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "log-likelihood (plug-in)" in r.stdout
     assert np.load(tmp_path / "pred.npz")["z_assignments"].shape == (50,)
+    r = run_cli("predict", "res", "--data", "new.npz", "--compress", "yes", cwd=tmp_path)  # real-valued rows
+    assert r.returncode == 2 and "'x' is real-valued" in r.stderr and "Traceback" not in r.stderr
     r = run_cli("check", model, cwd=tmp_path)
     assert r.returncode == 0 and "q(z)" in r.stdout
     r = run_cli("render", str(ROOT / "models/hmm.vem"), "-o", "hmm.svg", cwd=tmp_path)

@@ -7,7 +7,7 @@
     vemppl fit MODEL.vem --data D.npz|D.csv [--set K=5] [--out DIR]
     vemppl render MODEL.vem -o model.svg|png
     vemppl updates MODEL.vem                        the derived updates as Markdown
-    vemppl predict DIR --data NEW.npz [--plug-in] [--density [exact|mc]]
+    vemppl predict DIR --data NEW.npz [--plug-in] [--compress auto|yes|no] [--density [exact|mc]]
     vemppl demo [--out DIR]                         fit a shipped model on shipped data
 
 A verb is a function ``verb(args) -> exit code`` registered by an ``_add_<verb>``

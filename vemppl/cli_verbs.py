@@ -75,6 +75,8 @@ def add_all(verbs):
     p.add_argument("results", metavar="DIR", help="a folder written by `vemppl fit`")
     p.add_argument("--data", required=True, metavar="DATA")
     p.add_argument("--plug-in", action="store_true", help="globals at their posterior means (log-likelihood)")
+    p.add_argument("--compress", choices=("auto", "yes", "no"), default="auto",
+                   help="the new data's repeated discrete rows fitted once, weighted by their count, as in fit")
     p.add_argument("--out", metavar="FILE.npz", help="write assignments and probabilities of categorical locals")
     p.add_argument("--density", choices=("auto", "exact", "mc"), nargs="?", const="auto",
                    help="also the per-point log posterior predictive density: exact where the model allows "
@@ -252,7 +254,7 @@ def predict_verb(args) -> int:
 
     fit = load_results(args.results)
     data = read_data(args.data, fit.model)
-    pred = fit.predict(data, plug_in=args.plug_in)
+    pred = fit.predict(data, plug_in=args.plug_in, compress={"auto": None, "yes": True, "no": False}[args.compress])
     what = "log-likelihood (plug-in)" if args.plug_in else "held-out ELBO"
     print(f"{what}: {pred.elbo:.6f} ({pred.log_likelihood_per_point:.6f} per point, {pred.n_points} points)")
     density = None
