@@ -463,6 +463,9 @@ class Engine:
                 key, sub = jax.random.split(key)
                 draw = self.plan.block(j).init == "prior draw"
                 eta[j] = sharpened_gaussian_draw(eta[j], sub) if draw else _jitter_gaussian(eta[j], sub)
+            # A prior read off constants alone is a constant to XLA, which would fold its
+            # statistics at compile time (a softmax over every unit: > 1 s at N = 30k).
+            eta[j] = jax.lax.optimization_barrier(eta[j])
             mu[j] = self.families[j].expected_stats(eta[j])
         return eta, mu
 
