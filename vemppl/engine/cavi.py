@@ -234,10 +234,14 @@ class Engine:
     def target_part(self, state, j, factors, data):
         """∇_{μ_j} of the expected log joint's ``factors`` alone (raw, before any row weights
         divide it): for a closed-form block, the same at every μ_j."""
+        return jax.grad(self._as_function_of(state, j, data, factors))(state.mu[j])
+
+    def _as_function_of(self, state, j, data, factors=None):
+        """μ_j ↦ Σ_f E_q[log f] over ``factors`` (every factor: L), the rest of ``state`` held."""
         def L(mu_j):
             return self.expected_log_joint({**state.mu, j: mu_j}, state.eta, state.params, data, factors=factors,
                                            key=state.key)
-        return jax.grad(L)(state.mu[j])
+        return L
 
     def update_block_and_log_joint(self, state, j, data):
         """(the state with q_j updated, the expected log joint at it), for the last update of a
@@ -260,14 +264,11 @@ class Engine:
             new = refresh(self, state, data)
             return (new, None) if log_joint else new
 
-        factors = self.plan.factors
+        factors = None
         if invariant is not None:
             assert not log_joint, "the value of L needs every factor"
-            factors = tuple(f for f in factors if f not in invariant[0])
-
-        def L(mu_j):
-            return self.expected_log_joint({**state.mu, j: mu_j}, state.eta, state.params, data, factors=factors,
-                                           key=state.key)
+            factors = tuple(f for f in self.plan.factors if f not in invariant[0])
+        L = self._as_function_of(state, j, data, factors)
 
         closed_form = self.plan.block(j).update == "cavi"
         if log_joint and closed_form:

@@ -60,8 +60,10 @@ class UnitWeights:
         w = jnp.asarray(self.weights, dtype=stat.dtype)
         return jnp.reshape(w, w.shape + (1,) * (stat.ndim - 1))
 
-    def expand(self, state, locals_):
-        """The state of the full plate: each unit's local blocks are its distinct row's."""
+    def expand(self, state, locals_=None):
+        """The state of the full plate: each unit's local blocks (default: the plate's) are
+        its distinct row's."""
+        locals_ = self.plate.local_blocks if locals_ is None else locals_
         idx = jnp.asarray(self.inverse)
         eta = {j: (_rows(v, idx) if j in locals_ else v) for j, v in state.eta.items()}
         mu = {j: (_rows(v, idx) if j in locals_ else v) for j, v in state.mu.items()}

@@ -190,7 +190,7 @@ def fit(
     if merged is not None:
         # The fit of every unit: its engine (compiled on first use) and each unit's locals.
         weights = merged[1]
-        state = weights.expand(state, weights.plate.local_blocks)
+        state = weights.expand(state)
         full = make_engine(bound)
         full.traces, full.init_compile_seconds, full.merged_rows = engine.traces, engine.init_compile_seconds, weights
         engine = full

@@ -310,20 +310,12 @@ class Dot(_Derived):
     # where a broadcast multiply would write N·D·L² numbers (factor analysis: 10M a pass).
     @property
     def mean(self):
-        return _contract(self.a.mean, self.b.mean, 1)
+        return bdot(self.a.mean, self.b.mean, 1)
 
     @property
     def sq(self):
         # E[(aᵀb)²] = tr(E[aaᵀ] E[bbᵀ]) for independent a, b.
-        return _contract(self.a.outer, self.b.outer, 2)
-
-
-def _contract(x, y, k):
-    """Σ over the last k axes of x * y: by bdot when those axes agree, else broadcast."""
-    x, y = jnp.asarray(x), jnp.asarray(y)
-    if x.ndim >= k and y.ndim >= k and x.shape[x.ndim - k:] == y.shape[y.ndim - k:]:
-        return bdot(x, y, k)
-    return jnp.sum(x * y, axis=tuple(range(-k, 0)))
+        return bdot(self.a.outer, self.b.outer, 2)
 
 
 class MatVec(_Derived):

@@ -135,7 +135,11 @@ def bdot(a, b, k: int = 1):
     ``[1, K, ...]`` (components).  A broadcast multiply would materialise ``N·K·D²``
     numbers; writing the same sum as an einsum in which each size-1 axis is dropped makes
     XLA emit one matrix product instead (the E-step's ``N·K·D²`` multiply-adds, no more).
+    Summed axes that differ in size (one of them broadcast) are taken as a broadcast product.
     """
+    a, b = jnp.asarray(a), jnp.asarray(b)
+    if a.ndim < k or b.ndim < k or a.shape[a.ndim - k:] != b.shape[b.ndim - k:]:
+        return jnp.sum(a * b, axis=tuple(range(-k, 0)))
     nb = max(a.ndim, b.ndim) - k
     a = jnp.reshape(a, (1,) * (nb + k - a.ndim) + a.shape)
     b = jnp.reshape(b, (1,) * (nb + k - b.ndim) + b.shape)

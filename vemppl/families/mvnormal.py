@@ -68,8 +68,7 @@ class MvNormal(ExpFamily):
 
     @classmethod
     def params_from_natural(cls, eta):
-        lam = -2.0 * eta.outer
-        return {"loc": la.chol_solve(la.chol(lam), eta.mean), "precision_matrix": lam}
+        return {"loc": _moments(eta)[0], "precision_matrix": -2.0 * eta.outer}
 
     @classmethod
     def log_normalizer(cls, eta):
@@ -110,7 +109,7 @@ class MvNormal(ExpFamily):
     @classmethod
     def mode(cls, eta):
         # argmax ⟨η₁, x⟩ + ⟨η₂, x xᵀ⟩ = (−2η₂)⁻¹ η₁, the mean.
-        return la.chol_solve(la.chol(-2.0 * eta.outer), eta.mean)
+        return _moments(eta)[0]
 
     @classmethod
     def random_start(cls, eta, key):

@@ -111,14 +111,14 @@ def _local_engine(fit, data, plug_in, consts, dims, compress=False):
             points[b.name] = jnp.asarray(_posterior_mean(fam, eta))
         else:
             fixed.update(block_entries(b, fam, mu, eta))
-    merged = None
+    rows, weights = bound, None
     if compress is not False:
         from ..engine.compress import compress_plate
 
         merged = compress_plate(model, sub_plan, bound, (), None, False, required=compress is True)
-    engine = Engine(model, sub_plan, merged[0] if merged else bound, fixed_blocks=fixed,
-                    unit_weights=merged[1] if merged else None)
-    engine.merged_rows = merged[1] if merged else None
+        rows, weights = merged or (bound, None)
+    engine = Engine(model, sub_plan, rows, fixed_blocks=fixed, unit_weights=weights)
+    engine.merged_rows = weights
     # A loaded fit has no engine; its chains re-infer by the default scan.
     engine.use_chain_algorithm(getattr(getattr(fit, "engine", None), "chain", "sequential"))
     params = {**{k: v for k, v in fit.state.params.items()}, **points}
@@ -148,7 +148,7 @@ def predict(fit, data: dict, *, plug_in: bool = False, max_iter: int = 500, tol:
     if not trace:
         trace.append(float(engine.elbo(state)))
     if engine.merged_rows is not None:
-        state = engine.merged_rows.expand(state, engine.merged_rows.plate.local_blocks)
+        state = engine.merged_rows.expand(state)
     posterior = {j: get_family(sub_plan.block(j).family).to_numpyro(state.eta[j]) for j in state.eta}
     n_points = _leading_plate_size(model, bound)
     return Prediction(trace[-1], n_points, posterior, state)
