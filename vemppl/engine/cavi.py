@@ -548,17 +548,15 @@ class Engine:
 
     def _seed_responsibilities(self, j, r0, key, kmeans):
         """Starting responsibilities for block ``j`` (shape of ``r0``) and the k-means centres
-        they were read from (None for a random start: no data gated by ``j``, or not asked).
-        The k-means program's compilation, once per process and shape, counts as compile time."""
+        they were read from (None for a random start: no data gated by ``j``, or not asked)."""
         k = r0.shape[-1]
         feats = self._gated_data(j) if kmeans else None
         rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel()[-1])
         if feats is None or feats.shape[0] != r0.reshape(-1, k).shape[0]:
             r, centres = rng.dirichlet(np.ones(k), size=r0.reshape(-1, k).shape[0]), None
         else:
-            r, centres, compiling = _kmeanspp(feats, k, rng, broad=self.broad_start, return_centres=True)
-            self.init_compile_seconds += compiling
-        return jnp.asarray(r).reshape(r0.shape), centres
+            r, centres = _kmeanspp(feats, k, rng, broad=self.broad_start, return_centres=True)
+        return jnp.asarray(r.reshape(r0.shape)), centres
 
     def _persistence(self, j, centres):
         """The chain ``j``'s persistence ρ read off the data it gates (``_persistence``), its
@@ -626,87 +624,41 @@ def _kmeanspp(x, k, rng, broad=True, smooth=0.1, lloyd_steps=300, tol=1e-4, retu
     5000 points in batches of 500 ended 1.6% below the full-batch held-out log-likelihood
     from the broad start, within 1e-5 of it from the cells).
 
-    ``return_centres=True`` returns a ``Seeding``: the responsibilities, the centres and the
-    seconds spent compiling the seeding program on this call.
+    ``return_centres=True`` returns ``(responsibilities, centres)``.
     """
     n = x.shape[0]
+    xx = np.sum(x * x, axis=1)  # ‖x_n‖², once (each distance below reuses it)
     trials = 2 + int(np.log(k))
-    # The draws NumPy's rng.choice(n, trials, p=p) would make, centre by centre (it inverts the
-    # cdf of p at uniforms), taken up front so the whole seeding is one XLA program.
-    first = int(rng.integers(n))
-    uniforms = rng.random((k - 1, trials))
+    first = x[rng.integers(n)]
+    d2 = np.sum((x - first) ** 2, axis=1)
+    centres = [first]
+    for _ in range(1, k):
+        p = d2 / d2.sum() if d2.sum() > 0 else np.full(n, 1.0 / n)
+        cand = rng.choice(n, size=trials, p=p)
+        d2_cand = np.minimum(d2[None, :], np.maximum(_sqdist(x, x[cand], xx).T, 0.0))  # [trials, N]
+        best = int(np.argmin(d2_cand.sum(axis=1)))
+        centres.append(x[cand[best]])
+        d2 = d2_cand[best]
+    c = np.stack(centres)
     threshold = tol * float(np.mean(np.var(x, axis=0)))
-    args = (jnp.asarray(x), first, jnp.asarray(uniforms), threshold, smooth)
-    static = dict(k=k, steps=lloyd_steps, broad=broad)
-    sig = (x.shape, jnp.asarray(x[:1]).dtype, k, lloyd_steps, broad)
-    compile_seconds = 0.0
-    if sig not in _KMEANS:  # compiled once per process and shape, the seconds reported as compile time
-        t0 = time.perf_counter()
-        _KMEANS[sig] = _kmeans.lower(*args, **static).compile()
-        compile_seconds = time.perf_counter() - t0
-    r, c = _KMEANS[sig](*args)
-    return Seeding(r, np.asarray(c), compile_seconds) if return_centres else r
-
-
-class Seeding(NamedTuple):
-    responsibilities: Any
-    centres: np.ndarray
-    compile_seconds: float  # the seeding program's compilation on this call (0 once compiled)
-
-
-_KMEANS: dict = {}
-
-
-@partial(jax.jit, static_argnames=("k", "steps", "broad"))
-def _kmeans(x, first, uniforms, threshold, smooth, k, steps, broad):
-    """``_kmeanspp``'s seeding, Lloyd steps and responsibilities as one XLA program: each
-    Lloyd step reads x once for the distances and once for the cells' sums (a one-hot
-    product), where NumPy's passes over 100k × 3 rows took 5 ms a step."""
-    n = x.shape[0]
-    xx = jnp.sum(x * x, axis=1)
-    to = partial(_squared_distances, x, xx)
-
-    def add_centre(i, carry):
-        c, d2 = carry
-        total = jnp.sum(d2)
-        cdf = jnp.where(total > 0, jnp.cumsum(d2) / total, jnp.arange(1, n + 1, dtype=x.dtype) / n)
-        cand = jnp.minimum(jnp.searchsorted(cdf, uniforms[i - 1], side="right"), n - 1)
-        d2_cand = jnp.minimum(d2[:, None], to(x[cand]))  # [N, trials]
-        best = jnp.argmin(jnp.sum(d2_cand, axis=0))
-        return c.at[i].set(x[cand[best]]), d2_cand[:, best]
-
-    c0 = jnp.zeros((k, x.shape[1]), x.dtype).at[0].set(x[first])
-    c, _ = jax.lax.fori_loop(1, k, add_centre, (c0, to(x[first][None, :])[:, 0]))
-    return _lloyd(x, xx, c, threshold, smooth, k, steps, broad)
-
-
-def _lloyd(x, xx, c, threshold, smooth, k, steps, broad):
-    """Lloyd steps from centres ``c`` until they move by at most ``threshold`` (squared), then
-    the responsibilities (``_kmeanspp``)."""
-    sqdist = partial(_squared_distances, x, xx)
-
-    def step(carry):
-        i, c, _ = carry
-        cells = jax.nn.one_hot(jnp.argmin(sqdist(c), axis=1), k, dtype=x.dtype)
-        counts = jnp.sum(cells, axis=0)
-        new = jnp.where(counts[:, None] > 0, (cells.T @ x) / jnp.maximum(counts, 1.0)[:, None], c)
-        return i + 1, new, jnp.sum((new - c) ** 2)
-
-    def moving(carry):
-        i, _, shift = carry
-        return (i < steps) & (shift > threshold)
-
-    _, c, _ = jax.lax.while_loop(moving, step, (0, c, jnp.asarray(jnp.inf, x.dtype)))
-    d2 = sqdist(c)
+    for _ in range(lloyd_steps):
+        assign = np.argmin(_sqdist(x, c, xx), axis=1)
+        # Each cell's mean by one pass of bincount per feature (a mask per cell reads x K times).
+        counts = np.bincount(assign, minlength=k)
+        sums = np.stack([np.bincount(assign, weights=x[:, d], minlength=k) for d in range(x.shape[1])], axis=1)
+        new = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], c)
+        shift = float(np.sum((new - c) ** 2))
+        c = new
+        if shift <= threshold:
+            break
     if not broad:
-        return (1 - smooth) * jax.nn.one_hot(jnp.argmin(d2, axis=1), k, dtype=x.dtype) + smooth / k, c
-    spread = jnp.sum(jnp.var(x, axis=0))
-    return jax.nn.softmax(-0.5 * d2 / jnp.where(spread > 0, spread, 1.0), axis=1), c
-
-
-def _squared_distances(x, xx, points):
-    """‖x_n − c_j‖² for every row and each of ``points`` ([N, J]), with ``xx`` = ‖x_n‖²."""
-    return jnp.maximum(xx[:, None] - 2.0 * x @ points.T + jnp.sum(points * points, axis=1)[None, :], 0.0)
+        r = (1 - smooth) * np.eye(k)[np.argmin(_sqdist(x, c, xx), axis=1)] + smooth / k
+    else:
+        spread = float(np.sum(np.var(x, axis=0)))
+        logits = -0.5 * np.maximum(_sqdist(x, c, xx), 0.0) / (spread if spread > 0 else 1.0)
+        r = np.exp(logits - logits.max(axis=1, keepdims=True))
+        r = r / r.sum(axis=1, keepdims=True)
+    return (r, c) if return_centres else r
 
 
 def _persistence(x, present, centres, most=0.99):

@@ -1,7 +1,9 @@
-"""The chain's seeded start: its persistence read off the data (engine/cavi.py::_persistence).
+"""The seeded start of categorical blocks and chains (engine/cavi.py): k-means centres, and a
+chain's persistence read off the data (``_persistence``).
 
-The truth here comes from the simulation, not from the code under test: sequences drawn from
-a chain that keeps its state with probability ρ and otherwise redraws it from p.
+The truth here comes from the simulation, not from the code under test: blobs around known
+means, and sequences drawn from a chain that keeps its state with probability ρ and otherwise
+redraws it.
 """
 
 import numpy as np
@@ -22,10 +24,25 @@ def stay_or_redraw(rho, t, k=3, d=2, seed=0, spread=8.0):
     return means[z] + rng.normal(size=(t, d)), z
 
 
+def test_kmeans_centres_are_the_means_of_their_cells():
+    rng = np.random.default_rng(4)
+    means = np.array([[0.0, 0.0, 0.0], [6.0, 0.0, 0.0], [0.0, 6.0, 0.0], [0.0, 0.0, 6.0]])
+    x = means[rng.integers(4, size=4000)] + rng.normal(size=(4000, 3))
+    r, c = _kmeanspp(x, 4, np.random.default_rng(0), return_centres=True)
+    cell = np.argmin(((x[:, None, :] - c[None]) ** 2).sum(-1), axis=1)
+    # A Lloyd fixed point (to the stopping tolerance), and the true means recovered.
+    np.testing.assert_allclose(c, [x[cell == j].mean(0) for j in range(4)], atol=1e-2)
+    order = np.argmin(((c[:, None, :] - means[None]) ** 2).sum(-1), axis=1)
+    assert sorted(order) == [0, 1, 2, 3]
+    np.testing.assert_allclose(c, means[order], atol=0.1)
+    np.testing.assert_allclose(r.sum(1), 1.0)
+    assert np.all(r > 0)  # broad: every component keeps some weight on every point
+
+
 def estimate(x, present=None):
-    seeding = _kmeanspp(x.reshape(-1, x.shape[-1]), 3, np.random.default_rng(0), return_centres=True)
+    _, centres = _kmeanspp(x.reshape(-1, x.shape[-1]), 3, np.random.default_rng(0), return_centres=True)
     present = np.ones(x.shape[:-1], bool) if present is None else present
-    return _persistence(x, present, seeding.centres)
+    return _persistence(x, present, centres)
 
 
 @pytest.mark.parametrize("rho", [0.0, 0.5, 0.9])
@@ -47,7 +64,7 @@ def test_absent_steps_are_left_out():
     x, _ = stay_or_redraw(0.8, 5000, seed=2)
     a, b = x[:3000], x[3000:]
     present = np.stack([np.ones(3000, bool), np.arange(3000) < 2000])
-    centres = _kmeanspp(x, 3, np.random.default_rng(0), return_centres=True).centres
+    _, centres = _kmeanspp(x, 3, np.random.default_rng(0), return_centres=True)
     estimates = [_persistence(np.stack([a, np.concatenate([b, np.full((1000, 2), pad)])]), present, centres)
                  for pad in (0.0, 1e3, -1e3)]
     assert estimates[0] == estimates[1] == estimates[2]  # the padding's values are never read
