@@ -17,6 +17,10 @@ from ._threads import avoid_cpu_lapack_deadlock as _avoid_deadlock  # noqa: E402
 
 _avoid_deadlock()
 
+from ._compile_cache import from_environment as _cache_from_environment, use_compilation_cache  # noqa: E402
+
+_cache_from_environment()  # VEMPPL_CACHE_DIR: compiled programs kept on disk across processes
+
 from .diagnostics import Span, VemError  # noqa: E402
 from .families import REGISTRY as families  # noqa: E402
 from .frontends.dsl import (  # noqa: E402
@@ -55,7 +59,7 @@ from .results import Fit, Prediction, load_results  # noqa: E402
 globals().update(_DISTRIBUTIONS)  # vp.Normal, vp.MvNormal, ... one per registered family
 
 __all__ = [
-    "Model", "ModelGraph", "fit", "compile_model", "Fit", "Prediction", "load_results", "VemError", "Span", "to_text", "parse", "load", "families",
+    "Model", "ModelGraph", "fit", "compile_model", "use_compilation_cache", "Fit", "Prediction", "load_results", "VemError", "Span", "to_text", "parse", "load", "families",
     "real", "pos", "unit", "int_", "count", "bool_", "cat", "simplex", "spd", "mlp",
     "zeros", "ones", "fill", "eye", "diag", "exp", "log", "sigmoid", "softmax", "sum_", "dot", "transpose",
     *_DISTRIBUTIONS,

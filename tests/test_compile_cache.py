@@ -1,0 +1,46 @@
+"""The opt-in persistent compilation cache (vemppl/_compile_cache.py): ``VEMPPL_CACHE_DIR``
+makes a second process read the sweep's compiled program back instead of compiling it."""
+
+import json
+import os
+import subprocess
+import sys
+
+SCRIPT = r"""
+import json, logging
+from jax._src import monitoring
+hits = []
+monitoring.register_event_listener(lambda event, **kw: hits.append(event) if event.endswith("cache_hits") else None)
+import numpy as np, vemppl
+x = np.concatenate([np.random.default_rng(0).normal(m, 1.0, 150) for m in (-4.0, 4.0)])
+text = '''
+model mix
+dim N
+const K = 2
+data x: real[N]
+pi ~ Dirichlet(ones(K))
+for k in range(K) { mu[k] ~ Normal(0.0, 10.0) }
+for n in range(N) { z[n] ~ Categorical(pi)
+                    x[n] ~ Normal(mu[z[n]], 1.0) }
+'''
+fit = vemppl.fit(vemppl.parse(text), {"x": x}, seed=0, max_iter=50, progress=False)
+print(json.dumps({"elbo": float(fit.elbo), "hits": len(hits)}))
+"""
+
+
+def run(env):
+    out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_second_process_reads_the_compiled_sweep_back(tmp_path):
+    folder = tmp_path / "cache"
+    env = {**os.environ, "VEMPPL_CACHE_DIR": str(folder)}
+    first = run(env)
+    assert first["hits"] == 0 and any(folder.iterdir())  # compiled, and written to the folder
+    second = run(env)
+    assert second["hits"] > 0  # read back: JAX's cache-hit event fired
+    assert second["elbo"] == first["elbo"]
+    without = run({k: v for k, v in os.environ.items() if k != "VEMPPL_CACHE_DIR"})
+    assert without["hits"] == 0 and without["elbo"] == first["elbo"]
