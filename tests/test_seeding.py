@@ -12,6 +12,8 @@ import pytest
 import vemppl
 from vemppl.engine.cavi import _kmeanspp, _persistence
 
+from _chain_cases import HMM  # the Gaussian HMM of the chain tests, K = 3
+
 
 def stay_or_redraw(rho, t, k=3, d=2, seed=0, spread=8.0):
     """States that stay with probability rho, else are drawn afresh; well-separated Gaussian emissions."""
@@ -69,23 +71,6 @@ def test_absent_steps_are_left_out():
                  for pad in (0.0, 1e3, -1e3)]
     assert estimates[0] == estimates[1] == estimates[2]  # the padding's values are never read
     assert estimates[0] == pytest.approx(0.8, abs=0.05)
-
-
-HMM = """
-model sticky
-dim T, D
-const K = 3
-data x: real[T, D]
-pi0 ~ Dirichlet(ones(K))
-for k in range(K) {
-    A[k]   ~ Dirichlet(ones(K))
-    Lam[k] ~ Wishart(D + 2, eye(D))
-    mu[k]  ~ MvNormal(zeros(D), precision = Lam[k])
-}
-z[0] ~ Categorical(pi0)
-for t in range(1, T) { z[t] ~ Categorical(A[z[t-1]]) }
-for t in range(T)    { x[t] ~ MvNormal(mu[z[t]], precision = Lam[z[t]]) }
-"""
 
 
 def test_the_first_transition_update_sees_the_persistence():
