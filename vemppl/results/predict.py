@@ -201,20 +201,28 @@ def predictive_density(fit, data: dict, *, exact: bool | None = None, samples: i
     key = jax.random.PRNGKey(seed)
     key, sub = jax.random.split(key)
     base = engine.init(sub, params)
-    per_draw = []
-    for _ in range(samples):
-        key, *subs = jax.random.split(key, len(globals_) + 1)
+
+    # Jitted once for all draws: run eagerly, the draw and the per-point terms dispatched
+    # their ops one by one (about 1 s a draw, 400 draws in 5 minutes on 2 cores).
+    @jax.jit
+    def draw(key):
         drawn = {}
-        for b, k in zip(globals_, subs):
+        for b, k in zip(globals_, jax.random.split(key, len(globals_))):
             fam, eta = get_family(b.family), fit.state.eta[b.name]
             if b.members:
                 joint = fam.sample(eta, k)
                 drawn.update({node: joint[role] for role, node in b.members})
             else:
                 drawn[b.name] = fam.to_numpyro(eta).sample(k)
-        state = base._replace(params={**base.params, **drawn})
+        return drawn
+
+    pointwise = jax.jit(engine.pointwise)
+    per_draw = []
+    for _ in range(samples):
+        key, sub = jax.random.split(key)
+        state = base._replace(params={**base.params, **draw(sub)})
         state, _ = _run(engine, state, max_iter, tol)
-        per_draw.append(np.asarray(engine.pointwise(state)))
+        per_draw.append(np.asarray(pointwise(state)))
     ll = np.stack(per_draw)
     return PredictiveDensity(logsumexp(ll, axis=0) - np.log(samples), "monte-carlo", reason)
 
