@@ -39,6 +39,7 @@ import numpy as np
 from scipy.special import digamma, gammaln, logsumexp
 
 from machine import float32_from_argv, machine  # benchmarks/machine.py, beside this script
+from phases import write_atomic  # benchmarks/phases.py
 
 float32_from_argv(sys.argv)  # before vemppl is imported
 import vemppl as vp  # noqa: E402
@@ -106,51 +107,65 @@ def tokens(X):
     return np.repeat(d, c), np.repeat(w, c)
 
 
-def run_vemppl(Xtr, k, alpha, eta, seed, restarts, max_iter, tol, start="random-globals", local_iter=10, local_tol=None,
-               local_restart=False):
-    """One fit per seed (``seed, seed+1, ...``, as scikit-learn's ``random_state``); the best ELBO is kept."""
+def fit_vemppl_seed(Xtr, k, alpha, eta, seed, max_iter, tol, start="random-globals", local_iter=10, local_tol=None,
+                    local_restart=False):
+    """One vemppl fit from ``seed``."""
     doc, word = tokens(Xtr)
-    runs = []
-    for r in range(restarts):
-        t0 = time.perf_counter()
-        fit = vp.fit(vp.load(MODELS / "lda.vem"), {"doc": doc, "word": word},
-                     consts={"K": k, "alpha": alpha, "eta": eta}, dims={"D": Xtr.shape[0], "V": Xtr.shape[1]},
-                     seed=seed + r, max_iter=max_iter, tol=tol, progress=False, start=start, local_iter=local_iter,
-                     local_tol=local_tol, local_restart=local_restart)
-        runs.append(dict(fit=fit, wall=time.perf_counter() - t0, bound=float(fit.elbo),
-                         topics=np.asarray(fit.posterior["beta"].concentration)))
-    best = max(runs, key=lambda r: r["bound"])
-    fit = best["fit"]
+    t0 = time.perf_counter()
+    fit = vp.fit(vp.load(MODELS / "lda.vem"), {"doc": doc, "word": word},
+                 consts={"K": k, "alpha": alpha, "eta": eta}, dims={"D": Xtr.shape[0], "V": Xtr.shape[1]},
+                 seed=seed, max_iter=max_iter, tol=tol, progress=False, start=start, local_iter=local_iter,
+                 local_tol=local_tol, local_restart=local_restart)
     import jax.numpy as jnp
 
     rounding = 1e-9 if jnp.asarray(1.0).dtype == np.float64 else 1e-5  # relative ELBO round-off allowed
-    return dict(compile_seconds=runs[0]["fit"].compile_seconds, fit_seconds=sum(r["fit"].fit_seconds for r in runs),
-                wall_seconds=sum(r["wall"] for r in runs), iterations=int(fit.iterations),
-                converged=bool(fit.converged), train_bound=best["bound"],
-                elbo_monotone=all(bool(np.all(np.diff(r["fit"].elbo_trace) >= -rounding * np.abs(r["fit"].elbo_trace[1:])))
-                                  for r in runs),
+    trace = np.asarray(fit.elbo_trace)
+    return dict(wall=time.perf_counter() - t0, compile_seconds=fit.compile_seconds, fit_seconds=fit.fit_seconds,
+                iterations=int(fit.iterations), converged=bool(fit.converged), bound=float(fit.elbo),
+                monotone=bool(np.all(np.diff(trace) >= -rounding * np.abs(trace[1:]))),
+                topics=np.asarray(fit.posterior["beta"].concentration))
+
+
+def summarise_vemppl(runs):
+    """The runs of several seeds as one row: times summed, the best ELBO's fit kept."""
+    best = max(runs, key=lambda r: r["bound"])
+    return dict(compile_seconds=runs[0]["compile_seconds"], fit_seconds=sum(r["fit_seconds"] for r in runs),
+                wall_seconds=sum(r["wall"] for r in runs), iterations=best["iterations"],
+                converged=best["converged"], train_bound=best["bound"],
+                elbo_monotone=all(r["monotone"] for r in runs),
                 topics=best["topics"], seed_topics=[r["topics"] for r in runs], seed_bounds=[r["bound"] for r in runs])
 
 
-def run_sklearn(Xtr, k, alpha, eta, seed, restarts, max_iter, method):
+def run_vemppl(Xtr, k, alpha, eta, seed, restarts, max_iter, tol, start="random-globals", local_iter=10, local_tol=None,
+               local_restart=False):
+    """One fit per seed (``seed, seed+1, ...``, as scikit-learn's ``random_state``); the best ELBO is kept."""
+    return summarise_vemppl([fit_vemppl_seed(Xtr, k, alpha, eta, seed + r, max_iter, tol, start, local_iter, local_tol,
+                                             local_restart) for r in range(restarts)])
+
+
+def fit_sklearn_seed(Xtr, k, alpha, eta, seed, max_iter, method):
+    """One scikit-learn fit from ``random_state=seed``; its bound is its ``score``."""
     from sklearn.decomposition import LatentDirichletAllocation
 
-    best, seconds, seed_topics, seed_bounds = None, 0.0, [], []
-    for r in range(restarts):
-        sk = LatentDirichletAllocation(k, doc_topic_prior=alpha, topic_word_prior=eta, learning_method=method,
-                                       max_iter=max_iter, random_state=seed + r)
-        t0 = time.perf_counter()
-        sk.fit(Xtr)
-        seconds += time.perf_counter() - t0
-        score = float(sk.score(Xtr))
-        seed_topics.append(sk.components_)
-        seed_bounds.append(score)
-        if best is None or score > best[1]:
-            best = (sk, score)
-    sk, score = best
+    sk = LatentDirichletAllocation(k, doc_topic_prior=alpha, topic_word_prior=eta, learning_method=method,
+                                   max_iter=max_iter, random_state=seed)
+    t0 = time.perf_counter()
+    sk.fit(Xtr)
+    seconds = time.perf_counter() - t0
+    return dict(estimator=sk, fit_seconds=seconds, bound=float(sk.score(Xtr)))
+
+
+def summarise_sklearn(runs):
+    best = max(runs, key=lambda r: r["bound"])
+    seconds = sum(r["fit_seconds"] for r in runs)
+    sk = best["estimator"]
     return dict(compile_seconds=0.0, fit_seconds=seconds, wall_seconds=seconds, iterations=int(sk.n_iter_),
-                converged=None, train_bound=score, topics=sk.components_, estimator=sk, seed_topics=seed_topics,
-                seed_bounds=seed_bounds)
+                converged=None, train_bound=best["bound"], topics=sk.components_, estimator=sk,
+                seed_topics=[r["estimator"].components_ for r in runs], seed_bounds=[r["bound"] for r in runs])
+
+
+def run_sklearn(Xtr, k, alpha, eta, seed, restarts, max_iter, method):
+    return summarise_sklearn([fit_sklearn_seed(Xtr, k, alpha, eta, seed + r, max_iter, method) for r in range(restarts)])
 
 
 def markdown(res) -> str:
@@ -161,7 +176,8 @@ def markdown(res) -> str:
         f"{cfg['n_train']} training + {cfg['n_test']} held-out documents, V = {cfg['v']}, {cfg['train_tokens']} training tokens; "
         f"K = {cfg['k']}, α = {cfg['alpha']}, η = {cfg['eta']}; best of {cfg['restarts']} seeds by training bound; "
         f"vemppl: start={cfg.get('start', 'prior')}, local_iter={cfg.get('local_iter', 1)}, local_tol={cfg.get('local_tol')}, at most {cfg['max_iter']} sweeps "
-        f"(relative tol {cfg['tol']}), {cfg.get('vemppl_dtype', 'float64')}; scikit-learn: {cfg['max_iter_sklearn']} EM iterations (no early stop). Machine: {res['machine']['nproc']} CPUs, {res['machine']['cpu']}.",
+        f"(relative tol {cfg['tol']}), {cfg.get('vemppl_dtype', 'float64')}; scikit-learn: {cfg['max_iter_sklearn']} EM iterations (no early stop). Machine: {res['machine']['nproc']} CPUs, {res['machine']['cpu']}"
+        + (f", load average {res['machine']['load_average'][1]:.1f} over the last 5 minutes at the end." if 'load_average' in res['machine'] else "."),
         "",
         "| system | compile (s) | fit (s), all seeds | iterations (best) | training bound (best) | held-out plug-in perplexity | held-out bound perplexity |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -219,10 +235,17 @@ def main(argv=None):
     Xtr, Xte = reuters(n_docs, args.seed)
 
     local_tol = args.local_tol if args.local_tol >= 0 else None
-    ours = run_vemppl(Xtr, args.k, args.alpha, args.eta, args.seed, args.restarts, args.max_iter, args.tol, args.start,
-                      args.local_iter, local_tol)
-    batch = run_sklearn(Xtr, args.k, args.alpha, args.eta, args.seed, args.restarts, min(args.max_iter, 100), "batch")
-    online = run_sklearn(Xtr, args.k, args.alpha, args.eta, args.seed, args.restarts, min(args.max_iter, 100), "online")
+    # The systems take turns seed by seed, so a change in the shared machine's load during the run
+    # falls on all three alike rather than on whichever happened to be running.
+    runs = {"vemppl": [], "batch": [], "online": []}
+    for r in range(args.restarts):
+        seed = args.seed + r
+        runs["vemppl"].append(fit_vemppl_seed(Xtr, args.k, args.alpha, args.eta, seed, args.max_iter, args.tol,
+                                              args.start, args.local_iter, local_tol))
+        for method in ("batch", "online"):
+            runs[method].append(fit_sklearn_seed(Xtr, args.k, args.alpha, args.eta, seed, min(args.max_iter, 100), method))
+    ours = summarise_vemppl(runs["vemppl"])
+    batch, online = summarise_sklearn(runs["batch"]), summarise_sklearn(runs["online"])
     shell = batch["estimator"]
     res = dict(
         config=dict(n_train=Xtr.shape[0], n_test=Xte.shape[0], v=Xtr.shape[1], train_tokens=int(Xtr.sum()),
@@ -251,8 +274,8 @@ def main(argv=None):
     print(md)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = ("results_lda_quick" if args.quick else "results_lda") + ("_float32" if args.float32 else "")
-    (args.out / f"{stem}.json").write_text(json.dumps(res, indent=2) + "\n")
-    (args.out / f"{stem}.md").write_text(md)
+    write_atomic(args.out / f"{stem}.json", json.dumps(res, indent=2) + "\n")
+    write_atomic(args.out / f"{stem}.md", md)
     return 0
 
 

@@ -24,9 +24,12 @@ def cpu_model() -> str:
 
 
 def machine(**versions) -> dict:
-    """CPU count and model, JAX and vemppl versions, plus the peers' ``versions``."""
+    """CPU count and model, JAX and vemppl versions, the peers' ``versions``, and the load
+    average (1, 5, 15 minutes) when called: the machines are shared, and the same code has
+    run at 2.7x and 4.1x scikit-learn's LDA speed on one machine type on two days."""
     import jax
 
     import vemppl
 
-    return dict(nproc=os.cpu_count(), cpu=cpu_model(), jax=jax.__version__, vemppl=vemppl.__version__, **versions)
+    return dict(nproc=os.cpu_count(), cpu=cpu_model(), jax=jax.__version__, vemppl=vemppl.__version__,
+                load_average=[round(x, 2) for x in os.getloadavg()], **versions)
