@@ -332,14 +332,26 @@ class Engine:
 
     def _sweep_impl(self, state, data):
         self.traces += 1
+        schedule = getattr(self, "local_global", None)  # fit(start=, local_iter=): engine/schedule.py
+        if schedule is not None and schedule.local_restart:
+            # Restarted locals may settle in a lower optimum than the carried ones; such a
+            # sweep is replaced by the carried one from the same state, a CAVI step, so the
+            # ELBO never decreases (LocalGlobal's docstring).
+            before = self.elbo(state, data)
+            new, elbo = self._sweep_body(state, data, restart=True)
+            return jax.lax.cond(elbo >= before, lambda: (new, elbo),
+                                lambda: self._sweep_body(state, data, restart=False))
+        return self._sweep_body(state, data)
+
+    def _sweep_body(self, state, data, restart=False):
         # The ELBO from the last update's own pass when nothing moves after it (no M-step, no
         # networks, no Monte Carlo draw): L at the new state plus the entropies.
         last = not (self.plan.params or self.networks or self.amortised)
-        if getattr(self, "local_global", None) is not None:  # fit(start=, local_iter=): engine/schedule.py
+        if getattr(self, "local_global", None) is not None:
             if last:
-                state, log_joint = self.local_global.update(self, state, data, log_joint=True)
+                state, log_joint = self.local_global.update(self, state, data, log_joint=True, restart=restart)
             else:
-                state, log_joint = self.local_global.update(self, state, data), None
+                state, log_joint = self.local_global.update(self, state, data, restart=restart), None
         else:
             log_joint = None
             for i, j in enumerate(self.plan.schedule):

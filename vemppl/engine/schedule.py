@@ -104,12 +104,14 @@ class LocalGlobal:
 
     With ``local_restart`` every sweep starts the locals afresh (at their prior, given their
     parents' current means) before its passes, as scikit-learn's batch E-step re-draws each
-    document's γ every iteration, instead of carrying them over.  The sweep is then no
-    longer one CAVI step of the whole state: its ELBO may fall when the re-fitted locals
-    settle in a lower optimum than the carried ones (on Reuters: one fall of 0.06 nats in
-    150 sweeps).  It finds better LDA optima (held-out perplexity, 10 folds × 3 seeds:
-    1.012× scikit-learn's against 1.025× carrying the locals; benchmarks/results_lda_folds.md)
-    at several times the passes.
+    document's γ every iteration, instead of carrying them over.  Such a sweep is not one
+    CAVI step of the whole state: the re-fitted locals may settle in a lower optimum than
+    the carried ones and the ELBO may fall (on Reuters, unguarded: one fall of 0.06 nats in
+    150 sweeps).  The engine therefore computes the ELBO before the sweep and, when the
+    restarted sweep ends below it, takes the carried sweep from the same state instead
+    (``Engine._sweep_impl``), so the ELBO never decreases.  Restarting finds better LDA
+    optima: carried locals commit each document to the topics of the first sweeps, while
+    restarted ones re-read the current topics from a flat θ every time.
     """
 
     def __init__(self, engine, start: str, local_iter: int, dim=None, local_tol: float | None = None,
@@ -154,14 +156,15 @@ class LocalGlobal:
                 out[j] = fs
         return out
 
-    def update(self, engine, state, data, log_joint=False):
-        """The sweep's updates; with ``log_joint``, (state, the expected log joint after the
-        last update, or None where the last update runs inside the local passes' loop)."""
+    def update(self, engine, state, data, log_joint=False, restart=False):
+        """The sweep's updates, the locals started afresh first with ``restart``; with
+        ``log_joint``, (state, the expected log joint after the last update, or None where
+        the last update runs inside the local passes' loop)."""
         before = self.globals_ if self.start == "prior" else ()
         after = () if self.start == "prior" else self.globals_
         for j in before:
             state = engine.update_block(state, j, data)
-        if self.local_restart:
+        if restart:
             state = self._restarted(engine, state, data)
 
         invariant = {j: (fs, engine.target_part(state, j, fs, data)) for j, fs in self.invariant.items()}
