@@ -137,6 +137,18 @@ def test_local_restart_is_guarded_so_the_elbo_never_decreases():
     assert float(guarded) >= before - 1e-9 * abs(before)
 
 
+def test_local_restart_for_the_first_sweeps_then_carried():
+    """local_restart=S restarts the locals in sweeps 1..S (the trace of local_restart=True
+    there) and carries them after; S = 0 is the carried schedule."""
+    every = _grouped_fit(local_iter=5, local_restart=True).elbo_trace
+    carried = _grouped_fit(local_iter=5).elbo_trace
+    first = _grouped_fit(local_iter=5, local_restart=4).elbo_trace
+    np.testing.assert_allclose(first[:4], every[:4], rtol=1e-12)
+    assert not np.allclose(first[4:8], every[4:8], rtol=1e-9)
+    np.testing.assert_allclose(_grouped_fit(local_iter=5, local_restart=0).elbo_trace, carried, rtol=1e-12)
+    assert_elbo_monotone(first)
+
+
 def test_local_restart_needs_random_globals_and_batch_fits():
     import pytest
 
@@ -145,6 +157,8 @@ def test_local_restart_needs_random_globals_and_batch_fits():
     with pytest.raises(VemError, match="it needs start='random-globals'"):
         vemppl.fit(vemppl.parse(GROUPED), data={"grp": np.zeros(10, int), "x": np.ones(10, int)}, dims={"G": 1},
                    local_restart=True, progress=False)
+    with pytest.raises(VemError, match="a number of sweeps"):
+        _grouped_fit(local_restart=-1)
     with pytest.raises(VemError, match="local_restart= is for batch fits"):
         _grouped_fit(local_restart=True, batch_size=50)
 

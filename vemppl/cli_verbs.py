@@ -38,9 +38,10 @@ def add_all(verbs):
                    help="local passes per sweep (at most L with --local-tol; default 1, or 10 with --local-tol)")
     g.add_argument("--local-tol", type=float, metavar="T",
                    help="stop a sweep's local passes once the last local block moves by at most T (relative)")
-    g.add_argument("--local-restart", action="store_true",
-                   help="with --start random-globals: start the locals afresh at their prior every sweep, as "
-                        "scikit-learn's LDA E-step (the ELBO may then fall between sweeps)")
+    g.add_argument("--local-restart", nargs="?", const=True, default=False, type=int, metavar="S",
+                   help="with --start random-globals: start the locals afresh at their prior every sweep (or in "
+                        "the first S sweeps), as scikit-learn's LDA E-step; a sweep that would lower the ELBO "
+                        "carries them instead")
     g.add_argument("--chain", choices=("sequential", "parallel"), default="sequential",
                    help="Markov-chain blocks: forward-backward by a T-step scan, or by a log2(T)-deep tree of "
                         "log-space matrix products for long chains on a GPU (default: sequential)")

@@ -41,6 +41,7 @@ class State(NamedTuple):
     params: dict  # param name -> value (a network's: a dict of named weight arrays)
     key: Any = None  # the Monte Carlo draw of this sweep (models with networks only)
     opt: Any = None  # Adam's state for the networks (engine.networks)
+    sweeps: Any = None  # sweeps taken, counted only for fit(local_restart=S) (engine/schedule.py)
 
 
 class Engine:
@@ -334,14 +335,31 @@ class Engine:
         self.traces += 1
         schedule = getattr(self, "local_global", None)  # fit(start=, local_iter=): engine/schedule.py
         if schedule is not None and schedule.local_restart:
-            # Restarted locals may settle in a lower optimum than the carried ones; such a
-            # sweep is replaced by the carried one from the same state, a CAVI step, so the
-            # ELBO never decreases (LocalGlobal's docstring).
-            before = self.elbo(state, data)
-            new, elbo = self._sweep_body(state, data, restart=True)
-            return jax.lax.cond(elbo >= before, lambda: (new, elbo),
-                                lambda: self._sweep_body(state, data, restart=False))
+            return self._restarting_sweep(state, data, schedule.restart_sweeps)
         return self._sweep_body(state, data)
+
+    def _restarting_sweep(self, state, data, restart_sweeps):
+        """A sweep from restarted locals (in the first ``restart_sweeps`` sweeps; None: every
+        sweep), guarded: restarted locals may settle in a lower optimum than the carried
+        ones, and a sweep that ends below the ELBO it started from is replaced by the
+        carried sweep from the same state, a CAVI step, so the ELBO never decreases
+        (LocalGlobal's docstring)."""
+        def restarted(st):
+            new, elbo = self._sweep_body(st, data, restart=True)
+            return new, elbo, elbo >= self.elbo(st, data)
+
+        if restart_sweeps is None:
+            new, elbo, accepted = restarted(state)
+        else:  # past the restarting sweeps, only the carried sweep's cost is paid
+            not_now = lambda st: (st, jnp.asarray(-jnp.inf, self._dtype()), jnp.asarray(False))  # noqa: E731
+            new, elbo, accepted = jax.lax.cond(state.sweeps < restart_sweeps, restarted, not_now, state)
+        out, elbo = jax.lax.cond(accepted, lambda: (new, elbo), lambda: self._sweep_body(state, data))
+        if state.sweeps is not None:
+            out = out._replace(sweeps=state.sweeps + 1)
+        return out, elbo
+
+    def _dtype(self):
+        return jnp.asarray(0.0).dtype
 
     def _sweep_body(self, state, data, restart=False):
         # The ELBO from the last update's own pass when nothing moves after it (no M-step, no

@@ -39,7 +39,7 @@ def fit(
     step_size: tuple[float, float] = (1.0, 0.7),
     local_iter: int | None = None,
     local_tol: float | None = None,
-    local_restart: bool = False,
+    local_restart: bool | int = False,
     plate: str | None = None,
     devices: int | None = None,
     batch_restarts: bool | None = None,
@@ -92,9 +92,10 @@ def fit(
     ``local_tol=t`` stops a sweep's local passes once the last local block moves by at
     most ``t`` (relative mean change of its natural parameters), ``local_iter`` passes at
     most (default 10 then).  Every update is still CAVI, so the ELBO never decreases,
-    except with ``local_restart=True`` (with ``start="random-globals"``): the locals start
-    afresh at their prior each sweep, as scikit-learn's LDA E-step does, and a sweep may
-    lower the ELBO.
+    with ``local_restart=True`` (with ``start="random-globals"``) too: the locals start
+    afresh at their prior each sweep, as scikit-learn's LDA E-step does, and a sweep that
+    would end below the ELBO it started from is replaced by the carried one.
+    ``local_restart=S`` restarts them in the first S sweeps only and carries them after.
 
     Repeated rows (``engine/compress.py``): units of the data plate with the same discrete
     data (LDA's tokens of one word in one document) have the same posterior, so by default
@@ -168,6 +169,7 @@ def fit(
                 engine.local_global.randomise_globals(engine, starts[-1], jax.random.fold_in(sub, 1)))
             if r == 0:  # the first call compiles (once per process, family and shape)
                 engine.init_compile_seconds += time.perf_counter() - t_r
+            starts[-1] = engine.local_global.counting(starts[-1])
     if batch_restarts is None:
         batch_restarts = (restarts > 1 and devices is None and jax.default_backend() != "cpu"
                           and _fits_in_memory(starts, bound))
