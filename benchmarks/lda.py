@@ -175,7 +175,7 @@ def markdown(res) -> str:
         "",
         f"{cfg['n_train']} training + {cfg['n_test']} held-out documents, V = {cfg['v']}, {cfg['train_tokens']} training tokens; "
         f"K = {cfg['k']}, α = {cfg['alpha']}, η = {cfg['eta']}; best of {cfg['restarts']} seeds by training bound; "
-        f"vemppl: start={cfg.get('start', 'prior')}, local_iter={cfg.get('local_iter', 1)}, local_tol={cfg.get('local_tol')}, at most {cfg['max_iter']} sweeps "
+        f"vemppl: start={cfg.get('start', 'prior')}, local_iter={cfg.get('local_iter', 1)}, local_tol={cfg.get('local_tol')}, local_restart={cfg.get('local_restart', False)}, at most {cfg['max_iter']} sweeps "
         f"(relative tol {cfg['tol']}), {cfg.get('vemppl_dtype', 'float64')}; scikit-learn: {cfg['max_iter_sklearn']} EM iterations (no early stop). Machine: {res['machine']['nproc']} CPUs, {res['machine']['cpu']}"
         + (f", load average {res['machine']['load_average'][1]:.1f} over the last 5 minutes at the end." if 'load_average' in res['machine'] else "."),
         "",
@@ -225,6 +225,8 @@ def main(argv=None):
     ap.add_argument("--local-iter", type=int, default=10, help="vemppl's local passes per sweep (at most, with --local-tol)")
     ap.add_argument("--local-tol", type=float, default=1e-3,
                     help="vemppl's local passes stop once θ moves by at most this (relative); negative: always --local-iter")
+    ap.add_argument("--local-restart", nargs="?", const=True, default=False, type=int, metavar="S",
+                    help="vemppl's locals start afresh in every sweep (or in the first S sweeps), guarded")
     ap.add_argument("--float32", action="store_true", help="vemppl in float32 (VEMPPL_X64=0); results_lda_float32.*")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", type=Path, default=HERE)
@@ -241,7 +243,7 @@ def main(argv=None):
     for r in range(args.restarts):
         seed = args.seed + r
         runs["vemppl"].append(fit_vemppl_seed(Xtr, args.k, args.alpha, args.eta, seed, args.max_iter, args.tol,
-                                              args.start, args.local_iter, local_tol))
+                                              args.start, args.local_iter, local_tol, args.local_restart))
         for method in ("batch", "online"):
             runs[method].append(fit_sklearn_seed(Xtr, args.k, args.alpha, args.eta, seed, min(args.max_iter, 100), method))
     ours = summarise_vemppl(runs["vemppl"])
@@ -252,6 +254,7 @@ def main(argv=None):
                     test_tokens=int(Xte.sum()), k=args.k, alpha=args.alpha, eta=args.eta, seed=args.seed,
                     restarts=args.restarts, max_iter=args.max_iter, max_iter_sklearn=min(args.max_iter, 100),
                     tol=args.tol, quick=args.quick, start=args.start, local_iter=args.local_iter, local_tol=local_tol,
+                    local_restart=args.local_restart,
                     vemppl_dtype="float32" if args.float32 else "float64"),
         machine=machine(),
     )

@@ -67,8 +67,10 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=1, help="fits per fold and system, each scored")
     ap.add_argument("--local-tol", type=float, default=1e-3, help="vemppl's local_tol (negative: --local-iter always)")
     ap.add_argument("--local-iter", type=int, default=10, help="vemppl's local passes per sweep (at most)")
-    ap.add_argument("--local-restart", action="store_true",
-                    help="vemppl's locals start afresh every sweep, as scikit-learn's E-step; results_lda_folds_restart.*")
+    ap.add_argument("--local-restart", nargs="?", const=True, default=False, type=int, metavar="S",
+                    help="vemppl's locals start afresh every sweep (or in the first S), as scikit-learn's E-step; "
+                         "results_lda_folds_restart[S].*")
+    ap.add_argument("--folds-only", type=str, default=None, help="comma-separated folds to run (default: all)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", type=Path, default=HERE)
     a = ap.parse_args(argv)
@@ -79,7 +81,10 @@ def main(argv=None):
         X = X[:, X.sum(0) > 0]
         a.folds, a.k, a.max_iter = 3, 5, 20
     rows = []
+    only = None if a.folds_only is None else {int(f) for f in a.folds_only.split(",")}
     for f, test in enumerate(folds(X.shape[0], a.folds, a.seed)):
+        if only is not None and f not in only:
+            continue
         train = np.setdiff1d(np.arange(X.shape[0]), test)
         Xtr, Xte = X[train], X[test]
         for s in range(a.seeds):
@@ -111,11 +116,20 @@ def main(argv=None):
                fit_seconds={n: float(sum(r[n]["fit_seconds"] for r in rows)) for n in ("vemppl", "sklearn_batch")})
     md = markdown(res)
     print(md)
-    stem = ("results_lda_folds_quick" if a.quick else "results_lda_folds") + ("_restart" if a.local_restart else "")
+    restart = "" if not a.local_restart else "_restart" if a.local_restart is True else f"_restart{a.local_restart}"
+    stem = ("results_lda_folds_quick" if a.quick else "results_lda_folds") + restart
     a.out.mkdir(parents=True, exist_ok=True)
     write_atomic(a.out / f"{stem}.json", json.dumps(res, indent=2) + "\n")
     write_atomic(a.out / f"{stem}.md", md)
     return 0
+
+
+def _restart_words(local_restart) -> str:
+    if not local_restart:
+        return ""
+    if local_restart is True:
+        return ", the locals restarted every sweep (guarded)"
+    return f", the locals restarted in the first {local_restart} sweeps (guarded), carried after"
 
 
 def markdown(res) -> str:
@@ -126,7 +140,7 @@ def markdown(res) -> str:
         f"{c['docs']} documents, {c['tokens']:.0f} tokens, {c['folds']} folds (each document held out once; each fold "
         f"trains on the rest); K = {c['k']}, α = {c['alpha']}, η = {c['eta']}; {c.get('seeds', 1)} seed(s) per fold, "
         f"the same for both systems, every fit scored; vemppl local_tol {c.get('local_tol')}, at most "
-        f"{c.get('local_iter', 10)} local passes a sweep{', the locals restarted every sweep' if c.get('local_restart') else ''}, at most "
+        f"{c.get('local_iter', 10)} local passes a sweep{_restart_words(c.get('local_restart'))}, at most "
         f"{c['max_iter']} sweeps, relative tol {c['tol']}; scikit-learn 100 EM iterations. "
         f"Held-out plug-in perplexity by one procedure for both (benchmarks/lda.py). Machine: "
         f"{res['machine']['nproc']} CPUs, load average at the end {res['load_average_at_end']:.1f}.",
