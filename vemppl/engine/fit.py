@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+from functools import partial
 
 import jax
 import numpy as np
@@ -181,7 +182,7 @@ def fit(
         runs, compile_seconds = [], None
         for r, initial in enumerate(starts):  # not `start`: that names the initialisation scheme
             bar = _Progress(show, f"restart {r + 1}/{restarts}" if restarts > 1 else "fit", max_iter)
-            state, trace, converged, it, c = _run(sweep, place(initial), max_iter, tol, bar)
+            state, trace, converged, it, c = _run(sweep, place(initial), max_iter, tol, bar, lambda: engine.traces)
             compile_seconds = c if compile_seconds is None else compile_seconds
             runs.append((gather(state), trace, converged, it))
     which = max(range(restarts), key=lambda r: (runs[r][1][-1], -r))  # the first of equal bests
@@ -211,16 +212,20 @@ def _check_elbo(elbo, it):
         )
 
 
-def _run(sweep, state, max_iter, tol, bar):
-    """One fit: sweeps until the relative ELBO change is at most ``tol``."""
+def _run(sweep, state, max_iter, tol, bar, traces=lambda: 0):
+    """One fit: sweeps until the relative ELBO change is at most ``tol``.  Compile time: the
+    first sweep's call, and any later one that traced a program (``traces()`` moved; the
+    carried sweep of ``local_restart=S`` compiles when the restarts end)."""
     trace: list[float] = []
     converged, compile_seconds, it = False, None, 0
     for it in range(1, max_iter + 1):
-        t_it = time.perf_counter()
+        t_it, traced = time.perf_counter(), traces()
         state, elbo = sweep(state)
         elbo = float(elbo)
         if compile_seconds is None:
             compile_seconds = time.perf_counter() - t_it
+        elif traces() != traced:
+            compile_seconds += time.perf_counter() - t_it
         _check_elbo(elbo, it)
         trace.append(elbo)
         bar.update(it, elbo)
@@ -237,11 +242,21 @@ def _run_batched(engine, starts, max_iter, tol, show):
     trace and final state are those it would have had alone."""
     import jax.numpy as jnp
 
-    def frozen(state, active, data):
+    def frozen(state, active, data, restart=False):
         new, elbo = engine._sweep_impl(state, data)
+        if restart:  # guarded_sweep's test per restart: both sweeps, then a select
+            restarted, elbo_r, before = engine._sweep_impl(state, data, restart=True)
+            keep = elbo_r >= before
+            new = jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), restarted,
+                                         new._replace(sweeps=restarted.sweeps))
+            elbo = jnp.where(keep, elbo_r, elbo)
         return jax.tree_util.tree_map(lambda a, b: jnp.where(active, a, b), new, state), elbo
 
-    step = jax.jit(jax.vmap(frozen, in_axes=(0, 0, None)))
+    steps = {restart: jax.jit(jax.vmap(partial(frozen, restart=restart), in_axes=(0, 0, None)))
+             for restart in (False, True)}
+    schedule = getattr(engine, "local_global", None)
+    restarts_for = (0 if schedule is None or not schedule.local_restart
+                    else max_iter if schedule.restart_sweeps is None else schedule.restart_sweeps)
     states = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *starts)
     r_count = len(starts)
     active = np.ones(r_count, bool)
@@ -250,11 +265,13 @@ def _run_batched(engine, starts, max_iter, tol, show):
     bar = _Progress(show, f"{r_count} restarts (batched)", max_iter)
     compile_seconds = None
     for it in range(1, max_iter + 1):
-        t_it = time.perf_counter()
-        states, elbos = step(states, jnp.asarray(active), engine.data)
+        t_it, traced = time.perf_counter(), engine.traces
+        states, elbos = steps[it <= restarts_for](states, jnp.asarray(active), engine.data)
         elbos = np.asarray(elbos)
         if compile_seconds is None:
             compile_seconds = time.perf_counter() - t_it
+        elif engine.traces != traced:
+            compile_seconds += time.perf_counter() - t_it
         for r in np.flatnonzero(active):
             _check_elbo(float(elbos[r]), it)
             traces[r].append(float(elbos[r]))

@@ -111,7 +111,7 @@ class LocalGlobal:
     the carried ones and the ELBO may fall (on Reuters, unguarded: one fall of 0.06 nats in
     150 sweeps).  The engine therefore computes the ELBO before the sweep and, when the
     restarted sweep ends below it, takes the carried sweep from the same state instead
-    (``Engine._sweep_impl``), so the ELBO never decreases.  Restarting finds better LDA
+    (``engine/cavi.py::guarded_sweep``), so the ELBO never decreases.  Restarting finds better LDA
     optima: carried locals commit each document to the topics of the first sweeps, while
     restarted ones re-read the current topics from a flat θ every time.
     """

@@ -16,6 +16,8 @@ holds the shards of its own devices.
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -78,11 +80,17 @@ class Sharded:
         return jax.device_put(state, self.shardings(state))
 
     def sweep(self, state):
+        from .cavi import guarded_sweep
+
         if self._sweep is None:
             sh = self.shardings(state)
-            self._sweep = jax.jit(self.engine._sweep_impl, in_shardings=(sh, self.data_shardings),
-                                  out_shardings=(sh, self.whole))
-        return self._sweep(state, self.data)
+            # The carried sweep and, with fit(local_restart=), the restarting one (state, ELBO, ELBO before).
+            jits = {restart: jax.jit(partial(self.engine._sweep_impl, restart=restart),
+                                     in_shardings=(sh, self.data_shardings),
+                                     out_shardings=(sh, self.whole) + ((self.whole,) if restart else ()))
+                    for restart in (False, True)}
+            self._sweep = lambda st, data, restart=False: jits[restart](st, data)
+        return guarded_sweep(self._sweep, self.engine, state, self.data)
 
     def gather(self, state):
         """The state as host arrays on every process (an all-gather across hosts if needed)."""
