@@ -245,10 +245,9 @@ def _run_batched(engine, starts, max_iter, tol, show):
     def frozen(state, active, data, restart=False):
         new, elbo = engine._sweep_impl(state, data)
         if restart:  # guarded_sweep's test per restart: both sweeps, then a select
-            restarted, elbo_r, before = engine._sweep_impl(state, data, restart=True)
-            keep = elbo_r >= before
-            new = jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), restarted,
-                                         new._replace(sweeps=restarted.sweeps))
+            restarted, elbo_r = engine._sweep_impl(state, data, restart=True)
+            keep = elbo_r >= state.elbo
+            new = jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), restarted, new)
             elbo = jnp.where(keep, elbo_r, elbo)
         return jax.tree_util.tree_map(lambda a, b: jnp.where(active, a, b), new, state), elbo
 

@@ -226,10 +226,11 @@ class LocalGlobal:
         return state
 
     def counting(self, state):
-        """``state`` with its sweep counter at 0 when the schedule reads it (``local_restart=S``)."""
-        if self.restart_sweeps is None:
+        """``state`` with the restarting schedule's sweep count (0) and ELBO floor (−∞, before
+        the first sweep) when it restarts the locals (``local_restart``)."""
+        if not self.local_restart:
             return state
-        return state._replace(sweeps=jnp.zeros((), jnp.int32))
+        return state._replace(sweeps=jnp.zeros((), jnp.int32), elbo=jnp.asarray(-jnp.inf, jnp.asarray(0.0).dtype))
 
     def randomise_globals(self, engine, state, key):
         """Globals at a random point, each by its family's ``random_start`` (a Dirichlet

@@ -84,10 +84,10 @@ class Sharded:
 
         if self._sweep is None:
             sh = self.shardings(state)
-            # The carried sweep and, with fit(local_restart=), the restarting one (state, ELBO, ELBO before).
+            # The carried sweep and, with fit(local_restart=), the restarting one.
             jits = {restart: jax.jit(partial(self.engine._sweep_impl, restart=restart),
                                      in_shardings=(sh, self.data_shardings),
-                                     out_shardings=(sh, self.whole) + ((self.whole,) if restart else ()))
+                                     out_shardings=(sh, self.whole))
                     for restart in (False, True)}
             self._sweep = lambda st, data, restart=False: jits[restart](st, data)
         return guarded_sweep(self._sweep, self.engine, state, self.data)
