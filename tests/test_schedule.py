@@ -192,3 +192,13 @@ def test_loop_invariant_parts_computed_once_give_the_same_trace(monkeypatch):
         hoisted, every_pass = both(**kw)
         assert len(hoisted) == len(every_pass) > 10
         np.testing.assert_allclose(hoisted, every_pass, rtol=1e-12)
+
+
+def test_cli_local_restart_takes_an_optional_number_of_sweeps():
+    from vemppl.cli import build_parser
+
+    base = ["fit", "m.vem", "--data", "d.npz"]
+    parser = build_parser()
+    assert parser.parse_args(base).local_restart is False
+    assert parser.parse_args(base + ["--local-restart"]).local_restart is True
+    assert parser.parse_args(base + ["--local-restart", "25"]).local_restart == 25
