@@ -92,11 +92,12 @@ def fit(
     locals first, as variational EM for LDA does (Blei et al. 2003; scikit-learn).
     ``local_tol=t`` stops a sweep's local passes once the last local block moves by at
     most ``t`` (relative mean change of its natural parameters), ``local_iter`` passes at
-    most (default 10 then).  Every update is still CAVI, so the ELBO never decreases,
-    with ``local_restart=True`` (with ``start="random-globals"``) too: the locals start
-    afresh at their prior each sweep, as scikit-learn's LDA E-step does, and a sweep that
-    would end below the ELBO it started from is replaced by the carried one.
-    ``local_restart=S`` restarts them in the first S sweeps only and carries them after.
+    most (default 10 then).  Every update is still CAVI, so the ELBO never decreases.
+    ``local_restart=True`` (with ``start="random-globals"``) starts the locals afresh at
+    their prior each sweep, as scikit-learn's LDA E-step does; that is not a coordinate
+    step, so a sweep that would end below the last sweep's ELBO is replaced by the carried
+    one, and the ELBO still never decreases.  ``local_restart=S`` restarts them in the
+    first S sweeps only and carries them after (LDA: ``local_restart=25``, docs/engine.md).
 
     Repeated rows (``engine/compress.py``): units of the data plate with the same discrete
     data (LDA's tokens of one word in one document) have the same posterior, so by default
