@@ -601,8 +601,8 @@ class Engine:
 
 def guarded_sweep(jitted, engine, state, data):
     """``jitted(state, data, restart=...)``'s sweep, guarded: a sweep from restarted locals
-    may end in a lower optimum than the carried ones, and one that ends below the ELBO it
-    started from is replaced by the carried sweep from the same state, a CAVI step, so the
+    may end in a lower optimum than the carried ones, and one that ends below the last
+    sweep's ELBO is replaced by the carried sweep from the same state, a CAVI step, so the
     ELBO never decreases (``engine/schedule.py``).  The test is on the host, where the
     fit's loop reads the ELBO anyway."""
     if not engine.restarting(state):

@@ -106,14 +106,13 @@ class LocalGlobal:
     With ``local_restart`` every sweep (``local_restart=S``: each of the first S sweeps) starts
     the locals afresh (at their prior, given their parents' current means) before its passes,
     as scikit-learn's batch E-step re-draws each document's γ every iteration, instead of
-    carrying them over.  Such a sweep is not one
-    CAVI step of the whole state: the re-fitted locals may settle in a lower optimum than
-    the carried ones and the ELBO may fall (on Reuters, unguarded: one fall of 0.06 nats in
-    150 sweeps).  The engine therefore computes the ELBO before the sweep and, when the
-    restarted sweep ends below it, takes the carried sweep from the same state instead
-    (``engine/cavi.py::guarded_sweep``), so the ELBO never decreases.  Restarting finds better LDA
-    optima: carried locals commit each document to the topics of the first sweeps, while
-    restarted ones re-read the current topics from a flat θ every time.
+    carrying them over.  Such a sweep is not one CAVI step of the whole state: the re-fitted
+    locals may settle in a lower optimum than the carried ones and the ELBO may fall (on
+    Reuters, unguarded: one fall of 0.06 nats in 150 sweeps).  So when a restarted sweep
+    ends below the last sweep's ELBO, the carried sweep from the same state replaces it
+    (``engine/cavi.py::guarded_sweep``), and the ELBO never decreases.  Restarting finds
+    better LDA optima: carried locals commit each document to the topics of the first
+    sweeps, while restarted ones re-read the current topics from a flat θ every time.
     """
 
     def __init__(self, engine, start: str, local_iter: int, dim=None, local_tol: float | None = None,
