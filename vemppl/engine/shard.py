@@ -84,13 +84,16 @@ class Sharded:
 
         if self._sweep is None:
             sh = self.shardings(state)
-            # The carried sweep and, with fit(local_restart=), the restarting one.
-            jits = {restart: jax.jit(partial(self.engine._sweep_impl, restart=restart),
-                                     in_shardings=(sh, self.data_shardings),
-                                     out_shardings=(sh, self.whole))
-                    for restart in (False, True)}
-            self._sweep = lambda st, data, restart=False: jits[restart](st, data)
-        return guarded_sweep(self._sweep, self.engine, state, self.data)
+            # The carried sweep and, with fit(local_restart=), the restarting one (compiled on first use).
+            self._sweep, self._restarting_sweep = (
+                jax.jit(partial(self.engine._sweep_impl, restart=restart), in_shardings=(sh, self.data_shardings),
+                        out_shardings=(sh, self.whole))
+                for restart in (False, True))
+
+        def jitted(st, data, restart=False):
+            return (self._restarting_sweep if restart else self._sweep)(st, data)
+
+        return guarded_sweep(jitted, self.engine, state, self.data)
 
     def gather(self, state):
         """The state as host arrays on every process (an all-gather across hosts if needed)."""
