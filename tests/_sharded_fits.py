@@ -42,6 +42,9 @@ def main(name):
         # local passes that stop on a test of q(theta)'s change: a reduction over the sharded plate
         "lda-settled": lambda: (lda(), lda_data(rng), {"consts": {"K": 3}, "max_iter": 20, "start": "random-globals",
                                                        "local_tol": 1e-3}),
+        # locals restarted in the first sweeps: the restarting and carried programs, and the host's guard
+        "lda-restart": lambda: (lda(), lda_data(rng), {"consts": {"K": 3}, "max_iter": 20, "start": "random-globals",
+                                                       "local_tol": 1e-3, "local_restart": 5}),
     }
     model, data, kw = cases[name]()
     t0 = time.perf_counter()

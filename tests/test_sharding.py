@@ -26,7 +26,7 @@ def sharded_fit(model):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("model", ["gmm", "hmm", "lda", "lda-settled"])
+@pytest.mark.parametrize("model", ["gmm", "hmm", "lda", "lda-settled", "lda-restart"])
 def test_sharded_trace_is_the_single_device_trace(model):
     r = sharded_fit(model)
     one, four = np.asarray(r["one"]), np.asarray(r["four"])
