@@ -346,9 +346,7 @@ class Engine:
     def restarting(self, state) -> bool:
         """Whether the next sweep restarts the locals (``fit(local_restart=True or S)``)."""
         schedule = getattr(self, "local_global", None)
-        if schedule is None or not schedule.local_restart:
-            return False
-        return schedule.restart_sweeps is None or int(state.sweeps) < schedule.restart_sweeps
+        return schedule is not None and schedule.local_restart and schedule.restarts_at(int(state.sweeps))
 
     def _sweep_body(self, state, data, restart=False):
         # The ELBO from the last update's own pass when nothing moves after it (no M-step, no

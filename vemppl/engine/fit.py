@@ -255,8 +255,6 @@ def _run_batched(engine, starts, max_iter, tol, show):
     steps = {restart: jax.jit(jax.vmap(partial(frozen, restart=restart), in_axes=(0, 0, None)))
              for restart in (False, True)}
     schedule = getattr(engine, "local_global", None)
-    restarts_for = (0 if schedule is None or not schedule.local_restart
-                    else max_iter if schedule.restart_sweeps is None else schedule.restart_sweeps)
     states = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *starts)
     r_count = len(starts)
     active = np.ones(r_count, bool)
@@ -266,7 +264,8 @@ def _run_batched(engine, starts, max_iter, tol, show):
     compile_seconds = None
     for it in range(1, max_iter + 1):
         t_it, traced = time.perf_counter(), engine.traces
-        states, elbos = steps[it <= restarts_for](states, jnp.asarray(active), engine.data)
+        restart = schedule is not None and schedule.restarts_at(it - 1)  # every restart is at sweep it - 1
+        states, elbos = steps[restart](states, jnp.asarray(active), engine.data)
         elbos = np.asarray(elbos)
         if compile_seconds is None:
             compile_seconds = time.perf_counter() - t_it

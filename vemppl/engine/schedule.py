@@ -224,6 +224,10 @@ class LocalGlobal:
         _, state, _ = jax.lax.while_loop(go_on, one_more, (1, first, relative_change(first.eta[last], state.eta[last])))
         return state
 
+    def restarts_at(self, sweep: int) -> bool:
+        """Whether sweep number ``sweep`` (0 first) starts the locals afresh."""
+        return self.local_restart and (self.restart_sweeps is None or sweep < self.restart_sweeps)
+
     def counting(self, state):
         """``state`` with the restarting schedule's sweep count (0) and ELBO floor (−∞, before
         the first sweep) when it restarts the locals (``local_restart``)."""
