@@ -71,6 +71,7 @@ def main(argv=None):
                     help="vemppl's locals start afresh every sweep (or in the first S), as scikit-learn's E-step; "
                          "results_lda_folds_restart[S].*")
     ap.add_argument("--folds-only", type=str, default=None, help="comma-separated folds to run (default: all)")
+    ap.add_argument("--suffix", default="", help="appended to the results' file names (e.g. _tol1e-4)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", type=Path, default=HERE)
     a = ap.parse_args(argv)
@@ -117,7 +118,7 @@ def main(argv=None):
     md = markdown(res)
     print(md)
     restart = "" if not a.local_restart else "_restart" if a.local_restart is True else f"_restart{a.local_restart}"
-    stem = ("results_lda_folds_quick" if a.quick else "results_lda_folds") + restart
+    stem = ("results_lda_folds_quick" if a.quick else "results_lda_folds") + restart + a.suffix
     a.out.mkdir(parents=True, exist_ok=True)
     write_atomic(a.out / f"{stem}.json", json.dumps(res, indent=2) + "\n")
     write_atomic(a.out / f"{stem}.md", md)
