@@ -1,5 +1,6 @@
-"""The opt-in persistent compilation cache (vemppl/_compile_cache.py): ``VEMPPL_CACHE_DIR``
-makes a second process read the sweep's compiled program back instead of compiling it."""
+"""The persistent compilation cache (vemppl/_compile_cache.py): ``VEMPPL_CACHE_DIR``
+makes a second process read the sweep's compiled program back instead of compiling it; by
+default a second fit in the same process does, from a folder removed when the process exits."""
 
 import json
 import os
@@ -23,8 +24,12 @@ for k in range(K) { mu[k] ~ Normal(0.0, 10.0) }
 for n in range(N) { z[n] ~ Categorical(pi)
                     x[n] ~ Normal(mu[z[n]], 1.0) }
 '''
+import jax
 fit = vemppl.fit(vemppl.parse(text), {"x": x}, seed=0, max_iter=50, progress=False)
-print(json.dumps({"elbo": float(fit.elbo), "hits": len(hits)}))
+first = len(hits)
+again = vemppl.fit(vemppl.parse(text), {"x": x}, seed=0, max_iter=50, progress=False)
+print(json.dumps({"elbo": float(fit.elbo), "hits": first, "again_hits": len(hits) - first,
+                  "again_elbo": float(again.elbo), "folder": jax.config.jax_compilation_cache_dir}))
 """
 
 
@@ -44,3 +49,17 @@ def test_a_second_process_reads_the_compiled_sweep_back(tmp_path):
     assert second["elbo"] == first["elbo"]
     without = run({k: v for k, v in os.environ.items() if k != "VEMPPL_CACHE_DIR"})
     assert without["hits"] == 0 and without["elbo"] == first["elbo"]
+
+
+def test_a_second_fit_in_one_process_reads_the_first_fits_programs_back():
+    """Each fit builds a new engine (a new jitted sweep): without the per-process cache the
+    same model and shapes compile again.  The folder is the process's own, gone at exit."""
+    env = {k: v for k, v in os.environ.items() if k != "VEMPPL_CACHE_DIR"}
+    default = run(env)
+    assert default["hits"] == 0 and default["again_hits"] > 0
+    assert default["again_elbo"] == default["elbo"]
+    assert os.path.basename(default["folder"]).startswith("vemppl-xla-")
+    assert not os.path.exists(default["folder"])  # removed when the process exited
+    off = run({**env, "VEMPPL_CACHE_DIR": "off"})
+    assert off["folder"] is None and off["hits"] == 0 and off["again_hits"] == 0
+    assert off["elbo"] == default["elbo"]

@@ -1,5 +1,5 @@
-"""JAX's persistent compilation cache, opt-in: ``VEMPPL_CACHE_DIR=folder`` or
-``vemppl.use_compilation_cache(folder)``.
+"""JAX's persistent compilation cache: across processes with ``VEMPPL_CACHE_DIR=folder`` or
+``vemppl.use_compilation_cache(folder)``; within one process by default.
 
 XLA compilation is most of the wall time of a small fit (1.5–5 s per model and data shape,
 README "Benchmarks"), and a user who refits the same model, from Python or with ``vemppl fit``,
@@ -8,13 +8,24 @@ program, the backend and the compiler flags; a later process compiling the same 
 same shapes reads the executable back and only traces.  Measured on the Gaussian HMM benchmark
 (T = 100k, K = 4, D = 3): compile 5.5 s in the first process, 1.6 s in the second.
 
-Off by default, as in JAX: the folder grows with every model and data shape, and where it lives
-is the user's choice.  JAX writes its entries atomically, so processes may share a folder.
+A folder kept across processes is opt-in, as in JAX: it grows with every model and data shape,
+and where it lives is the user's choice.  JAX writes its entries atomically, so processes may
+share a folder.
+
+Within one process the cache is on by default, in a temporary folder removed when the process
+exits.  Every ``fit`` builds its own engine, whose sweep is a new jitted function, so without it
+a second fit of the same model and shapes (another seed, a cross-validation fold) compiles
+again.  Measured on LDA (Reuters, K = 20): compile 1.25 s for each later fit without, 0.5 s
+with (the rest is tracing).  ``VEMPPL_CACHE_DIR=off`` turns it off; a cache folder the user has
+given JAX itself (``jax_compilation_cache_dir``) is left as it is.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import jax
 
@@ -36,7 +47,24 @@ def use_compilation_cache(folder) -> str:
     return path
 
 
+#: ``VEMPPL_CACHE_DIR`` values that turn every cache off, the per-process one included.
+OFF = ("off", "0", "none", "false")
+
+
 def from_environment() -> str | None:
-    """``VEMPPL_CACHE_DIR``, when set and not empty, turns the cache on at import."""
+    """At import: ``VEMPPL_CACHE_DIR`` when set (a folder kept across processes, or ``off``),
+    else a folder of this process's own, removed at exit, unless JAX already has one."""
     folder = os.environ.get("VEMPPL_CACHE_DIR", "")
-    return use_compilation_cache(folder) if folder else None
+    if folder.strip().lower() in OFF:
+        return None
+    if folder:
+        return use_compilation_cache(folder)
+    if jax.config.jax_compilation_cache_dir:  # the user's own JAX setting
+        return None
+    return use_compilation_cache(_process_folder())
+
+
+def _process_folder() -> str:
+    path = tempfile.mkdtemp(prefix="vemppl-xla-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
