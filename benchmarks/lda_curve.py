@@ -36,8 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
-from machine import machine  # benchmarks/machine.py, beside this script
+from machine import float32_from_argv, machine  # benchmarks/machine.py, beside this script
 from phases import write_atomic  # benchmarks/phases.py
+
+float32_from_argv(sys.argv)  # before vemppl is imported
 
 HERE = Path(__file__).resolve().parent
 
@@ -68,6 +70,7 @@ def main(argv=None):
     ap.add_argument("--iters", default="10,25,50,100", help="scikit-learn's EM iteration counts")
     ap.add_argument("--max-iter", type=int, default=300, help="vemppl's sweeps at most")
     ap.add_argument("--local-restart", type=int, default=25)
+    ap.add_argument("--float32", action="store_true", help="vemppl in float32 (VEMPPL_X64=0); results_lda_curve_float32.*")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", type=Path, default=HERE)
     a = ap.parse_args(argv)
@@ -110,11 +113,12 @@ def main(argv=None):
              for v in ours for p in peer if v["mean_perplexity"] <= p["mean_perplexity"]]
     res = dict(config=dict(k=a.k, alpha=a.alpha, eta=a.eta, seed=a.seed, seeds=a.seeds, tols=tols, iters=iters,
                            max_iter=a.max_iter, local_restart=a.local_restart, n_train=int(Xtr.shape[0]),
-                           n_test=int(Xte.shape[0]), v=int(Xtr.shape[1]), train_tokens=int(Xtr.sum()), quick=a.quick),
+                           n_test=int(Xte.shape[0]), v=int(Xtr.shape[1]), train_tokens=int(Xtr.sum()), quick=a.quick,
+                           vemppl_dtype="float32" if a.float32 else "float64"),
                machine=machine(), load_average_at_end=os.getloadavg()[0], settings=settings, pairs=pairs)
     md = markdown(res)
     print(md)
-    stem = "results_lda_curve_quick" if a.quick else "results_lda_curve"
+    stem = ("results_lda_curve_quick" if a.quick else "results_lda_curve") + ("_float32" if a.float32 else "")
     a.out.mkdir(parents=True, exist_ok=True)
     write_atomic(a.out / f"{stem}.json", json.dumps(res, indent=2) + "\n")
     write_atomic(a.out / f"{stem}.md", md)
@@ -140,7 +144,7 @@ def markdown(res) -> str:
         f"η = {c['eta']}; seeds {c['seed']}–{c['seed'] + c['seeds'] - 1}, every setting from each seed, the systems "
         f"taking turns seed by seed. vemppl: `start=\"random-globals\", local_tol=1e-3, "
         f"local_restart={c['local_restart']}`, stopped at the relative ELBO tolerance shown (at most {c['max_iter']} "
-        f"sweeps), float64; scikit-learn: batch EM for the iterations shown. Machine: {m['nproc']} CPUs, {m['cpu']}, "
+        f"sweeps), {c.get('vemppl_dtype', 'float64')}; scikit-learn: batch EM for the iterations shown. Machine: {m['nproc']} CPUs, {m['cpu']}, "
         f"load average {res['load_average_at_end']:.1f} at the end.",
         "",
         "| system | stop | fit s, all seeds | compile s, all seeds | sweeps (mean) | held-out perplexity (mean) | "
