@@ -31,26 +31,16 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from machine import float32_from_argv, machine  # benchmarks/machine.py, beside this script
-from phases import write_atomic  # benchmarks/phases.py
+from phases import lda_benchmark, write_atomic  # benchmarks/phases.py
 
 float32_from_argv(sys.argv)  # before vemppl is imported
 
 HERE = Path(__file__).resolve().parent
-
-
-def _lda_benchmark():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("lda_benchmark", HERE / "lda.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def scored(bench, shell, topics, Xtr, Xte):
@@ -74,7 +64,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", type=Path, default=HERE)
     a = ap.parse_args(argv)
-    bench = _lda_benchmark()
+    bench = lda_benchmark()
     tols = [float(t) for t in a.tols.split(",")]
     iters = [int(i) for i in a.iters.split(",")]
     if a.quick:

@@ -27,27 +27,17 @@ relative tolerance 1e-7; scikit-learn batch EM, 100 iterations.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 from machine import machine  # benchmarks/machine.py, beside this script
-from phases import write_atomic  # benchmarks/phases.py
+from phases import lda_benchmark, write_atomic  # benchmarks/phases.py
 
 HERE = Path(__file__).resolve().parent
-
-
-def _lda_benchmark():
-    """benchmarks/lda.py, loaded under another name (``lda`` is also the package it reads Reuters from)."""
-    spec = importlib.util.spec_from_file_location("lda_benchmark", HERE / "lda.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def folds(n, count, seed):
@@ -75,7 +65,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", type=Path, default=HERE)
     a = ap.parse_args(argv)
-    bench = _lda_benchmark()
+    bench = lda_benchmark()
     X = bench._lda_package().load_reuters().astype(float)
     if a.quick:
         X = X[:60]

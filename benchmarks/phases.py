@@ -1,8 +1,9 @@
-"""Helpers for benchmarks that run each phase in its own process (so each phase's peak
-resident memory is its own) and write their results atomically."""
+"""Helpers shared by the benchmark scripts: run each phase in its own process (so each phase's
+peak resident memory is its own), write results atomically, load a sibling script."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import resource
@@ -27,3 +28,11 @@ def write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def lda_benchmark():
+    """benchmarks/lda.py, loaded under another name (``lda`` is also the package it reads Reuters from)."""
+    spec = importlib.util.spec_from_file_location("lda_benchmark", Path(__file__).resolve().parent / "lda.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -39,7 +39,6 @@ and its count matrix are built; generation runs in its own process.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import tempfile
@@ -48,19 +47,11 @@ from pathlib import Path
 
 import numpy as np
 
-from phases import child, peak_rss_mb, write_atomic  # benchmarks/phases.py, beside this script
+from phases import child, lda_benchmark, peak_rss_mb, write_atomic  # benchmarks/phases.py, beside this script
 
 HERE = Path(__file__).resolve().parent
 
 LDA_DOCS = HERE.parent / "models" / "lda_docs.vem"
-
-
-def _lda_benchmark():
-    """benchmarks/lda.py, loaded under another name (``lda`` is also the package it reads Reuters from)."""
-    spec = importlib.util.spec_from_file_location("lda_benchmark", HERE / "lda.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 # ---- the corpus -------------------------------------------------------------------------------
@@ -153,7 +144,7 @@ def fit_phase(a):
     import vemppl as vp
     from sklearn.decomposition import LatentDirichletAllocation
 
-    lda_bench = _lda_benchmark()
+    lda_bench = lda_benchmark()
     d = Path(a.dir)
     words = np.load(d / "word.npy", mmap_mode="r")
     present = np.load(d / "present.npy", mmap_mode="r")
