@@ -61,9 +61,13 @@ def main(argv=None):
     ap.add_argument("--max-iter", type=int, default=300, help="vemppl's sweeps at most")
     ap.add_argument("--local-restart", type=int, default=25)
     ap.add_argument("--float32", action="store_true", help="vemppl in float32 (VEMPPL_X64=0); results_lda_curve_float32.*")
+    ap.add_argument("--plot-only", action="store_true", help="redraw docs/lda_curve.png from the committed results")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", type=Path, default=HERE)
     a = ap.parse_args(argv)
+    if a.plot_only:
+        plot(a.out, HERE.parent / "docs" / "lda_curve.png")
+        return 0
     bench = lda_benchmark()
     tols = [float(t) for t in a.tols.split(",")]
     iters = [int(i) for i in a.iters.split(",")]
@@ -112,7 +116,52 @@ def main(argv=None):
     a.out.mkdir(parents=True, exist_ok=True)
     write_atomic(a.out / f"{stem}.json", json.dumps(res, indent=2) + "\n")
     write_atomic(a.out / f"{stem}.md", md)
+    if not a.quick:
+        plot(a.out, HERE.parent / "docs" / "lda_curve.png")
     return 0
+
+
+def plot(folder: Path, path: Path) -> None:
+    """Mean held-out perplexity against fit seconds (all seeds) for each system's ladder of
+    stopping rules, from ``results_lda_curve.json`` (and ``_float32.json`` when present)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    runs = [(folder / "results_lda_curve.json", "float64")]
+    if (folder / "results_lda_curve_float32.json").exists():
+        runs.append((folder / "results_lda_curve_float32.json", "float32"))
+    drawn_peer, when = False, []
+    for file, dtype in runs:
+        res = json.loads(file.read_text())
+        when.append(f"{dtype}: load {res['load_average_at_end']:.1f}")
+        for system, style, label in (("vemppl", "o-" if dtype == "float64" else "o:", f"vemppl ({dtype}), tol"),
+                                     ("sklearn_batch", "s--", "scikit-learn batch, iterations")):
+            if system == "sklearn_batch" and drawn_peer:
+                continue  # the same scikit-learn fits in both runs: draw the first run's
+            pts = [r for r in res["settings"] if r["system"] == system]
+            xs, ys = [r["fit_seconds"] for r in pts], [r["mean_perplexity"] for r in pts]
+            ax.plot(xs, ys, style, label=label)
+            for r, x, y in zip(pts, xs, ys):
+                ax.annotate(f"{r['setting']:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+            drawn_peer = drawn_peer or system == "sklearn_batch"
+    c = res["config"]
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel(f"fit seconds, {c['seeds']} seeds (compilation apart)")
+    ax.set_ylabel("mean held-out perplexity (lower is better)")
+    ax.set_title(f"LDA on Reuters, K = {c['k']}: fit time against held-out quality, each system's stopping rules\n"
+                 f"({res['machine']['nproc']} CPU cores, {res['machine']['cpu']}; {', '.join(when)})", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    os.replace(tmp, path)
 
 
 def summary(system, setting, rs) -> dict:
