@@ -63,3 +63,17 @@ def test_a_second_fit_in_one_process_reads_the_first_fits_programs_back():
     off = run({**env, "VEMPPL_CACHE_DIR": "off"})
     assert off["folder"] is None and off["hits"] == 0 and off["again_hits"] == 0
     assert off["elbo"] == default["elbo"]
+
+
+def test_no_temporary_folder_means_no_cache_not_a_failed_import(monkeypatch):
+    """Where no temporary folder can be made (a read-only /tmp), the per-process cache is
+    skipped: importing vemppl must not fail for the sake of a speed-up."""
+    import tempfile
+
+    from vemppl import _compile_cache
+
+    def refuse(*args, **kwargs):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    assert _compile_cache._process_folder() is None

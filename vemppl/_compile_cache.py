@@ -61,10 +61,16 @@ def from_environment() -> str | None:
         return use_compilation_cache(folder)
     if jax.config.jax_compilation_cache_dir:  # the user's own JAX setting
         return None
-    return use_compilation_cache(_process_folder())
+    folder = _process_folder()
+    return use_compilation_cache(folder) if folder else None
 
 
-def _process_folder() -> str:
-    path = tempfile.mkdtemp(prefix="vemppl-xla-")
+def _process_folder() -> str | None:
+    """A fresh temporary folder removed at exit; None where none can be made (a read-only
+    temporary directory): the fits then compile as without a cache, import does not fail."""
+    try:
+        path = tempfile.mkdtemp(prefix="vemppl-xla-")
+    except OSError:
+        return None
     atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path
