@@ -77,6 +77,13 @@ def heldout_perplexities(model, X):
     return float(np.exp(-np.sum(X * np.log(theta @ beta)) / n)), float(np.exp(-bound / n))
 
 
+def scored(shell, topics, Xtr, Xte):
+    """(held-out plug-in perplexity, training bound) at ``topics``, one procedure for every
+    system: the topics put into the scikit-learn estimator ``shell``, the bound its ``score``."""
+    m = with_topics(shell, topics)
+    return heldout_perplexities(m, Xte)[0], float(m.score(Xtr))
+
+
 def _lda_package():
     """The `lda` package, not this script (which has its name and sits first on sys.path)."""
     import importlib
@@ -264,8 +271,9 @@ def main(argv=None):
         r["heldout_plugin_perplexity"], r["heldout_bound_perplexity"] = plug, bound
         # every seed, and every system's training bound by one function: scikit-learn's score at its topics
         topics = r.pop("seed_topics")
-        r["seed_plugin_perplexity"] = [heldout_perplexities(with_topics(shell, t), Xte)[0] for t in topics]
-        r["seed_score"] = [float(with_topics(shell, t).score(Xtr)) for t in topics]
+        per_seed = [scored(shell, t, Xtr, Xte) for t in topics]
+        r["seed_plugin_perplexity"] = [p for p, _ in per_seed]
+        r["seed_score"] = [b for _, b in per_seed]
         res[name] = r
     res["ratio_fit_batch"] = ours["fit_seconds"] / batch["fit_seconds"]
     res["ratio_fit_online"] = ours["fit_seconds"] / online["fit_seconds"]

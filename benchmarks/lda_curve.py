@@ -43,12 +43,6 @@ float32_from_argv(sys.argv)  # before vemppl is imported
 HERE = Path(__file__).resolve().parent
 
 
-def scored(bench, shell, topics, Xtr, Xte):
-    """(held-out plug-in perplexity, training bound) at ``topics``, one procedure for every system."""
-    m = bench.with_topics(shell, topics)
-    return bench.heldout_perplexities(m, Xte)[0], float(m.score(Xtr))
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--k", type=int, default=20)
@@ -88,13 +82,13 @@ def main(argv=None):
         for t in tols:
             r = bench.fit_vemppl_seed(Xtr, a.k, a.alpha, a.eta, seed, a.max_iter, t, local_iter=10, local_tol=1e-3,
                                       local_restart=a.local_restart)
-            p, score = scored(bench, shell, r["topics"], Xtr, Xte)
+            p, score = bench.scored(shell, r["topics"], Xtr, Xte)
             runs["vemppl", t].append(dict(seed=seed, fit_seconds=r["fit_seconds"], compile_seconds=r["compile_seconds"],
                                           iterations=r["iterations"], elbo=r["bound"], monotone=r["monotone"],
                                           perplexity=p, score=score))
         for i in iters:
             r = bench.fit_sklearn_seed(Xtr, a.k, a.alpha, a.eta, seed, i, "batch")
-            p, score = scored(bench, shell, r["estimator"].components_, Xtr, Xte)
+            p, score = bench.scored(shell, r["estimator"].components_, Xtr, Xte)
             runs["sklearn_batch", i].append(dict(seed=seed, fit_seconds=r["fit_seconds"], compile_seconds=0.0,
                                                  iterations=int(r["estimator"].n_iter_), perplexity=p, score=score))
         print(f"seed {seed}: " + ", ".join(f"{sys_}@{x:g} {rs[-1]['perplexity']:.1f} ({rs[-1]['fit_seconds']:.2f} s)"
