@@ -6,8 +6,8 @@ Everything here is read off the graph:
 * a categorical latent read inside an index (``mu[z[n]]``, ``A[z[t-1]]``) makes the
   factor a gate (Minka & Winn 2008): it is summed over the latent's values, weighted by
   ``E[onehot]``, which is affine in the latent's mean parameters;
-* conjugacy is decided by probing the expected log joint on small stand-in sizes and
-  recording every moment that is read of each block (``engine.probe``): a block is
+* conjugacy is decided by tracing the expected log joint on small stand-in sizes and
+  recording every moment that is read of each block (``compiler/conjugacy.py``): a block is
   closed-form when every moment read of it is one of its family's sufficient
   statistics and no product couples two of its elements (GUIDE §2).
 """
@@ -22,8 +22,10 @@ from ..families.markov_chain import MarkovChain
 from ..families.markov_chain_homogeneous import HomogeneousMarkovChain
 from ..families.normal_wishart import NormalWishart
 from ..ir.expr import BinOp, Call, Index, Name, Num, children, head_name, indexes, walk
-from ..ir.graph import ModelGraph, reads
-from .plan import Block, EnumRef, Factor, ParamPlan, Plan
+from ..ir.graph import ModelGraph, as_ir, reads
+from ..ir.text import definition_to_text
+from .conjugacy import conjugacy
+from .plan import Block, BlockStructure, EnumRef, Factor, Init, MStep, ParamPlan, Plan, Update
 
 
 def _enum_refs(model: ModelGraph, target: str, d) -> tuple[EnumRef, ...]:
@@ -55,8 +57,6 @@ def _enum_refs(model: ModelGraph, target: str, d) -> tuple[EnumRef, ...]:
 def compile_model(model, probe: bool = True, masked=()) -> Plan:
     """The plan of ``model`` (an IR or a DSL model).  ``masked``: the categorical latents
     fitted with a mask of absent elements (a chain with absent steps is not homogeneous)."""
-    from ..api import as_ir
-
     m = as_ir(model)
     factors = []
     for node in m.nodes.values():
@@ -92,34 +92,33 @@ def compile_model(model, probe: bool = True, masked=()) -> Plan:
         if node.name in normal_wishart:
             # mu[k] ~ MvNormal(m, precision = c * Lam[k]), Lam[k] ~ Wishart: one block q(mu[k], Lam[k]).
             members = (("loc", node.name), ("precision", normal_wishart[node.name]))
-            blocks.append(Block(node.name, NormalWishart.name, structure="normal-wishart", members=members))
+            blocks.append(Block(node.name, NormalWishart.name, structure=BlockStructure.NORMAL_WISHART,
+                                members=members))
             continue
-        init = "prior"
+        init = Init.PRIOR
         if fam.support == "cat":
-            init = "kmeans++" if _has_real_gate(m, node.name, factors) else "random"
+            init = Init.KMEANS if _has_real_gate(m, node.name, factors) else Init.RANDOM
         if fam.support == "cat" and _is_markov_chain(node.name, factors):
             # z[t] reads z[t-1]: the whole chain is one block (forward–backward by autodiff),
             # with one transition potential for all steps where the graph says they are equal
             # (and no mask makes some steps absent).
             tied = node.name not in masked and _is_homogeneous_chain(m, node.name, factors)
             blocks.append(Block(node.name, HomogeneousMarkovChain.name if tied else MarkovChain.name,
-                                structure="markov-chain", init=init))
+                                structure=BlockStructure.MARKOV_CHAIN, init=init))
             continue
         if node.amortised is not None:
             blocks.append(_amortised_block(m, node))
             continue
         if node.name in drawn:
-            init = "prior draw"
+            init = Init.PRIOR_DRAW
         if fam.name == "Normal" and _read_jointly(m, node.name):
             # w[j] ~ Normal(...) read as a vector (dot(X[n], w), W[j] of W[j, l]): one
             # MvNormal block over the last plate axis keeps the update exact and jointly valid.
-            blocks.append(Block(node.name, "MvNormal", structure="joint over last axis", init=init))
+            blocks.append(Block(node.name, "MvNormal", structure=BlockStructure.JOINT_LAST_AXIS, init=init))
             continue
-        if node.name in drawn:
-            init = "prior draw"
         blocks.append(Block(node.name, fam.posterior_family or fam.name, init=init))
     params = tuple(
-        ParamPlan(p.name, p.type.base, "network" if p.is_network else "gradient") for p in m.of_kind("param")
+        ParamPlan(p.name, p.type.base, MStep.NETWORK if p.is_network else MStep.GRADIENT) for p in m.of_kind("param")
     )
 
     g = m.graph.copy()
@@ -132,12 +131,10 @@ def compile_model(model, probe: bool = True, masked=()) -> Plan:
     # A block started from a draw of its prior (the global side of a bilinear term) comes
     # after the local block it multiplies, which so reads the draw first.
     schedule = tuple(
-        [n for n in topo if by_name[n].init == "prior"] + [n for n in topo if by_name[n].init != "prior"]
+        [n for n in topo if by_name[n].init is Init.PRIOR] + [n for n in topo if by_name[n].init is not Init.PRIOR]
     )
     plan = Plan(m.name, tuple(blocks), tuple(factors), params, schedule)
     if probe and blocks:
-        from ..engine.probe import conjugacy
-
         plan = conjugacy(m, plan)
     return plan
 
@@ -145,12 +142,10 @@ def compile_model(model, probe: bool = True, masked=()) -> Plan:
 def _amortised_block(m: ModelGraph, node) -> Block:
     """``q(z[n]) = enc(x[n])``: a diagonal Normal from the encoder, in the latent's own
     family (Normal or MvNormal), fitted with the networks."""
-    from ..frontends.printer import definition_to_text
-
     q = node.amortised
     where = f" at {q.span.file or '<model>'}:{q.span.line}:{q.span.column}" if q.span is not None else ""
     return Block(
-        node.name, node.defs[0].dist, structure="amortised (diagonal)", update="amortised",
+        node.name, node.defs[0].dist, structure=BlockStructure.AMORTISED, update=Update.AMORTISED,
         reason=f"{definition_to_text(node.name, q, amortised=True)}{where}",
     )
 

@@ -9,9 +9,53 @@ engine turns it into JAX functions once the data's shapes are known.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 from ..ir.expr import Expr
 from ..ir.nodes import Definition
+from ..ir.text import definition_to_text
+
+
+class _Named(str, Enum):
+    """A closed set of names: compares equal to its value and prints as it."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class BlockStructure(_Named):
+    """How a block's elements are grouped into one factor ``q_j``."""
+
+    MEAN_FIELD = "mean-field"
+    MARKOV_CHAIN = "markov-chain"  # a chain of categoricals, forward–backward by autodiff
+    NORMAL_WISHART = "normal-wishart"  # q(mu[k], Lam[k]) jointly
+    JOINT_LAST_AXIS = "joint over last axis"  # scalar Normals read as a vector: one MvNormal
+    AMORTISED = "amortised (diagonal)"  # a diagonal Normal given by an encoder
+
+
+class Update(_Named):
+    """How a block is updated."""
+
+    CAVI = "cavi"  # closed form: η_j = ∇_{μ_j} L
+    NATURAL_GRADIENT = "natural-gradient"  # damped, with a line search on the ELBO
+    AMORTISED = "amortised"  # the encoder's Adam steps
+
+
+class Init(_Named):
+    """Where a block starts."""
+
+    PRIOR = "prior"
+    PRIOR_DRAW = "prior draw"  # a draw of the prior (the global side of a bilinear term)
+    KMEANS = "kmeans++"  # broad k-means++ responsibilities from the data the block gates
+    RANDOM = "random"  # random responsibilities
+
+
+class MStep(_Named):
+    """How a point parameter is fitted."""
+
+    CLOSED_FORM = "closed-form"  # the mode of the family whose statistics make L affine
+    GRADIENT = "gradient"  # Adam steps in an unconstrained space
+    NETWORK = "network"  # Adam on a reparameterised Monte Carlo ELBO
 
 
 @dataclass(frozen=True)
@@ -30,8 +74,6 @@ class Factor:
     enum: tuple[EnumRef, ...] = ()
 
     def describe(self) -> str:
-        from ..frontends.printer import definition_to_text
-
         return definition_to_text(self.target, self.definition)
 
 
@@ -39,13 +81,17 @@ class Factor:
 class Block:
     name: str
     family: str
-    structure: str = "mean-field"  # or 'markov-chain', 'normal-wishart'
-    update: str = "cavi"  # 'cavi' (closed form), 'natural-gradient' or 'amortised'
+    structure: BlockStructure = BlockStructure.MEAN_FIELD
+    update: Update = Update.CAVI
     reason: str | None = None  # why the update is not closed form
-    init: str = "prior"  # 'prior' or 'kmeans++' or 'random'
+    init: Init = Init.PRIOR
     # A joint block over several nodes: (role, node) pairs, e.g. (("loc", "mu"), ("precision", "Lam"))
     # for a Normal–Wishart; the block is named after its first member.
     members: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self):  # a name given as its text becomes the member (Update("cavi"))
+        for f, kind in (("structure", BlockStructure), ("update", Update), ("init", Init)):
+            object.__setattr__(self, f, kind(getattr(self, f)))
 
     @property
     def label(self) -> str:
@@ -57,9 +103,12 @@ class Block:
 class ParamPlan:
     name: str
     type: str
-    mstep: str = "gradient"  # or 'closed-form', or 'network' (Adam on a Monte Carlo ELBO)
+    mstep: MStep = MStep.GRADIENT
     family: str | None = None  # the family whose mode gives the closed-form M-step
     reason: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "mstep", MStep(self.mstep))
 
 
 @dataclass(frozen=True)
@@ -80,11 +129,11 @@ class Plan:
         lines = [f"plan for model '{self.model}'", "", "variational blocks (in update order):"]
         for name in self.schedule:
             b = self.block(name)
-            if b.update == "amortised":
+            if b.update is Update.AMORTISED:
                 lines.append(f"  q({b.name}): {b.family} [{b.structure}] -- amortised: an encoder network gives it")
                 lines.append(f"      {b.reason}; Adam steps on a reparameterised Monte Carlo ELBO")
                 continue
-            kind = "closed-form CAVI" if b.update == "cavi" else b.update
+            kind = "closed-form CAVI" if b.update is Update.CAVI else b.update
             line = f"  q({b.label}): {b.family} [{b.structure}] -- {kind}; init {b.init}"
             lines.append(line)
             if b.reason:
@@ -93,8 +142,8 @@ class Plan:
             lines += ["", "point parameters (M-step):"]
             for p in self.params:
                 how = {
-                    "closed-form": f"closed form ({p.family} mode)",
-                    "network": "neural network: Adam steps on a reparameterised Monte Carlo ELBO",
+                    MStep.CLOSED_FORM: f"closed form ({p.family} mode)",
+                    MStep.NETWORK: "neural network: Adam steps on a reparameterised Monte Carlo ELBO",
                 }.get(p.mstep, "gradient steps (Adam)")
                 lines.append(f"  {p.name}: {p.type} -- {how}")
                 if p.reason:
@@ -104,3 +153,6 @@ class Plan:
             gate = f"   (summed over {', '.join(sorted({r.block for r in f.enum}))})" if f.enum else ""
             lines.append(f"  {f.describe()}{gate}")
         return "\n".join(lines)
+
+
+__all__ = ["Block", "BlockStructure", "EnumRef", "Factor", "Init", "MStep", "ParamPlan", "Plan", "Update"]

@@ -24,7 +24,7 @@ from ..families import get_family
 from ..ir.expr import BinOp, Call, Index, Name, Neg, Num, loop_offset
 from ..ir.nodes import Definition
 from . import moments as M
-from .dataplate import _in_plate
+from .networks import call_network
 
 
 def eval_fixed(e, sizes: dict, values: dict):
@@ -32,6 +32,28 @@ def eval_fixed(e, sizes: dict, values: dict):
     ctx = _Context(None, (), (), sizes, values, {}, {}, None)
     src = ctx.ev(e)
     return src.value
+
+
+def size_of(e, sizes, what=None) -> int | None:
+    """The size an expression of sizes stands for (``D``, ``3``, ``D + 2``); None while one
+    of its names is not bound."""
+    if isinstance(e, Num):
+        return int(e.value)
+    if isinstance(e, Name):
+        return sizes.get(e.id)
+    try:
+        v = np.asarray(eval_fixed(e, sizes, {}))
+    except KeyError:
+        return None
+    return int(v)
+
+
+def plate_var(d, dim) -> str | None:
+    """The loop variable of definition ``d`` that runs over the plate ``dim``, if any."""
+    for lp in d.loops:
+        if isinstance(lp.stop, Name) and lp.stop.id == dim:
+            return lp.var
+    return None
 
 
 class _Context:
@@ -211,8 +233,6 @@ class _Context:
 
     def _call(self, e: Call):
         if self.model is not None and e.func in self.model.nodes:  # a network param
-            from .networks import call_network
-
             return M.Fixed(call_network(self, e))
         args = [self.ev(a) for a in e.args]
         if e.func == "dot" and not all(a.is_fixed for a in args):
@@ -254,8 +274,6 @@ def _is_joint_vector(model, name, fam) -> bool:
 def _element_view(name, stats, eta, idx, tracker):
     """One scalar element of a joint MvNormal block: E[w_j] = m_j, E[w_j²] = E[wwᵀ]_jj,
     both linear in the block's mean parameters, so the element's factors stay conjugate."""
-    from ..families import get_family
-
     normal = get_family("Normal")
     lead, last = idx[:-1], idx[-1]
     view = normal.Stats(stats.mean[(*lead, last)], stats.outer[(*lead, last, last)])
@@ -323,7 +341,7 @@ def factor_value(model, factor, sizes, values, blocks, params, tracker=None, mas
             m = jnp.min(m, axis=-1)
         weight = weight * m
     if units is not None:
-        var = _in_plate(d, units[0])
+        var = plate_var(d, units[0])
         if var is not None:
             weight = weight * ctx.take(units[1], (Name(var),))
     if keep_leading:

@@ -53,17 +53,27 @@ def gaussian_expect(src, f, tracker, why, *args, closed_form=None):
 
 
 class Tracker:
-    """Records which moments of which block the expected log joint reads nonlinearly."""
+    """Records which moments of which block the expected log joint reads, and which reads
+    are not affine (``nonlinear``), each with the first factor that made it so
+    (``reasons``: the factor's text, its source position and why).  The evaluation sets
+    ``factor`` to the factor it is reading."""
 
     def __init__(self):
         self.nonlinear: dict[str, set[str]] = {}
         self.reads: dict[str, set[str]] = {}
+        self.reasons: dict[str, str] = {}
         self.factor = None
 
     def read(self, block: str, moment: str):
         self.reads.setdefault(block, set()).add(moment)
 
     def flag(self, block: str, why: str):
+        f = self.factor
+        where = ""
+        if f is not None and f.definition.span is not None:
+            sp = f.definition.span
+            where = f" at {sp.file or '<model>'}:{sp.line}:{sp.column}"
+        self.reasons.setdefault(block, f"{f.describe() if f else '?'}{where}: {why}")
         self.nonlinear.setdefault(block, set()).add(why)
 
 

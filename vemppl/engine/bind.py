@@ -17,22 +17,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..diagnostics import VemError
-from ..ir.expr import Call, Expr, Name, Num, names, walk
+from ..ir.expr import Call, Name, names, walk
 from ..ir.graph import ModelGraph
 from ..ir.nodes import TypeSpec
-
-
-@dataclass
-class Bound:
-    sizes: dict[str, int]
-    values: dict[str, np.ndarray]  # constants and data
-    masks: dict[str, np.ndarray] = field(default_factory=dict)  # True where observed
-    notes: list[str] = field(default_factory=list)
+from ..ir.text import expr_to_text, type_to_text
+from ..elj.binding import Bound
+from ..elj.evaluate import eval_fixed, size_of as _size
 
 
 #: The support of each base type, in words, for messages.
@@ -47,20 +41,6 @@ _SUPPORT = {
     "spd": "symmetric positive-definite matrices",
 }
 _MISSING_OK = ("real", "pos", "unit")
-
-
-def _size(e: Expr, sizes, what) -> int | None:
-    if isinstance(e, Num):
-        return int(e.value)
-    if isinstance(e, Name):
-        return sizes.get(e.id)
-    from .evaluate import eval_fixed
-
-    try:
-        v = np.asarray(eval_fixed(e, sizes, {}))
-    except KeyError:
-        return None
-    return int(v)
 
 
 def bind(model: ModelGraph, data: dict, consts: dict | None = None, dims: dict | None = None,
@@ -283,7 +263,6 @@ def _read_names(model) -> set[str]:
 
 def _eval_consts(pending, consts, sizes, values, size_names, final):
     """Evaluate the constants that can be; return those that wait for a data-bound size."""
-    from .evaluate import eval_fixed
 
     left = []
     for node in pending:
@@ -341,7 +320,6 @@ def _check_const_shape(node, v, sizes, values):
     A scalar definition may be overridden by an array (``const alpha = 1.0`` set to a
     vector), and a scalar override broadcasts.
     """
-    from .evaluate import eval_fixed
 
     if node.type is not None and node.type.shape:
         want = [_size(e, sizes, node.name) for e in node.type.shape]
@@ -371,13 +349,11 @@ def _check_const_shape(node, v, sizes, values):
 
 
 def _e(e) -> str:
-    from ..frontends.printer import expr_to_text
 
     return expr_to_text(e)
 
 
 def _type(t: TypeSpec) -> str:
-    from ..frontends.printer import type_to_text
 
     return type_to_text(t)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..diagnostics import VemError
+from ..elj.evaluate import plate_var as _in_plate
 from ..ir.expr import Index, Name, const_int, indexes, loop_offset, names, walk
 
 
@@ -33,14 +34,6 @@ class DataPlate:
 
     def is_inside(self, factor) -> bool:
         return any(factor is f for f in self.factors)
-
-
-def _in_plate(d, dim) -> str | None:
-    """The loop variable of ``d`` that runs over the plate, if any."""
-    for lp in d.loops:
-        if isinstance(lp.stop, Name) and lp.stop.id == dim:
-            return lp.var
-    return None
 
 
 def data_plate(model, plan, dim: str | None = None, purpose: str = "stochastic VI") -> DataPlate:

@@ -6,7 +6,7 @@ a probability vector under Dirichlet, a regression weight under Normal/MvNormal)
 ``g = ∇_{T(θ)} L`` the maximiser is the maximiser of ``⟨g, T(θ)⟩``, i.e. ``F.mode(g)``
 (GUIDE §2, "Point parameters"; Neal & Hinton 1998): closed form and derived, not written
 per model.  The family is chosen from the parameter's declared type and from the moments
-the expected log joint reads of it (found by the conjugacy probe).  Otherwise ``θ`` takes
+the expected log joint reads of it (found by the conjugacy test, compiler/conjugacy.py).  Otherwise ``θ`` takes
 gradient steps in an unconstrained space (``numpyro.distributions.transforms.biject_to``).
 """
 
@@ -14,21 +14,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import numpyro.distributions.constraints as C
 from numpyro.distributions.transforms import biject_to
 
-from ..families import get_family
 from ..families._linalg import spd_logdet
-
-#: For each declared type, the families whose statistics may make ``L`` affine, in order.
-_CANDIDATES = {
-    "real": ("Normal", "MvNormal"),
-    "pos": ("Gamma",),
-    "unit": ("Beta",),
-    "simplex": ("Dirichlet",),
-    "spd": ("Wishart",),
-}
 
 _CONSTRAINTS = {
     "real": C.real,
@@ -37,34 +26,6 @@ _CONSTRAINTS = {
     "simplex": C.simplex,
     "spd": C.positive_definite,
 }
-
-
-def choose_family(type_base: str, moments_read: set[str]) -> str | None:
-    """The family under which ``L`` is affine in ``T(θ)``, given the moments read of θ."""
-    for name in _CANDIDATES.get(type_base, ()):
-        fields = set(get_family(name).Stats._fields)
-        if moments_read <= fields:
-            return name
-    return None
-
-
-def default_init(type_base: str, shape: tuple, rng: np.random.Generator, scale: float = 1.0):
-    """A parameter's starting value when the model and the user give none.
-
-    real: small random values (a zero loading matrix is a saddle point of factor
-    analysis); pos: 1; unit: 1/2; simplex: uniform; spd: identity.
-    """
-    if type_base == "real":
-        return 0.1 * scale * rng.standard_normal(shape)
-    if type_base == "pos":
-        return np.ones(shape)
-    if type_base == "unit":
-        return np.full(shape, 0.5)
-    if type_base == "simplex":
-        return np.full(shape, 1.0 / shape[-1])
-    if type_base == "spd":
-        return np.broadcast_to(np.eye(shape[-1]), shape).copy()
-    return np.zeros(shape)
 
 
 def point_stats(family, theta):

@@ -16,8 +16,8 @@ import numpy as np
 from ..families import get_family
 from ..ir.expr import Index, Name, Num, loop_offset
 from ..ir.nodes import Definition, Loop
-from .evaluate import _Context
-from .plates import definition_index, plate_shape
+from ..elj.evaluate import _Context
+from ..elj.plates import definition_index, plate_shape
 
 
 def simulate(model, sizes: dict, values: dict, key, skip=()) -> dict:

@@ -34,7 +34,7 @@ from ..diagnostics import Span
 from ..families import REGISTRY
 from ..ir.builder import IRBuilder
 from ..ir.expr import BinOp, Call, Expr, Index, Name, Neg, Num
-from ..ir.graph import ModelGraph
+from ..ir.graph import ModelGraph, as_ir
 from ..ir.nodes import Loop, TypeSpec
 
 
@@ -294,8 +294,6 @@ class Model:
         return self.ir
 
     def __eq__(self, other):
-        from ..api import as_ir
-
         return self.ir == as_ir(other)
 
     __hash__ = object.__hash__

@@ -16,6 +16,7 @@ from functools import cached_property
 
 import networkx as nx
 
+from ..diagnostics import VemError
 from .expr import Call, Index, Name, head_name, walk
 from .nodes import Node
 from .shapes import Shape
@@ -67,12 +68,6 @@ class ModelGraph:
     def __repr__(self):
         return f"ModelGraph({self.name!r}, {len(self.nodes)} nodes)"
 
-    def report(self) -> str:
-        """The compiled plan as text (blocks, families, update kinds)."""
-        from ..compiler import compile_model
-
-        return str(compile_model(self))
-
 
 def _reads(e, loop_vars):
     """``(name, how)`` for each node read by ``e``; ``how`` is 'value' or 'index'."""
@@ -103,4 +98,14 @@ def reads(e, loop_vars) -> list[str]:
     return [n for n, _ in _reads(e, loop_vars)]
 
 
-__all__ = ["ModelGraph", "head_name", "reads"]
+def as_ir(model) -> ModelGraph:
+    """The IR of ``model`` (a :class:`ModelGraph` or a Python-DSL ``Model``, read by its ``ir``)."""
+    if isinstance(model, ModelGraph):
+        return model
+    ir = getattr(model, "ir", None)
+    if isinstance(ir, ModelGraph):
+        return ir
+    raise VemError("type", f"expected a vemppl model, got {type(model).__name__}")
+
+
+__all__ = ["ModelGraph", "as_ir", "head_name", "reads"]

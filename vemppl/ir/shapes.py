@@ -9,7 +9,9 @@ compared for equality.  :func:`infer` gives the shape of an expression and
 from __future__ import annotations
 
 from ..diagnostics import VemError
+from ..families import get_family
 from .expr import BinOp, Call, Expr, Index, Name, Neg, Num, loop_offset
+from .text import expr_to_text
 
 Size = int | str
 Shape = tuple[Size, ...]
@@ -26,8 +28,6 @@ def size_of(e: Expr) -> Size:
         return int(e.value)
     if isinstance(e, Name):
         return e.id
-    from ..frontends.printer import expr_to_text  # only for display of composite sizes
-
     return expr_to_text(e)
 
 
@@ -139,8 +139,6 @@ def _call(e: Call, env, loop_vars) -> Shape:
 
 def _network_call(e: Call, layers: NetShape, arg: Shape) -> Shape:
     """A network maps the last axis of its input (size ``layers[0]``) to ``layers[-1]``."""
-    from ..frontends.printer import expr_to_text
-
     if not arg or arg[-1] != layers[0]:
         what = "a scalar" if not arg else f"shape {_fmt(arg)}"
         raise VemError(
@@ -200,8 +198,6 @@ def type_shape(t) -> Shape:
 
 
 def _defined_shape(node, env) -> Shape:
-    from ..families import get_family
-
     plate: list | None = None
     value = None
     for d in node.defs:

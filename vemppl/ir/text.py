@@ -1,21 +1,18 @@
-"""IR → canonical ``.vem`` text.
+"""Expressions, types and definitions of the IR as ``.vem`` text.
 
-The canonical form declares every ``dim``, ``const``, ``data`` and ``param`` first, then
-prints each definition inside its own loops, nodes in a dependency order, then the
-amortised posteriors (``q(z[n]) = enc(x[n])``).  It is the
-inverse of the parser up to spans: ``parse(to_text(m)) == m``.
+The inverse of the parser for each piece, up to spans; ``frontends/printer.py`` puts the
+pieces together into a whole model's canonical text.  Messages of every layer print
+expressions through here.
 """
 
 from __future__ import annotations
 
 import math
 
-import networkx as nx
-
 from ..diagnostics import VemError
-from ..ir.expr import BinOp, Call, Expr, Index, Name, Neg, Num
-from ..ir.graph import ModelGraph
-from ..ir.nodes import Definition, TypeSpec
+from ..families import get_family
+from .expr import BinOp, Call, Expr, Index, Name, Neg, Num
+from .nodes import Definition, TypeSpec
 
 # Binding strength, loosest first; '**' is right-associative, the rest left.
 _PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "**": 4}
@@ -87,8 +84,6 @@ def definition_to_text(target: str, d: Definition, amortised: bool = False) -> s
 
 
 def _positional(dist: str) -> tuple[str, ...]:
-    from ..families import get_family
-
     return tuple(get_family(dist).args.positional)
 
 
@@ -96,32 +91,4 @@ def _is_zero(e: Expr) -> bool:
     return isinstance(e, Num) and float(e.value) == 0.0
 
 
-def to_text(model) -> str:
-    """Canonical ``.vem`` text of a model (an IR or a Python-DSL model)."""
-    from ..api import as_ir
-
-    m: ModelGraph = as_ir(model)
-    out = [f"model {m.name}"]
-    dims = [n.name for n in m.of_kind("dim")]
-    if dims:
-        out.append("dim " + ", ".join(dims))
-    for n in m.nodes.values():
-        if n.kind == "const":
-            ty = f": {type_to_text(n.type)}" if n.type is not None else ""
-            out.append(f"const {n.name}{ty} = {expr_to_text(n.value)}")
-        elif n.kind == "data":
-            out.append(f"data {n.name}: {type_to_text(n.type)}")
-        elif n.kind == "param":
-            init = f" = {expr_to_text(n.value)}" if n.value is not None else ""
-            out.append(f"param {n.name}: {type_to_text(n.type)}{init}")
-    g = m.graph.copy()
-    g.remove_edges_from([(u, v) for u, v in g.edges if u == v])
-    rank = {name: i for i, name in enumerate(m.nodes)}
-    for name in nx.lexicographical_topological_sort(g, key=rank.__getitem__):
-        for d in m.nodes[name].defs:
-            out.append(definition_to_text(name, d))
-    # Amortised posteriors last: they read data and networks, all declared above.
-    for n in m.of_kind("latent"):
-        if n.amortised is not None:
-            out.append(definition_to_text(n.name, n.amortised, amortised=True))
-    return "\n".join(out) + "\n"
+__all__ = ["expr_to_text", "type_to_text", "definition_to_text"]

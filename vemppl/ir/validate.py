@@ -19,6 +19,7 @@ from ..families import get_family
 from . import shapes as S
 from .expr import BinOp, Call, Expr, Index, Name, Neg, Num, const_int, loop_offset, walk
 from .nodes import Definition, Node
+from .text import expr_to_text
 
 
 # ---- a node reading itself ----------------------------------------------------------------
@@ -243,8 +244,6 @@ def fold(e: Expr, nodes: dict[str, Node], depth: int = 0) -> float | None:
 
 
 def _element(name, d) -> str:
-    from ..frontends.printer import expr_to_text
-
     return f"{name}[{', '.join(expr_to_text(i) for i in d.indices)}]"
 
 

@@ -229,7 +229,7 @@ def load_results(path) -> Fit:
     """A fit read back from ``fit.save(path)``: the same posteriors, parameters and trace."""
     from ..compiler import compile_model
     from ..diagnostics import VemError
-    from ..engine.bind import Bound
+    from ..elj.binding import Bound
     from ..engine.cavi import State
     from ..frontends.parser import parse
     from .io import read

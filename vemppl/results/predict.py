@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..diagnostics import VemError
-from ..engine.moments import block_entries
+from ..elj.moments import block_entries
 from ..families import get_family
 from ..ir.expr import Name
 

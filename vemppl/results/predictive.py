@@ -31,7 +31,7 @@ import numpy as np
 from jax.scipy.special import logsumexp
 
 from ..diagnostics import VemError
-from ..engine import moments as M
+from ..elj import moments as M
 from ..families import get_family
 
 

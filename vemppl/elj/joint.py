@@ -1,0 +1,184 @@
+"""The expected log joint of a plan on a binding, and the entropies of its blocks.
+
+``L(μ; θ) = E_q[log p(x, z; θ)] = Σ_f E_q[log f]``, one term per factor of the plan, each a
+function of the mean parameters μ of the blocks it reads (``elj/evaluate.py``), and
+``ELBO = L + Σ_j H[q_j]`` (Blei et al. 2017, eq. 13).  :class:`Joint` holds what these
+sums read (the model, the plan, the binding, the blocks' families, blocks held fixed, the
+present elements of categorical latents, the merged rows' counts) and nothing that
+updates them: the conjugacy test of the compiler traces it on stand-in sizes, and the
+engine (``engine/cavi.py``) derives every update from it by ``jax.grad``.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from ..diagnostics import VemError
+from ..families import get_family
+from . import moments as M
+from .amortised import diagonal_entropy, draws
+from .evaluate import factor_value
+from .plates import plate_shape
+
+
+class Joint:
+    """The expected log joint of ``plan`` on the binding ``bound`` (sizes, values, masks).
+
+    ``fixed_blocks``: blocks read but never updated (the globals when predicting);
+    ``present``: the present elements of categorical latents (padding is absent);
+    ``unit_weights``: the data plate's distinct rows and their counts (engine/compress.py);
+    ``families``: the blocks' families when another algorithm computes one of them
+    (a Markov chain by a parallel scan), by default the plan's.
+    """
+
+    def __init__(self, model, plan, bound, fixed_blocks=None, present=None, unit_weights=None, families=None):
+        self.model, self.plan, self.bound = model, plan, bound
+        # The data plate's distinct rows and their counts (engine/compress.py), or None.
+        self.unit_weights = unit_weights
+        self._weighted = frozenset(unit_weights.plate.local_blocks) if unit_weights is not None else frozenset()
+        # Networks and amortised latents: Adam on a reparameterised Monte Carlo ELBO (engine.networks).
+        self.networks = tuple(n.name for n in model.of_kind("param") if n.is_network)
+        self.amortised = frozenset(b.name for b in plan.blocks if b.update == "amortised")
+        # Blocks held fixed (read, never updated), e.g. the globals when predicting.
+        self.fixed_blocks = dict(fixed_blocks or {})
+        self.families = dict(families) if families is not None else {b.name: get_family(b.family) for b in plan.blocks}
+        data_nodes = {n.name for n in model.of_kind("data")}
+        # Constants stay NumPy (concrete under tracing); data arrays are jit arguments.
+        self.consts = {k: v for k, v in bound.values.items() if k not in data_nodes}
+        self.data = {k: jnp.asarray(v) for k, v in bound.values.items() if k in data_nodes}
+        self.masks = {k: jnp.asarray(v) for k, v in bound.masks.items()}
+        # Categorical latents with absent elements (padding of sequences of unequal length).
+        self.present = {k: jnp.asarray(v, dtype=bool) for k, v in self._check_present(present or {}).items()}
+        self.masks.update(self.present)
+
+    def _blocks(self, state):
+        return self._table(state.mu, state.eta)
+
+    def _table(self, mu, eta, skip=()):
+        """The blocks by the names factors read them by (each member of a joint block)."""
+        out = {}
+        for j in mu:
+            if j not in skip:
+                out.update(M.block_entries(self.plan.block(j), self.families[j], mu[j], eta[j]))
+        return out
+
+    def expected_log_joint(self, mu, eta, params, data, tracker=None, factors=None, extra_blocks=None, key=None):
+        """``L = Σ_f E_q[log f]`` over ``factors`` (by default every factor of the plan) at
+        the blocks' (mu, eta), the point parameters ``params`` and the ``data``; amortised
+        latents at their draw from ``key``.  ``tracker`` (moments.Tracker) records every
+        moment read of each block, for the conjugacy test; ``extra_blocks`` adds blocks by
+        name (a point parameter as a point mass, for its closed-form M-step)."""
+        if self.amortised:  # amortised latents enter at their reparameterised draw
+            data = {**data, **draws(self, params, data, key)}
+        factors = self.plan.factors if factors is None else factors
+        total, factors = self._apart(factors, mu, eta, params, data, extra_blocks, tracker)
+        return total + self.factor_sum(factors, mu, eta, params, data, extra_blocks, tracker=tracker)
+
+    def _apart(self, factors, mu, eta, params, data, extra_blocks, tracker):
+        """(the sum of the factors evaluated apart, the factors left): none here; the engine
+        sums the data plate's factors over chunks of rows (engine/chunks.py)."""
+        return 0.0, factors
+
+    def factor_sum(self, factors, mu, eta, params, data, extra_blocks=None, sizes=None, masks=None, tracker=None,
+                   weights=None):
+        """Σ_f E_q[log f] over ``factors``, reading the blocks from (mu, eta), the fixed and
+        extra blocks, and the values from the constants and ``data``; the data plate's terms
+        weighted by its rows' counts when its repeated rows are merged (engine/compress.py).
+        Shared by the whole evaluation and by each chunk of ``engine/chunks.py`` (which
+        passes its own rows, sizes, masks and weights)."""
+        blocks = self._table(mu, eta, skip=self.amortised)
+        blocks.update(self.fixed_blocks)
+        blocks.update(extra_blocks or {})
+        values = {**self.consts, **data}
+        sizes = self.bound.sizes if sizes is None else sizes
+        masks = self.masks if masks is None else masks
+        units = None
+        if self.unit_weights is not None:
+            w = jnp.asarray(self.unit_weights.weights) if weights is None else weights
+            units = (self.unit_weights.plate.dim, w)
+        total = 0.0
+        for f in factors:
+            if tracker is not None:
+                tracker.factor = f
+            total = total + factor_value(self.model, f, sizes, values, blocks, params, tracker, masks, units=units)
+        return total
+
+    def pointwise(self, state, data=None):
+        """Per-point ELBO terms over the outermost data plate (for predictive densities).
+
+        Every factor and every block must live on that plate (independent data points:
+        mixtures, factor analysis); otherwise a VemError says why.
+        """
+        data = {**self.consts, **(self.data if data is None else data)}
+        blocks = self._table(state.mu, state.eta)
+        blocks.update(self.fixed_blocks)
+        sizes = set()
+        total = 0.0
+        for f in self.plan.factors:
+            if not f.definition.loops:
+                raise VemError("unsupported", f"'{f.describe()}' is not inside a data plate: no per-point terms")
+            sizes.add(f.definition.loops[0].stop)
+            total = total + factor_value(self.model, f, self.bound.sizes, data, blocks, state.params, None, self.masks,
+                                         keep_leading=True)
+        for j in state.eta:
+            h = self.families[j].entropy(state.eta[j], state.mu[j])
+            if h.ndim == 0:
+                raise VemError("unsupported", f"q({j}) couples the data points: no per-point terms")
+            total = total + jnp.sum(jnp.reshape(h, (h.shape[0], -1)), axis=1)
+        if len(sizes) > 1:
+            raise VemError("unsupported", "the factors live on different outer plates: no per-point terms")
+        return total
+
+    def entropy(self, state):
+        """Σ_j H[q_j], less log K for every absent categorical element.
+
+        An absent element has no factor, so its q is uniform and independent of the rest
+        (in a chain, both pairwise potentials that touch it are zero) and adds exactly
+        log K to the entropy; removing it makes the ELBO that of the shorter sequences.
+        """
+        total = 0.0
+        for j in state.eta:
+            h = self._entropy(j, state.eta[j], state.mu[j])
+            if j in self._weighted:  # one distinct row stands for its count of units
+                h = h * self.unit_weights.local_weight(h)
+            total = total + jnp.sum(h)
+        for j, present in self.present.items():
+            k = state.mu[j].onehot.shape[-1]
+            total = total - jnp.sum(~present) * jnp.log(k)
+        return total
+
+    def _entropy(self, j, eta, mu):
+        if j in self.amortised:  # diagonal by construction: no batched Cholesky
+            return diagonal_entropy(eta)
+        return self.families[j].entropy(eta, mu)
+
+    def _check_present(self, present):
+        out = {}
+        for j, m in present.items():
+            node = self.model.nodes.get(j)
+            if node is None or node.kind != "latent" or j not in self.families or self.families[j].support != "cat":
+                raise VemError(
+                    "data",
+                    f"a mask on '{j}' is not supported. Expected a mask on a data array or on a categorical latent "
+                    "(its absent elements, e.g. the steps after each sequence's end)",
+                )
+            m = np.asarray(m)
+            if m.dtype != bool and not (np.issubdtype(m.dtype, np.number) and np.isin(m, (0, 1)).all()):
+                raise VemError("data", f"the mask of '{j}' must be boolean. Expected True/False (or 0/1); got dtype {m.dtype}")
+            shape = self.bound_shape(j)
+            if m.shape != shape:
+                raise VemError("data", f"the mask of '{j}' has the wrong shape. Expected {shape} (the shape of '{j}'); got {m.shape}")
+            out[j] = m.astype(bool)
+        return out
+
+    def elbo(self, state, data=None):
+        data = self.data if data is None else data
+        return self.expected_log_joint(state.mu, state.eta, state.params, data, key=state.key) + self.entropy(state)
+
+    def bound_shape(self, j):
+        return plate_shape(self.model, j, self.bound.sizes, self.consts)
+
+
+
+__all__ = ["Joint"]
