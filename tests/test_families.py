@@ -295,7 +295,7 @@ def test_likelihood_with_point_masses_is_log_prob(name, i):
 @pytest.mark.parametrize("name,i", LOCATION_CASES)
 def test_likelihood_with_gaussian_location_matches_monte_carlo(name, i):
     """E over a Gaussian q(loc) as the engine supplies it (quadrature) against Monte Carlo."""
-    from vemppl.engine.moments import BlockMoments
+    from vemppl.elj.moments import BlockMoments
 
     row = dict(LIKELIHOODS[name][i])
     y, fam, normal = row.pop("y"), REGISTRY[name], REGISTRY["Normal"]

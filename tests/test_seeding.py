@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import vemppl
-from vemppl.engine.cavi import _kmeanspp, _persistence
+from vemppl.engine.init import kmeanspp as _kmeanspp, persistence as _persistence
 
 from _chain_cases import HMM  # the Gaussian HMM of the chain tests, K = 3
 

@@ -53,15 +53,15 @@ from .frontends.parser import load, parse  # noqa: E402
 from .frontends.printer import to_text  # noqa: E402
 from .ir import ModelGraph  # noqa: E402
 from .compiler import compile_model  # noqa: E402
-from .engine.fit import fit  # noqa: E402
+from .api import cavi, fit, svi  # noqa: E402
 from .results import Fit, Prediction, load_results  # noqa: E402
 
 globals().update(_DISTRIBUTIONS)  # vp.Normal, vp.MvNormal, ... one per registered family
 
 __all__ = [
-    "Model", "ModelGraph", "fit", "compile_model", "use_compilation_cache", "Fit", "Prediction", "load_results", "VemError", "Span", "to_text", "parse", "load", "families",
+    "Model", "ModelGraph", "fit", "cavi", "svi", "compile_model", "use_compilation_cache", "Fit", "Prediction", "load_results", "VemError", "Span", "to_text", "parse", "load", "families",
     "real", "pos", "unit", "int_", "count", "bool_", "cat", "simplex", "spd", "mlp",
     "zeros", "ones", "fill", "eye", "diag", "exp", "log", "sigmoid", "softmax", "sum_", "dot", "transpose",
     *_DISTRIBUTIONS,
 ]
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402

@@ -1,7 +1,141 @@
-"""Glue of the public API: accept a DSL model or an IR wherever a model is expected."""
+"""The public entry points: ``fit`` a model with an algorithm, and the glue that accepts a
+DSL model or an IR wherever a model is expected.
+
+``fit(model, data, *, ..., algorithm=vp.cavi(...))`` compiles the model, binds the data,
+runs the algorithm (``engine/fit.py``) and returns a :class:`~vemppl.results.Fit`.
+"""
 
 from __future__ import annotations
 
-from .ir.graph import as_ir
+import sys
+import warnings
 
-__all__ = ["as_ir"]
+from .compiler import compile_model
+from .diagnostics import VemError
+from .engine.algorithms import LEGACY, Cavi, Svi, cavi, from_keywords, svi
+from .engine.fit import run_cavi, run_svi
+from .ir.graph import as_ir
+from .results.fit import Fit
+
+
+def fit(
+    model,
+    data: dict | None = None,
+    *,
+    consts: dict | None = None,
+    dims: dict | None = None,
+    mask: dict | None = None,
+    init: dict | None = None,
+    seed: int = 0,
+    restarts: int = 1,
+    max_iter: int = 500,
+    tol: float = 1e-8,
+    progress: bool | None = None,
+    algorithm: Cavi | Svi | None = None,
+    **deprecated,
+):
+    """Fit ``model`` to ``data`` by variational EM; returns a :class:`~vemppl.results.Fit`.
+
+    ``mask`` marks missing entries of data arrays (False = missing) and, on a
+    categorical latent, its absent elements: ``mask={"z": t < length[s]}`` fits sequences
+    of different lengths padded to one array (every factor that reads an absent element
+    is dropped, and the ELBO is that of the unpadded sequences).
+
+    ``algorithm``: ``vp.cavi(...)`` (the default, batch CAVI with its schedule options) or
+    ``vp.svi(batch_size=..., step_size=...)`` (stochastic VI); every option below named as
+    a keyword (``batch_size=``, ``local_iter=``, ``devices=``, ...) is an option of one of
+    them.  Passing those options to ``fit`` itself still works, with a DeprecationWarning.
+
+    Networks (``param f: mlp(...)[...]``) and amortised posteriors take one Adam step of
+    size ``learning_rate`` per iteration on a reparameterised Monte Carlo ELBO
+    (``engine/networks.py``); ``init={"dec": {"W0": ..., "b0": ...}}`` sets their weights.
+
+    Convergence: the relative ELBO change falls below ``tol``.  With ``restarts > 1`` the
+    fit is repeated from ``restarts`` initialisations (seeds ``seed, seed+1, ...``) and
+    the one with the highest ELBO is returned.  ``batch_restarts=True`` runs the restarts
+    together in one vmapped sweep (one compilation); each still stops on its own test and
+    keeps its own trace.  ``None`` batches them on an accelerator when their states fit in
+    memory, and runs them in turn on a CPU, where the batch only adds the sweeps of the
+    restarts that have already converged (measured in docs/scaling.md).
+
+    Data-parallel (``engine/shard.py``): ``devices=n`` splits the data plate over ``n``
+    devices with ``jax.sharding`` (the plate's size must be a multiple of ``n``); the
+    sums over the plate become all-reduces and the fit is the single-device fit.
+
+    Stochastic VI (``engine/svi.py``, Hoffman et al. 2013): with ``batch_size=B`` each of
+    ``max_iter`` steps fits the local latents of ``B`` units of the data plate (``plate``,
+    by default the leading dim of the data) and moves the globals by
+    ``η ← (1−ρ_t)η + ρ_t η̂`` with ``ρ_t = (t + tau)^(−kappa)``, ``step_size=(tau, kappa)``;
+    ``elbo_trace`` holds the per-step ELBO estimates and the returned locals are those of
+    the last batch (``Fit.predict`` re-infers them for any data).  ``start="random-globals"``
+    starts the globals at random and fits the first batch's locals to them.  Data arrays may be
+    memory maps (``np.load(path, mmap_mode="r")``); only each batch's rows are read.
+
+    Markov chains (``z[t] ~ Categorical(A[z[t-1]])``, one block each): ``chain="sequential"``
+    computes their forward–backward by a T-step scan; ``chain="parallel"`` by a balanced
+    tree of log-space matrix products, log₂ T deep (``families/markov_chain_parallel.py``),
+    for long chains on a GPU; the same fit to rounding, slower on a CPU (docs/engine.md).
+
+    Local/global schedule (``engine/schedule.py``): ``local_iter=L`` updates the blocks
+    local to the data plate (``z[i]``, and blocks read through data such as
+    ``theta[doc[i]]``) ``L`` times per sweep; ``start="random-globals"`` starts the global
+    blocks at random (a Dirichlet at Gamma(100, 1/100) concentrations) and updates the
+    locals first, as variational EM for LDA does (Blei et al. 2003; scikit-learn).
+    ``local_tol=t`` stops a sweep's local passes once the last local block moves by at
+    most ``t`` (relative mean change of its natural parameters), ``local_iter`` passes at
+    most (default 10 then).  Every update is still CAVI, so the ELBO never decreases.
+    ``local_restart=True`` (with ``start="random-globals"``) starts the locals afresh at
+    their prior each sweep, as scikit-learn's LDA E-step does; that is not a coordinate
+    step, so a sweep that would end below the last sweep's ELBO is replaced by the carried
+    one, and the ELBO still never decreases.  ``local_restart=S`` restarts them in the
+    first S sweeps only and carries them after (LDA: ``local_restart=25``, docs/engine.md).
+
+    Repeated rows (``engine/compress.py``): units of the data plate with the same discrete
+    data (LDA's tokens of one word in one document) have the same posterior, so by default
+    (``compress=None``) the fit runs on the distinct rows, each weighted by its count, when
+    at least a tenth of the rows repeats: the same ELBO and fixed points on fewer rows, the
+    returned state expanded to every unit.  ``compress=False`` fits every row;
+    ``compress=True`` merges whenever any row repeats, and says why when it cannot.
+    """
+    m = as_ir(model)
+    algorithm = _algorithm(algorithm, deprecated)
+    latents = {n.name for n in m.of_kind("latent")}
+    present = {k: v for k, v in (mask or {}).items() if k in latents}
+    plan = compile_model(m, masked=tuple(present))
+    mask = {k: v for k, v in (mask or {}).items() if k not in latents} if mask is not None else None
+    if restarts < 1:
+        raise VemError("data", f"restarts must be at least 1; got {restarts}")
+    show = sys.stderr.isatty() if progress is None else progress
+    if isinstance(algorithm, Svi):
+        run = run_svi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, restarts, max_iter, show)
+    else:
+        run = run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, restarts, max_iter, tol,
+                       show)
+    return Fit(model=m, plan=plan, seed=seed, **run._asdict())
+
+
+def _algorithm(algorithm, deprecated: dict):
+    """The algorithm object, from ``algorithm=`` or (deprecated) from fit's old keywords."""
+    if not deprecated:
+        return Cavi() if algorithm is None else _checked(algorithm)
+    unknown = sorted(set(deprecated) - set(LEGACY))
+    if unknown:
+        raise TypeError(f"fit() got an unexpected keyword argument {unknown[0]!r}")
+    if algorithm is not None:
+        raise VemError("data", f"{', '.join(f'{k}=' for k in sorted(deprecated))} and algorithm= together: "
+                       "the options belong to the algorithm",
+                       hint="pass them to vp.cavi(...) or vp.svi(...)")
+    made = from_keywords(dict(deprecated))
+    name = "svi" if isinstance(made, Svi) else "cavi"
+    warnings.warn(f"fit({', '.join(f'{k}=' for k in deprecated)}) is deprecated; pass "
+                  f"algorithm=vp.{name}(...) with these options", DeprecationWarning, stacklevel=3)
+    return made
+
+
+def _checked(algorithm):
+    if not isinstance(algorithm, (Cavi, Svi)):
+        raise VemError("data", f"algorithm must be vp.cavi(...) or vp.svi(...); got {type(algorithm).__name__}")
+    return algorithm
+
+
+__all__ = ["as_ir", "cavi", "fit", "svi"]

@@ -205,7 +205,8 @@ def _pair(flag, text) -> tuple[float, float]:
 
 # ---- verbs ---------------------------------------------------------------------------
 def fit_verb(args) -> int:
-    from .engine.fit import fit
+    from .api import fit
+    from .engine.algorithms import from_keywords
     from .frontends.parser import load
     from .render import render
 
@@ -218,7 +219,8 @@ def fit_verb(args) -> int:
                 "local_restart": args.local_restart, "chain": args.chain,
                 "compress": {"auto": None, "yes": True, "no": False}[args.compress]}
     result = fit(model, data, consts=consts, dims=dims, seed=args.seed, restarts=args.restarts,
-                 max_iter=args.max_iter, tol=args.tol, progress=None if not args.quiet else False, **scale, **schedule)
+                 max_iter=args.max_iter, tol=args.tol, progress=None if not args.quiet else False,
+                 algorithm=from_keywords({**scale, **schedule}))
     out = Path(args.out or Path("results") / model.name)
     result.save(out)
     result.plot_elbo(out / "elbo.png")

@@ -106,7 +106,7 @@ def save(fit, path) -> Path:
         "fit_seconds": fit.fit_seconds,
         "arrays_sha256": _sha256(blob),
     }
-    from .. import __version__
+    from .._version import __version__
 
     manifest["vemppl_version"] = __version__
     manifest["manifest_sha256"] = _self_hash(manifest)

@@ -15,7 +15,6 @@ the locals are fitted by the same CAVI updates.  The bound on the new data is th
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import jax
@@ -23,28 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..diagnostics import VemError
-from ..elj.moments import block_entries
+from ..engine.loop import converge
 from ..families import get_family
-from ..ir.expr import Name
-
-
-def local_blocks(model, plan) -> set[str]:
-    """Blocks on a data plate: the leading axis of a data array (observations, time
-    steps), or a size that a data array indexes into (``doc: cat(D)`` makes documents a
-    data plate).  A feature axis such as ``P`` of ``X: real[N, P]`` is not one."""
-    data_dims = set()
-    for n in model.of_kind("data"):
-        lead = n.type.shape[0] if n.type.shape else None
-        if isinstance(lead, Name):
-            data_dims.add(lead.id)
-        if n.type.bound is not None and not n.defs and isinstance(n.type.bound, Name):
-            data_dims.add(n.type.bound.id)
-    out = set()
-    for b in plan.blocks:
-        for d in model.nodes[b.name].defs:
-            if any(isinstance(lp.stop, Name) and lp.stop.id in data_dims for lp in d.loops):
-                out.add(b.name)
-    return out
+from .local import _local_engine, local_blocks
+from .predictive import NotExact, exact_log_predictive
 
 
 @dataclass
@@ -71,70 +52,6 @@ class Prediction:
         return np.asarray(self.state.mu[name].onehot)
 
 
-def _local_engine(fit, data, plug_in, consts, dims, compress=False):
-    """An engine over the local blocks of new data, the globals fixed (or at points).
-
-    ``compress`` (None: when worth it; True: or say why not): the new data's repeated rows
-    merged as ``fit`` merges them (engine/compress.py); the engine then runs on the distinct
-    rows and ``engine.merged_rows`` holds their ``UnitWeights``."""
-    from ..compiler.plan import Plan
-    from ..engine.bind import bind
-    from ..engine.cavi import Engine
-
-    model, plan = fit.model, fit.plan
-    locals_ = local_blocks(model, plan)
-    if not locals_ and not any(n.defs for n in model.of_kind("data")):
-        raise VemError("data", "this model has no data plate to predict on")
-    given_consts = {k: v for k, v in fit.bound.values.items() if k in {n.name for n in model.of_kind("const")}}
-    given_consts.update(consts or {})
-    bound = bind(model, data, given_consts, dims)
-    factors = tuple(
-        f for f in plan.factors if f.target in locals_ or model.nodes[f.target].kind == "data"
-    )
-    sub_plan = Plan(
-        plan.model,
-        tuple(b for b in plan.blocks if b.name in locals_),
-        factors,
-        (),
-        tuple(j for j in plan.schedule if j in locals_),
-    )
-    globals_ = [b for b in plan.blocks if b.name not in locals_]
-    fixed, points = {}, {}
-    for b in globals_:
-        fam = get_family(b.family)
-        # jnp arrays: a loaded fit holds NumPy arrays, which a traced index cannot index.
-        eta, mu = (jax.tree_util.tree_map(jnp.asarray, t) for t in (fit.state.eta[b.name], fit.state.mu[b.name]))
-        if plug_in and b.members:  # each member at the mean of its marginal
-            marg = fam.marginals(eta)
-            points.update({node: jnp.asarray(marg[role].mean) for role, node in b.members})
-        elif plug_in:
-            points[b.name] = jnp.asarray(_posterior_mean(fam, eta))
-        else:
-            fixed.update(block_entries(b, fam, mu, eta))
-    rows, weights = bound, None
-    if compress is not False:
-        from ..engine.compress import compress_plate
-
-        merged = compress_plate(model, sub_plan, bound, (), None, False, required=compress is True)
-        rows, weights = merged or (bound, None)
-    engine = Engine(model, sub_plan, rows, fixed_blocks=fixed, unit_weights=weights)
-    engine.merged_rows = weights
-    # A loaded fit has no engine; its chains re-infer by the default scan.
-    engine.use_chain_algorithm(getattr(getattr(fit, "engine", None), "chain", "sequential"))
-    params = {**{k: v for k, v in fit.state.params.items()}, **points}
-    return engine, sub_plan, params, bound, globals_
-
-
-def _run(engine, state, max_iter, tol):
-    trace = []
-    for _ in range(max_iter):
-        state, elbo = engine.sweep(state)
-        trace.append(float(elbo))
-        if len(trace) > 1 and abs(trace[-1] - trace[-2]) <= tol * abs(trace[-1]):
-            break
-    return state, trace
-
-
 def predict(fit, data: dict, *, plug_in: bool = False, max_iter: int = 500, tol: float = 1e-10,
             consts: dict | None = None, dims: dict | None = None, seed: int = 0,
             compress: bool | None = None) -> Prediction:
@@ -144,7 +61,7 @@ def predict(fit, data: dict, *, plug_in: bool = False, max_iter: int = 500, tol:
     model = fit.model
     engine, sub_plan, params, bound, _ = _local_engine(fit, data, plug_in, consts, dims, compress)
     state = engine.init(jax.random.PRNGKey(seed), params)
-    state, trace = _run(engine, state, max_iter, tol)
+    state, trace, _, _ = converge(engine.sweep, state, max_iter, tol)
     if not trace:
         trace.append(float(engine.elbo(state)))
     if engine.merged_rows is not None:
@@ -186,8 +103,6 @@ def predictive_density(fit, data: dict, *, exact: bool | None = None, samples: i
     """
     from scipy.special import logsumexp
 
-    from .predictive import NotExact, exact_log_predictive
-
     reason = None
     if exact is not False:
         try:
@@ -221,17 +136,10 @@ def predictive_density(fit, data: dict, *, exact: bool | None = None, samples: i
     for _ in range(samples):
         key, sub = jax.random.split(key)
         state = base._replace(params={**base.params, **draw(sub)})
-        state, _ = _run(engine, state, max_iter, tol)
+        state = converge(engine.sweep, state, max_iter, tol)[0]
         per_draw.append(np.asarray(pointwise(state)))
     ll = np.stack(per_draw)
     return PredictiveDensity(logsumexp(ll, axis=0) - np.log(samples), "monte-carlo", reason)
-
-
-def _posterior_mean(fam, eta):
-    d = fam.to_numpyro(eta)
-    if fam.name == "Categorical":
-        return d.probs
-    return d.mean
 
 
 def _leading_plate_size(model, bound) -> int:
@@ -241,4 +149,4 @@ def _leading_plate_size(model, bound) -> int:
     return 1
 
 
-__all__ = ["predict", "predictive_density", "Prediction", "PredictiveDensity", "local_blocks", "dataclasses"]
+__all__ = ["predict", "predictive_density", "Prediction", "PredictiveDensity", "local_blocks"]

@@ -32,7 +32,9 @@ from jax.scipy.special import logsumexp
 
 from ..diagnostics import VemError
 from ..elj import moments as M
+from ..engine.dataplate import data_plate
 from ..families import get_family
+from .local import _local_engine, local_blocks
 
 
 class NotExact(Exception):
@@ -42,9 +44,6 @@ class NotExact(Exception):
 def exact_log_predictive(fit, data: dict, consts: dict | None = None, dims: dict | None = None,
                          batch_size: int = 64) -> np.ndarray:
     """log p(x_n | training data) under q for every unit n of ``data``; see the module docstring."""
-    from ..engine.dataplate import data_plate
-    from .predict import _local_engine, local_blocks
-
     model, plan = fit.model, fit.plan
     try:
         plate = data_plate(model, plan, purpose="the exact predictive density")

@@ -1,0 +1,159 @@
+"""The algorithms ``fit`` runs, as option objects that validate themselves.
+
+``vp.cavi(...)`` (batch coordinate ascent, the default) and ``vp.svi(batch_size=...)``
+(stochastic VI) are what ``fit(..., algorithm=...)`` takes, as ``numpyro.infer.SVI``
+takes its optimiser: each carries its schedule's options, checks them when it is made
+(``VemError`` with code ``data``, the code every option error of ``fit`` has), and knows
+how to run on a compiled plan (``engine/fit.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..diagnostics import VemError
+
+#: Where the blocks start: every block at its prior, or the globals at random and the locals fitted to them.
+STARTS = ("prior", "random-globals")
+#: How a Markov chain's forward–backward is computed (families/markov_chain*.py).
+CHAINS = ("sequential", "parallel")
+
+
+def _check_start(start):
+    if start not in STARTS:
+        raise VemError("data", f"start must be one of {', '.join(STARTS)}; got {start!r}")
+
+
+def _check_chain(chain):
+    if chain not in CHAINS:
+        raise VemError("data", f"chain must be one of {', '.join(CHAINS)}; got {chain!r}")
+
+
+def _check_local_iter(local_iter):
+    if local_iter is not None and local_iter < 1:
+        raise VemError("data", f"local_iter must be at least 1; got {local_iter}")
+
+
+def _check_learning_rate(learning_rate):
+    if not (isinstance(learning_rate, (int, float, np.floating)) and learning_rate > 0):
+        raise VemError("data", f"learning_rate must be a positive number; got {learning_rate!r}")
+
+
+@dataclass(frozen=True)
+class Cavi:
+    """Batch CAVI (``vp.cavi``): every block updated once per sweep in the plan's order.
+
+    ``local_iter``/``local_tol``/``local_restart``/``start``: the local/global schedule
+    (``engine/schedule.py``); ``chain``: how Markov chains are computed; ``compress``: fit
+    the data plate's distinct rows, weighted by their counts (``engine/compress.py``);
+    ``batch_restarts``: run the restarts in one vmapped sweep; ``learning_rate``: Adam's
+    step for networks; ``devices``: shard the data plate over this many devices
+    (``engine/shard.py``); ``plate``: the data plate those options act on; ``strict``:
+    undeclared names in the data are errors, not warnings.
+    """
+
+    local_iter: int | None = None
+    local_tol: float | None = None
+    local_restart: bool | int = False
+    start: str = "prior"
+    chain: str = "sequential"
+    compress: bool | None = None
+    batch_restarts: bool | None = None
+    learning_rate: float = 1e-2
+    devices: int | None = None
+    plate: str | None = None
+    strict: bool = False
+
+    def __post_init__(self):
+        _check_start(self.start)
+        _check_chain(self.chain)
+        _check_local_iter(self.local_iter)
+        _check_learning_rate(self.learning_rate)
+        if self.local_tol is not None and not self.local_tol >= 0:
+            raise VemError("data", f"local_tol must be a non-negative number; got {self.local_tol}")
+        r = self.local_restart
+        if not (isinstance(r, bool) or r is None or (isinstance(r, (int, np.integer)) and r >= 0)):
+            raise VemError("data", f"local_restart must be True, False or a number of sweeps (0 or more); got {r!r}")
+        if r and self.start != "random-globals":
+            raise VemError("data", "local_restart=True re-fits the locals against the globals each sweep; it needs "
+                           "start='random-globals'", hint="add start='random-globals' (CLI: --start random-globals)")
+        if self.compress is True and self.devices is not None:
+            raise VemError("data", "compress=True with devices= is not supported; the sharded fit runs on every row")
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether the local/global schedule runs (any of its options set)."""
+        return (self.start != "prior" or self.local_iter is not None or self.local_tol is not None
+                or bool(self.local_restart))
+
+
+@dataclass(frozen=True)
+class Svi:
+    """Stochastic VI (``vp.svi``; Hoffman et al. 2013): each step fits the locals of
+    ``batch_size`` units of the data plate (``plate``) by ``local_iter`` passes and moves
+    the globals by ``η ← (1−ρ_t)η + ρ_t η̂``, ``ρ_t = (t + tau)^(−kappa)``,
+    ``step_size=(tau, kappa)``; ``start``, ``chain`` and ``strict`` as for :class:`Cavi`."""
+
+    batch_size: int
+    step_size: tuple[float, float] = (1.0, 0.7)
+    plate: str | None = None
+    local_iter: int | None = None
+    start: str = "prior"
+    chain: str = "sequential"
+    strict: bool = False
+
+    def __post_init__(self):
+        _check_start(self.start)
+        _check_chain(self.chain)
+        _check_local_iter(self.local_iter)
+        if int(self.batch_size) < 1:
+            raise VemError("data", f"batch_size must be at least 1; got {self.batch_size}")
+        try:
+            tau, kappa = (float(x) for x in self.step_size)
+        except (TypeError, ValueError):
+            raise VemError("data", f"step_size must be a pair (tau, kappa); got {self.step_size!r}") from None
+        if not (tau >= 0 and 0 <= kappa <= 1):
+            raise VemError("data", f"step_size=(tau, kappa) needs tau >= 0 and 0 <= kappa <= 1; got ({tau}, {kappa})")
+
+
+def cavi(**options) -> Cavi:
+    """Batch coordinate-ascent VI with the given schedule options (see :class:`Cavi`)."""
+    return Cavi(**options)
+
+
+def svi(batch_size: int, **options) -> Svi:
+    """Stochastic VI on minibatches of ``batch_size`` units (see :class:`Svi`)."""
+    return Svi(batch_size, **options)
+
+
+#: fit()'s keywords before the algorithm objects, and where each one now lives.
+LEGACY = ("strict", "learning_rate", "batch_size", "step_size", "local_iter", "local_tol", "local_restart", "plate",
+          "devices", "batch_restarts", "start", "chain", "compress")
+
+
+def from_keywords(kw: dict):
+    """The algorithm that ``fit``'s old keywords ask for, with their old checks."""
+    unknown = set(kw) - set(LEGACY)
+    if unknown:
+        raise TypeError(f"fit() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+    if kw.get("batch_size") is None:
+        kw = {k: v for k, v in kw.items() if k not in ("batch_size", "step_size")}
+        return Cavi(**kw)
+    if kw.get("local_restart"):
+        raise VemError("data", "local_restart= is for batch fits; stochastic VI starts each batch's locals afresh "
+                       "already", hint="drop local_restart= or fit without batch_size=")
+    if kw.get("local_tol") is not None:
+        raise VemError("data", "local_tol= is for batch fits; stochastic VI runs local_iter passes per batch",
+                       hint="drop local_tol= or fit without batch_size=")
+    if kw.get("compress") is True:
+        raise VemError("data", "compress=True is for batch fits; stochastic VI reads every row of its batches",
+                       hint="drop compress=True or fit without batch_size=")
+    if kw.get("devices") is not None:
+        raise VemError("data", "devices= and batch_size= together are not supported yet; choose one")
+    keep = ("batch_size", "step_size", "plate", "local_iter", "start", "chain", "strict")
+    return Svi(**{k: v for k, v in kw.items() if k in keep and v is not None})
+
+
+__all__ = ["CHAINS", "Cavi", "STARTS", "Svi", "cavi", "from_keywords", "svi"]

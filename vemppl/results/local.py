@@ -1,0 +1,98 @@
+"""The local blocks of a fit and an engine over them for new data, the globals held.
+
+A block is *local* when it lives on a plate whose size comes from the data (``z[n]``,
+``h[n]``, a document's ``theta[d]``, a sequence's chain); every other block is *global*.
+Shared by ``predict`` (the locals re-inferred) and ``predictive`` (the exact predictive
+density, the locals summed out).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ..compiler.plan import Plan
+from ..diagnostics import VemError
+from ..elj.moments import block_entries
+from ..engine.bind import bind
+from ..engine.cavi import Engine
+from ..engine.compress import compress_plate
+from ..families import get_family
+from ..ir.expr import Name
+
+
+def local_blocks(model, plan) -> set[str]:
+    """Blocks on a data plate: the leading axis of a data array (observations, time
+    steps), or a size that a data array indexes into (``doc: cat(D)`` makes documents a
+    data plate).  A feature axis such as ``P`` of ``X: real[N, P]`` is not one."""
+    data_dims = set()
+    for n in model.of_kind("data"):
+        lead = n.type.shape[0] if n.type.shape else None
+        if isinstance(lead, Name):
+            data_dims.add(lead.id)
+        if n.type.bound is not None and not n.defs and isinstance(n.type.bound, Name):
+            data_dims.add(n.type.bound.id)
+    out = set()
+    for b in plan.blocks:
+        for d in model.nodes[b.name].defs:
+            if any(isinstance(lp.stop, Name) and lp.stop.id in data_dims for lp in d.loops):
+                out.add(b.name)
+    return out
+
+
+def _local_engine(fit, data, plug_in, consts, dims, compress=False):
+    """An engine over the local blocks of new data, the globals fixed (or at points).
+
+    ``compress`` (None: when worth it; True: or say why not): the new data's repeated rows
+    merged as ``fit`` merges them (engine/compress.py); the engine then runs on the distinct
+    rows and ``engine.merged_rows`` holds their ``UnitWeights``."""
+    model, plan = fit.model, fit.plan
+    locals_ = local_blocks(model, plan)
+    if not locals_ and not any(n.defs for n in model.of_kind("data")):
+        raise VemError("data", "this model has no data plate to predict on")
+    given_consts = {k: v for k, v in fit.bound.values.items() if k in {n.name for n in model.of_kind("const")}}
+    given_consts.update(consts or {})
+    bound = bind(model, data, given_consts, dims)
+    factors = tuple(
+        f for f in plan.factors if f.target in locals_ or model.nodes[f.target].kind == "data"
+    )
+    sub_plan = Plan(
+        plan.model,
+        tuple(b for b in plan.blocks if b.name in locals_),
+        factors,
+        (),
+        tuple(j for j in plan.schedule if j in locals_),
+    )
+    globals_ = [b for b in plan.blocks if b.name not in locals_]
+    fixed, points = {}, {}
+    for b in globals_:
+        fam = get_family(b.family)
+        # jnp arrays: a loaded fit holds NumPy arrays, which a traced index cannot index.
+        eta, mu = (jax.tree_util.tree_map(jnp.asarray, t) for t in (fit.state.eta[b.name], fit.state.mu[b.name]))
+        if plug_in and b.members:  # each member at the mean of its marginal
+            marg = fam.marginals(eta)
+            points.update({node: jnp.asarray(marg[role].mean) for role, node in b.members})
+        elif plug_in:
+            points[b.name] = jnp.asarray(_posterior_mean(fam, eta))
+        else:
+            fixed.update(block_entries(b, fam, mu, eta))
+    rows, weights = bound, None
+    if compress is not False:
+        merged = compress_plate(model, sub_plan, bound, (), None, False, required=compress is True)
+        rows, weights = merged or (bound, None)
+    engine = Engine(model, sub_plan, rows, fixed_blocks=fixed, unit_weights=weights)
+    engine.merged_rows = weights
+    # A loaded fit has no engine; its chains re-infer by the default scan.
+    engine.use_chain_algorithm(getattr(getattr(fit, "engine", None), "chain", "sequential"))
+    params = {**{k: v for k, v in fit.state.params.items()}, **points}
+    return engine, sub_plan, params, bound, globals_
+
+
+def _posterior_mean(fam, eta):
+    d = fam.to_numpyro(eta)
+    if fam.name == "Categorical":
+        return d.probs
+    return d.mean
+
+
+__all__ = ["local_blocks"]
