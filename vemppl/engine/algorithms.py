@@ -26,7 +26,7 @@ def _check_start(start):
         raise VemError("data", f"start must be one of {', '.join(STARTS)}; got {start!r}")
 
 
-def _check_chain(chain):
+def check_chain(chain):
     if chain not in CHAINS:
         raise VemError("data", f"chain must be one of {', '.join(CHAINS)}; got {chain!r}")
 
@@ -68,7 +68,7 @@ class Cavi:
 
     def __post_init__(self):
         _check_start(self.start)
-        _check_chain(self.chain)
+        check_chain(self.chain)
         _check_local_iter(self.local_iter)
         _check_learning_rate(self.learning_rate)
         if self.local_tol is not None and not self.local_tol >= 0:
@@ -106,7 +106,7 @@ class Svi:
 
     def __post_init__(self):
         _check_start(self.start)
-        _check_chain(self.chain)
+        check_chain(self.chain)
         _check_local_iter(self.local_iter)
         if int(self.batch_size) < 1:
             raise VemError("data", f"batch_size must be at least 1; got {self.batch_size}")
@@ -156,4 +156,4 @@ def from_keywords(kw: dict):
     return Svi(**{k: v for k, v in kw.items() if k in keep and v is not None})
 
 
-__all__ = ["CHAINS", "Cavi", "STARTS", "Svi", "cavi", "from_keywords", "svi"]
+__all__ = ["CHAINS", "Cavi", "STARTS", "Svi", "cavi", "check_chain", "from_keywords", "svi"]

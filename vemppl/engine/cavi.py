@@ -20,11 +20,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..diagnostics import VemError
 from ..families import get_family
 from ..elj import prior
 from ..elj.joint import Joint
 from . import mstep
+from .algorithms import check_chain
 from .chunks import chunked_sum, plate_chunks
 from .init import init_state
 from .networks import network_step, refresh
@@ -57,20 +57,13 @@ class Engine(Joint):
         self._elbo = jax.jit(self.elbo)
 
     def use_chain_algorithm(self, chain: str):
-        """``fit(chain=)``: the Markov-chain blocks' log-normaliser by a sequential scan
-        ("sequential", the default; families/markov_chain.py) or by a balanced tree of
-        (log, +) matrix products, log T deep ("parallel"; families/markov_chain_parallel.py).
-        The two are one family computed two ways: the same updates and ELBO to rounding."""
-        from ..families.markov_chain import MarkovChain
-        from ..families.markov_chain_homogeneous import HomogeneousMarkovChain
-        from ..families.markov_chain_parallel import HomogeneousMarkovChainParallel, MarkovChainParallel
-
-        algorithms = {"sequential": (MarkovChain, HomogeneousMarkovChain),
-                      "parallel": (MarkovChainParallel, HomogeneousMarkovChainParallel)}
-        if chain not in algorithms:
-            raise VemError("data", f"chain must be one of {', '.join(algorithms)}; got {chain!r}")
-        kind = {f: i for pair in algorithms.values() for i, f in enumerate(pair)}  # per-step or tied
-        self.families = {j: (algorithms[chain][kind[f]] if f in kind else f) for j, f in self.families.items()}
+        """``fit(chain=)``: the structured blocks' log-normaliser computed by ``chain``
+        ("sequential", the default, or "parallel": a Markov chain by a balanced tree of
+        (log, +) matrix products, log T deep; families/markov_chain_parallel.py).  Each
+        family answers for itself (``ExpFamily.computed_by``): the same updates and ELBO
+        to rounding.  Call before the first sweep is traced."""
+        check_chain(chain)
+        self.families = {j: f.computed_by(chain) for j, f in self.families.items()}
         self.chain = chain
 
     # ---- the expected log joint: elj.joint.Joint, the data plate summed over chunks ------

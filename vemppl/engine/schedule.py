@@ -26,14 +26,13 @@ import numpy as np
 from ..diagnostics import VemError
 from ..families.base import ExpFamily
 from ..ir.expr import Index, Name, indexes, walk
+from .dataplate import _in_plate, data_plate
 
 STARTS = ("prior", "random-globals")
 
 
 def local_blocks(model, plan, dim=None) -> tuple[str, ...]:
     """The blocks local to the data plate (units, or groups of units given by data)."""
-    from .dataplate import _in_plate, data_plate
-
     plate = data_plate(model, plan, dim, "a local/global schedule")
     data = {n.name for n in model.of_kind("data")}
     blocks = {b.name for b in plan.blocks}

@@ -23,6 +23,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ..diagnostics import VemError
+from .cavi import guarded_sweep
 from .dataplate import DataPlate
 
 AXIS = "data"
@@ -80,8 +81,6 @@ class Sharded:
         return jax.device_put(state, self.shardings(state))
 
     def sweep(self, state):
-        from .cavi import guarded_sweep
-
         if self._sweep is None:
             sh = self.shardings(state)
             # The carried sweep and, with fit(local_restart=), the restarting one (compiled on first use).

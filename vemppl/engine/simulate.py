@@ -14,7 +14,7 @@ import networkx as nx
 import numpy as np
 
 from ..families import get_family
-from ..ir.expr import Index, Name, Num, loop_offset
+from ..ir.expr import Index, Name, Num, loop_offset, walk
 from ..ir.nodes import Definition, Loop
 from ..elj.evaluate import _Context
 from ..elj.plates import definition_index, plate_shape
@@ -83,6 +83,4 @@ def _reads_own_lag(d, name, own_ix):
 
 
 def _walk(e):
-    from ..ir.expr import walk
-
     return walk(e)

@@ -20,6 +20,7 @@ from . import (  # noqa: F401  (imported for registration)
     multinomial,
     mvnormal,
     normal,
+    normal_wishart,
     poisson,
     student_t,
     wishart,

@@ -45,7 +45,8 @@ from typing import Any, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ..diagnostics import VemError
+from ..diagnostics import VemError, did_you_mean
+from ._linalg import bdot, bquad, spd_logdet
 
 REGISTRY: dict[str, type["ExpFamily"]] = {}
 #: Structured variational families (a Markov chain, ...): variational factors only, chosen
@@ -115,9 +116,7 @@ class MomentSource:
 
     @property
     def logdet(self):
-        from ._linalg import spd_logdet  # a logdet is read only off precision-like (SPD) values
-
-        return spd_logdet(self._value)
+        return spd_logdet(self._value)  # read only off precision-like (SPD) values
 
     def moment(self, name: str):
         return getattr(self, name)
@@ -146,8 +145,6 @@ class MomentSource:
         that never build the [N, D, D] outer products (on a GMM with N = 100k, D = 10 the
         sweep spent most of its time writing and reading them).
         """
-        from ._linalg import bdot, bquad
-
         if v.is_fixed:
             return bquad(v.value, self.mean)
         return bdot(v.outer, self.mean, 2)
@@ -194,6 +191,26 @@ class ExpFamily:
 
     #: True for structured blocks (registered in STRUCTURES, not usable in model text).
     structured: ClassVar[bool] = False
+    #: How the log-normaliser is computed.  A family computed another way (a Markov chain
+    #: by a parallel scan) is a subclass naming the family it computes in ``variant_of``:
+    #: the same statistics, updates and ELBO to rounding.
+    algorithm: ClassVar[str] = "sequential"
+    variant_of: ClassVar[type["ExpFamily"] | None] = None
+
+    @classmethod
+    def computed_by(cls, algorithm: str) -> type["ExpFamily"]:
+        """This family with its log-normaliser computed by ``algorithm``; itself when no
+        variant computes it that way."""
+        canonical = cls.variant_of or cls
+        if canonical.algorithm == algorithm:
+            return canonical
+        stack = list(canonical.__subclasses__())
+        while stack:
+            sub = stack.pop()
+            if sub.variant_of is canonical and sub.algorithm == algorithm:
+                return sub
+            stack.extend(sub.__subclasses__())
+        return cls
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -317,8 +334,6 @@ class ExpFamily:
 
 def get_family(name: str, span=None) -> type[ExpFamily]:
     """Look a family up by name, with a 'did you mean' hint."""
-    from ..diagnostics import did_you_mean
-
     try:
         return REGISTRY[name] if name in REGISTRY else STRUCTURES[name]
     except KeyError:

@@ -33,6 +33,8 @@ from .markov_chain_homogeneous import HomogeneousMarkovChain, per_step
 
 class MarkovChainParallel(MarkovChain):
     name = "MarkovChainParallel"
+    algorithm = "parallel"
+    variant_of = MarkovChain
 
     @classmethod
     def log_normalizer(cls, eta):
@@ -47,6 +49,8 @@ class HomogeneousMarkovChainParallel(HomogeneousMarkovChain):
     expected transition counts (autodiff sums the per-step marginals)."""
 
     name = "HomogeneousMarkovChainParallel"
+    algorithm = "parallel"
+    variant_of = HomogeneousMarkovChain
 
     @classmethod
     def log_normalizer(cls, eta):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..diagnostics import VemError
+from ..results.io import _atomic_write
 from .spec import GraphSpec, graph_spec
 
 
@@ -68,7 +69,5 @@ def render(model, path, fmt: str | None = None) -> Path:
         ) from None
     except (graphviz.backend.CalledProcessError, ValueError) as exc:
         raise VemError("io", f"graphviz could not render format '{fmt}': {exc}") from None
-    from ..results.io import _atomic_write
-
     _atomic_write(path, data)
     return path

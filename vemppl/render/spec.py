@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..frontends.printer import expr_to_text
+from ..ir.graph import as_ir
+from ..ir.text import expr_to_text
 
 SHAPES = {"latent": "circle", "data": "circle", "param": "point", "const": "point", "det": "diamond"}
 
@@ -47,8 +48,6 @@ class GraphSpec:
 
 
 def graph_spec(model, show_consts: bool = True) -> GraphSpec:
-    from ..api import as_ir
-
     m = as_ir(model)
     plates: dict[str, PlateSpec] = {}
     nodes = []

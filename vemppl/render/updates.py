@@ -14,7 +14,9 @@ responsibility.  For a categorical block the gradient is the log-responsibility 
 from __future__ import annotations
 
 from ..families import get_family
-from ..frontends.printer import expr_to_text
+from ..compiler import compile_model
+from ..ir.graph import as_ir
+from ..ir.text import expr_to_text
 from ..ir.expr import BinOp, Call, Index, Name, Neg
 from ..ir.graph import reads
 
@@ -66,9 +68,6 @@ def _loops_text(f) -> str:
 
 def derived_updates(model, plan=None) -> str:
     """Markdown: for each block, its family, statistics and the terms of its update."""
-    from ..api import as_ir
-    from ..compiler import compile_model
-
     m = as_ir(model)
     plan = plan or compile_model(m)
     out = [f"# Derived updates for `{plan.model}`", ""]

@@ -6,8 +6,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..compiler import compile_model
 from ..diagnostics import VemError
+from ..elj.binding import Bound
+from ..engine.simulate import simulate
+from ..engine.state import State
 from ..families import get_family
+from ..frontends.parser import parse
+from .io import read, save
+from .local import local_blocks
+from .predict import predict, predictive_density
 
 
 @dataclass
@@ -76,14 +84,10 @@ class Fit:
 
     def save(self, path):
         """Write ``manifest.json`` + ``arrays.npz`` into the folder ``path`` (atomically)."""
-        from .io import save
-
         return save(self, path)
 
     def predict(self, data: dict, **kwargs):
         """Re-infer the local latents of new data with the globals fixed; see ``results.predict``."""
-        from .predict import predict
-
         return predict(self, data, **kwargs)
 
     def sample_posterior(self, draws: int = 1000, seed: int = 0) -> dict:
@@ -97,9 +101,6 @@ class Fit:
         model (ancestral sampling through the IR).  Returns arrays with a leading draw axis
         for every observed node.  Covariates (data never drawn) come from ``data`` or the fit."""
         import jax
-
-        from ..engine.simulate import simulate
-        from .predict import local_blocks
 
         locals_ = local_blocks(self.model, self.plan)
         observed = [n.name for n in self.model.of_kind("data") if n.defs]
@@ -122,8 +123,6 @@ class Fit:
         try:
             import arviz as az
         except ImportError:
-            from ..diagnostics import VemError
-
             raise VemError("io", "to_arviz needs ArviZ", hint="pip install 'vemppl[arviz]'") from None
         posterior = {k: v[None] for k, v in self.sample_posterior(draws, seed).items()}
         return az.from_dict(posterior=posterior, constant_data=self.params or None)
@@ -133,7 +132,6 @@ class Fit:
         allows it (conjugate blocks; the Student-t mixture of Bishop eq. 10.81 for a GMM with
         a Normal–Wishart block), else Monte Carlo over q; ``.method`` on the result says
         which.  See ``results.predict.predictive_density``."""
-        from .predict import predictive_density
 
         return predictive_density(self, data, exact=exact, **kwargs)
 
@@ -227,12 +225,6 @@ def _mean(d):
 
 def load_results(path) -> Fit:
     """A fit read back from ``fit.save(path)``: the same posteriors, parameters and trace."""
-    from ..compiler import compile_model
-    from ..diagnostics import VemError
-    from ..elj.binding import Bound
-    from ..engine.cavi import State
-    from ..frontends.parser import parse
-    from .io import read
 
     manifest, arrays = read(path)
     model = parse(manifest["model_text"], filename=f"{path}/manifest.json (model_text)")

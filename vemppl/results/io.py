@@ -22,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .._version import __version__
 from ..diagnostics import VemError
+from ..frontends.printer import to_text
 
 FORMAT = "vemppl-results"
 FORMAT_VERSION = 1
@@ -60,8 +62,6 @@ def array_hash(a) -> str:
 
 def save(fit, path) -> Path:
     """Write ``fit`` to the folder ``path`` (created if needed)."""
-    from ..frontends.printer import to_text
-
     path = Path(path)
     arrays = {}
     for j, eta in fit.state.eta.items():
@@ -106,8 +106,6 @@ def save(fit, path) -> Path:
         "fit_seconds": fit.fit_seconds,
         "arrays_sha256": _sha256(blob),
     }
-    from .._version import __version__
-
     manifest["vemppl_version"] = __version__
     manifest["manifest_sha256"] = _self_hash(manifest)
     _atomic_write(path / "arrays.npz", blob)
