@@ -18,18 +18,21 @@ ROOT = Path(__file__).resolve().parents[2] / "vemppl"
 
 #: (layer, module prefixes), lowest first.  A module belongs to the layer of its longest prefix.
 LAYERS = [
-    ("base", ["vemppl.diagnostics", "vemppl._version", "vemppl._threads", "vemppl._compile_cache"]),
+    ("base", ["vemppl.diagnostics", "vemppl._version", "vemppl._threads", "vemppl._compile_cache",
+              "vemppl._jax_setup"]),
     ("families", ["vemppl.families"]),
     ("ir", ["vemppl.ir"]),
     ("frontends", ["vemppl.frontends"]),
+    ("plan", ["vemppl.plan"]),
     ("elj", ["vemppl.elj"]),
     ("compiler", ["vemppl.compiler"]),
-    ("data", ["vemppl.engine.bind", "vemppl.data"]),
+    ("data", ["vemppl.engine.bind", "vemppl.engine.bind_values", "vemppl.data", "vemppl.data_checks"]),
     ("engine", ["vemppl.engine"]),
     ("results", ["vemppl.results"]),
     ("api", ["vemppl.api"]),
     ("render", ["vemppl.render"]),
-    ("cli", ["vemppl.cli", "vemppl.cli_verbs", "vemppl.demo", "vemppl"]),
+    ("cli", ["vemppl.cli", "vemppl.cli_verbs", "vemppl.cli_args", "vemppl.cli_data", "vemppl.cli_runtime",
+             "vemppl.demo", "vemppl"]),
 ]
 LAZY_OK = {"cli"}
 

@@ -25,7 +25,7 @@ from ..ir.expr import BinOp, Call, Index, Name, Num, children, head_name, indexe
 from ..ir.graph import ModelGraph, as_ir, reads
 from ..ir.text import definition_to_text
 from .conjugacy import conjugacy
-from .plan import Block, BlockStructure, EnumRef, Factor, Init, MStep, ParamPlan, Plan, Update
+from ..plan import Block, BlockStructure, EnumRef, Factor, Init, MStep, ParamPlan, Plan, Update
 
 
 def _enum_refs(model: ModelGraph, target: str, d) -> tuple[EnumRef, ...]:
@@ -111,10 +111,10 @@ def compile_model(model, probe: bool = True, masked=()) -> Plan:
             continue
         if node.name in drawn:
             init = Init.PRIOR_DRAW
-        if fam.name == "Normal" and _read_jointly(m, node.name):
+        if fam.vector_family is not None and _read_jointly(m, node.name):
             # w[j] ~ Normal(...) read as a vector (dot(X[n], w), W[j] of W[j, l]): one
             # MvNormal block over the last plate axis keeps the update exact and jointly valid.
-            blocks.append(Block(node.name, "MvNormal", structure=BlockStructure.JOINT_LAST_AXIS, init=init))
+            blocks.append(Block(node.name, fam.vector_family, structure=BlockStructure.JOINT_LAST_AXIS, init=init))
             continue
         blocks.append(Block(node.name, fam.posterior_family or fam.name, init=init))
     params = tuple(
@@ -161,7 +161,7 @@ def _bilinear_globals(m: ModelGraph, factors) -> set[str]:
     random projection of the data (one step of power iteration).
     """
     gaussian = {
-        n.name for n in m.of_kind("latent") if n.defs and n.defs[0].dist in ("Normal", "MvNormal")
+        n.name for n in m.of_kind("latent") if n.defs and get_family(n.defs[0].dist).gaussian
     }
     out: set[str] = set()
     for f in factors:
@@ -240,13 +240,13 @@ def _normal_wishart_pairs(m: ModelGraph, factors) -> dict[str, str]:
     plates = lambda d: [(lp.var, lp.start, lp.stop) for lp in d.loops]  # noqa: E731
     pairs: dict[str, str] = {}
     for node in m.of_kind("latent"):
-        d = single(node.name, "MvNormal")
+        d = single(node.name, NormalWishart.member_families["loc"])
         if d is None or d.arg("loc") is None or not is_fixed(d.arg("loc"), d):
             continue
         prec = element(d.arg("precision_matrix"), d) if d.arg("precision_matrix") is not None else None
         if prec is None or prec[1] != d.indices or prec[0] in pairs.values():
             continue
-        w = single(prec[0], "Wishart")
+        w = single(prec[0], NormalWishart.member_families["precision"])
         if w is None or w.indices != d.indices or plates(w) != plates(d):
             continue
         if all(_reads_as_pair(f, node.name, prec[0], element) for f in factors if f.definition is not d):
@@ -260,7 +260,7 @@ def _reads_as_pair(f, loc: str, prec: str, element) -> bool:
     d = f.definition
     if loc not in reads_of(d):
         return True
-    arg = d.arg("loc") if f.family == "MvNormal" else None
+    arg = d.arg("loc") if f.family == NormalWishart.member_families["loc"] else None
     where = (arg.base.id, arg.indices) if isinstance(arg, Index) and isinstance(arg.base, Name) else (
         (arg.id, ()) if isinstance(arg, Name) else None)
     other = [e for k, e in d.args if k not in ("loc", "precision_matrix")] + list(d.indices)
@@ -324,4 +324,4 @@ def _has_real_gate(m: ModelGraph, z: str, factors) -> bool:
     return False
 
 
-__all__ = ["compile_model", "head_name"]
+__all__ = ["compile_model"]

@@ -26,7 +26,7 @@ from ..elj.moments import NoMoment, NotFixed, PointMass, Tracker
 from ..elj.prior import chain_stats, initial_params, num_categories, prior_blocks
 from ..families import get_family
 from ..ir.expr import Num, walk
-from .plan import BlockStructure, MStep, ParamPlan, Plan, Update
+from ..plan import BlockStructure, MStep, ParamPlan, Plan, Update
 
 _STAND_IN = (3, 4, 5, 7, 11, 13, 17)
 

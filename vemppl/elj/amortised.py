@@ -49,7 +49,7 @@ def event_shape(joint, j) -> tuple[int, ...]:
 def block_from_encoder(fam, loc, scale):
     """Natural and mean parameters of a diagonal Normal in the block's family layout."""
     prec = 1.0 / scale**2
-    if fam.name == "MvNormal":
+    if fam.event_rank:  # a vector element: the precision on the diagonal of a matrix
         diag = jnp.vectorize(jnp.diag, signature="(n)->(n,n)")
         eta = fam.Stats(prec * loc, -0.5 * diag(prec))
         mu = fam.Stats(loc, loc[..., :, None] * loc[..., None, :] + diag(scale**2))

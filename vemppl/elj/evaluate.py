@@ -268,7 +268,7 @@ def _xp(*values):
 def _is_joint_vector(model, name, fam) -> bool:
     """A plate of scalar Normals that the compiler made one MvNormal block (see compile)."""
     node = model.nodes.get(name) if model is not None else None
-    return fam.name == "MvNormal" and node is not None and bool(node.defs) and node.defs[0].dist == "Normal"
+    return node is not None and bool(node.defs) and get_family(node.defs[0].dist).vector_family == fam.name
 
 
 def _element_view(name, stats, eta, idx, tracker):

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..diagnostics import VemError
 from ..families import get_family
+from ..plan import Update
 from . import moments as M
 from .amortised import diagonal_entropy, draws
 from .evaluate import factor_value
@@ -39,7 +40,7 @@ class Joint:
         self._weighted = frozenset(unit_weights.plate.local_blocks) if unit_weights is not None else frozenset()
         # Networks and amortised latents: Adam on a reparameterised Monte Carlo ELBO (engine.networks).
         self.networks = tuple(n.name for n in model.of_kind("param") if n.is_network)
-        self.amortised = frozenset(b.name for b in plan.blocks if b.update == "amortised")
+        self.amortised = frozenset(b.name for b in plan.blocks if b.update is Update.AMORTISED)
         # Blocks held fixed (read, never updated), e.g. the globals when predicting.
         self.fixed_blocks = dict(fixed_blocks or {})
         self.families = dict(families) if families is not None else {b.name: get_family(b.family) for b in plan.blocks}

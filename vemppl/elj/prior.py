@@ -17,6 +17,7 @@ from ..diagnostics import VemError
 from ..families import get_family
 from ..families._linalg import chol as cholesky, sharpened_gaussian_draw
 from ..ir.expr import Index, Name
+from ..plan import BlockStructure, Init
 from .amortised import layer_sizes
 from .evaluate import _Context, eval_fixed, size_of
 from .networks import check_weights, init_mlp
@@ -62,12 +63,12 @@ def prior_blocks(joint, params, key, data):
     eta, mu = {}, {}
     # Names are declared before use, so declaration order reaches parents first.
     for j in [n for n in joint.model.nodes if n in joint.families]:
-        if joint.plan.block(j).structure == "markov-chain":
+        if joint.plan.block(j).structure is BlockStructure.MARKOV_CHAIN:  # seeded apart (engine/init.py)
             continue
         eta[j] = prior_natural(joint, j, mu, eta, params, data)
-        if joint.families[j].name in ("Normal", "MvNormal"):
+        if joint.families[j].gaussian:
             key, sub = jax.random.split(key)
-            draw = joint.plan.block(j).init == "prior draw"
+            draw = joint.plan.block(j).init is Init.PRIOR_DRAW
             eta[j] = sharpened_gaussian_draw(eta[j], sub) if draw else jitter_gaussian(eta[j], sub)
         # A prior read off constants alone is a constant to XLA, which would fold its
         # statistics at compile time (a softmax over every unit: > 1 s at N = 30k).

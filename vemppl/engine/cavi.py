@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from ..families import get_family
 from ..elj import prior
 from ..elj.joint import Joint
+from ..plan import MStep, Update
 from . import mstep
 from .algorithms import check_chain
 from .chunks import chunked_sum, plate_chunks
@@ -118,7 +119,7 @@ class Engine(Joint):
             factors = tuple(f for f in self.plan.factors if f not in invariant[0])
         L = self._as_function_of(state, j, data, factors)
 
-        closed_form = self.plan.block(j).update == "cavi"
+        closed_form = self.plan.block(j).update is Update.CAVI
         if log_joint and closed_form:
             value, grad = jax.value_and_grad(L)(state.mu[j])
         else:
@@ -162,7 +163,7 @@ class Engine(Joint):
         """The M-step for one point parameter: closed form where derived, else gradient."""
         pp = self.plan.param(p)
         others = {k: v for k, v in state.params.items() if k != p}
-        if pp.mstep == "closed-form":
+        if pp.mstep is MStep.CLOSED_FORM:
             fam = get_family(pp.family)
 
             def L_stats(stats):

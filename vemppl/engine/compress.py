@@ -33,6 +33,7 @@ import numpy as np
 from jax.tree_util import tree_map
 
 from ..diagnostics import VemError
+from ..plan import Update
 from .dataplate import DataPlate, data_plate, rows_apart
 
 #: Merge the repeated rows only when at least this fraction of the plate's rows repeats
@@ -103,7 +104,7 @@ def compress_plate(model, plan, bound, present=(), dim=None, networks=False, req
     touched = set(plate.arrays) | set(plate.local_blocks)
     if set(bound.masks) & touched or set(present) & touched:
         return refuse("the plate has masked entries")
-    slow = [j for j in plate.local_blocks if plan.block(j).update != "cavi"]
+    slow = [j for j in plate.local_blocks if plan.block(j).update is not Update.CAVI]
     if slow:
         return refuse(f"the local block(s) {', '.join(slow)} are not updated in closed form")
     n = int(bound.sizes[plate.dim])

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..diagnostics import VemError
+from ..plan import Update
 from .bind import bind
 from .cavi import Engine
 from .compress import compress_plate
@@ -54,7 +55,7 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
     t0 = time.perf_counter()
     merged = None
     if a.compress is not False and devices is None:
-        networks = any(n.is_network for n in m.of_kind("param")) or any(b.update == "amortised" for b in plan.blocks)
+        networks = any(n.is_network for n in m.of_kind("param")) or any(b.update is Update.AMORTISED for b in plan.blocks)
         merged = compress_plate(m, plan, bound, present, plate, networks, required=a.compress is True)
 
     def make_engine(b, weights=None):

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..elj.prior import chain_stats, initial_params, num_categories
 from ..ir.expr import Index, Name
+from ..plan import BlockStructure, Init
 from .networks import optimizer
 from .state import State
 
@@ -32,9 +33,9 @@ def init_state(engine, key, params=None) -> State:
     # Values for names that are not model params are held fixed (globals at a point).
     extra = {k: jnp.asarray(v) for k, v in (params or {}).items() if k not in declared}
     params = {**initial_params(engine, sub, {k: v for k, v in (params or {}).items() if k in declared}), **extra}
-    order = [n for n in engine.plan.schedule if engine.plan.block(n).init == "prior"]
+    order = [n for n in engine.plan.schedule if engine.plan.block(n).init is Init.PRIOR]
     order += [n for n in engine.plan.schedule if n not in order]
-    chains = {b.name for b in engine.plan.blocks if b.structure == "markov-chain"}
+    chains = {b.name for b in engine.plan.blocks if b.structure is BlockStructure.MARKOV_CHAIN}
     key, sub = jax.random.split(key)
     # One compiled function rather than dozens of eagerly dispatched (and compiled) ops.
     first = engine._prior_jit is None
@@ -47,18 +48,18 @@ def init_state(engine, key, params=None) -> State:
     seeding_seconds = 0.0
     for j in order:
         b = engine.plan.block(j)
-        if b.init in ("prior", "prior draw"):
+        if b.init in (Init.PRIOR, Init.PRIOR_DRAW):
             continue
         key, sub = jax.random.split(key)
         if j in chains:
             k = num_categories(engine, j, mu, eta, params)
             r, centres = seed_responsibilities(engine, j, np.zeros(engine.bound_shape(j) + (k,)), sub,
-                                                     b.init == "kmeans++")
+                                                     b.init is Init.KMEANS)
             rho = 0.0 if centres is None else chain_persistence(engine, j, centres)
             t0 = time.perf_counter()
             eta[j], mu[j] = jax.block_until_ready(seeded_chain(engine.families[j], r, rho))
         else:
-            r, _ = seed_responsibilities(engine, j, mu[j].onehot, sub, kmeans=b.init == "kmeans++")
+            r, _ = seed_responsibilities(engine, j, mu[j].onehot, sub, kmeans=b.init is Init.KMEANS)
             t0 = time.perf_counter()
             eta[j], mu[j] = jax.block_until_ready(seeded_categorical(engine.families[j], type(eta[j]), r))
         seeding_seconds += time.perf_counter() - t0

@@ -17,7 +17,6 @@ import jax.numpy as jnp
 import numpyro.distributions.constraints as C
 from numpyro.distributions.transforms import biject_to
 
-from ..families._linalg import spd_logdet
 
 _CONSTRAINTS = {
     "real": C.real,
@@ -30,11 +29,7 @@ _CONSTRAINTS = {
 
 def point_stats(family, theta):
     """T(θ) of a point mass, in the family's ``Stats`` layout."""
-    if family.name == "MvNormal":
-        return family.Stats(theta, theta[..., :, None] * theta[..., None, :])
-    if family.name == "Wishart":
-        return family.Stats(theta, spd_logdet(theta))
-    return family.stats(theta)
+    return family.point_stats(theta)
 
 
 def statistic_gradient(family, L_of_stats, theta):

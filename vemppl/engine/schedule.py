@@ -26,6 +26,7 @@ import numpy as np
 from ..diagnostics import VemError
 from ..families.base import ExpFamily
 from ..ir.expr import Index, Name, indexes, walk
+from ..plan import Init, Update
 from .dataplate import _in_plate, data_plate
 
 STARTS = ("prior", "random-globals")
@@ -139,7 +140,7 @@ class LocalGlobal:
         self.restart_sweeps = restart_sweeps
         locals_ = local_blocks(engine.model, plan, dim)
         if start == "random-globals":
-            seeded = [j for j in locals_ if plan.block(j).init not in ("prior", "prior draw")]
+            seeded = [j for j in locals_ if plan.block(j).init not in (Init.PRIOR, Init.PRIOR_DRAW)]
             locals_ = tuple(seeded + [j for j in locals_ if j not in seeded])
         self.locals_ = locals_
         self.globals_ = tuple(j for j in plan.schedule if j not in locals_)
@@ -157,7 +158,7 @@ class LocalGlobal:
         plan, others = engine.plan, set(self.locals_)
         out = {}
         for j in self.locals_:
-            if plan.block(j).update != "cavi":
+            if plan.block(j).update is not Update.CAVI:
                 continue
             fs = tuple(f for f in plan.factors
                        if j in (reads := factor_blocks(engine.model, plan, f)) and not (reads & (others - {j})))
@@ -200,7 +201,7 @@ class LocalGlobal:
         current means of their parents; seeded locals are updated first and need no reset."""
         eta, mu = dict(state.eta), dict(state.mu)
         for j in self.locals_:
-            if engine.plan.block(j).init == "prior":
+            if engine.plan.block(j).init is Init.PRIOR:
                 eta[j] = engine._prior_natural(j, mu, eta, state.params, data)
                 mu[j] = engine.families[j].expected_stats(eta[j])
         return state._replace(eta=eta, mu=mu)

@@ -40,6 +40,7 @@ import numpy as np
 
 from ..diagnostics import VemError
 from ..families import get_family
+from ..plan import Init, MStep, Update
 from . import mstep
 from .bind import _check_support, _read_names, bind
 from .cavi import Engine, State
@@ -149,13 +150,13 @@ class SVI:
         self.start = start
         self.locals_ = [j for j in plan.schedule if j in engine.local]
         self.globals_ = [j for j in plan.schedule if j not in engine.local]
-        single = len(self.locals_) == 1 and plan.block(self.locals_[0]).update == "cavi"
+        single = len(self.locals_) == 1 and plan.block(self.locals_[0]).update is Update.CAVI
         self.local_iter = int(local_iter) if local_iter is not None else (1 if single or not self.locals_ else 20)
         if self.local_iter < 1:
             raise VemError("data", f"local_iter must be at least 1; got {self.local_iter}")
         # Locals seeded from the data (k-means++, random) keep their seed on the first step,
         # as CAVI's first sweep does (it updates them last).
-        self.seeded = {j for j in self.locals_ if plan.block(j).init not in ("prior", "prior draw")}
+        self.seeded = {j for j in self.locals_ if plan.block(j).init not in (Init.PRIOR, Init.PRIOR_DRAW)}
         if start == "random-globals":  # the seeded locals read the random globals first
             self.locals_ = [j for j in self.locals_ if j in self.seeded] + [j for j in self.locals_ if j not in self.seeded]
             self.seeded = set()
@@ -169,7 +170,7 @@ class SVI:
         stats = {}
         fresh = {j: (state.eta[j], state.mu[j]) for j in self.locals_}
         for p in self.engine.plan.params:
-            if p.mstep == "closed-form":
+            if p.mstep is MStep.CLOSED_FORM:
                 fam = get_family(p.family)
                 stats[p.name] = jax.tree_util.tree_map(jnp.zeros_like, mstep.point_stats(fam, state.params[p.name]))
         return SVIState(state, stats, fresh)
@@ -211,7 +212,7 @@ class SVI:
     def _mstep(self, state, stats, p, data, rho):
         eng = self.engine
         others = {k: v for k, v in state.params.items() if k != p.name}
-        if p.mstep == "closed-form":
+        if p.mstep is MStep.CLOSED_FORM:
             fam = get_family(p.family)
 
             def L_stats(st):

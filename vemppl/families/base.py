@@ -195,6 +195,11 @@ class ExpFamily:
     #: by a parallel scan) is a subclass naming the family it computes in ``variant_of``:
     #: the same statistics, updates and ELBO to rounding.
     algorithm: ClassVar[str] = "sequential"
+    #: Gaussian in its value (Normal, MvNormal): a prior start is jittered off a symmetric
+    #: point, and a bilinear term of two such latents starts its global side at a draw.
+    gaussian: ClassVar[bool] = False
+    #: The family of a plate of these read jointly as a vector (Normal: MvNormal), or None.
+    vector_family: ClassVar[str | None] = None
     variant_of: ClassVar[type["ExpFamily"] | None] = None
 
     @classmethod
@@ -258,6 +263,11 @@ class ExpFamily:
     def stats(cls, x):
         """T(x)."""
         raise NotImplementedError
+
+    @classmethod
+    def point_stats(cls, theta):
+        """T(θ) of a point mass at θ, for the M-step's gradient ∇_{T(θ)} L (traced: no conversions)."""
+        return cls.stats(theta)
 
     @classmethod
     def log_base_measure(cls, x):

@@ -45,6 +45,7 @@ class MvNormalStats(NamedTuple):
 
 class MvNormal(ExpFamily):
     name = "MvNormal"
+    gaussian = True
     Stats = MvNormalStats
     stat_ranks = (1, 2)
     support = "real"
@@ -96,6 +97,10 @@ class MvNormal(ExpFamily):
     def stats(cls, x):
         x = jnp.asarray(x)
         return MvNormalStats(x, la.outer(x, x))
+
+    @classmethod
+    def point_stats(cls, theta):
+        return MvNormalStats(theta, theta[..., :, None] * theta[..., None, :])
 
     @classmethod
     def log_base_measure(cls, x):

@@ -30,6 +30,8 @@ class NormalStats(NamedTuple):
 
 class Normal(ExpFamily):
     name = "Normal"
+    gaussian = True
+    vector_family = "MvNormal"
     Stats = NormalStats
     stat_ranks = (0, 0)
     support = "real"

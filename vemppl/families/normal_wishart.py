@@ -62,6 +62,8 @@ class NormalWishart(ExpFamily):
 
     #: the members of the block by role, and the moments of each that are statistics.
     roles = ("loc", "precision")
+    #: the family each member is drawn from in the model (the compiler's rule matches these).
+    member_families = {"loc": "MvNormal", "precision": "Wishart"}
     member_stats = {"precision": {"mean": "prec", "logdet": "logdet"}, "loc": {}}
     #: joint moments of (precision, loc): E[Λμ] and E[μᵀΛμ] (see MomentSource.times / quad).
     joint_stats = {("times", "precision", "loc"): "prec_loc", ("quad", "precision", "loc"): "loc_prec_loc"}

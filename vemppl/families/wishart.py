@@ -96,6 +96,10 @@ class Wishart(ExpFamily):
         return WishartStats(x, la.spd_logdet(x))
 
     @classmethod
+    def point_stats(cls, theta):
+        return WishartStats(theta, la.spd_logdet(theta))
+
+    @classmethod
     def log_base_measure(cls, x):
         return jnp.zeros(jnp.shape(x)[:-2])
 

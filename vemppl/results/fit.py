@@ -13,6 +13,7 @@ from ..engine.simulate import simulate
 from ..engine.state import State
 from ..families import get_family
 from ..frontends.parser import parse
+from ..plan import MStep
 from .io import read, save
 from .local import local_blocks
 from .predict import predict, predictive_density
@@ -248,7 +249,7 @@ def load_results(path) -> Fit:
 
     params = {}
     for p in plan.params:
-        if p.mstep == "network":
+        if p.mstep is MStep.NETWORK:
             prefix = f"params/{p.name}/"
             params[p.name] = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
             if not params[p.name]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..compiler.plan import Plan
+from ..plan import Plan
 from ..diagnostics import VemError
 from ..elj.moments import block_entries
 from ..engine.bind import bind
@@ -90,7 +90,7 @@ def _local_engine(fit, data, plug_in, consts, dims, compress=False):
 
 def _posterior_mean(fam, eta):
     d = fam.to_numpyro(eta)
-    if fam.name == "Categorical":
+    if fam.support == "cat":
         return d.probs
     return d.mean
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from ..ir.expr import Expr
-from ..ir.nodes import Definition
-from ..ir.text import definition_to_text
+from .ir.expr import Expr
+from .ir.nodes import Definition
+from .ir.text import definition_to_text
 
 
 class _Named(str, Enum):
