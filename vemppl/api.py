@@ -7,6 +7,7 @@ runs the algorithm (``engine/fit.py``) and returns a :class:`~vemppl.results.Fit
 
 from __future__ import annotations
 
+import functools
 import sys
 import warnings
 
@@ -18,6 +19,22 @@ from .ir.graph import as_ir
 from .results.fit import Fit
 
 
+def _old_keywords(f):
+    """Accept fit's keywords from before the algorithm objects (``batch_size=``,
+    ``local_iter=``, ...): each is mapped onto ``vp.cavi``/``vp.svi``, with a
+    DeprecationWarning.  The documented signature is ``f``'s (``inspect.signature`` reads it)."""
+
+    @functools.wraps(f)
+    def fit(*args, **kwargs):
+        old = {k: kwargs.pop(k) for k in list(kwargs) if k in LEGACY}
+        if old:
+            kwargs["algorithm"] = _algorithm(kwargs.get("algorithm"), old)
+        return f(*args, **kwargs)
+
+    return fit
+
+
+@_old_keywords
 def fit(
     model,
     data: dict | None = None,
@@ -32,7 +49,6 @@ def fit(
     tol: float = 1e-8,
     progress: bool | None = None,
     algorithm: Cavi | Svi | None = None,
-    **deprecated,
 ):
     """Fit ``model`` to ``data`` by variational EM; returns a :class:`~vemppl.results.Fit`.
 
@@ -98,7 +114,7 @@ def fit(
     ``compress=True`` merges whenever any row repeats, and says why when it cannot.
     """
     m = as_ir(model)
-    algorithm = _algorithm(algorithm, deprecated)
+    algorithm = Cavi() if algorithm is None else _checked(algorithm)
     latents = {n.name for n in m.of_kind("latent")}
     present = {k: v for k, v in (mask or {}).items() if k in latents}
     plan = compile_model(m, masked=tuple(present))
@@ -115,12 +131,7 @@ def fit(
 
 
 def _algorithm(algorithm, deprecated: dict):
-    """The algorithm object, from ``algorithm=`` or (deprecated) from fit's old keywords."""
-    if not deprecated:
-        return Cavi() if algorithm is None else _checked(algorithm)
-    unknown = sorted(set(deprecated) - set(LEGACY))
-    if unknown:
-        raise TypeError(f"fit() got an unexpected keyword argument {unknown[0]!r}")
+    """The algorithm that fit's old keywords ask for (with their old checks)."""
     if algorithm is not None:
         raise VemError("data", f"{', '.join(f'{k}=' for k in sorted(deprecated))} and algorithm= together: "
                        "the options belong to the algorithm",

@@ -191,7 +191,8 @@ class _Context:
                 stats, eta = (type(t)(*(a[idx] for a in t)) for t in (stats, eta))
                 return M.MemberMoments(entry.block, fam, stats, eta, self.tracker, entry.role, e.indices, idx)
             if _is_joint_vector(self.model, e.base.id, fam) and len(idx) == len(self.model.nodes[e.base.id].defs[0].indices):
-                return _element_view(e.base.id, stats, eta, idx, self.tracker)
+                scalar = get_family(self.model.nodes[e.base.id].defs[0].dist)
+                return _element_view(e.base.id, scalar, stats, eta, idx, self.tracker)
             def take(a):  # leading plate axes only
                 if jnp.ndim(a) < len(idx):  # a probe's point mass offers per-matrix moments too
                     return jnp.zeros(jnp.broadcast_shapes(*(jnp.shape(i) for i in idx)))
@@ -271,10 +272,10 @@ def _is_joint_vector(model, name, fam) -> bool:
     return node is not None and bool(node.defs) and get_family(node.defs[0].dist).vector_family == fam.name
 
 
-def _element_view(name, stats, eta, idx, tracker):
+def _element_view(name, scalar, stats, eta, idx, tracker):
     """One scalar element of a joint MvNormal block: E[w_j] = m_j, E[w_j²] = E[wwᵀ]_jj,
     both linear in the block's mean parameters, so the element's factors stay conjugate."""
-    normal = get_family("Normal")
+    normal = scalar  # the family of one element (Normal)
     lead, last = idx[:-1], idx[-1]
     view = normal.Stats(stats.mean[(*lead, last)], stats.outer[(*lead, last, last)])
     eta_view = normal.Stats(eta.mean[(*lead, last)], eta.outer[(*lead, last, last)])

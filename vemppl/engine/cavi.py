@@ -29,6 +29,7 @@ from .algorithms import check_chain
 from .chunks import chunked_sum, plate_chunks
 from .init import init_state
 from .networks import network_step, refresh
+from .schedule import LocalGlobal
 from .state import State
 
 
@@ -39,7 +40,14 @@ class Engine(Joint):
     #: Seed categorical blocks with broad k-means responsibilities (``engine.init.kmeanspp``).
     broad_start = True
 
-    def __init__(self, model, plan, bound, fixed_blocks=None, present=None, learning_rate=1e-2, unit_weights=None):
+    def __init__(self, model, plan, bound, fixed_blocks=None, present=None, learning_rate=1e-2, unit_weights=None,
+                 chain="sequential", schedule=None, chunked=True, merged_rows=None):
+        """``chain``: how structured blocks are computed (``use_chain_algorithm``);
+        ``schedule``: the local/global schedule's options (``LocalGlobal``'s keywords), or
+        None for one update of every block per sweep; ``chunked``: sum the data plate over
+        chunks of rows where that saves memory (off when sharded: each device holds its rows
+        whole); ``merged_rows``: the data plate's merged rows when this engine serves a fit
+        run on them (engine/compress.py)."""
         super().__init__(model, plan, bound, fixed_blocks, present, unit_weights)
         # The prior start, compiled once per engine (not once per restart); the seconds its
         # first call took are compile time, reported with the first sweep's (engine/fit.py).
@@ -47,12 +55,12 @@ class Engine(Joint):
         self.init_compile_seconds = 0.0
         self.learning_rate = learning_rate
         self.chain = "sequential"
-        #: The data plate's merged rows when the fit ran on them (set by fit on the engine of
-        #: every row it returns; engine/compress.py).
-        self.merged_rows = None
-        # The data plate's factors summed over chunks of rows; None: evaluated whole.  (Set to
-        # None before the first sweep is traced to turn it off, as sharding does.)
-        self.chunks = plate_chunks(self)
+        #: The data plate's merged rows when the fit ran on them (engine/compress.py).
+        self.merged_rows = merged_rows
+        # The data plate's factors summed over chunks of rows; None: evaluated whole.
+        self.chunks = plate_chunks(self) if chunked else None
+        self.use_chain_algorithm(chain)
+        self.local_global = LocalGlobal(self, **schedule) if schedule is not None else None
         self.traces = 0  # how many times `sweep` was traced (recompilations show here)
         self._sweep = jax.jit(self._sweep_impl, static_argnames=("restart",))
         self._elbo = jax.jit(self.elbo)
@@ -192,14 +200,14 @@ class Engine(Joint):
 
     def restarting(self, state) -> bool:
         """Whether the next sweep restarts the locals (``fit(local_restart=True or S)``)."""
-        schedule = getattr(self, "local_global", None)
+        schedule = self.local_global
         return schedule is not None and schedule.local_restart and schedule.restarts_at(int(state.sweeps))
 
     def _sweep_body(self, state, data, restart=False):
         # The ELBO from the last update's own pass when nothing moves after it (no M-step, no
         # networks, no Monte Carlo draw): L at the new state plus the entropies.
         last = not (self.plan.params or self.networks or self.amortised)
-        if getattr(self, "local_global", None) is not None:
+        if self.local_global is not None:
             if last:
                 state, log_joint = self.local_global.update(self, state, data, log_joint=True, restart=restart)
             else:

@@ -24,7 +24,6 @@ from .cavi import Engine
 from .compress import compress_plate
 from .dataplate import data_plate
 from .loop import converge, converged as loop_converged
-from .schedule import LocalGlobal
 from .shard import Sharded
 from .svi import fit_svi
 
@@ -58,18 +57,19 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
         networks = any(n.is_network for n in m.of_kind("param")) or any(b.update is Update.AMORTISED for b in plan.blocks)
         merged = compress_plate(m, plan, bound, present, plate, networks, required=a.compress is True)
 
-    def make_engine(b, weights=None):
-        eng = Engine(m, plan, b, present=present, learning_rate=a.learning_rate, unit_weights=weights)
-        eng.use_chain_algorithm(a.chain)
-        if a.scheduled:
-            passes = a.local_iter if a.local_iter is not None else (1 if a.local_tol is None else 10)
-            eng.local_global = LocalGlobal(eng, a.start, passes, plate, a.local_tol, a.local_restart)
-        return eng
+    schedule = None
+    if a.scheduled:
+        passes = a.local_iter if a.local_iter is not None else (1 if a.local_tol is None else 10)
+        schedule = dict(start=a.start, local_iter=passes, dim=plate, local_tol=a.local_tol,
+                        local_restart=a.local_restart)
+
+    def make_engine(b, weights=None, merged_rows=None):
+        return Engine(m, plan, b, present=present, learning_rate=a.learning_rate, unit_weights=weights,
+                      chain=a.chain, schedule=schedule, chunked=devices is None, merged_rows=merged_rows)
 
     engine = make_engine(*merged) if merged is not None else make_engine(bound)
     sweep, place, gather = engine.sweep, (lambda s: s), (lambda s: s)
     if devices is not None:
-        engine.chunks = None  # each device holds its rows whole; chunking would reshape a sharded axis
         sharded = Sharded(engine, data_plate(m, plan, plate, "sharding"), devices)
         sweep, place, gather = sharded.sweep, sharded.place, sharded.gather
     key = jax.random.PRNGKey(seed)
@@ -108,8 +108,8 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
         # The fit of every unit: its engine (compiled on first use) and each unit's locals.
         weights = merged[1]
         state = weights.expand(state)
-        full = make_engine(bound)
-        full.traces, full.init_compile_seconds, full.merged_rows = engine.traces, engine.init_compile_seconds, weights
+        full = make_engine(bound, merged_rows=weights)
+        full.traces, full.init_compile_seconds = engine.traces, engine.init_compile_seconds  # this fit's counts
         engine = full
     fit_seconds = time.perf_counter() - t0 - compile_seconds
     return Run(bound, engine, state, np.asarray(trace), converged, iterations, restarts, compile_seconds or 0.0,

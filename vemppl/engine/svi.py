@@ -61,8 +61,8 @@ class PlateScaledEngine(Engine):
     #: Hard k-means cells, not the broad start: damped steps climb out of it too slowly.
     broad_start = False
 
-    def __init__(self, model, plan, bound, plate: DataPlate, scale: float, present=None):
-        super().__init__(model, plan, bound, present=present)
+    def __init__(self, model, plan, bound, plate: DataPlate, scale: float, present=None, chain="sequential"):
+        super().__init__(model, plan, bound, present=present, chain=chain)
         self.plate, self.scale = plate, float(scale)
         self.local = set(plate.local_blocks)
 
@@ -381,8 +381,7 @@ def fit_svi(m, plan, data, *, consts, dims, mask, present, init_params, seed, ma
     bound = bind(m, {**others, **arrays}, consts, batch_dims, {**other_masks, **masks}, strict)
     scale = stream.n / stream.batch_size
     present0 = {**{k: v for k, v in present.items() if k not in pl.local_blocks}, **pres}
-    engine = PlateScaledEngine(m, plan, bound, pl, scale, present=present0)
-    engine.use_chain_algorithm(chain)
+    engine = PlateScaledEngine(m, plan, bound, pl, scale, present=present0, chain=chain)
     svi = SVI(engine, local_iter, start)
     t0 = time.perf_counter()
     s = svi.init(jax.random.PRNGKey(seed), init_params)

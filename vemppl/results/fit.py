@@ -233,7 +233,7 @@ def load_results(path) -> Fit:
     fams = {b.name: b.family for b in plan.blocks}
     saved = {k: v["family"] for k, v in manifest["blocks"].items()}
     # A chain fitted with a mask of absent steps has one pairwise potential per step.
-    per_step = tuple(j for j, f in fams.items() if f == "HomogeneousMarkovChain" and saved.get(j) == "MarkovChain")
+    per_step = tuple(j for j, f in fams.items() if _tied(f) is True and _tied(saved.get(j)) is False)
     if per_step:
         plan = compile_model(model, masked=per_step)
         fams = {b.name: b.family for b in plan.blocks}
@@ -269,3 +269,12 @@ def load_results(path) -> Fit:
         compile_seconds=manifest["compile_seconds"], fit_seconds=manifest["fit_seconds"],
         best_restart=s["best_restart"],
     )
+
+
+def _tied(family: str | None) -> bool | None:
+    """A chain family's ``tied_pairs`` (one pairwise potential for every step or one per
+    step); None for a name that is no chain family."""
+    try:
+        return getattr(get_family(family), "tied_pairs", None) if family else None
+    except VemError:
+        return None

@@ -80,10 +80,9 @@ def _local_engine(fit, data, plug_in, consts, dims, compress=False):
     if compress is not False:
         merged = compress_plate(model, sub_plan, bound, (), None, False, required=compress is True)
         rows, weights = merged or (bound, None)
-    engine = Engine(model, sub_plan, rows, fixed_blocks=fixed, unit_weights=weights)
-    engine.merged_rows = weights
     # A loaded fit has no engine; its chains re-infer by the default scan.
-    engine.use_chain_algorithm(getattr(getattr(fit, "engine", None), "chain", "sequential"))
+    chain = getattr(getattr(fit, "engine", None), "chain", "sequential")
+    engine = Engine(model, sub_plan, rows, fixed_blocks=fixed, unit_weights=weights, chain=chain, merged_rows=weights)
     params = {**{k: v for k, v in fit.state.params.items()}, **points}
     return engine, sub_plan, params, bound, globals_
 

@@ -34,6 +34,7 @@ from ..diagnostics import VemError
 from ..elj import moments as M
 from ..engine.dataplate import data_plate
 from ..families import get_family
+from ..plan import BlockStructure
 from .local import _local_engine, local_blocks
 
 
@@ -54,7 +55,8 @@ def exact_log_predictive(fit, data: dict, consts: dict | None = None, dims: dict
         raise NotExact("some latent is local to the data without being one element per unit of its plate")
     for j in locals_:
         b = plan.block(j)
-        if b.family != "Categorical" or b.structure != "mean-field" or len(model.nodes[j].defs[0].indices) != 1:
+        if (get_family(b.family).support != "cat" or b.structure is not BlockStructure.MEAN_FIELD
+                or len(model.nodes[j].defs[0].indices) != 1):
             raise NotExact(f"q({b.label}) is a {b.family} [{b.structure}] local, not one categorical per unit, "
                            "so it cannot be summed out")
     n = _units(data, plate)
