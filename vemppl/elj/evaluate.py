@@ -21,7 +21,7 @@ import numpy as np
 
 from ..diagnostics import VemError
 from ..families import get_family
-from ..ir.expr import BinOp, Call, Index, Name, Neg, Num, loop_offset
+from ..ir.expr import BinOp, Call, Index, Name, Neg, Num, loop_offset, substitute
 from ..ir.nodes import Definition
 from . import moments as M
 from .networks import call_network
@@ -287,21 +287,7 @@ def _inline(d: Definition, indices, span):
     if len(indices) != len(d.indices) or not all(isinstance(i, Name) for i in d.indices):
         raise VemError("unsupported", "a deterministic node must be defined over plain loop variables", span)
     subst = {i.id: j for i, j in zip(d.indices, indices)}
-
-    def sub(e):
-        if isinstance(e, Name):
-            return subst.get(e.id, e)
-        if isinstance(e, Index):
-            return Index(sub(e.base), tuple(sub(i) for i in e.indices), e.span)
-        if isinstance(e, BinOp):
-            return BinOp(e.op, sub(e.left), sub(e.right), e.span)
-        if isinstance(e, Neg):
-            return Neg(sub(e.operand), e.span)
-        if isinstance(e, Call):
-            return Call(e.func, tuple(sub(a) for a in e.args), e.span)
-        return e
-
-    return sub(d.expr)
+    return substitute(d.expr, lambda e: subst.get(e.id) if isinstance(e, Name) else None)
 
 
 def factor_value(model, factor, sizes, values, blocks, params, tracker=None, masks=None, keep_leading=False,

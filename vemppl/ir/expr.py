@@ -92,6 +92,23 @@ def children(e: Expr) -> tuple[Expr, ...]:
     return ()
 
 
+def substitute(e: Expr, replace) -> Expr:
+    """``e`` with every subexpression ``x`` for which ``replace(x)`` is not None replaced by
+    it (outermost first), spans kept on the rebuilt nodes."""
+    new = replace(e)
+    if new is not None:
+        return new
+    if isinstance(e, Index):
+        return Index(substitute(e.base, replace), tuple(substitute(i, replace) for i in e.indices), e.span)
+    if isinstance(e, BinOp):
+        return BinOp(e.op, substitute(e.left, replace), substitute(e.right, replace), e.span)
+    if isinstance(e, Neg):
+        return Neg(substitute(e.operand, replace), e.span)
+    if isinstance(e, Call):
+        return Call(e.func, tuple(substitute(a, replace) for a in e.args), e.span)
+    return e
+
+
 def walk(e: Expr):
     """Every sub-expression, pre-order."""
     yield e

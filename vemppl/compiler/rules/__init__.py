@@ -1,0 +1,1 @@
+"""The compiler's structural rules, one module per graph pattern, each a match over the IR."""

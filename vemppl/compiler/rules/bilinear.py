@@ -1,0 +1,46 @@
+"""Bilinear terms of two Gaussian latents: the global side starts from a draw of its prior."""
+
+from __future__ import annotations
+
+from ...families import get_family
+from ...ir.expr import BinOp, Call, Name, head_name, walk
+from ...ir.graph import ModelGraph
+
+
+def bilinear_globals(m: ModelGraph, factors) -> set[str]:
+    """Gaussian latents multiplied by another Gaussian latent that is local to the data.
+
+    In ``dot(W[j], z[n])`` inside the loop over ``n``, ``W = 0, E[z] = 0`` is a saddle that
+    CAVI started from the prior does not leave, and ARD priors then switch every column
+    off (VB-PCA from a symmetric start; Bishop 1999, Ilin & Raiko 2010).  The global side
+    (the operand not indexed by the factor's outermost loop) starts from a draw of its
+    prior and is updated after the local side, so the first update of the local side is a
+    random projection of the data (one step of power iteration).
+    """
+    gaussian = {
+        n.name for n in m.of_kind("latent") if n.defs and get_family(n.defs[0].dist).gaussian
+    }
+    out: set[str] = set()
+    for f in factors:
+        d = f.definition
+        if not d.loops:
+            continue
+        outer = d.loops[0].var
+        for _, e in d.args:
+            for sub in walk(e):
+                if isinstance(sub, Call) and sub.func == "dot" and len(sub.args) == 2:
+                    pair = sub.args
+                elif isinstance(sub, BinOp) and sub.op in ("@", "*"):
+                    pair = (sub.left, sub.right)
+                else:
+                    continue
+                heads = [head_name(x) for x in pair]
+                if not all(h in gaussian for h in heads) or heads[0] == heads[1]:
+                    continue
+                local = [any(isinstance(v, Name) and v.id == outer for v in walk(x)) for x in pair]
+                if local.count(True) == 1:
+                    out.add(heads[local.index(False)])
+    return out
+
+
+__all__ = ["bilinear_globals"]
