@@ -46,7 +46,7 @@ def fit(
     seed: int = 0,
     restarts: int = 1,
     max_iter: int = 500,
-    tol: float = 1e-8,
+    tol: float | None = None,
     progress: bool | None = None,
     algorithm: Cavi | Svi | None = None,
 ):
@@ -66,7 +66,8 @@ def fit(
     size ``learning_rate`` per iteration on a reparameterised Monte Carlo ELBO
     (``engine/networks.py``); ``init={"dec": {"W0": ..., "b0": ...}}`` sets their weights.
 
-    Convergence: the relative ELBO change falls below ``tol``.  With ``restarts > 1`` the
+    Convergence: the relative ELBO change falls below ``tol`` (default 1e-8; 1e-3 under an
+    admixture's default schedule, where held-out quality has stopped improving).  With ``restarts > 1`` the
     fit is repeated from ``restarts`` initialisations (seeds ``seed, seed+1, ...``) and
     the one with the highest ELBO is returned.  ``batch_restarts=True`` runs the restarts
     together in one vmapped sweep (one compilation); each still stops on its own test and
@@ -91,6 +92,13 @@ def fit(
     computes their forward–backward by a T-step scan; ``chain="parallel"`` by a balanced
     tree of log-space matrix products, log₂ T deep (``families/markov_chain_parallel.py``),
     for long chains on a GPU; the same fit to rounding, slower on a CPU (docs/engine.md).
+
+    Start (``start=None``, the default): the one the graph calls for (``Plan.start``).  An
+    admixture (a categorical latent whose weights are a latent read through data, LDA's
+    ``z[i] ~ Categorical(theta[doc[i]])``) starts as ``start="random-globals",
+    local_tol=1e-3, local_restart=25``; every other model as ``start="prior"``, its mixtures'
+    responsibilities seeded by k-means++ on the data they gate (one-hot vectors for
+    categories).
 
     Local/global schedule (``engine/schedule.py``): ``local_iter=L`` updates the blocks
     local to the data plate (``z[i]``, and blocks read through data such as
@@ -119,6 +127,7 @@ def fit(
     present = {k: v for k, v in (mask or {}).items() if k in latents}
     plan = compile_model(m, masked=tuple(present))
     mask = {k: v for k, v in (mask or {}).items() if k not in latents} if mask is not None else None
+    algorithm, tol = algorithm.for_plan(plan, tol)  # start=None: the start the graph calls for, with its schedule
     if restarts < 1:
         raise VemError("data", f"restarts must be at least 1; got {restarts}")
     show = sys.stderr.isatty() if progress is None else progress

@@ -29,7 +29,7 @@ def test_fit_has_at_most_twelve_parameters():
     (lambda: vp.cavi(start="anywhere"), ["start must be one of", "anywhere"]),
     (lambda: vp.cavi(local_iter=0), ["local_iter must be at least 1"]),
     (lambda: vp.cavi(local_tol=-1.0), ["local_tol must be a non-negative number"]),
-    (lambda: vp.cavi(local_restart=True), ["needs start='random-globals'"]),
+    (lambda: vp.cavi(local_restart=True, start="prior"), ["needs start='random-globals'"]),
     (lambda: vp.cavi(learning_rate=0), ["learning_rate must be a positive number"]),
     (lambda: vp.cavi(compress=True, devices=2), ["compress=True with devices="]),
     (lambda: vp.svi(0), ["batch_size must be at least 1"]),

@@ -27,7 +27,8 @@ from ..plan import Block, BlockStructure, EnumRef, Factor, Init, MStep, ParamPla
 from .conjugacy import conjugacy
 from .rules.amortised import amortised_block
 from .rules.bilinear import bilinear_globals
-from .rules.gates import has_real_gate
+from .rules.admixture import is_admixture
+from .rules.gates import has_data_gate
 from .rules.joint_vector import read_jointly
 from .rules.markov_chain import is_homogeneous_chain, is_markov_chain
 from .rules.normal_wishart import normal_wishart_pairs
@@ -102,7 +103,8 @@ def compile_model(model, probe: bool = True, masked=()) -> Plan:
             continue
         init = Init.PRIOR
         if fam.support == "cat":
-            init = Init.KMEANS if has_real_gate(m, node.name, factors) else Init.RANDOM
+            seeded = has_data_gate(m, node.name, factors) and not is_admixture(m, node.name)
+            init = Init.KMEANS if seeded else Init.RANDOM
         if fam.support == "cat" and is_markov_chain(node.name, factors):
             # z[t] reads z[t-1]: the whole chain is one block (forward–backward by autodiff),
             # with one transition potential for all steps where the graph says they are equal
@@ -138,7 +140,9 @@ def compile_model(model, probe: bool = True, masked=()) -> Plan:
     schedule = tuple(
         [n for n in topo if by_name[n].init is Init.PRIOR] + [n for n in topo if by_name[n].init is not Init.PRIOR]
     )
-    plan = Plan(m.name, tuple(blocks), tuple(factors), params, schedule)
+    admixed = any(is_admixture(m, b.name) for b in blocks if b.structure is BlockStructure.MEAN_FIELD)
+    plan = Plan(m.name, tuple(blocks), tuple(factors), params, schedule,
+                start="random-globals" if admixed else "prior")
     if probe and blocks:
         plan = conjugacy(m, plan)
     return plan

@@ -9,7 +9,7 @@ how to run on a compiled plan (``engine/fit.py``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -22,7 +22,7 @@ CHAINS = ("sequential", "parallel")
 
 
 def _check_start(start):
-    if start not in STARTS:
+    if start is not None and start not in STARTS:
         raise VemError("data", f"start must be one of {', '.join(STARTS)}; got {start!r}")
 
 
@@ -57,7 +57,7 @@ class Cavi:
     local_iter: int | None = None
     local_tol: float | None = None
     local_restart: bool | int = False
-    start: str = "prior"
+    start: str | None = None
     chain: str = "sequential"
     compress: bool | None = None
     batch_restarts: bool | None = None
@@ -76,7 +76,7 @@ class Cavi:
         r = self.local_restart
         if not (isinstance(r, bool) or r is None or (isinstance(r, (int, np.integer)) and r >= 0)):
             raise VemError("data", f"local_restart must be True, False or a number of sweeps (0 or more); got {r!r}")
-        if r and self.start != "random-globals":
+        if r and self.start is not None and self.start != "random-globals":
             raise VemError("data", "local_restart=True re-fits the locals against the globals each sweep; it needs "
                            "start='random-globals'", hint="add start='random-globals' (CLI: --start random-globals)")
         if self.compress is True and self.devices is not None:
@@ -85,8 +85,22 @@ class Cavi:
     @property
     def scheduled(self) -> bool:
         """Whether the local/global schedule runs (any of its options set)."""
-        return (self.start != "prior" or self.local_iter is not None or self.local_tol is not None
+        return (self.start not in (None, "prior") or self.local_iter is not None or self.local_tol is not None
                 or bool(self.local_restart))
+
+    def for_plan(self, plan, tol):
+        """(these options, tol) with ``start=None`` made the start the graph calls for
+        (``Plan.start``): an admixture (LDA's ``z[i] ~ Categorical(theta[doc[i]])``) starts as
+        ``start="random-globals", local_tol=1e-3, local_restart=25`` and stops at ``tol=1e-3``
+        (held-out quality stops improving there; docs/engine.md), every other model as
+        ``start="prior"``; ``tol`` otherwise 1e-8."""
+        a = self
+        if self.start is None:
+            a = replace(self, start=plan.start)
+            if a.start == "random-globals" and (self.local_iter, self.local_tol, self.local_restart) == (None, None, False):
+                a = replace(a, local_tol=1e-3, local_restart=25)
+                tol = 1e-3 if tol is None else tol
+        return a, (1e-8 if tol is None else tol)
 
 
 @dataclass(frozen=True)
@@ -100,7 +114,7 @@ class Svi:
     step_size: tuple[float, float] = (1.0, 0.7)
     plate: str | None = None
     local_iter: int | None = None
-    start: str = "prior"
+    start: str | None = None
     chain: str = "sequential"
     strict: bool = False
 
@@ -116,6 +130,10 @@ class Svi:
             raise VemError("data", f"step_size must be a pair (tau, kappa); got {self.step_size!r}") from None
         if not (tau >= 0 and 0 <= kappa <= 1):
             raise VemError("data", f"step_size=(tau, kappa) needs tau >= 0 and 0 <= kappa <= 1; got ({tau}, {kappa})")
+
+    def for_plan(self, plan, tol):
+        """(these options, tol): stochastic VI starts at the prior unless told otherwise."""
+        return (replace(self, start="prior") if self.start is None else self), (1e-8 if tol is None else tol)
 
 
 def cavi(**options) -> Cavi:

@@ -1,0 +1,37 @@
+"""Admixtures: a categorical latent whose weights are a latent indexed by its group."""
+
+from __future__ import annotations
+
+from ...families import get_family
+from ...ir.expr import Index, Name, walk
+from ...ir.graph import ModelGraph
+
+
+def is_admixture(m: ModelGraph, z: str) -> bool:
+    """True when the categorical latent ``z``'s own probabilities are a latent indexed by its
+    group, ``z[d, l] ~ Categorical(theta[d])`` or, through data, ``z[i] ~ Categorical(theta[doc[i]])``:
+    each group of units (a document) has its own mixing weights, an admixture (Blei, Ng & Jordan
+    2003; Pritchard et al. 2000).
+
+    Its units are then not exchangeable across groups, so clustering them by their data (k-means++)
+    says nothing about the groups' weights; variational EM for such models starts the globals
+    (topics) at random and fits the locals to them (``Plan.start``, docs/engine.md).
+    """
+    node = m.nodes[z]
+    if node.kind != "latent" or not node.defs:
+        return False
+    latent = {n.name for n in m.of_kind("latent")}
+    weights = {n.name for n in m.of_kind("latent") if get_family(n.defs[0].dist).support != "cat"}
+    for d in node.defs:
+        for _, e in d.args:
+            for sub in walk(e):
+                # theta[d], theta[doc[i]]: a latent per group, the group read off loops or data (a
+                # latent index, A[z[t-1]], is a chain's transition, not a group's weights)
+                if isinstance(sub, Index) and isinstance(sub.base, Name) and sub.base.id in weights:
+                    if sub.indices and not any(isinstance(x, Name) and x.id in latent
+                                               for ix in sub.indices for x in walk(ix)):
+                        return True
+    return False
+
+
+__all__ = ["is_admixture"]
