@@ -30,6 +30,8 @@ def add_all(verbs):
     p.add_argument("--max-iter", type=int, default=500)
     p.add_argument("--tol", type=float, default=1e-8, help="relative ELBO change that counts as converged")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    p.add_argument("--sweep", metavar="NAME=A:B", help="fit every value A..B of a const or dim (each with --restarts) "
+                   "and keep the chosen one; also writes sweep.json and sweep.png (docs/model-selection.md)")
     g = p.add_argument_group("schedule", "the order of the updates (docs/engine.md, local/global schedules)")
     g.add_argument("--start", choices=("prior", "random-globals"), default="prior",
                    help="random-globals: global blocks start at random and the local ones are fitted to them "
@@ -217,9 +219,24 @@ def fit_verb(args) -> int:
     schedule = {"start": args.start, "local_iter": args.local_iter, "local_tol": args.local_tol,
                 "local_restart": args.local_restart, "chain": args.chain,
                 "compress": {"auto": None, "yes": True, "no": False}[args.compress]}
-    result = fit(model, data, consts=consts, dims=dims, seed=args.seed, restarts=args.restarts,
-                 max_iter=args.max_iter, tol=args.tol, progress=None if not args.quiet else False, **scale, **schedule)
     out = Path(args.out or Path("results") / model.name)
+    if args.sweep:  # results/select.py: the chosen value's best fit is saved below as usual
+        from .results.select import parse_sweep, select
+
+        name, values = parse_sweep(args.sweep, {n.name: n.kind for n in model.nodes.values()})
+        sel = select(model, data, restarts=args.restarts, seed=args.seed, consts=consts, dims=dims,
+                     max_iter=args.max_iter, tol=args.tol, **scale, **schedule, **{name: values})
+        out.mkdir(parents=True, exist_ok=True)
+        sel.save_json(out / "sweep.json")
+        sel.plot(out / "sweep.png")
+        result = sel.fit
+        if not args.quiet:
+            print("\n".join(f"{name} = {r['value']}: ELBO {r['elbo']:.6g}" for r in sel.table))
+            print(f"chosen {name} = {sel.best} (sweep.json, sweep.png)")
+    else:
+        result = fit(model, data, consts=consts, dims=dims, seed=args.seed, restarts=args.restarts,
+                     max_iter=args.max_iter, tol=args.tol, progress=None if not args.quiet else False, **scale,
+                     **schedule)
     result.save(out)
     result.plot_elbo(out / "elbo.png")
     try:

@@ -37,10 +37,11 @@ from ..engine.plates import definition_index
 from ..families import get_family
 from ..frontends.printer import expr_to_text
 from ..ir.expr import loop_offset
+from . import draws as D
 from . import pointwise as P
 
 #: Elements (cells × categories) evaluated at once: bounds the memory of one chunk of draws.
-_CHUNK_ELEMENTS = 2e7
+_CHUNK_ELEMENTS = 2e6
 
 
 def to_arviz(fit, draws: int = 1000, seed: int = 0, locals: bool = False, log_likelihood: bool = True,
@@ -60,61 +61,50 @@ def to_arviz(fit, draws: int = 1000, seed: int = 0, locals: bool = False, log_li
     gs = P.groups(fit) if log_likelihood or predictive_draws != 0 else []
     ev = P.Evaluator(fit, cats)
     n_pred = draws if predictive_draws is None else min(predictive_draws, draws)
-    keep = [n for n in _latent_nodes(fit) if locals or _block_of(fit, n) not in local]
     continuous = [b for b in fit.plan.blocks if b.name not in cats]
+    theta = D.draw_blocks(fit, continuous, draws, seed)
+    keep = [n for n in _latent_nodes(fit) if locals or _block_of(fit, n) not in local]
+    groups = {"posterior": {n: theta[n] for n in keep if n in theta}}
+    if locals:
+        rng = np.random.default_rng(seed + 1)
+        for z in cats:  # element by element from q's marginals
+            probs = get_family(fit.plan.block(z).family).to_numpyro(fit.state.eta[z]).probs
+            groups["posterior"][z] = D.categorical_draws(probs, rng, draws)
+    size = int(max(1, min(draws, _CHUNK_ELEMENTS // max([_cells(ev, g) for g in gs] + [1]))))
+    if log_likelihood:
+        run = lambda th: P.log_likelihood(ev, gs, {**ev.base, **th})  # noqa: E731
+        groups["log_likelihood"] = _chunked(run, theta, draws, size)
+    if n_pred:
+        run = lambda th, k: replicate(ev, gs, {**ev.base, **th}, k)  # noqa: E731
+        keys = jax.random.split(jax.random.PRNGKey(seed), n_pred)
+        groups["posterior_predictive"] = _chunked(run, {k: v[:n_pred] for k, v in theta.items()}, n_pred, size, keys)
+    groups = {g: {k: np.asarray(v)[None] for k, v in d.items()} for g, d in groups.items()}
     observed = [n.name for n in model.of_kind("data") if n.defs]
-
-    def one(key, predict):
-        k_draw, k_cat, k_pred = jax.random.split(key, 3)
-        theta = draw_blocks(fit, continuous, k_draw)
-        values = {**ev.base, **theta}
-        out = {"posterior": {n: theta[n] for n in keep if n in theta}}
-        if locals:
-            for z, k in zip(cats, jax.random.split(k_cat, max(len(cats), 1))):
-                out["posterior"][z] = get_family(fit.plan.block(z).family).to_numpyro(fit.state.eta[z]).sample(k)
-        if log_likelihood:
-            out["log_likelihood"] = P.log_likelihood(ev, gs, values)
-        if predict:
-            out["posterior_predictive"] = replicate(ev, gs, values, k_pred)
-        return out
-
-    cells = max([_cells(ev, g) for g in gs] + [1])
-    size = int(max(1, min(draws, _CHUNK_ELEMENTS // cells)))
-    keys = jax.random.split(jax.random.PRNGKey(seed), draws)
-    runs = {p: jax.jit(jax.vmap(lambda k, p=p: one(k, p))) for p in (True, False)}
-    parts = []
-    for start in range(0, draws, size):
-        chunk = keys[start:start + size]
-        predict = start < n_pred
-        parts.append(jax.tree_util.tree_map(np.asarray, runs[predict](chunk)))
-    groups = {}
-    for g in ("posterior", "log_likelihood", "posterior_predictive"):
-        got = [p[g] for p in parts if g in p]
-        if got:
-            groups[g] = {k: np.concatenate([p[k] for p in got])[None] for k in got[0]}
-    if "posterior_predictive" in groups:
-        groups["posterior_predictive"] = {k: v[:, :n_pred] for k, v in groups["posterior_predictive"].items()}
-    dims = _dims(fit, groups, gs)
     return az.from_dict(
-        posterior=groups.get("posterior"), log_likelihood=groups.get("log_likelihood"),
+        posterior=groups["posterior"] or None, log_likelihood=groups.get("log_likelihood"),
         posterior_predictive=groups.get("posterior_predictive"),
         observed_data={x: np.asarray(fit.bound.values[x]) for x in observed},
         constant_data={k: np.asarray(v) for k, v in fit.params.items() if not isinstance(v, dict)} or None,
-        dims=dims,
+        dims=_dims(fit, groups, gs),
     )
 
 
-def draw_blocks(fit, blocks, key) -> dict:
-    """One draw from q of each block in ``blocks``, by node (a joint block's members jointly)."""
-    out = {}
-    for b, k in zip(blocks, jax.random.split(key, max(len(blocks), 1))):
-        fam, eta = get_family(b.family), jax.tree_util.tree_map(jnp.asarray, fit.state.eta[b.name])
-        if b.members:
-            draws = fam.sample(eta, k)
-            out.update({node: draws[role] for role, node in b.members})
-        else:
-            out[b.name] = fam.to_numpyro(eta).sample(k)
-    return out
+def _chunked(fn, theta, n, size, keys=None) -> dict:
+    """``fn`` of one draw over all ``n`` draws: vectorised over chunks of ``size`` draws (the
+    last padded, so one compilation), or, where one draw is already large (``size`` 1), a
+    loop over one compiled draw (vmapping its gathers and scatters was slower)."""
+    parts = []
+    run = jax.jit(fn) if size == 1 else jax.jit(jax.vmap(fn))
+    for start in range(0, n, size):
+        idx = np.minimum(np.arange(start, start + size), n - 1)
+        if size == 1:
+            idx = idx[0]
+        args = ({k: jnp.asarray(v[idx]) for k, v in theta.items()},) + (() if keys is None else (keys[idx],))
+        out = run(*args)
+        if size == 1:
+            out = jax.tree_util.tree_map(lambda a: a[None], out)
+        parts.append(jax.tree_util.tree_map(lambda a: np.asarray(a)[: min(size, n - start)], out))
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
 
 
 def replicate(ev, gs, values, key) -> dict:
@@ -250,4 +240,4 @@ def _unique(dims):
     return out
 
 
-__all__ = ["to_arviz", "draw_blocks", "replicate"]
+__all__ = ["to_arviz", "replicate"]

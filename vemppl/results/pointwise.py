@@ -150,17 +150,22 @@ class Evaluator:
             lp = jnp.where(m > 0, lp, 0.0)
         return jnp.broadcast_to(lp, jnp.broadcast_shapes(jnp.shape(lp), ctx.grid_shape())), ctx
 
-    def into(self, shape, grid, ctx, indices, trailing=0):
-        """Scatter-add a grid (loop axes, then ``trailing`` axes) into an array of ``shape``."""
+    def into(self, shape, grid, ctx, indices):
+        """Add a grid (loop axes, then any further axes) into an array of ``shape`` at
+        ``indices``: a block of slices where each index is its own loop variable (plus an
+        offset) in loop order, the loop axes it does not index summed first; else a scatter."""
         n = len(ctx.loops)
+        axes = [loop_offset(ix, ctx.loop_vars) for ix in indices]
+        pos = [ctx.loop_vars.index(a[0]) if a else None for a in axes]
+        if all(p is not None for p in pos) and pos == sorted(set(pos)):
+            g = jnp.sum(grid, axis=tuple(a for a in range(n) if a not in pos)) if n > len(pos) else grid
+            spans = tuple(slice(ctx.loops[p][1] + off, ctx.loops[p][2] + off) for p, (_, off) in zip(pos, axes))
+            return jnp.zeros(shape + g.shape[len(pos):]).at[spans].add(g)
         idx = []
         for a in ctx.index_arrays(indices):
-            a = np.asarray(a) if isinstance(a, np.ndarray) else a
             a = jnp.reshape(a, jnp.shape(a)[:n]) if jnp.ndim(a) > n else a
             idx.append(jnp.broadcast_to(a, grid.shape[:n]) if jnp.ndim(a) else a)
-        lead = grid.shape[:n]
-        g = jnp.reshape(grid, lead + grid.shape[grid.ndim - trailing:] if trailing else lead)
-        return jnp.zeros(shape + g.shape[n:]).at[tuple(idx)].add(g)
+        return jnp.zeros(shape + grid.shape[n:]).at[tuple(idx)].add(grid)
 
     def tables(self, group, values):
         """The latent's prior log-probabilities: ``first`` [shape + (K,)], ``trans`` [shape +
@@ -171,13 +176,12 @@ class Evaluator:
         has_prev = np.zeros(shape, dtype=bool)
         for f in group.own_factors:
             grid, ctx = self.grid(f, values, enum_target=True)
-            idx = definition_index(f.definition, ctx) if f.definition.indices else ()
-            n = len(ctx.loops)
+            d, n = f.definition, len(ctx.loops)
             if any(r.block == z for r in f.enum):
-                trans = trans.at[idx].set(jnp.reshape(grid, grid.shape[:n] + (K, K)))
-                has_prev[idx] = True
+                trans = trans + self.into(shape, jnp.reshape(grid, grid.shape[:n] + (K, K)), ctx, d.indices)
+                has_prev[definition_index(d, ctx) if d.indices else ()] = True
             else:
-                first = first.at[idx].set(jnp.reshape(grid, grid.shape[:n] + (K,)))
+                first = first + self.into(shape, jnp.reshape(grid, grid.shape[:n] + (K,)), ctx, d.indices)
         return first, trans, has_prev
 
     def emissions(self, group, values):
@@ -186,7 +190,7 @@ class Evaluator:
         total = jnp.zeros(self.shapes[z] + (self.categories[z],))
         for f in group.data_factors:
             grid, ctx = self.grid(f, values)
-            total = total + self.into(self.shapes[z], grid, ctx, f.enum[0].expr.indices, trailing=1)
+            total = total + self.into(self.shapes[z], grid, ctx, f.enum[0].expr.indices)
         return total
 
     def plain(self, group, values):
@@ -199,8 +203,7 @@ class Evaluator:
             d = f.definition
             if not d.indices:
                 return jnp.sum(grid)
-            rank = len(d.indices)
-            part = self.into(shape[:rank], grid, ctx, d.indices)
+            part = self.into(shape[:len(d.indices)], grid, ctx, d.indices)
             total = part if total is None else total + part
         return total
 
@@ -237,18 +240,26 @@ def log_likelihood(ev: Evaluator, gs, values) -> dict:
     return out
 
 
+def categorical(key, logits):
+    """One draw per row of ``logits`` [..., K] by inverse CDF: one uniform per row, where
+    ``jax.random.categorical``'s Gumbel trick draws K (the cost of a replicate of LDA)."""
+    cdf = jnp.cumsum(jax.nn.softmax(logits, axis=-1), axis=-1)
+    u = jax.random.uniform(key, cdf.shape[:-1] + (1,)) * cdf[..., -1:]
+    return jnp.minimum(jnp.sum(u > cdf, axis=-1), cdf.shape[-1] - 1).astype(jnp.int32)
+
+
 def sample_latent(ev: Evaluator, g, values, key):
     """A draw of the categorical latent from its prior given θ (for replicated data)."""
     first, trans, has_prev = ev.tables(g, values)
     if g.chain_axis is None:
-        return jax.random.categorical(key, first, axis=-1)
+        return categorical(key, first)
     first, trans = jnp.moveaxis(first, g.chain_axis, 0), jnp.moveaxis(trans, g.chain_axis, 0)
     hp = jnp.moveaxis(jnp.asarray(has_prev), g.chain_axis, 0)
 
     def step(prev, inp):
         f, tr, h, k = inp
         logits = jnp.where(h[..., None], jnp.take_along_axis(tr, prev[..., None, None], axis=-2)[..., 0, :], f)
-        z = jax.random.categorical(k, logits, axis=-1).astype(jnp.int32)
+        z = categorical(k, logits)
         return z, z
 
     keys = jax.random.split(key, first.shape[0])
@@ -256,4 +267,4 @@ def sample_latent(ev: Evaluator, g, values, key):
     return jnp.moveaxis(zs, 0, g.chain_axis)
 
 
-__all__ = ["Group", "Evaluator", "groups", "categorical_latents", "log_likelihood", "forward", "sample_latent"]
+__all__ = ["Group", "Evaluator", "groups", "categorical_latents", "log_likelihood", "forward", "sample_latent", "categorical"]
