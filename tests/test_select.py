@@ -56,6 +56,16 @@ def test_labels_follow_the_clusters_across_k(sweep):
         assert sorted(labels) == list(range(k))
 
 
+def test_restarts_fitted_apart_are_aligned_to_the_best():
+    sel = select(vp.load(MODELS_DIR / "gmm.vem"), {"x": four_clusters(n_per=10, seed=2)}, K=[4], restarts=3,
+                 align_restarts=True, max_iter=100)
+    runs = sel.table[0]["elbos"]
+    assert len(runs) == 3 and sel.table[0]["elbo"] == max(runs)
+    best = sel.table[0]["best_restart"]
+    assert sel.restart_labels[4][best] == [0, 1, 2, 3]  # the best restart is the reference
+    assert all(sorted(labels) == [0, 1, 2, 3] for labels in sel.restart_labels[4])
+
+
 def test_align_is_the_hungarian_permutation():
     ref = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
     perm = np.array([2, 0, 1])

@@ -117,7 +117,7 @@ class Fit:
         return {k: np.stack(v) for k, v in out.items()}
 
     def to_arviz(self, draws: int = 1000, seed: int = 0, locals: bool = False, log_likelihood: bool = True,
-                 predictive_draws: int | None = None):
+                 predictive_draws: int | None = 100):
         """An ArviZ ``InferenceData``: ``posterior`` (globals; locals with ``locals=True``),
         ``log_likelihood`` (per observation, categorical latents summed out), ``posterior_predictive``,
         ``observed_data``; see ``results.arviz``.  Needs ``pip install vemppl[arviz]``."""

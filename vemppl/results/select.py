@@ -107,12 +107,14 @@ class Selection:
 
 def select(model, data: dict, *, restarts: int = 3, seed: int = 0, heldout: dict | None = None,
            tolerance: float = 1.0, consts: dict | None = None, dims: dict | None = None, plot=None,
-           **kwargs) -> Selection:
+           align_restarts: bool = False, **kwargs) -> Selection:
     """Fit ``model`` for every value of one swept const or dim, given as a keyword whose
     value is a sequence (``select(model, data, K=range(2, 11), restarts=3)``); the other
-    keywords go to ``vemppl.fit``.  Each value is fitted ``restarts`` times (seeds
-    ``seed, seed+1, ...``); see the module docstring for the rule and the label alignment.
-    ``plot``: a path for the PNG of the curve."""
+    keywords go to ``vemppl.fit``.  Each value is fitted from ``restarts`` starts (seeds
+    ``seed, seed+1, ...``), the best ELBO kept; see the module docstring for the rule and
+    the label alignment.  By default the restarts run inside one ``fit`` (compiled once per
+    value); ``align_restarts=True`` fits each separately (one compilation each) to report
+    every restart's ELBO and align its labels to the best one.  ``plot``: a PNG path."""
     from ..api import as_ir
     from ..engine.fit import fit as fit_model
 
@@ -136,17 +138,23 @@ def select(model, data: dict, *, restarts: int = 3, seed: int = 0, heldout: dict
         c, d = dict(consts or {}), dict(dims or {})
         (c if kinds[name] == "const" else d)[name] = v
         t0 = time.perf_counter()
-        runs = [fit_model(ir, data, consts=c, dims=d, seed=seed + r, progress=False, **kwargs) for r in range(restarts)]
-        best = max(range(restarts), key=lambda r: runs[r].elbo)
+        if align_restarts:
+            runs = [fit_model(ir, data, consts=c, dims=d, seed=seed + r, progress=False, **kwargs)
+                    for r in range(restarts)]
+        else:
+            runs = [fit_model(ir, data, consts=c, dims=d, seed=seed, restarts=restarts, progress=False, **kwargs)]
+        best = max(range(len(runs)), key=lambda r: runs[r].elbo)
         f = runs[best]
-        row = {"value": _plain(v), "elbo": f.elbo, "elbos": [r.elbo for r in runs], "best_restart": best,
+        row = {"value": _plain(v), "elbo": f.elbo, "elbos": [r.elbo for r in runs],
+               "best_restart": best if align_restarts else int(f.best_restart),
                "iterations": int(f.iterations), "converged": bool(f.converged),
                "seconds": time.perf_counter() - t0, "heldout": None}
         if heldout is not None:
             row["heldout"] = float(np.sum(f.predictive_density(heldout)))
         feats = [component_features(r, name) for r in runs]
         if feats[best] is not None:
-            restart_labels[_plain(v)] = [align(feats[best], x).tolist() for x in feats]
+            if align_restarts:
+                restart_labels[_plain(v)] = [align(feats[best], x).tolist() for x in feats]
             own = align(reference, feats[best]) if reference is not None else np.arange(len(feats[best]))
             labels[_plain(v)] = own.tolist()
             reference = _relabelled(reference, feats[best], own)
