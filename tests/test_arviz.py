@@ -156,3 +156,20 @@ def test_lda_of_reuters_exports_within_five_fits():
     assert idata.log_likelihood["word"].shape == (1, 1000, doc.size)
     assert np.isfinite(idata.log_likelihood["word"].values).all()
     assert took < 5 * fit_wall, f"to_arviz {took:.1f}s, fit {fit_wall:.1f}s"
+
+
+def test_the_docs_example_runs(monkeypatch):
+    """docs/arviz.md's example, as written: az.loo, az.compare, az.summary, az.plot_posterior."""
+    import re
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    root = MODELS_DIR.parent
+    block = re.search(r"```python\n(.*?)```", (root / "docs/arviz.md").read_text(), flags=re.S).group(1)
+    monkeypatch.chdir(root)
+    scope = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exec(compile(block, "docs/arviz.md", "exec"), scope)
+    assert np.isfinite(az.loo(scope["idata"]).elpd_loo)
