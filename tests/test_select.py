@@ -35,7 +35,7 @@ def test_select_picks_four_and_plots(sweep):
     assert sel.best == 4 and sel.fit is sel.fits[4]
     assert [r["value"] for r in sel.table] == list(range(1, 9))
     elbo = {r["value"]: r["elbo"] for r in sel.table}
-    assert elbo[4] > elbo[3] + 50  # a missing cluster costs a lot ...
+    assert elbo[4] > elbo[3] + 20  # a missing cluster costs a lot ...
     assert all(elbo[k] < elbo[4] + 5 for k in range(5, 9))  # ... a superfluous one almost nothing
     assert (out / "curve.png").stat().st_size > 1000
     json.dumps(sel.to_json())  # plain JSON

@@ -66,6 +66,8 @@ def to_arviz(fit, draws: int = 1000, seed: int = 0, locals: bool = False, log_li
     continuous = [b for b in fit.plan.blocks if b.name not in cats]
     theta = D.draw_blocks(fit, continuous, draws, seed)
     keep = [n for n in _latent_nodes(fit) if locals or _block_of(fit, n) not in local]
+    if not any(n in theta for n in keep):  # no global latent (factor analysis): the locals are the posterior
+        keep = _latent_nodes(fit)
     groups = {"posterior": {n: theta[n] for n in keep if n in theta}}
     if locals:
         rng = np.random.default_rng(seed + 1)

@@ -143,6 +143,8 @@ class Evaluator:
                 name = next(g for g in group if g in fam.args.defaults)
                 args[name] = M.Fixed(fam.args.defaults[name])
         lp = fam.expected_log_prob(ctx.ev(target), **args)
+        while jnp.ndim(lp) > ctx.R:  # a scalar family over a vector value (x[n] of D pixels): one term per cell
+            lp = jnp.sum(lp, axis=-1)
         if f.target in self.masks:  # a missing observation adds nothing
             m = jnp.asarray(ctx.take(jnp.asarray(self.masks[f.target], dtype=float), d.indices))
             while m.ndim > ctx.R:
