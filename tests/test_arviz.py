@@ -173,3 +173,28 @@ def test_the_docs_example_runs(monkeypatch):
         warnings.simplefilter("ignore")
         exec(compile(block, "docs/arviz.md", "exec"), scope)
     assert np.isfinite(az.loo(scope["idata"]).elpd_loo)
+
+
+def test_bernoulli_mixture_groups_the_pixels_of_one_image():
+    rng = np.random.default_rng(3)
+    x = rng.random((30, 5)) < np.where(np.arange(30)[:, None] < 15, 0.8, 0.2)
+    fit = vp.fit(vp.load(MODELS_DIR / "bernoulli_mixture.vem"), {"x": x}, consts={"K": 2}, progress=False)
+    idata = fit.to_arviz(draws=10, predictive_draws=2)
+    assert idata.log_likelihood["x"].dims == ("chain", "draw", "N")  # one observation per image
+    for s in (0, 9):
+        pi, mu = idata.posterior["pi"].values[0, s], idata.posterior["mu"].values[0, s]
+        per_k = np.log(pi)[None, :] + (x[:, None, :] * np.log(mu) + (~x[:, None, :]) * np.log1p(-mu)).sum(-1)
+        np.testing.assert_allclose(idata.log_likelihood["x"].values[0, s], logsumexp(per_k, axis=1), rtol=1e-9)
+
+
+def test_factor_analysis_given_its_drawn_factors():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(25, 2)) @ rng.normal(size=(2, 4)) + 0.3 * rng.normal(size=(25, 4))
+    fit = vp.fit(vp.load(MODELS_DIR / "fa.vem"), {"x": x}, progress=False, max_iter=100)
+    idata = fit.to_arviz(draws=5, predictive_draws=0)
+    assert "posterior_predictive" not in idata.groups()
+    W, psi, m = (idata.constant_data[k].values for k in ("W", "psi", "m"))
+    for s in (0, 4):
+        h = idata.posterior["h"].values[0, s]  # no global latent: the factors are the posterior
+        ref = norm(m + h @ W.T, 1 / np.sqrt(psi)).logpdf(x)
+        np.testing.assert_allclose(idata.log_likelihood["x"].values[0, s], ref, rtol=1e-9)
