@@ -179,7 +179,7 @@ def _conjugate_update(m, plan, name, nodes, elem, d0) -> list[str]:
         w = "·".join(weights)
         loops = _loops_text(f, own_vars)
         g = f"∇_{{E[T({elem})]}} {_log_density(f, mapping)}"
-        if f.target in nodes and not (reads_of(f) & {b.name for b in plan.blocks}):
+        if f.target in nodes and not (reads_of(f) & {n.name for n in m.of_kind("latent")}):
             g = f"η_{f.family}({', '.join(expr_to_text(v) for _, v in f.definition.args)})"  # a fixed prior
         terms.append(f"{loops}{''.join(sums)}{(w + ' · ') if w else ''}{g}")
     return [f"- update: `η({elem}) = {' + '.join(terms)}`"]
