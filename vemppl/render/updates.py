@@ -1,14 +1,23 @@
-"""The derived updates of a compiled plan, written as Markdown math.
+"""The derived updates of a compiled plan, written as the formulas they are (Markdown,
+each update also as LaTeX display math).
 
 Nothing here is written per model: each block's update is read off the plan's factors.
 For a block ``j`` with family ``F`` the closed-form update is
 
     η_j = ∇_{E[T_j]} Σ_{factors f touching j} E_q[log f],       E[T_j] = ∇A_F(η_j)
 
-(Winn & Bishop 2005), so the text lists, for every block, the factors that send it a
-message, with every gated categorical replaced by its category index and weighted by its
-responsibility.  For a categorical block the gradient is the log-responsibility itself,
-``log r = Σ E[log f] + const`` (Bishop PRML eq. 10.46 for the mixture).
+(Winn & Bishop 2005), written per kind of block:
+
+* a categorical block: ``log r[z[n] = k] = E[log pi[k]] + E[log MvNormal(x[n] | mu[k], ...)] + const``,
+  every factor at ``z[n] = k`` (Bishop PRML eq. 10.46; Blei et al. 2003 eq. 6 for LDA's
+  ``E[log theta[doc[i], k]] + E[log beta[k, word[i]]]``), a factor given its probabilities
+  written as the log-probability it reads;
+* a Markov chain: its unary log-potentials ``log ψ``, first-step terms and pairwise
+  ``log Ψ(j, k)``, then forward–backward (Beal 2003 ch. 3);
+* any other conjugate block: ``η = η_prior + Σ messages``, each message the gradient of one
+  factor with respect to ``E[T]``, weighted by the responsibilities of the categoricals it gates;
+* a non-conjugate block: the damped step ``η ← (1 − ρ) η + ρ (…)`` (Khan & Lin 2017);
+* amortised latents and the M-step of point parameters in words.
 """
 
 from __future__ import annotations
