@@ -1,0 +1,182 @@
+"""What the command line does around a verb: warnings, signals, errors, status, the cache.
+
+- Python warnings are printed as one line, ``warning: MESSAGE``, once per message, with no
+  source path; DeprecationWarnings (vemppl's own API changes) never reach CLI output.
+- SIGTERM is turned into an exception like SIGINT's, so ``finally`` blocks and ``atexit``
+  run: a half-written result file or a temporary compile-cache folder is removed.
+- Errors are sorted by who can fix them: a :class:`VemError`, a file the system refuses,
+  or memory running out is the user's to fix (exit 2); anything else is a bug (exit 1).
+- Messages from the Python API are reworded for the command line (``consts=`` is ``--set``).
+- A status line says what runs (reading, compiling, writing) on a terminal.
+- Compiled XLA programs are kept in a user cache folder (``_compile_cache``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import sys
+import warnings
+import zipfile
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so cleanup runs (exit status 128 + 15)."""
+
+
+def install_handlers() -> None:
+    """One-line warnings and SIGTERM as an exception; done once per CLI run."""
+    warnings.showwarning = _show_warning
+    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore", PendingDeprecationWarning)
+    try:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (main() called from a worker thread): leave it
+        pass
+
+
+_SEEN: set[str] = set()
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    text = " ".join(str(message).split())
+    if text in _SEEN:
+        return
+    _SEEN.add(text)
+    print(f"warning: {reword(text)}", file=sys.stderr if file is None else file)
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
+# ---- errors --------------------------------------------------------------------------------
+#: Python-API wording in messages, and what the command line calls it.
+_WORDING = [
+    (r"\(from (?:consts|dims)=\)", "(from --set)"),
+    (r"\b(?:consts|dims)= sets '(\w+)'", r"--set \1"),
+    (r"fit\(\.\.\., (?:dims|consts)=\{'(\w+)': \.\.\.\}\) or ", ""),
+    (r"(?:dims|consts)=\{'(\w+)': ([^}]*)\}", r"--set \1=\2"),
+    (r"predictive_density\(\.\.\., exact=False\)", "--density mc"),
+    (r"predictive_density\(\.\.\., exact=True\)", "--density exact"),
+    (r"fit\(\.\.\., plate='(\w+)'\)", r"--plate \1"),
+    (r"\bcompress=True\b", "--compress yes"),
+    (r"\b(restarts|max_iter|local_iter|local_tol|local_restart|batch_size|step_size|seed|tol)=(?=[\s,.;)]|$)",
+     lambda m: "--" + m.group(1).replace("_", "-")),
+    (r"\b(max_iter|local_iter|local_tol|local_restart|batch_size|step_size)\b",
+     lambda m: "--" + m.group(1).replace("_", "-")),
+]
+
+
+def reword(text: str) -> str:
+    """A message of the Python API in the command line's words."""
+    for pattern, repl in _WORDING:
+        text = re.sub(pattern, repl, text)
+    return text
+
+
+def render_error(err) -> str:
+    """A VemError's code frame, reworded for the command line."""
+    return reword(err.render())
+
+
+def classify(exc: BaseException) -> tuple[int, str] | None:
+    """(exit status, message) for an exception the user can fix; None for a bug."""
+    from .diagnostics import VemError
+
+    if isinstance(exc, VemError):
+        return EXIT_BAD_INPUT, render_error(exc)
+    if isinstance(exc, MemoryError) or "RESOURCE_EXHAUSTED" in str(exc)[:2000]:
+        return EXIT_BAD_INPUT, (
+            "error: resource: out of memory while fitting"
+            + (f" ({_first_line(exc)})" if str(exc) else "")
+            + "\nhint: fit fewer rows at a time (--batch-size B), lower the sizes (--set), or use a larger machine"
+        )
+    if isinstance(exc, zipfile.BadZipFile):
+        return EXIT_BAD_INPUT, f"error: io: a .npz file is damaged or truncated ({exc})"
+    if isinstance(exc, OSError) and (exc.filename or exc.errno):
+        return EXIT_BAD_INPUT, f"error: io: {exc.strerror or exc}" + (f": '{exc.filename}'" if exc.filename else "")
+    return None
+
+
+def _first_line(exc) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:300]
+
+
+def internal(exc: BaseException) -> str:
+    return (
+        f"internal error: {type(exc).__name__}: {exc}; this is a bug in vemppl, not in your model "
+        "(set VEMPPL_DEBUG=1 for the traceback)"
+    )
+
+
+# ---- the status line -----------------------------------------------------------------------
+class Status:
+    """A one-line status on a terminal (``rich``), nothing elsewhere or with ``--quiet``.
+
+    The engine's progress bar nests inside it (rich allows one live display inside
+    another), so the line stays while the bar runs and says what follows it.
+    """
+
+    def __init__(self, show: bool):
+        self._status = None
+        if show and sys.stdout.isatty():
+            from rich import get_console
+
+            self._status = get_console().status("starting")
+
+    def __enter__(self):
+        if self._status is not None:
+            self._status.start()
+        return self
+
+    def __call__(self, text: str) -> None:
+        if self._status is not None:
+            self._status.update(text)
+
+    def __exit__(self, *exc):
+        if self._status is not None:
+            self._status.stop()
+        return False
+
+
+# ---- the compile cache ---------------------------------------------------------------------
+def setup_cache(no_cache: bool) -> None:
+    """Before JAX starts: compiled programs kept in the user's cache folder by default."""
+    from . import _compile_cache
+
+    _compile_cache.request("off" if no_cache else "user")
+
+
+class CacheCounter:
+    """Counts JAX's persistent-cache hits and misses of this process (``jax.monitoring``)."""
+
+    def __init__(self):
+        self.hits = self.misses = 0
+        with contextlib.suppress(Exception):
+            import jax.monitoring
+
+            jax.monitoring.register_event_listener(self._on_event)
+
+    def _on_event(self, event, **kwargs):
+        if event.endswith("/compilation_cache/cache_hits"):
+            self.hits += 1
+        elif event.endswith("/compilation_cache/cache_misses"):
+            self.misses += 1
+
+    def describe(self) -> str | None:
+        import jax
+
+        folder = jax.config.jax_compilation_cache_dir
+        if not folder or not (self.hits or self.misses):
+            return None
+        return f"compiled programs: {self.hits} read from the cache, {self.misses} compiled (cache: {folder})"
+
+
+def debug() -> bool:
+    return os.environ.get("VEMPPL_DEBUG") == "1"
