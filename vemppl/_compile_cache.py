@@ -118,5 +118,17 @@ def _process_folder() -> str | None:
         path = tempfile.mkdtemp(prefix="vemppl-xla-")
     except OSError:
         return None
-    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    if not _TEMPORARY:
+        atexit.register(cleanup)
+    _TEMPORARY.append(path)
     return path
+
+
+#: This process's temporary cache folders, removed by :func:`cleanup`.
+_TEMPORARY: list[str] = []
+
+
+def cleanup() -> None:
+    """Remove this process's temporary cache folders (at exit, or on a signal before a hard exit)."""
+    while _TEMPORARY:
+        shutil.rmtree(_TEMPORARY.pop(), ignore_errors=True)

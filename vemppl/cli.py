@@ -29,7 +29,8 @@ import sys
 from . import __version__
 from .cli_args import Parser
 from .cli_runtime import (
-    EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, Terminated, classify, debug, install_handlers, internal, render_error,
+    EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, Terminated, classify, debug, hard_exit, install_handlers, internal,
+    render_error,
 )
 from .diagnostics import VemError
 
@@ -39,15 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     args, extras = parser.parse_known_args(argv)
     if extras:  # reported by the verb's parser: its usage, and the nearest spelling of each
         parser.verbs.get(args.command, parser).unrecognized(extras)
-    install_handlers()
+    restore = install_handlers()
     try:
         return args.func(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Terminated:
-        print("terminated", file=sys.stderr)
-        return 143
+    except (KeyboardInterrupt, Terminated) as exc:
+        status = 143 if isinstance(exc, Terminated) else 130
+        print("terminated" if status == 143 else "interrupted", file=sys.stderr)
+        if argv is None:  # the program itself, not a caller of main(): see cli_runtime.hard_exit
+            hard_exit(status)
+        return status
     except BrokenPipeError:
         # The reader went away (`vemppl check m.vem | head`): silence the flush at exit
         # (the recipe of the Python docs, "Note on SIGPIPE").
@@ -62,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(internal(exc), file=sys.stderr)
         return EXIT_INTERNAL
+    finally:
+        restore()
 
 
 def build_parser() -> Parser:

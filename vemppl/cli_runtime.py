@@ -18,6 +18,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import warnings
 import zipfile
 
@@ -28,15 +29,30 @@ class Terminated(BaseException):
     """SIGTERM, raised in the main thread so cleanup runs (exit status 128 + 15)."""
 
 
-def install_handlers() -> None:
-    """One-line warnings and SIGTERM as an exception; done once per CLI run."""
+def install_handlers():
+    """One-line warnings, and SIGTERM/SIGINT as exceptions with a backstop, for one CLI run.
+
+    Returns a function that puts the previous handlers and warning filters back (for callers
+    of ``main()`` inside a longer-lived process, tests among them).
+    """
+    shown, filters = warnings.showwarning, warnings.filters[:]
     warnings.showwarning = _show_warning
     warnings.simplefilter("ignore", DeprecationWarning)
     warnings.simplefilter("ignore", PendingDeprecationWarning)
-    try:
-        signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:  # not the main thread (main() called from a worker thread): leave it
-        pass
+    handlers = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            handlers[sig] = signal.signal(sig, _on_signal)
+        except ValueError:  # not the main thread (main() called from a worker thread): leave it
+            pass
+
+    def restore():
+        warnings.showwarning = shown
+        warnings.filters[:] = filters
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+    return restore
 
 
 _SEEN: set[str] = set()
@@ -50,8 +66,45 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"warning: {reword(text)}", file=sys.stderr if file is None else file)
 
 
-def _on_sigterm(signum, frame):
-    raise Terminated()
+#: Seconds between a signal and the backstop's exit (see :func:`_on_signal`).
+GRACE_SECONDS = 5.0
+_BACKSTOP: list[threading.Timer] = []
+
+
+def _on_signal(signum, frame):
+    """SIGTERM raises :class:`Terminated`, SIGINT ``KeyboardInterrupt``, in the main thread.
+
+    Python runs a handler between any two bytecodes, also inside a garbage-collector callback
+    (JAX has one), where the exception is printed and dropped; a backstop thread then removes
+    the temporary cache folder and ends the process ``GRACE_SECONDS`` later.
+    """
+    if not _BACKSTOP:
+        timer = threading.Timer(GRACE_SECONDS, _backstop, args=(128 + signum,))
+        timer.daemon = True
+        timer.start()
+        _BACKSTOP.append(timer)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _backstop(status: int) -> None:
+    hard_exit(status)
+
+
+def hard_exit(status: int) -> None:
+    """Remove the temporary files and leave without the interpreter's teardown.
+
+    By now the ``finally`` blocks have run (a half-written result file is gone); what is left
+    is the per-process compile-cache folder.  XLA may still be compiling on its own threads,
+    and tearing the interpreter down under them crashed (SIGSEGV) or hung, so the process
+    ends with ``os._exit`` once that folder is removed and the output flushed.
+    """
+    from . import _compile_cache
+
+    _compile_cache.cleanup()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
 
 
 # ---- errors --------------------------------------------------------------------------------
