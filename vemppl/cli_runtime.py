@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import re
 import signal
@@ -75,15 +76,32 @@ def _on_signal(signum, frame):
     """SIGTERM raises :class:`Terminated`, SIGINT ``KeyboardInterrupt``, in the main thread.
 
     Python runs a handler between any two bytecodes, also inside a garbage-collector callback
-    (JAX has one), where the exception is printed and dropped; a backstop thread then removes
-    the temporary cache folder and ends the process ``GRACE_SECONDS`` later.
+    (JAX has one) or a ``__del__``, where a raised exception is printed and dropped.  There
+    the signal is sent again a moment later instead; and a backstop thread removes the
+    temporary cache folder and ends the process ``GRACE_SECONDS`` after the first signal,
+    whatever the main thread is doing.
     """
     if not _BACKSTOP:
         timer = threading.Timer(GRACE_SECONDS, _backstop, args=(128 + signum,))
         timer.daemon = True
         timer.start()
         _BACKSTOP.append(timer)
+    if _in_finaliser(frame):
+        again = threading.Timer(0.05, os.kill, args=(os.getpid(), signum))
+        again.daemon = True
+        again.start()
+        return
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _in_finaliser(frame) -> bool:
+    """Whether ``frame`` runs inside a gc callback or a ``__del__`` (exceptions are dropped there)."""
+    callbacks = {getattr(cb, "__code__", None) for cb in gc.callbacks}
+    while frame is not None:
+        if frame.f_code in callbacks or frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _backstop(status: int) -> None:
