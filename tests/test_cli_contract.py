@@ -173,3 +173,12 @@ def test_a_signal_leaves_no_temporary_files(tmp_path, data, sig, status):
     assert list(tmp.iterdir()) == [], list(tmp.iterdir())
     assert not list(tmp_path.rglob("*.tmp"))
     assert "Traceback" not in err
+
+
+def test_a_fifo_is_refused_not_read_forever(capsys, data, tmp_path):
+    fifo = tmp_path / "m.vem"
+    os.mkfifo(fifo)
+    assert main(["check", str(fifo)]) == 2
+    assert f"model '{fifo}' is not a regular file" in capsys.readouterr().err
+    assert main(["fit", GMM, "--data", str(fifo), "--quiet", "--out", str(tmp_path / "r")]) == 2
+    assert f"data '{fifo}' is not a regular file" in capsys.readouterr().err

@@ -40,7 +40,7 @@ def test_help_version_and_argument_errors_do_not_import_jax():
     for argv in (["--help"], ["--version"], ["fit", "--help"], ["fit", "m.vem", "--data", "d.npz", "--tol", "nan"],
                  ["fitt"], ["fit", "m.vem", "--data", "d.npz", "--max-iters", "3"]):
         loaded = loaded_after(f"from vemppl.cli import main\nmain({argv!r})")
-        assert not any(loaded[m] for m in ("jax", "jaxlib", "numpyro", "matplotlib")), (argv, loaded)
+        assert not any(loaded[m] for m in ("jax", "jaxlib", "numpy", "numpyro", "matplotlib", "rich")), (argv, loaded)
 
 
 def test_jax_is_set_up_wherever_vemppl_first_imports_it():

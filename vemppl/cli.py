@@ -90,11 +90,17 @@ def _add_check(verbs):
 
 def check(args) -> int:
     """Parse and compile each model; print its plan (or IR summary) or its error."""
-    from .frontends.parser import load
+    from .cli_args import readable_file
+    from .cli_runtime import Status
+
+    with Status(not args.json) as line:
+        line("starting JAX")
+        from .frontends.parser import load
 
     status, report = EXIT_OK, {"ok": True, "models": [], "errors": [], "internal_errors": []}
     for path in args.models:
         try:
+            readable_file(path, "model")
             ir = load(path)
             plan = describe_plan(ir)
         except VemError as err:

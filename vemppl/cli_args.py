@@ -121,7 +121,19 @@ def _numeric(v) -> bool:
     return isinstance(v, list) and len(v) > 0 and all(_numeric(x) for x in v)
 
 
-# ---- output paths ------------------------------------------------------------------------
+# ---- input and output paths --------------------------------------------------------------
+def readable_file(path, what: str, folder_ok: bool = False) -> None:
+    """An existing ``path`` is a regular file (or a folder where ``folder_ok``): reading a FIFO
+    or a device would block or never end.  A missing path is left to the reader's message."""
+    from .diagnostics import VemError
+
+    path = Path(path)
+    if path.exists() and not path.is_file() and not (folder_ok and path.is_dir()):
+        kind = "a folder" if path.is_dir() else "not a regular file (a pipe or a device?)"
+        raise VemError("io", f"{what} '{path}' is {kind}; expected a file")
+
+
+
 def writable_folder(path: Path, option: str) -> None:
     """``path`` is a folder, or can be made one: not a file, under a folder we may write to."""
     _writable(path, option, want_folder=True)

@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 from . import cli_args
-from .cli_data import read_data  # noqa: F401  (the data reader, kept importable from here)
 from .diagnostics import VemError
 
 
@@ -106,6 +105,13 @@ def add_all(verbs):
 
 
 # ---- helpers -------------------------------------------------------------------------
+def read_data(path, model) -> dict:
+    """Arrays by name from a data file (``cli_data.read_data``; NumPy is imported only here)."""
+    from .cli_data import read_data as read
+
+    return read(path, model)
+
+
 def parse_settings(model, items) -> tuple[dict, dict]:
     """``--set`` pairs (checked by :func:`cli_args.setting`) split into dims and consts."""
     dims, consts = {}, {}
@@ -183,6 +189,8 @@ def fit_verb(args) -> int:
     setup_cache(args.no_cache)  # before JAX is imported (by the parser's families)
     with Status(not args.quiet) as status:
         status(f"reading {args.model}")
+        cli_args.readable_file(args.model, "model")
+        cli_args.readable_file(args.data, "data", folder_ok=True)
         from .frontends.parser import load
 
         model = load(args.model)
@@ -220,6 +228,7 @@ def fit_verb(args) -> int:
 
 
 def render_verb(args) -> int:
+    cli_args.readable_file(args.model, "model")
     from .frontends.parser import load
     from .render import render
 
@@ -229,6 +238,7 @@ def render_verb(args) -> int:
 
 
 def updates_verb(args) -> int:
+    cli_args.readable_file(args.model, "model")
     from .frontends.parser import load
     from .render.updates import derived_updates
 
@@ -239,17 +249,23 @@ def updates_verb(args) -> int:
 def predict_verb(args) -> int:
     if args.out is not None:
         cli_args.writable_file(args.out, "--out")  # before predicting
-    from .cli_runtime import setup_cache
+    cli_args.readable_file(args.data, "data", folder_ok=True)
+    from .cli_runtime import Status, setup_cache
 
     setup_cache(False)
-    import numpy as np
+    with Status(True) as status:
+        status("starting JAX")
+        import numpy as np
 
-    from .results.fit import load_results
-    from .results.io import _atomic_write
+        from .results.fit import load_results
+        from .results.io import _atomic_write
 
-    fit = load_results(args.results)
-    data = read_data(args.data, fit.model)
-    pred = fit.predict(data, plug_in=args.plug_in, compress={"auto": None, "yes": True, "no": False}[args.compress])
+        status(f"reading {args.results}")
+        fit = load_results(args.results)
+        data = read_data(args.data, fit.model)
+        status("compiling and inferring the local latents")
+        pred = fit.predict(data, plug_in=args.plug_in,
+                           compress={"auto": None, "yes": True, "no": False}[args.compress])
     what = "log-likelihood (plug-in)" if args.plug_in else "held-out ELBO"
     print(f"{what}: {pred.elbo:.6f} ({pred.log_likelihood_per_point:.6f} per point, {pred.n_points} points)")
     density = None
