@@ -137,6 +137,18 @@ def test_out_of_memory_is_a_resource_error_not_a_bug(capsys, data, tmp_path, mon
     assert capsys.readouterr().err.startswith("error: resource: out of memory")
 
 
+def test_an_array_too_large_to_allocate_is_a_resource_error(capsys, tmp_path):
+    """A word index of 2**63 - 1 makes the vocabulary that large: NumPy refuses the array."""
+    doc = np.repeat(np.arange(6), 10)
+    word = np.arange(doc.size) % 8
+    word[3] = 2**63 - 1
+    np.savez(tmp_path / "t.npz", doc=doc, word=word)
+    code = main(["fit", LDA, "--data", str(tmp_path / "t.npz"), "--set", "K=3", "--quiet", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and "internal error" not in err, err
+    assert err.startswith("error: ")  # a resource error here, or a data error once the sizes are checked first
+
+
 def test_a_genuine_bug_is_still_exit_1(capsys, data, tmp_path, monkeypatch):
     import vemppl.engine.fit as engine_fit
 

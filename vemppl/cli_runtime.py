@@ -155,13 +155,18 @@ def render_error(err) -> str:
     return reword(err.render())
 
 
+#: NumPy's words for an array larger than any machine's memory: an allocation, not a bug.
+_TOO_BIG = ("Maximum allowed dimension exceeded", "array is too big")
+
+
 def classify(exc: BaseException) -> tuple[int, str] | None:
     """(exit status, message) for an exception the user can fix; None for a bug."""
     from .diagnostics import VemError
 
     if isinstance(exc, VemError):
         return EXIT_BAD_INPUT, render_error(exc)
-    if isinstance(exc, MemoryError) or "RESOURCE_EXHAUSTED" in str(exc)[:2000]:
+    too_big = isinstance(exc, ValueError) and any(t in str(exc) for t in _TOO_BIG)
+    if isinstance(exc, MemoryError) or too_big or "RESOURCE_EXHAUSTED" in str(exc)[:2000]:
         return EXIT_BAD_INPUT, (
             "error: resource: out of memory while fitting"
             + (f" ({_first_line(exc)})" if str(exc) else "")
