@@ -87,3 +87,35 @@ def test_a_second_fit_reads_its_compiled_programs_from_the_user_cache(tmp_path):
                        timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "compiled programs:" not in r.stdout and not (tmp_path / "other" / "vemppl").exists()
+
+
+def test_a_terminal_sees_a_status_line_from_the_first_second(tmp_path):
+    """On a terminal `vemppl fit` says what runs (reading, starting JAX, compiling, writing)."""
+    import pty
+    import select
+
+    np.savez(tmp_path / "c.npz", x=np.random.default_rng(0).poisson(3.0, 150))
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm", "COLUMNS": "120"}
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "vemppl.cli", "fit", SMALL, "--data", "c.npz", "--max-iter", "5",
+                             "--out", "res", "--no-cache"], cwd=tmp_path, env=env, stdout=secondary, stderr=secondary)
+    os.close(secondary)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([primary], [], [], 300)
+        if not ready:
+            break
+        try:
+            data = os.read(primary, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(timeout=300) == 0
+    os.close(primary)
+    text = b"".join(chunks).decode(errors="replace")
+    for phase in ("reading ", "starting JAX", "compiling and fitting", "writing results", "drawing the ELBO plot"):
+        assert phase in text, (phase, text[-2000:])
+    assert "results written to res/" in text
