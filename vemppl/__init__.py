@@ -5,8 +5,9 @@ which a compiler turns into a plan of closed-form (CAVI) and gradient updates th
 JAX engine runs.  This module re-exports the public API and holds no logic.
 
 ``import vemppl`` is fast and does not import JAX: each public name is loaded from its
-submodule on first use (PEP 562 ``__getattr__``).  JAX's settings (float64, the XLA flags,
-the compilation cache) are applied by ``_jax_setup`` where vemppl first imports JAX.
+submodule on first use (PEP 562 ``__getattr__``).  The XLA flag of ``_threads`` is set here
+(it is an environment variable); JAX's own settings (float64, the compilation cache) are
+applied by ``_jax_setup`` where vemppl first imports JAX.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import importlib
 import sys
 import types
 
+from ._threads import avoid_cpu_lapack_deadlock as _avoid_deadlock
 from .diagnostics import Span, VemError
 
 __version__ = "0.1.0"
+
+_avoid_deadlock()  # an environment variable only: XLA reads it when its CPU backend starts
 
 #: public name -> (submodule, attribute in it)
 _LAZY = {
