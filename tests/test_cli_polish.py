@@ -49,6 +49,9 @@ def test_a_misspelled_option_or_verb_gets_the_nearest(capsys):
     assert exc.value.code == 2 and "usage: vemppl fit" in err
     assert "unrecognized arguments: --max-iters (did you mean --max-iter?)" in err
     with pytest.raises(SystemExit):
+        main(["--verison"])
+    assert "unrecognized arguments: --verison (did you mean --version?)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
         main(["fitt", GMM])
     assert "invalid choice: 'fitt'" in (err := capsys.readouterr().err) and "did you mean 'fit'?" in err
     with pytest.raises(SystemExit):

@@ -37,6 +37,9 @@ from .diagnostics import VemError
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    first = (sys.argv[1:] if argv is None else argv)[:1]
+    if first and first[0].startswith("-") and first[0] not in parser._option_string_actions:
+        parser.unrecognized(first)  # `vemppl --verison`: not "COMMAND is required"
     args, extras = parser.parse_known_args(argv)
     if extras:  # reported by the verb's parser: its usage, and the nearest spelling of each
         parser.verbs.get(args.command, parser).unrecognized(extras)
