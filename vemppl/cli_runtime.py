@@ -196,28 +196,33 @@ class Status:
     """A one-line status on a terminal (``rich``), nothing elsewhere or with ``--quiet``.
 
     The engine's progress bar nests inside it (rich allows one live display inside
-    another), so the line stays while the bar runs and says what follows it.
+    another), so the line stays while the bar runs and says what follows it.  Each new
+    phase is drawn at once, however short it is.
     """
 
     def __init__(self, show: bool):
-        self._status = None
+        self._live = None
         if show and sys.stdout.isatty():
             from rich import get_console
+            from rich.live import Live
+            from rich.spinner import Spinner
 
-            self._status = get_console().status("starting")
+            self._spinner = Spinner("dots", text="starting", style="green")
+            self._live = Live(self._spinner, console=get_console(), transient=True, refresh_per_second=12.5)
 
     def __enter__(self):
-        if self._status is not None:
-            self._status.start()
+        if self._live is not None:
+            self._live.start()
         return self
 
     def __call__(self, text: str) -> None:
-        if self._status is not None:
-            self._status.update(text)
+        if self._live is not None:
+            self._spinner.update(text=text)
+            self._live.refresh()
 
     def __exit__(self, *exc):
-        if self._status is not None:
-            self._status.stop()
+        if self._live is not None:
+            self._live.stop()
         return False
 
 

@@ -161,22 +161,23 @@ def files_line(out: Path, written: list[str], skipped: list[str]) -> str:
     return line + "".join(f"\nskipped {s}" for s in skipped)
 
 
-def _bind_errors(consts):
-    """A NumPy shape error of a ``--set`` array is the user's: say which setting."""
+@contextlib.contextmanager
+def _set_arrays_blamed(consts):
+    """A NumPy shape error while ``--set`` gave arrays is the user's: name the settings.
+
+    A scalar ``const`` may be set to an array (``--set alpha=[...]``); whether its length
+    fits is known only where the model uses it, so a mismatch surfaces as NumPy's
+    broadcasting error inside the fit.
+    """
     arrays = [k for k, v in consts.items() if isinstance(v, list)]
-
-    @contextlib.contextmanager
-    def guard():
-        try:
-            yield
-        except ValueError as exc:
-            if arrays and ("broadcast" in str(exc) or "shape" in str(exc)):
-                shown = ", ".join(f"--set {k}=" + json.dumps(consts[k]) for k in arrays)
-                raise VemError("data", f"{shown}: the shape does not fit where the model uses it ({exc})",
-                               hint="give a number, or a list as long as the dim it runs over") from None
-            raise
-
-    return guard()
+    try:
+        yield
+    except ValueError as exc:
+        if arrays and ("broadcast" in str(exc) or "shape" in str(exc)):
+            shown = ", ".join(f"--set {k}=" + json.dumps(consts[k]) for k in arrays)
+            raise VemError("data", f"{shown}: the shape does not fit where the model uses it ({exc})",
+                           hint="give a number, or a list as long as the dim it runs over") from None
+        raise
 
 
 # ---- verbs ---------------------------------------------------------------------------
@@ -187,21 +188,20 @@ def fit_verb(args) -> int:
     if out is not None:
         cli_args.writable_folder(out, "--out")  # before the fit: a result is never lost
     setup_cache(args.no_cache)  # before JAX is imported (by the parser's families)
+    cli_args.readable_file(args.model, "model")
+    cli_args.readable_file(args.data, "data", folder_ok=True)
     with Status(not args.quiet) as status:
-        status(f"reading {args.model}")
-        cli_args.readable_file(args.model, "model")
-        cli_args.readable_file(args.data, "data", folder_ok=True)
+        status("starting JAX")
+        from .engine.fit import fit
         from .frontends.parser import load
 
+        status(f"reading {args.model}")
         model = load(args.model)
         dims, consts = parse_settings(model, args.set)
         out = out or Path("results") / model.name
         cli_args.writable_folder(out, "--out")
         status(f"reading {args.data}")
         data = read_data(args.data, model)
-        status("starting JAX")
-        from .engine.fit import fit
-
         cache = CacheCounter()
         scale = {"batch_size": args.batch_size, "step_size": args.step_size, "plate": args.plate,
                  "devices": args.devices}
@@ -209,7 +209,7 @@ def fit_verb(args) -> int:
                     "local_restart": args.local_restart, "chain": args.chain,
                     "compress": {"auto": None, "yes": True, "no": False}[args.compress]}
         status("compiling and fitting (the first sweep compiles)")
-        with _bind_errors(consts):
+        with _set_arrays_blamed(consts):
             result = fit(model, data, consts=consts, dims=dims, seed=args.seed, restarts=args.restarts,
                          max_iter=args.max_iter, tol=args.tol, progress=None if not args.quiet else False,
                          **scale, **schedule)
