@@ -35,16 +35,18 @@ def add_all(verbs):
                    help="fit from R initialisations and keep the one with the highest ELBO (default 1)")
     p.add_argument("--max-iter", type=cli_args.whole(1), default=500,
                    help="at most this many sweeps (iterations) per restart (default 500)")
-    p.add_argument("--tol", type=cli_args.finite(0.0), default=1e-8,
-                   help="stop when the relative ELBO change falls below T, a number >= 0 (default 1e-8)")
+    p.add_argument("--tol", type=cli_args.finite(0.0), default=None,
+                   help="stop when the relative ELBO change falls below T, a number >= 0 (default 1e-8; 1e-3 for "
+                        "an admixture's default schedule)")
     p.add_argument("--quiet", action="store_true", help="no status line, progress bar or summary")
     p.add_argument("--no-cache", action="store_true",
                    help="do not keep compiled programs in the cache folder (default: ~/.cache/vemppl/xla, or "
                         "$XDG_CACHE_HOME/vemppl/xla; VEMPPL_CACHE_DIR sets another)")
     g = p.add_argument_group("schedule", "the order of the updates (docs/engine.md, local/global schedules)")
-    g.add_argument("--start", choices=("prior", "random-globals"), default="prior",
+    g.add_argument("--start", choices=("prior", "random-globals"), default=None,
                    help="random-globals: global blocks start at random and the local ones are fitted to them "
-                        "first, as variational EM for LDA does (default: prior)")
+                        "first, as variational EM for LDA does (default: chosen from the graph, random-globals for "
+                        "an admixture such as LDA, else prior)")
     g.add_argument("--local-iter", type=cli_args.whole(1), metavar="L",
                    help="local passes per sweep (at most L with --local-tol; default 1, or 10 with --local-tol)")
     g.add_argument("--local-tol", type=cli_args.finite(0.0), metavar="T",
