@@ -194,3 +194,18 @@ def test_a_fifo_is_refused_not_read_forever(capsys, data, tmp_path):
     assert f"model '{fifo}' is not a regular file" in capsys.readouterr().err
     assert main(["fit", GMM, "--data", str(fifo), "--quiet", "--out", str(tmp_path / "r")]) == 2
     assert f"data '{fifo}' is not a regular file" in capsys.readouterr().err
+
+
+def test_missing_inputs_are_reported_before_jax_starts():
+    """A missing model, data file or results folder is an io error found before JAX is imported."""
+    code = ("import sys, json\nfrom vemppl.cli import main\ncodes = [main(a) for a in (\n"
+            f"    ['check', 'missing.vem'], ['fit', {GMM!r}, '--data', 'missing.npz'],\n"
+            f"    ['render', 'missing.vem', '-o', 'm.svg'], ['predict', 'no-results', '--data', {GMM!r}])]\n"
+            "print(json.dumps([codes, 'jax' in sys.modules]))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[[2, 2, 2, 2], false]", (r.stdout, r.stderr)
+    assert "error: io: model file 'missing.vem' does not exist" in r.stderr
+    assert "error: io: data file 'missing.npz' does not exist" in r.stderr
+    assert "error: io: results folder 'no-results' does not exist" in r.stderr

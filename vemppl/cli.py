@@ -94,17 +94,12 @@ def _add_check(verbs):
 def check(args) -> int:
     """Parse and compile each model; print its plan (or IR summary) or its error."""
     from .cli_args import readable_file
-    from .cli_runtime import Status
-
-    with Status(not args.json) as line:
-        line("starting JAX")
-        from .frontends.parser import load
 
     status, report = EXIT_OK, {"ok": True, "models": [], "errors": [], "internal_errors": []}
     for path in args.models:
         try:
             readable_file(path, "model")
-            ir = load(path)
+            ir = _load(path, status_line=not args.json)
             plan = describe_plan(ir)
         except VemError as err:
             status = max(status, EXIT_BAD_INPUT)
@@ -137,6 +132,17 @@ def check(args) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     return status
+
+
+def _load(path, status_line: bool):
+    """The model's IR; the first call imports the parser, and with it JAX (a status line says so)."""
+    from .cli_runtime import Status
+
+    with Status(status_line and "vemppl.frontends.parser" not in sys.modules) as line:
+        line("starting JAX")
+        from .frontends.parser import load
+
+    return load(path)
 
 
 def describe_plan(ir) -> str:

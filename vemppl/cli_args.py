@@ -123,11 +123,13 @@ def _numeric(v) -> bool:
 
 # ---- input and output paths --------------------------------------------------------------
 def readable_file(path, what: str, folder_ok: bool = False) -> None:
-    """An existing ``path`` is a regular file (or a folder where ``folder_ok``): reading a FIFO
-    or a device would block or never end.  A missing path is left to the reader's message."""
+    """``path`` exists and is a regular file (or a folder where ``folder_ok``): checked before
+    JAX starts, and because reading a FIFO or a device would block or never end."""
     from .diagnostics import VemError
 
     path = Path(path)
+    if not path.exists():
+        raise VemError("io", f"{what} file '{path}' does not exist")
     if path.exists() and not path.is_file() and not (folder_ok and path.is_dir()):
         kind = "a folder" if path.is_dir() else "not a regular file (a pipe or a device?)"
         raise VemError("io", f"{what} '{path}' is {kind}; expected a file")

@@ -252,6 +252,9 @@ def predict_verb(args) -> int:
     if args.out is not None:
         cli_args.writable_file(args.out, "--out")  # before predicting
     cli_args.readable_file(args.data, "data", folder_ok=True)
+    if not Path(args.results).is_dir():
+        raise VemError("io", f"results folder '{args.results}' does not exist" if not Path(args.results).exists()
+                       else f"'{args.results}' is not a folder; expected the results folder `vemppl fit` wrote")
     from .cli_runtime import Status, setup_cache
 
     setup_cache(False)
