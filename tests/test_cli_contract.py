@@ -143,7 +143,8 @@ def test_an_array_too_large_to_allocate_is_a_resource_error(capsys, tmp_path):
     word = np.arange(doc.size) % 8
     word[3] = 2**63 - 1
     np.savez(tmp_path / "t.npz", doc=doc, word=word)
-    code = main(["fit", LDA, "--data", str(tmp_path / "t.npz"), "--set", "K=3", "--quiet", "--out", str(tmp_path / "r")])
+    code = main(["fit", LDA, "--data", str(tmp_path / "t.npz"), "--set", "K=3", "--quiet",
+                 "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert code == 2 and "internal error" not in err, err
     assert err.startswith("error: ")  # a resource error here, or a data error once the sizes are checked first

@@ -127,8 +127,8 @@ def parse_settings(model, items) -> tuple[dict, dict]:
             names = sorted(n for n, k in kinds.items() if k in ("dim", "const"))
             lower = {n.lower(): n for n in names}
             close = [lower[c] for c in difflib.get_close_matches(name.lower(), list(lower), n=1)]
-            raise VemError("data", f"--set {name}: the model has no dim or const '{name}'",
-                           hint=f"did you mean '{close[0]}'?" if close else f"its dims and consts: {', '.join(names) or 'none'}")
+            hint = f"did you mean '{close[0]}'?" if close else f"its dims and consts: {', '.join(names) or 'none'}"
+            raise VemError("data", f"--set {name}: the model has no dim or const '{name}'", hint=hint)
     return dims, consts
 
 
