@@ -93,6 +93,7 @@ def test_messages_use_the_command_lines_words():
     assert "--density mc" in reword("hint: predictive_density(..., exact=False) estimates it by Monte Carlo")
     assert reword("give it explicitly: fit(..., dims={'V': ...}) or --set V=...") == "give it explicitly: --set V=..."
     assert reword("local_tol must be a non-negative number") == "--local-tol must be a non-negative number"
+    assert reword("const 'batch_size' is a size") == "const 'batch_size' is a size"  # a model's own name stays
 
 
 def test_check_and_updates_end_with_one_newline(capsys):

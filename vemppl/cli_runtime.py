@@ -138,7 +138,7 @@ _WORDING = [
     (r"\bcompress=True\b", "--compress yes"),
     (r"\b(restarts|max_iter|local_iter|local_tol|local_restart|batch_size|step_size|seed|tol)=(?=[\s,.;)]|$)",
      lambda m: "--" + m.group(1).replace("_", "-")),
-    (r"\b(max_iter|local_iter|local_tol|local_restart|batch_size|step_size)\b",
+    (r"(?<!')\b(max_iter|local_iter|local_tol|local_restart|batch_size|step_size)\b(?!')",
      lambda m: "--" + m.group(1).replace("_", "-")),
 ]
 
@@ -151,8 +151,11 @@ def reword(text: str) -> str:
 
 
 def render_error(err) -> str:
-    """A VemError's code frame, reworded for the command line."""
-    return reword(err.render())
+    """A VemError's code frame, its message and hint reworded for the command line (the
+    model text quoted in the frame is left as written)."""
+    from .diagnostics import VemError
+
+    return VemError(err.kind, reword(err.message), err.span, reword(err.hint) if err.hint else None).render()
 
 
 #: NumPy's words for an array larger than any machine's memory: an allocation, not a bug.
