@@ -237,29 +237,35 @@ def setup_cache(no_cache: bool) -> None:
     _compile_cache.request("off" if no_cache else "user")
 
 
+_CACHE_EVENTS = {"hits": 0, "misses": 0}  # of this process, from one listener registered once
+
+
+def _on_cache_event(event, **kwargs):
+    if event.endswith("/compilation_cache/cache_hits"):
+        _CACHE_EVENTS["hits"] += 1
+    elif event.endswith("/compilation_cache/cache_misses"):
+        _CACHE_EVENTS["misses"] += 1
+
+
 class CacheCounter:
-    """Counts JAX's persistent-cache hits and misses of this process (``jax.monitoring``)."""
+    """JAX's persistent-cache hits and misses from now on (``jax.monitoring`` events)."""
 
     def __init__(self):
-        self.hits = self.misses = 0
-        with contextlib.suppress(Exception):
-            import jax.monitoring
+        import jax.monitoring
 
-            jax.monitoring.register_event_listener(self._on_event)
-
-    def _on_event(self, event, **kwargs):
-        if event.endswith("/compilation_cache/cache_hits"):
-            self.hits += 1
-        elif event.endswith("/compilation_cache/cache_misses"):
-            self.misses += 1
+        if not _CACHE_EVENTS.get("listening"):
+            jax.monitoring.register_event_listener(_on_cache_event)
+            _CACHE_EVENTS["listening"] = True
+        self._start = dict(_CACHE_EVENTS)
 
     def describe(self) -> str | None:
         import jax
 
         folder = jax.config.jax_compilation_cache_dir
-        if not folder or not (self.hits or self.misses):
+        hits, misses = (_CACHE_EVENTS[k] - self._start[k] for k in ("hits", "misses"))
+        if not folder or not (hits or misses):
             return None
-        return f"compiled programs: {self.hits} read from the cache, {self.misses} compiled (cache: {folder})"
+        return f"compiled programs: {hits} read from the cache, {misses} compiled (cache: {folder})"
 
 
 def debug() -> bool:
