@@ -45,7 +45,7 @@ def test_help_version_and_argument_errors_do_not_import_jax():
 
 def test_jax_is_set_up_wherever_vemppl_first_imports_it():
     """float64 and the XLA flag, through the lazy top-level names or a submodule directly."""
-    for code in ("import vemppl as vp\nvp.fit", "from vemppl.engine.fit import fit",
+    for code in ("import vemppl as vp\nvp.fit", "from vemppl.engine.fit import run_cavi",
                  "from vemppl.results import Fit", "import vemppl as vp\nvp.Normal"):
         r = python(code + "\nimport jax, os\nprint(jax.config.jax_enable_x64, "
                    "'concurrency_optimized_scheduler=false' in os.environ['XLA_FLAGS'])")
