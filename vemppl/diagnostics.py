@@ -29,6 +29,7 @@ KINDS = (
     "unsupported",
     "data",
     "io",
+    "resource",
 )
 
 

@@ -23,6 +23,7 @@ from ..families.markov_chain_homogeneous import HomogeneousMarkovChain
 from ..families.normal_wishart import NormalWishart
 from ..ir.expr import BinOp, Call, Index, Name, Num, children, head_name, indexes, walk
 from ..ir.graph import ModelGraph, reads
+from ..ir.sizes import check_model as check_static
 from .plan import Block, EnumRef, Factor, ParamPlan, Plan
 
 
@@ -58,6 +59,7 @@ def compile_model(model, probe: bool = True, masked=()) -> Plan:
     from ..api import as_ir
 
     m = as_ir(model)
+    check_static(m)  # sizes, indices, gates and argument shapes before any array (issue #23)
     factors = []
     for node in m.nodes.values():
         if node.kind not in ("latent", "data"):

@@ -25,6 +25,7 @@ from ..diagnostics import VemError
 from ..ir.expr import Call, Expr, Name, Num, names, walk
 from ..ir.graph import ModelGraph
 from ..ir.nodes import TypeSpec
+from ..data_checks import check_bound, check_size_limit
 
 
 @dataclass
@@ -170,6 +171,7 @@ def bind(model: ModelGraph, data: dict, consts: dict | None = None, dims: dict |
                 f"(type {_type(t)}, {_e(t.bound)} = {k}); got {arr[bad]} at index {bad}",
                 node.span,
             )
+    check_bound(model, sizes)  # the static pass again with every size known, then memory (issue #23)
     return Bound(sizes, values, masks, notes)
 
 
@@ -238,7 +240,7 @@ def _whole(kind, name, v, where, minimum=1) -> int:
             "data",
             f"{kind} '{name}' (from {where}) is a size. Expected a whole number >= {minimum}; got {_show(v)}",
         )
-    return int(float(v))
+    return check_size_limit(kind, name, int(float(v)), where)
 
 
 def _size_names(model) -> set[str]:

@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from ..diagnostics import VemError
+from ..ir.memory import check_memory
 from ..ir.expr import Name
 from .bind import Bound
 from .moments import NoMoment, NotFixed, PointMass, Tracker
@@ -72,6 +73,7 @@ def conjugacy(model, plan):
     from .cavi import Engine
 
     bound = stand_in_binding(model)
+    check_memory(model, bound.sizes, stand_in=True)  # the probe's own arrays (issue #23: `check` must not exhaust memory)
     engine = Engine(model, plan, bound)
     try:
         state = engine.init(jax.random.PRNGKey(0))
