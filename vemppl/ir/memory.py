@@ -20,6 +20,7 @@ import os
 import re
 
 from ..diagnostics import VemError
+from .expr import Name
 
 #: How many arrays of the variational state's size a sweep holds at once.
 COPIES = 2
@@ -122,11 +123,12 @@ def estimate(model, sizes: dict) -> tuple[int, str, object]:
     return total, top_what, top_span
 
 
-def check_memory(model, sizes: dict, max_memory=None, stand_in: bool = False) -> int:
+def check_memory(model, sizes: dict, max_memory=None, stand_in: bool = False, lower_bound: bool = False) -> int:
     """Refuse with a ``resource`` error when the estimate exceeds the limit; return the estimate.
 
     ``stand_in``: the dims are the compiler's small stand-in sizes (``check`` has no data),
-    so only the constants are named as the cause."""
+    so only the constants are named as the cause; ``lower_bound``: every dim is 1 (no data
+    yet), so only the constants are named and the estimate is the least any fit needs."""
     need, what, span = estimate(model, sizes)
     limit, source = memory_limit(max_memory)
     if limit is not None and need > limit:
@@ -134,14 +136,25 @@ def check_memory(model, sizes: dict, max_memory=None, stand_in: bool = False) ->
             "resource",
             f"the fit would need at least {_human(need)} of memory (largest: {what}), more than the limit of "
             f"{_human(limit)} ({source}). Expected sizes whose arrays fit in memory; got "
-            + ", ".join(f"{k} = {v}" for k, v in sorted(sizes.items())
-                        if k in model.nodes and _is_size(model, k, stand_in))
-            + (" (every dim at a small stand-in size)" if stand_in else ""),
+            + ", ".join(f"{k} = {v}" for k, v in _named_sizes(model, sizes, stand_in or lower_bound))
+            + (" (every dim at a small stand-in size)" if stand_in else "")
+            + (" (every dim at 1, the least any data can give)" if lower_bound else ""),
             span,
             f"reduce the sizes, or raise the limit with {MAX_MEMORY_ENV}=<bytes, e.g. 64G> (or --max-memory)",
         )
     return need
 
 
-def _is_size(model, name, stand_in=False) -> bool:
-    return model.nodes[name].kind in (("const",) if stand_in else ("dim", "const"))
+def _named_sizes(model, sizes, consts_only):
+    """``(name, value)`` of the dims (unless ``consts_only``) and the whole-number consts."""
+    from .sizes import _Sizes
+
+    known = _Sizes(model, sizes)
+    out = []
+    for node in model.of_kind("dim", "const"):
+        if consts_only and node.kind == "dim":
+            continue
+        v = known.value(Name(node.name))
+        if v is not None and v.is_integer():
+            out.append((node.name, int(v)))
+    return out

@@ -334,19 +334,21 @@ def _allowed_supports(c) -> tuple[str, ...] | None:
 
     while isinstance(c, C.independent):
         c = c.base_constraint
-    if c is C.positive or c is C.nonnegative:
-        return ("pos", "unit", "count", "bool", "cat")
-    if c is C.unit_interval:
-        return ("unit", "bool")
-    if c is C.simplex:
+    lower, upper = getattr(c, "lower_bound", None), getattr(c, "upper_bound", None)
+    if isinstance(c, type(C.simplex)):
         return ("simplex",)
-    if c is C.positive_definite:
+    if isinstance(c, type(C.positive_definite)):
         return ("spd",)
+    if isinstance(lower, (int, float)) and lower >= 0:
+        if isinstance(upper, (int, float)) and upper <= 1:
+            return ("unit", "bool")
+        return ("pos", "unit", "count", "bool", "cat")
     return None
 
 
 def _check_arguments(model):
-    for node in model.nodes.values():
+    # Latents first: an argument's own definition is the cause of a mismatch its readers see.
+    for node in sorted(model.nodes.values(), key=lambda n: n.kind == "data"):
         for d in node.defs:
             if d.dist is None:
                 continue
@@ -388,6 +390,9 @@ def _check_arguments(model):
                     )
 
 
+_WORDS = {"pos": "positive", "unit": "in (0, 1)", "simplex": "a probability vector", "spd": "positive definite"}
+
+
 def _check_latent_support(model, fam, name, e, c, d):
     """A latent read as a whole (``r`` or ``r[n]``) must take values the argument accepts."""
     if c is None or not isinstance(e, (Name, Index)):
@@ -400,10 +405,11 @@ def _check_latent_support(model, fam, name, e, c, d):
     if sfam.support not in allowed:
         raise VemError(
             "support",
-            f"the {name} of {fam.name} must be {'/'.join(allowed[:2])}-valued, but '{src.name}' is drawn from "
-            f"{sfam.name}, whose values are {sfam.support}",
+            f"the {name} of {fam.name} must be {_WORDS[allowed[0]]}, but '{src.name}' is drawn from "
+            f"{sfam.name}, whose values are {sfam.support}. Expected a latent with support {allowed[0]}",
             e.span or d.span,
-            f"draw '{src.name}' from a distribution with support {allowed[0]}, or transform it (e.g. exp({_text(e)}))",
+            f"draw '{src.name}' from a distribution with support {allowed[0]}, or transform it "
+            f"({'exp' if allowed[0] == 'pos' else 'softmax' if allowed[0] == 'simplex' else 'sigmoid'}({_text(e)}))",
         )
 
 
@@ -419,7 +425,7 @@ def check_model(model, sizes: dict | None = None) -> None:
     _check_indices(known)
     # Without data every dim is at least 1: the estimate is then a lower bound of any fit's.
     lower = sizes if sizes is not None else {n.name: 1 for n in model.of_kind("dim")}
-    check_memory(model, lower)
+    check_memory(model, lower, lower_bound=sizes is None)
 
 
 from .memory import MAX_MEMORY_ENV, check_memory, memory_limit  # noqa: E402,F401  (one import for callers)
