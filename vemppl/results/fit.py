@@ -232,10 +232,11 @@ def load_results(path) -> Fit:
     from ..engine.bind import Bound
     from ..engine.cavi import State
     from ..frontends.parser import parse
-    from .io import read
+    from .io import check_consistent, read
 
     manifest, arrays = read(path)
     model = parse(manifest["model_text"], filename=f"{path}/manifest.json (model_text)")
+    check_consistent(manifest, arrays, model, path)  # every size and shape it states (issue #23)
     plan = compile_model(model)
     fams = {b.name: b.family for b in plan.blocks}
     saved = {k: v["family"] for k, v in manifest["blocks"].items()}
