@@ -162,10 +162,25 @@ def save(fit, path) -> Path:
     if path.exists() and not path.is_dir():
         raise VemError("io", f"cannot save results to '{path}': it is a file, not a folder")
     path.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path / arrays_file, blob)  # new name: the old manifest's arrays stay intact
-    _atomic_write(path / MANIFEST, json.dumps(manifest, indent=2).encode())  # the commit
-    _remove_stale(path, keep=arrays_file)
+    committed = False
+    try:
+        _atomic_write(path / arrays_file, blob)  # new name: the old manifest's arrays stay intact
+        _atomic_write(path / MANIFEST, json.dumps(manifest, indent=2).encode())  # the commit
+        committed = True
+        _remove_stale(path, keep=arrays_file)
+    except BaseException:
+        if not committed and _named_arrays(path) != arrays_file and (path / arrays_file).exists():
+            (path / arrays_file).unlink()  # the old results stay, with nothing of the new beside them
+        raise
     return path
+
+
+def _named_arrays(path: Path) -> str | None:
+    """The arrays file the manifest on disk names (None if it cannot be read)."""
+    try:
+        return json.loads((path / MANIFEST).read_text(encoding="utf-8")).get("arrays_file", LEGACY_ARRAYS)
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return None
 
 
 def _load_json(mpath: Path):
