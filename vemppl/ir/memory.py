@@ -111,7 +111,7 @@ def estimate(model, sizes: dict) -> tuple[int, str, object]:
             else:
                 last, rank = (max(known.size(shape[-1]) or 1, 1) if shape else 1), fam.event_rank
             stats = sum(last ** max(r - rank - (1 if rank < 0 else 0), 0) if rank >= 0 else last
-                        for r in fam.stat_ranks)
+                        for r in getattr(fam, "stat_ranks", (fam.event_rank,)))
         elif node.kind == "param":
             copies = COPIES
         b = n * stats * copies * BYTES

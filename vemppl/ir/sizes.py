@@ -158,6 +158,23 @@ def _check_size(known: _Sizes, e, what: str, minimum: int):
     )
 
 
+def _check_loops(known: _Sizes):
+    """``range(start, stop)`` with ``stop < start`` is a mistake (``stop == start`` is an empty
+    loop, e.g. the transitions of a sequence of length 1)."""
+    for node in known.model.nodes.values():
+        for d in node.defs:
+            for lp in d.loops:
+                start, stop = known.value(lp.start), known.value(lp.stop)
+                if start is not None and stop is not None and stop < start:
+                    raise VemError(
+                        "shape",
+                        f"the loop over '{lp.var}' runs over range({_text(lp.start)}, {_text(lp.stop)}) = "
+                        f"range({_fmt_num(start)}, {_fmt_num(stop)}). Expected an end >= its start; got "
+                        f"{_fmt_num(stop)} < {_fmt_num(start)}",
+                        lp.stop.span or lp.span or d.span,
+                    )
+
+
 # ---- indices ----------------------------------------------------------------------------------
 def _categories(model, name) -> tuple[object, object] | None:
     """``(number of categories, span)`` of a categorical latent or data array, when known."""
@@ -419,6 +436,7 @@ def check_model(model, sizes: dict | None = None) -> None:
     known = _Sizes(model, sizes)
     for e, what, minimum in _size_uses(model):
         _check_size(known, e, what, minimum)
+    _check_loops(known)
     if sizes is None:
         _check_arguments(model)
     _check_categories(known)
