@@ -25,7 +25,7 @@ from ..diagnostics import VemError
 from ..ir.expr import Call, Expr, Name, Num, names, walk
 from ..ir.graph import ModelGraph
 from ..ir.nodes import TypeSpec
-from ..data_checks import check_bound, check_size_limit
+from ..data_checks import check_bound, check_size_limit, prepare_data
 
 
 @dataclass
@@ -68,6 +68,7 @@ def bind(model: ModelGraph, data: dict, consts: dict | None = None, dims: dict |
          mask: dict | None = None, strict: bool = False) -> Bound:
     data = _mapping("data", data)
     consts, dims, mask = _mapping("consts", consts), _mapping("dims", dims), _mapping("mask", mask)
+    data, mask = prepare_data(model, data, mask)  # np.ma masks, values past int64/float64 (issue #23)
     kinds = {n.name: n.kind for n in model.nodes.values()}
     _check_keys(consts, "consts", "const", kinds)
     _check_keys(dims, "dims", "dim", kinds)
@@ -171,7 +172,7 @@ def bind(model: ModelGraph, data: dict, consts: dict | None = None, dims: dict |
                 f"(type {_type(t)}, {_e(t.bound)} = {k}); got {arr[bad]} at index {bad}",
                 node.span,
             )
-    check_bound(model, sizes)  # the static pass again with every size known, then memory (issue #23)
+    check_bound(model, sizes, values)  # the static pass again with every size known, then memory (issue #23)
     return Bound(sizes, values, masks, notes)
 
 
