@@ -11,7 +11,8 @@ Called by :func:`vemppl.engine.bind.bind` (one line each):
 * :func:`check_bound` once every size and array is bound: the static size pass with the
   sizes known, then the supports that depend on an argument, for every family that has
   a ``total_count``: a count vector (event rank 1, Multinomial) sums to the total on every
-  row, a count (event rank 0, Binomial) is at most the total.
+  row, a count (event rank 0, Binomial) is at most the total; and a warning where the
+  data's scale is far from a prior's (:mod:`vemppl.data_scale`).
 
 Layering: imports the IR and families only, never the engine or the compiler.
 """
@@ -97,6 +98,9 @@ def check_bound(model, sizes: dict, values: dict | None = None) -> None:
     check_model(model, sizes)
     if values is not None:
         _check_totals(model, sizes, values)
+        from .data_scale import warn_if_scale_far
+
+        warn_if_scale_far(model, sizes, values)
 
 
 def _check_totals(model, sizes, values):
