@@ -416,16 +416,25 @@ def _check_latent_support(model, fam, name, e, c, d):
         return
     allowed = _allowed_supports(c)
     src = model.nodes.get(head_name(e) or "")
-    if allowed is None or src is None or src.kind != "latent" or not src.defs or src.defs[0].dist is None:
+    if allowed is None or src is None:
         return
-    sfam = get_family(src.defs[0].dist)
-    if sfam.support not in allowed:
+    if src.kind == "param" and src.type is not None and not src.type.is_network:
+        support, source, what = src.type.base, f"declared {src.type.base}", "a param"
+    elif src.kind == "latent" and src.defs and src.defs[0].dist is not None:
+        sfam = get_family(src.defs[0].dist)
+        if not sfam.variational:
+            return  # a latent likelihood-only family: the compiler says so at its own line
+        support, source, what = sfam.support, f"drawn from {sfam.name}, whose values are {sfam.support}", "a latent"
+    else:
+        return
+    if support not in allowed:
         raise VemError(
             "support",
-            f"the {name} of {fam.name} must be {_WORDS[allowed[0]]}, but '{src.name}' is drawn from "
-            f"{sfam.name}, whose values are {sfam.support}. Expected a latent with support {allowed[0]}",
+            f"the {name} of {fam.name} must be {_WORDS[allowed[0]]}, but '{src.name}' is {source}. "
+            f"Expected {what} with support {allowed[0]}",
             e.span or d.span,
-            f"draw '{src.name}' from a distribution with support {allowed[0]}, or transform it "
+            (f"declare '{src.name}' as {allowed[0]}" if what == "a param"
+             else f"draw '{src.name}' from a distribution with support {allowed[0]}") + ", or transform it "
             f"({'exp' if allowed[0] == 'pos' else 'softmax' if allowed[0] == 'simplex' else 'sigmoid'}({_text(e)}))",
         )
 
