@@ -77,6 +77,13 @@ def test_extended_floats_past_float64_are_refused_not_made_infinite():
     assert "'x'" in err.message and "float64" in err.message and "index (2,)" in err.message
 
 
+def test_real_values_whose_square_overflows_are_refused():
+    x = np.array([[0.0, 1.0], [1e154, 2.0], [3.0, 4.0]])
+    err = _error(vp.load(MODELS / "gmm.vem"), {"x": x * 2})
+    assert err.kind == "data" and "'x'" in err.message and "square overflows" in err.message
+    assert "index (1, 0)" in err.message
+
+
 def test_non_finite_values_name_the_variable_and_index():
     g = vp.parse(NORMAL_AND_COUNTS, filename="g.vem")
     err = _error(g, {"x": np.array([0.0, np.inf, 1.0]), "k": np.array([1, 2, 3])})

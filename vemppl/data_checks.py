@@ -6,7 +6,8 @@ Called by :func:`vemppl.engine.bind.bind` (one line each):
   mask (masked entries missing, combined with any ``mask=``), and values that cannot be
   held without loss (integers past int64, a float array for a whole-number type past
   ±2**63, extended-precision floats past float64) are refused naming the variable and the
-  index, never wrapped around or turned into ``inf``;
+  index, never wrapped around or turned into ``inf``; so are real values whose square
+  overflows float64;
 * :func:`check_size_limit` on every size a dim or const is given;
 * :func:`check_bound` once every size and array is bound: the static size pass with the
   sizes known, then the supports that depend on an argument, for every family that has
@@ -25,6 +26,7 @@ from .diagnostics import VemError
 from .ir.sizes import MAX_SIZE, check_model
 
 _INT64_MAX = np.iinfo(np.int64).max
+_SQRT_MAX = float(np.sqrt(np.finfo(np.float64).max))
 _WHOLE = ("int", "count", "bool", "cat")
 
 
@@ -81,6 +83,18 @@ def _check_range(node, arr: np.ndarray):
                     f"{what} has a value beyond the float64 range. Expected magnitudes up to "
                     f"{np.finfo(np.float64).max:.4g}; got {arr[_first(big)]} at index {_first(big)}",
                     node.span,
+                )
+        if base not in _WHOLE:
+            # Every likelihood reads E[x²] (or x xᵀ): a value whose square overflows float64
+            # (|x| > 1.34e154) becomes inf inside the fit; k-means++ fails on it first.
+            huge = finite & (np.abs(arr.astype(np.float64, copy=False)) > _SQRT_MAX)
+            if huge.any():
+                raise VemError(
+                    "data",
+                    f"{what} has a value whose square overflows float64. Expected magnitudes below "
+                    f"{_SQRT_MAX:.3g}; got {arr[_first(huge)]:g} at index {_first(huge)}",
+                    node.span,
+                    f"rescale '{node.name}' (divide it by a constant) and the priors with it",
                 )
         if base in _WHOLE:
             big = finite & (np.abs(arr) >= 2.0**63)

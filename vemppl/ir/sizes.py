@@ -212,11 +212,15 @@ def _real_valued(model, name) -> str | None:
 
 def _check_index(known: _Sizes, sub: Index, d, axis_sizes):
     model = known.model
+    head = model.nodes.get(head_name(sub) or "")
+    # A node defined piecewise (z[0], range(1, 20), range(20, T)) has its plate size taken
+    # from one of its pieces: its ranges are not checked against it.
+    pieces = head is not None and head.kind in ("latent", "det") and len(head.defs) > 1
     for axis, ix in enumerate(sub.indices):
         if axis >= len(axis_sizes):
             return
         size_sym = axis_sizes[axis]
-        size = known.size(size_sym)
+        size = None if pieces else known.size(size_sym)
         base = _text(sub.base)
         for x in walk(ix):
             if isinstance(x, Name) and x.id not in d.loop_vars:
@@ -248,7 +252,8 @@ def _check_index(known: _Sizes, sub: Index, d, axis_sizes):
             last = None if stop is None else stop - 1 + lo[1]
             bad = first is not None and first < 0 and (stop is None or stop > start)
             bad = bad or (size is not None and last is not None and start is not None and stop > start and last >= size)
-            if not bad and size is None and lo[1] > 0 and isinstance(loop.stop, Name) and loop.stop.id == size_sym:
+            if not bad and not pieces and size is None and lo[1] > 0 and isinstance(loop.stop, Name) \
+                    and loop.stop.id == size_sym:
                 bad = True
             if bad:
                 raise VemError(
@@ -263,7 +268,7 @@ def _check_index(known: _Sizes, sub: Index, d, axis_sizes):
         if cats is not None:
             k = known.size(cats[0])
             if (k is not None and size is not None and k != size) or (
-                (k is None or size is None) and cats[0] != size_sym and _decided(model, cats[0], size_sym)
+                (k is None or size is None) and not pieces and cats[0] != size_sym and _decided(model, cats[0], size_sym)
             ):
                 raise VemError(
                     "shape",
