@@ -182,6 +182,11 @@ def save(fit, path) -> Path:
     return path
 
 
+def arrays_file(path) -> str:
+    """The name of the arrays file the results folder ``path`` uses (for listing what was written)."""
+    return _named_arrays(Path(path)) or LEGACY_ARRAYS
+
+
 def _named_arrays(path: Path) -> str | None:
     """The arrays file the manifest on disk names (None if it cannot be read)."""
     try:
