@@ -134,6 +134,12 @@ class Var(E):
         return f"Var({self.name})"
 
 
+#: What a DSL method takes as an expression: a handle or expression (:class:`E`) or a number.
+ExprLike = E | int | float
+#: An index of a statement: one expression, or a tuple of them.
+IndexLike = ExprLike | tuple[ExprLike, ...]
+
+
 class Dist:
     """A distribution call ``Family(*args, **kwargs)`` awaiting ``Model.sample``."""
 
@@ -243,7 +249,7 @@ simplex = _TypeMaker("simplex", doc="``simplex``: vectors of non-negative entrie
 spd = _TypeMaker("spd", doc="``spd``: symmetric positive-definite matrices (``spd[D, D]``).")
 
 
-def cat(bound) -> _TypeMaker:
+def cat(bound: ExprLike) -> _TypeMaker:
     """The type of a category index in ``0 .. bound - 1``: ``vp.cat(K)[N]`` is the text's
     ``cat(K)[N]`` (e.g. token words in LDA, observed labels)."""
     return _TypeMaker("cat", bound)
@@ -265,7 +271,7 @@ class Model:
     ``vp.parse(vp.to_text(m)) == m.ir``.
     """
 
-    def __init__(self, name: str):
+    def __init__(self, name: str) -> None:
         self._b = IRBuilder(name)
         self._loops: list[Loop] = []
         self._ir: ModelGraph | None = None
@@ -291,7 +297,7 @@ class Model:
         handles = tuple(Var(n) for n in names)
         return handles[0] if len(handles) == 1 else handles
 
-    def const(self, name: str, value, type: _TypeMaker | TypeSpec | None = None) -> Var:
+    def const(self, name: str, value: ExprLike, type: _TypeMaker | TypeSpec | None = None) -> Var:
         """``const name = value``: a constant, overridable at fit time (``fit(consts=...)``)."""
         t = type.spec() if isinstance(type, _TypeMaker) else type
         self._b.const(name, as_expr(value, self), t, _caller_span())
@@ -305,7 +311,7 @@ class Model:
         self._changed()
         return Var(name)
 
-    def param(self, name: str, type: _TypeMaker | TypeSpec, init=None) -> Var:
+    def param(self, name: str, type: _TypeMaker | TypeSpec, init: ExprLike | None = None) -> Var:
         """``param name: type``: a point parameter fitted by the M-step (a network's
         weights when ``type`` is :func:`mlp`); ``init`` is its starting value."""
         t = type.spec() if isinstance(type, _TypeMaker) else type
@@ -314,7 +320,7 @@ class Model:
         return Var(name)
 
     @contextmanager
-    def plate(self, var: str, stop, start=0) -> Iterator[Var]:
+    def plate(self, var: str, stop: ExprLike, start: ExprLike = 0) -> Iterator[Var]:
         """``for var in range(start, stop) { ... }``; yields the loop variable."""
         lp = Loop(var, as_expr(start, self), as_expr(stop, self), _caller_span())
         self._b._check_loops(tuple(self._loops) + (lp,))
@@ -324,7 +330,7 @@ class Model:
         finally:
             self._loops.pop()
 
-    def sample(self, name: str, d: Dist, index=None) -> Var:
+    def sample(self, name: str, d: Dist, index: IndexLike | None = None) -> Var:
         """``name[active loop vars] ~ d`` (or ``name[index] ~ d``)."""
         kwargs = tuple((k, as_expr(v, self), None) for k, v in d.kwargs.items())
         args = tuple(as_expr(a, self) for a in d.args)
@@ -335,13 +341,13 @@ class Model:
         self._changed()
         return Var(name, self._plate_vars(index))
 
-    def let(self, name: str, value, index=None) -> Var:
+    def let(self, name: str, value: ExprLike, index: IndexLike | None = None) -> Var:
         """A deterministic node ``name[active loop vars] = value``."""
         self._b.statement(name, self._indices(index), tuple(self._loops), expr=as_expr(value, self), span=_caller_span())
         self._changed()
         return Var(name, self._plate_vars(index))
 
-    def q(self, latent: Var | str, encoder, index=None) -> None:
+    def q(self, latent: Var | str, encoder: E, index: IndexLike | None = None) -> None:
         """``q(latent[active loop vars]) = encoder``: an amortised posterior, e.g.
         ``m.q(z, enc(x))`` inside the plate over n is ``q(z[n]) = enc(x[n])``."""
         name = latent.name if isinstance(latent, Var) else latent
