@@ -207,6 +207,16 @@ def test_public_name_in_api_reference_with_a_docstring(name):
         assert doc != (type(obj).__doc__ or "").strip(), f"vemppl.{name}: only its type's docstring"
 
 
+def test_api_reference_builds_with_every_public_name(tmp_path):
+    """The reference builds with warnings as errors (as .ci/test builds it), and its HTML has an
+    entry (an anchor ``id="vemppl.NAME"``) for every name in ``vemppl.__all__``."""
+    build = pytest.importorskip("sphinx.cmd.build")
+    assert build.build_main(["-W", "--keep-going", "-q", "-b", "html", str(API), str(tmp_path)]) == 0
+    html = "".join(p.read_text() for p in tmp_path.glob("*.html"))
+    missing = [n for n in vp.__all__ if f'id="vemppl.{n}"' not in html]
+    assert not missing, f"not in the built reference: {missing}"
+
+
 def test_api_reference_pages_in_the_toctree():
     index = (API / "index.rst").read_text()
     for page in API.glob("*.rst"):
