@@ -34,7 +34,7 @@ import jax
 MIN_COMPILE_SECONDS = 0.2
 
 
-def use_compilation_cache(folder: str | os.PathLike) -> str:
+def use_compilation_cache(folder) -> str:
     """Keep compiled XLA programs in ``folder`` (created if missing) for later processes.
 
     Call it before the first fit of the process: JAX decides at its first compilation

@@ -9,7 +9,6 @@ inverse of the parser up to spans: ``parse(to_text(m)) == m``.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import networkx as nx
 
@@ -17,9 +16,6 @@ from ..diagnostics import VemError
 from ..ir.expr import BinOp, Call, Expr, Index, Name, Neg, Num
 from ..ir.graph import ModelGraph
 from ..ir.nodes import Definition, TypeSpec
-
-if TYPE_CHECKING:  # an annotation only: the DSL is a front end beside this one
-    from .dsl import Model
 
 # Binding strength, loosest first; '**' is right-associative, the rest left.
 _PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2, "**": 4}
@@ -100,9 +96,8 @@ def _is_zero(e: Expr) -> bool:
     return isinstance(e, Num) and float(e.value) == 0.0
 
 
-def to_text(model: ModelGraph | Model) -> str:
-    """Canonical ``.vem`` text of a model (an IR or a Python-DSL model):
-    ``parse(to_text(m)) == m`` up to source positions."""
+def to_text(model) -> str:
+    """Canonical ``.vem`` text of a model (an IR or a Python-DSL model)."""
     from ..api import as_ir
 
     m: ModelGraph = as_ir(model)
