@@ -156,7 +156,7 @@ def test_local_restart_needs_random_globals_and_batch_fits():
 
     with pytest.raises(VemError, match="it needs start='random-globals'"):
         vemppl.fit(vemppl.parse(GROUPED), data={"grp": np.zeros(10, int), "x": np.ones(10, int)}, dims={"G": 1},
-                   local_restart=True, progress=False)
+                   start="prior", local_restart=True, progress=False)  # an admixture's default start is random-globals
     with pytest.raises(VemError, match="a number of sweeps"):
         _grouped_fit(local_restart=-1)
     with pytest.raises(VemError, match="local_restart= is for batch fits"):

@@ -28,12 +28,14 @@ def add_all(verbs):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--restarts", type=int, default=1)
     p.add_argument("--max-iter", type=int, default=500)
-    p.add_argument("--tol", type=float, default=1e-8, help="relative ELBO change that counts as converged")
+    p.add_argument("--tol", type=float, default=None,
+                   help="relative ELBO change that counts as converged (default 1e-8; 1e-3 for an admixture's "
+                        "default schedule)")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     g = p.add_argument_group("schedule", "the order of the updates (docs/engine.md, local/global schedules)")
-    g.add_argument("--start", choices=("prior", "random-globals"), default="prior",
+    g.add_argument("--start", choices=("prior", "random-globals"), default=None,
                    help="random-globals: global blocks start at random and the local ones are fitted to them "
-                        "first, as variational EM for LDA does (default: prior)")
+                        "first, as variational EM for LDA does (default: chosen from the graph, random-globals for an admixture such as LDA, else prior)")
     g.add_argument("--local-iter", type=int, metavar="L",
                    help="local passes per sweep (at most L with --local-tol; default 1, or 10 with --local-tol)")
     g.add_argument("--local-tol", type=float, metavar="T",

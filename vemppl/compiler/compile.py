@@ -96,7 +96,8 @@ def compile_model(model, probe: bool = True, masked=()) -> Plan:
             continue
         init = "prior"
         if fam.support == "cat":
-            init = "kmeans++" if _has_real_gate(m, node.name, factors) else "random"
+            seeded = _has_data_gate(m, node.name, factors) and not _is_admixture(m, node.name)
+            init = "kmeans++" if seeded else "random"
         if fam.support == "cat" and _is_markov_chain(node.name, factors):
             # z[t] reads z[t-1]: the whole chain is one block (forward–backward by autodiff),
             # with one transition potential for all steps where the graph says they are equal
@@ -134,7 +135,9 @@ def compile_model(model, probe: bool = True, masked=()) -> Plan:
     schedule = tuple(
         [n for n in topo if by_name[n].init == "prior"] + [n for n in topo if by_name[n].init != "prior"]
     )
-    plan = Plan(m.name, tuple(blocks), tuple(factors), params, schedule)
+    admixed = any(_is_admixture(m, b.name) for b in blocks if b.structure == "mean-field")
+    plan = Plan(m.name, tuple(blocks), tuple(factors), params, schedule,
+                start="random-globals" if admixed else "prior")
     if probe and blocks:
         from ..engine.probe import conjugacy
 
@@ -320,12 +323,41 @@ def _is_homogeneous_chain(m: ModelGraph, z: str, factors) -> bool:
     return not any(reads_t(e) for _, e in d.args)
 
 
-def _has_real_gate(m: ModelGraph, z: str, factors) -> bool:
+def _has_data_gate(m: ModelGraph, z: str, factors) -> bool:
+    """True when the categorical ``z`` gates data (``x[n] ~ f(mu[z[n]])``): its responsibilities
+    can start from k-means++ on that data's sufficient statistics (values; one-hot categories)."""
     for f in factors:
         node = m.nodes[f.target]
         if node.kind == "data" and any(r.block == z and r.expr != Name(z) for r in f.enum):
-            if node.type.base in ("real", "pos", "unit", "count", "bool"):
+            if node.type.base in ("real", "pos", "unit", "count", "bool", "cat"):
                 return True
+    return False
+
+
+def _is_admixture(m: ModelGraph, z: str) -> bool:
+    """True when the categorical latent ``z``'s own probabilities are a latent indexed by its
+    group, ``z[d, l] ~ Categorical(theta[d])`` or, through data, ``z[i] ~ Categorical(theta[doc[i]])``:
+    each group of units (a document) has its own mixing weights, an admixture (Blei, Ng & Jordan
+    2003; Pritchard et al. 2000).
+
+    Its units are then not exchangeable across groups, so clustering them by their data (k-means++)
+    says nothing about the groups' weights; variational EM for such models starts the globals
+    (topics) at random and fits the locals to them (``Plan.start``, docs/engine.md).
+    """
+    node = m.nodes[z]
+    if node.kind != "latent" or not node.defs:
+        return False
+    latent = {n.name for n in m.of_kind("latent")}
+    weights = {n.name for n in m.of_kind("latent") if get_family(n.defs[0].dist).support != "cat"}
+    for d in node.defs:
+        for _, e in d.args:
+            for sub in walk(e):
+                # theta[d], theta[doc[i]]: a latent per group, the group read off loops or data (a
+                # latent index, A[z[t-1]], is a chain's transition, not a group's weights)
+                if isinstance(sub, Index) and isinstance(sub.base, Name) and sub.base.id in weights:
+                    if sub.indices and not any(isinstance(x, Name) and x.id in latent
+                                               for ix in sub.indices for x in walk(ix)):
+                        return True
     return False
 
 

@@ -69,6 +69,11 @@ class Plan:
     factors: tuple[Factor, ...]
     params: tuple[ParamPlan, ...] = ()
     schedule: tuple[str, ...] = field(default=())
+    #: The default start, read off the graph: ``"random-globals"`` for an admixture (a categorical
+    #: latent whose weights are a latent read through data, LDA's ``theta[doc[i]]``), whose locals
+    #: are then fitted to random globals first and restarted while the globals move
+    #: (``engine/schedule.py``); ``"prior"`` otherwise.
+    start: str = "prior"
 
     def block(self, name: str) -> Block:
         return next(b for b in self.blocks if b.name == name)
@@ -78,6 +83,9 @@ class Plan:
 
     def __str__(self) -> str:
         lines = [f"plan for model '{self.model}'", "", "variational blocks (in update order):"]
+        if self.start != "prior":
+            lines[1:1] = ["", f"default start: {self.start} (globals at random, the local blocks fitted to them first; "
+                              "an admixture's locals restarted in the first sweeps)"]
         for name in self.schedule:
             b = self.block(name)
             if b.update == "amortised":

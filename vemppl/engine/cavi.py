@@ -593,8 +593,18 @@ class Engine:
             d = f.definition
             if isinstance(ref, Index) and ref.indices == d.indices and d.indices == tuple(Name(v) for v in d.loop_vars[: len(d.indices)]):
                 x = np.asarray(self.bound.values[f.target], dtype=float)
+                if node.type.base == "cat":  # a category's sufficient statistic is its one-hot vector
+                    n_cat = int(np.max(x, initial=0)) + 1
+                    if x.size * n_cat > _ONE_HOT_LIMIT:
+                        return None  # too large to expand: a random start
+                    x = np.eye(n_cat)[x.astype(int)]
                 return x.reshape(int(np.prod(x.shape[: len(d.indices)])), -1)  # one row per element
         return None
+
+
+#: The most entries of one-hot features built for k-means++ seeding (128 MB in float64); a
+#: categorical variable with more units x categories starts its responsibilities at random.
+_ONE_HOT_LIMIT = 1 << 24
 
 
 def guarded_sweep(jitted, engine, state, data):

@@ -32,7 +32,7 @@ def fit(
     seed: int = 0,
     restarts: int = 1,
     max_iter: int = 500,
-    tol: float = 1e-8,
+    tol: float | None = None,
     strict: bool = False,
     progress: bool | None = None,
     learning_rate: float = 1e-2,
@@ -44,7 +44,7 @@ def fit(
     plate: str | None = None,
     devices: int | None = None,
     batch_restarts: bool | None = None,
-    start: str = "prior",
+    start: str | None = None,
     chain: str = "sequential",
     compress: bool | None = None,
 ):
@@ -59,7 +59,8 @@ def fit(
     size ``learning_rate`` per iteration on a reparameterised Monte Carlo ELBO
     (``engine/networks.py``); ``init={"dec": {"W0": ..., "b0": ...}}`` sets their weights.
 
-    Convergence: the relative ELBO change falls below ``tol``.  With ``restarts > 1`` the
+    Convergence: the relative ELBO change falls below ``tol`` (default 1e-8; 1e-3 under an
+    admixture's default schedule, where held-out quality has stopped improving).  With ``restarts > 1`` the
     fit is repeated from ``restarts`` initialisations (seeds ``seed, seed+1, ...``) and
     the one with the highest ELBO is returned.  ``batch_restarts=True`` runs the restarts
     together in one vmapped sweep (one compilation); each still stops on its own test and
@@ -84,6 +85,13 @@ def fit(
     computes their forward–backward by a T-step scan; ``chain="parallel"`` by a balanced
     tree of log-space matrix products, log₂ T deep (``families/markov_chain_parallel.py``),
     for long chains on a GPU; the same fit to rounding, slower on a CPU (docs/engine.md).
+
+    Start (``start=None``, the default): the one the graph calls for (``Plan.start``).  An
+    admixture (a categorical latent whose weights are a latent read through data, LDA's
+    ``z[i] ~ Categorical(theta[doc[i]])``) starts as ``start="random-globals",
+    local_tol=1e-3, local_restart=25``; every other model as ``start="prior"``, its mixtures'
+    responsibilities seeded by k-means++ on the data they gate (one-hot vectors for
+    categories).
 
     Local/global schedule (``engine/schedule.py``): ``local_iter=L`` updates the blocks
     local to the data plate (``z[i]``, and blocks read through data such as
@@ -113,6 +121,13 @@ def fit(
     present = {k: v for k, v in (mask or {}).items() if k in latents}
     plan = compile_model(m, masked=tuple(present))
     mask = {k: v for k, v in (mask or {}).items() if k not in latents} if mask is not None else None
+    if start is None:  # the start the graph calls for (Plan.start), with its schedule
+        start = plan.start if batch_size is None else "prior"
+        if start == "random-globals" and local_iter is None and local_tol is None and local_restart is False:
+            local_tol, local_restart = 1e-3, 25  # docs/engine.md: the admixture's default schedule
+            # Held-out quality stops improving by a relative change of 1e-3 (docs/engine.md, when to stop).
+            tol = 1e-3 if tol is None else tol
+    tol = 1e-8 if tol is None else tol
     if restarts < 1:
         raise VemError("data", f"restarts must be at least 1; got {restarts}")
     show = sys.stderr.isatty() if progress is None else progress
