@@ -3,65 +3,84 @@
 Models are written in ``.vem`` text or in Python; both build one IR (a networkx DAG),
 which a compiler turns into a plan of closed-form (CAVI) and gradient updates that a
 JAX engine runs.  This module re-exports the public API and holds no logic.
+
+``import vemppl`` is fast and does not import JAX: each public name is loaded from its
+submodule on first use (PEP 562 ``__getattr__``).  The XLA flag of ``_threads`` is set here
+(it is an environment variable); JAX's own settings (float64, the compilation cache) are
+applied by ``_jax_setup`` where vemppl first imports JAX.
 """
 
-import jax as _jax
+from __future__ import annotations
 
-# float64 by default (GUIDE §2, "Numerics"); set VEMPPL_X64=0 to opt out.
-import os as _os
+import importlib
+import sys
+import types
 
-if _os.environ.get("VEMPPL_X64", "1") != "0":
-    _jax.config.update("jax_enable_x64", True)
+from ._threads import avoid_cpu_lapack_deadlock as _avoid_deadlock
+from .diagnostics import Span, VemError
 
-from ._threads import avoid_cpu_lapack_deadlock as _avoid_deadlock  # noqa: E402
+__version__ = "0.1.0"
 
-_avoid_deadlock()
+_avoid_deadlock()  # an environment variable only: XLA reads it when its CPU backend starts
 
-from ._compile_cache import from_environment as _cache_from_environment, use_compilation_cache  # noqa: E402
-
-_cache_from_environment()  # VEMPPL_CACHE_DIR: compiled programs kept on disk across processes
-
-from .diagnostics import Span, VemError  # noqa: E402
-from .families import REGISTRY as families  # noqa: E402
-from .frontends.dsl import (  # noqa: E402
-    DISTRIBUTIONS as _DISTRIBUTIONS,
-    Model,
-    bool_,
-    cat,
-    count,
-    diag,
-    dot,
-    exp,
-    eye,
-    fill,
-    int_,
-    log,
-    mlp,
-    ones,
-    pos,
-    real,
-    sigmoid,
-    simplex,
-    softmax,
-    spd,
-    sum_,
-    transpose,
-    unit,
-    zeros,
-)
-from .frontends.parser import load, parse  # noqa: E402
-from .frontends.printer import to_text  # noqa: E402
-from .ir import ModelGraph  # noqa: E402
-from .compiler import compile_model  # noqa: E402
-from .engine.fit import fit  # noqa: E402
-from .results import Fit, Prediction, load_results  # noqa: E402
-
-globals().update(_DISTRIBUTIONS)  # vp.Normal, vp.MvNormal, ... one per registered family
-
-__all__ = [
-    "Model", "ModelGraph", "fit", "compile_model", "use_compilation_cache", "Fit", "Prediction", "load_results", "VemError", "Span", "to_text", "parse", "load", "families",
+#: public name -> (submodule, attribute in it)
+_LAZY = {
+    "families": (".families", "REGISTRY"),
+    "Model": (".frontends.dsl", "Model"),
+    "load": (".frontends.parser", "load"),
+    "parse": (".frontends.parser", "parse"),
+    "to_text": (".frontends.printer", "to_text"),
+    "ModelGraph": (".ir", "ModelGraph"),
+    "compile_model": (".compiler", "compile_model"),
+    "fit": (".engine.fit", "fit"),
+    "Fit": (".results", "Fit"),
+    "Prediction": (".results", "Prediction"),
+    "load_results": (".results", "load_results"),
+    "use_compilation_cache": ("._compile_cache", "use_compilation_cache"),
+}
+_DSL_HELPERS = (
     "real", "pos", "unit", "int_", "count", "bool_", "cat", "simplex", "spd", "mlp",
     "zeros", "ones", "fill", "eye", "diag", "exp", "log", "sigmoid", "softmax", "sum_", "dot", "transpose",
-    *_DISTRIBUTIONS,
-]
-__version__ = "0.1.0"
+)
+_LAZY.update({name: (".frontends.dsl", name) for name in _DSL_HELPERS})
+
+
+def _distributions() -> dict:
+    """vp.Normal, vp.MvNormal, ...: one constructor per registered family."""
+    return importlib.import_module(".frontends.dsl", __name__).DISTRIBUTIONS
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module, __name__), attr)
+    elif name == "__all__":
+        value = [*_LAZY, "VemError", "Span", *_distributions()]
+    elif not name.startswith("_") and name[:1].isupper() and name in _distributions():
+        value = _distributions()[name]
+    else:
+        raise AttributeError(f"module 'vemppl' has no attribute {name!r}")
+    if name != "families":  # see _Module: the subpackage of that name would shadow it
+        globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *_LAZY, *_distributions()})
+
+
+class _Module(types.ModuleType):
+    """``vp.families`` is the registry of families, but ``vemppl.families`` is also a
+    subpackage, and importing it sets the package's attribute to the module.  A property
+    wins over that attribute, and its setter keeps the import system's assignment aside."""
+
+    @property
+    def families(self):
+        return __getattr__("families")
+
+    @families.setter
+    def families(self, module):
+        self.__dict__["_families_package"] = module
+
+
+sys.modules[__name__].__class__ = _Module

@@ -11,54 +11,75 @@
     vemppl demo [--out DIR]                         fit a shipped model on shipped data
 
 A verb is a function ``verb(args) -> exit code`` registered by an ``_add_<verb>``
-function in :func:`build_parser`.  Exit codes: 0 success; 2 bad input (a model error,
-rendered once as a code frame by :meth:`VemError.render`, or bad usage); 1 an internal
-error of vemppl itself.  No traceback reaches the user unless ``VEMPPL_DEBUG=1``.
+function in :func:`build_parser`.  Exit codes: 0 success; 2 anything the user can fix (a
+model error, rendered once as a code frame by :meth:`VemError.render`; a bad option, checked
+at parse time; an unreadable file; memory running out); 1 only a bug of vemppl itself;
+130 and 143 after SIGINT and SIGTERM.  No traceback reaches the user unless ``VEMPPL_DEBUG=1``.
+
+Parsing the arguments imports neither JAX nor NumPy: ``--help``, ``--version`` and argument
+errors answer at once (``cli_args.py``).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 
+from . import __version__
+from .cli_args import Parser
+from .cli_runtime import (
+    EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, Terminated, classify, debug, hard_exit, install_handlers, internal,
+    render_error,
+)
 from .diagnostics import VemError
-
-EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    first = (sys.argv[1:] if argv is None else argv)[:1]
+    if first and first[0].startswith("-") and first[0] not in parser._option_string_actions:
+        parser.unrecognized(first)  # `vemppl --verison`: not "COMMAND is required"
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # reported by the verb's parser: its usage, and the nearest spelling of each
+        parser.verbs.get(args.command, parser).unrecognized(extras)
+    restore = install_handlers()
     try:
         return args.func(args)
-    except KeyboardInterrupt:
-        return 130
+    except (KeyboardInterrupt, Terminated) as exc:
+        status = 143 if isinstance(exc, Terminated) else 130
+        print("terminated" if status == 143 else "interrupted", file=sys.stderr)
+        if argv is None:  # the program itself, not a caller of main(): see cli_runtime.hard_exit
+            hard_exit(status)
+        return status
     except BrokenPipeError:
         # The reader went away (`vemppl check m.vem | head`): silence the flush at exit
         # (the recipe of the Python docs, "Note on SIGPIPE").
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_INTERNAL
-    except VemError as err:  # a verb should catch its own; this keeps the promise of no traceback
-        print(err.render(), file=sys.stderr)
-        return EXIT_BAD_INPUT
     except Exception as exc:
-        if os.environ.get("VEMPPL_DEBUG") == "1":
+        known = classify(exc)  # VemError, a refused file, memory: the user's to fix
+        if known is not None and not debug():
+            print(known[1], file=sys.stderr)
+            return known[0]
+        if debug():
             raise
-        print(_internal(exc), file=sys.stderr)
+        print(internal(exc), file=sys.stderr)
         return EXIT_INTERNAL
+    finally:
+        restore()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="vemppl", description="Variational EM for probabilistic models written in .vem text."
-    )
-    verbs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def build_parser() -> Parser:
+    """The parser; ``parser.verbs`` holds each verb's sub-parser by name."""
+    parser = Parser(prog="vemppl", description="Variational EM for probabilistic models written in .vem text.")
+    parser.add_argument("--version", action="version", version=f"vemppl {__version__}")
+    verbs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     _add_check(verbs)
     from . import cli_verbs
 
     cli_verbs.add_all(verbs)
+    parser.verbs = dict(verbs.choices)
     return parser
 
 
@@ -72,36 +93,56 @@ def _add_check(verbs):
 
 def check(args) -> int:
     """Parse and compile each model; print its plan (or IR summary) or its error."""
-    from .frontends.parser import load
+    from .cli_args import readable_file
 
     status, report = EXIT_OK, {"ok": True, "models": [], "errors": [], "internal_errors": []}
     for path in args.models:
         try:
-            ir = load(path)
+            readable_file(path, "model")
+            ir = _load(path, status_line=not args.json)
             plan = describe_plan(ir)
         except VemError as err:
             status = max(status, EXIT_BAD_INPUT)
             report["errors"].append({**err.to_dict(), "file": err.file or str(path)})
             report["models"].append({"file": str(path), "ok": False})
             if not args.json:
-                print(err.render(), file=sys.stderr)
+                print(render_error(err), file=sys.stderr)
             continue
         except Exception as exc:
-            if os.environ.get("VEMPPL_DEBUG") == "1":
+            if debug():
                 raise
+            known = classify(exc)
+            if known is not None:  # an unreadable file, say: the user's to fix
+                status = max(status, known[0])
+                report["errors"].append({"kind": "io", "file": str(path), "message": known[1]})
+                report["models"].append({"file": str(path), "ok": False})
+                if not args.json:
+                    print(f"{path}: {known[1]}", file=sys.stderr)
+                continue
             status = max(status, EXIT_INTERNAL)
-            report["internal_errors"].append({"file": str(path), "message": _internal(exc)})
+            report["internal_errors"].append({"file": str(path), "message": internal(exc)})
             report["models"].append({"file": str(path), "ok": False})
             if not args.json:
-                print(f"{path}: {_internal(exc)}", file=sys.stderr)
+                print(f"{path}: {internal(exc)}", file=sys.stderr)
             continue
         report["models"].append({"file": str(path), "ok": True, "model": ir.name, "plan": plan})
         if not args.json:
-            print(plan)
+            print(plan.rstrip("\n"))  # one final newline, whatever the plan's text ends with
     report["ok"] = status == EXIT_OK
     if args.json:
         print(json.dumps(report, indent=2))
     return status
+
+
+def _load(path, status_line: bool):
+    """The model's IR; the first call imports the parser, and with it JAX (a status line says so)."""
+    from .cli_runtime import Status
+
+    with Status(status_line and "vemppl.frontends.parser" not in sys.modules) as line:
+        line("starting JAX")
+        from .frontends.parser import load
+
+    return load(path)
 
 
 def describe_plan(ir) -> str:
@@ -136,13 +177,6 @@ def ir_summary(ir) -> str:
                 parts.append(f"{n.name}[{', '.join(map(str, shape))}] ({', '.join(dists)})" if shape else f"{n.name} ({', '.join(dists)})")
         lines.append(f"  {kind:<7}" + ", ".join(parts))
     return "\n".join(lines)
-
-
-def _internal(exc: BaseException) -> str:
-    return (
-        f"internal error: {type(exc).__name__}: {exc}; this is a bug in vemppl, not in your model "
-        "(set VEMPPL_DEBUG=1 for the traceback)"
-    )
 
 
 if __name__ == "__main__":

@@ -1,46 +1,57 @@
 """The ``fit``, ``render``, ``updates``, ``predict`` and ``demo`` verbs of the command line.
 
 Each verb is ``verb(args) -> exit code``; a :class:`VemError` is printed once as a code
-frame and gives exit status 2 (handled by :func:`vemppl.cli.main`).
+frame and gives exit status 2 (handled by :func:`vemppl.cli.main`).  Options are checked as
+they are parsed (``cli_args.py``); output paths are checked before any fitting; NumPy and JAX
+are imported inside the verbs, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
 
-import csv
+import contextlib
+import difflib
 import io
 import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
+from . import cli_args
 from .diagnostics import VemError
 
 
 def add_all(verbs):
     p = verbs.add_parser("fit", help="fit a model to data by variational EM and save the results")
-    p.add_argument("model", metavar="MODEL.vem")
+    p.add_argument("model", metavar="MODEL.vem", help="the model file")
     p.add_argument("--data", required=True, metavar="DATA",
                    help=".npz (one array per data name), .csv, .npy (a model with one data array), or a folder of "
                         "NAME.npy files (memory-mapped: with --batch-size only each batch's rows are read)")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="set a dim or const (repeatable)")
-    p.add_argument("--out", metavar="DIR", help="results folder (default: results/MODEL)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--restarts", type=int, default=1)
-    p.add_argument("--max-iter", type=int, default=500)
-    p.add_argument("--tol", type=float, default=None,
-                   help="relative ELBO change that counts as converged (default 1e-8; 1e-3 for an admixture's "
-                        "default schedule)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    p.add_argument("--set", action="append", default=[], type=cli_args.setting, metavar="NAME=VALUE",
+                   help="set a dim or const of the model: a number or a JSON list of numbers (repeatable)")
+    p.add_argument("--out", metavar="DIR", type=Path,
+                   help="results folder (default: results/MODEL); checked before the fit: not an existing file")
+    p.add_argument("--seed", type=cli_args.whole(0, cli_args.MAX_SEED), default=0,
+                   help="random seed of the initialisation, 0 to 2^32-1; restart r uses SEED + r (default 0)")
+    p.add_argument("--restarts", type=cli_args.whole(1), default=1,
+                   help="fit from R initialisations and keep the one with the highest ELBO (default 1)")
+    p.add_argument("--max-iter", type=cli_args.whole(1), default=500,
+                   help="at most this many sweeps (iterations) per restart (default 500)")
+    p.add_argument("--tol", type=cli_args.finite(0.0), default=None,
+                   help="stop when the relative ELBO change falls below T, a number >= 0 (default 1e-8; 1e-3 for "
+                        "an admixture's default schedule)")
+    p.add_argument("--quiet", action="store_true", help="no status line, progress bar or summary")
+    p.add_argument("--no-cache", action="store_true",
+                   help="do not keep compiled programs in the cache folder (default: ~/.cache/vemppl/xla, or "
+                        "$XDG_CACHE_HOME/vemppl/xla; VEMPPL_CACHE_DIR sets another)")
     g = p.add_argument_group("schedule", "the order of the updates (docs/engine.md, local/global schedules)")
     g.add_argument("--start", choices=("prior", "random-globals"), default=None,
                    help="random-globals: global blocks start at random and the local ones are fitted to them "
-                        "first, as variational EM for LDA does (default: chosen from the graph, random-globals for an admixture such as LDA, else prior)")
-    g.add_argument("--local-iter", type=int, metavar="L",
+                        "first, as variational EM for LDA does (default: chosen from the graph, random-globals for "
+                        "an admixture such as LDA, else prior)")
+    g.add_argument("--local-iter", type=cli_args.whole(1), metavar="L",
                    help="local passes per sweep (at most L with --local-tol; default 1, or 10 with --local-tol)")
-    g.add_argument("--local-tol", type=float, metavar="T",
+    g.add_argument("--local-tol", type=cli_args.finite(0.0), metavar="T",
                    help="stop a sweep's local passes once the last local block moves by at most T (relative)")
-    g.add_argument("--local-restart", nargs="?", const=True, default=False, type=int, metavar="S",
+    g.add_argument("--local-restart", nargs="?", const=True, default=False, type=cli_args.whole(0), metavar="S",
                    help="with --start random-globals: start the locals afresh at their prior every sweep (or in "
                         "the first S sweeps), as scikit-learn's LDA E-step; a sweep that would lower the ELBO "
                         "carries them instead")
@@ -52,189 +63,174 @@ def add_all(verbs):
                         "(the same fit on fewer rows): auto when a tenth of the rows repeat (default), yes "
                         "whenever any does, no never")
     g = p.add_argument_group("scale", "stochastic VI and several devices (docs/scaling.md)")
-    g.add_argument("--batch-size", type=int, metavar="B",
+    g.add_argument("--batch-size", type=cli_args.whole(1), metavar="B",
                    help="stochastic VI: each of --max-iter steps fits the local latents of B random units of the "
                         "data plate and moves the globals by a natural-gradient step of size (t + tau)^-kappa")
-    g.add_argument("--step-size", default="1.0,0.7", metavar="TAU,KAPPA",
-                   help="the SVI step size rho_t = (t + TAU)^-KAPPA (default 1.0,0.7; KAPPA in (0.5, 1])")
+    g.add_argument("--step-size", default=(1.0, 0.7), type=cli_args.step_size, metavar="TAU,KAPPA",
+                   help="the SVI step size rho_t = (t + TAU)^-KAPPA (default 1.0,0.7; TAU >= 0, KAPPA in (0.5, 1])")
     g.add_argument("--plate", metavar="DIM", help="the data plate to subsample or shard (default: the leading dim "
                    "of the data arrays)")
-    g.add_argument("--devices", type=int, metavar="N",
+    g.add_argument("--devices", type=cli_args.whole(1), metavar="N",
                    help="shard the data plate over N devices with jax.sharding (its size a multiple of N); on CPU "
                         "set XLA_FLAGS=--xla_force_host_platform_device_count=N first; several hosts: see "
                         "docs/scaling.md")
     p.set_defaults(func=fit_verb)
 
     p = verbs.add_parser("render", help="draw the model's plate diagram (graphviz)")
-    p.add_argument("model", metavar="MODEL.vem")
+    p.add_argument("model", metavar="MODEL.vem", help="the model file")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="model.svg, model.png, model.pdf or model.dot")
     p.set_defaults(func=render_verb)
 
     p = verbs.add_parser("updates", help="print the derived variational updates as Markdown")
-    p.add_argument("model", metavar="MODEL.vem")
+    p.add_argument("model", metavar="MODEL.vem", help="the model file")
     p.set_defaults(func=updates_verb)
 
     p = verbs.add_parser("predict", help="re-infer local latents of new data with a saved fit")
     p.add_argument("results", metavar="DIR", help="a folder written by `vemppl fit`")
-    p.add_argument("--data", required=True, metavar="DATA")
+    p.add_argument("--data", required=True, metavar="DATA", help="new data, in the formats of `vemppl fit --data`")
     p.add_argument("--plug-in", action="store_true", help="globals at their posterior means (log-likelihood)")
     p.add_argument("--compress", choices=("auto", "yes", "no"), default="auto",
                    help="the new data's repeated discrete rows fitted once, weighted by their count, as in fit")
-    p.add_argument("--out", metavar="FILE.npz", help="write assignments and probabilities of categorical locals")
+    p.add_argument("--out", metavar="FILE.npz", type=Path,
+                   help="write assignments and probabilities of categorical locals (checked before predicting)")
     p.add_argument("--density", choices=("auto", "exact", "mc"), nargs="?", const="auto",
                    help="also the per-point log posterior predictive density: exact where the model allows "
                         "(auto, the default; exact fails otherwise) or Monte Carlo (mc)")
     p.set_defaults(func=predict_verb)
 
     p = verbs.add_parser("demo", help="fit a Gaussian mixture to shipped synthetic data, end to end")
-    p.add_argument("--out", default="demo-results", metavar="DIR")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--out", default=Path("demo-results"), type=Path, metavar="DIR",
+                   help="the folder for the model, data and results (default: demo-results)")
+    p.add_argument("--quiet", action="store_true", help="no status line and no summary")
+    p.add_argument("--no-cache", action="store_true", help="do not keep compiled programs in the cache folder")
     p.set_defaults(func=demo_verb)
 
 
 # ---- helpers -------------------------------------------------------------------------
+def read_data(path, model) -> dict:
+    """Arrays by name from a data file (``cli_data.read_data``; NumPy is imported only here)."""
+    from .cli_data import read_data as read
+
+    return read(path, model)
+
+
 def parse_settings(model, items) -> tuple[dict, dict]:
+    """``--set`` pairs (checked by :func:`cli_args.setting`) split into dims and consts."""
     dims, consts = {}, {}
     kinds = {n.name: n.kind for n in model.nodes.values()}
-    for item in items:
-        if "=" not in item:
-            raise VemError("data", f"--set expects NAME=VALUE; got '{item}'")
-        name, value = item.split("=", 1)
-        name = name.strip()
-        try:
-            v = json.loads(value)
-        except json.JSONDecodeError:
-            raise VemError("data", f"--set {name}: '{value}' is not a number or a JSON list") from None
+    for name, v in items:
         if kinds.get(name) == "dim":
             dims[name] = v
         elif kinds.get(name) == "const":
             consts[name] = v
         else:
-            raise VemError("data", f"--set {name}: the model has no dim or const '{name}'")
+            names = sorted(n for n, k in kinds.items() if k in ("dim", "const"))
+            lower = {n.lower(): n for n in names}
+            close = [lower[c] for c in difflib.get_close_matches(name.lower(), list(lower), n=1)]
+            hint = f"did you mean '{close[0]}'?" if close else f"its dims and consts: {', '.join(names) or 'none'}"
+            raise VemError("data", f"--set {name}: the model has no dim or const '{name}'", hint=hint)
     return dims, consts
 
 
-def read_data(path, model) -> dict:
-    """Arrays by name from .npz, or from .csv (columns `x` or `x[0]`, `x[1]`, ...)."""
-    path = Path(path)
-    if not path.exists():
-        raise VemError("io", f"data file '{path}' does not exist")
-    if path.is_dir():
-        files = sorted(path.glob("*.npy"))
-        if not files:
-            raise VemError("io", f"the folder '{path}' holds no .npy files. Expected one NAME.npy per data array")
-        try:
-            return {f.stem: np.load(f, allow_pickle=False, mmap_mode="r") for f in files}
-        except (ValueError, OSError) as exc:
-            raise VemError("io", f"'{path}': a .npy file is not readable: {exc}") from None
-    if path.suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                return {k: npz[k] for k in npz.files}
-        except (ValueError, OSError) as exc:
-            raise VemError("io", f"'{path}' is not a readable .npz file: {exc}") from None
-    if path.suffix == ".npy":
-        names = [n.name for n in model.of_kind("data")]
-        if len(names) != 1:
-            raise VemError("io", f"a .npy file holds one array; the model declares {len(names)} data arrays")
-        return {names[0]: np.load(path, allow_pickle=False, mmap_mode="r")}
-    if path.suffix == ".csv":
-        return _read_csv(path, model)
-    raise VemError("io", f"unsupported data file '{path.name}': use .npz, .npy or .csv")
+def write_extras(result, model, out: Path, status) -> tuple[list[str], list[str]]:
+    """The ELBO plot and the plate diagram next to the results: (written, skipped with why)."""
+    from .render import render
 
-
-def _read_csv(path, model) -> dict:
-    """Columns named after data arrays: ``y`` is a vector, ``x[0], x[1], ...`` the columns
-    of a matrix.  A file without a header row is the model's one data array."""
-    text = path.read_text(encoding="utf-8")
-    rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
-    if not rows:
-        raise VemError("io", f"'{path}' is empty")
-    names = [n.name for n in model.of_kind("data")]
-    header = [h.strip() for h in rows[0]]
-    has_header = not all(_is_number(h) for h in header)
-    body = rows[1:] if has_header else rows
-    for line, r in enumerate(body, start=2 if has_header else 1):
-        if len(r) != len(header):
-            raise VemError("io", f"'{path}' line {line}: {len(r)} fields, but the first row has {len(header)}")
-        bad = next((c for c in r if c.strip() and not _is_number(c)), None)
-        if bad is not None:
-            raise VemError("io", f"'{path}' line {line}: '{bad}' is not a number")
-    values = np.array([[float(c) if c.strip() else np.nan for c in r] for r in body], dtype=float).reshape(len(body), len(header))
-    if not has_header:
-        if len(names) != 1:
-            raise VemError("io", f"'{path}' has no header row; name its columns after the data arrays {names}")
-        return {names[0]: values if values.shape[1] > 1 else values[:, 0]}
-    columns: dict[str, list[tuple[int | None, np.ndarray]]] = {}
-    for i, h in enumerate(header):
-        base, _, rest = h.partition("[")
-        if base.strip() not in names:
-            raise VemError("io", f"'{path}': column '{h}' names no data array of the model; expected one of {names}")
-        position = None
-        if rest:
-            try:
-                position = int(rest.rstrip("]").strip())
-            except ValueError:
-                raise VemError("io", f"'{path}': column '{h}': expected NAME or NAME[i] with an integer i") from None
-        columns.setdefault(base.strip(), []).append((position, values[:, i]))
-    out = {}
-    for name, cols in columns.items():
-        if len(cols) == 1 and cols[0][0] is None:
-            out[name] = cols[0][1]
-            continue
-        positions = [p for p, _ in cols]
-        if None in positions or sorted(positions) != list(range(len(cols))):
-            raise VemError("io", f"'{path}': the columns of '{name}' must be {name}[0] ... {name}[{len(cols) - 1}], each once")
-        out[name] = np.stack([c for _, c in sorted(cols, key=lambda pc: pc[0])], axis=1)
-    return out
-
-
-def _is_number(text: str) -> bool:
+    written, skipped = [], []
+    status("drawing the ELBO plot")
     try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _pair(flag, text) -> tuple[float, float]:
+        result.plot_elbo(out / "elbo.png")
+        written.append("elbo.png")
+    except VemError as err:
+        skipped.append(f"elbo.png ({err.message})")
+    status("drawing the plate diagram")
     try:
-        a, b = (float(v) for v in text.split(","))
-    except ValueError:
-        raise VemError("data", f"{flag} expects two numbers TAU,KAPPA; got '{text}'") from None
-    return a, b
+        render(model, out / "model.svg")
+        written.append("model.svg")
+    except VemError as err:  # no `dot` program: the fit still stands, and the diagram as DOT text
+        try:
+            render(model, out / "model.dot")
+            written.append("model.dot")
+            instead = "; wrote model.dot instead"
+        except VemError:
+            instead = ""
+        skipped.append(f"model.svg ({err.message}{instead})")
+    return written, skipped
+
+
+def files_line(out: Path, written: list[str], skipped: list[str]) -> str:
+    line = f"results written to {out}/ ({', '.join(written)})"
+    return line + "".join(f"\nskipped {s}" for s in skipped)
+
+
+@contextlib.contextmanager
+def _set_arrays_blamed(consts):
+    """A NumPy shape error while ``--set`` gave arrays is the user's: name the settings.
+
+    A scalar ``const`` may be set to an array (``--set alpha=[...]``); whether its length
+    fits is known only where the model uses it, so a mismatch surfaces as NumPy's
+    broadcasting error inside the fit.
+    """
+    arrays = [k for k, v in consts.items() if isinstance(v, list)]
+    try:
+        yield
+    except ValueError as exc:
+        if arrays and ("broadcast" in str(exc) or "shape" in str(exc)):
+            shown = ", ".join(f"--set {k}=" + json.dumps(consts[k]) for k in arrays)
+            raise VemError("data", f"{shown}: the shape does not fit where the model uses it ({exc})",
+                           hint="give a number, or a list as long as the dim it runs over") from None
+        raise
 
 
 # ---- verbs ---------------------------------------------------------------------------
 def fit_verb(args) -> int:
-    from .engine.fit import fit
-    from .frontends.parser import load
-    from .render import render
+    from .cli_runtime import CacheCounter, Status, setup_cache
 
-    model = load(args.model)
-    dims, consts = parse_settings(model, args.set)
-    data = read_data(args.data, model)
-    scale = {"batch_size": args.batch_size, "step_size": _pair("--step-size", args.step_size), "plate": args.plate,
-             "devices": args.devices}
-    schedule = {"start": args.start, "local_iter": args.local_iter, "local_tol": args.local_tol,
-                "local_restart": args.local_restart, "chain": args.chain,
-                "compress": {"auto": None, "yes": True, "no": False}[args.compress]}
-    result = fit(model, data, consts=consts, dims=dims, seed=args.seed, restarts=args.restarts,
-                 max_iter=args.max_iter, tol=args.tol, progress=None if not args.quiet else False, **scale, **schedule)
-    out = Path(args.out or Path("results") / model.name)
-    result.save(out)
-    result.plot_elbo(out / "elbo.png")
-    try:
-        render(model, out / "model.svg")
-    except VemError as err:  # a missing `dot` must not lose the fit
-        print(f"note: diagram not drawn: {err.message}", file=sys.stderr)
-    if not args.quiet:
-        print(result.summary())
-        print(f"results written to {out}/ (manifest.json, arrays.npz, elbo.png, model.svg)")
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        cli_args.writable_folder(out, "--out")  # before the fit: a result is never lost
+    setup_cache(args.no_cache)  # before JAX is imported (by the parser's families)
+    cli_args.readable_file(args.model, "model")
+    cli_args.readable_file(args.data, "data", folder_ok=True)
+    with Status(not args.quiet) as status:
+        status("starting JAX")
+        from .engine.fit import fit
+        from .frontends.parser import load
+
+        status(f"reading {args.model}")
+        model = load(args.model)
+        dims, consts = parse_settings(model, args.set)
+        out = out or Path("results") / model.name
+        cli_args.writable_folder(out, "--out")
+        status(f"reading {args.data}")
+        data = read_data(args.data, model)
+        cache = CacheCounter()
+        scale = {"batch_size": args.batch_size, "step_size": args.step_size, "plate": args.plate,
+                 "devices": args.devices}
+        schedule = {"start": args.start, "local_iter": args.local_iter, "local_tol": args.local_tol,
+                    "local_restart": args.local_restart, "chain": args.chain,
+                    "compress": {"auto": None, "yes": True, "no": False}[args.compress]}
+        status("compiling and fitting (the first sweep compiles)")
+        with _set_arrays_blamed(consts):
+            result = fit(model, data, consts=consts, dims=dims, seed=args.seed, restarts=args.restarts,
+                         max_iter=args.max_iter, tol=args.tol, progress=None if not args.quiet else False,
+                         **scale, **schedule)
+        status(f"writing results to {out}/")
+        result.save(out)
+        written, skipped = write_extras(result, model, out, status)
+    if args.quiet:
+        for s in skipped:
+            print(f"note: skipped {s}", file=sys.stderr)
+        return 0
+    print(result.summary())
+    if cache.describe():
+        print(cache.describe())
+    print(files_line(out, ["manifest.json", "arrays.npz", *written], skipped))
     return 0
 
 
 def render_verb(args) -> int:
+    cli_args.readable_file(args.model, "model")
     from .frontends.parser import load
     from .render import render
 
@@ -244,20 +240,37 @@ def render_verb(args) -> int:
 
 
 def updates_verb(args) -> int:
+    cli_args.readable_file(args.model, "model")
     from .frontends.parser import load
     from .render.updates import derived_updates
 
-    print(derived_updates(load(args.model)), end="")
+    print(derived_updates(load(args.model)).rstrip("\n"))  # one final newline
     return 0
 
 
 def predict_verb(args) -> int:
-    from .results.fit import load_results
-    from .results.io import _atomic_write
+    if args.out is not None:
+        cli_args.writable_file(args.out, "--out")  # before predicting
+    cli_args.readable_file(args.data, "data", folder_ok=True)
+    if not Path(args.results).is_dir():
+        raise VemError("io", f"results folder '{args.results}' does not exist" if not Path(args.results).exists()
+                       else f"'{args.results}' is not a folder; expected the results folder `vemppl fit` wrote")
+    from .cli_runtime import Status, setup_cache
 
-    fit = load_results(args.results)
-    data = read_data(args.data, fit.model)
-    pred = fit.predict(data, plug_in=args.plug_in, compress={"auto": None, "yes": True, "no": False}[args.compress])
+    setup_cache(False)
+    with Status(True) as status:
+        status("starting JAX")
+        import numpy as np
+
+        from .results.fit import load_results
+        from .results.io import _atomic_write
+
+        status(f"reading {args.results}")
+        fit = load_results(args.results)
+        data = read_data(args.data, fit.model)
+        status("compiling and inferring the local latents")
+        pred = fit.predict(data, plug_in=args.plug_in,
+                           compress={"auto": None, "yes": True, "no": False}[args.compress])
     what = "log-likelihood (plug-in)" if args.plug_in else "held-out ELBO"
     print(f"{what}: {pred.elbo:.6f} ({pred.log_likelihood_per_point:.6f} per point, {pred.n_points} points)")
     density = None
@@ -281,7 +294,10 @@ def predict_verb(args) -> int:
 
 
 def demo_verb(args) -> int:
+    cli_args.writable_folder(args.out, "--out")
+    from .cli_runtime import setup_cache
     from .demo import run
 
+    setup_cache(args.no_cache)
     run(args.out, quiet=args.quiet)
     return 0

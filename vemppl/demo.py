@@ -38,25 +38,33 @@ def demo_data(n: int = 600, seed: int = 0):
 
 
 def run(out="demo-results", quiet: bool = False):
-    import vemppl as vp
-    from .render import render
+    """Write the model and data to ``out``, fit, save; print the plan, the summary and the
+    files written (a file that could not be written is named with the reason)."""
+    from .cli_runtime import Status
+    from .cli_verbs import files_line, write_extras
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "gmm.vem").write_text(GMM)
-    model = vp.parse(GMM, filename=str(out / "gmm.vem"))
-    x, labels = demo_data()
-    np.savez(out / "data.npz", x=x)
-    fit = vp.fit(model, {"x": x}, seed=0, restarts=3)
-    fit.save(out / "results")
-    fit.plot_elbo(out / "elbo.png")
-    try:
-        render(model, out / "model.svg")
-    except vp.VemError as err:  # no `dot` binary: the fit still stands
-        print(f"note: diagram not drawn: {err.message} ({err.hint})")
-    if not quiet:
-        print(vp.compile_model(model))
-        print()
-        print(fit.summary())
-        print(f"\nwrote {out}/results (manifest.json, arrays.npz), {out}/model.svg, {out}/elbo.png")
+    with Status(not quiet) as status:
+        status("starting JAX")
+        import vemppl as vp
+
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "gmm.vem").write_text(GMM)
+        model = vp.parse(GMM, filename=str(out / "gmm.vem"))
+        x, labels = demo_data()
+        np.savez(out / "data.npz", x=x)
+        status("compiling and fitting (the first sweep compiles)")
+        fit = vp.fit(model, {"x": x}, seed=0, restarts=3, progress=False if quiet else None)
+        status(f"writing results to {out}/results/")
+        fit.save(out / "results")
+        written, skipped = write_extras(fit, model, out, status)
+    if quiet:
+        for s in skipped:
+            print(f"note: skipped {s}")
+        return fit
+    print(vp.compile_model(model))
+    print()
+    print(fit.summary())
+    print()
+    print(files_line(out, ["gmm.vem", "data.npz", "results/manifest.json", "results/arrays.npz", *written], skipped))
     return fit

@@ -1,5 +1,6 @@
 """Exponential families, one module each; importing this package registers them all."""
 
+from .. import _jax_setup  # noqa: F401  (float64, XLA flags and the compile cache before any JAX use)
 from .base import REGISTRY, ArgSpec, ExpFamily, MomentSource, fixed, get_family
 
 # Registration happens by subclassing; import every family module once.

@@ -1,0 +1,212 @@
+"""The command line's contract (issue #23): exit 0 on success, 2 for anything the user can fix
+(each with a message naming the option or file), 1 only for a bug; every option checked as it
+is parsed; ``--out`` checked before fitting; SIGINT and SIGTERM leave no temporary files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import vemppl._jax_setup  # noqa: F401  (this process's JAX set up before any CLI call: no cache requests)
+from vemppl.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+GMM = str(ROOT / "models" / "gmm.vem")
+LDA = str(ROOT / "models" / "lda.vem")
+
+
+@pytest.fixture
+def data(tmp_path):
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(m, 1.0, (60, 2)) for m in (-4.0, 4.0)])
+    np.savez(tmp_path / "d.npz", x=x)
+    return str(tmp_path / "d.npz")
+
+
+@pytest.fixture(autouse=True)
+def handlers_restored():
+    """main() turns SIGTERM and SIGINT into exceptions for its run, and gives them back."""
+    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    yield
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == handlers
+
+
+def usage_error(capsys, *argv) -> str:
+    """argparse's exit: status 2 and the message (no JAX needed to get here)."""
+    with pytest.raises(SystemExit) as exc:
+        main(list(argv))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "internal error" not in err
+    return err
+
+
+@pytest.mark.parametrize("argv, option, says", [
+    (["--max-iter", "0"], "--max-iter", "expected a whole number >= 1; got 0"),
+    (["--max-iter", "-3"], "--max-iter", ">= 1"),
+    (["--seed", str(2**64)], "--seed", "from 0 to 4294967295"),
+    (["--seed", "-1"], "--seed", "from 0 to 4294967295"),
+    (["--restarts", "0"], "--restarts", ">= 1"),
+    (["--tol", "nan"], "--tol", "expected a finite number >= 0; got 'nan'"),
+    (["--tol", "-1"], "--tol", "expected a finite number >= 0; got '-1'"),
+    (["--tol", "inf"], "--tol", "finite"),
+    (["--local-tol", "-1"], "--local-tol", ">= 0"),
+    (["--local-iter", "0"], "--local-iter", ">= 1"),
+    (["--batch-size", "0"], "--batch-size", ">= 1"),
+    (["--devices", "two"], "--devices", "expected a whole number; got 'two'"),
+    (["--step-size", "1.0,2"], "--step-size", "KAPPA in (0.5, 1]"),
+    (["--set", "K=true"], "--set", "K: expected a finite number or a list of them; got 'true'"),
+    (["--set", "K=NaN"], "--set", "K: expected a finite number"),
+    (["--set", "K"], "--set", "expected NAME=VALUE"),
+    (["--set", "alpha=[0.1,"], "--set", "is not a number or a list of numbers"),
+])
+def test_every_option_is_checked_when_parsed(capsys, data, argv, option, says):
+    err = usage_error(capsys, "fit", GMM, "--data", data, *argv)
+    assert f"argument {option}: " in err and says in err, err
+
+
+def test_an_existing_file_as_out_is_refused_before_fitting(capsys, data, tmp_path, monkeypatch):
+    import vemppl.engine.fit as engine_fit
+
+    monkeypatch.setattr(engine_fit, "fit", lambda *a, **k: pytest.fail("fitted although --out is unusable"))
+    taken = tmp_path / "taken"
+    taken.write_text("not a folder")
+    assert main(["fit", GMM, "--data", data, "--out", str(taken), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {taken}: a file of that name exists" in err
+    assert main(["fit", GMM, "--data", data, "--out", str(taken / "below"), "--quiet"]) == 2
+    assert "is a file, so the folder cannot be made" in capsys.readouterr().err
+    assert taken.read_text() == "not a folder"
+    assert main(["predict", str(tmp_path), "--data", data, "--out", str(tmp_path)]) == 2
+    assert "that is a folder; expected a file name" in capsys.readouterr().err
+
+
+def test_a_truncated_npz_is_an_io_error(capsys, data, tmp_path):
+    whole = Path(data).read_bytes()
+    for cut in (200, len(whole) - 30):
+        bad = tmp_path / f"cut{cut}.npz"
+        bad.write_bytes(whole[:cut])
+        assert main(["fit", GMM, "--data", str(bad), "--quiet", "--out", str(tmp_path / "r")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: io: ") and str(bad) in err and "internal error" not in err, err
+
+
+def test_a_set_array_of_the_wrong_shape_names_the_setting(capsys, tmp_path):
+    doc = np.repeat(np.arange(6), 10)
+    np.savez(tmp_path / "t.npz", doc=doc, word=np.arange(doc.size) % 8)
+    argv = ["fit", LDA, "--data", str(tmp_path / "t.npz"), "--set", "K=3", "--set", "D=6", "--set", "V=8",
+            "--set", "alpha=[0.1,0.2]", "--quiet", "--out", str(tmp_path / "r"), "--max-iter", "2"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--set alpha=[0.1, 0.2]" in err and "internal error" not in err, err
+
+
+def test_a_set_name_the_model_lacks_gets_the_nearest(capsys, data, tmp_path):
+    assert main(["fit", GMM, "--data", data, "--set", "k=3", "--quiet", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "--set k: the model has no dim or const 'k'" in err and "did you mean 'K'?" in err
+
+
+def test_a_fractional_size_is_reported_in_cli_words(capsys, data, tmp_path):
+    assert main(["fit", GMM, "--data", data, "--set", "K=2.5", "--quiet", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "const 'K' (from --set) is a size" in err and "consts=" not in err, err
+
+
+def test_out_of_memory_is_a_resource_error_not_a_bug(capsys, data, tmp_path, monkeypatch):
+    import jax
+
+    import vemppl.engine.fit as engine_fit
+
+    def exhausted(*args, **kwargs):
+        raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 7.28TiB.")
+
+    monkeypatch.setattr(engine_fit, "fit", exhausted)
+    assert main(["fit", GMM, "--data", data, "--quiet", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: resource: out of memory") and "7.28TiB" in err and "--batch-size" in err
+    monkeypatch.setattr(engine_fit, "fit", lambda *a, **k: (_ for _ in ()).throw(MemoryError()))
+    assert main(["fit", GMM, "--data", data, "--quiet", "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err.startswith("error: resource: out of memory")
+
+
+def test_an_array_too_large_to_allocate_is_a_resource_error(capsys, tmp_path):
+    """A word index of 2**63 - 1 makes the vocabulary that large: NumPy refuses the array."""
+    doc = np.repeat(np.arange(6), 10)
+    word = np.arange(doc.size) % 8
+    word[3] = 2**63 - 1
+    np.savez(tmp_path / "t.npz", doc=doc, word=word)
+    code = main(["fit", LDA, "--data", str(tmp_path / "t.npz"), "--set", "K=3", "--quiet",
+                 "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and "internal error" not in err, err
+    assert err.startswith("error: ")  # a resource error here, or a data error once the sizes are checked first
+
+
+def test_a_genuine_bug_is_still_exit_1(capsys, data, tmp_path, monkeypatch):
+    import vemppl.engine.fit as engine_fit
+
+    monkeypatch.setattr(engine_fit, "fit", lambda *a, **k: [][0])
+    assert main(["fit", GMM, "--data", data, "--quiet", "--out", str(tmp_path / "r")]) == 1
+    assert capsys.readouterr().err.startswith("internal error: IndexError")
+
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_leaves_no_temporary_files(tmp_path, data, sig, status):
+    """No user cache folder (XDG_CACHE_HOME is a file): the fit uses a per-process folder in
+    TMPDIR, which SIGTERM, like SIGINT, must remove on the way out."""
+    (tmp_path / "xdg").write_text("a file, so no cache folder can be made under it")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "VEMPPL_CACHE_DIR"}
+    env.update(TMPDIR=str(tmp), XDG_CACHE_HOME=str(tmp_path / "xdg"), PYTHONPATH=str(ROOT),
+               MPLCONFIGDIR=str(tmp_path / "mpl"))
+    big = tmp_path / "big.npz"  # enough rows that the fit is still running when the signal comes
+    rng = np.random.default_rng(1)
+    np.savez(big, x=np.concatenate([rng.normal(m, 1.0, (20000, 2)) for m in (-1.0, 1.0)]))
+    proc = subprocess.Popen([sys.executable, "-m", "vemppl.cli", "fit", GMM, "--data", str(big), "--set", "K=8",
+                             "--tol", "0", "--max-iter", "1000000", "--quiet", "--out", str(tmp_path / "r")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not list(tmp.glob("vemppl-xla-*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert list(tmp.glob("vemppl-xla-*")), "the fit made no per-process cache folder"
+    time.sleep(1.0)  # into compiling or fitting (40k rows, K = 8: not done within seconds)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == status, (proc.returncode, err)
+    assert err.strip().splitlines()[-1] == ("terminated" if sig == signal.SIGTERM else "interrupted")
+    assert list(tmp.iterdir()) == [], list(tmp.iterdir())
+    assert not list(tmp_path.rglob("*.tmp"))
+    assert "Traceback" not in err
+
+
+def test_a_fifo_is_refused_not_read_forever(capsys, data, tmp_path):
+    fifo = tmp_path / "m.vem"
+    os.mkfifo(fifo)
+    assert main(["check", str(fifo)]) == 2
+    assert f"model '{fifo}' is not a regular file" in capsys.readouterr().err
+    assert main(["fit", GMM, "--data", str(fifo), "--quiet", "--out", str(tmp_path / "r")]) == 2
+    assert f"data '{fifo}' is not a regular file" in capsys.readouterr().err
+
+
+def test_missing_inputs_are_reported_before_jax_starts():
+    """A missing model, data file or results folder is an io error found before JAX is imported."""
+    code = ("import sys, json\nfrom vemppl.cli import main\ncodes = [main(a) for a in (\n"
+            f"    ['check', 'missing.vem'], ['fit', {GMM!r}, '--data', 'missing.npz'],\n"
+            f"    ['render', 'missing.vem', '-o', 'm.svg'], ['predict', 'no-results', '--data', {GMM!r}])]\n"
+            "print(json.dumps([codes, 'jax' in sys.modules]))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[[2, 2, 2, 2], false]", (r.stdout, r.stderr)
+    assert "error: io: model file 'missing.vem' does not exist" in r.stderr
+    assert "error: io: data file 'missing.npz' does not exist" in r.stderr
+    assert "error: io: results folder 'no-results' does not exist" in r.stderr

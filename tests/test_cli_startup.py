@@ -1,0 +1,121 @@
+"""A fast first result (issue #21): ``import vemppl`` and the CLI's ``--help``, ``--version``
+and argument errors do not import JAX; JAX, once vemppl imports it, is set up (float64);
+``vemppl fit`` keeps compiled programs in the user's cache folder, so a second run reads
+them back, and ``--no-cache`` keeps none."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = str(ROOT / "models" / "poisson_mixture.vem")
+HEAVY = ("jax", "jaxlib", "numpy", "numpyro", "matplotlib", "lark", "networkx", "rich")
+
+
+def python(code: str, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+
+
+def loaded_after(code: str) -> dict:
+    """Which heavy modules ``code`` leaves in ``sys.modules`` (SystemExit is caught)."""
+    r = python("import sys, json\ntry:\n" + "".join(f"    {line}\n" for line in code.splitlines())
+               + "except SystemExit:\n    pass\n"
+               f"print(json.dumps({{m: m in sys.modules for m in {HEAVY!r}}}), file=sys.stderr)")
+    return json.loads(r.stderr.strip().splitlines()[-1])
+
+
+def test_import_vemppl_does_not_import_jax():
+    loaded = loaded_after("import vemppl\nvemppl.__version__, vemppl.VemError")
+    assert not loaded["jax"] and not loaded["numpy"], loaded
+
+
+def test_help_version_and_argument_errors_do_not_import_jax():
+    for argv in (["--help"], ["--version"], ["fit", "--help"], ["fit", "m.vem", "--data", "d.npz", "--tol", "nan"],
+                 ["fitt"], ["fit", "m.vem", "--data", "d.npz", "--max-iters", "3"]):
+        loaded = loaded_after(f"from vemppl.cli import main\nmain({argv!r})")
+        assert not any(loaded[m] for m in ("jax", "jaxlib", "numpy", "numpyro", "matplotlib", "rich")), (argv, loaded)
+
+
+def test_jax_is_set_up_wherever_vemppl_first_imports_it():
+    """float64 and the XLA flag, through the lazy top-level names or a submodule directly."""
+    for code in ("import vemppl as vp\nvp.fit", "from vemppl.engine.fit import fit",
+                 "from vemppl.results import Fit", "import vemppl as vp\nvp.Normal"):
+        r = python(code + "\nimport jax, os\nprint(jax.config.jax_enable_x64, "
+                   "'concurrency_optimized_scheduler=false' in os.environ['XLA_FLAGS'])")
+        assert r.returncode == 0 and r.stdout.split() == ["True", "True"], (code, r.stdout, r.stderr[-500:])
+
+
+def test_public_names_resolve_lazily():
+    r = python("import vemppl as vp\n"
+               "names = vp.__all__\n"
+               "missing = [n for n in names if getattr(vp, n, None) is None]\n"
+               "import vemppl.families\n"  # the subpackage of that name must not shadow the registry
+               "print(len(names), missing, type(vp.families).__name__, 'Normal' in vp.families, 'MvNormal' in names)")
+    assert r.returncode == 0, r.stderr[-800:]
+    assert r.stdout.split(None, 1)[1].strip() == "[] dict True True", r.stdout
+
+
+def test_a_second_fit_reads_its_compiled_programs_from_the_user_cache(tmp_path):
+    np.savez(tmp_path / "c.npz", x=np.random.default_rng(0).poisson(3.0, 150))
+    env = {k: v for k, v in os.environ.items() if k != "VEMPPL_CACHE_DIR"}
+    env.update(XDG_CACHE_HOME=str(tmp_path / "xdg"), PYTHONPATH=str(ROOT))
+
+    def fit(*extra):
+        r = subprocess.run([sys.executable, "-m", "vemppl.cli", "fit", SMALL, "--data", "c.npz", "--max-iter", "5",
+                            "--out", "res", *extra], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return next(line for line in r.stdout.splitlines() if line.startswith("compiled programs:"))
+
+    folder = tmp_path / "xdg" / "vemppl" / "xla"
+    first = fit()
+    assert first.startswith("compiled programs: 0 read from the cache") and str(folder) in first, first
+    assert any(folder.iterdir())
+    second = fit()
+    hits = int(second.split()[2])
+    assert hits > 0, second
+    env["XDG_CACHE_HOME"] = str(tmp_path / "other")
+    r = subprocess.run([sys.executable, "-m", "vemppl.cli", "fit", SMALL, "--data", "c.npz", "--max-iter", "5",
+                        "--out", "res2", "--no-cache"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "compiled programs:" not in r.stdout and not (tmp_path / "other" / "vemppl").exists()
+
+
+def test_a_terminal_sees_a_status_line_from_the_first_second(tmp_path):
+    """On a terminal `vemppl fit` says what runs (reading, starting JAX, compiling, writing)."""
+    import pty
+    import select
+
+    np.savez(tmp_path / "c.npz", x=np.random.default_rng(0).poisson(3.0, 150))
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm", "COLUMNS": "120"}
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen([sys.executable, "-m", "vemppl.cli", "fit", SMALL, "--data", "c.npz", "--max-iter", "5",
+                             "--out", "res", "--no-cache"], cwd=tmp_path, env=env, stdout=secondary, stderr=secondary)
+    os.close(secondary)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([primary], [], [], 300)
+        if not ready:
+            break
+        try:
+            data = os.read(primary, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(timeout=300) == 0
+    os.close(primary)
+    text = b"".join(chunks).decode(errors="replace")
+    for phase in ("reading ", "starting JAX", "compiling and fitting", "writing results", "drawing the ELBO plot"):
+        assert phase in text, (phase, text[-2000:])
+    assert "results written to res/" in text

@@ -1,0 +1,272 @@
+"""What the command line does around a verb: warnings, signals, errors, status, the cache.
+
+- Python warnings are printed as one line, ``warning: MESSAGE``, once per message, with no
+  source path; DeprecationWarnings (vemppl's own API changes) never reach CLI output.
+- SIGTERM is turned into an exception like SIGINT's, so ``finally`` blocks and ``atexit``
+  run: a half-written result file or a temporary compile-cache folder is removed.
+- Errors are sorted by who can fix them: a :class:`VemError`, a file the system refuses,
+  or memory running out is the user's to fix (exit 2); anything else is a bug (exit 1).
+- Messages from the Python API are reworded for the command line (``consts=`` is ``--set``).
+- A status line says what runs (reading, compiling, writing) on a terminal.
+- Compiled XLA programs are kept in a user cache folder (``_compile_cache``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import re
+import signal
+import sys
+import threading
+import warnings
+import zipfile
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so cleanup runs (exit status 128 + 15)."""
+
+
+def install_handlers():
+    """One-line warnings, and SIGTERM/SIGINT as exceptions with a backstop, for one CLI run.
+
+    Returns a function that puts the previous handlers and warning filters back (for callers
+    of ``main()`` inside a longer-lived process, tests among them).
+    """
+    shown, filters = warnings.showwarning, warnings.filters[:]
+    warnings.showwarning = _show_warning
+    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore", PendingDeprecationWarning)
+    handlers = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            handlers[sig] = signal.signal(sig, _on_signal)
+        except ValueError:  # not the main thread (main() called from a worker thread): leave it
+            pass
+
+    def restore():
+        warnings.showwarning = shown
+        warnings.filters[:] = filters
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
+_SEEN: set[str] = set()
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    text = " ".join(str(message).split())
+    if text in _SEEN:
+        return
+    _SEEN.add(text)
+    print(f"warning: {reword(text)}", file=sys.stderr if file is None else file)
+
+
+#: Seconds between a signal and the backstop's exit (see :func:`_on_signal`).
+GRACE_SECONDS = 5.0
+_BACKSTOP: list[threading.Timer] = []
+
+
+def _on_signal(signum, frame):
+    """SIGTERM raises :class:`Terminated`, SIGINT ``KeyboardInterrupt``, in the main thread.
+
+    Python runs a handler between any two bytecodes, also inside a garbage-collector callback
+    (JAX has one) or a ``__del__``, where a raised exception is printed and dropped.  There
+    the signal is sent again a moment later instead; and a backstop thread removes the
+    temporary cache folder and ends the process ``GRACE_SECONDS`` after the first signal,
+    whatever the main thread is doing.
+    """
+    if not _BACKSTOP:
+        timer = threading.Timer(GRACE_SECONDS, _backstop, args=(128 + signum,))
+        timer.daemon = True
+        timer.start()
+        _BACKSTOP.append(timer)
+    if _in_finaliser(frame):
+        again = threading.Timer(0.05, os.kill, args=(os.getpid(), signum))
+        again.daemon = True
+        again.start()
+        return
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _in_finaliser(frame) -> bool:
+    """Whether ``frame`` runs inside a gc callback or a ``__del__`` (exceptions are dropped there)."""
+    callbacks = {getattr(cb, "__code__", None) for cb in gc.callbacks}
+    while frame is not None:
+        if frame.f_code in callbacks or frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _backstop(status: int) -> None:
+    hard_exit(status)
+
+
+def hard_exit(status: int) -> None:
+    """Remove the temporary files and leave without the interpreter's teardown.
+
+    By now the ``finally`` blocks have run (a half-written result file is gone); what is left
+    is the per-process compile-cache folder.  XLA may still be compiling on its own threads,
+    and tearing the interpreter down under them crashed (SIGSEGV) or hung, so the process
+    ends with ``os._exit`` once that folder is removed and the output flushed.
+    """
+    from . import _compile_cache
+
+    _compile_cache.cleanup()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
+
+
+# ---- errors --------------------------------------------------------------------------------
+#: Python-API wording in messages, and what the command line calls it.
+_WORDING = [
+    (r"\(from (?:consts|dims)=\)", "(from --set)"),
+    (r"\b(?:consts|dims)= sets '(\w+)'", r"--set \1"),
+    (r"fit\(\.\.\., (?:dims|consts)=\{'(\w+)': \.\.\.\}\) or ", ""),
+    (r"(?:dims|consts)=\{'(\w+)': ([^}]*)\}", r"--set \1=\2"),
+    (r"predictive_density\(\.\.\., exact=False\)", "--density mc"),
+    (r"predictive_density\(\.\.\., exact=True\)", "--density exact"),
+    (r"fit\(\.\.\., plate='(\w+)'\)", r"--plate \1"),
+    (r"\bcompress=True\b", "--compress yes"),
+    (r"\b(restarts|max_iter|local_iter|local_tol|local_restart|batch_size|step_size|seed|tol)=(?=[\s,.;)]|$)",
+     lambda m: "--" + m.group(1).replace("_", "-")),
+    (r"(?<!')\b(max_iter|local_iter|local_tol|local_restart|batch_size|step_size)\b(?!')",
+     lambda m: "--" + m.group(1).replace("_", "-")),
+]
+
+
+def reword(text: str) -> str:
+    """A message of the Python API in the command line's words."""
+    for pattern, repl in _WORDING:
+        text = re.sub(pattern, repl, text)
+    return text
+
+
+def render_error(err) -> str:
+    """A VemError's code frame, its message and hint reworded for the command line (the
+    model text quoted in the frame is left as written)."""
+    from .diagnostics import VemError
+
+    return VemError(err.kind, reword(err.message), err.span, reword(err.hint) if err.hint else None).render()
+
+
+#: NumPy's words for an array larger than any machine's memory: an allocation, not a bug.
+_TOO_BIG = ("Maximum allowed dimension exceeded", "array is too big")
+
+
+def classify(exc: BaseException) -> tuple[int, str] | None:
+    """(exit status, message) for an exception the user can fix; None for a bug."""
+    from .diagnostics import VemError
+
+    if isinstance(exc, VemError):
+        return EXIT_BAD_INPUT, render_error(exc)
+    too_big = isinstance(exc, ValueError) and any(t in str(exc) for t in _TOO_BIG)
+    if isinstance(exc, MemoryError) or too_big or "RESOURCE_EXHAUSTED" in str(exc)[:2000]:
+        return EXIT_BAD_INPUT, (
+            "error: resource: out of memory while fitting"
+            + (f" ({_first_line(exc)})" if str(exc) else "")
+            + "\nhint: fit fewer rows at a time (--batch-size B), lower the sizes (--set), or use a larger machine"
+        )
+    if isinstance(exc, zipfile.BadZipFile):
+        return EXIT_BAD_INPUT, f"error: io: a .npz file is damaged or truncated ({exc})"
+    if isinstance(exc, OSError) and (exc.filename or exc.errno):
+        return EXIT_BAD_INPUT, f"error: io: {exc.strerror or exc}" + (f": '{exc.filename}'" if exc.filename else "")
+    return None
+
+
+def _first_line(exc) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:300]
+
+
+def internal(exc: BaseException) -> str:
+    return (
+        f"internal error: {type(exc).__name__}: {exc}; this is a bug in vemppl, not in your model "
+        "(set VEMPPL_DEBUG=1 for the traceback)"
+    )
+
+
+# ---- the status line -----------------------------------------------------------------------
+class Status:
+    """A one-line status on a terminal (``rich``), nothing elsewhere or with ``--quiet``.
+
+    The engine's progress bar nests inside it (rich allows one live display inside
+    another), so the line stays while the bar runs and says what follows it.  Each new
+    phase is drawn at once, however short it is.
+    """
+
+    def __init__(self, show: bool):
+        self._live = None
+        if show and sys.stdout.isatty():
+            from rich import get_console
+            from rich.live import Live
+            from rich.spinner import Spinner
+
+            self._spinner = Spinner("dots", text="starting", style="green")
+            self._live = Live(self._spinner, console=get_console(), transient=True, refresh_per_second=12.5)
+
+    def __enter__(self):
+        if self._live is not None:
+            self._live.start()
+        return self
+
+    def __call__(self, text: str) -> None:
+        if self._live is not None:
+            self._spinner.update(text=text)
+            self._live.refresh()
+
+    def __exit__(self, *exc):
+        if self._live is not None:
+            self._live.stop()
+        return False
+
+
+# ---- the compile cache ---------------------------------------------------------------------
+def setup_cache(no_cache: bool) -> None:
+    """Before JAX starts: compiled programs kept in the user's cache folder by default."""
+    from . import _compile_cache
+
+    _compile_cache.request("off" if no_cache else "user")
+
+
+_CACHE_EVENTS = {"hits": 0, "misses": 0}  # of this process, from one listener registered once
+
+
+def _on_cache_event(event, **kwargs):
+    if event.endswith("/compilation_cache/cache_hits"):
+        _CACHE_EVENTS["hits"] += 1
+    elif event.endswith("/compilation_cache/cache_misses"):
+        _CACHE_EVENTS["misses"] += 1
+
+
+class CacheCounter:
+    """JAX's persistent-cache hits and misses from now on (``jax.monitoring`` events)."""
+
+    def __init__(self):
+        import jax.monitoring
+
+        if not _CACHE_EVENTS.get("listening"):
+            jax.monitoring.register_event_listener(_on_cache_event)
+            _CACHE_EVENTS["listening"] = True
+        self._start = dict(_CACHE_EVENTS)
+
+    def describe(self) -> str | None:
+        import jax
+
+        folder = jax.config.jax_compilation_cache_dir
+        hits, misses = (_CACHE_EVENTS[k] - self._start[k] for k in ("hits", "misses"))
+        if not folder or not (hits or misses):
+            return None
+        return f"compiled programs: {hits} read from the cache, {misses} compiled (cache: {folder})"
+
+
+def debug() -> bool:
+    return os.environ.get("VEMPPL_DEBUG") == "1"
