@@ -98,8 +98,8 @@ def test_gmm_graph_spec():
 def test_updates_name_the_gmm_messages():
     text = derived_updates(vp.load(ROOT / "models/gmm.vem"))
     assert "## q(z[n]): Categorical" in text
-    assert "r[z[n] = k] · E[log MvNormal(x[n] | mu[k], precision_matrix = Lam[k])]" in text
-    assert "E[log Categorical(z[n] | pi)]" in text  # its own factor reads E[onehot(z[n])]
+    assert "r[z[n] = k] · ∇_{E[T(mu[k])]} E[log MvNormal(x[n] | mu[k], precision_matrix = Lam[k])]" in text
+    assert "Σ_n Σ_k r[z[n] = k] · ∇_{E[T(pi)]} E[log pi[k]]" in text  # z[n]'s own factor reads E[onehot(z[n])]
     assert "## q(Lam[k]): Wishart" in text and "## q(mu[k]): MvNormal" in text
 
 

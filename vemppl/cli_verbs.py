@@ -39,6 +39,9 @@ def add_all(verbs):
                    help="stop when the relative ELBO change falls below T, a number >= 0 (default 1e-8; 1e-3 for "
                         "an admixture's default schedule)")
     p.add_argument("--quiet", action="store_true", help="no status line, progress bar or summary")
+    p.add_argument("--sweep", metavar="NAME=A:B",
+                   help="fit every value A..B (or a,b,c) of a const or dim, each with --restarts, and keep the "
+                        "chosen one; also writes sweep.json and sweep.png (docs/model-selection.md)")
     p.add_argument("--no-cache", action="store_true",
                    help="do not keep compiled programs in the cache folder (default: ~/.cache/vemppl/xla, or "
                         "$XDG_CACHE_HOME/vemppl/xla; VEMPPL_CACHE_DIR sets another)")
@@ -211,17 +214,34 @@ def fit_verb(args) -> int:
                     "local_restart": args.local_restart, "chain": args.chain,
                     "compress": {"auto": None, "yes": True, "no": False}[args.compress]}
         status("compiling and fitting (the first sweep compiles)")
+        swept = []
         with _set_arrays_blamed(consts):
-            result = fit(model, data, consts=consts, dims=dims, seed=args.seed, restarts=args.restarts,
-                         max_iter=args.max_iter, tol=args.tol, progress=None if not args.quiet else False,
-                         **scale, **schedule)
+            if args.sweep:  # results/select.py: the chosen value's best fit is saved as usual
+                from .results.select import parse_sweep, select
+
+                name, values = parse_sweep(args.sweep, {n.name: n.kind for n in model.nodes.values()})
+                sel = select(model, data, restarts=args.restarts, seed=args.seed, consts=consts, dims=dims,
+                             max_iter=args.max_iter, tol=args.tol, **scale, **schedule, **{name: values})
+                out.mkdir(parents=True, exist_ok=True)
+                sel.save_json(out / "sweep.json")
+                sel.plot(out / "sweep.png")
+                swept = ["sweep.json", "sweep.png"]
+                result = sel.fit
+            else:
+                result = fit(model, data, consts=consts, dims=dims, seed=args.seed, restarts=args.restarts,
+                             max_iter=args.max_iter, tol=args.tol, progress=None if not args.quiet else False,
+                             **scale, **schedule)
         status(f"writing results to {out}/")
         result.save(out)
         written, skipped = write_extras(result, model, out, status)
+        written = swept + list(written)
     if args.quiet:
         for s in skipped:
             print(f"note: skipped {s}", file=sys.stderr)
         return 0
+    if args.sweep:
+        print("\n".join(f"{sel.name} = {r['value']}: ELBO {r['elbo']:.6g}" for r in sel.table))
+        print(f"chosen {sel.name} = {sel.best}")
     print(result.summary())
     if cache.describe():
         print(cache.describe())

@@ -14,6 +14,8 @@ def to_graphviz(spec: GraphSpec):
     g = graphviz.Digraph(spec.name, graph_attr={"rankdir": "TB", "fontname": "Helvetica", "label": spec.name,
                                                   "labelloc": "t", "fontsize": "14"})
     g.attr("node", fontname="Helvetica", fontsize="12")
+    # Small arrowheads: several parents entering one node side by side stay apart.
+    g.attr("edge", arrowsize="0.6")
     children: dict[str | None, list] = {}
     for p in spec.plates:
         children.setdefault(p.parent, []).append(p)
@@ -47,6 +49,8 @@ def to_graphviz(spec: GraphSpec):
         add_plate(g, p)
     for u, v in spec.edges:
         g.edge(u, v)
+    for node, label in spec.chains:  # a chain rolled up: its dependence on its previous step
+        g.edge(node, node, label=label, fontsize="10", dir="forward")
     return g
 
 

@@ -137,17 +137,15 @@ class Fit:
                 out[name].append(values[name])
         return {k: np.stack(v) for k, v in out.items()}
 
-    def to_arviz(self, draws: int = 1000, seed: int = 0):
-        """An ArviZ ``InferenceData`` of draws from q (one chain), with the point parameters
-        as constant data; needs the optional extra ``pip install vemppl[arviz]``."""
-        try:
-            import arviz as az
-        except ImportError:
-            from ..diagnostics import VemError
+    def to_arviz(self, draws: int = 1000, seed: int = 0, locals: bool = False, log_likelihood: bool = True,
+                 predictive_draws: int | None = 100):
+        """An ArviZ ``InferenceData``: ``posterior`` (globals; locals with ``locals=True``),
+        ``log_likelihood`` (per observation, categorical latents summed out), ``posterior_predictive``,
+        ``observed_data``; see ``results.arviz``.  Needs ``pip install vemppl[arviz]``."""
+        from .arviz import to_arviz
 
-            raise VemError("io", "to_arviz needs ArviZ", hint="pip install 'vemppl[arviz]'") from None
-        posterior = {k: v[None] for k, v in self.sample_posterior(draws, seed).items()}
-        return az.from_dict(posterior=posterior, constant_data=self.params or None)
+        return to_arviz(self, draws, seed, locals=locals, log_likelihood=log_likelihood,
+                        predictive_draws=predictive_draws)
 
     def predictive_density(self, data: dict, exact: bool | None = None, **kwargs) -> np.ndarray:
         """Per-point log posterior predictive density of new data: exact where the model
