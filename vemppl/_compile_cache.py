@@ -39,7 +39,7 @@ import tempfile
 MIN_COMPILE_SECONDS = 0.2
 
 
-def use_compilation_cache(folder, max_bytes: int | None = None) -> str:
+def use_compilation_cache(folder: str | os.PathLike, max_bytes: int | None = None) -> str:
     """Keep compiled XLA programs in ``folder`` (created if missing) for later processes.
 
     Call it before the first fit of the process: JAX decides at its first compilation

@@ -246,7 +246,9 @@ def fit_verb(args) -> int:
     print(result.summary())
     if cache.describe():
         print(cache.describe())
-    print(files_line(out, ["manifest.json", "arrays.npz", *written], skipped))
+    from .results.io import arrays_file  # arrays-<hash>.npz: named by the manifest (results/io.py)
+
+    print(files_line(out, ["manifest.json", arrays_file(out), *written], skipped))
     return 0
 
 

@@ -42,6 +42,7 @@ def run(out="demo-results", quiet: bool = False):
     files written (a file that could not be written is named with the reason)."""
     from .cli_runtime import Status
     from .cli_verbs import files_line, write_extras
+    from .results.io import arrays_file
 
     out = Path(out)
     with Status(not quiet) as status:
@@ -66,5 +67,5 @@ def run(out="demo-results", quiet: bool = False):
     print()
     print(fit.summary())
     print()
-    print(files_line(out, ["gmm.vem", "data.npz", "results/manifest.json", "results/arrays.npz", *written], skipped))
+    print(files_line(out, ["gmm.vem", "data.npz", "results/manifest.json", f"results/{arrays_file(out / 'results')}", *written], skipped))
     return fit

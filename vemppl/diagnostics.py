@@ -29,6 +29,7 @@ KINDS = (
     "unsupported",
     "data",
     "io",
+    "resource",
 )
 
 
@@ -54,7 +55,7 @@ class VemError(Exception):
     column), ``hint``.  ``str(err)`` is the rendered code frame.
     """
 
-    def __init__(self, kind: str, message: str, span: Span | None = None, hint: str | None = None):
+    def __init__(self, kind: str, message: str, span: Span | None = None, hint: str | None = None) -> None:
         if kind not in KINDS:
             raise ValueError(f"unknown error kind {kind!r}")
         self.kind = kind

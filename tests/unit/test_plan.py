@@ -62,8 +62,10 @@ HMM = """model m
 dim S, T
 const K = 3
 data x: real[S, T]
-A ~ Dirichlet(fill(1.0, K))
-for k in range(K) { mu[k] ~ Normal(0, 1) }
+for k in range(K) {
+    A[k] ~ Dirichlet(fill(1.0, K))
+    mu[k] ~ Normal(0, 1)
+}
 for s in range(S) {
     z[s, 0] ~ Categorical(fill(1.0 / K, K))
     for t in range(1, T) { z[s, t] ~ Categorical(A[z[s, t - 1]]) }

@@ -23,6 +23,7 @@ from ..families.markov_chain_homogeneous import HomogeneousMarkovChain
 from ..families.normal_wishart import NormalWishart
 from ..ir.expr import Index, Name, walk
 from ..ir.graph import ModelGraph, as_ir
+from ..ir.sizes import check_model as check_static
 from ..plan import Block, BlockStructure, EnumRef, Factor, Init, MStep, ParamPlan, Plan
 from .conjugacy import conjugacy
 from .rules.amortised import amortised_block
@@ -64,6 +65,7 @@ def compile_model(model, probe: bool = True, masked=()) -> Plan:
     """The plan of ``model`` (an IR or a DSL model).  ``masked``: the categorical latents
     fitted with a mask of absent elements (a chain with absent steps is not homogeneous)."""
     m = as_ir(model)
+    check_static(m)  # sizes, indices, gates and argument shapes before any array (issue #23)
     factors = []
     for node in m.nodes.values():
         if node.kind not in ("latent", "data"):

@@ -26,6 +26,7 @@ from ..elj.moments import NoMoment, NotFixed, PointMass, Tracker
 from ..elj.prior import chain_stats, initial_params, num_categories, prior_blocks
 from ..families import get_family
 from ..ir.expr import Num, walk
+from ..ir.memory import check_memory
 from ..plan import BlockStructure, MStep, ParamPlan, Plan, Update
 
 _STAND_IN = (3, 4, 5, 7, 11, 13, 17)
@@ -109,7 +110,9 @@ def _trace(joint: Joint, params: dict, key, tracker: Tracker):
 
 def read_moments(model, plan: Plan) -> Tracker:
     """The tracker of one abstract trace of ``L`` at the prior on stand-in sizes."""
-    joint = Joint(model, plan, stand_in_binding(model))
+    bound = stand_in_binding(model)
+    check_memory(model, bound.sizes, stand_in=True)  # the trace's own arrays (issue #23: `check` must not exhaust memory)
+    joint = Joint(model, plan, bound)
     k_params, k_blocks = jax.random.split(jax.random.PRNGKey(0))
     tracker = Tracker()
     try:

@@ -367,8 +367,10 @@ def _pair_weight(ctx, e1, e2):
         # Σ_t q(z_{t−1}, z_t) of a chain whose one transition factor reads the same
         # parameters at every step (the compiler's condition): spread evenly over the T−1
         # steps it weighs Σ_t ⟨w_t, E log p⟩ = ⟨Σ_t w_t, E log p⟩ exactly.
+        # A sequence of length 1 has no transition (steps = 0): divide by 1, not 0, so the
+        # gradient through the empty broadcast is 0, not 0/0 (issue #23).
         steps = stats.onehot.shape[-2] - 1
-        pair = jnp.broadcast_to((pair / steps)[..., None, :, :], pair.shape[:-2] + (steps,) + pair.shape[-2:])
+        pair = jnp.broadcast_to((pair / max(steps, 1))[..., None, :, :], pair.shape[:-2] + (steps,) + pair.shape[-2:])
     w = ctx.take(pair, rp.expr.indices)
     lead = w.shape[:-2]
     w = jnp.reshape(w, (1,) * (ctx.R - len(lead)) + w.shape)

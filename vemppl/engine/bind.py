@@ -27,12 +27,14 @@ from ..ir.nodes import TypeSpec
 from ..elj.binding import Bound
 from ..elj.evaluate import eval_fixed, size_of as _size
 from .bind_values import _as_array, _check_axis, _check_support, _e, _fmt_shape, _show, _type
+from ..data_checks import check_bound, check_size_limit, prepare_data
 
 
 def bind(model: ModelGraph, data: dict, consts: dict | None = None, dims: dict | None = None,
          mask: dict | None = None, strict: bool = False) -> Bound:
     data = _mapping("data", data)
     consts, dims, mask = _mapping("consts", consts), _mapping("dims", dims), _mapping("mask", mask)
+    data, mask = prepare_data(model, data, mask)  # np.ma masks, values past int64/float64 (issue #23)
     kinds = {n.name: n.kind for n in model.nodes.values()}
     _check_keys(consts, "consts", "const", kinds)
     _check_keys(dims, "dims", "dim", kinds)
@@ -136,6 +138,7 @@ def bind(model: ModelGraph, data: dict, consts: dict | None = None, dims: dict |
                 f"(type {_type(t)}, {_e(t.bound)} = {k}); got {arr[bad]} at index {bad}",
                 node.span,
             )
+    check_bound(model, sizes, values)  # the static pass again with every size known, then memory (issue #23)
     return Bound(sizes, values, masks, notes)
 
 
@@ -204,7 +207,7 @@ def _whole(kind, name, v, where, minimum=1) -> int:
             "data",
             f"{kind} '{name}' (from {where}) is a size. Expected a whole number >= {minimum}; got {_show(v)}",
         )
-    return int(float(v))
+    return check_size_limit(kind, name, int(float(v)), where)
 
 
 def _size_names(model) -> set[str]:

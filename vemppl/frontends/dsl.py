@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numbers
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -133,6 +134,12 @@ class Var(E):
         return f"Var({self.name})"
 
 
+#: What a DSL method takes as an expression: a handle or expression (:class:`E`) or a number.
+ExprLike = E | int | float
+#: An index of a statement: one expression, or a tuple of them.
+IndexLike = ExprLike | tuple[ExprLike, ...]
+
+
 class Dist:
     """A distribution call ``Family(*args, **kwargs)`` awaiting ``Model.sample``."""
 
@@ -141,23 +148,63 @@ class Dist:
 
 
 def _dist_factory(name):
-    def make(*args, **kwargs):
+    def make(*args, **kwargs) -> Dist:
         return Dist(name, *args, **kwargs)
 
-    make.__name__ = name
-    make.__doc__ = f"The {name} distribution (see vemppl.families)."
+    make.__name__ = make.__qualname__ = name
+    make.__doc__ = _dist_doc(name)
     return make
+
+
+def _dist_doc(name: str) -> str:
+    """The constructor's docstring: how its arguments are written (the family's ``ArgSpec``),
+    then the family module's own docstring (its density and exponential-family form)."""
+    fam = REGISTRY[name]
+    spec = fam.args
+    groups = "; ".join(" or ".join(f"``{a}``" for a in g) for g in spec.groups)
+    lines = [
+        f"A ``{name}`` distribution for :meth:`Model.sample` (the text's ``{name}(...)``).",
+        "",
+        f"Positional arguments, in order: {', '.join(f'``{a}``' for a in spec.positional) or 'none'}.",
+        f"Exactly one of each group, by keyword or position: {groups or 'none'}.",
+    ]
+    if spec.defaults:
+        lines.append("Defaults: " + ", ".join(f"``{k} = {v}``" for k, v in spec.defaults.items()) + ".")
+    if spec.aliases:
+        lines.append("Short keywords: " + ", ".join(f"``{k}`` for ``{v}``" for k, v in spec.aliases.items()) + ".")
+    module_doc = sys.modules[fam.__module__].__doc__
+    if module_doc:
+        lines += ["", module_doc.strip()]
+    return "\n".join(lines)
 
 
 #: One constructor per registered family: a new family module is usable here at once.
 DISTRIBUTIONS = {name: _dist_factory(name) for name in REGISTRY}
 
 
+#: The text language's built-in functions and what each computes (docs/language.md).
+_BUILTIN_DOCS = {
+    "zeros": "``zeros(D, ...)``: an array of zeros of shape ``[D, ...]``.",
+    "ones": "``ones(D, ...)``: an array of ones of shape ``[D, ...]``.",
+    "fill": "``fill(v, D, ...)``: an array of shape ``[D, ...]`` with every entry ``v``.",
+    "eye": "``eye(D)``: the ``D × D`` identity matrix.",
+    "diag": "``diag(v)``: the diagonal matrix with the vector ``v`` on its diagonal.",
+    "exp": "``exp(a)``: the elementwise exponential.",
+    "log": "``log(a)``: the elementwise natural logarithm.",
+    "sigmoid": "``sigmoid(a)``: the elementwise logistic function ``1 / (1 + exp(-a))``.",
+    "softmax": "``softmax(a)``: ``exp(a) / Σ exp(a)`` over the last axis.",
+    "sum": "``sum(a)``: the sum of every entry of ``a`` (a scalar); ``vp.sum_`` in Python.",
+    "dot": "``dot(a, b)``: the inner product over the last axis (the others broadcast).",
+    "transpose": "``transpose(a)``: ``a`` with its last two axes swapped.",
+}
+
+
 def _builtin(fname):
-    def call(*args):
+    def call(*args) -> E:
         return _Lazy(lambda m: Call(fname, tuple(as_expr(a, m) for a in args)))
 
-    call.__name__ = fname
+    call.__name__ = call.__qualname__ = fname if fname != "sum" else "sum_"
+    call.__doc__ = _BUILTIN_DOCS[fname] + " An expression of the model being built; nothing is computed here."
     return call
 
 
@@ -167,10 +214,15 @@ sum_, dot, transpose = _builtin("sum"), _builtin("dot"), _builtin("transpose")
 
 
 class _TypeMaker:
-    def __init__(self, base, bound=None):
-        self.base, self.bound = base, bound
+    """A type of the language: bare, a scalar (``vp.real``); indexed by dimensions, an array
+    (``vp.real[N, D]``)."""
 
-    def __getitem__(self, shape):
+    def __init__(self, base: str, bound=None, doc: str | None = None):
+        self.base, self.bound = base, bound
+        if doc:
+            self.__doc__ = doc
+
+    def __getitem__(self, shape) -> TypeSpec:
         shape = shape if isinstance(shape, tuple) else (shape,)
         return TypeSpec(self.base, tuple(as_expr(s) for s in shape), self._bound())
 
@@ -180,68 +232,95 @@ class _TypeMaker:
         return as_expr(self.bound) if self.bound is not None else None
 
     def spec(self) -> TypeSpec:
+        """The scalar type (no dimensions)."""
         return TypeSpec(self.base, (), self._bound())
 
+    def __repr__(self) -> str:
+        return f"vemppl type {self.base}"
 
-real, pos, unit, int_, count, bool_ = (_TypeMaker(b) for b in ("real", "pos", "unit", "int", "count", "bool"))
-simplex, spd = _TypeMaker("simplex"), _TypeMaker("spd")
+
+real = _TypeMaker("real", doc="``real``: real numbers; ``vp.real[N, D]`` is an ``N × D`` real array.")
+pos = _TypeMaker("pos", doc="``pos``: positive reals (precisions, rates, scales).")
+unit = _TypeMaker("unit", doc="``unit``: reals in (0, 1) (probabilities).")
+int_ = _TypeMaker("int", doc="``int``: integers (the text's ``int``).")
+count = _TypeMaker("count", doc="``count``: non-negative integers (Poisson, Binomial and Multinomial data).")
+bool_ = _TypeMaker("bool", doc="``bool``: 0 or 1 (Bernoulli data; the text's ``bool``).")
+simplex = _TypeMaker("simplex", doc="``simplex``: vectors of non-negative entries summing to one (``simplex[K]``).")
+spd = _TypeMaker("spd", doc="``spd``: symmetric positive-definite matrices (``spd[D, D]``).")
 
 
-def cat(bound) -> _TypeMaker:
+def cat(bound: ExprLike) -> _TypeMaker:
+    """The type of a category index in ``0 .. bound - 1``: ``vp.cat(K)[N]`` is the text's
+    ``cat(K)[N]`` (e.g. token words in LDA, observed labels)."""
     return _TypeMaker("cat", bound)
 
 
 def mlp(activation: str) -> _TypeMaker:
-    """The type of a neural-network param: ``vp.mlp("tanh")[D, H, K]`` is ``mlp(tanh)[D, H, K]``."""
+    """The type of a neural-network param: ``vp.mlp("tanh")[D, H, K]`` is ``mlp(tanh)[D, H, K]``,
+    a network from ``D`` inputs through a hidden layer of ``H`` (``tanh``) to ``K`` outputs."""
     return _TypeMaker("mlp", str(activation))
 
 
 class Model:
-    """A model built in Python; ``.ir`` is the IR (the same one the text would give)."""
+    """A model built in Python; ``.ir`` is the IR (the same one the text would give).
 
-    def __init__(self, name: str):
+    Each method is one statement of the text language and returns a handle (:class:`Var`) to
+    the node it declares; handles combine with ``+ - * / @ **``, indexing and the built-in
+    functions into expressions.  Errors are :class:`~vemppl.VemError` s located at the Python
+    line that made them.  ``vp.to_text(m)`` prints the model as ``.vem`` text and
+    ``vp.parse(vp.to_text(m)) == m.ir``.
+    """
+
+    def __init__(self, name: str) -> None:
         self._b = IRBuilder(name)
         self._loops: list[Loop] = []
         self._ir: ModelGraph | None = None
 
     @property
     def name(self) -> str:
+        """The model's name (the text's ``model NAME``)."""
         return self._b.name
 
     @property
     def active_vars(self) -> tuple[str, ...]:
+        """The loop variables of the plates open at this point, outermost first."""
         return tuple(lp.var for lp in self._loops)
 
     def _changed(self):
         self._ir = None
 
-    def dim(self, *names: str):
+    def dim(self, *names: str) -> Var | tuple[Var, ...]:
+        """``dim N, D``: sizes read off the data at fit time; one handle, or a tuple of them."""
         for n in names:
             self._b.dim(n, _caller_span())
         self._changed()
         handles = tuple(Var(n) for n in names)
         return handles[0] if len(handles) == 1 else handles
 
-    def const(self, name: str, value, type=None) -> Var:
+    def const(self, name: str, value: ExprLike, type: _TypeMaker | TypeSpec | None = None) -> Var:
+        """``const name = value``: a constant, overridable at fit time (``fit(consts=...)``)."""
         t = type.spec() if isinstance(type, _TypeMaker) else type
         self._b.const(name, as_expr(value, self), t, _caller_span())
         self._changed()
         return Var(name)
 
-    def data(self, name: str, type) -> Var:
+    def data(self, name: str, type: _TypeMaker | TypeSpec) -> Var:
+        """``data name: type``: an observed (or covariate) array, given to ``fit(data=...)``."""
         t = type.spec() if isinstance(type, _TypeMaker) else type
         self._b.data(name, t, _caller_span())
         self._changed()
         return Var(name)
 
-    def param(self, name: str, type, init=None) -> Var:
+    def param(self, name: str, type: _TypeMaker | TypeSpec, init: ExprLike | None = None) -> Var:
+        """``param name: type``: a point parameter fitted by the M-step (a network's
+        weights when ``type`` is :func:`mlp`); ``init`` is its starting value."""
         t = type.spec() if isinstance(type, _TypeMaker) else type
         self._b.param(name, t, as_expr(init, self) if init is not None else None, _caller_span())
         self._changed()
         return Var(name)
 
     @contextmanager
-    def plate(self, var: str, stop, start=0):
+    def plate(self, var: str, stop: ExprLike, start: ExprLike = 0) -> Iterator[Var]:
         """``for var in range(start, stop) { ... }``; yields the loop variable."""
         lp = Loop(var, as_expr(start, self), as_expr(stop, self), _caller_span())
         self._b._check_loops(tuple(self._loops) + (lp,))
@@ -251,7 +330,7 @@ class Model:
         finally:
             self._loops.pop()
 
-    def sample(self, name: str, d: Dist, index=None) -> Var:
+    def sample(self, name: str, d: Dist, index: IndexLike | None = None) -> Var:
         """``name[active loop vars] ~ d`` (or ``name[index] ~ d``)."""
         kwargs = tuple((k, as_expr(v, self), None) for k, v in d.kwargs.items())
         args = tuple(as_expr(a, self) for a in d.args)
@@ -262,13 +341,13 @@ class Model:
         self._changed()
         return Var(name, self._plate_vars(index))
 
-    def let(self, name: str, value, index=None) -> Var:
+    def let(self, name: str, value: ExprLike, index: IndexLike | None = None) -> Var:
         """A deterministic node ``name[active loop vars] = value``."""
         self._b.statement(name, self._indices(index), tuple(self._loops), expr=as_expr(value, self), span=_caller_span())
         self._changed()
         return Var(name, self._plate_vars(index))
 
-    def q(self, latent, encoder, index=None):
+    def q(self, latent: Var | str, encoder: E, index: IndexLike | None = None) -> None:
         """``q(latent[active loop vars]) = encoder``: an amortised posterior, e.g.
         ``m.q(z, enc(x))`` inside the plate over n is ``q(z[n]) = enc(x[n])``."""
         name = latent.name if isinstance(latent, Var) else latent
@@ -286,11 +365,13 @@ class Model:
 
     @property
     def ir(self) -> ModelGraph:
+        """The model's IR (built once, rebuilt after a new statement)."""
         if self._ir is None:
             self._ir = self._b.build()
         return self._ir
 
     def build(self) -> ModelGraph:
+        """The model's IR; the same as :attr:`ir`."""
         return self.ir
 
     def __eq__(self, other):

@@ -16,6 +16,7 @@ hanging the reader or exhausting Python's stack.
 from __future__ import annotations
 
 import math
+import os
 import re
 import threading
 from functools import lru_cache
@@ -102,7 +103,9 @@ def _lark() -> Lark:
 
 
 def parse(text: str, filename: str | None = None) -> ModelGraph:
-    """The IR of a model written in ``.vem`` text."""
+    """The IR of a model written in ``.vem`` text (``str``, or UTF-8 ``bytes``); ``filename``
+    names the source in error messages.  Raises :class:`~vemppl.VemError` on a syntax,
+    name, type or shape error."""
     if isinstance(text, (bytes, bytearray)):
         text = _decode(bytes(text), filename)
     if not isinstance(text, str):
@@ -126,8 +129,8 @@ def parse(text: str, filename: str | None = None) -> ModelGraph:
         ) from None
 
 
-def load(path) -> ModelGraph:
-    """The IR of the model in a ``.vem`` file (UTF-8)."""
+def load(path: str | os.PathLike) -> ModelGraph:
+    """The IR of the model in a ``.vem`` file (UTF-8); errors name the file."""
     name = str(path)
     try:
         with open(path, "rb") as f:

@@ -24,6 +24,11 @@ from .shapes import Shape
 
 @dataclass(frozen=True, eq=False)
 class ModelGraph:
+    """A model's IR: its ``name`` and its ``nodes`` (dims, consts, data, params, latents and
+    deterministic nodes) in declaration order, with their inferred ``shapes`` and the model
+    text it came from (``source``, ``filename``) when parsed.  ``.graph`` is the networkx DAG
+    of reads; ``of_kind("data")`` the nodes of some kinds.  Equal when names and nodes are."""
+
     name: str
     nodes: dict[str, Node]
     shapes: dict[str, Shape] = field(default_factory=dict, repr=False)
@@ -40,6 +45,8 @@ class ModelGraph:
         return self.nodes[name]
 
     def of_kind(self, *kinds: str) -> list[Node]:
+        """The nodes of the given kinds (``"dim"``, ``"const"``, ``"data"``, ``"param"``,
+        ``"latent"``, ...), in declaration order."""
         return [n for n in self.nodes.values() if n.kind in kinds]
 
     @cached_property

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,13 +18,28 @@ from ..families import get_family
 from ..frontends.parser import parse
 from ..plan import MStep
 from .arviz import to_arviz as arviz_data
-from .io import read, save
+from .io import check_consistent, read, save
 from .local import local_blocks
-from .predict import predict, predictive_density
+from .predict import Prediction, predict, predictive_density
+
+if TYPE_CHECKING:  # annotations only: importing these here would load matplotlib or cycle
+    from matplotlib.figure import Figure
+
+    from .predict import Prediction
 
 
 @dataclass
 class Fit:
+    """The result of :func:`vemppl.fit` (or :func:`vemppl.load_results`).
+
+    Attributes: ``model`` (the IR), ``plan`` (the compiled plan), ``elbo_trace`` (the ELBO after
+    every sweep, non-decreasing for closed-form CAVI), ``converged``, ``iterations``, ``seed``,
+    ``restarts`` and ``best_restart`` (the restart kept: the highest final ELBO),
+    ``compile_seconds`` (the first sweep, traced and compiled) and ``fit_seconds`` (the rest);
+    ``bound``, ``engine`` and ``state`` are the bound data, the compiled engine and the final
+    variational state.  The posteriors are :attr:`posterior`; point parameters :attr:`params`.
+    """
+
     model: object
     plan: object
     bound: object
@@ -60,6 +78,7 @@ class Fit:
 
     @property
     def natural_params(self) -> dict:
+        """The natural parameters η of every variational block (the engine's state)."""
         return dict(self.state.eta)
 
     @property
@@ -84,12 +103,14 @@ class Fit:
 
         return {k: jax.tree_util.tree_map(np.asarray, v) for k, v in self.state.params.items()}
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike) -> Path:
         """Write ``manifest.json`` + ``arrays.npz`` into the folder ``path`` (atomically)."""
         return save(self, path)
 
-    def predict(self, data: dict, **kwargs):
-        """Re-infer the local latents of new data with the globals fixed; see ``results.predict``."""
+    def predict(self, data: dict, **kwargs) -> Prediction:
+        """Re-infer the local latents of new data with the globals fixed: the keyword options
+        (``plug_in``, ``max_iter``, ``tol``, ``consts``, ``dims``, ``seed``, ``compress``) are
+        those of :func:`vemppl.results.predict.predict`."""
         return predict(self, data, **kwargs)
 
     def sample_posterior(self, draws: int = 1000, seed: int = 0) -> dict:
@@ -127,7 +148,7 @@ class Fit:
         return arviz_data(self, draws, seed, locals=locals, log_likelihood=log_likelihood,
                         predictive_draws=predictive_draws)
 
-    def predictive_density(self, data: dict, exact: bool | None = None, **kwargs):
+    def predictive_density(self, data: dict, exact: bool | None = None, **kwargs) -> np.ndarray:
         """Per-point log posterior predictive density of new data: exact where the model
         allows it (conjugate blocks; the Student-t mixture of Bishop eq. 10.81 for a GMM with
         a Normal–Wishart block), else Monte Carlo over q; ``.method`` on the result says
@@ -159,7 +180,7 @@ class Fit:
             lines.append(f"{k:<12}{'param':<14}{str(v.shape):<16}{np.array2string(v.ravel()[:4], precision=3)}")
         return "\n".join(lines)
 
-    def plot_elbo(self, path=None):
+    def plot_elbo(self, path: str | os.PathLike | None = None) -> Figure:
         """The ELBO trace as a figure (saved as PNG when ``path`` is given)."""
         try:
             import matplotlib
@@ -223,11 +244,12 @@ def _mean(d):
         return d.probs if hasattr(d, "probs") else np.nan
 
 
-def load_results(path) -> Fit:
+def load_results(path: str | os.PathLike) -> Fit:
     """A fit read back from ``fit.save(path)``: the same posteriors, parameters and trace."""
 
     manifest, arrays = read(path)
     model = parse(manifest["model_text"], filename=f"{path}/manifest.json (model_text)")
+    check_consistent(manifest, arrays, model, path)  # every size and shape it states (issue #23)
     plan = compile_model(model)
     fams = {b.name: b.family for b in plan.blocks}
     saved = {k: v["family"] for k, v in manifest["blocks"].items()}

@@ -1,4 +1,19 @@
-"""Results on disk: ``manifest.json`` + ``arrays.npz``, written atomically, never pickled.
+"""Results on disk: ``manifest.json`` + ``arrays-<hash>.npz``, written atomically as a whole,
+read defensively, never pickled.
+
+**Atomic as a whole** (issue #23): :func:`save` writes the arrays under a new name that
+carries their hash (``arrays-<first 16 hex of the SHA-256>.npz``: temp file, fsync, rename,
+fsync of the folder), then commits by replacing ``manifest.json`` (temp, fsync, rename,
+fsync), which names that file; only then are the arrays files no manifest names removed.
+A kill at any point leaves the old manifest with its old arrays or the new manifest with
+its new arrays; the next save removes what an interrupted one left (``.*.tmp`` and
+unnamed arrays files).  Results written before this format (``arrays.npz``, no
+``arrays_file`` key) are still read.
+
+**Read defensively**: every failure to read is an ``io`` :class:`VemError` naming the file:
+a manifest that is a folder, not UTF-8, not JSON, nested too deeply, or not of the schema
+(:data:`SCHEMA`); checksums; and :func:`check_consistent` compares every size and shape the
+manifest states with the model and the arrays.
 
 Arrays are named by path: ``eta/<block>/<statistic>``, ``mu/<block>/<statistic>``,
 ``params/<param>``, and ``params/<network>/<weight>`` (``W0``, ``b0``, ...) for the
@@ -16,6 +31,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -25,9 +41,17 @@ import numpy as np
 from .._version import __version__
 from ..diagnostics import VemError
 from ..frontends.printer import to_text
+from .schema import check_schema
 
 FORMAT = "vemppl-results"
 FORMAT_VERSION = 1
+
+
+MANIFEST = "manifest.json"
+LEGACY_ARRAYS = "arrays.npz"
+_ARRAYS_NAME = re.compile(r"arrays(-[0-9a-f]{16})?\.npz\Z")
+#: The deepest JSON nesting a manifest may have (its own schema needs 4).
+MAX_DEPTH = 32
 
 
 def _atomic_write(path: Path, data: bytes):
@@ -45,6 +69,30 @@ def _atomic_write(path: Path, data: bytes):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path):
+    """Make a rename in ``folder`` durable (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove_stale(folder: Path, keep: str):
+    """Arrays files no manifest names and temp files of an interrupted save."""
+    for p in folder.iterdir():
+        stale = _ARRAYS_NAME.match(p.name) and p.name != keep
+        stale = stale or (p.name.startswith((f".{MANIFEST}.", ".arrays")) and p.name.endswith(".tmp"))
+        if stale and p.is_file():
+            p.unlink()
 
 
 def _umask() -> int:
@@ -114,23 +162,87 @@ def save(fit, path) -> Path:
         "arrays_sha256": _sha256(blob),
     }
     manifest["vemppl_version"] = __version__
+    arrays_file = f"arrays-{manifest['arrays_sha256'][:16]}.npz"
+    manifest["arrays_file"] = arrays_file
     manifest["manifest_sha256"] = _self_hash(manifest)
-    _atomic_write(path / "arrays.npz", blob)
-    _atomic_write(path / "manifest.json", json.dumps(manifest, indent=2).encode())
+    if path.exists() and not path.is_dir():
+        raise VemError("io", f"cannot save results to '{path}': it is a file, not a folder")
+    path.mkdir(parents=True, exist_ok=True)
+    committed = False
+    try:
+        _atomic_write(path / arrays_file, blob)  # new name: the old manifest's arrays stay intact
+        _atomic_write(path / MANIFEST, json.dumps(manifest, indent=2).encode())  # the commit
+        committed = True
+        _remove_stale(path, keep=arrays_file)
+    except BaseException:
+        if not committed and _named_arrays(path) != arrays_file and (path / arrays_file).exists():
+            (path / arrays_file).unlink()  # the old results stay, with nothing of the new beside them
+        raise
     return path
+
+
+def arrays_file(path) -> str:
+    """The name of the arrays file the results folder ``path`` uses (for listing what was written)."""
+    return _named_arrays(Path(path)) or LEGACY_ARRAYS
+
+
+def _named_arrays(path: Path) -> str | None:
+    """The arrays file the manifest on disk names (None if it cannot be read)."""
+    try:
+        return json.loads((path / MANIFEST).read_text(encoding="utf-8")).get("arrays_file", LEGACY_ARRAYS)
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return None
+
+
+def _load_json(mpath: Path):
+    try:
+        text = mpath.read_text(encoding="utf-8")
+    except IsADirectoryError:
+        raise VemError("io", f"'{mpath}' is a folder, not a results manifest; the results are damaged") from None
+    except UnicodeDecodeError:
+        raise VemError("io", f"'{mpath}' is not UTF-8 text; the file is damaged") from None
+    except OSError as exc:
+        raise VemError("io", f"cannot read '{mpath}': {exc.strerror or exc}") from None
+    if _depth(text) > MAX_DEPTH:
+        raise VemError("io", f"'{mpath}' is nested more than {MAX_DEPTH} levels deep; it is not a results manifest")
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise VemError("io", f"'{mpath}' is not valid JSON ({exc}); the file is damaged") from None
+
+
+def _depth(text: str) -> int:
+    """The deepest bracket nesting of a JSON text (strings skipped), without recursion."""
+    depth = top = 0
+    in_str = esc = False
+    for ch in text:
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            top = max(top, depth)
+        elif ch in "]}":
+            depth -= 1
+    return top
 
 
 def read(path):
     """The manifest and the arrays of a results folder, verified."""
     path = Path(path)
-    mpath, apath = path / "manifest.json", path / "arrays.npz"
-    for p in (mpath, apath):
-        if not p.exists():
-            raise VemError("io", f"'{p}' does not exist: is '{path}' a folder written by fit.save / vemppl fit?")
-    try:
-        manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise VemError("io", f"'{mpath}' is not valid JSON ({exc}); the file is damaged") from None
+    mpath = path / MANIFEST
+    if not path.is_dir():
+        what = "does not exist" if not path.exists() else "is not a folder"
+        raise VemError("io", f"'{path}' {what}: expected a folder written by fit.save / vemppl fit")
+    if not mpath.exists():
+        raise VemError("io", f"'{mpath}' does not exist: is '{path}' a folder written by fit.save / vemppl fit?")
+    manifest = _load_json(mpath)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise VemError("io", f"'{mpath}' is not a vemppl results manifest")
     if manifest.get("format_version") != FORMAT_VERSION:
@@ -143,7 +255,18 @@ def read(path):
             "io", f"'{mpath}' was modified after it was written (its checksum does not match its content)",
             hint="re-run the fit, or restore the file",
         )
-    blob = apath.read_bytes()
+    check_schema(manifest, mpath)
+    name = manifest.get("arrays_file", LEGACY_ARRAYS)
+    if not _ARRAYS_NAME.match(name):
+        raise VemError("io", f"'{mpath}' names the arrays file {name!r}; expected arrays-<16 hex>.npz")
+    apath = path / name
+    try:
+        blob = apath.read_bytes()
+    except FileNotFoundError:
+        raise VemError("io", f"'{apath}' does not exist: the results in '{path}' are incomplete",
+                       hint="re-run the fit") from None
+    except OSError as exc:
+        raise VemError("io", f"cannot read '{apath}': {exc.strerror or exc}") from None
     if _sha256(blob) != manifest.get("arrays_sha256"):
         raise VemError(
             "io", f"'{apath}' does not match '{mpath}' (truncated, edited or from another fit)",
@@ -152,6 +275,9 @@ def read(path):
     try:
         with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
         raise VemError("io", f"'{apath}' cannot be read: {exc}") from None
     return manifest, arrays
+
+
+from .schema import check_consistent  # noqa: E402,F401  (the loader's one import)

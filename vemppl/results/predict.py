@@ -30,6 +30,13 @@ from .predictive import NotExact, exact_log_predictive
 
 @dataclass
 class Prediction:
+    """The local latents of new data re-inferred with the globals fixed (:meth:`Fit.predict`).
+
+    ``elbo`` is the bound on the new data (the module's docstring says which bound),
+    ``n_points`` the size of the new data's leading plate, ``posterior`` q of every local
+    block as NumPyro distributions, ``state`` the variational state.
+    """
+
     elbo: float  # the bound on the new data (see module docstring)
     n_points: int  # size of the leading data plate, for per-point averages
     posterior: dict  # q of every local block (NumPyro distributions)
@@ -37,10 +44,13 @@ class Prediction:
 
     @property
     def log_likelihood(self) -> float:
+        """The bound on the new data; with ``plug_in=True`` and discrete or Gaussian locals,
+        the log-likelihood under the plug-in parameters."""
         return self.elbo
 
     @property
     def log_likelihood_per_point(self) -> float:
+        """:attr:`log_likelihood` divided by the number of units of the leading data plate."""
         return self.elbo / self.n_points
 
     def assignments(self, name: str) -> np.ndarray:
@@ -49,6 +59,7 @@ class Prediction:
         return np.asarray(jnp.argmax(stats.onehot, axis=-1))
 
     def probabilities(self, name: str) -> np.ndarray:
+        """The posterior probabilities of a categorical local, one row per element."""
         return np.asarray(self.state.mu[name].onehot)
 
 

@@ -1,0 +1,146 @@
+"""Data beyond their declared types (issue #23): totals of count vectors, values past the
+int64/float64 ranges, numpy masked arrays, and valid data that used to fail (an HMM with
+a sequence of length 1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import vemppl as vp
+from vemppl import cli
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+MULTINOMIAL = """model mn
+dim N
+data y: count[N, 3]
+p ~ Dirichlet(fill(1.0, 3))
+for n in range(N) { y[n] ~ Multinomial(10, p) }
+"""
+
+BINOMIAL = """model bn
+dim N
+data y: count[N]
+p ~ Beta(1, 1)
+for n in range(N) { y[n] ~ Binomial(5, p) }
+"""
+
+NORMAL_AND_COUNTS = """model g
+dim N
+data x: real[N]
+data k: count[N]
+m ~ Normal(0, precision = 1)
+for n in range(N) { x[n] ~ Normal(m, precision = 1) }
+for n in range(N) { k[n] ~ Poisson(2.0) }
+"""
+
+
+def _error(model, data, **kw):
+    with pytest.raises(vp.VemError) as info:
+        vp.fit(model, data, max_iter=3, **kw)
+    return info.value
+
+
+def test_multinomial_rows_must_sum_to_the_total():
+    m = vp.parse(MULTINOMIAL, filename="mn.vem")
+    err = _error(m, {"y": np.array([[3, 3, 4], [5, 5, 1]])})
+    assert (err.kind, err.file, err.line, err.column) == ("data", "mn.vem", 5, 28)
+    assert "'y'" in err.message and "total_count = 10" in err.message and "sum of 11 at index (1,)" in err.message
+    # Rows that do sum to 10 fit; the Dirichlet posterior is the prior plus the counts.
+    fit = vp.fit(m, {"y": np.array([[3, 3, 4], [5, 4, 1]])}, max_iter=5)
+    np.testing.assert_allclose(np.asarray(fit.posterior["p"].concentration), [1 + 8, 1 + 7, 1 + 5])
+
+
+def test_binomial_counts_must_not_exceed_the_total():
+    err = _error(vp.parse(BINOMIAL, filename="bn.vem"), {"y": np.array([0, 6, 2])})
+    assert err.kind == "data" and "'y'" in err.message and "total_count = 5" in err.message
+    assert "got 6 at index (1,)" in err.message and err.line == 5
+
+
+def test_integers_past_int64_are_refused_not_wrapped():
+    g = vp.parse(NORMAL_AND_COUNTS, filename="g.vem")
+    err = _error(g, {"x": np.zeros(3), "k": np.array([1, 2**64 - 1, 3], dtype=np.uint64)})
+    assert "'k'" in err.message and "64-bit" in err.message and "index (1,)" in err.message and err.line == 4
+    err = _error(g, {"x": np.zeros(3), "k": np.array([1.0, 1e20, 3.0])})
+    assert "'k'" in err.message and "2**63" in err.message and "index (1,)" in err.message
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).max <= np.finfo(np.float64).max, reason="no extended precision here")
+def test_extended_floats_past_float64_are_refused_not_made_infinite():
+    g = vp.parse(NORMAL_AND_COUNTS, filename="g.vem")
+    x = np.array([0.0, 1.0, 2.0], dtype=np.longdouble)
+    x[2] = np.longdouble("1e400")
+    err = _error(g, {"x": x, "k": np.array([1, 2, 3])})
+    assert "'x'" in err.message and "float64" in err.message and "index (2,)" in err.message
+
+
+def test_real_values_whose_square_overflows_are_refused():
+    x = np.array([[0.0, 1.0], [1e154, 2.0], [3.0, 4.0]])
+    err = _error(vp.load(MODELS / "gmm.vem"), {"x": x * 2})
+    assert err.kind == "data" and "'x'" in err.message and "square overflows" in err.message
+    assert "index (1, 0)" in err.message
+
+
+def test_non_finite_values_name_the_variable_and_index():
+    g = vp.parse(NORMAL_AND_COUNTS, filename="g.vem")
+    err = _error(g, {"x": np.array([0.0, np.inf, 1.0]), "k": np.array([1, 2, 3])})
+    assert "'x'" in err.message and "index (1,)" in err.message
+    err = _error(g, {"x": np.zeros(3), "k": np.array([1.0, np.nan, 3.0])})
+    assert "'k'" in err.message and "index (1,)" in err.message
+
+
+def test_numpy_masked_arrays_are_masks():
+    g = vp.parse(NORMAL_AND_COUNTS, filename="g.vem")
+    x = np.ma.masked_array([1.0, 99.0, 2.0], mask=[False, True, False])
+    fit = vp.fit(g, {"x": x, "k": np.array([1, 2, 3])}, tol=1e-12)
+    # Normal prior N(0, 1), unit noise precision, observed 1 and 2: posterior mean 3 / 3.
+    # (Were the mask ignored, 99 would count: (1 + 99 + 2) / 4 = 25.5.)
+    assert float(np.asarray(fit.state.mu["m"][0])) == pytest.approx(1.0, abs=1e-9)
+    # A masked entry where no missing value is allowed is refused with its index.
+    err = _error(g, {"x": np.zeros(3), "k": np.ma.masked_array([1, 2, 3], mask=[0, 1, 0])})
+    assert "'k'" in err.message and "index (1,)" in err.message and "missing" in err.message
+
+
+def test_masked_array_and_mask_argument_combine():
+    g = vp.parse(NORMAL_AND_COUNTS, filename="g.vem")
+    x = np.ma.masked_array([1.0, 99.0, 2.0, 50.0], mask=[False, True, False, False])
+    fit = vp.fit(g, {"x": x, "k": np.array([1, 2, 3, 4])}, mask={"x": np.array([1, 1, 1, 0], bool)}, tol=1e-12)
+    assert float(np.asarray(fit.state.mu["m"][0])) == pytest.approx(1.0, abs=1e-9)
+
+
+GMM_ONE_POINT = """model g1
+dim N, D
+const K = 4
+data x: real[N, D]
+pi ~ Dirichlet(ones(K))
+for k in range(K) {
+    mu[k]  ~ MvNormal(zeros(D), precision = 0.01 * eye(D))
+    Lam[k] ~ Wishart(D + 2, eye(D))
+}
+for n in range(N) {
+    z[n] ~ Categorical(pi)
+    x[n] ~ MvNormal(mu[z[n]], precision = Lam[z[n]])
+}
+"""
+
+
+def test_hmm_with_a_sequence_of_length_one_fits():
+    """With T = 1 there is no transition: the HMM is a one-point mixture whose weights are
+    pi0, and q(A) stays at its prior (zero KL), so its ELBO is that mixture's."""
+    x = np.array([[0.5, -1.0]])
+    hmm = vp.fit(vp.load(MODELS / "hmm.vem"), {"x": x}, tol=1e-12, max_iter=300)
+    assert np.isfinite(hmm.elbo)
+    assert np.all(np.diff(hmm.elbo_trace) >= -1e-9 * np.abs(hmm.elbo_trace[1:]))
+    mix = vp.fit(vp.parse(GMM_ONE_POINT), {"x": x}, tol=1e-12, max_iter=300)
+    assert hmm.elbo == pytest.approx(mix.elbo, rel=1e-6)
+    np.testing.assert_allclose(np.asarray(hmm.posterior["A"].concentration), np.ones((4, 4)))
+
+
+def test_hmm_of_length_one_through_the_cli(tmp_path, capsys):
+    np.savez(tmp_path / "x.npz", x=np.array([[0.5, -1.0]]))
+    code = cli.main(["fit", str(MODELS / "hmm.vem"), "--data", str(tmp_path / "x.npz"),
+                     "--out", str(tmp_path / "o"), "--quiet"])
+    assert code == 0, capsys.readouterr().err

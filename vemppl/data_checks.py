@@ -1,0 +1,159 @@
+"""Checks of bound sizes and data beyond their declared types (issue #23).
+
+Called by :func:`vemppl.engine.bind.bind` (one line each):
+
+* :func:`prepare_data` first: a ``numpy.ma`` masked array counts as its values with its
+  mask (masked entries missing, combined with any ``mask=``), and values that cannot be
+  held without loss (integers past int64, a float array for a whole-number type past
+  ±2**63, extended-precision floats past float64) are refused naming the variable and the
+  index, never wrapped around or turned into ``inf``; so are real values whose square
+  overflows float64;
+* :func:`check_size_limit` on every size a dim or const is given;
+* :func:`check_bound` once every size and array is bound: the static size pass with the
+  sizes known, then the supports that depend on an argument, for every family that has
+  a ``total_count``: a count vector (event rank 1, Multinomial) sums to the total on every
+  row, a count (event rank 0, Binomial) is at most the total; and a warning where the
+  data's scale is far from a prior's (:mod:`vemppl.data_scale`).
+
+Layering: imports the IR and families only, never the engine or the compiler.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .diagnostics import VemError
+from .families import get_family
+from .data_scale import warn_if_scale_far
+from .ir.sizes import _Sizes
+from .ir.text import expr_to_text
+from .ir.sizes import MAX_SIZE, check_model
+
+_INT64_MAX = np.iinfo(np.int64).max
+_SQRT_MAX = float(np.sqrt(np.finfo(np.float64).max))
+_WHOLE = ("int", "count", "bool", "cat")
+
+
+def check_size_limit(kind: str, name: str, v: int, where: str) -> int:
+    """A size above :data:`~vemppl.ir.sizes.MAX_SIZE` is refused before anything is allocated."""
+    if v > MAX_SIZE:
+        raise VemError(
+            "data",
+            f"{kind} '{name}' (from {where}) is a size. Expected at most {MAX_SIZE} (2**31 - 1); got {v}",
+            hint=f"a size is the number of entries along one axis; --set {name}=... with a smaller number",
+        )
+    return v
+
+
+def _first(bad) -> tuple[int, ...]:
+    return tuple(int(j) for j in np.argwhere(bad)[0])
+
+
+def prepare_data(model, data: dict, mask: dict) -> tuple[dict, dict]:
+    """``(data, mask)`` with masked arrays split and every value checked to fit its dtype."""
+    data, mask = dict(data), dict(mask)
+    for node in model.of_kind("data"):
+        v = data.get(node.name)
+        if isinstance(v, np.ma.MaskedArray):
+            observed = ~np.ma.getmaskarray(v)
+            filled = v.filled(np.nan) if np.issubdtype(v.dtype, np.floating) else v.filled(0)
+            if node.name in mask:
+                observed = observed & np.asarray(mask[node.name]).astype(bool)
+            data[node.name], mask[node.name] = np.asarray(filled), observed
+            v = data[node.name]
+        if isinstance(v, np.ndarray):
+            _check_range(node, v)
+    return data, mask
+
+
+def _check_range(node, arr: np.ndarray):
+    what = f"'{node.name}'"
+    base = node.type.base
+    if arr.dtype.kind == "u" and arr.size and arr.max() > _INT64_MAX:
+        bad = arr > _INT64_MAX
+        raise VemError(
+            "data",
+            f"{what} has a value beyond the 64-bit integer range. Expected integers up to {_INT64_MAX}; "
+            f"got {arr[_first(bad)]} at index {_first(bad)}",
+            node.span,
+        )
+    if arr.dtype.kind == "f" and arr.size:
+        finite = np.isfinite(arr)
+        if arr.dtype.itemsize > 8:
+            big = finite & (np.abs(arr) > np.finfo(np.float64).max)
+            if big.any():
+                raise VemError(
+                    "data",
+                    f"{what} has a value beyond the float64 range. Expected magnitudes up to "
+                    f"{np.finfo(np.float64).max:.4g}; got {arr[_first(big)]} at index {_first(big)}",
+                    node.span,
+                )
+        if base not in _WHOLE:
+            # Every likelihood reads E[x²] (or x xᵀ): a value whose square overflows float64
+            # (|x| > 1.34e154) becomes inf inside the fit; k-means++ fails on it first.
+            huge = finite & (np.abs(arr.astype(np.float64, copy=False)) > _SQRT_MAX)
+            if huge.any():
+                raise VemError(
+                    "data",
+                    f"{what} has a value whose square overflows float64. Expected magnitudes below "
+                    f"{_SQRT_MAX:.3g}; got {arr[_first(huge)]:g} at index {_first(huge)}",
+                    node.span,
+                    f"rescale '{node.name}' (divide it by a constant) and the priors with it",
+                )
+        if base in _WHOLE:
+            big = finite & (np.abs(arr) >= 2.0**63)
+            if big.any():
+                raise VemError(
+                    "data",
+                    f"{what} has a value beyond the 64-bit integer range (type {base}). Expected whole numbers "
+                    f"of magnitude below 2**63; got {arr[_first(big)]:g} at index {_first(big)}",
+                    node.span,
+                )
+
+
+def check_bound(model, sizes: dict, values: dict | None = None) -> None:
+    """The static size pass with every size known, then the totals of count data."""
+    check_model(model, sizes)
+    if values is not None:
+        _check_totals(model, sizes, values)
+        warn_if_scale_far(model, sizes, values)
+
+
+def _check_totals(model, sizes, values):
+    known = _Sizes(model, sizes)
+    for node in model.of_kind("data"):
+        arr = values.get(node.name)
+        if arr is None or not np.size(arr):
+            continue
+        for d in node.defs:
+            fam = get_family(d.dist)
+            if "total_count" not in fam.args.names:
+                continue
+            e = d.arg("total_count")
+            total = known.value(e) if e is not None else float(fam.args.defaults.get("total_count", np.nan))
+            if total is None or not np.isfinite(total):
+                continue  # a total read from data or a latent: checked where it is known
+            text = expr_to_text(e) if e is not None else f"{total:g} (the default)"
+            a = np.asarray(arr)
+            if fam.event_rank == 1 and a.ndim >= 1:
+                sums = a.sum(axis=-1)  # the event is the last axis: one sum per row
+                bad = np.atleast_1d(sums != total)
+                if bad.any():
+                    i = _first(bad)
+                    raise VemError(
+                        "data",
+                        f"'{node.name}' has a row whose counts do not sum to the total of {fam.name}. Expected "
+                        f"rows summing to total_count = {text}; got a sum of {np.atleast_1d(sums)[i]} at "
+                        f"index {i}",
+                        d.dist_span or d.span,
+                    )
+            elif fam.event_rank == 0:
+                over = np.atleast_1d(a > total)
+                if over.any():
+                    i = _first(over)
+                    raise VemError(
+                        "data",
+                        f"'{node.name}' has a count above the total of {fam.name}. Expected counts from 0 to "
+                        f"total_count = {text}; got {np.atleast_1d(a)[i]} at index {i}",
+                        d.dist_span or d.span,
+                    )
