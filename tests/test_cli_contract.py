@@ -211,3 +211,22 @@ def test_missing_inputs_are_reported_before_jax_starts():
     assert "error: io: model file 'missing.vem' does not exist" in r.stderr
     assert "error: io: data file 'missing.npz' does not exist" in r.stderr
     assert "error: io: results folder 'no-results' does not exist" in r.stderr
+
+
+def test_max_memory_refuses_a_model_larger_than_it(tmp_path, capsys):
+    """--max-memory sets the static size pass's limit: a GMM of 2,000 points fits in 64 MB but its
+    variational state does not fit in 1 KB, refused before any array is built (exit 2, named)."""
+    import numpy as np
+
+    from vemppl.cli import main
+
+    x = np.random.default_rng(0).normal(size=(2000, 3))
+    np.savez(tmp_path / "d.npz", x=x)
+    model = str(Path(__file__).resolve().parents[1] / "models" / "gmm.vem")
+    assert main(["fit", model, "--data", str(tmp_path / "d.npz"), "--max-memory", "1K", "--quiet",
+                 "--out", str(tmp_path / "out")]) == 2
+    assert "memory" in capsys.readouterr().err.lower()
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", model, "--data", str(tmp_path / "d.npz"), "--max-memory", "lots", "--quiet"])
+    assert exit_.value.code == 2
+    assert "--max-memory" in capsys.readouterr().err

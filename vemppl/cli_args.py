@@ -71,6 +71,18 @@ def whole(minimum: int, maximum: int | None = None):
     return check
 
 
+def memory_size(text: str) -> str:
+    """A memory size such as 64G, 512M or a number of bytes (``ir/memory.py``'s syntax)."""
+    from .diagnostics import VemError
+    from .ir.memory import parse_memory
+
+    try:
+        parse_memory(text, "--max-memory")
+    except VemError as e:
+        raise argparse.ArgumentTypeError(e.message) from None
+    return text
+
+
 def finite(minimum: float = 0.0):
     """A finite number >= minimum."""
 

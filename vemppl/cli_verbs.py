@@ -12,6 +12,7 @@ import contextlib
 import difflib
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -39,6 +40,9 @@ def add_all(verbs):
                    help="stop when the relative ELBO change falls below T, a number >= 0 (default 1e-8; 1e-3 for "
                         "an admixture's default schedule)")
     p.add_argument("--quiet", action="store_true", help="no status line, progress bar or summary")
+    p.add_argument("--max-memory", type=cli_args.memory_size, metavar="SIZE",
+                   help="refuse a model whose variational state would exceed SIZE (64G, 512M, bytes; default: "
+                        "the memory available now; VEMPPL_MAX_MEMORY sets it too)")
     p.add_argument("--sweep", metavar="NAME=A:B",
                    help="fit every value A..B (or a,b,c) of a const or dim, each with --restarts, and keep the "
                         "chosen one; also writes sweep.json and sweep.png (docs/model-selection.md)")
@@ -193,6 +197,8 @@ def fit_verb(args) -> int:
     if out is not None:
         cli_args.writable_folder(out, "--out")  # before the fit: a result is never lost
     setup_cache(args.no_cache)  # before JAX is imported (by the parser's families)
+    if args.max_memory is not None:  # read by the static size pass (ir/memory.py)
+        os.environ["VEMPPL_MAX_MEMORY"] = args.max_memory
     cli_args.readable_file(args.model, "model")
     cli_args.readable_file(args.data, "data", folder_ok=True)
     with Status(not args.quiet) as status:
