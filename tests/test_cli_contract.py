@@ -73,7 +73,7 @@ def test_every_option_is_checked_when_parsed(capsys, data, argv, option, says):
 
 
 def test_an_existing_file_as_out_is_refused_before_fitting(capsys, data, tmp_path, monkeypatch):
-    import vemppl.engine.fit as engine_fit
+    import vemppl.api as engine_fit  # the CLI calls vemppl.api.fit
 
     monkeypatch.setattr(engine_fit, "fit", lambda *a, **k: pytest.fail("fitted although --out is unusable"))
     taken = tmp_path / "taken"
@@ -123,7 +123,7 @@ def test_a_fractional_size_is_reported_in_cli_words(capsys, data, tmp_path):
 def test_out_of_memory_is_a_resource_error_not_a_bug(capsys, data, tmp_path, monkeypatch):
     import jax
 
-    import vemppl.engine.fit as engine_fit
+    import vemppl.api as engine_fit  # the CLI calls vemppl.api.fit
 
     def exhausted(*args, **kwargs):
         raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 7.28TiB.")
@@ -152,7 +152,7 @@ def test_an_array_too_large_to_allocate_is_a_resource_error(capsys, tmp_path):
 
 
 def test_a_genuine_bug_is_still_exit_1(capsys, data, tmp_path, monkeypatch):
-    import vemppl.engine.fit as engine_fit
+    import vemppl.api as engine_fit  # the CLI calls vemppl.api.fit
 
     monkeypatch.setattr(engine_fit, "fit", lambda *a, **k: [][0])
     assert main(["fit", GMM, "--data", data, "--quiet", "--out", str(tmp_path / "r")]) == 1
@@ -213,10 +213,13 @@ def test_missing_inputs_are_reported_before_jax_starts():
     assert "error: io: results folder 'no-results' does not exist" in r.stderr
 
 
-def test_max_memory_refuses_a_model_larger_than_it(tmp_path, capsys):
+def test_max_memory_refuses_a_model_larger_than_it(tmp_path, capsys, monkeypatch):
     """--max-memory sets the static size pass's limit: a GMM of 2,000 points fits in 64 MB but its
     variational state does not fit in 1 KB, refused before any array is built (exit 2, named)."""
     import numpy as np
+
+    # main() sets VEMPPL_MAX_MEMORY for its process; monkeypatch puts the variable back after
+    monkeypatch.delenv("VEMPPL_MAX_MEMORY", raising=False)
 
     from vemppl.cli import main
 
