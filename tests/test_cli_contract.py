@@ -218,8 +218,9 @@ def test_max_memory_refuses_a_model_larger_than_it(tmp_path, capsys, monkeypatch
     variational state does not fit in 1 KB, refused before any array is built (exit 2, named)."""
     import numpy as np
 
-    # main() sets VEMPPL_MAX_MEMORY for its process; monkeypatch puts the variable back after
-    monkeypatch.delenv("VEMPPL_MAX_MEMORY", raising=False)
+    # main() sets VEMPPL_MAX_MEMORY for its process; monkeypatch removes it again at teardown
+    # (setenv records the variable's absence; delenv of an absent variable records nothing)
+    monkeypatch.setenv("VEMPPL_MAX_MEMORY", "64G")
 
     from vemppl.cli import main
 

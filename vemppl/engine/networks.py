@@ -1,21 +1,8 @@
-"""Neural networks and amortised posteriors (docs/language.md, "Neural networks").
+"""The Adam step of networks and amortised posteriors on a reparameterised Monte Carlo ELBO.
 
-A network param ``param dec: mlp(tanh)[L, H, D]`` is a multilayer perceptron whose
-weights are a pytree of named arrays, ``{"W0": [L, H], "b0": [H], "W1": [H, D], "b1": [D]}``:
-an affine map per layer, the activation between layers, none after the last.  Weights
-start from a seeded Glorot-normal draw (Glorot & Bengio 2010) with zero biases.
-
-A factor that reads a network is not conjugate to anything, so networks are fitted by
-gradient steps on a reparameterised Monte Carlo ELBO (Kingma & Welling 2014):
-
-    ELBO(φ, θ) ≈ Σ_factors log p(… | z_s; θ) + Σ_j H[q_j],   z_s = m_φ(x) + σ_φ(x) ⊙ ε,
-
-where an amortised latent ``q(z[n]) = enc(x[n])`` is a diagonal Normal whose location and
-log-scale are the two halves of the encoder's output, ``ε ~ N(0, I)`` is drawn from the
-state's key (one draw per sweep, shared by every update of that sweep), and the entropy
-of the diagonal Normal is exact.  Conjugate blocks of the same model keep their
-closed-form updates, with the amortised latents at their draw.  One Adam step (optax)
-per sweep moves every network jointly.
+The math (the networks' weights, their forward pass, the Monte Carlo ELBO and the amortised
+latents' draws) is stated once, in ``elj/networks.py`` and ``elj/amortised.py``; this module
+takes the optimiser's step on it.
 """
 
 from __future__ import annotations
