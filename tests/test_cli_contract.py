@@ -230,6 +230,7 @@ def test_max_memory_refuses_a_model_larger_than_it(tmp_path, capsys, monkeypatch
     assert main(["fit", model, "--data", str(tmp_path / "d.npz"), "--max-memory", "1K", "--quiet",
                  "--out", str(tmp_path / "out")]) == 2
     assert "memory" in capsys.readouterr().err.lower()
+    assert os.environ["VEMPPL_MAX_MEMORY"] == "64G"  # the command's limit was for the command only
     with pytest.raises(SystemExit) as exit_:
         main(["fit", model, "--data", str(tmp_path / "d.npz"), "--max-memory", "lots", "--quiet"])
     assert exit_.value.code == 2

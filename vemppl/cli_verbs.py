@@ -191,14 +191,30 @@ def _set_arrays_blamed(consts):
 
 # ---- verbs ---------------------------------------------------------------------------
 def fit_verb(args) -> int:
-    from .cli_runtime import CacheCounter, Status, setup_cache
+    from .cli_runtime import setup_cache
 
     out = Path(args.out) if args.out else None
     if out is not None:
         cli_args.writable_folder(out, "--out")  # before the fit: a result is never lost
     setup_cache(args.no_cache)  # before JAX is imported (by the parser's families)
-    if args.max_memory is not None:  # read by the static size pass (ir/memory.py)
-        os.environ["VEMPPL_MAX_MEMORY"] = args.max_memory
+    if args.max_memory is None:
+        return _fit_verb(args, out)
+    # The static size pass reads its limit from the environment (ir/memory.py); set for this
+    # command only, so main() called in a process (tests, notebooks) leaves the process as it was.
+    saved = os.environ.get("VEMPPL_MAX_MEMORY")
+    os.environ["VEMPPL_MAX_MEMORY"] = args.max_memory
+    try:
+        return _fit_verb(args, out)
+    finally:
+        if saved is None:
+            os.environ.pop("VEMPPL_MAX_MEMORY", None)
+        else:
+            os.environ["VEMPPL_MAX_MEMORY"] = saved
+
+
+def _fit_verb(args, out) -> int:
+    from .cli_runtime import CacheCounter, Status
+
     cli_args.readable_file(args.model, "model")
     cli_args.readable_file(args.data, "data", folder_ok=True)
     with Status(not args.quiet) as status:
