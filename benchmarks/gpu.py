@@ -32,26 +32,10 @@ HERE = Path(__file__).resolve().parent
 MODELS = HERE.parent / "models"
 sys.path.insert(0, str(HERE))
 
+from hmm import MODEL as GAUSSIAN_HMM  # noqa: E402  benchmarks/hmm.py's Normal–Wishart HMM, K = 4
 from phases import lda_benchmark, write_atomic  # noqa: E402
 
 import vemppl as vp  # noqa: E402
-
-GAUSSIAN_HMM = """
-model gaussian_hmm
-dim T, D
-const K = 4
-data x: real[T, D]
-
-pi0 ~ Dirichlet(ones(K))
-for k in range(K) {
-    A[k]   ~ Dirichlet(ones(K))
-    Lam[k] ~ Wishart(D + 2, eye(D))
-    mu[k]  ~ MvNormal(zeros(D), precision = Lam[k])
-}
-z[0] ~ Categorical(pi0)
-for t in range(1, T) { z[t] ~ Categorical(A[z[t-1]]) }
-for t in range(T)    { x[t] ~ MvNormal(mu[z[t]], precision = Lam[z[t]]) }
-"""
 
 
 def clusters(n, d, k, seed):
