@@ -23,8 +23,10 @@ from ..diagnostics import VemError
 from ..families import get_family
 from ..ir.expr import BinOp, Call, Index, Name, Neg, Num, loop_offset, substitute
 from ..ir.nodes import Definition
+from ..ir.shapes import infer as infer_shape
 from . import moments as M
 from .networks import call_network
+from .products import product
 
 
 def eval_fixed(e, sizes: dict, values: dict):
@@ -219,6 +221,9 @@ class _Context:
             return M.Fixed(ops[e.op](x, y))
         if e.op in "+-":
             return M.Sum(a, b, 1.0 if e.op == "+" else -1.0, self.tracker)
+        prod = product(e.op, a, b, (self.rank(e.left), self.rank(e.right)), self.tracker)
+        if prod is not None:  # a product of latents, or a latent scalar times a matrix
+            return prod
         if e.op == "*" and a.is_fixed:
             return M.Scaled(a.value, b)
         if e.op == "*" and b.is_fixed:
@@ -231,6 +236,14 @@ class _Context:
         if e.op == "@" and b.is_fixed and jnp.asarray(b.value).ndim == 1:
             return M.Dot(a, b, self.tracker)
         raise M.NoMoment(", ".join(sorted(a.deps | b.deps)), "expression", f"({e.op})")
+
+    def rank(self, e) -> int | None:
+        """The rank of the value of ``e`` (its axes, without the loop layout's), from the
+        model's inferred shapes; None where they are not known."""
+        try:
+            return len(infer_shape(e, self.model.shapes, self.loop_vars))
+        except (AttributeError, KeyError, TypeError, VemError):
+            return None
 
     def _call(self, e: Call):
         if self.model is not None and e.func in self.model.nodes:  # a network param
