@@ -48,7 +48,14 @@ from .moments import Dot, NoMoment, Scaled, _Derived
 
 class _Product(_Derived):
     """A product of independent factors; a moment it does not define is not available
-    (an ``unsupported`` error at the factor), not an attribute error."""
+    (an ``unsupported`` error at the factor), not an attribute error.  Factors that share a
+    block are not independent (``tau * tau``, ``W @ W[0]``): E[ab] ≠ E[a]E[b], so such a
+    product is refused rather than given moments that are wrong."""
+
+    def _independent(self, a, b, op):
+        shared = a.deps & b.deps
+        if shared:
+            raise NoMoment(", ".join(sorted(shared)), "a product of it with itself", f"({op})")
 
     def _missing(self, name):
         raise NoMoment(", ".join(sorted(self.deps)), "expression", name)
@@ -93,7 +100,7 @@ class RowsTimesVector(_Product):
     def __init__(self, a, h, tracker):
         self.a, self.h, self.tracker = a, h, tracker
         self.deps = a.deps | h.deps
-        self._cross(a, h, tracker)
+        self._independent(a, h, "@")
 
     @property
     def mean(self):
@@ -138,7 +145,7 @@ class VectorTimesRows(_Product):
     def __init__(self, h, a, tracker):
         self.h, self.a, self.tracker = h, a, tracker
         self.deps = a.deps | h.deps
-        self._cross(h, a, tracker)
+        self._independent(h, a, "@")
 
     @property
     def mean(self):
@@ -164,7 +171,7 @@ class ScalarTimesMatrix(_Product):
     def __init__(self, s, m, tracker):
         self.s, self.m, self.tracker = s, m, tracker
         self.deps = s.deps | m.deps
-        self._cross(s, m, tracker)
+        self._independent(s, m, "*")
 
     @property
     def mean(self):
@@ -192,7 +199,7 @@ class ScalarProduct(_Product):
     def __init__(self, a, b, tracker):
         self.a, self.b, self.tracker = a, b, tracker
         self.deps = a.deps | b.deps
-        self._cross(a, b, tracker)
+        self._independent(a, b, "*")
 
     mean = property(lambda s: s.a.mean * s.b.mean)
     sq = property(lambda s: s.a.sq * s.b.sq)
