@@ -108,7 +108,9 @@ class BlockMoments(MomentSource):
 
     @property
     def value(self):
-        raise _NotFixed(self.block)
+        # A point parameter's value where a factor needs a fixed one (a Gamma's shape, a
+        # Dirichlet's α): read as ``point``, a nonlinear read, so its M-step is gradient.
+        return self.point
 
     def _get(self, name):
         if self.tracker is not None:
