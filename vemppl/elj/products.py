@@ -209,14 +209,16 @@ class ScalarProduct(_Product):
 
 
 
-def product(op: str, a, b, ranks, tracker):
+def product(op: str, a, b, ranks, tracker, latent: bool = True):
     """The source of ``a op b`` (``*`` or ``@``) when it is a product this module serves,
     else None (the evaluator's own cases: a fixed factor, a known vector).  ``ranks``: the
     value ranks of a and b from the model's shapes (a value's array also carries the loop
-    layout's axes, so its rank is read off the model, not off the array)."""
+    layout's axes, so its rank is read off the model, not off the array).  ``latent``: one
+    of them reads a latent block; a product of point parameters alone is left to the
+    evaluator, which reads it at their values."""
     ra, rb = ranks
     if op == "*":
-        if not a.is_fixed and not b.is_fixed and ra == rb == 0:
+        if not a.is_fixed and not b.is_fixed and ra == rb == 0 and latent:
             return ScalarProduct(a, b, tracker)
         if ra == 0 and rb == 2 and not a.is_fixed:
             return ScalarTimesMatrix(a, b, tracker)
