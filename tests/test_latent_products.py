@@ -314,3 +314,27 @@ for n in range(N) {{ x[n] ~ MvNormal({'zeros(D)' if 'tau' in expr else expr}, pr
         vp.compile_model(vp.parse(text))
     assert err.value.kind == "unsupported" and "with itself" in err.value.message
     assert err.value.line == 6
+
+
+def test_a_param_times_a_matrix_as_a_precision_has_a_closed_form_mstep():
+    """``precision = alpha * eye(D)`` with ``param alpha: pos``: E[log|αI|] = D log α is read
+    as the Gamma statistic log α, so the M-step is closed form, α = N·D / Σ_n E‖x_n − μ‖²,
+    at the fixed point with q(μ) = N((1 + Nα)⁻¹ Nα x̄, (1 + Nα)⁻¹ I), iterated here in NumPy."""
+    x = np.random.default_rng(0).standard_normal((50, 3)) * 0.5 + 1.0
+    text = """model m
+dim N, D
+param alpha: pos
+data x: real[N, D]
+mu ~ MvNormal(zeros(D), precision = eye(D))
+for n in range(N) { x[n] ~ MvNormal(mu, precision = alpha * eye(D)) }
+"""
+    fit = vp.fit(vp.parse(text), data={"x": x}, max_iter=500, tol=0.0)
+    assert fit.plan.params[0].mstep.value == "closed-form" and fit.plan.params[0].family == "Gamma"
+    assert_elbo_monotone(fit.elbo_trace)
+    n, d = x.shape
+    alpha = 1.0
+    for _ in range(500):
+        v = 1.0 / (1.0 + n * alpha)
+        m = v * n * alpha * x.mean(axis=0)
+        alpha = n * d / (np.sum((x - m) ** 2) + n * d * v)
+    np.testing.assert_allclose(float(fit.params["alpha"]), alpha, rtol=1e-8)
