@@ -106,6 +106,9 @@ class RowsTimesVector(_Product):
     def mean(self):
         return bdot(self.a.mean, self.h.mean[..., None, :], 1)
 
+    def _point(self):  # point parameters only (moments._Derived.point)
+        return jnp.einsum("...il,...l->...i", self.a.point, self.h.point)
+
     @property
     def sq(self):
         # E[(a_i·h)²] = tr(E[a_i a_iᵀ] E[h hᵀ]), one contraction over L² per row.
@@ -151,6 +154,9 @@ class VectorTimesRows(_Product):
     def mean(self):
         return bdot(jnp.swapaxes(self.a.mean, -1, -2), self.h.mean[..., None, :], 1)
 
+    def _point(self):
+        return jnp.einsum("...l,...li->...i", self.h.point, self.a.point)
+
     @property
     def outer(self):
         # Σ_l S_ll E[a_l a_lᵀ] + Σ_{l≠l'} S_ll' m_l m_l'ᵀ: the second sum couples A's rows.
@@ -176,6 +182,9 @@ class ScalarTimesMatrix(_Product):
     @property
     def mean(self):
         return jnp.asarray(self.s.mean)[..., None, None] * self.m.mean
+
+    def _point(self):
+        return jnp.asarray(self.s.point)[..., None, None] * self.m.point
 
     @property
     def logdet(self):
@@ -204,6 +213,9 @@ class ScalarProduct(_Product):
     mean = property(lambda s: s.a.mean * s.b.mean)
     sq = property(lambda s: s.a.sq * s.b.sq)
     log = property(lambda s: s.a.log + s.b.log)
+
+    def _point(self):
+        return self.a.point * self.b.point
 
 
 
