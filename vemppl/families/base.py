@@ -121,6 +121,11 @@ class MomentSource:
     def moment(self, name: str):
         return getattr(self, name)
 
+    def prod(self, other):
+        """E[x · other] elementwise for scalars: E[x] E[other] when independent (a step of
+        a Gaussian chain beside its neighbour reads their cross moment, elj/lagged.py)."""
+        return self.mean * other.mean
+
     @property
     def point(self):
         """The value of a quantity known up to a point estimate: a fixed value or a point
