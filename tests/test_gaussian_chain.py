@@ -205,3 +205,59 @@ def test_a_gamma_chain_is_refused_at_its_statement():
         compile_model(parse(text))
     assert err.value.kind == "unsupported" and err.value.span.line == 5
     assert "Gamma" in str(err.value)
+
+
+# ---- other reads of the chain -------------------------------------------------------------
+DIFFERENCES = """model differences
+dim T
+data y: real[T]
+data d: real[T]
+data u: real[T]
+x[0] ~ Normal(0.0, 10.0)
+for t in range(1, T) { x[t] ~ Normal(x[t-1] / 2 - u[t], precision = 4.0) }
+for t in range(T) { y[t] ~ Normal(2.0 * x[t] + 1.0, precision = 2.0) }
+for t in range(1, T) { d[t] ~ Normal(x[t] - x[t-1], precision = 3.0) }
+"""
+
+
+def test_a_factor_reading_two_adjacent_steps_equals_the_dense_posterior():
+    """x[t] - x[t-1] read by a likelihood: its square is E[x_t²] − 2E[x_{t−1}x_t] + E[x_{t−1}²],
+    so the fit is the exact Gaussian posterior, here built densely from each factor's quadratic."""
+    rng = np.random.default_rng(0)
+    T = 20
+    y, d, u = rng.standard_normal((3, T))
+    fit = vp.fit(parse(DIFFERENCES), {"y": y, "d": d, "u": u})
+    J, h = np.zeros((T, T)), np.zeros(T)
+    J[0, 0] += 1.0 / 100.0
+    for t in range(1, T):
+        v = np.zeros(T)
+        v[t], v[t - 1] = 1.0, -0.5  # 4/2 (x_t − x_{t−1}/2 + u_t)²
+        J += 4.0 * np.outer(v, v)
+        h -= 4.0 * u[t] * v
+        w = np.zeros(T)
+        w[t], w[t - 1] = 1.0, -1.0  # 3/2 (d_t − x_t + x_{t−1})²
+        J += 3.0 * np.outer(w, w)
+        h += 3.0 * d[t] * w
+    J[np.arange(T), np.arange(T)] += 2.0 * 4.0  # 2/2 (y_t − 2x_t − 1)²
+    h += 2.0 * 2.0 * (y - 1.0)
+    cov = np.linalg.inv(J)
+    mean = cov @ h
+    m, v, c = moments(fit)
+    np.testing.assert_allclose(m, mean, atol=1e-8)
+    np.testing.assert_allclose(v, np.diag(cov), atol=1e-8)
+    np.testing.assert_allclose(c, np.diag(cov, 1), atol=1e-8)
+    assert_elbo_monotone(fit.elbo_trace)
+
+
+def test_a_nonconjugate_observation_of_the_chain_fits_with_a_monotone_elbo():
+    text = ("model bern\ndim T\ndata y: bool[T]\nx[0] ~ Normal(0.0, 1.0)\n"
+            "for t in range(1, T) { x[t] ~ Normal(0.9 * x[t-1], precision = 10.0) }\n"
+            "for t in range(T) { y[t] ~ Bernoulli(logits = x[t]) }\n")
+    rng = np.random.default_rng(0)
+    y = rng.random(30) < 0.7
+    fit = vp.fit(parse(text), {"y": y})
+    assert fit.plan.block("x").update is Update.NATURAL_GRADIENT
+    assert_elbo_monotone(fit.elbo_trace)
+    m = moments(fit)[0]
+    # More ones than zeros: the smoothed log-odds are positive on average.
+    assert np.mean(m) > 0 and np.all(np.isfinite(m))
