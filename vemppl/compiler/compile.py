@@ -18,7 +18,6 @@ import networkx as nx
 
 from ..diagnostics import VemError
 from ..families import get_family
-from ..families.gaussian_chain import GaussianChain
 from ..families.markov_chain import MarkovChain
 from ..families.markov_chain_homogeneous import HomogeneousMarkovChain
 from ..families.normal_wishart import NormalWishart
@@ -107,8 +106,8 @@ def compile_model(model, probe: bool = True, masked=()) -> Plan:
                                 members=members))
             continue
         if node.name in continuous_chains:
-            # x[t] ~ Normal(a * x[t-1] + b, ...): the whole chain is one block (Kalman smoothing by autodiff).
-            blocks.append(Block(node.name, GaussianChain.name, structure=BlockStructure.GAUSSIAN_CHAIN))
+            # x[t] ~ Normal(a * x[t-1] + b, ...) (or MvNormal(A @ x[t-1], ...)): the whole chain is one block (Kalman smoothing by autodiff).
+            blocks.append(Block(node.name, continuous_chains[node.name], structure=BlockStructure.GAUSSIAN_CHAIN))
             continue
         init = Init.PRIOR
         if fam.support == "cat":

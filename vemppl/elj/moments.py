@@ -268,7 +268,7 @@ class Sum(_Derived):
         return self.a.sq + 2.0 * self.s * self.a.mean * self.b.mean + self.b.sq
 
     def prod(self, other):
-        if self.deps & other.deps:
+        if self.deps & getattr(other, "deps", frozenset()):
             return self.a.prod(other) + self.s * self.b.prod(other)
         return super().prod(other)
 
@@ -304,7 +304,7 @@ class Scaled(_Derived):
         return d * jnp.log(self.c) + self.a.logdet
 
     def prod(self, other):
-        return self.c * self.a.prod(other) if self.deps & other.deps else super().prod(other)
+        return self.c * self.a.prod(other) if self.deps & getattr(other, "deps", frozenset()) else super().prod(other)
 
     # A scalar multiple keeps the joint moments of a matrix with a vector (c·E[Λμ], c·E[μᵀΛμ]).
     def joint_with(self, v) -> bool:

@@ -97,7 +97,7 @@ def _joint_prior_natural(joint, j, mu, eta, params, data=None):
     b, fam = joint.plan.block(j), joint.families[j]
     own = {node for _, node in b.members} or {j}  # a chain: its own steps' factors
     events = {}
-    for role, node in b.members:
+    for role, node in b.members or (("value", j),):  # a chain: the event of one step
         rank = len(joint.model.nodes[node].defs[0].indices)
         sizes = [s if isinstance(s, int) else joint.bound.sizes.get(s, joint.consts.get(s)) for s in joint.model.shapes[node][rank:]]
         events[role] = tuple(int(np.asarray(s)) for s in sizes)

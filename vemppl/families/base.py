@@ -126,6 +126,11 @@ class MomentSource:
         a Gaussian chain beside its neighbour reads their cross moment, elj/lagged.py)."""
         return self.mean * other.mean
 
+    def quad_with(self, lam, loc):
+        """E[xᵀ Λ m] for this vector x, a matrix Λ and a vector m, x independent of both
+        (a step of a Gaussian chain beside its neighbour in m reads their cross moment)."""
+        return bdot(self.mean, lam.times(loc), 1)
+
     @property
     def point(self):
         """The value of a quantity known up to a point estimate: a fixed value or a point

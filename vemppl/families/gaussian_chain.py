@@ -138,4 +138,106 @@ def information_filter(h, diag, off):
     return log_z, jnp.moveaxis(js, 0, -1), jnp.moveaxis(hs, 0, -1)
 
 
-__all__ = ["GaussianChain", "GaussianChainStats", "information_filter"]
+
+
+
+class MvGaussianChainStats(NamedTuple):
+    mean: jnp.ndarray  # E[x_t], [..., T, D]
+    outer: jnp.ndarray  # E[x_t x_tᵀ], [..., T, D, D]
+    cross: jnp.ndarray  # E[x_t x_{t+1}ᵀ], [..., T-1, D, D]
+
+
+class MvGaussianChain(ExpFamily):
+    """The same chain over vectors ``x_t ∈ R^D``: ``q ∝ exp(Σ_t h_tᵀx_t + tr(η_tᵀ x_t x_tᵀ)
+    + Σ_t x_tᵀ C_t x_{t+1})``, a Gaussian with block-tridiagonal precision ``J_tt = −2η_t``
+    (symmetric), ``J_{t,t+1} = −C_t``; ``A = Σ_t ½ h̃_tᵀ J̃_t⁻¹ h̃_t − ½ log |J̃_t|`` by the
+    block information filter (Cholesky solves), ``J̃_t = J_tt − J_{t−1,t}ᵀ J̃_{t−1}⁻¹ J_{t−1,t}``,
+    ``h̃_t = h_t − J_{t−1,t}ᵀ J̃_{t−1}⁻¹ h̃_{t−1}``; ``∇A`` the smoothed E[x_t], E[x_t x_tᵀ] and
+    E[x_t x_{t+1}ᵀ].  ``J_tt`` is read as ``−(η_t + η_tᵀ)`` so that the gradient with respect
+    to ``η_t`` is the symmetric E[x_t x_tᵀ]."""
+
+    name = "MvGaussianChain"
+    structured = True
+    Stats = MvGaussianChainStats
+    stat_ranks = (2, 3, 3)
+    support = "real"
+    event_rank = 2
+    args = ArgSpec(positional=(), groups=())
+    lag_stat = "cross"
+
+    @classmethod
+    def log_normalizer(cls, eta):
+        diag = -(eta.outer + jnp.swapaxes(eta.outer, -1, -2))
+        return block_information_filter(eta.mean, diag, -eta.cross)
+
+    @classmethod
+    def tidy_natural(cls, eta):
+        return eta._replace(outer=0.5 * (eta.outer + jnp.swapaxes(eta.outer, -1, -2)))
+
+    @classmethod
+    def expected_log_base_measure(cls, eta):
+        t, d = eta.mean.shape[-2:]
+        return -0.5 * _LOG_2PI * t * d * jnp.ones(eta.mean.shape[:-2])
+
+    @classmethod
+    def log_base_measure(cls, x):
+        x = jnp.asarray(x, dtype=float)
+        return -0.5 * _LOG_2PI * x.shape[-2] * x.shape[-1] * jnp.ones(x.shape[:-2])
+
+    @classmethod
+    def stats(cls, x):
+        x = jnp.asarray(x, dtype=float)
+        return MvGaussianChainStats(x, x[..., :, None] * x[..., None, :], x[..., :-1, :, None] * x[..., 1:, None, :])
+
+    @classmethod
+    def zero_stats(cls, shape, events):
+        (d,) = events["value"]
+        t = shape[-1]
+        return MvGaussianChainStats(jnp.zeros(shape + (d,)), jnp.zeros(shape + (d, d)),
+                                    jnp.zeros(shape[:-1] + (max(t - 1, 0), d, d)))
+
+    @classmethod
+    def mode(cls, eta):
+        return cls.expected_stats(eta).mean
+
+    @classmethod
+    def params_from_natural(cls, eta):
+        mu = cls.expected_stats(eta)
+        cov = mu.outer - mu.mean[..., :, None] * mu.mean[..., None, :]
+        return {"loc": mu.mean, "covariance_matrix": 0.5 * (cov + jnp.swapaxes(cov, -1, -2))}
+
+    @classmethod
+    def to_numpyro(cls, eta):
+        """The per-step marginals q(x_t), batched over the chain."""
+        p = cls.params_from_natural(eta)
+        return dist.MultivariateNormal(p["loc"], covariance_matrix=p["covariance_matrix"])
+
+
+def block_information_filter(h, diag, off):
+    """A of ∝ exp(hᵀx − ½xᵀJx) with block-tridiagonal J: diagonal blocks ``diag``
+    [..., T, D, D], off-diagonal ``off`` [..., T−1, D, D] (``J_{t,t+1}``), ``h`` [..., T, D]."""
+
+    def solve(chol, b):
+        return jax.scipy.linalg.cho_solve((chol, True), b)
+
+    def step(carry, inputs):
+        h_prev, chol_prev = carry
+        h_t, j_t, o = inputs  # o = J_{t−1,t}
+        j_new = j_t - jnp.swapaxes(o, -1, -2) @ solve(chol_prev, o)
+        h_new = h_t - jnp.einsum("...ji,...j->...i", o, solve(chol_prev, h_prev[..., None])[..., 0])
+        chol = jnp.linalg.cholesky(0.5 * (j_new + jnp.swapaxes(j_new, -1, -2)))
+        return (h_new, chol), _term(h_new, chol)
+
+    def _term(h_t, chol):
+        w = jax.scipy.linalg.solve_triangular(chol, h_t[..., None], lower=True)[..., 0]
+        logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+        return 0.5 * jnp.sum(w**2, axis=-1) - 0.5 * logdet
+
+    chol0 = jnp.linalg.cholesky(0.5 * (diag[..., 0, :, :] + jnp.swapaxes(diag[..., 0, :, :], -1, -2)))
+    first = (h[..., 0, :], chol0)
+    inputs = (jnp.moveaxis(h[..., 1:, :], -2, 0), jnp.moveaxis(diag[..., 1:, :, :], -3, 0), jnp.moveaxis(off, -3, 0))
+    _, terms = jax.lax.scan(step, first, inputs)
+    return _term(*first) + jnp.sum(terms, axis=0)
+
+__all__ = ["GaussianChain", "GaussianChainStats", "MvGaussianChain", "MvGaussianChainStats", "block_information_filter",
+           "information_filter"]
