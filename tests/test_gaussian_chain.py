@@ -261,3 +261,153 @@ def test_a_nonconjugate_observation_of_the_chain_fits_with_a_monotone_elbo():
     m = moments(fit)[0]
     # More ones than zeros: the smoothed log-odds are positive on average.
     assert np.mean(m) > 0 and np.all(np.isfinite(m))
+
+
+# ---- chains of vectors ---------------------------------------------------------------------
+LGSSM = """model lgssm
+dim T
+dim D
+dim P
+data A: real[D, D]
+data b: real[D]
+data C: real[P, D]
+data Q: spd[D]
+data R: spd[P]
+data y: real[T, P]
+x[0] ~ MvNormal(zeros(D), 3.0 * eye(D))
+for t in range(1, T) { x[t] ~ MvNormal(A @ x[t-1] + b, precision = Q) }
+for t in range(T) { y[t] ~ MvNormal(C @ x[t], precision = R) }
+"""
+
+LGSSM_WISHART = """model lgssm_wishart
+dim S
+dim T
+dim D
+data A: real[D, D]
+data y: real[S, T, D]
+Q ~ Wishart(5.0, eye(D))
+for s in range(S) { x[s, 0] ~ MvNormal(zeros(D), 3.0 * eye(D)) }
+for s in range(S) { for t in range(1, T) { x[s, t] ~ MvNormal(A @ x[s, t-1], precision = Q) } }
+for s in range(S) { for t in range(T) { y[s, t] ~ MvNormal(x[s, t], precision = 4.0 * eye(D)) } }
+"""
+
+
+def _rotation(theta, scale):
+    return scale * np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+
+
+def dense_lgssm(T, D, prior_prec, A, b, Q, obs):
+    """(J, h) of the posterior of x_{0..T−1} ∈ R^D given x_0 ~ N(0, prior_prec⁻¹),
+    x_t ~ N(A x_{t−1} + b, Q⁻¹) and ``obs`` = [(C, R, y_t)] per step, block by block."""
+    J, h = np.zeros((T * D, T * D)), np.zeros(T * D)
+    s = lambda t: slice(t * D, (t + 1) * D)  # noqa: E731
+    J[s(0), s(0)] += prior_prec
+    for t in range(1, T):
+        J[s(t), s(t)] += Q
+        J[s(t - 1), s(t - 1)] += A.T @ Q @ A
+        J[s(t - 1), s(t)] -= A.T @ Q
+        J[s(t), s(t - 1)] -= Q @ A
+        h[s(t)] += Q @ b
+        h[s(t - 1)] -= A.T @ Q @ b
+    for t, (C, R, yt) in enumerate(obs):
+        J[s(t), s(t)] += C.T @ R @ C
+        h[s(t)] += C.T @ R @ yt
+    return J, h
+
+
+@pytest.mark.parametrize("T", [1, 2, 6])
+def test_vector_family_matches_the_dense_gaussian(T):
+    from vemppl.families.gaussian_chain import MvGaussianChain, MvGaussianChainStats
+
+    rng = np.random.default_rng(10 + T)
+    D = 3
+    J = np.zeros((T * D, T * D))
+    for t in range(T):
+        a = rng.standard_normal((D, D))
+        J[t * D:(t + 1) * D, t * D:(t + 1) * D] = a @ a.T + 4.0 * np.eye(D)
+        if t < T - 1:
+            o = 0.5 * rng.standard_normal((D, D))
+            J[t * D:(t + 1) * D, (t + 1) * D:(t + 2) * D] = o
+            J[(t + 1) * D:(t + 2) * D, t * D:(t + 1) * D] = o.T
+    h = rng.standard_normal(T * D)
+    diag = np.stack([J[t * D:(t + 1) * D, t * D:(t + 1) * D] for t in range(T)])
+    off = np.array([J[t * D:(t + 1) * D, (t + 1) * D:(t + 2) * D] for t in range(T - 1)]).reshape(T - 1, D, D)
+    eta = MvGaussianChainStats(jnp.asarray(h.reshape(T, D)), jnp.asarray(-0.5 * diag), jnp.asarray(-off))
+    cov = np.linalg.inv(J)
+    mean = cov @ h
+    second = cov + np.outer(mean, mean)
+    assert float(MvGaussianChain.log_normalizer(eta)) == pytest.approx(
+        0.5 * h @ mean - 0.5 * np.linalg.slogdet(J)[1], abs=1e-10)
+    mu = MvGaussianChain.expected_stats(eta)
+    np.testing.assert_allclose(mu.mean, mean.reshape(T, D), atol=1e-10)
+    for t in range(T):
+        np.testing.assert_allclose(mu.outer[t], second[t * D:(t + 1) * D, t * D:(t + 1) * D], atol=1e-10)
+    for t in range(T - 1):
+        np.testing.assert_allclose(mu.cross[t], second[t * D:(t + 1) * D, (t + 1) * D:(t + 2) * D], atol=1e-10)
+    assert float(MvGaussianChain.entropy(eta, mu)) == pytest.approx(
+        0.5 * np.linalg.slogdet(2 * np.pi * np.e * cov)[1], abs=1e-10)
+
+
+def test_linear_gaussian_state_space_equals_the_dense_posterior_and_its_evidence():
+    from scipy.stats import multivariate_normal as mvn
+
+    rng = np.random.default_rng(0)
+    T, D, P = 15, 2, 3
+    A, b = _rotation(0.3, 0.95), np.array([0.1, -0.2])
+    C = rng.standard_normal((P, D))
+    Q, R = np.array([[4.0, 1.0], [1.0, 3.0]]), np.diag([2.0, 1.0, 3.0])
+    y = rng.standard_normal((T, P))
+    fit = vp.fit(parse(LGSSM), {"A": A, "b": b, "C": C, "Q": Q, "R": R, "y": y})
+    assert fit.plan.block("x").family == "MvGaussianChain" and fit.plan.block("x").update is Update.CAVI
+    J, h = dense_lgssm(T, D, np.eye(D) / 3.0, A, b, Q, [(C, R, y[t]) for t in range(T)])
+    cov = np.linalg.inv(J)
+    X = (cov @ h).reshape(T, D)
+    second = cov + np.outer(X.ravel(), X.ravel())
+    mu = {k: np.asarray(v) for k, v in fit.mean_params["x"].items()}
+    np.testing.assert_allclose(mu["mean"], X, atol=1e-8)
+    for t in range(T):
+        np.testing.assert_allclose(mu["outer"][t], second[t * D:(t + 1) * D, t * D:(t + 1) * D], atol=1e-8)
+    for t in range(T - 1):
+        np.testing.assert_allclose(mu["cross"][t], second[t * D:(t + 1) * D, (t + 1) * D:(t + 2) * D], atol=1e-8)
+    # log p(y) = log p(x̂, y) − log q(x̂) at the posterior mean x̂ (q is the exact posterior).
+    log_joint = (mvn.logpdf(X[0], np.zeros(D), 3.0 * np.eye(D))
+                 + sum(mvn.logpdf(X[t], A @ X[t - 1] + b, np.linalg.inv(Q)) for t in range(1, T))
+                 + sum(mvn.logpdf(y[t], C @ X[t], np.linalg.inv(R)) for t in range(T)))
+    assert fit.elbo == pytest.approx(log_joint + 0.5 * np.linalg.slogdet(2 * np.pi * cov)[1], abs=1e-8)
+
+
+def test_wishart_transition_precision_matches_hand_written_vb():
+    rng = np.random.default_rng(4)
+    S, T, D = 2, 25, 2
+    A = _rotation(0.3, 0.95)
+    x = np.zeros((S, T, D))
+    for t in range(1, T):
+        x[:, t] = x[:, t - 1] @ A.T + 0.5 * rng.standard_normal((S, D))
+    y = x + 0.5 * rng.standard_normal((S, T, D))
+    fit = vp.fit(parse(LGSSM_WISHART), {"A": A, "y": y}, max_iter=3000, tol=1e-15)
+    assert_elbo_monotone(fit.elbo_trace)
+    # VB by hand: q(x_s) the dense posterior at E[Q]; q(Q) = Wishart(ν₀ + S(T−1), (W₀⁻¹ + Σ E[e eᵀ])⁻¹),
+    # e = x_t − A x_{t−1}.
+    nu0, W0inv = 5.0, np.eye(D)
+    EQ = nu0 * np.eye(D)
+    s = lambda t: slice(t * D, (t + 1) * D)  # noqa: E731
+    for _ in range(3000):
+        scatter = np.zeros((D, D))
+        means = []
+        for i in range(S):
+            J, h = dense_lgssm(T, D, np.eye(D) / 3.0, A, np.zeros(D), EQ,
+                               [(np.eye(D), 4.0 * np.eye(D), y[i, t]) for t in range(T)])
+            cov = np.linalg.inv(J)
+            m = cov @ h
+            E = cov + np.outer(m, m)
+            means.append(m.reshape(T, D))
+            for t in range(1, T):
+                cur, prev, cross = E[s(t), s(t)], E[s(t - 1), s(t - 1)], E[s(t), s(t - 1)]
+                scatter += cur - cross @ A.T - A @ cross.T + A @ prev @ A.T
+        new = (nu0 + S * (T - 1)) * np.linalg.inv(W0inv + scatter)
+        done = np.max(np.abs(new - EQ)) < 1e-13 * np.max(np.abs(EQ))
+        EQ = new
+        if done:
+            break
+    np.testing.assert_allclose(np.asarray(fit.mean_params["Q"]["mean"]), EQ, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(fit.mean_params["x"]["mean"]), np.array(means), atol=1e-6)
