@@ -22,7 +22,8 @@ with linear term ``h`` (the information form of a linear-Gaussian state-space po
   Beal 2003, ch. 5; GUIDE §2, "Structured blocks");
 * entropy ``A − ⟨η, μ⟩ − E[log h]`` (the base class).
 
-Leading axes are independent chains (one per sequence ``x[s, t]``).
+Leading axes are independent chains (one per sequence ``x[s, t]``).  :class:`MvGaussianChain`
+is the same over vectors (block-tridiagonal precision, Cholesky solves in the filter).
 """
 
 from __future__ import annotations
