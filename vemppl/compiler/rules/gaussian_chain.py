@@ -96,9 +96,9 @@ def _affine_in(e, lag, x, random, loop_vars) -> bool:
         if free(e.right):
             return _affine_in(e.left, lag, x, random, loop_vars)
         return e.op == "+" and free(e.left) and _affine_in(e.right, lag, x, random, loop_vars)
-    if e.op in ("*", "@"):
-        return (fixed(e.left) and _affine_in(e.right, lag, x, random, loop_vars)) or (
-            fixed(e.right) and _affine_in(e.left, lag, x, random, loop_vars))
+    if e.op in ("*", "@"):  # a random multiplier independent of the chain: E[φ] E[x_t x_{t−1}] (elj/lagged.py)
+        return (free(e.left) and _affine_in(e.right, lag, x, random, loop_vars)) or (
+            free(e.right) and _affine_in(e.left, lag, x, random, loop_vars))
     if e.op == "/":
         return fixed(e.right) and _affine_in(e.left, lag, x, random, loop_vars)
     return False
