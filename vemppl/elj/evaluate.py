@@ -27,7 +27,7 @@ from ..ir.shapes import infer as infer_shape
 from . import moments as M
 from .lagged import ChainStep
 from .networks import call_network
-from .products import product
+from .products import product, self_dot
 
 
 def eval_fixed(e, sizes: dict, values: dict):
@@ -219,6 +219,8 @@ class _Context:
         a, b = self.ev(e.left), self.ev(e.right)
         if a.is_fixed and b.is_fixed:
             return self._fixed_binop(e, a.value, b.value)
+        if e.op == "@" and e.left == e.right and self.rank(e.left) == 1:  # w @ w: not two independent factors
+            return self_dot(a, self.tracker)
         if e.op in "+-":
             return M.Sum(a, b, 1.0 if e.op == "+" else -1.0, self.tracker)
         prod = product(e.op, a, b, (self.rank(e.left), self.rank(e.right)), self.tracker, self.latent(a, b))
@@ -264,6 +266,8 @@ class _Context:
         if self.model is not None and e.func in self.model.nodes:  # a network param
             return M.Fixed(call_network(self, e))
         args = [self.ev(a) for a in e.args]
+        if e.func == "dot" and not all(a.is_fixed for a in args) and e.args[0] == e.args[1]:
+            return self_dot(args[0], self.tracker)
         if e.func == "dot" and not all(a.is_fixed for a in args):
             return M.Dot(args[0], args[1], self.tracker)
         v = _points(args)
