@@ -188,3 +188,100 @@ def test_latent_offset_and_coefficient():
     assert float(np.asarray(fit.mean_params["phi"]["mean"])) == pytest.approx(e_phi, abs=1e-6)
     assert float(np.asarray(fit.mean_params["b"]["mean"])) == pytest.approx(e_b, abs=1e-6)
     np.testing.assert_allclose(np.asarray(fit.mean_params["x"]["mean"]), m, atol=1e-6)
+
+
+# ---- a chain of vectors with an unknown transition matrix ----------------------------------
+VAR1 = """model var1
+dim T
+dim D
+data y: real[T, D]
+{A}
+x[0] ~ MvNormal(zeros(D), precision = 0.1 * eye(D))
+for t in range(1, T) {{ x[t] ~ MvNormal(A @ x[t-1], precision = 4.0 * eye(D)) }}
+for t in range(T) {{ y[t] ~ MvNormal(x[t], precision = 2.0 * eye(D)) }}
+"""
+
+
+def var_posterior(y, EA, EAtQA):
+    """(mean [T, D], E[x_t x_tᵀ], E[x_t x_{t+1}ᵀ]) of q(x) ∝ exp E_A[log p(x, y | A)], densely:
+    J_tt += Q, J_{t−1,t−1} += E[AᵀQA], J_{t,t−1} = −Q E[A] (Q = 4I, x_0 precision 0.1 I, R = 2I)."""
+    T, D = y.shape
+    s = lambda t: slice(t * D, (t + 1) * D)  # noqa: E731
+    J = np.kron(np.eye(T), 2.0 * np.eye(D))
+    J[s(0), s(0)] += 0.1 * np.eye(D)
+    for t in range(1, T):
+        J[s(t), s(t)] += 4.0 * np.eye(D)
+        J[s(t - 1), s(t - 1)] += EAtQA
+        J[s(t), s(t - 1)] -= 4.0 * EA
+        J[s(t - 1), s(t)] -= 4.0 * EA.T
+    cov = np.linalg.inv(J)
+    m = cov @ (2.0 * y.ravel())
+    E = cov + np.outer(m, m)
+    return (m.reshape(T, D), np.array([E[s(t), s(t)] for t in range(T)]),
+            np.array([E[s(t), s(t + 1)] for t in range(T - 1)]))
+
+
+def _var_data(T=30, seed=4):
+    rng = np.random.default_rng(seed)
+    A = np.array([[0.8, -0.3], [0.2, 0.7]])
+    x = np.zeros((T, 2))
+    x[0] = rng.standard_normal(2)
+    for t in range(1, T):
+        x[t] = A @ x[t - 1] + 0.5 * rng.standard_normal(2)
+    return x + rng.normal(0.0, 2.0**-0.5, (T, 2))
+
+
+def test_latent_transition_matrix_rows_match_hand_written_structured_vb():
+    """A's rows a_i ~ N(0, I), Q = 4I diagonal: each row's update is a Normal with precision
+    I + 4 Σ_t E[x_{t−1}x_{t−1}ᵀ] and linear term 4 Σ_t E[x_{t−1} x_{t,i}], and the chain sees
+    E[AᵀQA] = 4 Σ_i E[a_i a_iᵀ], not 4 E[A]ᵀE[A]."""
+    y = _var_data()
+    D = 2
+    text = VAR1.format(A="for i in range(D) { A[i] ~ MvNormal(zeros(D), precision = eye(D)) }")
+    fit = vp.fit(parse(text), {"y": y}, max_iter=5000, tol=1e-15)
+    assert fit.plan.block("x").family == "MvGaussianChain"
+    assert {fit.plan.block(n).update for n in ("x", "A")} == {Update.CAVI}
+    assert_elbo_monotone(fit.elbo_trace)
+    EA, rows_outer = np.zeros((D, D)), np.stack([np.eye(D)] * D)
+    for _ in range(20000):
+        m, outer, cross = var_posterior(y, EA, 4.0 * rows_outer.sum(axis=0))
+        prec = np.eye(D) + 4.0 * outer[:-1].sum(axis=0)
+        cov = np.linalg.inv(prec)
+        new = (cov @ (4.0 * cross.sum(axis=0))).T  # row i: cov Σ_t E[x_{t−1} x_{t,i}]
+        step = np.max(np.abs(new - EA))
+        EA = new
+        rows_outer = np.stack([cov + np.outer(EA[i], EA[i]) for i in range(D)])
+        if step < 1e-15:
+            break
+    np.testing.assert_allclose(np.asarray(fit.mean_params["A"]["mean"]), EA, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(fit.mean_params["x"]["mean"]), m, atol=1e-6)
+
+
+def test_param_transition_matrix_is_type_ii_maximum_likelihood():
+    """log p(y | A) = log N(y; 0, J(A)⁻¹ + R⁻¹), J(A) the prior precision of the chain,
+    maximised over A's four entries by scipy (BFGS)."""
+    from scipy.optimize import minimize
+
+    y = _var_data(T=25, seed=6)
+    T, D = y.shape
+
+    def log_ev(a):
+        A = a.reshape(D, D)
+        s = lambda t: slice(t * D, (t + 1) * D)  # noqa: E731
+        J = np.zeros((T * D, T * D))
+        J[s(0), s(0)] += 0.1 * np.eye(D)
+        for t in range(1, T):
+            J[s(t), s(t)] += 4.0 * np.eye(D)
+            J[s(t - 1), s(t - 1)] += 4.0 * A.T @ A
+            J[s(t), s(t - 1)] -= 4.0 * A
+            J[s(t - 1), s(t)] -= 4.0 * A.T
+        # p(y) = ∫ N(x; 0, J⁻¹) N(y; x, I/2) dx in information form (no inverse of J):
+        post, h = J + 2.0 * np.eye(T * D), 2.0 * y.ravel()
+        return (0.5 * np.linalg.slogdet(J)[1] - 0.5 * np.linalg.slogdet(post)[1]
+                + 0.5 * T * D * np.log(2.0 / (2 * np.pi)) - y.ravel() @ y.ravel() + 0.5 * h @ np.linalg.solve(post, h))
+
+    best = minimize(lambda a: -log_ev(a), np.zeros(D * D), method="BFGS", options={"gtol": 1e-8})
+    fit = vp.fit(parse(VAR1.format(A="param A: real[D, D]")), {"y": y}, max_iter=5000, tol=1e-14)
+    assert_elbo_monotone(fit.elbo_trace)
+    np.testing.assert_allclose(np.asarray(fit.params["A"]), best.x.reshape(D, D), atol=1e-3)
+    assert fit.elbo == pytest.approx(-best.fun, abs=1e-5)
