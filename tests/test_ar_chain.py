@@ -136,7 +136,8 @@ def test_latent_coefficient_against_nuts():
     mcmc.run(jax.random.PRNGKey(0), y)
     phi = np.asarray(mcmc.get_samples()["phi"])
     fit = vp.fit(parse(AR1.format(phi="phi ~ Normal(0.0, 1.0)", loc="phi * x[t-1]")), {"y": y}, max_iter=2000)
-    got = float(np.asarray(fit.mean_params["phi"]["mean"]))
+    assert_elbo_monotone(fit.elbo_trace)
+    got = float(np.asarray(fit.mean_params["phi"]["mean"]))  # 0.636 vs NUTS 0.556 ± 0.203 (q's sd 0.121)
     assert abs(got - phi.mean()) < phi.std() + 3 * phi.std() / np.sqrt(len(phi) / 10)  # MC error, ESS ≥ n/10
 
 
