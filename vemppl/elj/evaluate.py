@@ -23,7 +23,9 @@ from ..diagnostics import VemError
 from ..families import get_family
 from ..ir.expr import BinOp, Call, Index, Name, Neg, Num, loop_offset, substitute
 from ..ir.nodes import Definition
+from . import general
 from . import moments as M
+from . import nonlinear
 from .networks import call_network
 
 
@@ -230,6 +232,9 @@ class _Context:
             return M.MatVec(va, b) if va.ndim >= 2 else M.Dot(a, b, self.tracker)
         if e.op == "@" and b.is_fixed and jnp.asarray(b.value).ndim == 1:
             return M.Dot(a, b, self.tracker)
+        nl = nonlinear.binary(e.op, a, b, self.tracker)  # a nonlinear function of random terms
+        if nl is not None:
+            return nl
         raise M.NoMoment(", ".join(sorted(a.deps | b.deps)), "expression", f"({e.op})")
 
     def _call(self, e: Call):
@@ -238,6 +243,8 @@ class _Context:
         args = [self.ev(a) for a in e.args]
         if e.func == "dot" and not all(a.is_fixed for a in args):
             return M.Dot(args[0], args[1], self.tracker)
+        if not all(a.is_fixed for a in args) and (nl := nonlinear.call(e.func, args, self.tracker)) is not None:
+            return nl
         if not all(a.is_fixed for a in args):
             rnd = sorted(set().union(*(a.deps for a in args if not a.is_fixed)))
             raise M.NoMoment(", ".join(rnd), "expression", f"{e.func}(...)")
@@ -308,7 +315,10 @@ def factor_value(model, factor, sizes, values, blocks, params, tracker=None, mas
             name = next(g for g in group if g in defaults)
             args[name] = M.Fixed(defaults[name])
     value = ctx.ev(target)
-    elp = fam.expected_log_prob(value, **args)
+    try:
+        elp = fam.expected_log_prob(value, **args)
+    except (M.NotFixed, M.NoMoment) as exc:  # no closed form in the moments: elj/general.py
+        elp = general.expected_log_prob(fam, value, args, ctx.R, tracker, exc, d.span)
     weight = jnp.ones(())
     for group in _group_refs(factor.enum, blocks):
         if len(group) == 2:
