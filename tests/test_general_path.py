@@ -6,7 +6,8 @@ test with an independent reference: NumPyro's NUTS on the same data, or the exac
 by quadrature in one dimension, or scipy's adaptive quadrature for the expectation itself.
 
 Tolerances.  Posterior means within 0.5 posterior sd (NUTS's) plus 3 Monte Carlo standard
-errors, except where mean-field is known to be biased, said at each assertion.  The ELBO is
+errors (every comparison here; where mean-field is known to bias a mean, the assertion says so
+and the measured margin).  The ELBO is
 exact (quadrature to ~1e-12, or closed form) in the quadrature fits, so it must not
 decrease beyond round-off (relative 1e-9); the Monte Carlo fit's estimate uses draws fixed
 for the whole fit, a deterministic function of q, so the same tolerance holds for it.
@@ -145,9 +146,10 @@ def test_binomial_logit_random_intercepts_match_nuts(binom_data):
     draws = _nuts(model, **binom_data)
     _close(fit.posterior["eta"].mean, draws["eta"], 0.5)
     _close(fit.posterior["mu"].mean, draws["mu"], 0.5)
-    # Mean-field q(mu) q(tau) q(eta) drops the funnel-shaped dependence of eta's spread on
-    # tau, a known bias of the hierarchical precision: 1 sd.
-    _close(fit.posterior["tau"].mean, draws["tau"], 1.0)
+    # Mean-field q(mu) q(tau) q(eta) drops the dependence of eta's spread on tau (the
+    # funnel), known to bias a hierarchical precision; here it stays inside 0.5 sd too
+    # (measured 0.16 sd).
+    _close(fit.posterior["tau"].mean, draws["tau"], 0.5)
 
 
 def test_poisson_glmm_matches_nuts():
@@ -172,11 +174,11 @@ def test_poisson_glmm_matches_nuts():
         numpyro.sample("y", dist.Poisson(jnp.exp(X @ beta + uu[grp])), obs=y)
 
     draws = _nuts(model, **data)
-    # The intercept and the group effects trade off (a ridge along beta[0] + u[g]) that
-    # mean-field q(beta) q(u) factorises: 1 sd for them, 0.5 for the slope.
-    _close(fit.posterior["beta"].mean[1:], draws["beta"][:, 1:], 0.5)
-    _close(fit.posterior["beta"].mean[:1], draws["beta"][:, :1], 1.0)
-    _close(fit.posterior["u"].mean, draws["u"], 1.0)
+    # The intercept and the group effects trade off along a ridge (beta[0] + u[g]) that
+    # mean-field q(beta) q(u) factorises, which slows the fit (~300 sweeps) but leaves the
+    # means inside 0.5 sd (measured: at most 0.11 sd).
+    _close(fit.posterior["beta"].mean, draws["beta"], 0.5)
+    _close(fit.posterior["u"].mean, draws["u"], 0.5)
 
 
 def test_poisson_glm_matches_exact_posterior_in_1d():
