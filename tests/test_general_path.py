@@ -109,6 +109,12 @@ def test_check_names_the_estimator():
     assert plan.block("mu").update == "cavi" and plan.block("tau").update == "cavi"
     glmm = vp.compile_model(vp.parse(POIS_GLMM))
     assert "exp(m + v/2)" in glmm.block("beta").reason and glmm.block("tau").update == "cavi"
+    # A Gamma rate times exp(Gaussian): E[u·e^x] = E[u]E[e^x], E[log(u·e^x)] = E[log u] + E[x],
+    # affine in q(u)'s statistics, so u keeps its closed-form update.
+    prod = vp.compile_model(vp.parse(POIS_GLMM.replace("exp(dot(X[n], beta) + u[grp[n]])",
+                                                       "u[grp[n]] * exp(dot(X[n], beta))")
+                                     .replace("u[g] ~ Normal(0.0, precision = tau)", "u[g] ~ Gamma(2.0, tau)")))
+    assert prod.block("u").update == "cavi" and prod.block("beta").update == "natural-gradient"
     mc = vp.compile_model(vp.parse(LOG_GAMMA))
     assert mc.block("lam").update == "natural-gradient" and "Monte Carlo" in mc.block("lam").reason
 

@@ -89,7 +89,7 @@ def _blames_point(exc, sources) -> bool:
     random block."""
     names = {lf.block for s in sources.values() for lf in _leaves(s)
              if isinstance(lf, M.BlockMoments) and lf.family is M.PointMass}
-    return isinstance(exc, M.NotFixed) and exc.block in names
+    return getattr(exc, "block", None) in names
 
 
 def scalar_core(src):
