@@ -222,3 +222,24 @@ def test_gamma_under_a_log_by_monte_carlo():
     mean = (w * grid).sum()
     sd = np.sqrt((w * (grid - mean) ** 2).sum())
     assert abs(float(fit.posterior["lam"].mean) - mean) <= 0.5 * sd, (float(fit.posterior["lam"].mean), mean, sd)
+
+
+@pytest.mark.parametrize("family, eta", [
+    ("Gamma", (np.array([-2.0, -0.5, -3.0]), np.array([0.5, 0.2, 4.0]))),  # (−b, a − 1)
+    ("Beta", (np.array([1.0, 0.3, 5.0]), np.array([2.0, 0.1, 0.7]))),
+    ("Dirichlet", (np.array([[1.0, 0.3, 2.0], [0.5, 0.5, 0.5]]),)),
+])
+def test_natural_at_differentiates_as_the_inverse_mean_map(family, eta):
+    """natural_at(μ, η) is η in value and F(η)⁻¹ in derivative: its vector-Jacobian product
+    equals that of the family's own inverse map μ ↦ η (natural_from_mean, Newton steps
+    differentiated through), a second route to dη/dμ."""
+    fam = get_family(family)
+    eta = fam.Stats(*(jnp.asarray(e) for e in eta))
+    mu = fam.expected_stats(eta)
+    g = fam.Stats(*(jnp.asarray(np.random.default_rng(7).normal(size=np.shape(e))) for e in eta))
+    # Jitted: op by op, the Newton loops of natural_from_mean take seconds to differentiate.
+    (ref,) = jax.jit(lambda m, g: jax.vjp(fam.natural_from_mean, m)[1](g))(mu, g)
+    (got,) = jax.jit(lambda m, g: jax.vjp(lambda m: general.natural_at(fam, m, eta), m)[1](g))(mu, g)
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-8)
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(general.natural_at(fam, mu, eta), eta))
