@@ -26,6 +26,7 @@ import vemppl as vp
 from conftest import assert_elbo_monotone
 from vemppl.elj import general
 from vemppl.elj import moments as M
+from vemppl.elj import nonlinear
 from vemppl.families import get_family
 
 BINOM_RI = """
@@ -243,3 +244,30 @@ def test_natural_at_differentiates_as_the_inverse_mean_map(family, eta):
     for a, b in zip(got, ref):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-8)
     assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(general.natural_at(fam, mu, eta), eta))
+
+
+def test_monte_carlo_estimate_of_two_random_arguments_is_unbiased():
+    """Two random arguments (no quadrature): E_q[log N(y | a, scale = exp(b))] for Gaussian
+    q(a), q(b) by the fixed-draw estimate, against its closed form
+    −½ log 2π − E[b] − ½ E[(y − a)²] E[exp(−2b)], E[exp(−2b)] = exp(−2m_b + 2v_b): within
+    4 standard errors of the 64-draw mean over 200 independent cells."""
+    normal = get_family("Normal")
+    rng = np.random.default_rng(8)
+    G = 200
+    ma, sa, mb, sb = rng.normal(size=G), 0.3 + rng.random(G), 0.5 * rng.normal(size=G), 0.1 + 0.3 * rng.random(G)
+    y = rng.normal(size=G)
+
+    def view(name, m, s):
+        st = normal.Stats(jnp.asarray(m), jnp.asarray(m**2 + s**2))
+        return M.BlockMoments(name, normal, st, normal.natural_from_mean(st), None)
+
+    loc, logscale = view("a", ma, sa), view("b", mb, sb)
+    scale = nonlinear.call("exp", (logscale,), None)
+    got = np.asarray(general.expected_log_prob(normal, M.Fixed(y), {"loc": loc, "scale": scale}, 1, None,
+                                               M.NoMoment("b", "expression", "E")))
+    exact = -0.5 * np.log(2 * np.pi) - mb - 0.5 * ((y - ma) ** 2 + sa**2) * np.exp(-2 * mb + 2 * sb**2)
+    # Per-cell standard error of the estimate, from draws of the same integrand.
+    za, zb = ma + sa * rng.normal(size=(4000, G)), mb + sb * rng.normal(size=(4000, G))
+    se = stats.norm.logpdf(y, za, np.exp(zb)).std(0) / np.sqrt(general.DRAWS)
+    z = (got - exact) / se
+    assert np.all(np.abs(z) < 4.5) and abs(z.mean()) < 4 / np.sqrt(G), (np.abs(z).max(), z.mean())
