@@ -315,9 +315,11 @@ def factor_value(model, factor, sizes, values, blocks, params, tracker=None, mas
             name = next(g for g in group if g in defaults)
             args[name] = M.Fixed(defaults[name])
     value = ctx.ev(target)
+    before = general.snapshot(tracker)
     try:
         elp = fam.expected_log_prob(value, **args)
     except (M.NotFixed, M.NoMoment) as exc:  # no closed form in the moments: elj/general.py
+        general.restore(tracker, before)  # the failed attempt's reads say nothing
         elp = general.expected_log_prob(fam, value, args, ctx.R, tracker, exc, d.span)
     weight = jnp.ones(())
     for group in _group_refs(factor.enum, blocks):

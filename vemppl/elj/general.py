@@ -84,6 +84,21 @@ def expected_log_prob(fam, value, args: dict, grid_rank: int, tracker, exc: Exce
     return _monte_carlo(fam, sources, grid_rank, tracker, span)
 
 
+def snapshot(tracker):
+    """What ``tracker`` has recorded so far (None without a tracker), for :func:`restore`."""
+    if tracker is None:
+        return None
+    return ({k: set(v) for k, v in tracker.reads.items()}, {k: set(v) for k, v in tracker.nonlinear.items()},
+            dict(tracker.reasons))
+
+
+def restore(tracker, saved):
+    """Forget what a failed moment path recorded, so a block's reason names the estimator
+    the general path uses, not the moment the family could not read."""
+    if tracker is not None:
+        tracker.reads, tracker.nonlinear, tracker.reasons = saved
+
+
 def _blames_point(exc, sources) -> bool:
     """The moment path failed on a point parameter's value (its M-step's business), not on a
     random block."""
