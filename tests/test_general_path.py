@@ -23,6 +23,7 @@ from numpyro.infer import MCMC, NUTS
 from scipy import integrate, special, stats
 
 import vemppl as vp
+from vemppl import cli
 from conftest import assert_elbo_monotone
 from vemppl.elj import general
 from vemppl.elj import moments as M
@@ -103,7 +104,14 @@ def test_quadrature_of_binomial_logit_matches_scipy(m, s):
         assert abs(float(got[i]) - ref) < 1e-8, (i, float(got[i]), ref)
 
 
-def test_check_names_the_estimator():
+def test_check_names_the_estimator(tmp_path, capsys):
+    path = tmp_path / "row2a.vem"
+    path.write_text(BINOM_RI.replace("LINK", "logits = eta[g]"))
+    assert cli.main(["check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "q(eta): Normal [mean-field] -- natural-gradient" in out
+    assert "not conjugate: for g in range(G) { y[g] ~ Binomial(trials[g], logits = eta[g]) }" in out
+    assert "64-point Gauss–Hermite quadrature of the family's log density" in out
     plan = vp.compile_model(vp.parse(BINOM_RI.replace("LINK", "logits = eta[g]")))
     eta = plan.block("eta")
     assert eta.update == "natural-gradient" and "Gauss–Hermite" in eta.reason
