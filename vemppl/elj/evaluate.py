@@ -215,10 +215,7 @@ class _Context:
     def _binop(self, e: BinOp):
         a, b = self.ev(e.left), self.ev(e.right)
         if a.is_fixed and b.is_fixed:
-            x, y = a.value, b.value
-            xp = _xp(x, y)
-            ops = {"+": xp.add, "-": xp.subtract, "*": xp.multiply, "/": xp.divide, "**": xp.power, "@": xp.matmul}
-            return M.Fixed(ops[e.op](x, y))
+            return self._fixed_binop(e, a.value, b.value)
         if e.op in "+-":
             return M.Sum(a, b, 1.0 if e.op == "+" else -1.0, self.tracker)
         if e.op == "*" and a.is_fixed:
@@ -232,10 +229,19 @@ class _Context:
             return M.MatVec(va, b) if va.ndim >= 2 else M.Dot(a, b, self.tracker)
         if e.op == "@" and b.is_fixed and jnp.asarray(b.value).ndim == 1:
             return M.Dot(a, b, self.tracker)
+        v = _points((a, b))
+        if v is not None:  # point parameters (the probe's point masses) at their values
+            return self._fixed_binop(e, *v)
         nl = nonlinear.binary(e.op, a, b, self.tracker)  # a nonlinear function of random terms
         if nl is not None:
             return nl
         raise M.NoMoment(", ".join(sorted(a.deps | b.deps)), "expression", f"({e.op})")
+
+    @staticmethod
+    def _fixed_binop(e: BinOp, x, y):
+        xp = _xp(x, y)
+        ops = {"+": xp.add, "-": xp.subtract, "*": xp.multiply, "/": xp.divide, "**": xp.power, "@": xp.matmul}
+        return M.Fixed(ops[e.op](x, y))
 
     def _call(self, e: Call):
         if self.model is not None and e.func in self.model.nodes:  # a network param
@@ -243,12 +249,12 @@ class _Context:
         args = [self.ev(a) for a in e.args]
         if e.func == "dot" and not all(a.is_fixed for a in args):
             return M.Dot(args[0], args[1], self.tracker)
-        if not all(a.is_fixed for a in args) and (nl := nonlinear.call(e.func, args, self.tracker)) is not None:
-            return nl
-        if not all(a.is_fixed for a in args):
+        v = _points(args)
+        if v is None and (nl := nonlinear.call(e.func, args, self.tracker)) is not None:
+            return nl  # a nonlinear function of random terms
+        if v is None:
             rnd = sorted(set().union(*(a.deps for a in args if not a.is_fixed)))
             raise M.NoMoment(", ".join(rnd), "expression", f"{e.func}(...)")
-        v = [a.value for a in args]
         f = e.func
         xp = _xp(*v)
         if f in ("zeros", "ones"):
@@ -266,6 +272,17 @@ class _Context:
             "dot": lambda x, y: jnp.sum(x * y, axis=-1),
         }
         return M.Fixed(table[f](*v))
+
+
+def _points(args):
+    """The values of ``args`` where each is known or a point parameter: a ``param`` is a
+    fixed value to the fit, and to the compiler's probe a point mass whose value is then
+    read as a nonlinear read (its M-step takes gradient steps, moments.BlockMoments.point).
+    None where one of them is a latent."""
+    try:
+        return [a.value if a.is_fixed else a.point for a in args]
+    except M.NotFixed:
+        return None
 
 
 def _xp(*values):

@@ -108,7 +108,9 @@ class BlockMoments(MomentSource):
 
     @property
     def value(self):
-        raise _NotFixed(self.block)
+        # A point parameter's value where a factor needs a fixed one (a Gamma's shape, a
+        # Dirichlet's α): read as ``point``, a nonlinear read, so its M-step is gradient.
+        return self.point
 
     def _get(self, name):
         if self.tracker is not None:
@@ -230,7 +232,7 @@ class _Derived(MomentSource):
 
     @property
     def value(self):
-        raise _NotFixed(", ".join(sorted(self.deps)))
+        return self.point
 
     def expect(self, f, *args, closed_form=None):
         return gaussian_expect(
@@ -240,6 +242,11 @@ class _Derived(MomentSource):
 
     @property
     def point(self):
+        """The value of an expression of point parameters and known values (``2 * a`` of a
+        probe's point mass ``a``), from its parts' values; raises where a part is a latent."""
+        return self._point()
+
+    def _point(self):
         raise _NotFixed(", ".join(sorted(self.deps)))
 
     def _cross(self, a, b, tracker):
@@ -271,6 +278,9 @@ class Sum(_Derived):
         cross = am[..., :, None] * bm[..., None, :]
         return self.a.outer + self.s * (cross + jnp.swapaxes(cross, -1, -2)) + self.b.outer
 
+    def _point(self):
+        return self.a.point + self.s * self.b.point
+
 
 class Scaled(_Derived):
     """c · a with c fixed (broadcast elementwise)."""
@@ -280,6 +290,9 @@ class Scaled(_Derived):
 
     mean = property(lambda s: s.c * s.a.mean)
     sq = property(lambda s: s.c**2 * s.a.sq)
+
+    def _point(self):
+        return self.c * self.a.point
 
     @property
     def outer(self):
@@ -327,6 +340,9 @@ class Dot(_Derived):
         # E[(aᵀb)²] = tr(E[aaᵀ] E[bbᵀ]) for independent a, b.
         return bdot(self.a.outer, self.b.outer, 2)
 
+    def _point(self):
+        return bdot(self.a.point, self.b.point, 1)
+
 
 class MatVec(_Derived):
     """M @ v with M fixed [.., P, Q] and v random [.., Q]."""
@@ -335,6 +351,9 @@ class MatVec(_Derived):
         self.m, self.v, self.deps = jnp.asarray(m), v, v.deps
 
     mean = property(lambda s: jnp.einsum("...pq,...q->...p", s.m, s.v.mean))
+
+    def _point(self):
+        return jnp.einsum("...pq,...q->...p", self.m, self.v.point)
 
     @property
     def sq(self):
