@@ -26,6 +26,7 @@ from ..ir.nodes import Definition
 from . import general
 from . import moments as M
 from . import nonlinear
+from .lagged import ChainStep
 from .networks import call_network
 
 
@@ -192,6 +193,8 @@ class _Context:
             if isinstance(entry, M.Member):
                 stats, eta = (type(t)(*(a[idx] for a in t)) for t in (stats, eta))
                 return M.MemberMoments(entry.block, fam, stats, eta, self.tracker, entry.role, e.indices, idx)
+            if getattr(fam, "lag_stat", None) is not None:  # a step of a Gaussian chain (elj/lagged.py)
+                return ChainStep(e.base.id, fam, stats, eta, self.tracker, e.indices, self)
             if _is_joint_vector(self.model, e.base.id, fam) and len(idx) == len(self.model.nodes[e.base.id].defs[0].indices):
                 scalar = get_family(self.model.nodes[e.base.id].defs[0].dist)
                 return _element_view(e.base.id, scalar, stats, eta, idx, self.tracker)

@@ -270,7 +270,14 @@ class Sum(_Derived):
 
     @property
     def sq(self):
+        if self.a.deps & self.b.deps:  # two steps of one chain: their cross moment (elj/lagged.py)
+            return self.a.sq + 2.0 * self.s * self.a.prod(self.b) + self.b.sq
         return self.a.sq + 2.0 * self.s * self.a.mean * self.b.mean + self.b.sq
+
+    def prod(self, other):
+        if self.deps & getattr(other, "deps", frozenset()):
+            return self.a.prod(other) + self.s * self.b.prod(other)
+        return super().prod(other)
 
     @property
     def outer(self):
@@ -308,6 +315,9 @@ class Scaled(_Derived):
     def logdet(self):
         d = self.a.mean.shape[-1]
         return d * jnp.log(self.c) + self.a.logdet
+
+    def prod(self, other):
+        return self.c * self.a.prod(other) if self.deps & getattr(other, "deps", frozenset()) else super().prod(other)
 
     # A scalar multiple keeps the joint moments of a matrix with a vector (c·E[Λμ], c·E[μᵀΛμ]).
     def joint_with(self, v) -> bool:
