@@ -23,11 +23,13 @@ from ..diagnostics import VemError
 from ..families import get_family
 from ..ir.expr import BinOp, Call, Index, Name, Neg, Num, loop_offset, substitute
 from ..ir.nodes import Definition
+from ..ir.shapes import infer as infer_shape
 from . import general
 from . import moments as M
 from . import nonlinear
 from .lagged import ChainStep
 from .networks import call_network
+from .products import product
 
 
 def eval_fixed(e, sizes: dict, values: dict):
@@ -221,6 +223,9 @@ class _Context:
             return self._fixed_binop(e, a.value, b.value)
         if e.op in "+-":
             return M.Sum(a, b, 1.0 if e.op == "+" else -1.0, self.tracker)
+        prod = product(e.op, a, b, (self.rank(e.left), self.rank(e.right)), self.tracker, self.latent(a, b))
+        if prod is not None:  # a product of latents, or a latent scalar times a matrix
+            return prod
         if e.op == "*" and a.is_fixed:
             return M.Scaled(a.value, b)
         if e.op == "*" and b.is_fixed:
@@ -239,6 +244,20 @@ class _Context:
         if nl is not None:
             return nl
         raise M.NoMoment(", ".join(sorted(a.deps | b.deps)), "expression", f"({e.op})")
+
+    def latent(self, *srcs) -> bool:
+        """True when one of ``srcs`` reads a latent block (not only point parameters, which
+        the compiler's probe stands in for by point masses)."""
+        nodes = self.model.nodes if self.model is not None else {}
+        return any(getattr(nodes.get(d), "kind", "latent") == "latent" for s in srcs for d in s.deps)
+
+    def rank(self, e) -> int | None:
+        """The rank of the value of ``e`` (its axes, without the loop layout's), from the
+        model's inferred shapes; None where they are not known."""
+        try:
+            return len(infer_shape(e, self.model.shapes, self.loop_vars))
+        except (AttributeError, KeyError, TypeError, VemError):
+            return None
 
     @staticmethod
     def _fixed_binop(e: BinOp, x, y):

@@ -54,6 +54,7 @@ import numpy as np
 from ..diagnostics import VemError
 from . import moments as M
 from .nonlinear import Apply, gaussian_linear, is_const
+from .products import ScalarProduct
 
 #: Gauss–Hermite points (probabilists' weights normalised to 1).
 POINTS = 64
@@ -81,7 +82,12 @@ def expected_log_prob(fam, value, args: dict, grid_rank: int, tracker, exc: Exce
         core = scalar_core(src)
         if core is not None and jnp.ndim(core.mean) <= grid_rank:
             return _quadrature(fam, sources, core, grid_rank, tracker)
-    return _monte_carlo(fam, sources, grid_rank, tracker, span)
+    try:
+        return _monte_carlo(fam, sources, grid_rank, tracker, span)
+    except VemError as err:  # located at the factor
+        if err.span is not None:
+            raise
+        raise VemError(err.kind, err.message, span, err.hint) from None
 
 
 def snapshot(tracker):
@@ -174,6 +180,8 @@ def _leaves(src):
             return [lf for n in names for lf in _leaves(getattr(src, n))]
     if isinstance(src, Apply):
         return [lf for a in src.args for lf in _leaves(a)]
+    if isinstance(src, ScalarProduct):
+        return _leaves(src.a) + _leaves(src.b)
     return [src]
 
 
@@ -204,6 +212,8 @@ def _at(src, leaf):
         return jnp.matmul(src.m, _at(src.v, leaf)[..., None])[..., 0]
     if isinstance(src, Apply):
         return src.fn(*(_at(a, leaf) for a in src.args))
+    if isinstance(src, ScalarProduct):
+        return _at(src.a, leaf) * _at(src.b, leaf)
     raise VemError("unsupported", f"the general (Monte Carlo) path cannot draw {type(src).__name__} expressions")
 
 

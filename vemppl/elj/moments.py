@@ -285,6 +285,13 @@ class Sum(_Derived):
         cross = am[..., :, None] * bm[..., None, :]
         return self.a.outer + self.s * (cross + jnp.swapaxes(cross, -1, -2)) + self.b.outer
 
+    # A part that contracts its own quadratic form (a product of latents, elj/products.py)
+    # keeps it: E[(a ± b)ᵀΛ(a ± b)] = E[aᵀΛa] ± 2E[a]ᵀE[Λb] + E[bᵀΛb].
+    has_quad = property(lambda s: getattr(s.a, "has_quad", False) or getattr(s.b, "has_quad", False))
+
+    def quad_under(self, lam):
+        return lam.quad(self.a) + 2.0 * self.s * bdot(self.a.mean, lam.times(self.b), 1) + lam.quad(self.b)
+
     def _point(self):
         return self.a.point + self.s * self.b.point
 
@@ -328,6 +335,11 @@ class Scaled(_Derived):
 
     def quad(self, v):
         return self.c * self.a.quad(v) if self.c.ndim == 0 else super().quad(v)
+
+    has_quad = property(lambda s: s.c.ndim == 0 and getattr(s.a, "has_quad", False))
+
+    def quad_under(self, lam):  # E[(ca)ᵀΛ(ca)] = c² E[aᵀΛa]
+        return self.c**2 * lam.quad(self.a)
 
 
 class Dot(_Derived):

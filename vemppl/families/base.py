@@ -157,6 +157,8 @@ class MomentSource:
         """
         if v.is_fixed:
             return bquad(v.value, self.mean)
+        if getattr(v, "has_quad", False):  # a product of latents contracts its own (elj/products.py)
+            return v.quad_under(self)
         return bdot(v.outer, self.mean, 2)
 
     def expect(self, f, *args, closed_form=None):
