@@ -43,15 +43,14 @@ prints why.
 
 from __future__ import annotations
 
-import math
 import zlib
-from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..diagnostics import VemError
+from ..families.mean_map import natural_at
 from . import moments as M
 from .nonlinear import Apply, gaussian_linear, is_const
 from .products import ScalarProduct
@@ -262,58 +261,6 @@ def _draw(src, R, span):
     z = q.rsample(_key(src.block), (DRAWS,))
     batch = len(q.batch_shape)
     return jnp.reshape(z, (DRAWS,) + (1,) * (R - batch) + z.shape[1:]) if batch < R else z
-
-
-@partial(jax.custom_vjp, nondiff_argnums=(0,))
-def natural_at(fam, mu, eta):
-    """η, as a function of the mean parameters μ at the point (μ, η) with μ = ∇A(η): its value
-    is ``eta`` and its derivative ``dη/dμ = F(η)⁻¹`` (F = ∇²A(η), per element)."""
-    return eta
-
-
-def _natural_fwd(fam, mu, eta):
-    return eta, eta
-
-
-def _natural_bwd(fam, eta, g):
-    return _fisher_solve(fam, eta, g), jax.tree_util.tree_map(jnp.zeros_like, eta)
-
-
-natural_at.defvjp(_natural_fwd, _natural_bwd)
-
-
-def _fisher_solve(fam, eta, g):
-    """F(η)⁻¹ g per element, F = dμ/dη the Jacobian of ``expected_stats`` (the Fisher
-    information of q), built by forward-mode autodiff on one element and vmapped."""
-    n = len(fam.Stats._fields)
-    fields, grads = tuple(eta)[:n], tuple(g)[:n]
-    extra = tuple(eta)[n:]  # fixed fields riding along (none for the continuous families)
-    r0 = fam.stat_ranks[0]
-    batch = fields[0].shape[: fields[0].ndim - r0]
-    count = math.prod(batch)
-    shapes = [f.shape[len(batch):] for f in fields]
-    sizes = [math.prod(s) for s in shapes]
-
-    def flat(arrs):
-        return jnp.concatenate([jnp.reshape(jnp.broadcast_to(a, batch + s), (count, -1)) for a, s in zip(arrs, shapes)],
-                               axis=-1)
-
-    def split(v):
-        out, at = [], 0
-        for s, k in zip(shapes, sizes):
-            out.append(jnp.reshape(v[..., at:at + k], v.shape[:-1] + s))
-            at += k
-        return out
-
-    def mu_of(v, *rest):
-        e = type(eta)(*split(v), *rest)
-        return jnp.concatenate([jnp.reshape(a, (-1,)) for a in fam.expected_stats(e)])
-
-    rest = [jnp.reshape(jnp.broadcast_to(x, batch + x.shape[len(batch):]), (count,) + x.shape[len(batch):])
-            for x in extra]
-    jac = jax.vmap(jax.jacfwd(mu_of))(flat(fields), *rest)
-    x = jnp.linalg.solve(jac, flat(grads)[..., None])[..., 0]
-    return fam.Stats(*(jnp.reshape(p, batch + s) for p, s in zip(split(x), shapes)))
 
 
 __all__ = ["DRAWS", "expected_log_prob", "natural_at", "scalar_core"]

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..families._linalg import bdot
 from ..families.base import MomentSource
+from ..families.mean_map import natural_at
 
 
 _GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(32)
@@ -120,9 +121,15 @@ class BlockMoments(MomentSource):
         if self.tracker is not None:
             self.tracker.flag(self.block, f"E[{name}] is not a sufficient statistic of {self.family.name}")
         try:
-            return self.family.derived_moment(self.eta, name)
+            # η as a function of μ, so ∇_μ L sees the path through this moment (families/mean_map.py).
+            return self.family.derived_moment(self._natural(), name)
         except KeyError:
             raise _NoMoment(self.block, self.family.name, name) from None
+
+    def _natural(self):
+        if self.family is PointMass or not hasattr(self.family, "expected_stats"):
+            return self.eta
+        return natural_at(self.family, self.stats, self.eta)
 
     mean = property(lambda s: s._get("mean"))
     sq = property(lambda s: s._get("sq"))
