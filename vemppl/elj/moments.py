@@ -148,10 +148,10 @@ class BlockMoments(MomentSource):
             return m, self._untracked("outer") - m[..., :, None] * m[..., None, :]
         return m, self._untracked("sq") - m**2
 
-    def quad_form(self, d):
+    def quad_form(self, d, cov=None):
         if self.eta_matches and hasattr(self.family, "quad_form"):
-            return self.family.quad_form(self.eta, d)
-        return MomentSource.quad_form(_Known(self._untracked("mean")), d)
+            return self.family.quad_form(self.eta, d, cov)
+        return MomentSource.quad_form(_Known(self._untracked("mean")), d, cov)
 
     def expect(self, f, *args, closed_form=None):
         return gaussian_expect(self, f, self.tracker, "a nonlinear function of it (expectation by quadrature)", *args,
@@ -230,8 +230,8 @@ class MemberMoments(BlockMoments):
         m = self._untracked("mean")
         return m, self._untracked("outer") - m[..., :, None] * m[..., None, :]
 
-    def quad_form(self, d):
-        return MomentSource.quad_form(_Known(self._untracked("mean")), d)
+    def quad_form(self, d, cov=None):
+        return MomentSource.quad_form(_Known(self._untracked("mean")), d, cov)
 
     def pair_quad(self, other):
         """E[(x − μ)ᵀΛ(x − μ)] with this member Λ, μ its pair and ``other`` the independent x
@@ -373,8 +373,8 @@ class Scaled(_Derived):
         cc = c[..., :, None] * c[..., None, :] if c.ndim and c.shape[-1] > 1 else c[..., None] ** 2 if c.ndim else c**2
         return c * m, cc * cov
 
-    def quad_form(self, d):
-        return self.c * self.a.quad_form(d) if self.c.ndim == 0 else super().quad_form(d)
+    def quad_form(self, d, cov=None):
+        return self.c * self.a.quad_form(d, cov) if self.c.ndim == 0 else super().quad_form(d, cov)
 
     def pair_quad(self, other):
         return self.c * self.a.pair_quad(other)  # only read where joint_with holds: c is a scalar

@@ -167,12 +167,14 @@ class MomentSource:
             return m, self.outer - m[..., :, None] * m[..., None, :]
         return m, self.sq - m**2
 
-    def quad_form(self, d):
-        """dᵀ E[x] d for this matrix x and a known vector d (a scalar x: E[x] d²).
-        The default contracts the matrix E[x]; a family whose E[x] is an inverse computes
-        it through a factor instead (a Wishart: ν ‖L⁻¹d‖² with L Lᵀ its rate)."""
+    def quad_form(self, d, cov=None):
+        """dᵀ E[x] d + tr(E[x] cov) for this matrix x, a known vector d and a known
+        covariance (``None``: 0).  The default contracts the matrix E[x]; a family whose
+        E[x] is an inverse computes it through a factor instead (a Wishart: ν ‖L⁻¹d‖²
+        with L Lᵀ its rate)."""
         m = self.mean
-        return bquad(d, m) if jnp.ndim(m) >= 2 and jnp.ndim(d) >= 1 else m * d**2
+        quad = bquad(d, m)
+        return quad if cov is None else quad + bdot(cov, m, 2)
 
     def expect(self, f, *args, closed_form=None):
         """E[f(x, *args)] for an elementwise function f; exact for a known value.

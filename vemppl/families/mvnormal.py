@@ -190,9 +190,8 @@ def _centred_quad(value, loc, lam):
             pair = getattr(lam, "pair_quad", None)
             return pair(other) if pair is not None else None
     (xm, xc), (mm, mc) = value.spread(1), loc.spread(1)
-    quad = lam.quad_form(xm - mm)
     cov = xc if mc is None else mc if xc is None else xc + mc
-    return quad if cov is None else quad + la.bdot(cov, lam.mean, 2)
+    return lam.quad_form(xm - mm, cov)
 
 
 def _moments(eta):

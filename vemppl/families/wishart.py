@@ -83,18 +83,22 @@ class Wishart(ExpFamily):
         return cls.log_normalizer(eta) - eta.logdet * logdet + 0.5 * nu * d
 
     @classmethod
-    def quad_form(cls, eta, d):
-        """dᵀ E[Λ] d = ν ‖L⁻¹ d‖² with L Lᵀ = V⁻¹ (the rate η stores), for a known d.
+    def quad_form(cls, eta, d, cov=None):
+        """dᵀ E[Λ] d = ν ‖L⁻¹ d‖² with L Lᵀ = V⁻¹ (the rate η stores), for a known d, plus
+        tr(E[Λ] cov) = ν tr(L⁻¹ cov L⁻ᵀ) where a covariance is given.
 
         Contracting d with the matrix E[Λ] = νV instead loses V's small eigenvalues, which
         a component fitted to data far from unit scale has (V⁻¹ = I + Σ r x xᵀ with
         |x|² = 1e13: V's entries are good to 1e-16 of its largest, the quadratic along x
-        to 0.01); the triangular solve keeps them."""
+        to 0.01, and the trace with a covariance as much); the triangular solve keeps them."""
         nu = _nu(eta)
         inv_l = la.solve_lower(la.chol(-2.0 * eta.mean),
                                jnp.broadcast_to(jnp.eye(eta.mean.shape[-1], dtype=eta.mean.dtype), eta.mean.shape))
         u = la.bvecmat(d, jnp.swapaxes(inv_l, -1, -2))
-        return nu * jnp.sum(u * u, axis=-1)
+        quad = jnp.sum(u * u, axis=-1)
+        if cov is not None:
+            quad = quad + jnp.einsum("...ij,...jk,...ik->...", inv_l, cov, inv_l)
+        return nu * quad
 
     @classmethod
     def expected_stats(cls, eta):
