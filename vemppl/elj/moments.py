@@ -108,7 +108,9 @@ class BlockMoments(MomentSource):
 
     @property
     def value(self):
-        raise _NotFixed(self.block)
+        # A point parameter's value where a factor needs a fixed one (a Gamma's shape, a
+        # Dirichlet's α): read as ``point``, a nonlinear read, so its M-step is gradient.
+        return self.point
 
     def _get(self, name):
         if self.tracker is not None:
@@ -130,10 +132,8 @@ class BlockMoments(MomentSource):
     logdet = property(lambda s: s._get("logdet"))
     onehot = property(lambda s: s._get("onehot"))
 
-    # The centred moments (families/base.py) from η where the family gives them, read
-    # around the tracker: they enter values only, never the derivatives it decides on.
-    def _untracked(self, name):
-        return getattr(self.stats, name) if name in self.stats._fields else self.family.derived_moment(self.eta, name)
+    # The centred moments (families/base.py) from η where the family gives them (read
+    # around the tracker: they enter values only); else the moments the affine form reads.
 
     #: True when ``eta`` is the natural parameter of ``stats``' own distribution (the
     #: blocks of a state: ``block_entries``); not for an element of a joint MvNormal, a
@@ -143,15 +143,12 @@ class BlockMoments(MomentSource):
     def spread(self, rank: int):
         if self.eta_matches and hasattr(self.family, "mean_cov"):
             return self.family.mean_cov(self.eta)
-        m = self._untracked("mean")
-        if rank:
-            return m, self._untracked("outer") - m[..., :, None] * m[..., None, :]
-        return m, self._untracked("sq") - m**2
+        return MomentSource.spread(self, rank)  # the moments the affine form reads anyway
 
     def quad_form(self, d, cov=None):
         if self.eta_matches and hasattr(self.family, "quad_form"):
             return self.family.quad_form(self.eta, d, cov)
-        return MomentSource.quad_form(_Known(self._untracked("mean")), d, cov)
+        return MomentSource.quad_form(self, d, cov)
 
     def expect(self, f, *args, closed_form=None):
         return gaussian_expect(self, f, self.tracker, "a nonlinear function of it (expectation by quadrature)", *args,
@@ -292,7 +289,7 @@ class _Derived(MomentSource):
 
     @property
     def value(self):
-        raise _NotFixed(", ".join(sorted(self.deps)))
+        return self.point
 
     def expect(self, f, *args, closed_form=None):
         return gaussian_expect(
@@ -302,6 +299,11 @@ class _Derived(MomentSource):
 
     @property
     def point(self):
+        """The value of an expression of point parameters and known values (``2 * a`` of a
+        probe's point mass ``a``), from its parts' values; raises where a part is a latent."""
+        return self._point()
+
+    def _point(self):
         raise _NotFixed(", ".join(sorted(self.deps)))
 
     def _cross(self, a, b, tracker):
@@ -325,7 +327,14 @@ class Sum(_Derived):
 
     @property
     def sq(self):
+        if self.a.deps & self.b.deps:  # two steps of one chain: their cross moment (elj/lagged.py)
+            return self.a.sq + 2.0 * self.s * self.a.prod(self.b) + self.b.sq
         return self.a.sq + 2.0 * self.s * self.a.mean * self.b.mean + self.b.sq
+
+    def prod(self, other):
+        if self.deps & getattr(other, "deps", frozenset()):
+            return self.a.prod(other) + self.s * self.b.prod(other)
+        return super().prod(other)
 
     @property
     def outer(self):
@@ -337,6 +346,16 @@ class Sum(_Derived):
         (am, ac), (bm, bc) = self.a.spread(rank), self.b.spread(rank)
         return am + self.s * bm, _add_cov(ac, bc)
 
+    # A part that contracts its own quadratic form (a product of latents, elj/products.py)
+    # keeps it: E[(a ± b)ᵀΛ(a ± b)] = E[aᵀΛa] ± 2E[a]ᵀE[Λb] + E[bᵀΛb].
+    has_quad = property(lambda s: getattr(s.a, "has_quad", False) or getattr(s.b, "has_quad", False))
+
+    def quad_under(self, lam):
+        return lam.quad(self.a) + 2.0 * self.s * bdot(self.a.mean, lam.times(self.b), 1) + lam.quad(self.b)
+
+    def _point(self):
+        return self.a.point + self.s * self.b.point
+
 
 class Scaled(_Derived):
     """c · a with c fixed (broadcast elementwise)."""
@@ -346,6 +365,9 @@ class Scaled(_Derived):
 
     mean = property(lambda s: s.c * s.a.mean)
     sq = property(lambda s: s.c**2 * s.a.sq)
+
+    def _point(self):
+        return self.c * self.a.point
 
     @property
     def outer(self):
@@ -379,6 +401,9 @@ class Scaled(_Derived):
     def pair_quad(self, other):
         return self.c * self.a.pair_quad(other)  # only read where joint_with holds: c is a scalar
 
+    def prod(self, other):
+        return self.c * self.a.prod(other) if self.deps & getattr(other, "deps", frozenset()) else super().prod(other)
+
     # A scalar multiple keeps the joint moments of a matrix with a vector (c·E[Λμ], c·E[μᵀΛμ]).
     def joint_with(self, v) -> bool:
         return self.c.ndim == 0 and self.a.joint_with(v)
@@ -388,6 +413,11 @@ class Scaled(_Derived):
 
     def quad(self, v):
         return self.c * self.a.quad(v) if self.c.ndim == 0 else super().quad(v)
+
+    has_quad = property(lambda s: s.c.ndim == 0 and getattr(s.a, "has_quad", False))
+
+    def quad_under(self, lam):  # E[(ca)ᵀΛ(ca)] = c² E[aᵀΛa]
+        return self.c**2 * lam.quad(self.a)
 
 
 class Dot(_Derived):
@@ -410,6 +440,9 @@ class Dot(_Derived):
         # E[(aᵀb)²] = tr(E[aaᵀ] E[bbᵀ]) for independent a, b.
         return bdot(self.a.outer, self.b.outer, 2)
 
+    def _point(self):
+        return bdot(self.a.point, self.b.point, 1)
+
 
 class MatVec(_Derived):
     """M @ v with M fixed [.., P, Q] and v random [.., Q]."""
@@ -418,6 +451,9 @@ class MatVec(_Derived):
         self.m, self.v, self.deps = jnp.asarray(m), v, v.deps
 
     mean = property(lambda s: jnp.einsum("...pq,...q->...p", s.m, s.v.mean))
+
+    def _point(self):
+        return jnp.einsum("...pq,...q->...p", self.m, self.v.point)
 
     @property
     def sq(self):

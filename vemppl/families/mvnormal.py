@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpyro.distributions as dist
 
 from . import _linalg as la
-from .base import ArgSpec, ExpFamily, exact_value, fixed
+from .base import ArgSpec, ExpFamily, exact_value, fixed, independent
 
 _LOG_2PI = jnp.log(2.0 * jnp.pi)
 
@@ -157,7 +157,7 @@ class MvNormal(ExpFamily):
         if lam.joint_with(value):
             cross = la.bdot(lam.times(value), loc.mean, 1)
         else:
-            cross = la.bdot(value.mean, lam.times(loc), 1)
+            cross = value.quad_with(lam, loc)
         quad = lam.quad(value) - 2.0 * cross + lam.quad(loc)
         centred = _centred_quad(value, loc, lam)
         quad = quad if centred is None else exact_value(quad, centred)
@@ -182,13 +182,15 @@ def _centred_quad(value, loc, lam):
 
     For independent x, m and Λ it is ``(x̄ − m̄)ᵀE[Λ](x̄ − m̄) + tr(E[Λ](Cov x + Cov m))``;
     when Λ and m (or x) are one Normal–Wishart block the precision's ``pair_quad`` gives
-    it (None where the source has none).  Each term is of the quadratic's own size, and the means, covariances and dᵀE[Λ]d
-    come from η (``MomentSource.spread``, ``quad_form``), so data far from the origin lose
+    it.  None where neither applies (the affine form's value stands).  Each term is of the
+    quadratic's own size, and the means, covariances and dᵀE[Λ]d come from η (``MomentSource.spread``, ``quad_form``), so data far from the origin lose
     nothing (families/base.py)."""
     for member, other in ((value, loc), (loc, value)):
         if lam.joint_with(member):
             pair = getattr(lam, "pair_quad", None)
-            return pair(other) if pair is not None else None
+            return pair(other) if pair is not None and independent(other, lam) else None
+    if not independent(value, loc, lam):  # a chain's neighbouring steps, a product of latents
+        return None
     (xm, xc), (mm, mc) = value.spread(1), loc.spread(1)
     cov = xc if mc is None else mc if xc is None else xc + mc
     return lam.quad_form(xm - mm, cov)
