@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..data_scale import PrecisionWarning
 from ..diagnostics import VemError
 from ..plan import Update
 from .bind import bind
@@ -175,8 +176,6 @@ def _stopped(stop: _NonFinite, finite: list[float]):
     finite numbers, so the trace kept is the fit's, monotone; the sweep that failed is the
     one float64 could not represent (a unit-scale prior on data at scale 1e8 rounds a
     Wishart rate V₀⁻¹ + Σ r x xᵀ to a singular matrix)."""
-    from ..data_scale import PrecisionWarning
-
     def finite_tree(t):
         return all(np.all(np.isfinite(np.asarray(a))) for a in jax.tree_util.tree_leaves(t))
 
