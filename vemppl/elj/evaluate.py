@@ -24,7 +24,9 @@ from ..families import get_family
 from ..ir.expr import BinOp, Call, Index, Name, Neg, Num, loop_offset, substitute
 from ..ir.nodes import Definition
 from ..ir.shapes import infer as infer_shape
+from . import general
 from . import moments as M
+from . import nonlinear
 from .lagged import ChainStep
 from .networks import call_network
 from .products import product
@@ -239,6 +241,9 @@ class _Context:
         v = _points((a, b))
         if v is not None:  # point parameters (the probe's point masses) at their values
             return self._fixed_binop(e, *v)
+        nl = nonlinear.binary(e.op, a, b, self.tracker)  # a nonlinear function of random terms
+        if nl is not None:
+            return nl
         raise M.NoMoment(", ".join(sorted(a.deps | b.deps)), "expression", f"({e.op})")
 
     def latent(self, *srcs) -> bool:
@@ -268,6 +273,8 @@ class _Context:
         if e.func == "dot" and not all(a.is_fixed for a in args):
             return M.Dot(args[0], args[1], self.tracker)
         v = _points(args)
+        if v is None and (nl := nonlinear.call(e.func, args, self.tracker)) is not None:
+            return nl  # a nonlinear function of random terms
         if v is None:
             rnd = sorted(set().union(*(a.deps for a in args if not a.is_fixed)))
             raise M.NoMoment(", ".join(rnd), "expression", f"{e.func}(...)")
@@ -354,7 +361,12 @@ def factor_value(model, factor, sizes, values, blocks, params, tracker=None, mas
             name = next(g for g in group if g in defaults)
             args[name] = M.Fixed(defaults[name])
     value = ctx.ev(target)
-    elp = fam.expected_log_prob(value, **args)
+    before = general.snapshot(tracker)
+    try:
+        elp = fam.expected_log_prob(value, **args)
+    except (M.NotFixed, M.NoMoment) as exc:  # no closed form in the moments: elj/general.py
+        general.restore(tracker, before)  # the failed attempt's reads say nothing
+        elp = general.expected_log_prob(fam, value, args, ctx.R, tracker, exc, d.span)
     weight = jnp.ones(())
     for group in _group_refs(factor.enum, blocks):
         if len(group) == 2:
