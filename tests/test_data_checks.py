@@ -144,3 +144,30 @@ def test_hmm_of_length_one_through_the_cli(tmp_path, capsys):
     code = cli.main(["fit", str(MODELS / "hmm.vem"), "--data", str(tmp_path / "x.npz"),
                      "--out", str(tmp_path / "o"), "--quiet"])
     assert code == 0, capsys.readouterr().err
+
+
+def test_predict_takes_numpy_masked_arrays():
+    """predict reads a masked array as fit does: the masked entry is missing, and a vector
+    row with a missing entry drops out whole (elj/evaluate.py), so that row's
+    responsibilities are the mixing weights' alone, softmax(E[log π]) = softmax(ψ(α_k) − ψ(Σα)),
+    whatever value lies under the mask; the other rows are as if it were not there."""
+    from scipy.special import digamma, softmax
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0]])
+    fit = vp.fit(vp.load(MODELS / "gmm.vem"), {"x": centres[rng.integers(3, size=150)] + rng.normal(size=(150, 2))},
+                 seed=0)
+    new = centres[[0, 1, 2, 1]] + 0.1
+    mask = np.zeros(new.shape, bool)
+    mask[1, 1] = True
+    under = new.copy()
+    under[1, 1] = 1e6  # never read
+    got = np.asarray(fit.predict({"x": np.ma.masked_array(under, mask=mask)}).posterior["z"].probs)
+    alpha = np.asarray(fit.posterior["pi"].concentration)
+    np.testing.assert_allclose(got[1], softmax(digamma(alpha) - digamma(alpha.sum())), atol=1e-9)
+    rest = np.asarray(fit.predict({"x": new[[0, 2, 3]]}).posterior["z"].probs)
+    np.testing.assert_allclose(got[[0, 2, 3]], rest, atol=1e-9)
+    assert np.all(got[[0, 2, 3]].max(-1) > 0.99)  # the observed rows are clustered
+    nan = new.copy()
+    nan[1, 1] = np.nan  # the other spelling of a missing entry gives the same prediction
+    np.testing.assert_allclose(np.asarray(fit.predict({"x": nan}).posterior["z"].probs), got, atol=1e-12)

@@ -174,6 +174,23 @@ def test_const_used_as_a_size_must_be_whole():
     data_error(lambda: fit(categorical_model(), {"y": [0, 1]}, consts={"K": 0}), "'K'", ">= 1", "got 0")
 
 
+@pytest.mark.parametrize("flag", [True, False, np.bool_(True), np.array(True)])
+def test_a_boolean_const_is_not_a_size(flag):
+    """True converts to 1.0 and passed as the size 1 (issue #23): refused, naming the const."""
+    err = data_error(lambda: fit(categorical_model(), {"y": [0, 1]}, consts={"K": flag}),
+                     "'K'", "consts=", "whole number", f"boolean {bool(flag)}")
+    assert "'K' a number" in err.hint
+
+
+def test_a_boolean_const_is_located_in_the_model_text(tmp_path):
+    src = tmp_path / "cat.vem"
+    src.write_text("model cat\ndim N\nconst K = 3\ndata y: cat(K)[N]\n"
+                   "p ~ Dirichlet(fill(1.0, K))\nfor n in range(N) { y[n] ~ Categorical(p) }\n")
+    err = data_error(lambda: fit(vp.load(src), {"y": [0, 1]}, consts={"K": True}), "'K'", "boolean True")
+    assert err.span is not None and err.span.line == 3, err.span
+    assert f"{src.name}:3:" in str(err)
+
+
 def test_const_default_may_use_a_data_bound_dim():
     # m0 = zeros(D), W0 = eye(D) wait for D, which only the data binds.
     f = fit(gmm_dsl(), {"x": X2})

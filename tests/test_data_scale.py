@@ -7,12 +7,14 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
 import vemppl as vp
-from vemppl.data_scale import ScaleWarning
+from vemppl.data_scale import PrecisionWarning, ScaleWarning
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
@@ -44,7 +46,7 @@ def test_unit_scale_clusters_without_a_warning(unit):
     assert ari > 0.9 and msgs == []
 
 
-@pytest.mark.parametrize("scale", [1e-8, 1e-4, 1e4])
+@pytest.mark.parametrize("scale", [1e-8, 1e-4, 1e4, 1e6])
 def test_far_scales_cluster_as_at_unit_scale_or_warn_naming_the_prior(scale, unit):
     fit, ari, msgs = _fit(scale)
     if ari < unit[1] - 0.05:
@@ -60,15 +62,35 @@ def test_the_warning_states_both_scales():
     assert "scale 3.08e+04" in mu and "assumes ~10" in mu  # RMS of the data; |0| + sd 10 of the prior
 
 
-def test_scale_1e8_warns_and_never_fails_as_an_internal_error():
-    """At 1e8 the moment form of the expected quadratic, tr(Λ (x xᵀ − 2 x E[μ]ᵀ + E[μ μᵀ])),
-    adds terms of size 1e16 to get O(1): float64 loses it (see the report of issue #23).
-    The user is warned before the fit; the fit ends in a fit or a data error, never a crash."""
+def test_scale_1e8_warns_and_ends_in_a_finite_monotone_fit():
+    """At 1e8 a one-point component's Wishart rate I + x xᵀ (|x|² = 1e17) rounds to a
+    singular matrix at iteration 42: the fit keeps the 41 monotone sweeps before it and
+    says so (a PrecisionWarning naming the blocks), after the ScaleWarning naming the prior."""
     x, _ = _data()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
-            vp.fit(vp.load(MODELS / "gmm.vem"), {"x": x * 1e8}, seed=0, max_iter=100)
-        except vp.VemError as err:
-            assert err.kind == "data"
+        fit = vp.fit(vp.load(MODELS / "gmm.vem"), {"x": x * 1e8}, seed=0, max_iter=100)
     assert any(issubclass(w.category, ScaleWarning) and "prior of 'mu'" in str(w.message) for w in caught)
+    stops = [str(w.message) for w in caught if issubclass(w.category, PrecisionWarning)]
+    assert len(stops) == 1 and "q('Lam'" in stops[0] and "not converged" in stops[0], stops
+    trace = np.asarray(fit.elbo_trace)
+    assert np.all(np.isfinite(trace)) and len(trace) == fit.iterations > 10 and not fit.converged
+    assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:])), np.diff(trace).min()
+    assert all(np.all(np.isfinite(np.asarray(a))) for a in jax.tree_util.tree_leaves(fit.state.eta))
+
+
+def test_a_non_finite_first_sweep_is_a_data_error_naming_the_blocks(monkeypatch):
+    """Nothing finite to keep: the data error, now with the blocks that went non-finite."""
+    import vemppl.engine.cavi as cavi
+
+    real = cavi.Engine._sweep_body
+
+    def poisoned(self, state, data, restart=False):
+        new, elbo = real(self, state, data, restart)
+        return new._replace(mu={**new.mu, "Lam": jax.tree_util.tree_map(lambda a: a * jnp.nan, new.mu["Lam"])}), elbo * jnp.nan
+
+    monkeypatch.setattr(cavi.Engine, "_sweep_body", poisoned)
+    x, _ = _data()
+    with pytest.raises(vp.VemError) as err:
+        vp.fit(vp.load(MODELS / "gmm.vem"), {"x": x}, seed=0, max_iter=5)
+    assert err.value.kind == "data" and "iteration 1" in str(err.value) and "q('Lam')" in str(err.value)

@@ -36,6 +36,11 @@ class ScaleWarning(UserWarning):
     """The data's scale is far from the scale a prior assumes."""
 
 
+class PrecisionWarning(ScaleWarning):
+    """A fit stopped before converging because a sweep's update was not representable in
+    float64 (a non-finite ELBO after finite ones); its results are the last finite sweep's."""
+
+
 def _fixed_value(e, sizes, values, depth=0):
     """The value of an expression of constants, sizes and built-ins, or None."""
     if depth > 30:

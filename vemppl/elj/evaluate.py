@@ -176,8 +176,8 @@ class _Context:
         if e.id in self.blocks:
             fam, stats, eta = entry = self.blocks[e.id]
             if isinstance(entry, M.Member):  # a member of a joint block (Normal–Wishart)
-                return M.MemberMoments(entry.block, fam, stats, eta, self.tracker, entry.role)
-            src = M.BlockMoments(e.id, fam, stats, eta, self.tracker)
+                return _matched(M.MemberMoments(entry.block, fam, stats, eta, self.tracker, entry.role), entry)
+            src = _matched(M.BlockMoments(e.id, fam, stats, eta, self.tracker), entry)
             node = self.model.nodes[e.id]
             if fam.event_rank == 0 and node.defs and node.defs[0].indices:
                 return M.Stacked(src, self.tracker)
@@ -194,7 +194,8 @@ class _Context:
             idx = self.index_arrays(e.indices)
             if isinstance(entry, M.Member):
                 stats, eta = (type(t)(*(a[idx] for a in t)) for t in (stats, eta))
-                return M.MemberMoments(entry.block, fam, stats, eta, self.tracker, entry.role, e.indices, idx)
+                return _matched(M.MemberMoments(entry.block, fam, stats, eta, self.tracker, entry.role, e.indices, idx),
+                                entry)
             if getattr(fam, "lag_stat", None) is not None:  # a step of a Gaussian chain (elj/lagged.py)
                 return ChainStep(e.base.id, fam, stats, eta, self.tracker, e.indices, self)
             if _is_joint_vector(self.model, e.base.id, fam) and len(idx) == len(self.model.nodes[e.base.id].defs[0].indices):
@@ -205,9 +206,9 @@ class _Context:
                     return jnp.zeros(jnp.broadcast_shapes(*(jnp.shape(i) for i in idx)))
                 return self.take(a, e.indices)
 
-            return M.BlockMoments(
+            return _matched(M.BlockMoments(
                 e.base.id, fam, type(stats)(*map(take, stats)), type(eta)(*map(take, eta)), self.tracker
-            )
+            ), entry)
         if isinstance(e.base, Name) and self.model is not None:
             node = self.model.nodes.get(e.base.id)
             if node is not None and node.kind == "det":
@@ -322,6 +323,12 @@ def _is_joint_vector(model, name, fam) -> bool:
     return node is not None and bool(node.defs) and get_family(node.defs[0].dist).vector_family == fam.name
 
 
+def _matched(src, entry):
+    """``src`` told whether its η matches its statistics (``moments.Entry``)."""
+    src.eta_matches = getattr(entry, "matched", False)
+    return src
+
+
 def _element_view(name, scalar, stats, eta, idx, tracker):
     """One scalar element of a joint MvNormal block: E[w_j] = m_j, E[w_j²] = E[wwᵀ]_jj,
     both linear in the block's mean parameters, so the element's factors stay conjugate."""
@@ -329,7 +336,7 @@ def _element_view(name, scalar, stats, eta, idx, tracker):
     lead, last = idx[:-1], idx[-1]
     view = normal.Stats(stats.mean[(*lead, last)], stats.outer[(*lead, last, last)])
     eta_view = normal.Stats(eta.mean[(*lead, last)], eta.outer[(*lead, last, last)])
-    return M.BlockMoments(name, normal, view, eta_view, tracker)
+    return M.BlockMoments(name, normal, view, eta_view, tracker)  # η's diagonal is not the element's: unmatched
 
 
 def _inline(d: Definition, indices, span):

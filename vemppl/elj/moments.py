@@ -139,6 +139,24 @@ class BlockMoments(MomentSource):
     logdet = property(lambda s: s._get("logdet"))
     onehot = property(lambda s: s._get("onehot"))
 
+    # The centred moments (families/base.py) from η where the family gives them (read
+    # around the tracker: they enter values only); else the moments the affine form reads.
+
+    #: True when ``eta`` is the natural parameter of ``stats``' own distribution (the
+    #: blocks of a state: ``block_entries``); not for an element of a joint MvNormal, a
+    #: point parameter's M-step or the predictive density's zero statistics.
+    eta_matches = False
+
+    def spread(self, rank: int):
+        if self.eta_matches and hasattr(self.family, "mean_cov"):
+            return self.family.mean_cov(self.eta)
+        return MomentSource.spread(self, rank)  # the moments the affine form reads anyway
+
+    def quad_form(self, d, cov=None):
+        if self.eta_matches and hasattr(self.family, "quad_form"):
+            return self.family.quad_form(self.eta, d, cov)
+        return MomentSource.quad_form(self, d, cov)
+
     def expect(self, f, *args, closed_form=None):
         return gaussian_expect(self, f, self.tracker, "a nonlinear function of it (expectation by quadrature)", *args,
                                closed_form=closed_form)
@@ -155,22 +173,34 @@ class BlockMoments(MomentSource):
         return self.stats.mean
 
 
-class Member(tuple):
+class Entry(tuple):
+    """A block's entry in the table of blocks, ``(family, stats, eta)``, that says whether
+    ``stats`` are ``expected_stats(eta)`` (``matched``: then a factor may value its terms
+    from η, families/base.py ``exact_value``)."""
+
+    def __new__(cls, family, stats, eta, matched: bool):
+        self = super().__new__(cls, (family, stats, eta))
+        self.matched = matched
+        return self
+
+
+class Member(Entry):
     """The entry of a joint block's member in the table of blocks: ``(family, stats, eta)``
     of the whole block, with the block's name and the member's role (``loc``, ``precision``
     of a Normal–Wishart).  It unpacks as a plain entry; the evaluator reads it as a member."""
 
-    def __new__(cls, family, stats, eta, block: str, role: str):
-        self = super().__new__(cls, (family, stats, eta))
+    def __new__(cls, family, stats, eta, block: str, role: str, matched: bool = False):
+        self = super().__new__(cls, family, stats, eta, matched)
         self.block, self.role = block, role
         return self
 
 
-def block_entries(block, family, stats, eta) -> dict:
-    """The table entries of one plan block: its name, or each member of a joint block."""
+def block_entries(block, family, stats, eta, matched: bool = True) -> dict:
+    """The table entries of one plan block: its name, or each member of a joint block.
+    ``matched``: ``stats`` are the mean parameters of ``eta`` (a state's blocks)."""
     if not block.members:
-        return {block.name: (family, stats, eta)}
-    return {node: Member(family, stats, eta, block.name, role) for role, node in block.members}
+        return {block.name: Entry(family, stats, eta, matched)}
+    return {node: Member(family, stats, eta, block.name, role, matched) for role, node in block.members}
 
 
 class MemberMoments(BlockMoments):
@@ -196,6 +226,22 @@ class MemberMoments(BlockMoments):
         except KeyError:
             raise _NoMoment(self.block, self.family.name, name) from None
 
+    def _untracked(self, name):
+        field = self.family.member_stats[self.role].get(name)
+        return getattr(self.stats, field) if field is not None else self.family.member_moment(self.eta, self.role, name)
+
+    def spread(self, rank: int):
+        m = self._untracked("mean")
+        return m, self._untracked("outer") - m[..., :, None] * m[..., None, :]
+
+    def quad_form(self, d, cov=None):
+        return MomentSource.quad_form(_Known(self._untracked("mean")), d, cov)
+
+    def pair_quad(self, other):
+        """E[(x − μ)ᵀΛ(x − μ)] with this member Λ, μ its pair and ``other`` the independent x
+        (None where η does not match the statistics)."""
+        return self.family.pair_quad(self.eta, *other.spread(1)) if self.eta_matches else None
+
     def joint_with(self, v) -> bool:
         return (isinstance(v, MemberMoments) and v.block == self.block and v.where == self.where
                 and ("times", self.role, v.role) in self.family.joint_stats)
@@ -217,6 +263,17 @@ class MemberMoments(BlockMoments):
 
     def quad(self, v):
         return self._joint("quad", v, super().quad)
+
+
+class _Known(MomentSource):
+    """A moment already computed, as a source (for the base class's ``quad_form``)."""
+
+    is_fixed = property(lambda s: False)
+    mean = property(lambda s: s._value)
+
+
+def _add_cov(a, b):
+    return b if a is None else a if b is None else a + b
 
 
 class _NotFixed(Exception):
@@ -292,6 +349,10 @@ class Sum(_Derived):
         cross = am[..., :, None] * bm[..., None, :]
         return self.a.outer + self.s * (cross + jnp.swapaxes(cross, -1, -2)) + self.b.outer
 
+    def spread(self, rank: int):
+        (am, ac), (bm, bc) = self.a.spread(rank), self.b.spread(rank)
+        return am + self.s * bm, _add_cov(ac, bc)
+
     # A part that contracts its own quadratic form (a product of latents, elj/products.py)
     # keeps it: E[(a ± b)ᵀΛ(a ± b)] = E[aᵀΛa] ± 2E[a]ᵀE[Λb] + E[bᵀΛb].
     has_quad = property(lambda s: getattr(s.a, "has_quad", False) or getattr(s.b, "has_quad", False))
@@ -329,6 +390,23 @@ class Scaled(_Derived):
     def logdet(self):
         d = self.a.mean.shape[-1]
         return d * jnp.log(self.c) + self.a.logdet
+
+    def spread(self, rank: int):
+        m, cov = self.a.spread(rank)
+        c = self.c
+        if cov is None:
+            return c * m, None
+        if not rank:
+            return c * m, c**2 * cov
+        # As ``outer``: c cᵀ for a vector of factors, c² for a scalar (or one of size 1).
+        cc = c[..., :, None] * c[..., None, :] if c.ndim and c.shape[-1] > 1 else c[..., None] ** 2 if c.ndim else c**2
+        return c * m, cc * cov
+
+    def quad_form(self, d, cov=None):
+        return self.c * self.a.quad_form(d, cov) if self.c.ndim == 0 else super().quad_form(d, cov)
+
+    def pair_quad(self, other):
+        return self.c * self.a.pair_quad(other)  # only read where joint_with holds: c is a scalar
 
     def prod(self, other):
         return self.c * self.a.prod(other) if self.deps & getattr(other, "deps", frozenset()) else super().prod(other)

@@ -195,10 +195,16 @@ def _warn_undeclared(given, arg, kinds, strict):
     warnings.warn(msg, UserWarning, stacklevel=4)
 
 
-def _whole(kind, name, v, where, minimum=1) -> int:
+def _whole(kind, name, v, where, minimum=1, span=None) -> int:
+    if isinstance(v, (bool, np.bool_)) or (isinstance(v, np.ndarray) and v.dtype == bool):
+        # True would pass as the size 1 (and False fail as 0 with a puzzling message).
+        raise VemError(
+            "data", f"{kind} '{name}' (from {where}) is a size. Expected a whole number >= {minimum}; got the "
+            f"boolean {_show(v)}", span, hint=f"give '{name}' a number, e.g. {minimum if minimum > 1 else 3}",
+        )
     try:
         a = np.asarray(v)
-        ok = a.ndim == 0 and (np.issubdtype(a.dtype, np.number) or a.dtype == bool) and np.isfinite(a)
+        ok = a.ndim == 0 and np.issubdtype(a.dtype, np.number) and np.isfinite(a)
         ok = ok and float(a) == int(float(a)) and int(float(a)) >= minimum
     except (TypeError, ValueError):
         ok = False
@@ -271,8 +277,10 @@ def _eval_consts(pending, consts, sizes, values, size_names, final):
             _check_const_shape(node, v, sizes, values)
         values[node.name] = v
         if node.name in size_names:
-            sizes[node.name] = _whole("const", node.name, v, "consts=" if node.name in consts else "its definition",
-                                      minimum=1)
+            # An override is checked as given (a boolean is not a size, though it converts to 1.0).
+            given = consts[node.name] if node.name in consts else v
+            sizes[node.name] = _whole("const", node.name, given, "consts=" if node.name in consts else "its definition",
+                                      minimum=1, span=node.span)
         elif v.ndim == 0 and np.isfinite(v) and float(v).is_integer():
             sizes[node.name] = int(v)
     if not final:

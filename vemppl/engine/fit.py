@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -17,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..data_scale import PrecisionWarning
 from ..diagnostics import VemError
 from ..plan import Update
 from .bind import bind
@@ -140,13 +142,57 @@ def _run(sweep, state, max_iter, tol, bar, traces=lambda: 0):
             compile_seconds += time.perf_counter() - t_it
         return state, elbo
 
+    finite: list[float] = []
+
+    def guarded(state):
+        new, elbo = timed(state)
+        if not np.isfinite(elbo):
+            raise _NonFinite(state, new, elbo)
+        return new, elbo
+
     def watch(it, elbo):
-        _check_elbo(elbo, it)
+        finite.append(elbo)
         bar.update(it, elbo)
 
-    state, trace, converged, it = converge(timed, state, max_iter, tol, watch)
+    try:
+        state, trace, converged, it = converge(guarded, state, max_iter, tol, watch)
+    except _NonFinite as stop:
+        bar.close()
+        state, trace, converged, it = _stopped(stop, finite)
     bar.close()
     return state, trace, converged, it, compile_seconds
+
+
+class _NonFinite(Exception):
+    def __init__(self, before, after, elbo):
+        super().__init__(elbo)
+        self.before, self.after, self.elbo = before, after, elbo
+
+
+def _stopped(stop: _NonFinite, finite: list[float]):
+    """A sweep made the ELBO non-finite: ``(state, trace, converged, sweeps)`` of the last
+    finite sweep with a PrecisionWarning that names the blocks whose q went non-finite, or,
+    if it was the first sweep, the data error.  Each sweep before it was a CAVI step on
+    finite numbers, so the trace kept is the fit's, monotone; the sweep that failed is the
+    one float64 could not represent (a unit-scale prior on data at scale 1e8 rounds a
+    Wishart rate V₀⁻¹ + Σ r x xᵀ to a singular matrix)."""
+    def finite_tree(t):
+        return all(np.all(np.isfinite(np.asarray(a))) for a in jax.tree_util.tree_leaves(t))
+
+    eta, mu = getattr(stop.after, "eta", None) or {}, getattr(stop.after, "mu", None) or {}
+    bad = sorted(j for j in eta if not (finite_tree(eta[j]) and finite_tree(mu.get(j))))
+    which = f" q({', '.join(repr(j) for j in bad)}) became non-finite:" if bad else ""
+    it = len(finite) + 1
+    if not finite:
+        raise VemError(
+            "data", f"the ELBO became {stop.elbo} at iteration 1:{which} the data may be badly scaled or a prior improper",
+        )
+    warnings.warn(
+        f"the fit stopped at iteration {it}, where the ELBO became {stop.elbo}:{which} its update is not "
+        f"representable in float64 (data far from the prior's scale, or an improper prior); the results are those "
+        f"of iteration {it - 1}, not converged. Rescale the data or set priors on the data's scale",
+        PrecisionWarning, stacklevel=5)
+    return stop.before, finite, False, it - 1
 
 
 def _run_batched(engine, starts, max_iter, tol, show):

@@ -164,6 +164,16 @@ def bquad(x, m):
     [N, 1, D] against components [1, K, D, D] costs one [N, D] × [D, K·D] product and an
     N·K·D reduction, and no N·K·D² array is formed.
     """
+    return _vecmat(x, m, quad=True)
+
+
+def bvecmat(x, m):
+    """Σ_y x_y m_yz over the last axes (x: [..., D], m: [..., D, D]), leading axes broadcast
+    as in ``bquad`` (no [..., D, D] broadcast of m against x's batch)."""
+    return _vecmat(x, m, quad=False)
+
+
+def _vecmat(x, m, quad):
     d = x.shape[-1]
     nb = max(x.ndim - 1, m.ndim - 2)
     x = jnp.reshape(x, (1,) * (nb + 1 - x.ndim) + x.shape)
@@ -177,8 +187,10 @@ def bquad(x, m):
     sub_x = "".join(batch[i] for i in keep_x)
     sub_m = "".join(batch[i] for i in keep_m)
     xm = jnp.einsum(f"{sub_x}y,{sub_m}yz->{out}z", x2, m2)
-    q = jnp.einsum(f"{out}z,{sub_x}z->{out}", xm, x2)
     shape = tuple(max(x.shape[i], m.shape[i]) for i in range(nb))
+    if not quad:
+        return jnp.reshape(xm, shape + (d,))
+    q = jnp.einsum(f"{out}z,{sub_x}z->{out}", xm, x2)
     return jnp.reshape(q, shape)
 
 

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpyro.distributions as dist
 
 from . import _linalg as la
-from .base import ArgSpec, ExpFamily
+from .base import ArgSpec, ExpFamily, exact_value, independent
 
 _LOG_2PI = jnp.log(2.0 * jnp.pi)
 
@@ -64,6 +64,12 @@ class Normal(ExpFamily):
         return NormalStats(m, m**2 + 1.0 / tau)
 
     @classmethod
+    def mean_cov(cls, eta):
+        """(E[x], Var[x]) = (m, 1/τ) from η, without subtracting m² from E[x²]."""
+        tau = -2.0 * eta.sq
+        return eta.mean / tau, 1.0 / tau
+
+    @classmethod
     def natural_from_mean(cls, mu):
         var = mu.sq - mu.mean**2
         return NormalStats(mu.mean / var, -0.5 / var)
@@ -104,7 +110,15 @@ class Normal(ExpFamily):
             precision_log = -2.0 * jnp.log(scale.value)
         else:
             precision_mean, precision_log = precision.mean, precision.log
+        # E[(x − m)²] as E[x²] − 2E[x m] + E[m²] (affine: the updates' gradient), valued for
+        # independent x and m as (x̄ − m̄)² + Var x + Var m (families/base.py, ``exact_value``).
         quad = value.sq - 2.0 * value.prod(loc) + loc.sq
+        if independent(value, loc):
+            (xm, xv), (mm, mv) = value.spread(0), loc.spread(0)
+            centred = (xm - mm) ** 2
+            for v in (xv, mv):
+                centred = centred if v is None else centred + v
+            quad = exact_value(quad, centred)
         return 0.5 * precision_log - 0.5 * _LOG_2PI - 0.5 * precision_mean * quad
 
     @classmethod

@@ -106,6 +106,33 @@ class NormalWishart(ExpFamily):
         return NormalWishartStats(lam_m, d / beta + jnp.sum(m * lam_m, -1), e_lam, logdet)
 
     @classmethod
+    def entropy(cls, eta, mu=None):
+        """H = A(η) + D(ν + 1)/2 − ((ν − D)/2) E[log|Λ|] + (D/2) log 2π.
+
+        ``⟨η, E[T]⟩`` is ``−D/2 − νD/2 + ((ν − D)/2) E[log|Λ|]`` exactly (the ``m``-terms
+        β ν mᵀWm cancel between η₁·E[Λμ], η₂·E[μᵀΛμ] and η₃·E[Λ]); the base class's sum
+        of those products loses the ELBO's digits when m is far from the origin."""
+        d = eta.prec_loc.shape[-1]
+        nu = 2.0 * eta.logdet + d
+        logdet = cls.expected_stats(eta).logdet if mu is None else mu.logdet
+        return cls.log_normalizer(eta) + 0.5 * d * (nu + 1.0) - eta.logdet * logdet + 0.5 * d * _LOG_2PI
+
+    @classmethod
+    def pair_quad(cls, eta, x_mean, x_cov):
+        """E[(x − μ)ᵀΛ(x − μ)] for x independent of the block, from its mean and covariance
+        (``None``: known): ``ν (x̄ − m)ᵀW(x̄ − m) + tr(νW Cov x) + D/β`` (Bishop, eq. 10.64),
+        the first through W⁻¹'s Cholesky factor (``Wishart.quad_form``'s reason)."""
+        beta, m, rate, nu = _unpack(eta)
+        d = rate.shape[-1]
+        inv_l = la.solve_lower(la.chol(rate), jnp.broadcast_to(jnp.eye(d, dtype=rate.dtype), rate.shape))
+        u = la.bvecmat(x_mean - m, jnp.swapaxes(inv_l, -1, -2))
+        quad = nu * jnp.sum(u * u, axis=-1) + d / beta
+        if x_cov is not None:
+            e_lam = nu[..., None, None] * jnp.einsum("...ki,...kj->...ij", inv_l, inv_l)
+            quad = quad + la.bdot(x_cov, e_lam, 2)
+        return quad
+
+    @classmethod
     def natural_from_mean(cls, mu):
         d = mu.prec.shape[-1]
         m = la.chol_solve(la.chol(mu.prec), mu.prec_loc)

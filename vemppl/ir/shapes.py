@@ -8,9 +8,11 @@ compared for equality.  :func:`infer` gives the shape of an expression and
 
 from __future__ import annotations
 
+import re
+
 from ..diagnostics import VemError
 from ..families import get_family
-from .expr import BinOp, Call, Expr, Index, Name, Neg, Num, loop_offset
+from .expr import BinOp, Call, Expr, Index, Name, Neg, Num, const_int, loop_offset
 from .text import expr_to_text
 
 Size = int | str
@@ -210,7 +212,8 @@ def _defined_shape(node, env) -> Shape:
                 stop = size_of(lp.stop)
                 sizes.append(stop + lo[1] if isinstance(stop, int) else (stop if lo[1] == 0 else f"{stop}{lo[1]:+d}"))
             else:
-                sizes.append(None)  # a constant index: size decided by the other definitions
+                c = const_int(ix)  # a constant index c needs c + 1 elements
+                sizes.append(c + 1 if c is not None else None)
         if d.dist is not None:
             fam = get_family(d.dist)
             # A Markov self-reference reads one element: give the node a provisional plate shape.
@@ -223,9 +226,36 @@ def _defined_shape(node, env) -> Shape:
         if value is not None and v != value:
             raise VemError("shape", f"definitions of '{node.name}' disagree: shapes {fmt(value)} and {fmt(v)}", d.span)
         value = v
-        plate = sizes if plate is None else [a if a is not None else b for a, b in zip(plate, sizes)]
+        plate = sizes if plate is None else [_cover(a, b) for a, b in zip(plate, sizes)]
     plate = [p if p is not None else 1 for p in (plate or [])]
     return tuple(plate) + tuple(value or ())
+
+
+def _cover(a: Size | None, b: Size | None) -> Size | None:
+    """The extent that covers two definitions' extents along one axis (``elj.plates.
+    plate_shape`` takes the same maximum with the sizes bound): ``x[0:2]`` and ``x[2:5]``
+    give 5, ``x[0]`` and ``x[1:T]`` give T, ``x[0:T]`` and ``x[T]`` (``T+1``) give T+1.  A
+    number against a symbol is the symbol (a size is taken to cover a constant index; the
+    size pass checks the index against the bound size); two unrelated symbols keep the
+    first, which the bound sizes then decide."""
+    if a is None or b is None:
+        return b if a is None else a
+    if isinstance(a, int) and isinstance(b, int):
+        return max(a, b)
+    if isinstance(a, int) or isinstance(b, int):
+        return b if isinstance(a, int) else a
+    pa, pb = _symbol_offset(a), _symbol_offset(b)
+    if pa is not None and pb is not None and pa[0] == pb[0]:
+        return a if pa[1] >= pb[1] else b
+    return a
+
+
+def _symbol_offset(s: str) -> tuple[str, int] | None:
+    """``'T'`` → (T, 0), ``'T+1'`` → (T, 1), ``'T-1'`` → (T, −1); else None."""
+    m = re.fullmatch(r"\s*([A-Za-z_]\w*)\s*(?:([+-])\s*(\d+))?\s*", s)
+    if m is None:
+        return None
+    return m.group(1), (int(m.group(3)) * (1 if m.group(2) == "+" else -1) if m.group(2) else 0)
 
 
 def _value_shape(fam, arg_shapes, span) -> Shape:

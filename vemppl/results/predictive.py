@@ -88,7 +88,7 @@ def exact_log_predictive(fit, data: dict, consts: dict | None = None, dims: dict
         def expected(stats):
             extra = {}
             for j in read:
-                extra.update(M.block_entries(glob[j], fams[j], stats[j], etas[j]))
+                extra.update(M.block_entries(glob[j], fams[j], stats[j], etas[j], matched=False))
             mu = {j: type(state.mu[j])(onehots[j]) for j in onehots}
             eta = {j: type(state.eta[j])(jnp.zeros_like(onehots[j])) for j in onehots}
             return engine.expected_log_joint(mu, eta, params, row, extra_blocks=extra)

@@ -1,0 +1,53 @@
+"""A node defined by several statements over different ranges has the extent that covers
+every piece (issue #23), as the bound arrays have (elj.plates.plate_shape); the static
+shape used to be the first piece's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import vemppl as vp
+
+PIECES = """model pw
+data y: real[5]
+for t in range(0, 2) { x[t] ~ Normal(0, 1) }
+for t in range(2, 5) { x[t] ~ Normal(1, precision = 4.0) }
+for t in range(5) { y[t] ~ Normal(x[t], precision = 2.0) }
+"""
+
+
+def test_a_smaller_first_piece_gives_the_union_and_the_fit_is_exact():
+    m = vp.parse(PIECES, filename="pw.vem")
+    assert m.shapes["x"] == (5,)  # was (2,): the first loop's range
+    y = np.array([0.3, -0.5, 1.2, 0.8, 2.0])
+    fit = vp.fit(m, {"y": y}, tol=1e-13)
+    p0, m0 = np.array([1.0, 1, 4, 4, 4]), np.array([0.0, 0, 1, 1, 1])  # each x[t]'s prior
+    np.testing.assert_allclose(np.asarray(fit.posterior["x"].mean), (p0 * m0 + 2 * y) / (p0 + 2), atol=1e-10)
+
+
+@pytest.mark.parametrize("pieces, shape", [
+    ("x[0] ~ Normal(0, 1)\nx[1] ~ Normal(0, 1)\nx[2] ~ Normal(0, 1)", (3,)),  # constant indices only: was (1,)
+    ("x[0] ~ Normal(0, 1)\nfor t in range(1, 4) { x[t] ~ Normal(0, 1) }", (4,)),
+    ("for t in range(1, 4) { x[t] ~ Normal(0, 1) }\nx[0] ~ Normal(0, 1)", (4,)),
+    ("for t in range(0, 3) { x[t] ~ Normal(0, 1) }\nx[3] ~ Normal(0, 1)", (4,)),  # was (3,)
+])
+def test_constant_and_loop_pieces(pieces, shape):
+    m = vp.parse(f"model c\ndata y: real[{shape[0]}]\n{pieces}\nfor t in range({shape[0]}) {{ y[t] ~ Normal(x[t], 1) }}\n")
+    assert m.shapes["x"] == shape
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_a_constant_index_under_a_symbolic_piece_takes_the_symbol(first):
+    pieces = ["x[0] ~ Normal(0, 1)", "for t in range(T) { x[t + 1] ~ Normal(0, 1) }"]
+    body = "\n".join(pieces if first else pieces[::-1])
+    m = vp.parse(f"model s\ndim T\ndata y: real[T]\n{body}\nfor t in range(T) {{ y[t] ~ Normal(x[t], 1) }}\n")
+    assert m.shapes["x"] == ("T+1",)
+
+
+def test_a_piecewise_data_node_matches_its_declaration():
+    """Declared real[5], defined over [0, 2) and [2, 5): was 'declared with shape [5] but
+    its statements give [2]'."""
+    m = vp.parse("model d\nmu ~ Normal(0, 1)\ndata y: real[5]\n"
+                 "for t in range(0, 2) { y[t] ~ Normal(mu, 1) }\nfor t in range(2, 5) { y[t] ~ Normal(mu, 4) }\n")
+    assert m.shapes["y"] == (5,)
