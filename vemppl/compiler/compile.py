@@ -23,6 +23,7 @@ from ..families.markov_chain_homogeneous import HomogeneousMarkovChain
 from ..families.normal_wishart import NormalWishart
 from ..ir.expr import Index, Name, walk
 from ..ir.graph import ModelGraph, as_ir
+from ..ir.inline import expand, random_nodes
 from ..ir.sizes import check_model as check_static
 from ..plan import Block, BlockStructure, EnumRef, Factor, Init, MStep, ParamPlan, Plan
 from .conjugacy import conjugacy
@@ -38,7 +39,10 @@ from .rules.normal_wishart import normal_wishart_pairs
 def _enum_refs(model: ModelGraph, target: str, d) -> tuple[EnumRef, ...]:
     cats = {n.name for n in model.of_kind("latent") if get_family(n.defs[0].dist).support == "cat"}
     refs: list[EnumRef] = []
-    exprs = [e for _, e in d.args]
+    # Read through deterministic nodes of latents as the evaluator does (ir/inline.py), so a gate
+    # inside one (m[n] = mu[z[n]]) is enumerated in the factor that reads it.
+    rnd = random_nodes(model)
+    exprs = [expand(model, e, d.loop_vars, rnd.__contains__) for _, e in d.args]
     for e in exprs:
         for sub in walk(e):
             if not isinstance(sub, Index):
