@@ -129,7 +129,9 @@ def _prior_natural_of(joint, j, fam, node, mu, eta, params, data=None):
             args[k] = jnp.asarray(src.mean) if not src.is_fixed else jnp.asarray(src.value, dtype=float)
         e_d = fam.natural_from_params(**args)
         grid = tuple(stop - start for _, start, stop in ctx.loops)
-        e_d = type(e_d)(*[_broadcast_to_grid(x, grid, rank) for x, rank in zip(e_d, fam.stat_ranks)])
+        # Natural parameters past the statistics (a Binomial's fixed total_count) are per element.
+        ranks = tuple(fam.stat_ranks) + (0,) * (len(e_d) - len(fam.stat_ranks))
+        e_d = type(e_d)(*[_broadcast_to_grid(x, grid, rank) for x, rank in zip(e_d, ranks)])
         if full is None:
             shape = joint.bound_shape(j)
             full = type(e_d)(*[jnp.zeros(shape + x.shape[len(grid):]) for x in e_d])
