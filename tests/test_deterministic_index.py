@@ -303,3 +303,37 @@ def test_dsl_builds_the_sticky_hmm_of_the_text():
     assert m.ir == vp.parse(ROW3)
     assert vp.parse(vp.to_text(m.ir)) == m.ir
     del x
+
+
+# ---- static checks -----------------------------------------------------------------------------------
+def test_a_deterministic_index_of_reals_is_a_type_error():
+    text = """model a
+dim N
+const K = 2
+data x: real[N]
+data v: real[N]
+for n in range(N) { i[n] = 2.0 * v[n] }
+for k in range(K) { mu[k] ~ Normal(0.0, 1.0) }
+for n in range(N) { x[n] ~ Normal(mu[i[n]], 1.0) }
+"""
+    with pytest.raises(VemError) as err:
+        vp.compile_model(vp.parse(text))
+    assert err.value.kind == "type" and err.value.line == 8 and "deterministic node of real values" in str(err.value)
+
+
+def test_a_deterministic_renaming_of_a_latent_has_its_support():
+    text = "model a\ndim N\ndata y: count[N]\na ~ Normal(0.0, 1.0)\nr = a\nfor n in range(N) { y[n] ~ Poisson(r) }\n"
+    with pytest.raises(VemError) as err:
+        vp.compile_model(vp.parse(text))
+    assert err.value.kind == "support" and err.value.line == 6
+
+
+def test_deterministic_indices_gather_and_gate():
+    """i[n] = g[n] (data) is a gather; j[n] = z[n] (a categorical latent) is a gate."""
+    base = MIXTURE.replace("data x: real[N]", "data x: real[N]\ndata g: cat(K)[N]")
+    gather = base.replace("    x[n] ~ Normal(mu[z[n]], 1.0)", "    i[n] = g[n]\n    x[n] ~ Normal(mu[z[n]] + delta[i[n]], 1.0)")
+    gather_hand = base.replace("Normal(mu[z[n]], 1.0)", "Normal(mu[z[n]] + delta[g[n]], 1.0)")
+    gate = base.replace("    x[n] ~ Normal(mu[z[n]], 1.0)", "    j[n] = z[n]\n    x[n] ~ Normal(mu[j[n]], 1.0)")
+    data = {**_mixture_data(), "g": np.arange(40) % 2}
+    _same_fit(gather, gather_hand, data, names=("delta",))
+    _same_fit(gate, base, data, names=("delta", "z"))

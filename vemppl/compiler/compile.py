@@ -101,6 +101,17 @@ def compile_model(model, probe: bool = True, masked=()) -> Plan:
                 d.dist_span or d.span,
                 f"declare '{node.name}' as data" + (f", or {fam.latent_hint}" if fam.latent_hint else ""),
             )
+        if fam.support == "count":
+            # Poisson: E[log x!] has no closed form; Binomial, Multinomial: the total_count that
+            # rides along η is not carried through the update.  Neither has a derived q yet.
+            d = node.defs[0]
+            raise VemError(
+                "unsupported",
+                f"'{node.name}' is a latent count ({fam.name}): a count-valued latent has no variational "
+                "update yet (its entropy needs E[log x!])",
+                d.dist_span or d.span,
+                f"declare '{node.name}' as data if it is observed, or model the count's rate (a Gamma) instead",
+            )
         if node.name in normal_wishart:
             # mu[k] ~ MvNormal(m, precision = c * Lam[k]), Lam[k] ~ Wishart: one block q(mu[k], Lam[k]).
             members = (("loc", node.name), ("precision", normal_wishart[node.name]))
