@@ -37,10 +37,10 @@ K, D = 2, 2
 FAMILIES = {
     "Normal": ("real", "", (("loc", "real", ""), ("scale|precision", "pos", ""))),
     "MvNormal": ("real", "D", (("loc", "real", "D"), ("covariance_matrix|precision|cov", "spd", "DD"))),
-    "Gamma": ("pos", "", (("concentration", "pos", ""), ("rate", "pos", ""))),
-    "InverseGamma": ("pos", "", (("concentration", "pos", ""), ("rate", "pos", ""))),
-    "Beta": ("unit", "", (("concentration1", "pos", ""), ("concentration0", "pos", ""))),
-    "Dirichlet": ("simplex", "K", (("concentration", "pos", "K"),)),
+    "Gamma": ("pos", "", (("concentration", "pos!", ""), ("rate", "pos", ""))),
+    "InverseGamma": ("pos", "", (("concentration", "pos!", ""), ("rate", "pos", ""))),
+    "Beta": ("unit", "", (("concentration1", "pos!", ""), ("concentration0", "pos!", ""))),
+    "Dirichlet": ("simplex", "K", (("concentration", "pos!", "K"),)),
     "Bernoulli": ("bool", "", (("probs|logits", "unit", ""),)),
     "Binomial": ("count", "", (("total_count", "total", ""), ("probs", "unit", ""))),
     "Categorical": ("cat", "", (("probs", "simplex", "K"),)),
@@ -48,20 +48,20 @@ FAMILIES = {
     "Poisson": ("count", "", (("rate", "pos", ""),)),
     "Exponential": ("pos", "", (("rate", "pos", ""),)),
     "Wishart": ("spd", "DD", (("concentration", "wdf", ""), ("scale_matrix", "spd", "DD"))),
-    "StudentT": ("real", "", (("df", "df", ""), ("loc", "real", ""), ("scale", "pos", ""))),
+    "StudentT": ("real", "", (("df", "df", ""), ("loc", "real", ""), ("scale", "pos!", ""))),
     "Laplace": ("real", "", (("loc", "real", ""), ("scale", "pos", ""))),
     "LogNormal": ("pos", "", (("loc", "real", ""), ("scale", "pos", ""))),
 }
 
-#: Families that are a likelihood only (no variational family): refused as latents.
-LIKELIHOOD_ONLY = ("StudentT", "Laplace", "LogNormal", "InverseGamma")
+#: Families refused as latents: a likelihood only (no variational family), or count-valued.
+RARE_LATENTS = ("StudentT", "Laplace", "LogNormal", "InverseGamma", "Poisson", "Binomial", "Multinomial")
 
 #: The data type that holds a family's values.
 DATA_TYPE = {"real": "real", "pos": "pos", "unit": "unit", "bool": "bool", "count": "count", "cat": "cat(K)",
              "simplex": "simplex", "spd": "spd"}
 
 #: Supports a value may have where an argument needs a support.
-ACCEPTS = {"real": ("real", "pos", "unit"), "pos": ("pos",), "unit": ("unit",), "simplex": ("simplex",),
+ACCEPTS = {"real": ("real", "pos", "unit", "int"), "pos": ("pos",), "unit": ("unit",), "simplex": ("simplex",),
            "spd": ("spd",)}
 
 LITERALS = {
@@ -133,25 +133,35 @@ class Drawer:
         out = []
         if v.plate == "":
             out.append((v.name, v.event))
+            if v.event == "K":  # a vector over the categories, indexed like a plate over k
+                out.append((f"{v.name}[{self.pick(['0', '1'])}]", ""))
+                if scope == "k":
+                    out.append((f"{v.name}[k]", ""))
+                if scope == "n":
+                    out += [(f"{v.name}[{g.name}[n]]", "") for g in self.gates()]
+            if v.event == "DD":  # a row of a matrix
+                out.append((f"{v.name}[{self.pick(['0', '1'])}]", "D"))
         elif v.plate == "k":
             if scope == "k":
                 out.append((f"{v.name}[k]", v.event))
             out.append((f"{v.name}[{self.pick(['0', '1'])}]", v.event))
             if scope == "n":
-                gates = [g for g in self.m.values if g.support == "cat" and g.plate == "n" and g.kind == "latent"]
-                out += [(f"{v.name}[{g.name}[n]]", v.event) for g in gates]
-                if "grp" in self.m.data:
-                    out.append((f"{v.name}[grp[n]]", v.event))
+                out += [(f"{v.name}[{g.name}[n]]", v.event) for g in self.gates()]
             if v.event == "" and v.kind in ("latent", "const"):
                 out.append((v.name, "K"))  # a plate of scalars read whole, as a vector
         elif v.plate == "n" and scope == "n":
             out.append((f"{v.name}[n]", v.event))
         return out
 
-    def readable(self, support, event, scope):
+    def gates(self):
+        """Categorical latents over n and the data array grp: what indexes a plate over k in n."""
+        out = [g for g in self.m.values if g.support == "cat" and g.plate == "n" and g.kind in ("latent", "data")]
+        return out
+
+    def readable(self, support, event, scope, fixed=False):
         cands = []
         for v in self.m.values:
-            if v.support not in ACCEPTS.get(support, (support,)):
+            if v.support not in ACCEPTS.get(support, (support,)) or (fixed and v.random):
                 continue
             for text, ev in self.reads(v, scope):
                 if ev == event:
@@ -159,15 +169,17 @@ class Drawer:
         return cands
 
     # ---- expressions -------------------------------------------------------------------------
-    def expr(self, support, event, scope, depth=0, prior=False) -> str:
+    def expr(self, support, event, scope, depth=0, prior=False, fixed=False) -> str:
         """An expression of ``support`` and value shape ``event`` readable in ``scope``; ``prior``:
-        it is an argument of a latent's distribution."""
+        it is an argument of a latent's distribution; ``fixed``: it reads no latent."""
+        if support.endswith("!"):  # a shape parameter: a latent there is not conjugate
+            support, fixed = support[:-1], fixed or not self.allowed("nonconj")
         options = ["literal"]
         if (support, event) in (("pos", ""), ("real", ""), ("real", "D")):
             options.append("const")
         if support in ("pos", "real") and event in ("", "D") and (not prior or self.allowed("param_in_prior")):
             options.append("param")
-        reads = self.readable(support, event, scope)
+        reads = self.readable(support, event, scope, fixed)
         if reads:
             options += ["read", "read"]
         if depth < 2 and support in ("real", "pos", "unit", "simplex", "spd"):
@@ -185,8 +197,8 @@ class Drawer:
             text, v = self.pick(reads)
             return text
         if how == "det":
-            return self.det(support, event, scope, depth, prior)
-        return self.compound(support, event, scope, depth, prior)
+            return self.det(support, event, scope, depth, prior, fixed)
+        return self.compound(support, event, scope, depth, prior, fixed)
 
     def const(self, support, event):
         name = self.m.fresh("c")
@@ -205,12 +217,12 @@ class Drawer:
         self.m.decls.append(f"param {name}: {support}{shape}")
         return name
 
-    def det(self, support, event, scope, depth, prior):
+    def det(self, support, event, scope, depth, prior, fixed=False):
         """A deterministic node defined in a plate at least as wide as ``scope``'s, read here."""
         plates = [""] + (["k"] if scope in ("k", "n") else []) + (["n"] if scope == "n" else [])
         plate = self.pick(plates)
         name = self.m.fresh("d")
-        value = self.expr(support, event, plate, depth + 1, prior)
+        value = self.expr(support, event, plate, depth + 1, prior, fixed)
         loop = {"": "", "k": "for k in range(K) { ", "n": "for n in range(N) { "}[plate]
         target = {"": name, "k": f"{name}[k]", "n": f"{name}[n]"}[plate]
         self.m.body.append(f"{loop}{target} = {value}{' }' if loop else ''}")
@@ -224,8 +236,8 @@ class Drawer:
         ids = set(re.findall(r"[A-Za-z_]\w*", text))
         return any(v.name in ids and v.random for v in self.m.values)
 
-    def compound(self, support, event, scope, depth, prior):
-        e = lambda s, ev: self.expr(s, ev, scope, depth + 1, prior)  # noqa: E731
+    def compound(self, support, event, scope, depth, prior, fixed=False):
+        e = lambda s, ev: self.expr(s, ev, scope, depth + 1, prior, fixed)  # noqa: E731
         nonconj = self.allowed("nonconj")
         forms = []
         if (support, event) == ("real", ""):
@@ -282,12 +294,12 @@ class Drawer:
         if form == "vscale":
             return f"{self.pick(['2.0', '-1.0'])} * ({e('real', 'D')})"
         if form == "matvec":
-            a, b = self.matrix(scope), e("real", "D")
+            a, b = (self.const_matrix() if fixed else self.matrix(scope)), e("real", "D")
             if self.random(a) and self.random(b):
                 if not self.allowed("latent_products"):
-                    return f"{self.const_matrix()} @ {b}"
+                    return f"{self.const_matrix()} @ ({b})"
                 self.m.used.add("latent_products")
-            return f"{a} @ {b}"
+            return f"{a} @ ({b})"
         if form == "sscale":
             c = e("pos", "")
             if self.random(c):
@@ -311,12 +323,13 @@ class Drawer:
         return self.const_matrix()
 
     def covariate(self, name):
-        shapes = {"X": ("real", "[N, D]"), "grp": ("cat(K)", "[N]"), "w": ("pos", "[N]")}
+        shapes = {"X": ("real", "[N, D]"), "grp": ("cat(K)", "[N]"), "w": ("pos", "[N]"), "m": ("int", "[N]")}
         if name not in self.m.data:
             self.m.data[name] = shapes[name]
             self.m.decls.append(f"data {name}: {shapes[name][0]}{shapes[name][1]}")
-            if name == "w":
-                self.m.values.append(Value("w", "pos", "", "n", "data"))
+            if name in ("w", "m", "grp"):
+                support = {"w": "pos", "m": "int", "grp": "cat"}[name]
+                self.m.values.append(Value(name, support, "", "n", "data"))
 
     # ---- statements --------------------------------------------------------------------------
     def args(self, fam, scope, prior):
@@ -341,9 +354,9 @@ class Drawer:
 
     def latent(self):
         scope = self.pick(["", "k", "n"])
-        # One draw in five from the whole list: the likelihood-only families (StudentT, Laplace,
-        # LogNormal, InverseGamma) are refused as latents, and would crowd out the rest.
-        fam = self.pick(list(FAMILIES) if self.coin(0.2) else [f for f in FAMILIES if f not in LIKELIHOOD_ONLY])
+        # One draw in five from the whole list: the families refused as latents (RARE_LATENTS)
+        # would crowd out the rest.
+        fam = self.pick(list(FAMILIES) if self.coin(0.2) else [f for f in FAMILIES if f not in RARE_LATENTS])
         name = self.m.fresh("z" if fam == "Categorical" else "u")
         args = self.args(fam, scope, prior=True)
         loop = {"": "", "k": "for k in range(K) { ", "n": "for n in range(N) { "}[scope]
@@ -392,6 +405,8 @@ class Drawer:
             self.covariate("grp")
         if self.coin(0.2):
             self.covariate("w")
+        if self.coin(0.1):
+            self.covariate("m")
         for _ in range(self.draw(self.st.integers(1, 4))):
             which = self.pick(["latent", "latent", "latent", "chain", "cchain"])
             if which == "chain":
@@ -418,6 +433,8 @@ def random_data(data: dict, n: int, seed: int) -> dict:
             v = rng.gamma(2.0, 1.0, size=dims) + 0.1
         elif base == "unit":
             v = rng.beta(2.0, 2.0, size=dims)
+        elif base == "int":
+            v = rng.integers(-3, 4, size=dims)
         elif base == "bool":
             v = rng.integers(0, 2, size=dims)
         elif base == "count" and dims[-1:] == (K,) and len(dims) == 2:

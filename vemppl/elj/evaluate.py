@@ -142,12 +142,12 @@ class _Context:
         for ix in indices:
             lo = None if any(r.expr == ix for r in self.enum) else loop_offset(ix, self.loop_vars)
             if lo is None:
-                return a[self.index_arrays(indices)]
+                return self._gather(a, indices)
             p = self.loop_vars.index(lo[0])
             _, start, stop = self.loops[p]
             first, end = start + lo[1], stop + lo[1]
             if p <= last or first < 0 or len(spans) >= np.ndim(a) or end > np.shape(a)[len(spans)]:
-                return a[self.index_arrays(indices)]
+                return self._gather(a, indices)
             spans.append((p, first, end))
             last = p
         shape = [1] * self.R
@@ -156,6 +156,12 @@ class _Context:
         sliced = a[tuple(slice(first, end) for _, first, end in spans)]
         xp = np if isinstance(a, np.ndarray) else jnp
         return xp.reshape(sliced, tuple(shape) + tuple(np.shape(a)[len(spans):]))
+
+    def _gather(self, a, indices):
+        idx = self.index_arrays(indices)
+        if isinstance(a, np.ndarray) and any(isinstance(i, jax.Array) for i in idx):
+            a = jnp.asarray(a)  # a known array gathered by traced data (v[grp[n]])
+        return a[idx]
 
     # ---- evaluation --------------------------------------------------------------
     def ev(self, e) -> M.MomentSource:
@@ -232,6 +238,19 @@ class _Context:
             raise VemError("unsupported", "indexing this random expression is not supported", e.span)
         return M.Fixed(self.take(base.value, e.indices))
 
+    def _ranks(self, left, right, x, y):
+        """The ranks of two operands' own values (not of their grid axes), where the model's
+        shapes give them and some operand has grid axes in front of its own; else None."""
+        if self.model is None or not self.R:
+            return None
+        try:
+            ra, rb = (len(infer(v, self.model.shapes, self.loop_vars)) for v in (left, right))
+        except (VemError, KeyError):
+            return None
+        if np.ndim(x) == ra and np.ndim(y) == rb:
+            return None
+        return ra, rb
+
     # ---- deterministic nodes -----------------------------------------------------------
     def _random(self, name: str) -> bool:
         """Whether node ``name`` is a block or a deterministic node that reads one."""
@@ -302,6 +321,11 @@ class _Context:
         if a.is_fixed and b.is_fixed:
             x, y = a.value, b.value
             xp = _xp(x, y)
+            ranks = self._ranks(e.left, e.right, x, y)
+            if ranks is not None and e.op == "@":
+                return M.Fixed(_matmul(xp, x, y, *ranks))
+            if ranks is not None:  # per-element values laid out on the grid, then their own axes
+                x, y = _align(xp, x, y, *ranks)
             ops = {"+": xp.add, "-": xp.subtract, "*": xp.multiply, "/": xp.divide, "**": xp.power, "@": xp.matmul}
             return M.Fixed(ops[e.op](x, y))
         if e.op in "+-":
@@ -346,6 +370,26 @@ class _Context:
             "dot": lambda x, y: jnp.sum(x * y, axis=-1),
         }
         return M.Fixed(table[f](*v))
+
+
+def _matmul(xp, x, y, ra, rb):
+    """``x @ y`` for operands with grid axes in front of their own (of ranks ``ra``, ``rb``):
+    a vector is a row or a column, so that the grid axes are batch axes of the product."""
+    out = xp.matmul(xp.expand_dims(x, -2) if ra == 1 else x, xp.expand_dims(y, -1) if rb == 1 else y)
+    if rb == 1:
+        out = out[..., 0]
+    if ra == 1:
+        out = out[..., 0, :] if rb != 1 else out[..., 0]
+    return out
+
+
+def _align(xp, x, y, ra, rb):
+    """Operands whose leading axes are the grid's laid out so that NumPy broadcasting pairs
+    grid with grid and value axes with value axes: ``w[n] * eye(D)`` is [N, 1, 1] × [D, D]."""
+    r = max(ra, rb)
+    x = xp.reshape(x, np.shape(x)[: np.ndim(x) - ra] + (1,) * (r - ra) + np.shape(x)[np.ndim(x) - ra:])
+    y = xp.reshape(y, np.shape(y)[: np.ndim(y) - rb] + (1,) * (r - rb) + np.shape(y)[np.ndim(y) - rb:])
+    return x, y
 
 
 def _xp(*values):
