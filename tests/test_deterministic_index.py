@@ -337,3 +337,32 @@ def test_deterministic_indices_gather_and_gate():
     data = {**_mixture_data(), "g": np.arange(40) % 2}
     _same_fit(gather, gather_hand, data, names=("delta",))
     _same_fit(gate, base, data, names=("delta", "z"))
+
+
+def test_known_values_on_the_grid_broadcast_as_values():
+    """Wc @ X[n], w[n] * eye(D) and v[g[n]] * ones(D): per-row known values (data, a gathered
+    const) combined with matrices keep their rows apart from their own axes.  One Gaussian
+    block, so one sweep gives the exact posterior: precision (1 + Σ w_n) I, mean
+    Σ w_n (y_n − Wc x_n − v_{g_n}) / (1 + Σ w_n)."""
+    text = """model grid
+dim N
+const D = 2
+const K = 3
+const Wc: real[D, D] = 0.0
+const v: real[K] = 0.0
+data X: real[N, D]
+data w: pos[N]
+data g: cat(K)[N]
+data y: real[N, D]
+b ~ MvNormal(zeros(D), eye(D))
+for n in range(N) { y[n] ~ MvNormal(b + Wc @ X[n] + v[g[n]] * ones(D), precision = w[n] * eye(D)) }
+"""
+    rng = np.random.default_rng(8)
+    n = 7
+    Wc, v = np.array([[1.0, 2.0], [-0.5, 0.3]]), np.array([0.5, -1.0, 2.0])
+    X, w, g, y = rng.normal(size=(n, 2)), rng.gamma(2.0, size=n), rng.integers(0, 3, n), rng.normal(size=(n, 2))
+    fit = _fit(text, {"X": X, "w": w, "g": g, "y": y}, consts={"Wc": Wc, "v": v}, max_iter=5)
+    resid = y - X @ Wc.T - v[g][:, None]
+    mean = (w[:, None] * resid).sum(0) / (1.0 + w.sum())
+    np.testing.assert_allclose(fit.posterior["b"].mean, mean, atol=1e-10)
+    np.testing.assert_allclose(fit.posterior["b"].precision_matrix, (1.0 + w.sum()) * np.eye(2), atol=1e-10)
