@@ -407,15 +407,16 @@ class Drawer:
             self.covariate("w")
         if self.coin(0.1):
             self.covariate("m")
-        for _ in range(self.draw(self.st.integers(1, 4))):
-            which = self.pick(["latent", "latent", "latent", "chain", "cchain"])
+        # A chain costs twice a mixture to compile (its forward algorithm): one statement in ten.
+        for _ in range(self.draw(self.st.integers(1, 3))):
+            which = self.pick(["latent"] * 8 + ["chain", "cchain"])
             if which == "chain":
                 self.chain()
             elif which == "cchain" and self.allowed("continuous_chain"):
                 self.continuous_chain()
             else:
                 self.latent()
-        for _ in range(self.draw(self.st.integers(1, 2))):
+        for _ in range(1 + self.coin(0.3)):
             self.observed()
         head = ["model rnd", "dim N", f"const K = {K}", f"const D = {D}"]
         return "\n".join(head + self.m.decls + self.m.body) + "\n"
