@@ -31,6 +31,7 @@ class BlockStructure(_Named):
     NORMAL_WISHART = "normal-wishart"  # q(mu[k], Lam[k]) jointly
     JOINT_LAST_AXIS = "joint over last axis"  # scalar Normals read as a vector: one MvNormal
     AMORTISED = "amortised (diagonal)"  # a diagonal Normal given by an encoder
+    GAUSSIAN_CHAIN = "gaussian-chain"  # a chain of scalar Gaussians, Kalman smoothing by autodiff
 
 
 class Update(_Named):

@@ -31,6 +31,7 @@ from .rules.amortised import amortised_block
 from .rules.bilinear import bilinear_globals
 from .rules.admixture import is_admixture
 from .rules.gates import has_data_gate
+from .rules.gaussian_chain import gaussian_chains
 from .rules.joint_vector import read_jointly
 from .rules.markov_chain import is_homogeneous_chain, is_markov_chain
 from .rules.normal_wishart import normal_wishart_pairs
@@ -80,6 +81,7 @@ def compile_model(model, probe: bool = True, masked=()) -> Plan:
     latents = m.of_kind("latent")
     drawn = bilinear_globals(m, factors)
     normal_wishart = normal_wishart_pairs(m, factors)
+    continuous_chains = gaussian_chains(m)  # refuses, at its statement, a self-reading latent it cannot fit
     blocks = []
     for node in latents:
         if node.name in normal_wishart.values():
@@ -117,6 +119,10 @@ def compile_model(model, probe: bool = True, masked=()) -> Plan:
             members = (("loc", node.name), ("precision", normal_wishart[node.name]))
             blocks.append(Block(node.name, NormalWishart.name, structure=BlockStructure.NORMAL_WISHART,
                                 members=members))
+            continue
+        if node.name in continuous_chains:
+            # x[t] ~ Normal(a * x[t-1] + b, ...) (or MvNormal(A @ x[t-1], ...)): the whole chain is one block (Kalman smoothing by autodiff).
+            blocks.append(Block(node.name, continuous_chains[node.name], structure=BlockStructure.GAUSSIAN_CHAIN))
             continue
         init = Init.PRIOR
         if fam.support == "cat":

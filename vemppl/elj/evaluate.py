@@ -25,7 +25,9 @@ from ..ir.expr import BinOp, Call, Index, Name, Neg, Num, loop_offset, names
 from ..ir.inline import expand, push_index, reads_itself
 from ..ir.shapes import infer
 from . import moments as M
+from .lagged import ChainStep
 from .networks import call_network
+from .products import product
 
 
 def eval_fixed(e, sizes: dict, values: dict):
@@ -212,6 +214,8 @@ class _Context:
             if isinstance(entry, M.Member):
                 stats, eta = (type(t)(*(a[idx] for a in t)) for t in (stats, eta))
                 return M.MemberMoments(entry.block, fam, stats, eta, self.tracker, entry.role, e.indices, idx)
+            if getattr(fam, "lag_stat", None) is not None:  # a step of a Gaussian chain (elj/lagged.py)
+                return ChainStep(e.base.id, fam, stats, eta, self.tracker, e.indices, self)
             if _is_joint_vector(self.model, e.base.id, fam) and len(idx) == len(self.model.nodes[e.base.id].defs[0].indices):
                 scalar = get_family(self.model.nodes[e.base.id].defs[0].dist)
                 return _element_view(e.base.id, scalar, stats, eta, idx, self.tracker)
@@ -243,9 +247,8 @@ class _Context:
         shapes give them and some operand has grid axes in front of its own; else None."""
         if self.model is None or not self.R:
             return None
-        try:
-            ra, rb = (len(infer(v, self.model.shapes, self.loop_vars)) for v in (left, right))
-        except (VemError, KeyError):
+        ra, rb = self.rank(left), self.rank(right)
+        if ra is None or rb is None:
             return None
         if np.ndim(x) == ra and np.ndim(y) == rb:
             return None
@@ -319,17 +322,12 @@ class _Context:
     def _binop(self, e: BinOp):
         a, b = self.ev(e.left), self.ev(e.right)
         if a.is_fixed and b.is_fixed:
-            x, y = a.value, b.value
-            xp = _xp(x, y)
-            ranks = self._ranks(e.left, e.right, x, y)
-            if ranks is not None and e.op == "@":
-                return M.Fixed(_matmul(xp, x, y, *ranks))
-            if ranks is not None:  # per-element values laid out on the grid, then their own axes
-                x, y = _align(xp, x, y, *ranks)
-            ops = {"+": xp.add, "-": xp.subtract, "*": xp.multiply, "/": xp.divide, "**": xp.power, "@": xp.matmul}
-            return M.Fixed(ops[e.op](x, y))
+            return self._fixed_binop(e, a.value, b.value)
         if e.op in "+-":
             return M.Sum(a, b, 1.0 if e.op == "+" else -1.0, self.tracker)
+        prod = product(e.op, a, b, (self.rank(e.left), self.rank(e.right)), self.tracker, self.latent(a, b))
+        if prod is not None:  # a product of latents, or a latent scalar times a matrix
+            return prod
         if e.op == "*" and a.is_fixed:
             return M.Scaled(a.value, b)
         if e.op == "*" and b.is_fixed:
@@ -341,7 +339,34 @@ class _Context:
             return M.MatVec(va, b) if va.ndim >= 2 else M.Dot(a, b, self.tracker)
         if e.op == "@" and b.is_fixed and jnp.asarray(b.value).ndim == 1:
             return M.Dot(a, b, self.tracker)
+        v = _points((a, b))
+        if v is not None:  # point parameters (the probe's point masses) at their values
+            return self._fixed_binop(e, *v)
         raise M.NoMoment(", ".join(sorted(a.deps | b.deps)), "expression", f"({e.op})")
+
+    def latent(self, *srcs) -> bool:
+        """True when one of ``srcs`` reads a latent block (not only point parameters, which
+        the compiler's probe stands in for by point masses)."""
+        nodes = self.model.nodes if self.model is not None else {}
+        return any(getattr(nodes.get(d), "kind", "latent") == "latent" for s in srcs for d in s.deps)
+
+    def rank(self, e) -> int | None:
+        """The rank of the value of ``e`` (its axes, without the loop layout's), from the
+        model's inferred shapes; None where they are not known."""
+        try:
+            return len(infer(e, self.model.shapes, self.loop_vars))
+        except (AttributeError, KeyError, TypeError, VemError):
+            return None
+
+    def _fixed_binop(self, e: BinOp, x, y):
+        xp = _xp(x, y)
+        ranks = self._ranks(e.left, e.right, x, y)
+        if ranks is not None and e.op == "@":
+            return M.Fixed(_matmul(xp, x, y, *ranks))
+        if ranks is not None:  # per-element values laid out on the grid, then their own axes
+            x, y = _align(xp, x, y, *ranks)
+        ops = {"+": xp.add, "-": xp.subtract, "*": xp.multiply, "/": xp.divide, "**": xp.power, "@": xp.matmul}
+        return M.Fixed(ops[e.op](x, y))
 
     def _call(self, e: Call):
         if self.model is not None and e.func in self.model.nodes:  # a network param
@@ -349,10 +374,10 @@ class _Context:
         args = [self.ev(a) for a in e.args]
         if e.func == "dot" and not all(a.is_fixed for a in args):
             return M.Dot(args[0], args[1], self.tracker)
-        if not all(a.is_fixed for a in args):
+        v = _points(args)
+        if v is None:
             rnd = sorted(set().union(*(a.deps for a in args if not a.is_fixed)))
             raise M.NoMoment(", ".join(rnd), "expression", f"{e.func}(...)")
-        v = [a.value for a in args]
         f = e.func
         xp = _xp(*v)
         if f in ("zeros", "ones"):
@@ -390,6 +415,17 @@ def _align(xp, x, y, ra, rb):
     x = xp.reshape(x, np.shape(x)[: np.ndim(x) - ra] + (1,) * (r - ra) + np.shape(x)[np.ndim(x) - ra:])
     y = xp.reshape(y, np.shape(y)[: np.ndim(y) - rb] + (1,) * (r - rb) + np.shape(y)[np.ndim(y) - rb:])
     return x, y
+
+
+def _points(args):
+    """The values of ``args`` where each is known or a point parameter: a ``param`` is a
+    fixed value to the fit, and to the compiler's probe a point mass whose value is then
+    read as a nonlinear read (its M-step takes gradient steps, moments.BlockMoments.point).
+    None where one of them is a latent."""
+    try:
+        return [a.value if a.is_fixed else a.point for a in args]
+    except M.NotFixed:
+        return None
 
 
 def _xp(*values):

@@ -108,7 +108,9 @@ class BlockMoments(MomentSource):
 
     @property
     def value(self):
-        raise _NotFixed(self.block)
+        # A point parameter's value where a factor needs a fixed one (a Gamma's shape, a
+        # Dirichlet's α): read as ``point``, a nonlinear read, so its M-step is gradient.
+        return self.point
 
     def _get(self, name):
         if self.tracker is not None:
@@ -230,7 +232,7 @@ class _Derived(MomentSource):
 
     @property
     def value(self):
-        raise _NotFixed(", ".join(sorted(self.deps)))
+        return self.point
 
     def expect(self, f, *args, closed_form=None):
         return gaussian_expect(
@@ -240,6 +242,11 @@ class _Derived(MomentSource):
 
     @property
     def point(self):
+        """The value of an expression of point parameters and known values (``2 * a`` of a
+        probe's point mass ``a``), from its parts' values; raises where a part is a latent."""
+        return self._point()
+
+    def _point(self):
         raise _NotFixed(", ".join(sorted(self.deps)))
 
     # Moments an expression of latents has no closed form for here (E[log(u + c)]): the
@@ -272,13 +279,30 @@ class Sum(_Derived):
 
     @property
     def sq(self):
+        if self.a.deps & self.b.deps:  # two steps of one chain: their cross moment (elj/lagged.py)
+            return self.a.sq + 2.0 * self.s * self.a.prod(self.b) + self.b.sq
         return self.a.sq + 2.0 * self.s * self.a.mean * self.b.mean + self.b.sq
+
+    def prod(self, other):
+        if self.deps & getattr(other, "deps", frozenset()):
+            return self.a.prod(other) + self.s * self.b.prod(other)
+        return super().prod(other)
 
     @property
     def outer(self):
         am, bm = self.a.mean, self.b.mean
         cross = am[..., :, None] * bm[..., None, :]
         return self.a.outer + self.s * (cross + jnp.swapaxes(cross, -1, -2)) + self.b.outer
+
+    # A part that contracts its own quadratic form (a product of latents, elj/products.py)
+    # keeps it: E[(a ± b)ᵀΛ(a ± b)] = E[aᵀΛa] ± 2E[a]ᵀE[Λb] + E[bᵀΛb].
+    has_quad = property(lambda s: getattr(s.a, "has_quad", False) or getattr(s.b, "has_quad", False))
+
+    def quad_under(self, lam):
+        return lam.quad(self.a) + 2.0 * self.s * bdot(self.a.mean, lam.times(self.b), 1) + lam.quad(self.b)
+
+    def _point(self):
+        return self.a.point + self.s * self.b.point
 
 
 class Scaled(_Derived):
@@ -289,6 +313,9 @@ class Scaled(_Derived):
 
     mean = property(lambda s: s.c * s.a.mean)
     sq = property(lambda s: s.c**2 * s.a.sq)
+
+    def _point(self):
+        return self.c * self.a.point
 
     @property
     def outer(self):
@@ -305,6 +332,9 @@ class Scaled(_Derived):
         d = self.a.mean.shape[-1]
         return d * jnp.log(self.c) + self.a.logdet
 
+    def prod(self, other):
+        return self.c * self.a.prod(other) if self.deps & getattr(other, "deps", frozenset()) else super().prod(other)
+
     # A scalar multiple keeps the joint moments of a matrix with a vector (c·E[Λμ], c·E[μᵀΛμ]).
     def joint_with(self, v) -> bool:
         return self.c.ndim == 0 and self.a.joint_with(v)
@@ -314,6 +344,11 @@ class Scaled(_Derived):
 
     def quad(self, v):
         return self.c * self.a.quad(v) if self.c.ndim == 0 else super().quad(v)
+
+    has_quad = property(lambda s: s.c.ndim == 0 and getattr(s.a, "has_quad", False))
+
+    def quad_under(self, lam):  # E[(ca)ᵀΛ(ca)] = c² E[aᵀΛa]
+        return self.c**2 * lam.quad(self.a)
 
 
 class Dot(_Derived):
@@ -336,6 +371,9 @@ class Dot(_Derived):
         # E[(aᵀb)²] = tr(E[aaᵀ] E[bbᵀ]) for independent a, b.
         return bdot(self.a.outer, self.b.outer, 2)
 
+    def _point(self):
+        return bdot(self.a.point, self.b.point, 1)
+
 
 class MatVec(_Derived):
     """M @ v with M fixed [.., P, Q] and v random [.., Q]."""
@@ -344,6 +382,9 @@ class MatVec(_Derived):
         self.m, self.v, self.deps = jnp.asarray(m), v, v.deps
 
     mean = property(lambda s: jnp.einsum("...pq,...q->...p", s.m, s.v.mean))
+
+    def _point(self):
+        return jnp.einsum("...pq,...q->...p", self.m, self.v.point)
 
     @property
     def sq(self):

@@ -80,7 +80,8 @@ def prior_blocks(joint, params, key, data):
 
 def prior_natural(joint, j, mu, eta, params, data=None):
     """Natural parameters of the block's own factors with parents at their means."""
-    if joint.plan.block(j).members:
+    b = joint.plan.block(j)
+    if b.members or b.structure is BlockStructure.GAUSSIAN_CHAIN:
         return _joint_prior_natural(joint, j, mu, eta, params, data)
     node = joint.model.nodes[j]
     fam = get_family(node.defs[0].dist)
@@ -95,9 +96,9 @@ def _joint_prior_natural(joint, j, mu, eta, params, data=None):
     """A joint block's prior (Normal–Wishart: Bishop's m₀, β₀, W₀, ν₀): the gradient of
     its members' own factors, which are affine in its statistics, at zero statistics."""
     b, fam = joint.plan.block(j), joint.families[j]
-    own = {node for _, node in b.members}
+    own = {node for _, node in b.members} or {j}  # a chain: its own steps' factors
     events = {}
-    for role, node in b.members:
+    for role, node in b.members or (("value", j),):  # a chain: the event of one step
         rank = len(joint.model.nodes[node].defs[0].indices)
         sizes = [s if isinstance(s, int) else joint.bound.sizes.get(s, joint.consts.get(s)) for s in joint.model.shapes[node][rank:]]
         events[role] = tuple(int(np.asarray(s)) for s in sizes)

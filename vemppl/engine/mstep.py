@@ -65,5 +65,26 @@ def gradient_update(L_of_theta, theta, type_base: str, steps: int = 20, lr: floa
         return (optax.apply_updates(u, updates), s), None
 
     (u_new, _), _ = jax.lax.scan(body, (u, opt_state), None, length=steps)
-    better = L_of_theta(bij(u_new)) >= L_of_theta(theta)
-    return jnp.where(better, bij(u_new), theta)
+    return _backtrack(L_of_theta, bij, u, u_new - u, theta)
+
+
+def _backtrack(L_of_theta, bij, u, d, theta, halvings: int = 8):
+    """θ at u + s·d for the largest s in 1, 1/2, …, 2^−halvings that does not lower L; θ itself
+    if none.  Near a maximum Adam's steps (about lr each, whatever the gradient's size) end on
+    the far side of it, below the start; a shorter step along the same displacement is then
+    above it, where keeping θ whole stalls the fit (the ELBO stops changing, the fit stops
+    converged, a hyperparameter far from its maximum)."""
+    base = L_of_theta(theta)
+
+    def cond(c):
+        s, found = c
+        return ~found & (s >= 2.0**-halvings)
+
+    def body(c):
+        s, _ = c
+        value = L_of_theta(bij(u + s * d))
+        ok = jnp.isfinite(value) & (value >= base)
+        return jnp.where(ok, s, 0.5 * s), ok
+
+    s, found = jax.lax.while_loop(cond, body, (jnp.asarray(1.0, dtype=jnp.result_type(float)), jnp.asarray(False)))
+    return jnp.where(found, bij(u + s * d), theta)

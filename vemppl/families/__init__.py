@@ -11,6 +11,7 @@ from . import (  # noqa: F401  (imported for registration)
     categorical,
     dirichlet,
     exponential,
+    gaussian_chain,
     gamma,
     inverse_gamma,
     laplace,

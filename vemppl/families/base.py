@@ -121,6 +121,16 @@ class MomentSource:
     def moment(self, name: str):
         return getattr(self, name)
 
+    def prod(self, other):
+        """E[x · other] elementwise for scalars: E[x] E[other] when independent (a step of
+        a Gaussian chain beside its neighbour reads their cross moment, elj/lagged.py)."""
+        return self.mean * other.mean
+
+    def quad_with(self, lam, loc):
+        """E[xᵀ Λ m] for this vector x, a matrix Λ and a vector m, x independent of both
+        (a step of a Gaussian chain beside its neighbour in m reads their cross moment)."""
+        return bdot(self.mean, lam.times(loc), 1)
+
     @property
     def point(self):
         """The value of a quantity known up to a point estimate: a fixed value or a point
@@ -147,6 +157,8 @@ class MomentSource:
         """
         if v.is_fixed:
             return bquad(v.value, self.mean)
+        if getattr(v, "has_quad", False):  # a product of latents contracts its own (elj/products.py)
+            return v.quad_under(self)
         return bdot(v.outer, self.mean, 2)
 
     def expect(self, f, *args, closed_form=None):

@@ -151,7 +151,7 @@ class MvNormal(ExpFamily):
         if lam.joint_with(value):
             cross = la.bdot(lam.times(value), loc.mean, 1)
         else:
-            cross = la.bdot(value.mean, lam.times(loc), 1)
+            cross = value.quad_with(lam, loc)
         quad = lam.quad(value) - 2.0 * cross + lam.quad(loc)
         return 0.5 * logdet - 0.5 * d * _LOG_2PI - 0.5 * quad
 

@@ -104,7 +104,7 @@ class Normal(ExpFamily):
             precision_log = -2.0 * jnp.log(scale.value)
         else:
             precision_mean, precision_log = precision.mean, precision.log
-        quad = value.sq - 2.0 * value.mean * loc.mean + loc.sq
+        quad = value.sq - 2.0 * value.prod(loc) + loc.sq
         return 0.5 * precision_log - 0.5 * _LOG_2PI - 0.5 * precision_mean * quad
 
     @classmethod

@@ -214,7 +214,8 @@ def _defined_shape(node, env) -> Shape:
         if d.dist is not None:
             fam = get_family(d.dist)
             # A Markov self-reference reads one element: give the node a provisional plate shape.
-            own = {node.name: env.get(node.name, (None,) * len(d.indices))}
+            # (its value's shape known from an earlier statement, x[0] ~ MvNormal(...) before x[t]).
+            own = {node.name: env.get(node.name, (None,) * len(d.indices) + tuple(value or ()))}
             arg_shapes = {k: infer(e, {**env, **own}, lv) for k, e in d.args}
             v = _value_shape(fam, arg_shapes, d.dist_span or d.span)
         else:

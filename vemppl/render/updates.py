@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from ..compiler import compile_model
 from ..families import get_family
-from ..ir.expr import BinOp, Call, Index, Name, Neg, loop_offset, walk
+from ..ir.expr import Index, Name, loop_offset, substitute, walk
 from ..ir.graph import as_ir, reads
 from ..ir.text import expr_to_text
 
@@ -47,17 +47,8 @@ _JOINT_STATS = {"NormalWishart": "E[{precision} {loc}], E[{loc}ᵀ {precision} {
 
 
 def _subst(e, mapping):
-    if e in mapping:
-        return Name(mapping[e])
-    if isinstance(e, Index):
-        return Index(_subst(e.base, mapping), tuple(_subst(i, mapping) for i in e.indices))
-    if isinstance(e, BinOp):
-        return BinOp(e.op, _subst(e.left, mapping), _subst(e.right, mapping))
-    if isinstance(e, Neg):
-        return Neg(_subst(e.operand, mapping))
-    if isinstance(e, Call):
-        return Call(e.func, tuple(_subst(a, mapping) for a in e.args))
-    return e
+    """``e`` with each sub-expression that ``mapping`` names (a gate ``z[n]``) replaced by its letter."""
+    return substitute(e, lambda x: Name(mapping[x]) if x in mapping else None)
 
 
 def _factor_text(f, mapping) -> str:
