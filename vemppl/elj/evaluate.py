@@ -22,8 +22,9 @@ import numpy as np
 from ..diagnostics import VemError
 from ..families import get_family
 from ..ir.expr import BinOp, Call, Index, Name, Neg, Num, loop_offset, names
-from ..ir.inline import expand, push_index, reads_itself
+from ..ir.inline import push_index
 from ..ir.shapes import infer
+from . import deterministic as D
 from . import moments as M
 from .lagged import ChainStep
 from .networks import call_network
@@ -112,7 +113,7 @@ class _Context:
     def index_arrays(self, indices):
         out = []
         for ix in indices:
-            ix = self._expand(ix)  # an index read through a deterministic node of latents: z[n] in m[z[n]]
+            ix = D.written_out(self, ix)  # an index read through a deterministic node of latents: z[n] in m[z[n]]
             hit = next((i for i, r in enumerate(self.enum) if r.expr == ix), None)
             if hit is not None:
                 out.append(self.enum_arange(hit))
@@ -204,7 +205,7 @@ class _Context:
                 return M.Stacked(src, self.tracker)
             return src
         if self.model is not None and e.id in self.model.nodes and self.model.nodes[e.id].kind == "det":
-            return self._det(e, self.model.nodes[e.id])
+            return D.read(self, e, self.model.nodes[e.id])
         raise KeyError(e.id)
 
     def _index(self, e: Index):
@@ -230,7 +231,7 @@ class _Context:
         if isinstance(e.base, Name) and self.model is not None:
             node = self.model.nodes.get(e.base.id)
             if node is not None and node.kind == "det":
-                return self._det(e, node)
+                return D.read(self, e, node)
         if self.model is not None and self._reads_random(e.base):
             # (W @ c)[j] is W[j] @ c: the index moves down to the names the expression reads.
             def shape_of(x):
@@ -254,70 +255,9 @@ class _Context:
             return None
         return ra, rb
 
-    # ---- deterministic nodes -----------------------------------------------------------
-    def _random(self, name: str) -> bool:
-        """Whether node ``name`` is a block or a deterministic node that reads one."""
-        if name in self.blocks:
-            return True
-        node = self.model.nodes.get(name) if self.model is not None else None
-        if node is None or node.kind != "det":
-            return False
-        if name not in self._random_dets:
-            self._random_dets[name] = False  # a recurrence: decided by what else it reads
-            self._random_dets[name] = any(
-                self._random(x.id) for d in node.defs for x in names(d.expr) if x.id not in d.loop_vars and x.id != name
-            )
-        return self._random_dets[name]
-
     def _reads_random(self, e) -> bool:
-        return any(x.id not in self.loop_vars and self._random(x.id) for x in names(e))
-
-    def _expand(self, e):
-        """``e`` with its reads of deterministic nodes of latents written out (ir/inline.py)."""
-        if self.model is None or not any(x.id not in self.loop_vars and x.id not in self.blocks and self._random(x.id)
-                                          for x in names(e)):
-            return e
-        return expand(self.model, e, self.loop_vars, self._random)
-
-    def _det(self, e, node):
-        """A read (``e``: the name or an index of it) of the deterministic node ``node``: its
-        definition written out where it depends on latents, so their moments and gates are
-        read directly; else its value, computed whole and indexed (a gather, a gate, a slice)."""
-        if self._random(node.name):
-            return self.ev(expand(self.model, e, self.loop_vars, self._random))
-        whole = self._whole(node)
-        return M.Fixed(whole if isinstance(e, Name) else self.take(whole, e.indices))
-
-    def _whole(self, node):
-        """The value of a deterministic node of constants, data and params, every element:
-        each statement evaluated over its own loops and written at its indices."""
-        if node.name in self._wholes:
-            return self._wholes[node.name]
-        if reads_itself(node):
-            raise VemError("unsupported", f"the deterministic node '{node.name}' reads an earlier step of itself: "
-                           "a recurrence is not supported", node.defs[0].span, "compute it outside the model and "
-                           "pass it as data")
-        pieces = []
-        for d in node.defs:
-            sub = _Context(self.model, d.loops, (), self.sizes, self.values, self.blocks, self.params, None, self.masks)
-            v = sub.ev(d.expr).value
-            event = len(infer(d.expr, self.model.shapes, d.loop_vars))
-            if not d.indices:
-                pieces.append((None, v))
-                continue
-            grid = sub.grid_shape()
-            lead = np.ndim(v) - event
-            v = jnp.reshape(v, (1,) * (sub.R - lead) + np.shape(v)) if isinstance(v, jax.Array) else \
-                np.reshape(v, (1,) * (sub.R - lead) + np.shape(v))
-            v = (jnp if isinstance(v, jax.Array) else np).broadcast_to(v, grid + np.shape(v)[sub.R:])
-            idx = tuple(np.broadcast_to(np.asarray(i, dtype=np.int64), grid) for i in sub.index_arrays(d.indices))
-            pieces.append((idx, v))
-        if len(pieces) == 1 and pieces[0][0] is None:
-            out = pieces[0][1]
-        else:
-            out = _assemble(node, pieces, self.model.shapes.get(node.name, ()), {**self.values, **self.sizes})
-        self._wholes[node.name] = out
-        return out
+        """Whether ``e`` reads a latent block, directly or through deterministic nodes."""
+        return any(x.id not in self.loop_vars and D.is_random(self, x.id) for x in names(e))
 
     def _binop(self, e: BinOp):
         a, b = self.ev(e.left), self.ev(e.right)
@@ -447,29 +387,6 @@ def _element_view(name, scalar, stats, eta, idx, tracker):
     view = normal.Stats(stats.mean[(*lead, last)], stats.outer[(*lead, last, last)])
     eta_view = normal.Stats(eta.mean[(*lead, last)], eta.outer[(*lead, last, last)])
     return M.BlockMoments(name, normal, view, eta_view, tracker)
-
-
-def _assemble(node, pieces, shape, known):
-    """The array of a deterministic node from its statements' ``(index arrays, values)``: each
-    plate axis as long as its declared size where that is known, else its largest index + 1."""
-    rank = len(pieces[0][0])
-    plate = []
-    for a in range(rank):
-        longest = max(int(np.max(idx[a])) + 1 if idx[a].size else 0 for idx, _ in pieces)
-        sym = shape[a] if a < len(shape) else None
-        size = sym if isinstance(sym, int) else known.get(sym) if isinstance(sym, str) else None
-        plate.append(max(longest, int(np.asarray(size))) if size is not None and np.ndim(size) == 0 else longest)
-    event = np.shape(pieces[0][1])[pieces[0][0][0].ndim:]
-    dtype = np.result_type(*(np.asarray(v).dtype if not isinstance(v, jax.Array) else v.dtype for _, v in pieces))
-    if any(isinstance(v, jax.Array) for _, v in pieces):
-        out = jnp.zeros(tuple(plate) + event, dtype)
-        for idx, v in pieces:
-            out = out.at[idx].set(v)
-        return out
-    out = np.zeros(tuple(plate) + event, dtype)
-    for idx, v in pieces:
-        out[idx] = v
-    return out
 
 
 def factor_value(model, factor, sizes, values, blocks, params, tracker=None, masks=None, keep_leading=False,
