@@ -256,7 +256,10 @@ class _Derived(MomentSource):
     logdet = property(lambda s: s._missing("logdet"))
 
     def _missing(self, name):
-        raise _NoMoment(", ".join(sorted(self.deps)), "expression", name)
+        try:  # an expression of point parameters has its value's moments
+            return getattr(Fixed(self.point), name)
+        except _NotFixed:
+            raise _NoMoment(", ".join(sorted(self.deps)), "expression", name) from None
 
     def _cross(self, a, b, tracker):
         shared = a.deps & b.deps
