@@ -97,6 +97,9 @@ def _check_and_fit(text, spec, n):
 @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
           suppress_health_check=list(HealthCheck), phases=(Phase.explicit, Phase.generate))
 @given(case=cases())
+# Measured (issue #20, on the shared 2-core machine under load): 500 models in 725 s of wall time,
+# 378 s of CPU; above the suite's 600 s default when the machine is shared, so its own limit.
+@pytest.mark.timeout(1500)
 def test_random_models_check_and_fit_or_raise_a_located_error(case):
     text, spec, n = case
     problem = check_and_fit(text, spec, n)
