@@ -183,7 +183,9 @@ def test_check_shows_the_chain_block(tmp_path, capsys):
 @pytest.mark.parametrize("transition, line", [
     ("x[t] ~ Normal(sigmoid(x[t-1]), precision = 4.0)", 6),  # nonlinear
     ("x[t] ~ Normal(x[t-1], precision = x[t-1] * x[t-1])", 6),  # the chain in its precision
-    ("x[t] ~ Normal(phi * x[t-1], precision = 4.0)", 6),  # a latent multiplier
+    ("x[t] ~ Normal(x[t-1] / phi, precision = 4.0)", 6),  # a latent divisor (E[1/phi] is not a statistic)
+    ("x[t] ~ Normal(x[t-1] * x[t-1], precision = 4.0)", 6),  # the chain times itself
+    ("x[t] ~ Normal(phi * phi * x[t-1], precision = 4.0)", 6),  # a latent multiplier times itself
 ])
 def test_a_chain_no_rule_fits_is_a_located_unsupported_error(transition, line, tmp_path, capsys):
     text = (f"model nl\ndim T\ndata y: real[T]\nphi ~ Normal(0.0, 1.0)\nx[0] ~ Normal(0.0, 10.0)\n"

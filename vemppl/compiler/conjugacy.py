@@ -119,7 +119,7 @@ def read_moments(model, plan: Plan) -> Tracker:
         params = initial_params(joint, k_params)
         jax.eval_shape(lambda params: _trace(joint, params, k_blocks, tracker), params)
     except (NoMoment, NotFixed) as exc:
-        f = tracker.factor
+        f = getattr(exc, "factor", None) or tracker.factor
         raise VemError(
             "unsupported",
             f"{exc}" + (f" in '{f.describe()}'" if f is not None else ""),

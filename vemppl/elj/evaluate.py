@@ -25,10 +25,13 @@ from ..ir.expr import BinOp, Call, Index, Name, Neg, Num, loop_offset, names
 from ..ir.inline import push_index
 from ..ir.shapes import infer
 from . import deterministic as D
+from . import general
+from .grid import align as _align, matmul as _matmul
 from . import moments as M
+from . import nonlinear
 from .lagged import ChainStep
 from .networks import call_network
-from .products import product
+from .products import product, self_dot
 
 
 def eval_fixed(e, sizes: dict, values: dict):
@@ -263,6 +266,8 @@ class _Context:
         a, b = self.ev(e.left), self.ev(e.right)
         if a.is_fixed and b.is_fixed:
             return self._fixed_binop(e, a.value, b.value)
+        if e.op == "@" and e.left == e.right and self.rank(e.left) == 1:  # w @ w: not two independent factors
+            return self_dot(a, self.tracker)
         if e.op in "+-":
             return M.Sum(a, b, 1.0 if e.op == "+" else -1.0, self.tracker)
         prod = product(e.op, a, b, (self.rank(e.left), self.rank(e.right)), self.tracker, self.latent(a, b))
@@ -282,6 +287,9 @@ class _Context:
         v = _points((a, b))
         if v is not None:  # point parameters (the probe's point masses) at their values
             return self._fixed_binop(e, *v)
+        nl = nonlinear.binary(e.op, a, b, self.tracker)  # a nonlinear function of random terms
+        if nl is not None:
+            return nl
         raise M.NoMoment(", ".join(sorted(a.deps | b.deps)), "expression", f"({e.op})")
 
     def latent(self, *srcs) -> bool:
@@ -312,9 +320,13 @@ class _Context:
         if self.model is not None and e.func in self.model.nodes:  # a network param
             return M.Fixed(call_network(self, e))
         args = [self.ev(a) for a in e.args]
+        if e.func == "dot" and not all(a.is_fixed for a in args) and e.args[0] == e.args[1]:
+            return self_dot(args[0], self.tracker)
         if e.func == "dot" and not all(a.is_fixed for a in args):
             return M.Dot(args[0], args[1], self.tracker)
         v = _points(args)
+        if v is None and (nl := nonlinear.call(e.func, args, self.tracker)) is not None:
+            return nl  # a nonlinear function of random terms
         if v is None:
             rnd = sorted(set().union(*(a.deps for a in args if not a.is_fixed)))
             raise M.NoMoment(", ".join(rnd), "expression", f"{e.func}(...)")
@@ -335,26 +347,6 @@ class _Context:
             "dot": lambda x, y: jnp.sum(x * y, axis=-1),
         }
         return M.Fixed(table[f](*v))
-
-
-def _matmul(xp, x, y, ra, rb):
-    """``x @ y`` for operands with grid axes in front of their own (of ranks ``ra``, ``rb``):
-    a vector is a row or a column, so that the grid axes are batch axes of the product."""
-    out = xp.matmul(xp.expand_dims(x, -2) if ra == 1 else x, xp.expand_dims(y, -1) if rb == 1 else y)
-    if rb == 1:
-        out = out[..., 0]
-    if ra == 1:
-        out = out[..., 0, :] if rb != 1 else out[..., 0]
-    return out
-
-
-def _align(xp, x, y, ra, rb):
-    """Operands whose leading axes are the grid's laid out so that NumPy broadcasting pairs
-    grid with grid and value axes with value axes: ``w[n] * eye(D)`` is [N, 1, 1] × [D, D]."""
-    r = max(ra, rb)
-    x = xp.reshape(x, np.shape(x)[: np.ndim(x) - ra] + (1,) * (r - ra) + np.shape(x)[np.ndim(x) - ra:])
-    y = xp.reshape(y, np.shape(y)[: np.ndim(y) - rb] + (1,) * (r - rb) + np.shape(y)[np.ndim(y) - rb:])
-    return x, y
 
 
 def _points(args):
@@ -407,7 +399,12 @@ def factor_value(model, factor, sizes, values, blocks, params, tracker=None, mas
             name = next(g for g in group if g in defaults)
             args[name] = M.Fixed(defaults[name])
     value = ctx.ev(target)
-    elp = fam.expected_log_prob(value, **args)
+    before = general.snapshot(tracker)
+    try:
+        elp = fam.expected_log_prob(value, **args)
+    except (M.NotFixed, M.NoMoment) as exc:  # no closed form in the moments: elj/general.py
+        general.restore(tracker, before)  # the failed attempt's reads say nothing
+        elp = general.expected_log_prob(fam, value, args, ctx.R, tracker, exc, d.span)
     weight = jnp.ones(())
     for group in _group_refs(factor.enum, blocks):
         if len(group) == 2:

@@ -102,7 +102,14 @@ class Joint:
         for f in factors:
             if tracker is not None:
                 tracker.factor = f
-            total = total + factor_value(self.model, f, sizes, values, blocks, params, tracker, masks, units=units)
+            try:
+                total = total + factor_value(self.model, f, sizes, values, blocks, params, tracker, masks, units=units)
+            except (M.NoMoment, M.NotFixed) as exc:
+                # The factor travels with the error, so that it is located even where no
+                # tracker is set (a chain's prior natural parameters, elj/prior.py).
+                if getattr(exc, "factor", None) is None:
+                    exc.factor = f
+                raise
         return total
 
     def pointwise(self, state, data=None):

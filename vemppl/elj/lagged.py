@@ -14,6 +14,16 @@ For a chain of vectors (``x[t] ~ MvNormal(A @ x[t-1] + b, precision = Q)``) the 
 for ``E[x_tᵀ Q A x_{t−1}] = Σ_ij Q_ij (E[x_t x_{t−1}ᵀ] Aᵀ)_ij`` (:meth:`ChainStep.quad_with`).
 Steps that are not adjacent, or of sequences that may differ, are refused (``NoMoment``,
 reported by the compiler as an ``unsupported`` error at the factor).
+
+The multiplier may itself be random (a latent or a ``param``, ``phi * x[t-1]``,
+``A @ x[t-1]`` with A's rows latent), independent of the chain under mean-field:
+
+    E[x_t φ x_{t−1}] = E[φ] E[x_t x_{t−1}],   E[x_t (A x_{t−1})ᵀ] = E[x_t x_{t−1}ᵀ] E[A]ᵀ,
+
+while the square of the location keeps its own moments, E[(φ x_{t−1})²] = E[φ²] E[x_{t−1}²]
+(elj/products.py).  Each term is a product of one statistic of each block, so the expected
+log joint stays affine in the chain's and in the multiplier's statistics, and both updates
+(and a ``param``'s M-step) stay closed form.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ import jax.numpy as jnp
 from ..families._linalg import bdot
 from ..ir.expr import const_int, loop_offset
 from . import moments as M
+from .products import RowsTimesVector, ScalarProduct
 
 
 class ChainStep(M.BlockMoments):
@@ -62,6 +73,10 @@ class ChainStep(M.BlockMoments):
             return other.c * self.prod(other.a)
         if isinstance(other, M.Sum):
             return self.prod(other.a) + other.s * self.prod(other.b)
+        if isinstance(other, ScalarProduct):  # E[x φ y] = E[φ] E[x y], φ independent of the chain
+            coef, step = (other.a, other.b) if self.block not in _deps(other.a) else (other.b, other.a)
+            if self.block not in _deps(coef):
+                return coef.mean * self.prod(step)
         raise M.NoMoment(self.block, self.family.name, "x_t times a nonlinear function of the chain")
 
     def quad_with(self, lam, loc):
@@ -86,6 +101,9 @@ class ChainStep(M.BlockMoments):
             return other.c * self.outer_with(other.a)
         if isinstance(other, M.Sum):
             return self.outer_with(other.a) + other.s * self.outer_with(other.b)
+        if isinstance(other, RowsTimesVector) and self.block not in _deps(other.a):
+            # E[x (A v)ᵀ] = E[x vᵀ] E[A]ᵀ for a random A independent of the chain
+            return jnp.einsum("...ij,...kj->...ik", self.outer_with(other.h), other.a.mean)
         raise M.NoMoment(self.block, self.family.name, "x_t times a nonlinear function of the chain")
 
     def _pair(self, other):

@@ -360,7 +360,9 @@ class Dot(_Derived):
     def __init__(self, a, b, tracker):
         self.a, self.b, self.tracker = a, b, tracker
         self.deps = a.deps | b.deps
-        self._cross(a, b, tracker)
+        shared = a.deps & b.deps
+        if shared:  # E[aᵀb] ≠ E[a]ᵀE[b]; dot(w, w) itself is products.SelfDot
+            raise _NoMoment(", ".join(sorted(shared)), "a product of it with itself", "dot(...)")
 
     # Contracted by bdot, which drops the size-1 axes of the loop layout: dot(W[j], h[n])
     # over n, j is an [N, L] × [L, D] product, and its square an [N, L²] × [L², D] one,

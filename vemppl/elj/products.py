@@ -32,6 +32,13 @@ gives it a natural-gradient update instead of a closed-form one.
 * :class:`ScalarProduct`: ``a · b`` for independent random scalars (``precision = a * tau``):
   ``E[ab] = E[a]E[b]``, ``E[(ab)²] = E[a²]E[b²]``, ``E[log ab] = E[log a] + E[log b]``.
 
+* :class:`SelfDot`: ``dot(w, w)`` (or ``w @ w``), a Gaussian vector with itself, not two
+  independent factors.  With ``m = E[w]``, ``Σ = Cov[w]``:
+  ``E[wᵀw] = tr Σ + mᵀm = Σ_k E[w_k²]`` (affine in w's statistics) and, by Isserlis,
+  ``E[(wᵀw)²] = (tr Σ + mᵀm)² + 2 tr(Σ²) + 4 mᵀΣm`` (not affine: natural gradient).  Any
+  other product of a block with itself (``tau * tau``, ``W @ W[0]``, ``dot(W[0], W[k])``) is
+  refused with an ``unsupported`` error at its factor, never given independent-factor moments.
+
 Contractions go through ``_linalg.bdot`` (see ``moments.Dot``): the size-1 axes of the loop
 layout are dropped, so ``W @ h[n]`` over n is an [N, L] × [L, D] product and its second
 moments an [N, L²] × [L², D] one, never an N·D·L² broadcast.
@@ -43,7 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..families._linalg import bdot
-from .moments import Dot, NoMoment, Scaled, _Derived
+from .moments import BlockMoments, Dot, Fixed, NoMoment, NotFixed, Scaled, Stacked, _Derived
 
 
 class _Product(_Derived):
@@ -221,6 +228,57 @@ class ScalarProduct(_Product):
 
 
 
+class SelfDot(_Product):
+    """``wᵀw`` for a Gaussian vector w: a block read as a vector (an MvNormal, ``outer`` its
+    statistic) or a stack of independent scalar Normals (``w[j] ~ Normal``, ``sq`` theirs)."""
+
+    def __init__(self, w, tracker):
+        self.w, self.tracker, self.deps = w, tracker, w.deps
+
+    def _mean_var(self):
+        w = self.w
+        if isinstance(w, Stacked):  # independent elements: Σ diagonal, no joint read
+            m = w.e.mean
+            return m, w.e.sq - m**2, None
+        m = w.mean
+        cov = w.outer - m[..., :, None] * m[..., None, :]
+        return m, _diag(cov), cov
+
+    @property
+    def mean(self):
+        m, var, _ = self._mean_var()
+        return jnp.sum(var + m**2, axis=-1)
+
+    @property
+    def sq(self):
+        self._flag(self.w, "its square norm is squared (E[(wᵀw)²], Isserlis)")
+        m, var, cov = self._mean_var()
+        first = jnp.sum(var + m**2, axis=-1)
+        if cov is None:
+            return first**2 + 2.0 * jnp.sum(var**2, axis=-1) + 4.0 * jnp.sum(var * m**2, axis=-1)
+        return (first**2 + 2.0 * jnp.sum(cov * cov, axis=(-2, -1))
+                + 4.0 * jnp.einsum("...i,...ij,...j->...", m, cov, m))
+
+    def _point(self):
+        v = self.w.point
+        return jnp.sum(v * v, axis=-1)
+
+
+def self_dot(w, tracker):
+    """The source of ``dot(w, w)``: :class:`SelfDot` where w is a Gaussian vector (an MvNormal
+    block or a stack of Normal elements), a point parameter's value for a ``param``, else an
+    ``unsupported`` error (E[(wᵀw)²] needs w's fourth moments)."""
+    if isinstance(w, Stacked) and getattr(w.e.family, "gaussian", False) and type(w.e) is BlockMoments:
+        return SelfDot(w, tracker)
+    if type(w) is BlockMoments and getattr(w.family, "gaussian", False) and w.family.event_rank == 1:
+        return SelfDot(w, tracker)
+    try:
+        v = w.point
+    except NotFixed:
+        raise NoMoment(", ".join(sorted(w.deps)), "a product of it with itself", "dot(w, w)") from None
+    return Fixed(jnp.sum(v * v, axis=-1))
+
+
 def product(op: str, a, b, ranks, tracker, latent: bool = True):
     """The source of ``a op b`` (``*`` or ``@``) when it is a product this module serves,
     else None (the evaluator's own cases: a fixed factor, a known vector).  ``ranks``: the
@@ -250,4 +308,5 @@ def product(op: str, a, b, ranks, tracker, latent: bool = True):
     return None
 
 
-__all__ = ["RowsTimesVector", "ScalarProduct", "ScalarTimesMatrix", "VectorTimesRows", "known_diagonal", "product"]
+__all__ = ["RowsTimesVector", "ScalarProduct", "ScalarTimesMatrix", "SelfDot", "VectorTimesRows", "known_diagonal",
+           "product", "self_dot"]

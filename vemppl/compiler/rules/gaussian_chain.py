@@ -3,7 +3,9 @@
 ``x[.., 0] ~ Normal(m0, ...)`` and ``x[.., t] ~ Normal(a * x[.., t-1] + b, precision = q)``
 for ``t in range(1, ·)`` make ``x`` one block, a chain of Gaussians
 (families/gaussian_chain.py) whose update is the Kalman smoother; the same with
-``MvNormal(A @ x[.., t-1] + b, ...)`` a chain of vectors.  A latent of any other
+``MvNormal(A @ x[.., t-1] + b, ...)`` a chain of vectors.  ``a`` (``A``) and ``b`` may be
+random (a latent or a ``param``) as long as they do not read the chain: mean-field between
+them and the chain keeps the expected log joint affine in both (elj/lagged.py).  A latent of any other
 family (or a vector) that reads its own elements, or a scalar Gaussian that reads them in
 any other way, is refused here with an ``unsupported`` error at its statement, not left to
 fail while its prior is evaluated.
@@ -43,8 +45,8 @@ def gaussian_chains(m: ModelGraph) -> dict[str, str]:
                 f"'{node.name}' reads its own elements: {why}. A chain over a continuous latent is fitted "
                 f"as one block (Kalman smoothing) when it is written {_FORM}",
                 own[0].span,
-                "write the transition as a scalar Gaussian whose location is a fixed multiple of the previous "
-                "step plus a term that does not read the chain",
+                "write the transition as a scalar Gaussian whose location is a multiple of the previous "
+                "step plus a term, neither of which reads the chain",
             )
         chains[node.name] = (GaussianChain if fam.event_rank == 0 else MvGaussianChain).name
     return chains
@@ -77,13 +79,14 @@ def _not_a_chain(node, own, fam, random) -> str | None:
             return f"its {k} reads the chain (only the location may)"
     if not _affine_in(d.arg("loc"), lag, x, random, d.loop_vars):
         return (f"its location must be a * {expr_to_text(lag)} + b (A @ {expr_to_text(lag)} + b for vectors), "
-                "with a (A) fixed (a constant, data or a param) and b not reading the chain")
+                "with a (A) and b not reading the chain (a divisor must be fixed)")
     return None
 
 
 def _affine_in(e, lag, x, random, loop_vars) -> bool:
-    """``e`` is ``lag``, ``c * e'``, ``e' * c``, ``A @ e'``, ``e' / c``, ``-e'``, ``e' ± b`` or
-    ``b + e'`` with ``e'`` affine in ``lag``, ``c`` and ``A`` fixed and ``b`` not reading ``x``."""
+    """``e`` is ``lag``, ``c * e'``, ``e' * c``, ``A @ e'``, ``e' / d``, ``-e'``, ``e' ± b`` or
+    ``b + e'`` with ``e'`` affine in ``lag``, ``c``, ``A`` and ``b`` not reading ``x`` (random or
+    not) and the divisor ``d`` fixed (E[1/φ] is no statistic of a Normal)."""
     if e == lag:
         return True
     if isinstance(e, Neg):
@@ -96,9 +99,9 @@ def _affine_in(e, lag, x, random, loop_vars) -> bool:
         if free(e.right):
             return _affine_in(e.left, lag, x, random, loop_vars)
         return e.op == "+" and free(e.left) and _affine_in(e.right, lag, x, random, loop_vars)
-    if e.op in ("*", "@"):
-        return (fixed(e.left) and _affine_in(e.right, lag, x, random, loop_vars)) or (
-            fixed(e.right) and _affine_in(e.left, lag, x, random, loop_vars))
+    if e.op in ("*", "@"):  # a random multiplier independent of the chain: E[φ] E[x_t x_{t−1}] (elj/lagged.py)
+        return (free(e.left) and _affine_in(e.right, lag, x, random, loop_vars)) or (
+            free(e.right) and _affine_in(e.left, lag, x, random, loop_vars))
     if e.op == "/":
         return fixed(e.right) and _affine_in(e.left, lag, x, random, loop_vars)
     return False
