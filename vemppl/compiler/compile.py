@@ -23,6 +23,7 @@ from ..families.markov_chain_homogeneous import HomogeneousMarkovChain
 from ..families.normal_wishart import NormalWishart
 from ..ir.expr import Index, Name, walk
 from ..ir.graph import ModelGraph, as_ir
+from ..ir.inline import expand, random_nodes
 from ..ir.sizes import check_model as check_static
 from ..plan import Block, BlockStructure, EnumRef, Factor, Init, MStep, ParamPlan, Plan
 from .conjugacy import conjugacy
@@ -39,7 +40,10 @@ from .rules.normal_wishart import normal_wishart_pairs
 def _enum_refs(model: ModelGraph, target: str, d) -> tuple[EnumRef, ...]:
     cats = {n.name for n in model.of_kind("latent") if get_family(n.defs[0].dist).support == "cat"}
     refs: list[EnumRef] = []
-    exprs = [e for _, e in d.args]
+    # Read through deterministic nodes of latents as the evaluator does (ir/inline.py), so a gate
+    # inside one (m[n] = mu[z[n]]) is enumerated in the factor that reads it.
+    rnd = random_nodes(model)
+    exprs = [expand(model, e, d.loop_vars, rnd.__contains__) for _, e in d.args]
     for e in exprs:
         for sub in walk(e):
             if not isinstance(sub, Index):
@@ -98,6 +102,17 @@ def compile_model(model, probe: bool = True, masked=()) -> Plan:
                 f"family. Expected {fam.name} on observed data (a name declared `data`)",
                 d.dist_span or d.span,
                 f"declare '{node.name}' as data" + (f", or {fam.latent_hint}" if fam.latent_hint else ""),
+            )
+        if fam.support == "count":
+            # Poisson: E[log x!] has no closed form; Binomial, Multinomial: the total_count that
+            # rides along η is not carried through the update.  Neither has a derived q yet.
+            d = node.defs[0]
+            raise VemError(
+                "unsupported",
+                f"'{node.name}' is a latent count ({fam.name}): a count-valued latent has no variational "
+                "update yet (its entropy needs E[log x!])",
+                d.dist_span or d.span,
+                f"declare '{node.name}' as data if it is observed, or model the count's rate (a Gamma) instead",
             )
         if node.name in normal_wishart:
             # mu[k] ~ MvNormal(m, precision = c * Lam[k]), Lam[k] ~ Wishart: one block q(mu[k], Lam[k]).

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..diagnostics import VemError
 from ..elj.binding import Bound
-from ..elj.evaluate import eval_fixed, size_of
+from ..elj.evaluate import const_value, eval_fixed, size_of
 from ..elj.joint import Joint
 from ..elj.moments import NoMoment, NotFixed, PointMass, Tracker
 from ..elj.prior import chain_stats, initial_params, num_categories, prior_blocks
@@ -60,7 +60,7 @@ def stand_in_binding(model) -> Bound:
     for i, name in enumerate(dims):
         sizes[name] = floor + _STAND_IN[i % len(_STAND_IN)] + 10 * (i // len(_STAND_IN))
     for node in model.of_kind("const"):
-        v = np.asarray(eval_fixed(node.value, sizes, values))
+        v = const_value(node, sizes, values)
         values[node.name] = v
         if v.ndim == 0 and float(v).is_integer():
             sizes[node.name] = int(v)

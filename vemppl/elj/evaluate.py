@@ -21,10 +21,12 @@ import numpy as np
 
 from ..diagnostics import VemError
 from ..families import get_family
-from ..ir.expr import BinOp, Call, Index, Name, Neg, Num, loop_offset, substitute
-from ..ir.nodes import Definition
-from ..ir.shapes import infer as infer_shape
+from ..ir.expr import BinOp, Call, Index, Name, Neg, Num, loop_offset, names
+from ..ir.inline import push_index
+from ..ir.shapes import infer
+from . import deterministic as D
 from . import general
+from .grid import align as _align, matmul as _matmul
 from . import moments as M
 from . import nonlinear
 from .lagged import ChainStep
@@ -37,6 +39,20 @@ def eval_fixed(e, sizes: dict, values: dict):
     ctx = _Context(None, (), (), sizes, values, {}, {}, None)
     src = ctx.ev(e)
     return src.value
+
+
+def const_value(node, sizes: dict, values: dict) -> np.ndarray:
+    """A const's value from its definition; a typed const takes its declared shape, which a
+    scalar value fills (``const W: real[J, L] = 0.0``; docs/text-language.md)."""
+    v = np.asarray(eval_fixed(node.value, sizes, values))
+    t = node.type
+    if t is not None and t.shape and v.ndim == 0:
+        shape = tuple(size_of(e, sizes) for e in t.shape)
+        if t.base == "spd":
+            shape = shape + shape[-1:]
+        if None not in shape:
+            v = np.full(shape, v.item(), dtype=v.dtype)
+    return v
 
 
 def size_of(e, sizes, what=None) -> int | None:
@@ -77,6 +93,8 @@ class _Context:
         self.enum = enum
         self.enum_sizes = [blocks[r.block][1].onehot.shape[-1] for r in enum]
         self.R = len(self.loops) + len(enum)
+        self._random_dets: dict[str, bool] = {}
+        self._wholes: dict[str, object] = {}
 
     # ---- layout helpers ---------------------------------------------------------
     def grid_shape(self):
@@ -98,6 +116,7 @@ class _Context:
     def index_arrays(self, indices):
         out = []
         for ix in indices:
+            ix = D.written_out(self, ix)  # an index read through a deterministic node of latents: z[n] in m[z[n]]
             hit = next((i for i, r in enumerate(self.enum) if r.expr == ix), None)
             if hit is not None:
                 out.append(self.enum_arange(hit))
@@ -129,12 +148,12 @@ class _Context:
         for ix in indices:
             lo = None if any(r.expr == ix for r in self.enum) else loop_offset(ix, self.loop_vars)
             if lo is None:
-                return a[self.index_arrays(indices)]
+                return self._gather(a, indices)
             p = self.loop_vars.index(lo[0])
             _, start, stop = self.loops[p]
             first, end = start + lo[1], stop + lo[1]
             if p <= last or first < 0 or len(spans) >= np.ndim(a) or end > np.shape(a)[len(spans)]:
-                return a[self.index_arrays(indices)]
+                return self._gather(a, indices)
             spans.append((p, first, end))
             last = p
         shape = [1] * self.R
@@ -143,6 +162,12 @@ class _Context:
         sliced = a[tuple(slice(first, end) for _, first, end in spans)]
         xp = np if isinstance(a, np.ndarray) else jnp
         return xp.reshape(sliced, tuple(shape) + tuple(np.shape(a)[len(spans):]))
+
+    def _gather(self, a, indices):
+        idx = self.index_arrays(indices)
+        if isinstance(a, np.ndarray) and any(isinstance(i, jax.Array) for i in idx):
+            a = jnp.asarray(a)  # a known array gathered by traced data (v[grp[n]])
+        return a[idx]
 
     # ---- evaluation --------------------------------------------------------------
     def ev(self, e) -> M.MomentSource:
@@ -183,9 +208,7 @@ class _Context:
                 return M.Stacked(src, self.tracker)
             return src
         if self.model is not None and e.id in self.model.nodes and self.model.nodes[e.id].kind == "det":
-            raise VemError(
-                "unsupported", f"the deterministic node '{e.id}' must be indexed where it is used", e.span
-            )
+            return D.read(self, e, self.model.nodes[e.id])
         raise KeyError(e.id)
 
     def _index(self, e: Index):
@@ -212,11 +235,33 @@ class _Context:
         if isinstance(e.base, Name) and self.model is not None:
             node = self.model.nodes.get(e.base.id)
             if node is not None and node.kind == "det":
-                return self.ev(_inline(node.defs[0], e.indices, e.span))
+                return D.read(self, e, node)
+        if self.model is not None and self._reads_random(e.base):
+            # (W @ c)[j] is W[j] @ c: the index moves down to the names the expression reads.
+            def shape_of(x):
+                return infer(x, self.model.shapes, self.loop_vars)
+
+            return self.ev(push_index(e.base, e.indices, shape_of, self._reads_random, e.span))
         base = self.ev(e.base)
         if not base.is_fixed:
             raise VemError("unsupported", "indexing this random expression is not supported", e.span)
         return M.Fixed(self.take(base.value, e.indices))
+
+    def _ranks(self, left, right, x, y):
+        """The ranks of two operands' own values (not of their grid axes), where the model's
+        shapes give them and some operand has grid axes in front of its own; else None."""
+        if self.model is None or not self.R:
+            return None
+        ra, rb = self.rank(left), self.rank(right)
+        if ra is None or rb is None:
+            return None
+        if np.ndim(x) == ra and np.ndim(y) == rb:
+            return None
+        return ra, rb
+
+    def _reads_random(self, e) -> bool:
+        """Whether ``e`` reads a latent block, directly or through deterministic nodes."""
+        return any(x.id not in self.loop_vars and D.is_random(self, x.id) for x in names(e))
 
     def _binop(self, e: BinOp):
         a, b = self.ev(e.left), self.ev(e.right)
@@ -258,13 +303,17 @@ class _Context:
         """The rank of the value of ``e`` (its axes, without the loop layout's), from the
         model's inferred shapes; None where they are not known."""
         try:
-            return len(infer_shape(e, self.model.shapes, self.loop_vars))
+            return len(infer(e, self.model.shapes, self.loop_vars))
         except (AttributeError, KeyError, TypeError, VemError):
             return None
 
-    @staticmethod
-    def _fixed_binop(e: BinOp, x, y):
+    def _fixed_binop(self, e: BinOp, x, y):
         xp = _xp(x, y)
+        ranks = self._ranks(e.left, e.right, x, y)
+        if ranks is not None and e.op == "@":
+            return M.Fixed(_matmul(xp, x, y, *ranks))
+        if ranks is not None:  # per-element values laid out on the grid, then their own axes
+            x, y = _align(xp, x, y, *ranks)
         ops = {"+": xp.add, "-": xp.subtract, "*": xp.multiply, "/": xp.divide, "**": xp.power, "@": xp.matmul}
         return M.Fixed(ops[e.op](x, y))
 
@@ -337,14 +386,6 @@ def _element_view(name, scalar, stats, eta, idx, tracker):
     view = normal.Stats(stats.mean[(*lead, last)], stats.outer[(*lead, last, last)])
     eta_view = normal.Stats(eta.mean[(*lead, last)], eta.outer[(*lead, last, last)])
     return M.BlockMoments(name, normal, view, eta_view, tracker)  # η's diagonal is not the element's: unmatched
-
-
-def _inline(d: Definition, indices, span):
-    """The expression of a deterministic node's element, its loop variables substituted."""
-    if len(indices) != len(d.indices) or not all(isinstance(i, Name) for i in d.indices):
-        raise VemError("unsupported", "a deterministic node must be defined over plain loop variables", span)
-    subst = {i.id: j for i, j in zip(d.indices, indices)}
-    return substitute(d.expr, lambda e: subst.get(e.id) if isinstance(e, Name) else None)
 
 
 def factor_value(model, factor, sizes, values, blocks, params, tracker=None, masks=None, keep_leading=False,

@@ -313,6 +313,18 @@ class _Derived(MomentSource):
     def _point(self):
         raise _NotFixed(", ".join(sorted(self.deps)))
 
+    # Moments an expression of latents has no closed form for here (E[log(u + c)]): the
+    # compiler reports them at the factor, as for a block (not the fixed value's formula).
+    log = property(lambda s: s._missing("log"))
+    log1m = property(lambda s: s._missing("log1m"))
+    logdet = property(lambda s: s._missing("logdet"))
+
+    def _missing(self, name):
+        try:  # an expression of point parameters has its value's moments
+            return getattr(Fixed(self.point), name)
+        except _NotFixed:
+            raise _NoMoment(", ".join(sorted(self.deps)), "expression", name) from None
+
     def _cross(self, a, b, tracker):
         shared = a.deps & b.deps
         for blk in shared:

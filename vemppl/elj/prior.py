@@ -18,6 +18,7 @@ from ..families import get_family
 from ..families._linalg import chol as cholesky, sharpened_gaussian_draw
 from ..ir.expr import Index, Name
 from ..plan import BlockStructure, Init
+from . import moments as M
 from .amortised import layer_sizes
 from .evaluate import _Context, eval_fixed, size_of
 from .networks import check_weights, init_mlp
@@ -125,12 +126,18 @@ def _prior_natural_of(joint, j, fam, node, mu, eta, params, data=None):
             )
         ctx = _Context(joint.model, d.loops, (), joint.bound.sizes, {**joint.consts, **data}, blocks, params, None)
         args = {}
-        for k, e in d.args:
-            src = ctx.ev(e)
-            args[k] = jnp.asarray(src.mean) if not src.is_fixed else jnp.asarray(src.value, dtype=float)
+        try:
+            for k, e in d.args:
+                src = ctx.ev(e)
+                args[k] = jnp.asarray(src.mean) if not src.is_fixed else jnp.asarray(src.value, dtype=float)
+        except (M.NoMoment, M.NotFixed) as exc:  # located here: no factor is being read yet
+            raise VemError("unsupported", f"{exc} in the prior '{factor.describe()}'", d.span,
+                           "gradient (non-conjugate) updates for this construct are not implemented yet") from None
         e_d = fam.natural_from_params(**args)
         grid = tuple(stop - start for _, start, stop in ctx.loops)
-        e_d = type(e_d)(*[_broadcast_to_grid(x, grid, rank) for x, rank in zip(e_d, fam.stat_ranks)])
+        # Natural parameters past the statistics (a Binomial's fixed total_count) are per element.
+        ranks = tuple(fam.stat_ranks) + (0,) * (len(e_d) - len(fam.stat_ranks))
+        e_d = type(e_d)(*[_broadcast_to_grid(x, grid, rank) for x, rank in zip(e_d, ranks)])
         if full is None:
             shape = joint.bound_shape(j)
             full = type(e_d)(*[jnp.zeros(shape + x.shape[len(grid):]) for x in e_d])

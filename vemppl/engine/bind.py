@@ -25,7 +25,7 @@ from ..ir.expr import Call, Name, names, walk
 from ..ir.graph import ModelGraph
 from ..ir.nodes import TypeSpec
 from ..elj.binding import Bound
-from ..elj.evaluate import eval_fixed, size_of as _size
+from ..elj.evaluate import const_value, eval_fixed, size_of as _size
 from .bind_values import _as_array, _check_axis, _check_support, _e, _fmt_shape, _show, _type
 from ..data_checks import check_bound, check_size_limit, prepare_data
 
@@ -265,7 +265,7 @@ def _eval_consts(pending, consts, sizes, values, size_names, final):
             v = _const_value(node, consts[node.name])
         else:
             try:
-                v = np.asarray(eval_fixed(node.value, sizes, values))
+                v = const_value(node, sizes, values)
             except KeyError as exc:
                 if not final:
                     left.append(node)

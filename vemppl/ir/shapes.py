@@ -222,7 +222,10 @@ def _defined_shape(node, env) -> Shape:
             arg_shapes = {k: infer(e, {**env, **own}, lv) for k, e in d.args}
             v = _value_shape(fam, arg_shapes, d.dist_span or d.span)
         else:
-            v = infer(d.expr, env, lv)
+            # A recurrence (u[t] = u[t-1] + ...) reads the node itself: give it a provisional
+            # shape, its value shape taken from an earlier statement where there is one.
+            own = {node.name: env.get(node.name, (None,) * len(d.indices) + tuple(value or ()))}
+            v = infer(d.expr, {**env, **own}, lv)
         if value is not None and v != value:
             raise VemError("shape", f"definitions of '{node.name}' disagree: shapes {fmt(value)} and {fmt(v)}", d.span)
         value = v

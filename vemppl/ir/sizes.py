@@ -192,13 +192,24 @@ def _categories(model, name) -> tuple[object, object] | None:
 
 
 _REAL_TYPES = ("real", "pos", "unit", "simplex", "spd")
+_REAL_FUNCTIONS = ("exp", "log", "sigmoid", "softmax", "eye", "diag")
 _REAL_SUPPORTS = ("real", "pos", "unit", "simplex", "spd", "real×spd")
 
 
-def _real_valued(model, name) -> str | None:
+def _real_valued(model, name, depth=0) -> str | None:
     """Why ``name`` cannot be an index (it holds real numbers), or None."""
     node = model.nodes.get(name)
-    if node is None:
+    if node is None or depth > _FOLD_DEPTH:
+        return None
+    if node.kind == "det":
+        for d in node.defs:
+            for x in walk(d.expr):
+                real = (isinstance(x, Num) and not float(x.value).is_integer()) or (
+                    isinstance(x, BinOp) and x.op == "/") or (isinstance(x, Call) and x.func in _REAL_FUNCTIONS)
+                if not real and isinstance(x, Name) and x.id not in d.loop_vars and x.id != name:
+                    real = _real_valued(model, x.id, depth + 1) is not None
+                if real:
+                    return f"it is a deterministic node of real values ({_text(d.expr)})"
         return None
     if node.kind in ("data", "param") and node.type is not None and node.type.base in _REAL_TYPES:
         return f"it is declared {node.type.base}"
@@ -420,6 +431,11 @@ def _check_latent_support(model, fam, name, e, c, d):
         return
     allowed = _allowed_supports(c)
     src = model.nodes.get(head_name(e) or "")
+    # A deterministic node that only renames a latent (r[k] = a[k]) has the latent's support.
+    for _ in range(_FOLD_DEPTH):
+        if src is None or src.kind != "det" or len(src.defs) != 1 or not isinstance(src.defs[0].expr, (Name, Index)):
+            break
+        src = model.nodes.get(head_name(src.defs[0].expr) or "")
     if allowed is None or src is None:
         return
     if src.kind == "param" and src.type is not None and not src.type.is_network:
