@@ -16,8 +16,6 @@ a block would not be affine, and is reported through the :class:`Tracker`.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,6 +23,7 @@ import numpy as np
 from ..families._linalg import bdot
 from ..families.base import MomentSource
 from ..families.mean_map import natural_at
+from .point_mass import PointMass, PointMassStats, Tracker  # noqa: F401  (read as M.PointMass, M.Tracker)
 
 
 _GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(32)
@@ -51,31 +50,6 @@ def gaussian_expect(src, f, tracker, why, *args, closed_form=None):
         args = tuple(jnp.broadcast_to(a, shape)[..., None] for a in args)
     pts = m[..., None] + sd[..., None] * _GH_NODES
     return jnp.sum(f(pts, *args) * _GH_WEIGHTS, axis=-1)
-
-
-class Tracker:
-    """Records which moments of which block the expected log joint reads, and which reads
-    are not affine (``nonlinear``), each with the first factor that made it so
-    (``reasons``: the factor's text, its source position and why).  The evaluation sets
-    ``factor`` to the factor it is reading."""
-
-    def __init__(self):
-        self.nonlinear: dict[str, set[str]] = {}
-        self.reads: dict[str, set[str]] = {}
-        self.reasons: dict[str, str] = {}
-        self.factor = None
-
-    def read(self, block: str, moment: str):
-        self.reads.setdefault(block, set()).add(moment)
-
-    def flag(self, block: str, why: str):
-        f = self.factor
-        where = ""
-        if f is not None and f.definition.span is not None:
-            sp = f.definition.span
-            where = f" at {sp.file or '<model>'}:{sp.line}:{sp.column}"
-        self.reasons.setdefault(block, f"{f.describe() if f else '?'}{where}: {why}")
-        self.nonlinear.setdefault(block, set()).add(why)
 
 
 class Fixed(MomentSource):
@@ -505,35 +479,3 @@ class Stacked(_Derived):
                 self.tracker.flag(b, "its elements are used jointly as a vector")
         m, sq = self.e.mean, self.e.sq
         return m[..., :, None] * m[..., None, :] + jnp.vectorize(jnp.diag, signature="(n)->(n,n)")(sq - m**2)
-
-
-class PointMassStats(NamedTuple):
-    """Every moment of a point mass θ: the probe reads these to choose θ's M-step family."""
-
-    mean: jnp.ndarray
-    sq: jnp.ndarray
-    outer: jnp.ndarray
-    log: jnp.ndarray
-    log1m: jnp.ndarray
-    logdet: jnp.ndarray
-
-
-class PointMass:
-    """A stand-in family for a point parameter while probing which moments are read."""
-
-    name = "point"
-    Stats = PointMassStats
-    event_rank = 0
-
-    @staticmethod
-    def stats(theta):
-        theta = jnp.asarray(theta, dtype=float)
-        outer = theta[..., :, None] * theta[..., None, :] if theta.ndim else theta**2
-        square = theta.ndim >= 2 and theta.shape[-1] == theta.shape[-2]
-        # Non-square θ has no log-determinant; a zero of indexable shape keeps the probe going.
-        logdet = jnp.linalg.slogdet(theta)[1] if square else jnp.zeros(theta.shape[:-1] if theta.ndim >= 2 else theta.shape)
-        return PointMassStats(theta, theta**2, outer, jnp.log(theta), jnp.log1p(-theta), logdet)
-
-    @staticmethod
-    def derived_moment(eta, name):
-        raise KeyError(name)
