@@ -232,6 +232,8 @@ def _draw(src, R, span):
     its mean parameters (module docstring)."""
     if isinstance(src, M.Stacked):  # independent scalar elements read as one vector
         e = src.e
+        if not getattr(e.family, "gaussian", False):  # Gamma elements read as a vector: the
+            return _draw(e, R + 1, span)  # vector's axis is the elements' own batch axis
         m, sq = _pad(e.stats.mean, R, 1), _pad(e.stats.sq, R, 1)
         eps = jax.random.normal(_key(e.block), (DRAWS,) + m.shape)
         return m + jnp.sqrt(jnp.maximum(sq - m**2, 0.0)) * eps
