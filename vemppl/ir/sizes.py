@@ -31,6 +31,7 @@ from functools import lru_cache
 from ..diagnostics import VemError
 from ..families import get_family
 from . import shapes as S
+from .coverage import check_coverage
 from .expr import BinOp, Call, Index, Name, Neg, Num, head_name, loop_offset, walk
 from .text import expr_to_text
 
@@ -83,6 +84,15 @@ class _Sizes:
         if isinstance(s, str) and s in self.model.nodes:
             v = self.value(Name(s))
             return int(v) if v is not None and v.is_integer() else None
+        if isinstance(s, str):  # 'T+1', or 'max(T, S)' of a node defined piecewise (ir/shapes.py)
+            values = []
+            for term in S.max_terms(s):
+                so = S.symbol_offset(term)
+                v = self.size(so[0]) if so is not None and so[0] in self.model.nodes else None
+                if v is None:
+                    return None
+                values.append(v + so[1])
+            return max(values)
         return None
 
 
@@ -470,6 +480,7 @@ def check_model(model, sizes: dict | None = None) -> None:
         _check_arguments(model)
     _check_categories(known)
     _check_indices(known)
+    check_coverage(model, known)
     # Without data every dim is at least 1: the estimate is then a lower bound of any fit's.
     lower = sizes if sizes is not None else {n.name: 1 for n in model.of_kind("dim")}
     check_memory(model, lower, lower_bound=sizes is None)
