@@ -171,3 +171,20 @@ def test_predict_takes_numpy_masked_arrays():
     nan = new.copy()
     nan[1, 1] = np.nan  # the other spelling of a missing entry gives the same prediction
     np.testing.assert_allclose(np.asarray(fit.predict({"x": nan}).posterior["z"].probs), got, atol=1e-12)
+
+
+def test_a_param_with_no_finite_optimum_is_named_with_its_term():
+    """A constant data column sends factor analysis's noise precision psi[1] to infinity (its
+    M-step is 1 / the column's residual variance): the ELBO became nan at iteration 13 with
+    no name; now the warning names the params and the statement (line 12) whose term it is."""
+    from vemppl.data_scale import PrecisionWarning
+
+    x = np.random.default_rng(0).normal(size=(100, 3))
+    x[:, 1] = 2.0
+    with pytest.warns(PrecisionWarning) as caught:
+        fit = vp.fit(vp.load(MODELS / "fa.vem"), {"x": x}, max_iter=200)
+    (msg,) = [str(w.message) for w in caught if issubclass(w.category, PrecisionWarning)]
+    assert "param 'psi'" in msg and "became non-finite" in msg, msg
+    assert "the term of 'for n in range(N) { for j in range(D) { x[n, j] ~ Normal(" in msg and "(line 12)" in msg, msg
+    assert "is not finite" in msg and "constant data column" in msg, msg
+    assert np.all(np.isfinite(fit.elbo_trace)) and not fit.converged
