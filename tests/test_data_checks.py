@@ -188,3 +188,25 @@ def test_a_param_with_no_finite_optimum_is_named_with_its_term():
     assert "the term of 'for n in range(N) { for j in range(D) { x[n, j] ~ Normal(" in msg and "(line 12)" in msg, msg
     assert "is not finite" in msg and "constant data column" in msg, msg
     assert np.all(np.isfinite(fit.elbo_trace)) and not fit.converged
+
+
+def test_a_non_finite_svi_step_names_the_blocks(monkeypatch):
+    """SVI's 'the ELBO estimate became nan at step t' named no block; it names those that
+    went non-finite (here q('mu'), poisoned at the first step) and the cause (the step)."""
+    import jax
+    import jax.numpy as jnp
+
+    import vemppl.engine.svi as svi
+
+    real = svi.SVI._step_impl
+
+    def poisoned(self, s, *args, **kwargs):
+        s, elbo = real(self, s, *args, **kwargs)
+        state = s.state._replace(mu={**s.state.mu, "mu": jax.tree_util.tree_map(lambda a: a * jnp.nan, s.state.mu["mu"])})
+        return s._replace(state=state), elbo * jnp.nan
+
+    monkeypatch.setattr(svi.SVI, "_step_impl", poisoned)  # jitted as the step when an SVI is made
+    x = np.random.default_rng(0).normal(size=(200, 2))
+    err = _error(vp.load(MODELS / "gmm.vem"), {"x": x}, batch_size=50)
+    assert err.kind == "data" and "step 1: q('mu') became non-finite" in err.message, err.message
+    assert "smaller step" in err.message

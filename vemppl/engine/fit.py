@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..data_scale import PrecisionWarning
+from ..data_scale import PrecisionWarning, nonfinite_parts
 from ..diagnostics import VemError
 from ..plan import Update
 from .bind import bind
@@ -171,14 +171,7 @@ def _stopped(stop: _NonFinite, finite: list[float], explain=None):
     finite numbers, so the trace kept is the fit's, monotone; the sweep that failed is the
     one float64 could not represent (a unit-scale prior on data at scale 1e8 rounds a
     Wishart rate V₀⁻¹ + Σ r x xᵀ to a singular matrix)."""
-    def finite_tree(t):
-        return all(np.all(np.isfinite(np.asarray(a))) for a in jax.tree_util.tree_leaves(t))
-
-    eta, mu = getattr(stop.after, "eta", None) or {}, getattr(stop.after, "mu", None) or {}
-    params = getattr(stop.after, "params", None) or {}
-    bad = sorted(j for j in eta if not (finite_tree(eta[j]) and finite_tree(mu.get(j))))
-    parts = [f"q({', '.join(repr(j) for j in bad)})"] if bad else []
-    parts += [f"param '{p}'" for p in sorted(params) if not finite_tree(params[p])]
+    parts = nonfinite_parts(stop.after)
     terms = explain(stop.after) if explain is not None else []
     said = ([f"{' and '.join(parts)} became non-finite"] if parts else []) + (
         [f"{', '.join(terms)} {'is' if len(terms) == 1 else 'are'} not finite"] if terms else [])

@@ -1,13 +1,15 @@
-"""Every element of a node defined piecewise is defined (issue #23).
+"""Every element of a latent defined piecewise is defined (issue #23).
 
-A latent or deterministic node's array spans the extent that covers all of its statements
+A latent's array spans the extent that covers all of its statements
 (``elj.plates.plate_shape``: along each axis the largest stop).  An element that no
 statement writes (``x[0]`` and ``x[2]`` defined, ``x[1]`` not; ``x[i, 0]`` for ``i < N``
 and ``x[i, 1]`` for ``i < M`` with ``N < M``) has no prior: its q is undefined and the
 ELBO became NaN at the first sweep with no word of why.  :func:`check_coverage` refuses
 such a node at its first statement, naming the first element left undefined, as soon as
 the loop bounds of every statement are known (at compile time for numbers and constants,
-at binding for dims).
+at binding for dims).  A deterministic node may leave elements unwritten: they are zeros
+(``elj.deterministic._assemble``), read by nothing when the model is right
+(``u[t] = 2 * s[t-1]`` for t >= 1).
 """
 
 from __future__ import annotations
@@ -64,10 +66,10 @@ def _first_gap(boxes, extent):
 
 
 def check_coverage(model, known) -> None:
-    """Refuse a plated latent or deterministic node with an element no statement defines;
+    """Refuse a plated latent with an element no statement defines;
     ``known`` is ``ir.sizes._Sizes`` (the values of sizes known so far)."""
     for node in model.nodes.values():
-        if node.kind not in ("latent", "det") or not node.defs or not node.defs[0].indices:
+        if node.kind != "latent" or not node.defs or not node.defs[0].indices:
             continue
         boxes = _boxes(node, known)
         if boxes is None:
