@@ -165,7 +165,7 @@ def test_out_of_memory_from_the_python_api_is_a_resource_vemerror(monkeypatch):
 
 
 def test_an_array_too_large_to_allocate_is_a_resource_error(capsys, tmp_path):
-    """A word index of 2**63 - 1 makes the vocabulary that large: NumPy refuses the array."""
+    """A word index of 2**63 - 1 makes the vocabulary that large: refused before any array is made."""
     doc = np.repeat(np.arange(6), 10)
     word = np.arange(doc.size) % 8
     word[3] = 2**63 - 1
@@ -174,8 +174,9 @@ def test_an_array_too_large_to_allocate_is_a_resource_error(capsys, tmp_path):
                  "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert code == 2 and "internal error" not in err, err
-    # A resource error, or (with the static size pass, ir/sizes.py) a located error naming the size V.
-    assert err.startswith("error: ") or (err.startswith(f"{LDA}:") and "dim 'V'" in err), err
+    # The static size pass (ir/sizes.py) refuses V = 2**63 at the declaration that reads it.
+    assert err.startswith(f"{LDA}:13:16: shape: dim 'V' is a size"), err
+    assert "categories of 'word'" in err and "at most 2147483647" in err and "9.22337e+18" in err, err
 
 
 def test_a_genuine_bug_is_still_exit_1(capsys, data, tmp_path, monkeypatch):
