@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -215,6 +216,40 @@ def test_a_hard_kill_leaves_old_results_and_the_next_save_cleans_up(fits, tmp_pa
     new.save(folder)
     assert _mean(vp.load_results(folder)) == _mean(new)
     assert _files(folder) == _expected_files(folder)
+
+
+def test_each_rename_is_made_durable_by_an_fsync_of_the_folder(fits, tmp_path, monkeypatch):
+    """The folder was not fsynced (issue #23): a rename could be lost in a power cut after
+    save returned.  Each file is fsynced before its rename, and the folder after it."""
+    folder = tmp_path / "r"
+    log, opened = [], {}
+
+    class Spy:
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        def open(self, path, *a, **kw):
+            fd = os.open(path, *a, **kw)
+            opened[fd] = Path(path)
+            return fd
+
+        def close(self, fd):
+            opened.pop(fd, None)  # the number is reused by the next open (mkstemp's)
+            return os.close(fd)
+
+        def fsync(self, fd):
+            log.append(("fsync", opened.get(fd, "a file")))
+            return os.fsync(fd)
+
+        def replace(self, src, dst):
+            log.append(("replace", Path(dst).name))
+            return os.replace(src, dst)
+
+    monkeypatch.setattr(rio, "os", Spy())
+    fits[0].save(folder)
+    named = json.loads((folder / "manifest.json").read_text())["arrays_file"]
+    assert log == [("fsync", "a file"), ("replace", named), ("fsync", folder),
+                   ("fsync", "a file"), ("replace", "manifest.json"), ("fsync", folder)], log
 
 
 def test_save_into_a_file_is_an_io_error(fits, tmp_path):
