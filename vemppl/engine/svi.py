@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..data_scale import nonfinite_parts
 from ..diagnostics import VemError
 from ..families import get_family
 from ..plan import Init, MStep, Update
@@ -381,8 +382,10 @@ def fit_svi(m, plan, data, *, consts, dims, mask, present, init_params, seed, ma
         if compile_seconds is None:
             compile_seconds = time.perf_counter() - t_it
         if not np.isfinite(elbo):
-            raise VemError("data", f"the ELBO estimate became {elbo} at step {t}; try a smaller step (larger tau "
-                           "or kappa) or a larger batch")
+            where = nonfinite_parts(s.state)
+            where = f": {' and '.join(where)} became non-finite" if where else ""
+            raise VemError("data", f"the ELBO estimate became {elbo} at step {t}{where}; the step was too long for "
+                           "this batch: try a smaller step (larger tau or kappa) or a larger batch")
         trace.append(elbo)
         progress_bar.update(t, elbo)
     progress_bar.close()

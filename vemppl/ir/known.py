@@ -58,6 +58,15 @@ class _Sizes:
         if isinstance(s, str) and s in self.model.nodes:
             v = self.value(Name(s))
             return int(v) if v is not None and v.is_integer() else None
+        if isinstance(s, str):  # 'T+1', or 'max(T, S)' of a node defined piecewise (ir/shapes.py)
+            values = []
+            for term in S.max_terms(s):
+                so = S.symbol_offset(term)
+                v = self.size(so[0]) if so is not None and so[0] in self.model.nodes else None
+                if v is None:
+                    return None
+                values.append(v + so[1])
+            return max(values)
         return None
 
 

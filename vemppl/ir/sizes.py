@@ -30,6 +30,7 @@ from functools import lru_cache
 from ..diagnostics import VemError
 from ..families import get_family
 from . import shapes as S
+from .coverage import check_coverage
 from .expr import BinOp, Call, Index, Name, Num, head_name, loop_offset, walk
 from .known import _FOLD_DEPTH, _categories, _Sizes  # noqa: F401  (data_checks and results/schema read _Sizes here)
 from .memory import MAX_MEMORY_ENV, check_memory, memory_limit  # noqa: F401  (one import for callers)
@@ -407,6 +408,7 @@ def check_model(model, sizes: dict | None = None) -> None:
         _check_arguments(model)
     _check_categories(known)
     _check_indices(known)
+    check_coverage(model, known)
     # Without data every dim is at least 1: the estimate is then a lower bound of any fit's.
     lower = sizes if sizes is not None else {n.name: 1 for n in model.of_kind("dim")}
     check_memory(model, lower, lower_bound=sizes is None)
