@@ -200,8 +200,8 @@ def test_a_non_finite_svi_step_names_the_blocks(monkeypatch):
 
     real = svi.SVI._step_impl
 
-    def poisoned(self, s, *args, **kwargs):
-        s, elbo = real(self, s, *args, **kwargs)
+    def poisoned(self, s, data, masks, rho, first, scale):  # the step's signature (`scale` static)
+        s, elbo = real(self, s, data, masks, rho, first, scale)
         state = s.state._replace(mu={**s.state.mu, "mu": jax.tree_util.tree_map(lambda a: a * jnp.nan, s.state.mu["mu"])})
         return s._replace(state=state), elbo * jnp.nan
 
