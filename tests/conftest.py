@@ -21,7 +21,7 @@ def assert_elbo_monotone(trace, rtol=1e-9):
 #: under ``-n 2 --dist loadfile`` a long file that starts last runs alone on one core while the
 #: other waits (longest-processing-time-first scheduling).  The rest keep their order.
 SLOW_FIRST = (
-    "test_random_models.py", "test_select.py", "test_arviz.py", "test_chain_parallel.py",
+    "test_random_models.py", "test_random_models_more.py", "test_select.py", "test_arviz.py", "test_chain_parallel.py",
     "test_chain_homogeneous.py", "test_results_and_cli.py", "test_elbo_property.py", "test_compress.py",
     "test_gmm_vs_sklearn.py", "test_float32.py", "test_general_path.py", "test_svi.py", "test_sharding.py",
     "test_latent_products.py", "test_student_t.py", "test_nonconjugate.py", "test_hmm.py",

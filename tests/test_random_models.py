@@ -49,10 +49,12 @@ def _fast_compiles():
     jax.config.update("jax_disable_most_optimizations", old)
 
 
-#: 200 in CI (500 took 309 s of one worker and pushed the suite past its 25-minute budget on 2 cores;
-#: `VEMPPL_RANDOM_MODELS=500` runs the issue's 500, which passed on a clean clone at c58c103).
-EXAMPLES = int(os.environ.get("VEMPPL_RANDOM_MODELS", "200"))
-
+#: Examples per half: the test runs in two files (this one and test_random_models_more.py, each its
+#: own hypothesis seed, so the two CI workers share it), and each half must draw at least
+#: DISTINCT different models (hypothesis repeats about a quarter of its draws): 500 in all, the
+#: number issue #20 asks of CI.  `VEMPPL_RANDOM_MODELS=N` draws N per half (DISTINCT scales with it).
+EXAMPLES = int(os.environ.get("VEMPPL_RANDOM_MODELS", "370"))
+DISTINCT = EXAMPLES * 250 // 370
 
 @st.composite
 def cases(draw, enabled=ENABLED):
@@ -68,8 +70,13 @@ OUTCOMES: dict = {}
 _CHECKED: dict = {}
 
 
-def check_and_fit(text, spec, n):
+#: The distinct (model text, N) each half drew, by the half's test name.
+DRAWN: dict[str, set] = {}
+
+
+def check_and_fit(text, spec, n, half="first"):
     """None, or the internal error (an exception other than a located VemError) with the model."""
+    DRAWN.setdefault(half, set()).add((text, n))
     if (text, n) not in OUTCOMES:
         OUTCOMES[(text, n)] = _check_and_fit(text, spec, n)
     return OUTCOMES[(text, n)][0]
@@ -94,9 +101,13 @@ def _check_and_fit(text, spec, n):
 
 
 # No shrinking: each example is a fit (about a second), and shrinking one failure took over five
-# minutes; a failure reports the model as drawn, which is small already.
-@settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
-          suppress_health_check=list(HealthCheck), phases=(Phase.explicit, Phase.generate))
+# minutes; a failure reports the model as drawn, which is small already.  derandomize: the seed
+# is the test function's source, so each half draws its own fixed models.
+RANDOM_MODELS = settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
+                         suppress_health_check=list(HealthCheck), phases=(Phase.explicit, Phase.generate))
+
+
+@RANDOM_MODELS
 @given(case=cases())
 # Measured (issue #20, on the shared 2-core machine under load): 500 models in 725 s of wall time,
 # 378 s of CPU; above the suite's 600 s default when the machine is shared, so its own limit.
@@ -105,3 +116,7 @@ def test_random_models_check_and_fit_or_raise_a_located_error(case):
     text, spec, n = case
     problem = check_and_fit(text, spec, n)
     assert problem is None, f"{problem}\n--- model (N = {n}) ---\n{text}"
+
+
+def test_the_first_half_drew_enough_different_models():
+    assert len(DRAWN.get("first", ())) >= DISTINCT, f"{len(DRAWN.get('first', ()))} different models drawn"
