@@ -111,7 +111,8 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
         weights = merged[1]
         state = weights.expand(state)
         full = make_engine(bound, merged_rows=weights)
-        full.traces, full.init_compile_seconds = engine.traces, engine.init_compile_seconds  # this fit's counts
+        full.programs += engine.programs  # this fit's counts: the programs compiled, the start's seconds
+        full.init_compile_seconds = engine.init_compile_seconds
         engine = full
     fit_seconds = time.perf_counter() - t0 - compile_seconds
     return Run(bound, engine, state, np.asarray(trace), converged, iterations, restarts, compile_seconds or 0.0,
@@ -208,7 +209,7 @@ def _run_batched(engine, starts, max_iter, tol, show):
             elbo = jnp.where(keep, elbo_r, elbo)
         return jax.tree_util.tree_map(lambda a, b: jnp.where(active, a, b), new, state), elbo
 
-    steps = {restart: jax.jit(jax.vmap(partial(frozen, restart=restart), in_axes=(0, 0, None)))
+    steps = {restart: engine.jit(jax.vmap(partial(frozen, restart=restart), in_axes=(0, 0, None)))
              for restart in (False, True)}
     schedule = getattr(engine, "local_global", None)
     states = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *starts)
