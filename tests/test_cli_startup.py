@@ -119,3 +119,37 @@ def test_a_terminal_sees_a_status_line_from_the_first_second(tmp_path):
     for phase in ("reading ", "starting JAX", "compiling and fitting", "writing results", "drawing the ELBO plot"):
         assert phase in text, (phase, text[-2000:])
     assert "results written to res/" in text
+
+
+def test_the_summary_reads_posterior_means_without_building_every_posterior():
+    """The summary's means (read off E[x] statistics where the state holds them) equal the
+    NumPyro posteriors' means, built op by op with NumPyro's checks on: a Bernoulli mixture has
+    Dirichlet (no E[x] statistic), Beta (none) and Categorical (E[onehot]) blocks."""
+    import vemppl as vp
+
+    rng = np.random.default_rng(0)
+    x = rng.random((60, 4)) < np.repeat([[0.2, 0.8, 0.2, 0.8], [0.8, 0.2, 0.8, 0.2]], 30, 0)
+    fit = vp.fit(vp.load(ROOT / "models" / "bernoulli_mixture.vem"), {"x": x}, consts={"K": 2}, max_iter=20,
+                 progress=False)
+    means = fit._posterior_means()
+    reference = {j: getattr(d, "probs", None) if type(d).__name__.startswith("Categorical") else d.mean
+                 for j, d in fit.posterior.items()}
+    assert set(means) == set(reference)
+    for j in means:
+        np.testing.assert_allclose(np.asarray(means[j]), np.asarray(reference[j]), rtol=1e-10, atol=1e-12)
+    assert "Dirichlet" in fit.summary() and "Categorical" in fit.summary()
+
+
+def test_a_priors_scale_is_numpyros_mean_and_variance():
+    from vemppl.data_scale import _prior_moments
+    from vemppl.families import get_family
+
+    for name, args in (("MvNormal", {"loc": np.arange(3.0), "precision_matrix": 0.5 * np.eye(3)}),
+                       ("Normal", {"loc": 2.0, "scale": 3.0}), ("Gamma", {"concentration": 2.0, "rate": 4.0})):
+        fam = get_family(name)
+        mean, var = _prior_moments((fam, args), variance=True)
+        d = fam.numpyro_dist(**args)
+        np.testing.assert_allclose(mean, np.asarray(d.mean), rtol=1e-12)
+        np.testing.assert_allclose(var, np.asarray(d.variance), rtol=1e-12)
+    mean, var = _prior_moments((get_family("Gamma"), {"concentration": 2.0, "rate": 4.0}), variance=False)
+    assert var is None and mean == 0.5  # by hand: concentration / rate

@@ -1,9 +1,11 @@
-"""The default schedule and start are read off the graph (issue #21): plan-level tests on
-models written here (not in models/), and the ELBO never decreasing under each default."""
+"""The default schedule and start are read off the graph (issue #21): models written here and
+in tests/_default_graphs.py (not in models/), fitted with no options; the ELBO never decreases
+under each default (the plans alone: tests/unit/test_default_schedule_plan.py)."""
 
 import numpy as np
 import pytest
 
+import _default_graphs as graphs
 import vemppl
 
 ADMIXTURE = """
@@ -127,6 +129,14 @@ def test_a_categorical_chain_with_no_options_finds_the_states():
     (CATEGORICAL_MIXTURE, lambda rng: {"y": rng.integers(0, 4, 200)}, {"V": 4}),
     (CATEGORICAL_CHAIN, lambda rng: {"y": _two_state_sequence(300)[1]}, {"V": 4}),
     (POISSON_MIXTURE, lambda rng: {"y": np.concatenate([rng.poisson(2, 100), rng.poisson(20, 100)])}, None),
+    # tests/_default_graphs.py: one model of each shape the default is read off
+    (graphs.LDA_BY_LOOP, lambda rng: {"w": rng.integers(0, 6, (8, 15))}, {"V": 6}),
+    (graphs.GAUSSIAN_MIXTURE, lambda rng: {"y": rng.normal(size=(150, 2)) + 4 * rng.integers(0, 3, (150, 1))}, None),
+    (graphs.BINARY_MIXTURE, lambda rng: {"b": rng.random((120, 6)) < np.repeat([[0.2], [0.8]], 60, 0)}, None),
+    (graphs.GAUSSIAN_CHAIN, lambda rng: {"y": np.repeat(rng.normal(0, 3, 10), 20) + rng.normal(size=200)}, None),
+    (graphs.BILINEAR, lambda rng: {"x": rng.normal(size=(80, 2)) @ rng.normal(size=(2, 5))
+                                   + 0.3 * rng.normal(size=(80, 5))}, None),
+    (graphs.HIERARCHY, lambda rng: {"y": rng.normal(1.0, 2.0, 12)}, None),
 ])
 def test_the_elbo_never_decreases_under_each_default(text, data, dims):
     fit = vemppl.fit(vemppl.parse(text), data(np.random.default_rng(1)), dims=dims, max_iter=60, progress=False)
