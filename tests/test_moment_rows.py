@@ -19,7 +19,7 @@ import vemppl as vp
 from conftest import assert_elbo_monotone
 from dsl_models import MODELS_DIR
 from vemppl.engine.algorithms import MOMENT_TOL, Cavi
-from vemppl.engine.moment_rows import MomentRows, sigma_rows
+from vemppl.engine.moment_rows import MomentRows, sigma_points
 
 FA = vp.load(MODELS_DIR / "fa.vem")
 
@@ -122,7 +122,8 @@ def test_sigma_rows_have_the_datas_mean_and_covariance(rank_deficient):
     if rank_deficient:
         x[:, 3] = 2.0 * x[:, 0] - x[:, 1]  # collinear
         x[:, 4] = 7.0  # constant
-    s = sigma_rows(x)
+    mean, basis, scale = sigma_points(x)
+    s = np.concatenate([mean + (scale * basis).T, mean - (scale * basis).T])
     r = np.linalg.matrix_rank(np.cov(x.T))
     assert s.shape == (2 * r, 5)
     np.testing.assert_allclose(s.mean(0), x.mean(0), rtol=1e-12, atol=1e-12)
@@ -173,7 +174,8 @@ def test_fa_sweeps_are_the_em_updates_on_every_row():
     np.testing.assert_allclose(fit.params["W"], W, rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(fit.params["psi"], psi, rtol=1e-8)
     np.testing.assert_allclose(fit.params["m"], m, rtol=1e-8, atol=1e-10)
-    # Every row's q(h_n) is its posterior at the returned params (the last E-step, on the data).
+    # Every row's q(h_n) is the last sweep's E-step: its posterior at the params before the last M-step.
+    W, psi, m = ref[-2]
     S = np.linalg.inv(np.eye(2) + W.T @ (psi[:, None] * W))
     np.testing.assert_allclose(np.asarray(fit.posterior["h"].mean), (x - m) @ (psi[:, None] * W) @ S, rtol=1e-7,
                                atol=1e-9)
@@ -199,13 +201,18 @@ def test_moment_rows_give_the_trace_of_every_row():
     x = fa_data(seed=3, n=500)
     init = start()
     small = vp.fit(FA, {"x": x}, init=init, max_iter=40, tol=0.0, progress=False)
-    full = vp.fit(FA, {"x": x}, init=init, max_iter=40, tol=0.0, progress=False, compress=False)
+    full = vp.fit(FA, {"x": x}, init=init, max_iter=40, tol=0.0, progress=False, algorithm=vp.cavi(compress=False))
     assert isinstance(full.engine.unit_weights, type(None))
     np.testing.assert_allclose(small.elbo_trace, full.elbo_trace, rtol=1e-11)
     for k in ("W", "psi", "m"):
         np.testing.assert_allclose(small.params[k], full.params[k], rtol=1e-8, atol=1e-10)
-    # (Each row's q(h_n) differs: the fit on every row returns its last sweep's E-step, at the
-    # params before the last M-step; the moment rows' fit one more E-step, at the last params.)
+    # Each row's q(h_n) is its last sweep's E-step (at the params before the last M-step), read
+    # off the moment rows' as an affine function of the row.
+    np.testing.assert_allclose(np.asarray(small.posterior["h"].mean), np.asarray(full.posterior["h"].mean),
+                               rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(np.asarray(small.posterior["h"].covariance_matrix),
+                               np.asarray(full.posterior["h"].covariance_matrix), rtol=1e-8, atol=1e-12)
+    assert float(small.engine.elbo(small.state)) == pytest.approx(small.elbo, rel=1e-10)
 
 
 def test_moment_rows_are_used_and_a_mask_falls_back_to_every_row(monkeypatch):
@@ -237,6 +244,6 @@ def test_ppca_on_moment_rows_is_monotone_and_reaches_the_fit_on_every_row():
     model = vp.load(MODELS_DIR / "ppca.vem")
     small = vp.fit(model, {"x": x}, consts={"L": 4}, seed=0, max_iter=3000, tol=1e-10, progress=False)
     full = vp.fit(model, {"x": x}, consts={"L": 4}, seed=0, max_iter=3000, tol=1e-10, progress=False,
-                  compress=False)
+                  algorithm=vp.cavi(compress=False))
     assert_elbo_monotone(small.elbo_trace)
     assert abs(small.elbo - full.elbo) <= 1e-6 * abs(full.elbo), (small.elbo, full.elbo)
