@@ -153,9 +153,8 @@ class Plan:
             if b.reason:
                 lines.append(f"      not conjugate: {b.reason}")
         if self.moment_plate is not None:
-            lines += ["", f"data plate over {self.moment_plate}: linear-Gaussian (Gaussian locals, the data only Gaussian "
-                          "targets): each sweep reads the data's first two moments, as 2r weighted rows "
-                          "(r = the rank of the rows' covariance)"]
+            lines += ["", f"data plate over {self.moment_plate}: linear-Gaussian, fitted on the data's first two moments",
+                      "      (2r weighted rows, r = the rank of the rows' covariance; default tol 1e-10)"]
         if self.params:
             lines += ["", "point parameters (M-step):"]
             for p in self.params:
