@@ -4,6 +4,9 @@
     python benchmarks/run_all.py --tasks gmm10k,fa     # some tasks; the others keep their last results
     python benchmarks/run_all.py --quick               # smoke run (small sizes) -> results_quick.*
 
+Before/after of a change to vemppl itself (vemppl only, every task re-run, HMM, LDA and vemppl's own
+SVI included, which this script reads from files or runs through NumPyro): ``benchmarks/ab.py``.
+
 Tasks (vemppl against its peer, same data, same process):
 
 * ``gmm10k``, ``gmm100k``: Bayesian GMM (N = 10k, D = 5, K = 5; N = 100k, D = 10, K = 10; held out N/5)

@@ -137,8 +137,35 @@ def test_out_of_memory_is_a_resource_error_not_a_bug(capsys, data, tmp_path, mon
     assert capsys.readouterr().err.startswith("error: resource: out of memory")
 
 
+def test_out_of_memory_from_the_python_api_is_a_resource_vemerror(monkeypatch):
+    """vemppl.fit let XLA's RESOURCE_EXHAUSTED out raw (issue #23): now a VemError of kind
+    'resource' with the allocation's words, no JAX exception chained; other errors stay raw."""
+    import jax
+
+    import vemppl
+    import vemppl.api as api
+
+    x = np.zeros((10, 2))
+
+    def exhausted(*args, **kwargs):
+        raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 7.28TiB.")
+
+    monkeypatch.setattr(api, "run_cavi", exhausted)
+    with pytest.raises(vemppl.VemError) as info:
+        vemppl.fit(vemppl.load(GMM), {"x": x})
+    err = info.value
+    assert err.kind == "resource" and "out of memory while fitting" in err.message and "7.28TiB" in err.message
+    assert err.__cause__ is None and err.__suppress_context__ and "batch_size=" in err.hint
+    monkeypatch.setattr(api, "run_cavi", lambda *a, **k: (_ for _ in ()).throw(MemoryError()))
+    with pytest.raises(vemppl.VemError, match="out of memory"):
+        vemppl.fit(vemppl.load(GMM), {"x": x})
+    monkeypatch.setattr(api, "run_cavi", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):  # not every RuntimeError is the user's
+        vemppl.fit(vemppl.load(GMM), {"x": x})
+
+
 def test_an_array_too_large_to_allocate_is_a_resource_error(capsys, tmp_path):
-    """A word index of 2**63 - 1 makes the vocabulary that large: NumPy refuses the array."""
+    """A word index of 2**63 - 1 makes the vocabulary that large: refused before any array is made."""
     doc = np.repeat(np.arange(6), 10)
     word = np.arange(doc.size) % 8
     word[3] = 2**63 - 1
@@ -147,8 +174,9 @@ def test_an_array_too_large_to_allocate_is_a_resource_error(capsys, tmp_path):
                  "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert code == 2 and "internal error" not in err, err
-    # A resource error, or (with the static size pass, ir/sizes.py) a located error naming the size V.
-    assert err.startswith("error: ") or (err.startswith(f"{LDA}:") and "dim 'V'" in err), err
+    # The static size pass (ir/sizes.py) refuses V = 2**63 at the declaration that reads it.
+    assert err.startswith(f"{LDA}:13:16: shape: dim 'V' is a size"), err
+    assert "categories of 'word'" in err and "at most 2147483647" in err and "9.22337e+18" in err, err
 
 
 def test_a_genuine_bug_is_still_exit_1(capsys, data, tmp_path, monkeypatch):

@@ -171,3 +171,42 @@ def test_predict_takes_numpy_masked_arrays():
     nan = new.copy()
     nan[1, 1] = np.nan  # the other spelling of a missing entry gives the same prediction
     np.testing.assert_allclose(np.asarray(fit.predict({"x": nan}).posterior["z"].probs), got, atol=1e-12)
+
+
+def test_a_param_with_no_finite_optimum_is_named_with_its_term():
+    """A constant data column sends factor analysis's noise precision psi[1] to infinity (its
+    M-step is 1 / the column's residual variance): the ELBO became nan at iteration 13 with
+    no name; now the warning names the params and the statement (line 12) whose term it is."""
+    from vemppl.data_scale import PrecisionWarning
+
+    x = np.random.default_rng(0).normal(size=(100, 3))
+    x[:, 1] = 2.0
+    with pytest.warns(PrecisionWarning) as caught:
+        fit = vp.fit(vp.load(MODELS / "fa.vem"), {"x": x}, max_iter=200)
+    (msg,) = [str(w.message) for w in caught if issubclass(w.category, PrecisionWarning)]
+    assert "param 'psi'" in msg and "became non-finite" in msg, msg
+    assert "the term of 'for n in range(N) { for j in range(D) { x[n, j] ~ Normal(" in msg and "(line 12)" in msg, msg
+    assert "is not finite" in msg and "constant data column" in msg, msg
+    assert np.all(np.isfinite(fit.elbo_trace)) and not fit.converged
+
+
+def test_a_non_finite_svi_step_names_the_blocks(monkeypatch):
+    """SVI's 'the ELBO estimate became nan at step t' named no block; it names those that
+    went non-finite (here q('mu'), poisoned at the first step) and the cause (the step)."""
+    import jax
+    import jax.numpy as jnp
+
+    import vemppl.engine.svi as svi
+
+    real = svi.SVI._step_impl
+
+    def poisoned(self, s, *args, **kwargs):
+        s, elbo = real(self, s, *args, **kwargs)
+        state = s.state._replace(mu={**s.state.mu, "mu": jax.tree_util.tree_map(lambda a: a * jnp.nan, s.state.mu["mu"])})
+        return s._replace(state=state), elbo * jnp.nan
+
+    monkeypatch.setattr(svi.SVI, "_step_impl", poisoned)  # jitted as the step when an SVI is made
+    x = np.random.default_rng(0).normal(size=(200, 2))
+    err = _error(vp.load(MODELS / "gmm.vem"), {"x": x}, batch_size=50)
+    assert err.kind == "data" and "step 1: q('mu') became non-finite" in err.message, err.message
+    assert "smaller step" in err.message

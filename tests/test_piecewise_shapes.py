@@ -51,3 +51,56 @@ def test_a_piecewise_data_node_matches_its_declaration():
     m = vp.parse("model d\nmu ~ Normal(0, 1)\ndata y: real[5]\n"
                  "for t in range(0, 2) { y[t] ~ Normal(mu, 1) }\nfor t in range(2, 5) { y[t] ~ Normal(mu, 4) }\n")
     assert m.shapes["y"] == (5,)
+
+
+# ---- two size symbols: t < T and T <= t < S ----------------------------------------------------
+TWO_SYMBOLS = """model pw2
+dim T, S
+data y: real[S]
+for t in range(T) { x[t] ~ Normal(0, 1) }
+for t in range(T, S) { x[t] ~ Normal(1, precision = 4.0) }
+for t in range(S) { y[t] ~ Normal(x[t], precision = 2.0) }
+"""
+
+
+def test_pieces_over_two_size_symbols_cover_both_and_fit_exactly():
+    """range(T) and range(T, S) are disjoint (was refused as 'defined twice'), and the node's
+    extent is the larger of T and S (was T, the first piece's), as the bound arrays have."""
+    m = vp.parse(TWO_SYMBOLS, filename="pw2.vem")
+    assert m.shapes["x"] == ("max(T, S)",)
+    y = np.array([0.3, -0.5, 1.2, 0.8, 2.0])
+    fit = vp.fit(m, {"y": y}, dims={"T": 2}, tol=1e-13)  # S = 5 from y
+    p0, m0 = np.array([1.0, 1, 4, 4, 4]), np.array([0.0, 0, 1, 1, 1])  # each x[t]'s prior
+    np.testing.assert_allclose(np.asarray(fit.posterior["x"].mean), (p0 * m0 + 2 * y) / (p0 + 2), atol=1e-10)
+
+
+def test_overlapping_symbolic_ranges_are_still_defined_twice():
+    with pytest.raises(vp.VemError) as info:
+        vp.parse(TWO_SYMBOLS.replace("range(T, S)", "range(1, S)"), filename="pw2.vem")
+    assert (info.value.kind, info.value.line) == ("redeclared", 5), info.value.render()
+
+
+HOLES = """model holes
+dim N, M
+data y: real[M]
+data w: real[N]
+for i in range(N) { x[i, 0] ~ Normal(0, 1) }
+for i in range(M) { x[i, 1] ~ Normal(1, precision = 4.0) }
+for i in range(M) { y[i] ~ Normal(x[i, 1], precision = 2.0) }
+for i in range(N) { w[i] ~ Normal(x[i, 0], precision = 2.0) }
+"""
+
+
+def test_an_element_no_statement_defines_is_a_located_error_not_a_nan_elbo():
+    """N = 2 < M = 5 leaves x[2:5, 0] without a prior: was 'the ELBO became nan at iteration 1'."""
+    m = vp.parse(HOLES, filename="holes.vem")
+    assert m.shapes["x"] == ("max(N, M)", 2)
+    with pytest.raises(vp.VemError) as info:
+        vp.fit(m, {"y": np.zeros(5), "w": np.zeros(2)})
+    err = info.value
+    assert (err.kind, err.file, err.line, err.column) == ("shape", "holes.vem", 5, 21), err.render()
+    assert "no statement defines x[2, 0]" in err.message and "[5, 2]" in err.message, err.message
+    # With N = M every element is defined, and each x[i, j] is its own conjugate pair.
+    fit = vp.fit(m, {"y": np.full(5, 2.0), "w": np.full(5, -1.0)}, tol=1e-13)
+    np.testing.assert_allclose(np.asarray(fit.posterior["x"].mean),
+                               np.tile([(0 * 1 + 2 * -1.0) / 3, (4 * 1 + 2 * 2.0) / 6], (5, 1)), atol=1e-10)

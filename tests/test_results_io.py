@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -66,7 +67,7 @@ class _FailingOS:
 
     def __getattr__(self, name):
         real = getattr(os, name)
-        return self._step(real) if name in ("replace", "fsync", "fdopen") else real
+        return self._step(real) if name in ("chmod", "fdopen", "fsync", "replace", "unlink") else real
 
 
 def _count_steps(fits, tmp_path, monkeypatch):
@@ -80,7 +81,7 @@ def _count_steps(fits, tmp_path, monkeypatch):
 def test_a_failure_at_every_step_of_save_leaves_old_or_new(fits, tmp_path, monkeypatch):
     old, new = fits
     steps = _count_steps(fits, tmp_path, monkeypatch)
-    assert steps >= 6  # two files: open, fsync, replace each, and the folder's fsyncs
+    assert steps >= 9  # two files: chmod, open, fsync, replace each; the folder's fsyncs; the old arrays' removal
     outcomes = []
     for k in range(1, steps + 1):
         folder = tmp_path / f"r{k}"
@@ -98,10 +99,110 @@ def test_a_failure_at_every_step_of_save_leaves_old_or_new(fits, tmp_path, monke
         assert got in (_mean(old), _mean(new)), k
         if failed:
             outcomes.append("new" if got == _mean(new) else "old")
+            assert _files(folder) == _expected_files(folder), (k, _files(folder))
         else:
-            assert got == _mean(new)  # a failed folder fsync is not an error once renamed
-        assert _files(folder) == _expected_files(folder), (k, _files(folder))
+            # Once the manifest is renamed the save has succeeded: a failed folder fsync or a
+            # failed removal of the old arrays is not an error; that file, named by no
+            # manifest, is removed by the next save.
+            assert got == _mean(new)
+            stray = set(_files(folder)) - set(_expected_files(folder))
+            assert all(rio._ARRAYS_NAME.match(n) for n in stray), (k, stray)
+            old.save(folder)
+            assert _files(folder) == _expected_files(folder), (k, _files(folder))
     assert "old" in outcomes  # the injections did hit before the commit
+
+
+class _Snapshots:
+    """``os`` (and ``tempfile``) as io.py sees them, copying the folder before every call that
+    changes it or a file in it (mkstemp, chmod, each write and flush of a temp file, fsync,
+    replace, unlink): each copy is what a kill -9 at that point leaves on disk (no cleanup
+    handler runs after a kill, unlike the injected exceptions above)."""
+
+    STEPS = ("chmod", "fsync", "replace", "unlink", "open")
+
+    def __init__(self, folder, into):
+        self.folder, self.into, self.copies = folder, into, []
+
+    def snap(self):
+        import shutil
+
+        dest = self.into / f"kill{len(self.copies):02d}"
+        shutil.copytree(self.folder, dest)
+        self.copies.append(dest)
+
+    def _step(self, fn):
+        def run(*a, **kw):
+            self.snap()
+            return fn(*a, **kw)
+
+        return run
+
+    def mkstemp(self, *a, **kw):
+        import tempfile
+
+        self.snap()
+        return tempfile.mkstemp(*a, **kw)
+
+    def fdopen(self, *a, **kw):
+        fh = os.fdopen(*a, **kw)
+        outer = self
+
+        class File:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return fh.__exit__(*exc)
+
+            def write(self, data):
+                outer.snap()
+                fh.write(data[: len(data) // 2])  # a kill in the middle of a write
+                outer.snap()
+                return fh.write(data[len(data) // 2:])
+
+            def flush(self):
+                outer.snap()
+                return fh.flush()
+
+            def fileno(self):
+                return fh.fileno()
+
+        return File()
+
+    def __getattr__(self, name):
+        real = getattr(os, name)
+        return self._step(real) if name in self.STEPS else real
+
+
+def test_a_kill_at_every_point_of_save_leaves_old_or_new_and_the_next_save_cleans_up(fits, tmp_path, monkeypatch):
+    """Every state of the folder during a save (copied before each change, and in the middle
+    of each write) loads as the old results or the new ones; what else it holds is a temp
+    file or an arrays file no manifest names, never read, and the next save removes it."""
+    old, new = fits
+    folder = tmp_path / "r"
+    old.save(folder)
+    spy = _Snapshots(folder, tmp_path)
+    monkeypatch.setattr(rio, "os", spy)
+    monkeypatch.setattr(rio, "tempfile", spy)
+    new.save(folder)
+    monkeypatch.setattr(rio, "os", os)
+    import tempfile
+
+    monkeypatch.setattr(rio, "tempfile", tempfile)
+    spy.snap()  # and after the save
+    assert len(spy.copies) >= 12, len(spy.copies)
+    seen = []
+    for copy in spy.copies:
+        got = _mean(vp.load_results(copy))
+        assert got in (_mean(old), _mean(new)), copy.name
+        seen.append("new" if got == _mean(new) else "old")
+        stray = set(_files(copy)) - set(_expected_files(copy))
+        assert all(n.endswith(".tmp") or rio._ARRAYS_NAME.match(n) for n in stray), (copy.name, stray)
+        (old if seen[-1] == "new" else new).save(copy)  # the next save (the other results)
+        assert _files(copy) == _expected_files(copy), (copy.name, _files(copy))
+    # Old until the manifest's rename, new from then on: exactly one switch.
+    assert seen[0] == "old" and seen[-1] == "new" and seen == sorted(seen, key=["old", "new"].index), seen
+    assert _files(folder) == _expected_files(folder)
 
 
 def test_a_hard_kill_leaves_old_results_and_the_next_save_cleans_up(fits, tmp_path):
@@ -115,6 +216,40 @@ def test_a_hard_kill_leaves_old_results_and_the_next_save_cleans_up(fits, tmp_pa
     new.save(folder)
     assert _mean(vp.load_results(folder)) == _mean(new)
     assert _files(folder) == _expected_files(folder)
+
+
+def test_each_rename_is_made_durable_by_an_fsync_of_the_folder(fits, tmp_path, monkeypatch):
+    """The folder was not fsynced (issue #23): a rename could be lost in a power cut after
+    save returned.  Each file is fsynced before its rename, and the folder after it."""
+    folder = tmp_path / "r"
+    log, opened = [], {}
+
+    class Spy:
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        def open(self, path, *a, **kw):
+            fd = os.open(path, *a, **kw)
+            opened[fd] = Path(path)
+            return fd
+
+        def close(self, fd):
+            opened.pop(fd, None)  # the number is reused by the next open (mkstemp's)
+            return os.close(fd)
+
+        def fsync(self, fd):
+            log.append(("fsync", opened.get(fd, "a file")))
+            return os.fsync(fd)
+
+        def replace(self, src, dst):
+            log.append(("replace", Path(dst).name))
+            return os.replace(src, dst)
+
+    monkeypatch.setattr(rio, "os", Spy())
+    fits[0].save(folder)
+    named = json.loads((folder / "manifest.json").read_text())["arrays_file"]
+    assert log == [("fsync", "a file"), ("replace", named), ("fsync", folder),
+                   ("fsync", "a file"), ("replace", "manifest.json"), ("fsync", folder)], log
 
 
 def test_save_into_a_file_is_an_io_error(fits, tmp_path):

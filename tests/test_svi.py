@@ -87,9 +87,9 @@ def test_memory_mapped_data_gives_the_in_memory_fit_with_one_trace(tmp_path):
     traces = []
     orig = SVI._step_impl
 
-    def counting(self, *args):
+    def counting(self, s, data, masks, rho, first, scale):  # the step's signature: scale static by name
         traces.append(1)
-        return orig(self, *args)
+        return orig(self, s, data, masks, rho, first, scale)
 
     SVI._step_impl = counting
     try:
@@ -186,7 +186,7 @@ def test_a_minibatch_of_padded_documents_scales_its_counts_and_drops_the_padding
     a step with rho = 1 on half of the documents fits the batch's theta and z unscaled and sets
     q(beta) to eta + (D/|B|) x the batch's expected word counts, every padded slot left out (it
     holds word 0)."""
-    from vemppl.engine.svi import _MASK, SVI, SVIState
+    from vemppl.engine.svi import SVI, SVIState
 
     word, present = padded_corpus()
     m = vp.load(LDA_DOCS)
@@ -200,8 +200,8 @@ def test_a_minibatch_of_padded_documents_scales_its_counts_and_drops_the_padding
                                 eta={**cavi.state.eta, **{j: jax.tree_util.tree_map(lambda a: a[rows], cavi.state.eta[j])
                                                           for j in ("z", "theta")}})
     start = start._replace(mu={**start.mu, "theta": jax.tree_util.tree_map(lambda a: a[rows], cavi.state.mu["theta"])})
-    batch = {"word": jax.numpy.asarray(word[rows]), _MASK + "z": jax.numpy.asarray(present[rows])}
-    new, elbo = svi.step(SVIState(start, {}), batch, 1.0, False)
+    batch, masks = {"word": jax.numpy.asarray(word[rows])}, {"z": jax.numpy.asarray(present[rows])}
+    new, elbo = svi.step(SVIState(start, {}), batch, masks, 1.0, False, fit.engine.scale)
     q = np.asarray(new.state.mu["z"].onehot) * present[rows][..., None]
     counts = np.einsum("dlk,dlv->kv", q, np.eye(30)[word[rows]])
     conc = np.asarray(jax.tree_util.tree_leaves(new.state.eta["beta"])[0]) + 1.0  # natural parameter: conc - 1
@@ -218,7 +218,7 @@ def test_each_batch_of_documents_starts_its_locals_afresh():
     documents': a theta peaked on another document's topic held that document's z there, and
     minibatch SVI on LDA stalled at topics far from the true ones: benchmarks/svi_lda.py).
     With rho = 0 the topics stay put, so two steps on one batch give the same locals."""
-    from vemppl.engine.svi import _MASK, SVI
+    from vemppl.engine.svi import SVI
 
     word, present = padded_corpus()
     fit = vp.fit(vp.load(LDA_DOCS), {"word": word}, mask={"z": present}, dims={"V": 30}, consts=LDA_SMALL, batch_size=20,
@@ -226,9 +226,9 @@ def test_each_batch_of_documents_starts_its_locals_afresh():
     svi = SVI(fit.engine, local_iter=2, start="random-globals")
     s0 = svi.init(jax.random.PRNGKey(0))
     for rows in (np.arange(20), np.arange(20, 40)):
-        batch = {"word": jax.numpy.asarray(word[rows]), _MASK + "z": jax.numpy.asarray(present[rows])}
-        s1, _ = svi.step(s0, batch, 0.0, False)
-        s2, _ = svi.step(s1, batch, 0.0, False)
+        batch, masks = {"word": jax.numpy.asarray(word[rows])}, {"z": jax.numpy.asarray(present[rows])}
+        s1, _ = svi.step(s0, batch, masks, 0.0, False, fit.engine.scale)
+        s2, _ = svi.step(s1, batch, masks, 0.0, False, fit.engine.scale)
         for j in ("theta", "z"):
             for a, b in zip(jax.tree_util.tree_leaves(s1.state.eta[j]), jax.tree_util.tree_leaves(s2.state.eta[j])):
                 # to rounding (XLA's fusions may differ between the two calls); carried-over

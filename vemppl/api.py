@@ -12,7 +12,7 @@ import sys
 import warnings
 
 from .compiler import compile_model
-from .diagnostics import VemError
+from .diagnostics import VemError, resource_error
 from .engine.algorithms import LEGACY, Cavi, Svi, cavi, from_keywords, svi
 from .engine.fit import run_cavi, run_svi
 from .ir.graph import as_ir
@@ -134,11 +134,17 @@ def fit(
     if restarts < 1:
         raise VemError("data", f"restarts must be at least 1; got {restarts}")
     show = sys.stderr.isatty() if progress is None else progress
-    if isinstance(algorithm, Svi):
-        run = run_svi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, restarts, max_iter, show)
-    else:
-        run = run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, restarts, max_iter, tol,
-                       show)
+    try:
+        if isinstance(algorithm, Svi):
+            run = run_svi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, restarts, max_iter, show)
+        else:
+            run = run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, restarts, max_iter, tol,
+                           show)
+    except (MemoryError, RuntimeError, ValueError) as exc:  # out of memory is the user's to fix (issue #23)
+        err = resource_error(exc)
+        if err is None:
+            raise
+        raise err from None
     return Fit(model=m, plan=plan, seed=seed, **run._asdict())
 
 

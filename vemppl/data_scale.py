@@ -41,6 +41,22 @@ class PrecisionWarning(ScaleWarning):
     float64 (a non-finite ELBO after finite ones); its results are the last finite sweep's."""
 
 
+def nonfinite_parts(state) -> list[str]:
+    """What of a fit's state is not finite: ``q('a', 'b')`` for the blocks (natural or mean
+    parameters) and ``param 'p'`` for each point parameter; for messages about a non-finite
+    ELBO (engine/fit.py, engine/svi.py), which must say where."""
+    import jax  # the state is a pytree of arrays
+
+    def finite(t):
+        return all(np.all(np.isfinite(np.asarray(a))) for a in jax.tree_util.tree_leaves(t))
+
+    eta, mu = getattr(state, "eta", None) or {}, getattr(state, "mu", None) or {}
+    params = getattr(state, "params", None) or {}
+    bad = sorted(j for j in eta if not (finite(eta[j]) and finite(mu.get(j))))
+    return ([f"q({', '.join(repr(j) for j in bad)})"] if bad else []) + [
+        f"param '{p}'" for p in sorted(params) if not finite(params[p])]
+
+
 def _fixed_value(e, sizes, values, depth=0):
     """The value of an expression of constants, sizes and built-ins, or None."""
     if depth > 30:

@@ -136,3 +136,21 @@ def did_you_mean(name: str, candidates) -> str | None:
     """A 'did you mean' hint for a misspelt name, or None."""
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
+
+
+#: NumPy's words for an array larger than any machine's memory: an allocation, not a bug.
+TOO_BIG = ("Maximum allowed dimension exceeded", "array is too big")
+
+
+def resource_error(exc: BaseException) -> VemError | None:
+    """The ``resource`` VemError for running out of memory (``MemoryError``, XLA's
+    ``RESOURCE_EXHAUSTED``, NumPy refusing an array too large to allocate), or None for
+    any other exception: the user can fix it (fewer rows at a time, smaller sizes)."""
+    text = str(exc)
+    too_big = isinstance(exc, ValueError) and any(t in text for t in TOO_BIG)
+    if not (isinstance(exc, MemoryError) or too_big or "RESOURCE_EXHAUSTED" in text[:2000]):
+        return None
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return VemError("resource", "out of memory while fitting" + (f" ({lines[0][:300]})" if lines else ""),
+                    hint="fit fewer rows at a time (batch_size=), lower the sizes, or use a larger machine")
+

@@ -325,6 +325,11 @@ class _Context:
             return self_dot(args[0], self.tracker)
         if e.func == "dot" and not all(a.is_fixed for a in args):
             return M.Dot(args[0], args[1], self.tracker)
+        if e.func == "sum" and len(args) == 1 and not args[0].is_fixed:
+            # Σ_k x_k = dot(x, 1), linear: a Gaussian x stays Gaussian (conjugate), any other x
+            # has E[Σx] = ΣE[x] and E[(Σx)²] = 1ᵀE[xxᵀ]1 from its own moments.  A ones of size
+            # 1 broadcasts over x's last axis, whose size is not known here.
+            return M.Dot(args[0], M.Fixed(np.ones(1)), self.tracker)
         v = _points(args)
         if v is None and (nl := nonlinear.call(e.func, args, self.tracker)) is not None:
             return nl  # a nonlinear function of random terms

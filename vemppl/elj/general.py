@@ -216,6 +216,21 @@ def _at(src, leaf):
     raise VemError("unsupported", f"the general (Monte Carlo) path cannot draw {type(src).__name__} expressions")
 
 
+def at_means(src):
+    """The value of the expression ``src`` with every latent at its mean, E[x] for f(E[x]):
+    a plug-in start where E[f(x)] has no closed form.  None where a latent has no mean
+    to read (a categorical one) or the expression cannot be evaluated at points."""
+    def mean(x):
+        if isinstance(x, M.BlockMoments) and x.family is not M.PointMass:
+            return jnp.asarray(x.mean)
+        return None
+
+    try:
+        return jnp.asarray(_at(src, mean), dtype=float)
+    except (M.NoMoment, M.NotFixed, VemError, AttributeError):
+        return None
+
+
 def _pad(x, R, event_rank):
     """``x`` with its batch axes padded in front to the grid's R axes."""
     x = jnp.asarray(x)
@@ -250,16 +265,23 @@ def _draw(src, R, span):
         chol = jnp.linalg.cholesky(cov + 1e-12 * jnp.eye(m.shape[-1]))
         eps = jax.random.normal(_key(src.block), (DRAWS,) + m.shape)
         return m + jnp.einsum("...ij,s...j->s...i", chol, eps)
+    if getattr(fam, "support", None) == "cat":  # before its q is built: a chain's is the whole chain's
+        raise VemError(
+            "unsupported",
+            f"'{src.block}' is a discrete latent (q = {fam.name}) read as a number inside an expression; the general "
+            "path draws reparameterised samples, which a discrete latent has none of",
+            span,
+            hint=f"index by it instead: a value per category, v[{src.block}[...]], is a mixture, which fits in closed form",
+        )
+    why = "has no reparameterised sampler, which the general path needs here"
     try:
         q = fam.to_numpyro(natural_at(fam, src.stats, src.eta))
     except NotImplementedError:
         q = None
+    except (ValueError, TypeError):  # a view q cannot be built from: one element of a Dirichlet vector
+        q, why = None, "is read here as a part of its vector, and the general path draws whole vectors only"
     if q is None or not q.has_rsample:
-        raise VemError(
-            "unsupported",
-            f"'{src.block}' (q = {fam.name}) has no reparameterised sampler, which the general path needs here",
-            span,
-        )
+        raise VemError("unsupported", f"'{src.block}' (q = {fam.name}) {why}", span)
     z = q.rsample(_key(src.block), (DRAWS,))
     batch = len(q.batch_shape)
     return jnp.reshape(z, (DRAWS,) + (1,) * (R - batch) + z.shape[1:]) if batch < R else z

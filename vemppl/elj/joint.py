@@ -52,6 +52,7 @@ class Joint:
         # Categorical latents with absent elements (padding of sequences of unequal length).
         self.present = {k: jnp.asarray(v, dtype=bool) for k, v in self._check_present(present or {}).items()}
         self.masks.update(self.present)
+        self._reading: dict[frozenset, tuple] = {}  # factors_reading's answers
 
     def _blocks(self, state):
         return self._table(state.mu, state.eta)
@@ -147,14 +148,45 @@ class Joint:
         """
         total = 0.0
         for j in state.eta:
-            h = self._entropy(j, state.eta[j], state.mu[j])
-            if j in self._weighted:  # one distinct row stands for its count of units
-                h = h * self.unit_weights.local_weight(h)
-            total = total + jnp.sum(h)
+            total = total + self.block_entropy(state, j)
         for j, present in self.present.items():
             k = state.mu[j].onehot.shape[-1]
             total = total - jnp.sum(~present) * jnp.log(k)
         return total
+
+    def block_entropy(self, state, j):
+        """H[q_j], each distinct row of a merged data plate counted as often as it stands."""
+        h = self._entropy(j, state.eta[j], state.mu[j])
+        if j in self._weighted:  # one distinct row stands for its count of units
+            h = h * self.unit_weights.local_weight(h)
+        return jnp.sum(h)
+
+    def factors_reading(self, names) -> tuple:
+        """The plan's factors whose value can change with the nodes ``names`` (a block's
+        members, or a param): a factor on one of them, or one that reads one of them as a
+        parent, directly or through deterministic nodes, or is gated by one.
+
+        Every other factor is a constant of an update of ``names``: a line search or an
+        M-step that compares values of L over these alone compares the same differences,
+        with fewer terms to trace, compile and compute.  Read off the DAG (``ModelGraph``),
+        a superset where a node has several definitions."""
+        names = frozenset(names)
+        if names not in self._reading:
+            g = self.model.graph
+            out = []
+            for f in self.plan.factors:
+                seen, todo = set(), [f.target]
+                while todo:
+                    n = todo.pop()
+                    if n in seen:
+                        continue
+                    seen.add(n)
+                    if n == f.target or self.model[n].kind == "det":
+                        todo.extend(g.predecessors(n))
+                if seen & names or any(r.block in names for r in f.enum):
+                    out.append(f)
+            self._reading[names] = tuple(out)
+        return self._reading[names]
 
     def _entropy(self, j, eta, mu):
         if j in self.amortised:  # diagonal by construction: no batched Cholesky

@@ -21,6 +21,7 @@ from ..plan import BlockStructure, Init
 from . import moments as M
 from .amortised import layer_sizes
 from .evaluate import _Context, eval_fixed, size_of
+from .general import at_means
 from .networks import check_weights, init_mlp
 from .plates import definition_index
 
@@ -126,13 +127,18 @@ def _prior_natural_of(joint, j, fam, node, mu, eta, params, data=None):
             )
         ctx = _Context(joint.model, d.loops, (), joint.bound.sizes, {**joint.consts, **data}, blocks, params, None)
         args = {}
-        try:
-            for k, e in d.args:
+        for k, e in d.args:
+            src = None
+            try:
                 src = ctx.ev(e)
                 args[k] = jnp.asarray(src.mean) if not src.is_fixed else jnp.asarray(src.value, dtype=float)
-        except (M.NoMoment, M.NotFixed) as exc:  # located here: no factor is being read yet
-            raise VemError("unsupported", f"{exc} in the prior '{factor.describe()}'", d.span,
-                           "gradient (non-conjugate) updates for this construct are not implemented yet") from None
+            except (M.NoMoment, M.NotFixed) as exc:
+                # A nonlinear function of latents with no closed-form mean (sum(exp(w))): the
+                # start reads it at its latents' means, a plug-in value; the fit's factor is
+                # then the general path's (elj/general.py).
+                args[k] = None if src is None else at_means(src)
+                if args[k] is None:  # located here: no factor is being read yet
+                    raise VemError("unsupported", f"{exc} in the prior '{factor.describe()}'", d.span) from None
         e_d = fam.natural_from_params(**args)
         grid = tuple(stop - start for _, start, stop in ctx.loops)
         # Natural parameters past the statistics (a Binomial's fixed total_count) are per element.

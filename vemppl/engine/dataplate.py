@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..compiler.locality import on_plates
 from ..diagnostics import VemError
 from ..elj.evaluate import plate_var as _in_plate
 from ..ir.expr import Index, Name, const_int, indexes, loop_offset, names, walk
@@ -57,23 +58,19 @@ def data_plate(model, plan, dim: str | None = None, purpose: str = "stochastic V
         n.name for n in model.of_kind("data") if n.type.shape and isinstance(n.type.shape[0], Name)
         and n.type.shape[0].id == dim
     )
-    locals_ = []
-    for b in plan.blocks:
-        defs = model.nodes[b.name].defs
-        vars_ = [_in_plate(d, dim) for d in defs]
-        if not any(vars_):
-            continue
-        for d, v in zip(defs, vars_):
+    locals_ = on_plates(model, plan, (dim,))  # compiler/locality.py: the one definition of a local block
+    for name in locals_:
+        for d in model.nodes[name].defs:
+            v = _in_plate(d, dim)
             lead = loop_offset(d.indices[0], d.loop_vars) if d.indices else None
             if v is None or lead != (v, 0):
                 raise VemError(
                     "unsupported",
-                    f"{purpose} splits the plate over {dim}, but '{b.name}' is not indexed by it first "
-                    f"(every definition of a local latent must be '{b.name}[{v or 'n'}, ...]' inside the loop "
+                    f"{purpose} splits the plate over {dim}, but '{name}' is not indexed by it first "
+                    f"(every definition of a local latent must be '{name}[{v or 'n'}, ...]' inside the loop "
                     f"over {dim})",
                     d.span,
                 )
-        locals_.append(b.name)
     factors = []
     for f in plan.factors:
         d = f.definition
@@ -98,7 +95,7 @@ def data_plate(model, plan, dim: str | None = None, purpose: str = "stochastic V
             )
         _check_independent(f, var, set(locals_) | set(arrays), dim, purpose)
         factors.append(f)
-    return DataPlate(dim, arrays, tuple(locals_), tuple(factors))
+    return DataPlate(dim, arrays, locals_, tuple(factors))
 
 
 def rows_apart(model, plate: DataPlate) -> bool:

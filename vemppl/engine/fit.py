@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..data_scale import PrecisionWarning
+from ..data_scale import PrecisionWarning, nonfinite_parts
 from ..diagnostics import VemError
 from ..plan import Update
 from .bind import bind
@@ -102,7 +102,8 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
         runs, compile_seconds = [], None
         for r, initial in enumerate(starts):  # not `start`: that names the initialisation scheme
             bar = Progress(show, f"restart {r + 1}/{restarts}" if restarts > 1 else "fit", max_iter)
-            state, trace, converged, it, c = _run(sweep, place(initial), max_iter, tol, bar, lambda: engine.traces)
+            state, trace, converged, it, c = _run(sweep, place(initial), max_iter, tol, bar, lambda: engine.traces,
+                                                  None if devices is not None else partial(_nonfinite_terms, engine))
             compile_seconds = c if compile_seconds is None else compile_seconds
             runs.append((gather(state), trace, converged, it))
     which = max(range(restarts), key=lambda r: (runs[r][1][-1], -r))  # the first of equal bests
@@ -122,21 +123,15 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
         weights = merged[1]
         state = weights.expand(state)
         full = make_engine(bound, merged_rows=weights)
-        full.traces, full.init_compile_seconds = engine.traces, engine.init_compile_seconds  # this fit's counts
+        full.programs += engine.programs  # this fit's counts: the programs compiled, the start's seconds
+        full.init_compile_seconds = engine.init_compile_seconds
         engine = full
     fit_seconds = time.perf_counter() - t0 - compile_seconds
     return Run(bound, engine, state, np.asarray(trace), converged, iterations, restarts, compile_seconds or 0.0,
                fit_seconds, which)
 
 
-def _check_elbo(elbo, it):
-    if not np.isfinite(elbo):
-        raise VemError(
-            "data", f"the ELBO became {elbo} at iteration {it}; the data may be badly scaled or a prior improper",
-        )
-
-
-def _run(sweep, state, max_iter, tol, bar, traces=lambda: 0):
+def _run(sweep, state, max_iter, tol, bar, traces=lambda: 0, explain=None):
     """One fit: sweeps until the relative ELBO change is at most ``tol`` (``loop.converge``).
     Compile time: the first sweep's call, and any later one that traced a program
     (``traces()`` moved; the carried sweep of ``local_restart=S`` compiles when the restarts end)."""
@@ -169,7 +164,7 @@ def _run(sweep, state, max_iter, tol, bar, traces=lambda: 0):
         state, trace, converged, it = converge(guarded, state, max_iter, tol, watch)
     except _NonFinite as stop:
         bar.close()
-        state, trace, converged, it = _stopped(stop, finite)
+        state, trace, converged, it = _stopped(stop, finite, explain)
     bar.close()
     return state, trace, converged, it, compile_seconds
 
@@ -180,19 +175,19 @@ class _NonFinite(Exception):
         self.before, self.after, self.elbo = before, after, elbo
 
 
-def _stopped(stop: _NonFinite, finite: list[float]):
+def _stopped(stop: _NonFinite, finite: list[float], explain=None):
     """A sweep made the ELBO non-finite: ``(state, trace, converged, sweeps)`` of the last
-    finite sweep with a PrecisionWarning that names the blocks whose q went non-finite, or,
-    if it was the first sweep, the data error.  Each sweep before it was a CAVI step on
+    finite sweep with a PrecisionWarning that names the blocks whose q went non-finite, the
+    params that did, and (``explain``) the ELBO's terms that are not finite, or, if it was
+    the first sweep, the data error naming the same.  Each sweep before it was a CAVI step on
     finite numbers, so the trace kept is the fit's, monotone; the sweep that failed is the
     one float64 could not represent (a unit-scale prior on data at scale 1e8 rounds a
     Wishart rate V₀⁻¹ + Σ r x xᵀ to a singular matrix)."""
-    def finite_tree(t):
-        return all(np.all(np.isfinite(np.asarray(a))) for a in jax.tree_util.tree_leaves(t))
-
-    eta, mu = getattr(stop.after, "eta", None) or {}, getattr(stop.after, "mu", None) or {}
-    bad = sorted(j for j in eta if not (finite_tree(eta[j]) and finite_tree(mu.get(j))))
-    which = f" q({', '.join(repr(j) for j in bad)}) became non-finite:" if bad else ""
+    parts = nonfinite_parts(stop.after)
+    terms = explain(stop.after) if explain is not None else []
+    said = ([f"{' and '.join(parts)} became non-finite"] if parts else []) + (
+        [f"{', '.join(terms)} {'is' if len(terms) == 1 else 'are'} not finite"] if terms else [])
+    which = f" {'; '.join(said)}:" if said else ""
     it = len(finite) + 1
     if not finite:
         raise VemError(
@@ -200,10 +195,30 @@ def _stopped(stop: _NonFinite, finite: list[float]):
         )
     warnings.warn(
         f"the fit stopped at iteration {it}, where the ELBO became {stop.elbo}:{which} its update is not "
-        f"representable in float64 (data far from the prior's scale, or an improper prior); the results are those "
+        f"representable in float64 (data far from the prior's scale, an improper prior, or a param with no finite "
+        f"optimum, such as the noise precision of a constant data column); the results are those "
         f"of iteration {it - 1}, not converged. Rescale the data or set priors on the data's scale",
         PrecisionWarning, stacklevel=5)
     return stop.before, finite, False, it - 1
+
+
+def _nonfinite_terms(engine, state) -> list[str]:
+    """The ELBO's terms that are not finite at ``state``: each factor's expected log density
+    (by its statement and line) and each block's entropy.  Evaluated one by one, only when a
+    sweep has gone non-finite, to say where."""
+    out = []
+    try:
+        for f in engine.plan.factors:
+            v = engine.factor_sum([f], state.mu, state.eta, state.params, engine.data)
+            if not np.all(np.isfinite(np.asarray(v))):
+                span = getattr(f.definition, "span", None)
+                out.append(f"the term of '{f.describe()}'" + (f" (line {span.line})" if span else ""))
+        for j in state.eta:
+            if not np.all(np.isfinite(np.asarray(engine._entropy(j, state.eta[j], state.mu[j])))):
+                out.append(f"the entropy of q('{j}')")
+    except Exception:  # noqa: BLE001  (a diagnosis on the way to an error: it must not replace that error)
+        pass
+    return out
 
 
 def _run_batched(engine, starts, max_iter, tol, show):
@@ -219,7 +234,7 @@ def _run_batched(engine, starts, max_iter, tol, show):
             elbo = jnp.where(keep, elbo_r, elbo)
         return jax.tree_util.tree_map(lambda a, b: jnp.where(active, a, b), new, state), elbo
 
-    steps = {restart: jax.jit(jax.vmap(partial(frozen, restart=restart), in_axes=(0, 0, None)))
+    steps = {restart: engine.jit(jax.vmap(partial(frozen, restart=restart), in_axes=(0, 0, None)))
              for restart in (False, True)}
     schedule = getattr(engine, "local_global", None)
     states = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *starts)
@@ -232,6 +247,7 @@ def _run_batched(engine, starts, max_iter, tol, show):
     for it in range(1, max_iter + 1):
         t_it, traced = time.perf_counter(), engine.traces
         restart = schedule is not None and schedule.restarts_at(it - 1)  # every restart is at sweep it - 1
+        before = states
         states, elbos = steps[restart](states, jnp.asarray(active), engine.data)
         elbos = np.asarray(elbos)
         if compile_seconds is None:
@@ -239,7 +255,13 @@ def _run_batched(engine, starts, max_iter, tol, show):
         elif engine.traces != traced:
             compile_seconds += time.perf_counter() - t_it
         for r in np.flatnonzero(active):
-            _check_elbo(float(elbos[r]), it)
+            if not np.isfinite(elbos[r]):  # as _run does: name the blocks; keep the last finite sweep
+                pick = partial(jax.tree_util.tree_map, lambda a, r=r: a[r])
+                _stopped(_NonFinite(pick(before), pick(states), float(elbos[r])), traces[r],
+                         partial(_nonfinite_terms, engine))
+                states = jax.tree_util.tree_map(lambda a, b, r=r: a.at[r].set(b[r]), states, before)
+                active[r] = False
+                continue
             traces[r].append(float(elbos[r]))
             if loop_converged(traces[r], tol):
                 active[r] = False

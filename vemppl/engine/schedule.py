@@ -8,11 +8,11 @@ responsibilities.  Variational EM as Blei, Ng & Jordan (2003) run it (and scikit
 reach different local optima; on LDA the second ends in sparser document-topic
 proportions and lower held-out perplexity (tests/test_lda.py).
 
-A block is *local* when each of its elements is read by a data-determined group of units
-of the data plate (``engine/dataplate.py``) and by no other: every read of it inside the
-plate is indexed first by the plate's loop variable (``z[i]``) or by a data array read at
-it (``theta[doc[i]]``).  A block read through a latent index (``beta[z[i]]``, ``mu[z[n]]``)
-or by another loop (``W[j]``) is global.  Read off the graph, never off a model's name.
+A block is *local* when each of its elements belongs to a unit of the data plate
+(``engine/dataplate.py``) or is read by a data-determined group of its units and by no other
+(``theta[doc[i]]``); a block read through a latent index (``beta[z[i]]``, ``mu[z[n]]``) or by
+another loop (``W[j]``) is global.  The rule is ``compiler/locality.py``'s, read off the graph,
+never off a model's name.
 """
 
 from __future__ import annotations
@@ -24,35 +24,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..diagnostics import VemError
+from ..compiler import locality
 from ..families.base import ExpFamily
-from ..ir.expr import Index, Name, indexes, walk
 from ..plan import Init, Update
-from .dataplate import _in_plate, data_plate
+from .dataplate import data_plate
 
 STARTS = ("prior", "random-globals")
 
 
 def local_blocks(model, plan, dim=None) -> tuple[str, ...]:
-    """The blocks local to the data plate (units, or groups of units given by data)."""
+    """The blocks local to the data plate (units, or groups of units given by data;
+    ``compiler.locality.local_blocks``), in schedule order."""
     plate = data_plate(model, plan, dim, "a local/global schedule")
-    data = {n.name for n in model.of_kind("data")}
-    blocks = {b.name for b in plan.blocks}
-    local = set(plate.local_blocks)
-    reads: dict[str, list[bool]] = {b: [] for b in blocks}
-    for node in model.nodes.values():
-        for d in node.defs:
-            var = _in_plate(d, plate.dim)
-            exprs = [e for _, e in d.args] + list(d.indices) + ([d.expr] if d.expr is not None else [])
-            for e in exprs:
-                for x in walk(e):
-                    if isinstance(x, Index) and isinstance(x.base, Name) and x.base.id in blocks:
-                        reads[x.base.id].append(var is not None and _by_unit(x.indices[0], var, data))
-                    elif isinstance(x, Name) and x.id in blocks and not indexes(e, x):
-                        reads[x.id].append(False)
-    for b, r in reads.items():
-        if r and all(r):
-            local.add(b)
-    return tuple(j for j in plan.schedule if j in local)
+    return locality.local_blocks(model, plan, plate.dim, plate.local_blocks)
 
 
 def factor_blocks(model, plan, f) -> frozenset[str]:
@@ -81,13 +65,6 @@ def relative_change(new, old):
     for a, b in zip(jax.tree_util.tree_leaves(new), jax.tree_util.tree_leaves(old)):
         out = jnp.maximum(out, jnp.mean(jnp.abs(a - b)) / jnp.maximum(jnp.mean(jnp.abs(b)), jnp.finfo(b.dtype).tiny))
     return out
-
-
-def _by_unit(ix, var, data) -> bool:
-    if isinstance(ix, Name):
-        return ix.id == var
-    return (isinstance(ix, Index) and isinstance(ix.base, Name) and ix.base.id in data
-            and len(ix.indices) == 1 and isinstance(ix.indices[0], Name) and ix.indices[0].id == var)
 
 
 class LocalGlobal:

@@ -85,8 +85,8 @@ class Sharded:
             sh = self.shardings(state)
             # The carried sweep and, with fit(local_restart=), the restarting one (compiled on first use).
             self._sweep, self._restarting_sweep = (
-                jax.jit(partial(self.engine._sweep_impl, restart=restart), in_shardings=(sh, self.data_shardings),
-                        out_shardings=(sh, self.whole))
+                self.engine.jit(partial(self.engine._sweep_impl, restart=restart),
+                                in_shardings=(sh, self.data_shardings), out_shardings=(sh, self.whole))
                 for restart in (False, True))
 
         def jitted(st, data, restart=False):

@@ -6,7 +6,7 @@ Each step draws a minibatch ``B`` of the data plate's units (``engine/dataplate.
    from their initial values (not from the last batch's, which belong to other units: a
    document's θ left peaked on another document's topic holds its z there) and are fitted by CAVI with the globals fixed, ``local_iter`` sweeps (one suffices when a single
    conjugate local block reads only globals and data), on the batch's expected log joint
-   *unscaled* (``PlateScaledEngine.unscaled``);
+   *unscaled* (``PlateScaledEngine.on(masks, 1.0)``);
 2. every *global* block takes the natural-gradient step (Hoffman et al. 2013, eq. 26)
 
        η_j ← (1 − ρ_t) η_j + ρ_t η̂_j,     ρ_t = (t + τ)^(−κ),
@@ -20,8 +20,9 @@ Each step draws a minibatch ``B`` of the data plate's units (``engine/dataplate.
 
 The step reports ``L̂ + Σ_global H[q_j] + (N/|B|) Σ_local H[q_j]``, an unbiased estimate of
 the ELBO at the batch's locals.  With ``ρ_t = 1`` and the batch equal to all the data, a
-step is a CAVI sweep (locals, then globals).  The step is one jitted function per batch
-shape, traced once: the batch's arrays, ``ρ_t`` and the "first step" flag are arguments.
+step is a CAVI sweep (locals, then globals).  The step is one jitted pure function per batch
+shape, traced once: the batch's arrays and masks, ``ρ_t`` and the "first step" flag are its
+arguments, ``N/|B|`` a static one; nothing on the engine changes while it is traced.
 
 Data arrays may be memory-mapped (``np.load(path, mmap_mode="r")``): they are validated in
 chunks and each batch reads only its rows, so the data set need not fit in memory.
@@ -29,15 +30,16 @@ chunks and each batch reads only its rows, so the data set need not fit in memor
 
 from __future__ import annotations
 
+import copy
 import mmap
 import time
-from contextlib import contextmanager
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..data_scale import nonfinite_parts
 from ..diagnostics import VemError
 from ..families import get_family
 from ..plan import Init, MStep, Update
@@ -47,16 +49,14 @@ from .cavi import Engine, State
 from .dataplate import DataPlate, data_plate
 from .schedule import STARTS, LocalGlobal
 
-#: Data keys ``"mask:" + name`` carry a batch's masks into the jitted step.  A string, not a
-#: tuple: ``jax.jit`` sorts a dict's keys, and a tuple does not compare with the arrays' names.
-#: No model name contains ':', so the keys cannot collide.
-_MASK = "mask:"
 _CHUNK_ROWS = 1 << 18  # rows per chunk when validating a (memory-mapped) array
 
 
 class PlateScaledEngine(Engine):
     """The CAVI engine with the factors and entropies of the data plate scaled by ``scale``
-    (``N/|B|``), the masks of each batch read from the data argument (keys ``"mask:" + name``)."""
+    (``N/|B|``) and the masks of its binding (the first batch's).  ``on(masks, scale)`` is
+    the same engine on one batch: the step makes it from its own arguments, so nothing is
+    swapped on this object while a step is traced."""
 
     #: Hard k-means cells, not the broad start: damped steps climb out of it too slowly.
     broad_start = False
@@ -66,51 +66,29 @@ class PlateScaledEngine(Engine):
         self.plate, self.scale = plate, float(scale)
         self.local = set(plate.local_blocks)
 
-    def _split(self, data):
-        masks = {**self.masks, **{k[len(_MASK):]: v for k, v in data.items() if k.startswith(_MASK)}}
-        return {k: v for k, v in data.items() if not k.startswith(_MASK)}, masks
-
-    @contextmanager
-    def _using(self, masks):
-        """The batch's masks in place of the first batch's while a function is traced."""
-        saved = self.masks, self.present
-        self.masks = masks
-        self.present = {j: masks[j] for j in self.present}
-        try:
-            yield
-        finally:
-            self.masks, self.present = saved
+    def on(self, masks: dict, scale: float) -> PlateScaledEngine:
+        """This engine on one batch: ``masks`` (the batch's data masks and absent local
+        elements, by name) in place of the binding's, and the plate's factors and local
+        entropies scaled by ``scale``.  A new object, made inside the traced step from the
+        step's arguments; ``self`` is unchanged.  ``scale=1`` is the batch's own expected
+        log joint, for the local updates: every factor that reads a local block lies inside
+        the plate, so ``N/|B|`` would multiply its CAVI target (a categorical's logits
+        sharpened towards hard assignments, a Dirichlet's ``alpha - 1`` pushed below zero);
+        the locals of a batch are fitted to the batch (Hoffman et al. 2013, Fig. 6, step 5)."""
+        view = copy.copy(self)
+        view.masks = {**self.masks, **masks}
+        view.present = {j: view.masks[j] for j in self.present}
+        view.scale = float(scale)
+        return view
 
     def expected_log_joint(self, mu, eta, params, data, *args, factors=None, **kwargs):
-        data, masks = self._split(data)
-        with self._using(masks):
-            if self.scale == 1.0:
-                return super().expected_log_joint(mu, eta, params, data, *args, factors=factors, **kwargs)
-            fs = self.plan.factors if factors is None else factors
-            outside = tuple(f for f in fs if not self.plate.is_inside(f))
-            inside = tuple(f for f in fs if self.plate.is_inside(f))
-            total = super().expected_log_joint(mu, eta, params, data, *args, factors=outside, **kwargs)
-            return total + self.scale * super().expected_log_joint(mu, eta, params, data, *args, factors=inside,
-                                                                   **kwargs)
-
-    @contextmanager
-    def unscaled(self):
-        """The batch's own expected log joint, for tracing the local updates.  Every factor that
-        reads a local block lies inside the plate, so ``N/|B|`` would multiply its CAVI target:
-        a categorical's logits (responsibilities sharpened towards hard assignments), a
-        Dirichlet's ``alpha - 1`` (concentrations pushed below zero).  The locals of the batch
-        are fitted to the batch, as in Hoffman et al. (2013, Fig. 6, step 5)."""
-        saved, self.scale = self.scale, 1.0
-        try:
-            yield
-        finally:
-            self.scale = saved
-
-    def elbo(self, state, data=None):
-        data = self.data if data is None else data
-        _, masks = self._split(data)
-        with self._using(masks):
-            return super().elbo(state, data)
+        if self.scale == 1.0:
+            return super().expected_log_joint(mu, eta, params, data, *args, factors=factors, **kwargs)
+        fs = self.plan.factors if factors is None else factors
+        outside = tuple(f for f in fs if not self.plate.is_inside(f))
+        inside = tuple(f for f in fs if self.plate.is_inside(f))
+        total = super().expected_log_joint(mu, eta, params, data, *args, factors=outside, **kwargs)
+        return total + self.scale * super().expected_log_joint(mu, eta, params, data, *args, factors=inside, **kwargs)
 
     def entropy(self, state):
         if self.scale == 1.0:
@@ -131,7 +109,10 @@ class SVIState(NamedTuple):
 
 
 class SVI:
-    """``init(key, params) -> SVIState`` and the jitted ``step(s, batch, rho, first)``.
+    """``init(key, params) -> SVIState`` and the jitted ``step(s, data, masks, rho, first, scale)``,
+    a pure function of its arguments: the batch's arrays ``data``, its ``masks`` (data
+    masks and absent local elements, by name; ``Stream.batch``), the step size ``rho``,
+    the "first step" flag and the static ``scale`` N/|B|.
 
     ``start="random-globals"`` (as batch CAVI's, ``engine/schedule.py``) starts the globals at
     random and lets the first batch's locals read them, seeded locals first, instead of
@@ -160,8 +141,12 @@ class SVI:
         if start == "random-globals":  # the seeded locals read the random globals first
             self.locals_ = [j for j in self.locals_ if j in self.seeded] + [j for j in self.locals_ if j not in self.seeded]
             self.seeded = set()
-        self.traces = 0
-        self.step = jax.jit(self._step_impl)
+        self.step = jax.jit(self._step_impl, static_argnames=("scale",))
+
+    @property
+    def traces(self) -> int:
+        """How many programs the step compiled (one per batch shape), read from JAX's cache."""
+        return self.step._cache_size()
 
     def init(self, key, params=None) -> SVIState:
         state = self.engine.init(key, params)
@@ -175,14 +160,14 @@ class SVI:
                 stats[p.name] = jax.tree_util.tree_map(jnp.zeros_like, mstep.point_stats(fam, state.params[p.name]))
         return SVIState(state, stats, fresh)
 
-    def _step_impl(self, s: SVIState, data, rho, first):
-        self.traces += 1
-        eng = self.engine
+    def _step_impl(self, s: SVIState, data, masks, rho, first, scale):
+        eng = self.engine.on(masks, scale)  # the batch's estimate of L: its plate scaled by N/|B|
+        local = self.engine.on(masks, 1.0)  # the batch's own L, which its locals are fitted to
         state = s.state
 
         def local_sweep(_, st):
             for j in self.locals_:
-                new = eng.update_block(st, j, data)
+                new = local.update_block(st, j, data)
                 if j in self.seeded:
                     new = jax.tree_util.tree_map(lambda old, upd: jnp.where(first, old, upd), st, new)
                 st = new
@@ -192,8 +177,7 @@ class SVI:
             state = state._replace(eta={**state.eta, **{j: e for j, (e, _) in s.fresh.items()}},
                                    mu={**state.mu, **{j: m for j, (_, m) in s.fresh.items()}})
         if self.locals_:
-            with eng.unscaled():
-                state = jax.lax.fori_loop(0, self.local_iter, local_sweep, state)
+            state = jax.lax.fori_loop(0, self.local_iter, local_sweep, state)
         for j in self.globals_:
             fam = eng.families[j]
 
@@ -206,11 +190,11 @@ class SVI:
             state = state._replace(eta={**state.eta, j: eta_j}, mu={**state.mu, j: fam.expected_stats(eta_j)})
         stats = dict(s.stats)
         for p in eng.plan.params:
-            state, stats = self._mstep(state, stats, p, data, jnp.where(first, 1.0, rho))
+            state, stats = self._mstep(eng, state, stats, p, data, jnp.where(first, 1.0, rho))
         return SVIState(state, stats, s.fresh), eng.elbo(state, data)
 
-    def _mstep(self, state, stats, p, data, rho):
-        eng = self.engine
+    @staticmethod
+    def _mstep(eng, state, stats, p, data, rho):
         others = {k: v for k, v in state.params.items() if k != p.name}
         if p.mstep is MStep.CLOSED_FORM:
             fam = get_family(p.family)
@@ -317,23 +301,24 @@ class Stream:
         return ({k: take(a) for k, a in self.arrays.items()}, {k: take(m) for k, m in self.masks.items()},
                 {k: take(m) for k, m in self.present.items()})
 
-    def batch(self, idx) -> dict:
-        """The batch as the jitted step's data argument: arrays and ``"mask:" + name`` masks."""
+    def batch(self, idx) -> tuple[dict, dict]:
+        """The batch as the jitted step's ``data`` and ``masks`` arguments: its arrays, and the
+        masks of its arrays with missing entries and of its local blocks' absent elements."""
         if idx is None and self._full is not None:
             return self._full
         arrays, masks, present = self.raw(idx)
-        out = {}
+        out, out_masks = {}, {}
         for k, a in arrays.items():
             node = self.nodes[k]
             arr, m = _check_support(node, a, masks.get(k), bool(node.defs), k in self.read)
             out[k] = jnp.asarray(arr)
             if self.missing[k]:
-                out[_MASK + k] = jnp.asarray(np.ones(arr.shape, bool) if m is None else m)
+                out_masks[k] = jnp.asarray(np.ones(arr.shape, bool) if m is None else m)
         for j, m in present.items():
-            out[_MASK + j] = jnp.asarray(m, dtype=bool)
+            out_masks[j] = jnp.asarray(m, dtype=bool)
         if idx is None:
-            self._full = out
-        return out
+            self._full = out, out_masks
+        return out, out_masks
 
 
 def _gather(a, idx, rows=512):
@@ -387,18 +372,20 @@ def fit_svi(m, plan, data, *, consts, dims, mask, present, init_params, seed, ma
     s = svi.init(jax.random.PRNGKey(seed), init_params)
     static = {k: v for k, v in engine.data.items() if k not in stream.arrays}
     trace, compile_seconds = [], None
-    batch = {**static, **stream.batch(idx)}
+    arrays, masks = stream.batch(idx)
     for t in range(1, max_iter + 1):
         t_it = time.perf_counter()
         if t > 1:
-            batch = {**static, **stream.batch(stream.indices())}
-        s, elbo = svi.step(s, batch, jnp.asarray(rho(t), float), jnp.asarray(t == 1))
+            arrays, masks = stream.batch(stream.indices())
+        s, elbo = svi.step(s, {**static, **arrays}, masks, jnp.asarray(rho(t), float), jnp.asarray(t == 1), scale)
         elbo = float(elbo)
         if compile_seconds is None:
             compile_seconds = time.perf_counter() - t_it
         if not np.isfinite(elbo):
-            raise VemError("data", f"the ELBO estimate became {elbo} at step {t}; try a smaller step (larger tau "
-                           "or kappa) or a larger batch")
+            where = nonfinite_parts(s.state)
+            where = f": {' and '.join(where)} became non-finite" if where else ""
+            raise VemError("data", f"the ELBO estimate became {elbo} at step {t}{where}; the step was too long for "
+                           "this batch: try a smaller step (larger tau or kappa) or a larger batch")
         trace.append(elbo)
         progress_bar.update(t, elbo)
     progress_bar.close()

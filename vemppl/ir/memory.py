@@ -22,6 +22,7 @@ import re
 from ..diagnostics import VemError
 from ..families import get_family
 from .expr import Name
+from .known import _categories, _Sizes
 
 #: How many arrays of the variational state's size a sweep holds at once.
 COPIES = 2
@@ -80,8 +81,6 @@ def _human(n: float) -> str:
 
 def estimate(model, sizes: dict) -> tuple[int, str, object]:
     """``(bytes, the largest contributor in words, its span)`` of the variational state."""
-    from .sizes import _categories, _Sizes
-
     known = _Sizes(model, sizes)
 
     def numel(shape) -> int:
@@ -147,8 +146,6 @@ def check_memory(model, sizes: dict, max_memory=None, stand_in: bool = False, lo
 
 def _named_sizes(model, sizes, consts_only):
     """``(name, value)`` of the dims (unless ``consts_only``) and the whole-number consts."""
-    from .sizes import _Sizes
-
     known = _Sizes(model, sizes)
     out = []
     for node in model.of_kind("dim", "const"):

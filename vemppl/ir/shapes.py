@@ -209,8 +209,7 @@ def _defined_shape(node, env) -> Shape:
             lo = loop_offset(ix, lv)
             if lo is not None:
                 lp = next(lp for lp in d.loops if lp.var == lo[0])
-                stop = size_of(lp.stop)
-                sizes.append(stop + lo[1] if isinstance(stop, int) else (stop if lo[1] == 0 else f"{stop}{lo[1]:+d}"))
+                sizes.append(shift(size_of(lp.stop), lo[1]))
             else:
                 c = const_int(ix)  # a constant index c needs c + 1 elements
                 sizes.append(c + 1 if c is not None else None)
@@ -239,21 +238,40 @@ def _cover(a: Size | None, b: Size | None) -> Size | None:
     plate_shape`` takes the same maximum with the sizes bound): ``x[0:2]`` and ``x[2:5]``
     give 5, ``x[0]`` and ``x[1:T]`` give T, ``x[0:T]`` and ``x[T]`` (``T+1``) give T+1.  A
     number against a symbol is the symbol (a size is taken to cover a constant index; the
-    size pass checks the index against the bound size); two unrelated symbols keep the
-    first, which the bound sizes then decide."""
+    size pass checks the index against the bound size).  Two unrelated symbols (``x[t]``
+    for t < T and for T <= t < S) give ``'max(T, S)'``, which the bound sizes decide
+    (:func:`max_terms`; ``ir/sizes.py`` evaluates it)."""
     if a is None or b is None:
         return b if a is None else a
     if isinstance(a, int) and isinstance(b, int):
         return max(a, b)
     if isinstance(a, int) or isinstance(b, int):
         return b if isinstance(a, int) else a
-    pa, pb = _symbol_offset(a), _symbol_offset(b)
-    if pa is not None and pb is not None and pa[0] == pb[0]:
-        return a if pa[1] >= pb[1] else b
-    return a
+    terms: list[str] = []
+    for t in max_terms(a) + max_terms(b):
+        pt = symbol_offset(t)
+        same = [i for i, u in enumerate(terms) if pt is not None and (symbol_offset(u) or (None,))[0] == pt[0]]
+        if not same:
+            terms += [] if t in terms else [t]
+        elif pt[1] > symbol_offset(terms[same[0]])[1]:  # T+1 covers T
+            terms[same[0]] = t
+    return terms[0] if len(terms) == 1 else f"max({', '.join(terms)})"
 
 
-def _symbol_offset(s: str) -> tuple[str, int] | None:
+def max_terms(s: str) -> list[str]:
+    """The sizes a ``'max(A, B)'`` extent is the largest of (``[s]`` for any other size)."""
+    m = re.fullmatch(r"max\((.*)\)", s)
+    return [t.strip() for t in m.group(1).split(",")] if m else [s]
+
+
+def shift(size: Size, offset: int) -> Size:
+    """``size + offset`` as a size: a number, or a symbol's text (``'T+1'``)."""
+    if isinstance(size, int):
+        return size + offset
+    return size if offset == 0 else f"{size}{offset:+d}"
+
+
+def symbol_offset(s: str) -> tuple[str, int] | None:
     """``'T'`` → (T, 0), ``'T+1'`` → (T, 1), ``'T-1'`` → (T, −1); else None."""
     m = re.fullmatch(r"\s*([A-Za-z_]\w*)\s*(?:([+-])\s*(\d+))?\s*", s)
     if m is None:

@@ -25,66 +25,20 @@ with a ``resource`` error above the memory limit (:func:`memory_limit`).
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 from ..diagnostics import VemError
 from ..families import get_family
 from . import shapes as S
-from .expr import BinOp, Call, Index, Name, Neg, Num, head_name, loop_offset, walk
+from .coverage import check_coverage
+from .expr import BinOp, Call, Index, Name, Num, head_name, loop_offset, walk
+from .known import _FOLD_DEPTH, _categories, _Sizes  # noqa: F401  (data_checks and results/schema read _Sizes here)
+from .memory import MAX_MEMORY_ENV, check_memory, memory_limit  # noqa: F401  (one import for callers)
 from .text import expr_to_text
 
 #: The largest size of one axis: 2**31 - 1 elements (beyond it one axis of float64 alone
 #: is 16 GiB, and XLA's default index type is 32-bit on accelerators).
 MAX_SIZE = 2**31 - 1
-
-_FOLD_DEPTH = 50
-
-
-class _Sizes:
-    """Known values of size names: bound sizes, then constants folded from their text."""
-
-    def __init__(self, model, sizes):
-        self.model = model
-        self.sizes = dict(sizes or {})
-
-    def value(self, e, depth=0) -> float | None:
-        """The value of a scalar size expression, or None when it is not known yet."""
-        if depth > _FOLD_DEPTH or e is None:
-            return None
-        if isinstance(e, Num):
-            return float(e.value)
-        if isinstance(e, Name):
-            if e.id in self.sizes:
-                return float(self.sizes[e.id])
-            node = self.model.nodes.get(e.id)
-            if node is not None and node.kind == "const" and node.value is not None:
-                return self.value(node.value, depth + 1)
-            return None
-        if isinstance(e, Neg):
-            v = self.value(e.operand, depth + 1)
-            return None if v is None else -v
-        if isinstance(e, BinOp) and e.op in ("+", "-", "*", "/", "**"):
-            a, b = self.value(e.left, depth + 1), self.value(e.right, depth + 1)
-            if a is None or b is None:
-                return None
-            try:
-                v = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b,
-                     "/": lambda: a / b, "**": lambda: a**b}[e.op]()
-            except (ZeroDivisionError, OverflowError, ValueError):
-                return None
-            return v if isinstance(v, float) and math.isfinite(v) else None
-        return None
-
-    def size(self, s) -> int | None:
-        """The integer value of a symbolic size (``3``, ``'K'``), or None when unknown."""
-        if isinstance(s, int):
-            return s
-        if isinstance(s, str) and s in self.model.nodes:
-            v = self.value(Name(s))
-            return int(v) if v is not None and v.is_integer() else None
-        return None
-
 
 def _text(e) -> str:
     return expr_to_text(e)
@@ -175,22 +129,6 @@ def _check_loops(known: _Sizes):
 
 
 # ---- indices ----------------------------------------------------------------------------------
-def _categories(model, name) -> tuple[object, object] | None:
-    """``(number of categories, span)`` of a categorical latent or data array, when known."""
-    node = model.nodes.get(name)
-    if node is None or not node.defs or node.defs[0].dist is None:
-        return None
-    fam = get_family(node.defs[0].dist)
-    if fam.support != "cat" or not node.defs[0].args:
-        return None
-    d = node.defs[0]
-    try:
-        shape = S.infer(d.args[0][1], {**model.shapes, name: model.shapes.get(name, ())}, d.loop_vars)
-    except (VemError, KeyError):
-        return None
-    return (shape[-1], d.args[0][1].span or d.span) if shape else None
-
-
 _REAL_TYPES = ("real", "pos", "unit", "simplex", "spd")
 _REAL_FUNCTIONS = ("exp", "log", "sigmoid", "softmax", "eye", "diag")
 _REAL_SUPPORTS = ("real", "pos", "unit", "simplex", "spd", "real×spd")
@@ -470,9 +408,8 @@ def check_model(model, sizes: dict | None = None) -> None:
         _check_arguments(model)
     _check_categories(known)
     _check_indices(known)
+    check_coverage(model, known)
     # Without data every dim is at least 1: the estimate is then a lower bound of any fit's.
     lower = sizes if sizes is not None else {n.name: 1 for n in model.of_kind("dim")}
     check_memory(model, lower, lower_bound=sizes is None)
 
-
-from .memory import MAX_MEMORY_ENV, check_memory, memory_limit  # noqa: E402,F401  (one import for callers)

@@ -64,7 +64,9 @@ def _is_indexed_base(root, name_node) -> bool:
 
 # ---- two definitions writing one element ----------------------------------------------------
 def overlap(a: Definition, b: Definition) -> bool:
-    """Conservative test that two definitions write a common element."""
+    """Conservative test that two definitions write a common element: they do not when, on
+    some axis, one's range ends where (or before) the other's starts, compared as numbers or
+    as the same size symbol with offsets (``range(T)`` and ``range(T, S)``: t < T and t >= T)."""
     if len(a.indices) != len(b.indices):
         return True
     for ia, ib in zip(a.indices, b.indices):
@@ -72,15 +74,23 @@ def overlap(a: Definition, b: Definition) -> bool:
         if ra is None or rb is None:
             continue
         (lo_a, hi_a), (lo_b, hi_b) = ra, rb
-        if isinstance(lo_a, int) and isinstance(hi_b, int) and lo_a >= hi_b:
-            return False
-        if isinstance(lo_b, int) and isinstance(hi_a, int) and lo_b >= hi_a:
+        if _at_least(lo_a, hi_b) or _at_least(lo_b, hi_a):
             return False
         if lo_a != lo_b and all(isinstance(v, int) for v in (lo_a, lo_b)):
             # z[0] against range(1, T): disjoint when the constant is below the loop's start.
             if hi_a == lo_a + 1 and lo_a < lo_b or hi_b == lo_b + 1 and lo_b < lo_a:
                 return False
     return True
+
+
+def _at_least(x, y) -> bool:
+    """``x >= y`` for every value of the sizes: two numbers, or one symbol with offsets."""
+    if isinstance(x, int) and isinstance(y, int):
+        return x >= y
+    px = (x, 0) if isinstance(x, int) else S.symbol_offset(x)
+    py = (y, 0) if isinstance(y, int) else S.symbol_offset(y)
+    return px is not None and py is not None and not isinstance(x, int) and not isinstance(y, int) \
+        and px[0] == py[0] and px[1] >= py[1]
 
 
 def _index_range(ix: Expr, d: Definition):
@@ -92,10 +102,11 @@ def _index_range(ix: Expr, d: Definition):
         return None
     lp = next(lp for lp in d.loops if lp.var == lo[0])
     start, stop = const_int(lp.start), S.size_of(lp.stop)
-    if start is None:
-        return None
-    stop = stop + lo[1] if isinstance(stop, int) else (stop if lo[1] == 0 else f"{stop}{lo[1]:+d}")
-    return (start + lo[1], stop)
+    if start is None:  # a symbolic start (range(T, S)): kept as text, compared by symbol
+        start = S.size_of(lp.start)
+        if not isinstance(start, str) or S.symbol_offset(start) is None:
+            return None
+    return (S.shift(start, lo[1]), S.shift(stop, lo[1]))
 
 
 # ---- the whole graph ---------------------------------------------------------------------------

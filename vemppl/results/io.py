@@ -87,12 +87,16 @@ def _fsync_dir(folder: Path):
 
 
 def _remove_stale(folder: Path, keep: str):
-    """Arrays files no manifest names and temp files of an interrupted save."""
+    """Arrays files no manifest names and temp files of an interrupted save.  Best effort:
+    the save is committed already, nothing reads these files, and the next save retries."""
     for p in folder.iterdir():
         stale = _ARRAYS_NAME.match(p.name) and p.name != keep
         stale = stale or (p.name.startswith((f".{MANIFEST}.", ".arrays")) and p.name.endswith(".tmp"))
         if stale and p.is_file():
-            p.unlink()
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
 
 
 def _umask() -> int:

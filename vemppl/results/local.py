@@ -11,6 +11,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from ..compiler.locality import data_dims, on_plates
 from ..plan import Plan
 from ..diagnostics import VemError
 from ..elj.moments import block_entries
@@ -18,26 +19,14 @@ from ..engine.bind import bind
 from ..engine.cavi import Engine
 from ..engine.compress import compress_plate
 from ..families import get_family
-from ..ir.expr import Name
 
 
 def local_blocks(model, plan) -> set[str]:
-    """Blocks on a data plate: the leading axis of a data array (observations, time
-    steps), or a size that a data array indexes into (``doc: cat(D)`` makes documents a
-    data plate).  A feature axis such as ``P`` of ``X: real[N, P]`` is not one."""
-    data_dims = set()
-    for n in model.of_kind("data"):
-        lead = n.type.shape[0] if n.type.shape else None
-        if isinstance(lead, Name):
-            data_dims.add(lead.id)
-        if n.type.bound is not None and not n.defs and isinstance(n.type.bound, Name):
-            data_dims.add(n.type.bound.id)
-    out = set()
-    for b in plan.blocks:
-        for d in model.nodes[b.name].defs:
-            if any(isinstance(lp.stop, Name) and lp.stop.id in data_dims for lp in d.loops):
-                out.add(b.name)
-    return out
+    """Blocks local to a plate whose size the data gives (``compiler/locality.py``): the
+    leading axis of a data array (observations, time steps), or a size that a data array
+    indexes into (``doc: cat(D)`` makes documents a data plate).  A feature axis such as
+    ``P`` of ``X: real[N, P]`` is not one."""
+    return set(on_plates(model, plan, data_dims(model)))
 
 
 def _local_engine(fit, data, plug_in, consts, dims, compress=False):
