@@ -112,10 +112,11 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
     # random-globals draw (all almost all tracing and XLA); the fit time is the rest, k-means seeding and the sweeps included.
     compile_seconds = (compile_seconds or 0.0) + engine.init_compile_seconds
     if merged is not None and isinstance(merged[1], MomentRows):
-        # Every row's locals: one update of each local block on the data, at the fit's globals.
+        # Every row's locals, read off the moment rows' (their natural parameters are affine in the row).
         full = make_engine(bound)
         state, compiled = every_row(full, state, merged[1])
-        full.traces, full.init_compile_seconds = engine.traces, engine.init_compile_seconds
+        full.programs += engine.programs  # this fit's counts: the programs compiled, the start's seconds
+        full.init_compile_seconds = engine.init_compile_seconds
         compile_seconds += compiled
         engine = full
     elif merged is not None:

@@ -24,10 +24,12 @@ factor analysis and PPCA is written (Rubin & Thayer 1982; Tipping & Bishop 1999;
 
 from __future__ import annotations
 
+from ...elj.evaluate import plate_var
 from ...families import get_family
 from ...ir.expr import Name, loop_offset, names
 from ...ir.graph import ModelGraph
 from ...plan import BlockStructure, Plan, Update
+from ..locality import on_plates
 
 
 def _reads(m: ModelGraph, e, loop_vars=()) -> set[str]:
@@ -72,11 +74,10 @@ def moment_plate(m: ModelGraph, plan: Plan) -> str | None:
     data_names = {n.name for n in data}
     locals_ = set()
     for b in plan.blocks:
-        defs = m.nodes[b.name].defs
-        inside = [next((lp.var for lp in d.loops if isinstance(lp.stop, Name) and lp.stop.id == dim), None)
-                  for d in defs]
-        if not any(inside):
+        if b.name not in on_plates(m, plan, (dim,)):  # compiler/locality.py: the one rule
             continue
+        defs = m.nodes[b.name].defs
+        inside = [plate_var(d, dim) for d in defs]
         if any(v is None or not d.indices or loop_offset(d.indices[0], d.loop_vars) != (v, 0)
                for d, v in zip(defs, inside)):
             return None  # read at an offset or only partly along the plate: not one element per row
