@@ -67,7 +67,10 @@ def fit(
     (``engine/networks.py``); ``init={"dec": {"W0": ..., "b0": ...}}`` sets their weights.
 
     Convergence: the relative ELBO change falls below ``tol`` (default 1e-8; 1e-3 under an
-    admixture's default schedule, where held-out quality has stopped improving).  With ``restarts > 1`` the
+    admixture's default schedule, where held-out quality has stopped improving; 1e-10 for a
+    linear-Gaussian data plate fitted on its first two moments, ``Plan.moment_plate``, whose
+    sweeps cost 2r ≤ 2D rows whatever N: factor analysis, PPCA).  ``compress=False`` fits
+    every row instead of those moments (or of the distinct rows).  With ``restarts > 1`` the
     fit is repeated from ``restarts`` initialisations (seeds ``seed, seed+1, ...``) and
     the one with the highest ELBO is returned.  ``batch_restarts=True`` runs the restarts
     together in one vmapped sweep (one compilation); each still stops on its own test and

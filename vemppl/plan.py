@@ -124,6 +124,11 @@ class Plan:
     #: are then fitted to random globals first and restarted while the globals move
     #: (``engine/schedule.py``); ``"prior"`` otherwise.
     start: str = "prior"
+    #: The data plate whose rows the fit reads only through their first two moments (a
+    #: linear-Gaussian plate, ``compiler/rules/linear_gaussian.py``): the engine fits ``2r``
+    #: weighted rows with the data's count, sum and sum of squares (``engine/moment_rows.py``);
+    #: None otherwise.
+    moment_plate: str | None = None
 
     def block(self, name: str) -> Block:
         return next(b for b in self.blocks if b.name == name)
@@ -147,6 +152,9 @@ class Plan:
             lines.append(line)
             if b.reason:
                 lines.append(f"      not conjugate: {b.reason}")
+        if self.moment_plate is not None:
+            lines += ["", f"data plate over {self.moment_plate}: linear-Gaussian, fitted on the data's first two moments",
+                      "      (2r weighted rows, r = the rank of the rows' covariance; default tol 1e-10)"]
         if self.params:
             lines += ["", "point parameters (M-step):"]
             for p in self.params:

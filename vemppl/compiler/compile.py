@@ -14,6 +14,8 @@ Everything here is read off the graph:
 
 from __future__ import annotations
 
+import dataclasses
+
 import networkx as nx
 
 from ..diagnostics import VemError
@@ -33,6 +35,7 @@ from .rules.admixture import is_admixture
 from .rules.gates import has_data_gate
 from .rules.gaussian_chain import gaussian_chains
 from .rules.joint_vector import read_jointly
+from .rules.linear_gaussian import moment_plate
 from .rules.markov_chain import is_homogeneous_chain, is_markov_chain
 from .rules.normal_wishart import normal_wishart_pairs
 
@@ -168,6 +171,8 @@ def compile_model(model, probe: bool = True, masked=()) -> Plan:
                 start="random-globals" if admixed else "prior")
     if probe and blocks:
         plan = conjugacy(m, plan)
+        # After the conjugacy test: the rule needs each block's update.
+        plan = dataclasses.replace(plan, moment_plate=moment_plate(m, plan))
     return plan
 
 

@@ -26,6 +26,7 @@ from .cavi import Engine
 from .compress import compress_plate
 from .dataplate import data_plate
 from .loop import converge, converged as loop_converged
+from .moment_rows import MomentRows, every_row, moment_rows
 from .shard import Sharded
 from .svi import fit_svi
 
@@ -57,7 +58,10 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
     merged = None
     if a.compress is not False and devices is None:
         networks = any(n.is_network for n in m.of_kind("param")) or any(b.update is Update.AMORTISED for b in plan.blocks)
-        merged = compress_plate(m, plan, bound, present, plate, networks, required=a.compress is True)
+        # A linear-Gaussian plate: its first two moments as 2r weighted rows (engine/moment_rows.py).
+        merged = moment_rows(m, plan, bound, present, plate, networks)
+        if merged is None:
+            merged = compress_plate(m, plan, bound, present, plate, networks, required=a.compress is True)
 
     schedule = None
     if a.scheduled:
@@ -107,7 +111,15 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
     # Compile time: the first sweep's call, the prior start's first call and the first
     # random-globals draw (all almost all tracing and XLA); the fit time is the rest, k-means seeding and the sweeps included.
     compile_seconds = (compile_seconds or 0.0) + engine.init_compile_seconds
-    if merged is not None:
+    if merged is not None and isinstance(merged[1], MomentRows):
+        # Every row's locals, read off the moment rows' (their natural parameters are affine in the row).
+        full = make_engine(bound)
+        state, compiled = every_row(full, state, merged[1])
+        full.programs += engine.programs  # this fit's counts: the programs compiled, the start's seconds
+        full.init_compile_seconds = engine.init_compile_seconds
+        compile_seconds += compiled
+        engine = full
+    elif merged is not None:
         # The fit of every unit: its engine (compiled on first use) and each unit's locals.
         weights = merged[1]
         state = weights.expand(state)
