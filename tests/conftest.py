@@ -11,9 +11,22 @@ os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_disable_most_optimizations", os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] not in ("0", ""))
+
+
+@pytest.fixture(autouse=True)
+def _xla_optimised_where_marked(request):
+    """Tests marked ``xla_optimised`` compile as a user's fit does: rounding at data scales of
+    1e6–1e8 depends on XLA's fusions (the GMM at 1e8 dropped 1.3 nats with the passes off)."""
+    if request.node.get_closest_marker("xla_optimised") is None:
+        yield
+        return
+    jax.config.update("jax_disable_most_optimizations", False)
+    yield
+    jax.config.update("jax_disable_most_optimizations", True)
 
 
 def assert_elbo_monotone(trace, rtol=1e-9):

@@ -4,8 +4,11 @@ same fit as running the restarts in turn (each stops on its own test; the best E
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import vemppl as vp
+
+pytestmark = pytest.mark.xla_optimised  # rounding at extreme scales, as users compile (conftest.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 
