@@ -48,6 +48,7 @@ SLOW_FIRST = (
     "test_chain_homogeneous.py", "test_results_and_cli.py", "test_elbo_property.py", "test_compress.py",
     "test_gmm_vs_sklearn.py", "test_float32.py", "test_general_path.py", "test_svi.py", "test_sharding.py",
     "test_latent_products.py", "test_student_t.py", "test_nonconjugate.py", "test_hmm.py",
+    "test_moment_rows.py", "test_cli_startup.py", "test_data_checks.py", "test_default_schedule.py",
 )
 
 
