@@ -1,32 +1,10 @@
-"""Shared test setup: float64, XLA's optimisation passes off, and the ELBO-monotonicity assertion
+"""Shared test setup: float64, the order of the longest files, and the ELBO-monotonicity assertion
 used by every CAVI test."""
 
-import os
-
-# The suite fits small models many times over: it is compile-bound, and XLA's optimisation passes
-# took a sixth of its CPU time (four of the slowest files: 291 s -> 240 s) for programs that then
-# run a few milliseconds.  Set in the environment as well, for the CLI tests' subprocesses.  What
-# the tests check (values, ELBO traces, errors) does not depend on it; benchmarks/ run optimised.
-os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
-
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import jax
+import numpy as np
 
 jax.config.update("jax_enable_x64", True)
-jax.config.update("jax_disable_most_optimizations", os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] not in ("0", ""))
-
-
-@pytest.fixture(autouse=True)
-def _xla_optimised_where_marked(request):
-    """Tests marked ``xla_optimised`` compile as a user's fit does: rounding at data scales of
-    1e6–1e8 depends on XLA's fusions (the GMM at 1e8 dropped 1.3 nats with the passes off)."""
-    if request.node.get_closest_marker("xla_optimised") is None:
-        yield
-        return
-    jax.config.update("jax_disable_most_optimizations", False)
-    yield
-    jax.config.update("jax_disable_most_optimizations", True)
 
 
 def assert_elbo_monotone(trace, rtol=1e-9):

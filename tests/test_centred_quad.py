@@ -22,8 +22,6 @@ from vemppl.elj.moments import BlockMoments, MemberMoments
 from vemppl.families import get_family
 from vemppl.families.base import fixed
 
-pytestmark = pytest.mark.xla_optimised  # rounding at extreme scales, as users compile (conftest.py)
-
 W, MVN, NW, N1 = (get_family(n) for n in ("Wishart", "MvNormal", "NormalWishart", "Normal"))
 
 

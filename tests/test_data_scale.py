@@ -16,8 +16,6 @@ from sklearn.metrics import adjusted_rand_score
 import vemppl as vp
 from vemppl.data_scale import PrecisionWarning, ScaleWarning
 
-pytestmark = pytest.mark.xla_optimised  # rounding at extreme scales, as users compile (conftest.py)
-
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
 

@@ -8,8 +8,6 @@ import pytest
 
 import vemppl as vp
 
-pytestmark = pytest.mark.xla_optimised  # rounding at extreme scales, as users compile (conftest.py)
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
