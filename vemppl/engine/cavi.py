@@ -24,7 +24,7 @@ from ..families import get_family
 from ..elj import prior
 from ..elj.joint import Joint
 from ..plan import MStep, Update
-from . import mstep
+from . import mstep, programs
 from .algorithms import check_chain
 from .chunks import chunked_sum, plate_chunks
 from .init import init_state
@@ -70,16 +70,13 @@ class Engine(Joint):
     def jit(self, fn, **options):
         """``jax.jit(fn, **options)``, counted by ``traces``: a program built around the sweep
         (sharded, restarts batched by vmap) is one of the engine's programs."""
-        program = jax.jit(fn, **options)
-        self.programs.append(program)
-        return program
+        return programs.jit(self.programs, fn, **options)
 
     @property
     def traces(self) -> int:
-        """How many programs the sweep compiled, each jitted program's cache entries (one per
-        input signature): a recompilation shows here.  Read from JAX's caches outside any
-        trace, so tracing the sweep has no side effect."""
-        return sum(p._cache_size() for p in self.programs)
+        """How many programs the sweep compiled, one per input signature of each of its
+        programs: a recompilation shows here (engine/programs.py)."""
+        return programs.traces(self.programs)
 
     def use_chain_algorithm(self, chain: str):
         """``fit(chain=)``: the structured blocks' log-normaliser computed by ``chain``

@@ -43,7 +43,7 @@ from ..data_scale import nonfinite_parts
 from ..diagnostics import VemError
 from ..families import get_family
 from ..plan import Init, MStep, Update
-from . import mstep
+from . import mstep, programs
 from .bind import _check_support, _read_names, bind
 from .cavi import Engine, State
 from .dataplate import DataPlate, data_plate
@@ -141,12 +141,13 @@ class SVI:
         if start == "random-globals":  # the seeded locals read the random globals first
             self.locals_ = [j for j in self.locals_ if j in self.seeded] + [j for j in self.locals_ if j not in self.seeded]
             self.seeded = set()
-        self.step = jax.jit(self._step_impl, static_argnames=("scale",))
+        self._programs = []
+        self.step = programs.jit(self._programs, self._step_impl, static_argnames=("scale",))
 
     @property
     def traces(self) -> int:
-        """How many programs the step compiled (one per batch shape), read from JAX's cache."""
-        return self.step._cache_size()
+        """How many programs the step compiled (one per batch shape; engine/programs.py)."""
+        return programs.traces(self._programs)
 
     def init(self, key, params=None) -> SVIState:
         state = self.engine.init(key, params)

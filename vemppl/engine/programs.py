@@ -1,0 +1,42 @@
+"""Jitted programs that count how often JAX traced them.
+
+A fit compiles its sweep once per model and data shape; a second trace means a recompilation
+(a changed dtype, a weak type, a Python scalar in the state), and tests and the progress line
+read the count.  The count is kept here, when JAX traces, rather than read from JAX's own
+per-function cache (``jitted._cache_size()``): that cache is a process-wide LRU of 8192 jitted
+functions, and once a process has made that many (the random-model test makes thousands) a
+new function's count reads 0 although it compiled (measured with jax 0.10).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+
+
+class Program:
+    """``jax.jit(fn, **options)`` and ``traces``, how many input signatures it was traced for."""
+
+    def __init__(self, fn, **options):
+        self.traces = 0
+
+        @functools.wraps(fn)
+        def traced(*args, **kwargs):
+            # Runs only while JAX traces: once per input signature, each then compiled once.
+            self.traces += 1
+            return fn(*args, **kwargs)
+
+        self.jitted = jax.jit(traced, **options)
+
+
+def jit(programs: list, fn, **options):
+    """``fn`` jitted, its :class:`Program` appended to ``programs`` (whose traces are summed)."""
+    program = Program(fn, **options)
+    programs.append(program)
+    return program.jitted
+
+
+def traces(programs: list) -> int:
+    """How many times the programs in ``programs`` were traced, all input signatures together."""
+    return sum(p.traces for p in programs)
