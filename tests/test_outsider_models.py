@@ -14,6 +14,7 @@ import numpyro
 import numpyro.distributions as dist
 import pytest
 from numpyro.infer import MCMC, NUTS
+from scipy import special
 
 import vemppl as vp
 from conftest import assert_elbo_monotone
@@ -114,3 +115,55 @@ def test_mvnormal_coordinate_is_conjugate_and_fits_as_scalars():
     assert a.elbo == pytest.approx(b.elbo, rel=1e-8)
     np.testing.assert_allclose(a.posterior["u"].mean, b.posterior["u"].mean, atol=1e-8)
     np.testing.assert_allclose(a.params["b"], b.params["b"], atol=1e-8)
+
+
+# --- a change point: an unplated categorical latent as an index ------------------------------------
+
+CHANGE_POINT = """model changepoint
+dim T
+data y: count[T]
+data side: cat(2)[T, T]     # side[k, t] = 1 where t >= k: after a change at k
+for k in range(2) { lam[k] ~ Gamma(1.0, 0.1) }
+s ~ Categorical(fill(1.0 / T, T))
+for t in range(T) { y[t] ~ Poisson(lam[side[s, t]]) }
+"""
+# The same model with the rate a deterministic node read at the change point.
+CHANGE_POINT_DET = """model changepoint_det
+dim T
+data y: count[T]
+data after: real[T, T]
+l1 ~ Gamma(1.0, 0.1)
+l2 ~ Gamma(1.0, 0.1)
+s ~ Categorical(fill(1.0 / T, T))
+for k in range(T) { for t in range(T) { rate[k, t] = (1.0 - after[k, t]) * l1 + after[k, t] * l2 } }
+for t in range(T) { y[t] ~ Poisson(rate[s, t]) }
+"""
+
+
+def _poisson_gamma_log_evidence(ys, a=1.0, b=0.1):
+    return (a * np.log(b) - special.gammaln(a) + special.gammaln(a + ys.sum()) - (a + ys.sum()) * np.log(b + len(ys))
+            - special.gammaln(ys + 1).sum())
+
+
+@pytest.mark.parametrize("text", [CHANGE_POINT, CHANGE_POINT_DET], ids=["gather", "deterministic"])
+def test_change_point_matches_the_exact_posterior(text):
+    """An unplated categorical `s` indexing a node (`lam[side[s, t]]`, `rate[s, t]`) is a gate, as
+    the language promises for categorical latents; it was refused ('an index must be ... a
+    categorical latent') because only an indexed one (`z[n]`) was enumerated.  The exact posterior
+    of the change point (Gamma-Poisson evidences on each side) is the reference: q(s) and the
+    rates' posterior means agree with it."""
+    rng = np.random.default_rng(3)
+    T = 40
+    y = np.r_[rng.poisson(2.0, 25), rng.poisson(7.0, 15)]
+    after = (np.arange(T)[None, :] >= np.arange(T)[:, None]).astype(float)
+    fit = vp.fit(vp.parse(text), data={"y": y, "side": after.astype(int), "after": after}, seed=0)
+    assert_elbo_monotone(fit.elbo_trace)
+    log_post = np.array([_poisson_gamma_log_evidence(y[:k]) + _poisson_gamma_log_evidence(y[k:]) for k in range(T)])
+    post = np.exp(log_post - log_post.max())
+    post /= post.sum()
+    assert np.abs(np.asarray(fit.posterior["s"].probs) - post).sum() < 0.02
+    # E[l1 | y] = Σ_k p(k | y) E[l1 | y, k]; the rate before k = 0 is its prior mean.
+    before = np.array([(1.0 + y[:k].sum()) / (0.1 + k) for k in range(T)]) @ post
+    after_ = np.array([(1.0 + y[k:].sum()) / (0.1 + T - k) for k in range(T)]) @ post
+    got = fit.posterior["lam"].mean if "lam" in fit.posterior else [fit.posterior["l1"].mean, fit.posterior["l2"].mean]
+    np.testing.assert_allclose(got, [before, after_], rtol=0.03)
