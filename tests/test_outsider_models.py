@@ -14,7 +14,7 @@ import numpyro
 import numpyro.distributions as dist
 import pytest
 from numpyro.infer import MCMC, NUTS
-from scipy import special
+from scipy import optimize, special, stats
 
 import vemppl as vp
 from conftest import assert_elbo_monotone
@@ -167,3 +167,120 @@ def test_change_point_matches_the_exact_posterior(text):
     after_ = np.array([(1.0 + y[k:].sum()) / (0.1 + T - k) for k in range(T)]) @ post
     got = fit.posterior["lam"].mean if "lam" in fit.posterior else [fit.posterior["l1"].mean, fit.posterior["l2"].mean]
     np.testing.assert_allclose(got, [before, after_], rtol=0.03)
+
+
+# --- models that fit as written, each with its reference ------------------------------------------
+
+RATS = """model rats
+dim J
+data n: count[J]
+data y: count[J]
+param a: pos = 1.0
+param b: pos = 1.0
+for j in range(J) {
+    theta[j] ~ Beta(a, b)
+    y[j] ~ Binomial(n[j], theta[j])
+}
+"""
+
+
+def test_beta_binomial_hyperparameters_are_type_ii_ml():
+    """Params in a Beta prior: q(theta) is exact given (a, b), so the fit is the maximiser of the
+    beta-binomial marginal likelihood, found here by scipy on the log scale."""
+    rng = np.random.default_rng(0)
+    J = 20
+    n = rng.integers(10, 50, J)
+    y = rng.binomial(n, rng.beta(2.0, 6.0, J))
+    fit = vp.fit(vp.parse(RATS), data={"n": n, "y": y}, seed=0, tol=1e-10, max_iter=5000)
+    assert_elbo_monotone(fit.elbo_trace)
+    res = optimize.minimize(lambda p: -stats.betabinom.logpmf(y, n, *np.exp(p)).sum(), [0.0, 0.0], method="Nelder-Mead",
+                            options=dict(xatol=1e-10, fatol=1e-12, maxiter=10000))
+    np.testing.assert_allclose([fit.params["a"], fit.params["b"]], np.exp(res.x), rtol=1e-3)
+
+
+SURVIVAL = """model survival
+dim N, G
+data g: cat(G)[N]
+data t: pos[N]
+for k in range(G) { lam[k] ~ Gamma(2.0, 1.0) }
+for n in range(N) { t[n] ~ Exponential(lam[g[n]]) }
+"""
+
+
+def test_exponential_survival_is_the_exact_gamma_posterior():
+    rng = np.random.default_rng(0)
+    g = rng.integers(0, 3, 100)
+    t = rng.exponential(1.0 / np.array([0.5, 1.0, 2.0])[g])
+    fit = vp.fit(vp.parse(SURVIVAL), data={"g": g, "t": t}, seed=0)
+    np.testing.assert_allclose(fit.posterior["lam"].concentration, 2.0 + np.bincount(g, minlength=3), rtol=1e-10)
+    np.testing.assert_allclose(fit.posterior["lam"].rate, 1.0 + np.bincount(g, weights=t, minlength=3), rtol=1e-10)
+
+
+TREND = """model trend
+dim T
+data y: real[T]
+data A: real[2, 2]
+data c: real[2]
+x[0] ~ MvNormal(zeros(2), precision = 0.01 * eye(2))
+for t in range(1, T) { x[t] ~ MvNormal(A @ x[t-1], precision = 100.0 * eye(2)) }
+for t in range(T) { y[t] ~ Normal(dot(c, x[t]), precision = 4.0) }
+"""
+
+
+def test_local_linear_trend_equals_the_rts_smoother():
+    """A level-and-slope state space with known precisions: the smoothed means are the
+    Rauch-Tung-Striebel smoother's, written here in NumPy."""
+    rng = np.random.default_rng(0)
+    T, A, c = 40, np.array([[1.0, 1.0], [0.0, 1.0]]), np.array([1.0, 0.0])
+    x = np.zeros((T, 2))
+    x[0] = [0.0, 0.3]
+    for t in range(1, T):
+        x[t] = A @ x[t - 1] + rng.normal(size=2) * 0.1
+    y = x[:, 0] + rng.normal(size=T) * 0.5
+    fit = vp.fit(vp.parse(TREND), data={"y": y, "A": A, "c": c}, seed=0, tol=1e-12)
+    Q, R = np.eye(2) / 100.0, 0.25
+    mf, Pf, m, P = np.zeros((T, 2)), np.zeros((T, 2, 2)), np.zeros(2), np.eye(2) * 100.0
+    for t in range(T):
+        if t:
+            m, P = A @ m, A @ P @ A.T + Q
+        K = P @ c / (c @ P @ c + R)
+        m, P = m + K * (y[t] - c @ m), P - np.outer(K, c @ P)
+        mf[t], Pf[t] = m, P
+    ms = mf.copy()
+    for t in range(T - 2, -1, -1):
+        G = Pf[t] @ A.T @ np.linalg.inv(A @ Pf[t] @ A.T + Q)
+        ms[t] = mf[t] + G @ (ms[t + 1] - A @ mf[t])
+    np.testing.assert_allclose(fit.posterior["x"].mean, ms, atol=1e-8)
+
+
+GLMM = """model glmm_pois
+dim N, P, G
+data X: real[N, P]
+data g: cat(G)[N]
+data y: count[N]
+tau_u ~ Gamma(2.0, 1.0)
+for j in range(P) { beta[j] ~ Normal(0.0, 1.0) }
+for k in range(G) { u[k] ~ Normal(0.0, precision = tau_u) }
+for n in range(N) { y[n] ~ Poisson(exp(dot(X[n], beta) + u[g[n]])) }
+"""
+
+
+def test_poisson_glmm_matches_nuts():
+    rng = np.random.default_rng(0)
+    N, P, G = 200, 2, 8
+    X = rng.normal(size=(N, P)) * 0.5
+    g = rng.integers(0, G, N)
+    y = rng.poisson(np.exp(X @ np.array([0.8, -0.5]) + rng.normal(size=G)[g] * 0.7))
+    fit = vp.fit(vp.parse(GLMM), data={"X": X, "g": g, "y": y}, seed=0)
+    assert_elbo_monotone(fit.elbo_trace)
+
+    def model():
+        tau = numpyro.sample("tau_u", dist.Gamma(2.0, 1.0))
+        beta = numpyro.sample("beta", dist.Normal(0.0, 1.0).expand([P]))
+        u = numpyro.sample("u", dist.Normal(0.0, 1.0 / jnp.sqrt(tau)).expand([G]))
+        numpyro.sample("y", dist.Poisson(jnp.exp(jnp.asarray(X) @ beta + u[g])), obs=y)
+
+    s = _nuts(model)
+    for k in ("beta", "u"):
+        sd = s[k].std(0)
+        np.testing.assert_array_less(np.abs(fit.posterior[k].mean - s[k].mean(0)), 0.5 * sd + 3 * sd / np.sqrt(300))
