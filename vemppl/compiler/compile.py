@@ -53,8 +53,10 @@ def _enum_refs(model: ModelGraph, target: str, d) -> tuple[EnumRef, ...]:
                 continue
             for ix in sub.indices:
                 for inner in walk(ix):
-                    if isinstance(inner, Index) and isinstance(inner.base, Name) and inner.base.id in cats:
-                        ref = EnumRef(inner, inner.base.id)
+                    # z[n] of a plated categorical, or a bare unplated one (a change point s in rate[s, t])
+                    bare = isinstance(inner, Name) and inner.id in cats and not model.nodes[inner.id].defs[0].indices
+                    if bare or isinstance(inner, Index) and isinstance(inner.base, Name) and inner.base.id in cats:
+                        ref = EnumRef(inner, inner.id if bare else inner.base.id)
                         if ref not in refs:
                             refs.append(ref)
     # A categorical target is enumerated only beside another step of its own block (a chain's

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..diagnostics import VemError
-from ..families import get_family
+from ..families import REGISTRY, get_family
 from ..ir.expr import BinOp, Call, Index, Name, Neg, Num, loop_offset, names
 from ..ir.inline import push_index
 from ..ir.shapes import infer
@@ -221,9 +221,9 @@ class _Context:
                                 entry)
             if getattr(fam, "lag_stat", None) is not None:  # a step of a Gaussian chain (elj/lagged.py)
                 return ChainStep(e.base.id, fam, stats, eta, self.tracker, e.indices, self)
-            if _is_joint_vector(self.model, e.base.id, fam) and len(idx) == len(self.model.nodes[e.base.id].defs[0].indices):
-                scalar = get_family(self.model.nodes[e.base.id].defs[0].dist)
-                return _element_view(e.base.id, scalar, stats, eta, idx, self.tracker)
+            scalar = _element_family(self.model, e.base.id, fam, len(idx))
+            if scalar is not None:
+                return M.element_view(e.base.id, scalar, stats, eta, idx, self.tracker)
             def take(a):  # leading plate axes only
                 if jnp.ndim(a) < len(idx):  # a probe's point mass offers per-matrix moments too
                     return jnp.zeros(jnp.broadcast_shapes(*(jnp.shape(i) for i in idx)))
@@ -371,26 +371,22 @@ def _xp(*values):
     return jnp if any(isinstance(v, jax.Array) for v in values) else np
 
 
-def _is_joint_vector(model, name, fam) -> bool:
-    """A plate of scalar Normals that the compiler made one MvNormal block (see compile)."""
+def _element_family(model, name, fam, n_idx: int):
+    """The family of one element of a Gaussian vector block (None if not one): scalar Normals made one
+    MvNormal block (see compile) at their indices, or ``u[s, d]`` of ``u[s] ~ MvNormal`` (one past)."""
     node = model.nodes.get(name) if model is not None else None
-    return node is not None and bool(node.defs) and get_family(node.defs[0].dist).vector_family == fam.name
+    if node is None or not node.defs:
+        return None
+    own, plates = get_family(node.defs[0].dist), len(node.defs[0].indices)
+    if own is fam and n_idx == plates + 1:
+        own, plates = next((f for f in REGISTRY.values() if f.vector_family == fam.name), None), n_idx
+    return own if own is not None and own.vector_family == fam.name and n_idx == plates else None
 
 
 def _matched(src, entry):
     """``src`` told whether its η matches its statistics (``moments.Entry``)."""
     src.eta_matches = getattr(entry, "matched", False)
     return src
-
-
-def _element_view(name, scalar, stats, eta, idx, tracker):
-    """One scalar element of a joint MvNormal block: E[w_j] = m_j, E[w_j²] = E[wwᵀ]_jj,
-    both linear in the block's mean parameters, so the element's factors stay conjugate."""
-    normal = scalar  # the family of one element (Normal)
-    lead, last = idx[:-1], idx[-1]
-    view = normal.Stats(stats.mean[(*lead, last)], stats.outer[(*lead, last, last)])
-    eta_view = normal.Stats(eta.mean[(*lead, last)], eta.outer[(*lead, last, last)])
-    return M.BlockMoments(name, normal, view, eta_view, tracker)  # η's diagonal is not the element's: unmatched
 
 
 def factor_value(model, factor, sizes, values, blocks, params, tracker=None, masks=None, keep_leading=False,

@@ -147,6 +147,14 @@ class BlockMoments(MomentSource):
         return self.stats.mean
 
 
+def element_view(name, scalar, stats, eta, idx, tracker):
+    """One scalar element of a Gaussian vector block: E[w_j] = m_j, E[w_j²] = E[wwᵀ]_jj, both linear in the
+    block's mean parameters, so the element's factors stay conjugate (η's diagonal is not the element's)."""
+    lead, last = idx[:-1], idx[-1]
+    at = (lambda t: scalar.Stats(t.mean[(*lead, last)], t.outer[(*lead, last, last)]))
+    return BlockMoments(name, scalar, at(stats), at(eta), tracker)
+
+
 class Entry(tuple):
     """A block's entry in the table of blocks, ``(family, stats, eta)``, that says whether
     ``stats`` are ``expected_stats(eta)`` (``matched``: then a factor may value its terms
@@ -355,6 +363,9 @@ class Scaled(_Derived):
 
     def __init__(self, c, a):
         self.c, self.a, self.deps = jnp.asarray(c), a, a.deps
+        # The random part's tracker, so a nonlinear read of ``c · a`` (``logits = 2 * eta``)
+        # is reported and a's blocks get natural-gradient, not closed-form, updates.
+        self.tracker = getattr(a, "tracker", None)
 
     mean = property(lambda s: s.c * s.a.mean)
     sq = property(lambda s: s.c**2 * s.a.sq)
@@ -444,6 +455,7 @@ class MatVec(_Derived):
 
     def __init__(self, m, v):
         self.m, self.v, self.deps = jnp.asarray(m), v, v.deps
+        self.tracker = getattr(v, "tracker", None)  # as Scaled's: nonlinear reads are reported
 
     mean = property(lambda s: jnp.einsum("...pq,...q->...p", s.m, s.v.mean))
 
