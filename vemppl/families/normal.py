@@ -30,6 +30,8 @@ class NormalStats(NamedTuple):
 
 class Normal(ExpFamily):
     name = "Normal"
+    #: what η gives, as ``vemppl updates`` writes it.
+    natural_text = "precision `τ = −2η₂`, mean `η₁/τ`"
     gaussian = True
     vector_family = "MvNormal"
     Stats = NormalStats
