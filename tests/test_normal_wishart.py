@@ -27,6 +27,7 @@ from scipy.special import logsumexp, multigammaln
 import vemppl as vp
 from vemppl.families import ExpFamily
 from vemppl.families.normal_wishart import NormalWishart as NW
+from vemppl.plan import BlockStructure
 
 jax.config.update("jax_enable_x64", True)
 
@@ -161,7 +162,8 @@ def test_pattern_makes_one_block_and_its_absence_stays_mean_field():
     joint = compile_model(_gaussian_model(lambda c, lam, d: c * lam))
     (b,) = joint.blocks
     assert (b.family, b.structure, b.update, b.members) == (
-        "NormalWishart", "normal-wishart", "cavi", (("loc", "mu"), ("precision", "Lam")))
+        "NormalWishart", BlockStructure.JOINT, "cavi", (("loc", "mu"), ("precision", "Lam")))
+    assert b.structure_text == "normal-wishart"  # as the plan prints it (the family's block_text)
     # An independent prior on mu: no pattern, two mean-field blocks.
     apart = compile_model(_gaussian_model(lambda c, lam, d: c * vp.eye(d)))
     assert sorted((b.name, b.family, b.structure) for b in apart.blocks) == [

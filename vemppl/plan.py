@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from .families import get_family
 from .ir.expr import Expr
 from .ir.nodes import Definition
 from .ir.text import definition_to_text
@@ -28,7 +29,7 @@ class BlockStructure(_Named):
 
     MEAN_FIELD = "mean-field"
     MARKOV_CHAIN = "markov-chain"  # a chain of categoricals, forward–backward by autodiff
-    NORMAL_WISHART = "normal-wishart"  # q(mu[k], Lam[k]) jointly
+    JOINT = "joint"  # several nodes in one structured block (``Block.members``), e.g. q(mu[k], Lam[k])
     JOINT_LAST_AXIS = "joint over last axis"  # scalar Normals read as a vector: one MvNormal
     AMORTISED = "amortised (diagonal)"  # a diagonal Normal given by an encoder
     GAUSSIAN_CHAIN = "gaussian-chain"  # a chain of scalar Gaussians, Kalman smoothing by autodiff
@@ -95,6 +96,11 @@ class Block:
             object.__setattr__(self, f, kind(getattr(self, f)))
 
     @property
+    def structure_text(self) -> str:
+        """The structure as printed: a joint block's is its family's (``normal-wishart``)."""
+        return get_family(self.family).block_text if self.structure is BlockStructure.JOINT else str(self.structure)
+
+    @property
     def label(self) -> str:
         """``mu`` or, for a joint block, ``mu, Lam``."""
         return ", ".join(n for _, n in self.members) if self.members else self.name
@@ -144,11 +150,11 @@ class Plan:
         for name in self.schedule:
             b = self.block(name)
             if b.update is Update.AMORTISED:
-                lines.append(f"  q({b.name}): {b.family} [{b.structure}] -- amortised: an encoder network gives it")
+                lines.append(f"  q({b.name}): {b.family} [{b.structure_text}] -- amortised: an encoder network gives it")
                 lines.append(f"      {b.reason}; Adam steps on a reparameterised Monte Carlo ELBO")
                 continue
             kind = "closed-form CAVI" if b.update is Update.CAVI else b.update
-            line = f"  q({b.label}): {b.family} [{b.structure}] -- {kind}; init {b.init}"
+            line = f"  q({b.label}): {b.family} [{b.structure_text}] -- {kind}; init {b.init}"
             lines.append(line)
             if b.reason:
                 lines.append(f"      not conjugate: {b.reason}")

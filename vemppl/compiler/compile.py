@@ -22,13 +22,13 @@ from ..diagnostics import VemError
 from ..families import get_family
 from ..families.markov_chain import MarkovChain
 from ..families.markov_chain_homogeneous import HomogeneousMarkovChain
-from ..families.normal_wishart import NormalWishart
 from ..ir.expr import Index, Name, walk
 from ..ir.graph import ModelGraph, as_ir
 from ..ir.inline import expand, random_nodes
 from ..ir.sizes import check_model as check_static
 from ..plan import Block, BlockStructure, EnumRef, Factor, Init, MStep, ParamPlan, Plan
 from .conjugacy import conjugacy
+from .rules import JOINT_RULES
 from .rules.amortised import amortised_block
 from .rules.bilinear import bilinear_globals
 from .rules.admixture import is_admixture
@@ -37,7 +37,6 @@ from .rules.gaussian_chain import gaussian_chains
 from .rules.joint_vector import read_jointly
 from .rules.linear_gaussian import moment_plate
 from .rules.markov_chain import is_homogeneous_chain, is_markov_chain
-from .rules.normal_wishart import normal_wishart_pairs
 
 
 def _enum_refs(model: ModelGraph, target: str, d) -> tuple[EnumRef, ...]:
@@ -71,6 +70,19 @@ def _enum_refs(model: ModelGraph, target: str, d) -> tuple[EnumRef, ...]:
     return tuple(refs)
 
 
+def _joint_blocks(m: ModelGraph, factors) -> dict:
+    """``{node: (family, JointBlock)}`` for every member of a joint block that a rule of
+    ``compiler/rules`` finds; a node claimed by an earlier rule stays with it (a later
+    block that shares a member is dropped whole, its nodes left to the rules below)."""
+    out: dict = {}
+    for rule in JOINT_RULES:
+        for found in rule.match(m, factors):
+            nodes = [n for _, n in found.members]
+            if not any(n in out for n in nodes):
+                out.update({n: (rule.FAMILY, found) for n in nodes})
+    return out
+
+
 def compile_model(model, probe: bool = True, masked=()) -> Plan:
     """The plan of ``model`` (an IR or a DSL model).  ``masked``: the categorical latents
     fitted with a mask of absent elements (a chain with absent steps is not homogeneous)."""
@@ -85,12 +97,12 @@ def compile_model(model, probe: bool = True, masked=()) -> Plan:
                 factors.append(Factor(node.name, d, d.dist, _enum_refs(m, node.name, d)))
     latents = m.of_kind("latent")
     drawn = bilinear_globals(m, factors)
-    normal_wishart = normal_wishart_pairs(m, factors)
+    joint = _joint_blocks(m, factors)
     continuous_chains = gaussian_chains(m)  # refuses, at its statement, a self-reading latent it cannot fit
     blocks = []
     for node in latents:
-        if node.name in normal_wishart.values():
-            continue  # the precision of a Normal–Wishart block, made with its location below
+        if node.name in joint and joint[node.name][1].members[0][1] != node.name:
+            continue  # a later member of a joint block, made with its first member below
         dists = {d.dist for d in node.defs}
         if len(dists) > 1:
             raise VemError(
@@ -119,11 +131,11 @@ def compile_model(model, probe: bool = True, masked=()) -> Plan:
                 d.dist_span or d.span,
                 f"declare '{node.name}' as data if it is observed, or model the count's rate (a Gamma) instead",
             )
-        if node.name in normal_wishart:
-            # mu[k] ~ MvNormal(m, precision = c * Lam[k]), Lam[k] ~ Wishart: one block q(mu[k], Lam[k]).
-            members = (("loc", node.name), ("precision", normal_wishart[node.name]))
-            blocks.append(Block(node.name, NormalWishart.name, structure=BlockStructure.NORMAL_WISHART,
-                                members=members))
+        if node.name in joint:
+            # A joint block found by a rule (compiler/rules/): mu[k] ~ MvNormal(m, precision = c * Lam[k]),
+            # Lam[k] ~ Wishart is one block q(mu[k], Lam[k]) (NormalWishart).
+            family, found = joint[node.name]
+            blocks.append(Block(node.name, family.name, structure=BlockStructure.JOINT, members=found.members))
             continue
         if node.name in continuous_chains:
             # x[t] ~ Normal(a * x[t-1] + b, ...) (or MvNormal(A @ x[t-1], ...)): the whole chain is one block (Kalman smoothing by autodiff).

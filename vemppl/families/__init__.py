@@ -1,31 +1,20 @@
-"""Exponential families, one module each; importing this package registers them all."""
+"""Exponential families, one module each; importing this package registers them all.
+
+A family registers itself by subclassing :class:`ExpFamily` (``base.__init_subclass__``),
+so its module only has to be imported: every module of this package whose name does not
+start with ``_`` is, here, by discovery.  A new family (a structured block's included) is
+one new module and no edit anywhere else.
+"""
+
+import importlib
+import pkgutil
 
 from .. import _jax_setup  # noqa: F401  (float64, XLA flags and the compile cache before any JAX use)
 from .base import REGISTRY, ArgSpec, ExpFamily, MomentSource, fixed, get_family
 
-# Registration happens by subclassing; import every family module once.
-from . import (  # noqa: F401  (imported for registration)
-    bernoulli,
-    beta,
-    binomial,
-    categorical,
-    dirichlet,
-    exponential,
-    gaussian_chain,
-    gamma,
-    inverse_gamma,
-    laplace,
-    lognormal,
-    markov_chain,
-    markov_chain_homogeneous,
-    markov_chain_parallel,
-    multinomial,
-    mvnormal,
-    normal,
-    normal_wishart,
-    poisson,
-    student_t,
-    wishart,
-)
+for _mod in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+    if not _mod.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_mod.name}")  # registers the family (subclassing)
+del _mod
 
 __all__ = ["REGISTRY", "ArgSpec", "ExpFamily", "MomentSource", "fixed", "get_family"]

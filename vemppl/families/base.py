@@ -262,6 +262,13 @@ class ExpFamily:
     #: The family of a plate of these read jointly as a vector (Normal: MvNormal), or None.
     vector_family: ClassVar[str | None] = None
     variant_of: ClassVar[type["ExpFamily"] | None] = None
+    #: How ``vemppl updates`` writes the parameters that η gives (Markdown), or None.
+    natural_text: ClassVar[str | None] = None
+    #: A joint block's (``structured``, with ``roles``): its structure as the plan prints it
+    #: (``normal-wishart``), and its statistics written with its members by role
+    #: (``"E[{precision} {loc}], ..."``, formatted with each role's element).
+    block_text: ClassVar[str] = "joint"
+    stats_text: ClassVar[str | None] = None
 
     @classmethod
     def computed_by(cls, algorithm: str) -> type["ExpFamily"]:

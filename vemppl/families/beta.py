@@ -35,6 +35,8 @@ class BetaStats(NamedTuple):
 
 class Beta(ExpFamily):
     name = "Beta"
+    #: what η gives, as ``vemppl updates`` writes it.
+    natural_text = "concentrations `η₁ + 1`, `η₂ + 1`"
     Stats = BetaStats
     stat_ranks = (0, 0)
     support = "unit"

@@ -34,6 +34,8 @@ class CategoricalStats(NamedTuple):
 
 class Categorical(ExpFamily):
     name = "Categorical"
+    #: what η gives, as ``vemppl updates`` writes it.
+    natural_text = "probabilities `softmax(η)`"
     Stats = CategoricalStats
     stat_ranks = (1,)
     support = "cat"

@@ -34,6 +34,8 @@ class DirichletStats(NamedTuple):
 
 class Dirichlet(ExpFamily):
     name = "Dirichlet"
+    #: what η gives, as ``vemppl updates`` writes it.
+    natural_text = "concentration `η + 1`"
     Stats = DirichletStats
     stat_ranks = (1,)
     support = "simplex"

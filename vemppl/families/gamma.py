@@ -29,6 +29,8 @@ class GammaStats(NamedTuple):
 
 class Gamma(ExpFamily):
     name = "Gamma"
+    #: what η gives, as ``vemppl updates`` writes it.
+    natural_text = "shape `η₂ + 1`, rate `−η₁`"
     Stats = GammaStats
     stat_ranks = (0, 0)
     support = "pos"

@@ -28,6 +28,8 @@ class ChainStats(NamedTuple):
 
 class MarkovChain(ExpFamily):
     name = "MarkovChain"
+    #: what η gives, as ``vemppl updates`` writes it.
+    natural_text = "unary and pairwise log-potentials; marginals by forward–backward (∇ of the forward pass)"
     structured = True
     Stats = ChainStats
     stat_ranks = (2, 3)  # the chain's time axis is part of the event

@@ -28,6 +28,9 @@ from .markov_chain import ChainStats, MarkovChain, _backward, _forward, _forward
 
 class HomogeneousMarkovChain(MarkovChain):
     name = "HomogeneousMarkovChain"
+    #: what η gives, as ``vemppl updates`` writes it.
+    natural_text = ("unary log-potentials and one pairwise log-potential shared by every step; marginals "
+                    "and expected transition counts by forward–backward (∇ of the forward pass)")
     stat_ranks = (2, 2)  # the pairwise statistic is summed over the chain's steps
     tied_pairs = True
 

@@ -45,6 +45,8 @@ class MvNormalStats(NamedTuple):
 
 class MvNormal(ExpFamily):
     name = "MvNormal"
+    #: what η gives, as ``vemppl updates`` writes it.
+    natural_text = "precision `Λ = −2η₂`, mean `Λ⁻¹η₁`"
     gaussian = True
     Stats = MvNormalStats
     stat_ranks = (1, 2)

@@ -31,6 +31,8 @@ class NormalStats(NamedTuple):
 
 class Normal(ExpFamily):
     name = "Normal"
+    #: what η gives, as ``vemppl updates`` writes it.
+    natural_text = "precision `τ = −2η₂`, mean `η₁/τ`"
     gaussian = True
     vector_family = "MvNormal"
     Stats = NormalStats
@@ -110,6 +112,9 @@ class Normal(ExpFamily):
             precision_mean = 1.0 / scale.value**2
             precision_log = -2.0 * jnp.log(scale.value)
         else:
+            for member, other in ((loc, value), (value, loc)):
+                if precision.joint_with(member):
+                    return _joint_expected_log_prob(precision, member, other)
             precision_mean, precision_log = precision.mean, precision.log
         # E[(x − m)²] as E[x²] − 2E[x m] + E[m²] (affine: the updates' gradient), valued for
         # independent x and m as (x̄ − m̄)² + Var x + Var m (families/base.py, ``exact_value``).
@@ -126,6 +131,18 @@ class Normal(ExpFamily):
     def numpyro_dist(cls, loc=0.0, scale=None, precision=None):
         tau = _precision(scale, precision)
         return dist.Normal(loc, 1.0 / jnp.sqrt(tau))
+
+
+def _joint_expected_log_prob(tau, member, other):
+    """E[log N(x | m, τ)] when τ and one of x, m (``member``) are one block (a Normal–Gamma)
+    and ``other`` is independent of it: ``E[τ(x − m)²] = E[τ m²] − 2 E[o] E[τ m] + E[o²] E[τ]``
+    reads the block's joint moments (``times``: E[τm], ``quad``: E[τm²]), affine in its
+    statistics; valued centred (the family's ``pair_quad``) where ``other`` is known."""
+    quad = tau.quad(member) - 2.0 * other.mean * tau.times(member) + other.sq * tau.mean
+    if other.is_fixed:
+        centred = tau.pair_quad(other)
+        quad = quad if centred is None else exact_value(quad, centred)
+    return 0.5 * tau.log - 0.5 * _LOG_2PI - 0.5 * quad
 
 
 def _precision(scale, precision):

@@ -54,6 +54,10 @@ class NormalWishartStats(NamedTuple):
 
 class NormalWishart(ExpFamily):
     name = "NormalWishart"
+    #: what η gives, as ``vemppl updates`` writes it.
+    natural_text = "`β = −2η₂`, `m = η₁/β`, `W⁻¹ = −2η₃ − η₁η₁ᵀ/β`, `ν = 2η₄ + D` (Bishop 10.60–10.63)"
+    block_text = "normal-wishart"
+    stats_text = "E[{precision} {loc}], E[{loc}ᵀ {precision} {loc}], E[{precision}], E[log|{precision}|]"
     structured = True
     Stats = NormalWishartStats
     stat_ranks = (1, 0, 2, 0)

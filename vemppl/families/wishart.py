@@ -41,6 +41,8 @@ class WishartStats(NamedTuple):
 
 class Wishart(ExpFamily):
     name = "Wishart"
+    #: what η gives, as ``vemppl updates`` writes it.
+    natural_text = "scale `V = (−2η₁)⁻¹`, degrees of freedom `2η₂ + D + 1`"
     Stats = WishartStats
     stat_ranks = (2, 0)
     support = "spd"

@@ -28,24 +28,6 @@ from ..ir.expr import Index, Name, loop_offset, substitute, walk
 from ..ir.graph import as_ir, reads
 from ..ir.text import expr_to_text
 
-_NATURAL = {
-    "Normal": "precision `τ = −2η₂`, mean `η₁/τ`",
-    "MvNormal": "precision `Λ = −2η₂`, mean `Λ⁻¹η₁`",
-    "Gamma": "shape `η₂ + 1`, rate `−η₁`",
-    "Wishart": "scale `V = (−2η₁)⁻¹`, degrees of freedom `2η₂ + D + 1`",
-    "Dirichlet": "concentration `η + 1`",
-    "Beta": "concentrations `η₁ + 1`, `η₂ + 1`",
-    "Categorical": "probabilities `softmax(η)`",
-    "MarkovChain": "unary and pairwise log-potentials; marginals by forward–backward (∇ of the forward pass)",
-    "HomogeneousMarkovChain": "unary log-potentials and one pairwise log-potential shared by every step; marginals "
-                              "and expected transition counts by forward–backward (∇ of the forward pass)",
-    "NormalWishart": "`β = −2η₂`, `m = η₁/β`, `W⁻¹ = −2η₃ − η₁η₁ᵀ/β`, `ν = 2η₄ + D` (Bishop 10.60–10.63)",
-}
-
-#: Statistics of a joint block, written with its members by role.
-_JOINT_STATS = {"NormalWishart": "E[{precision} {loc}], E[{loc}ᵀ {precision} {loc}], E[{precision}], E[log|{precision}|]"}
-
-
 def _subst(e, mapping):
     """``e`` with each sub-expression that ``mapping`` names (a gate ``z[n]``) replaced by its letter."""
     return substitute(e, lambda x: Name(mapping[x]) if x in mapping else None)
@@ -224,11 +206,11 @@ def derived_updates(model, plan=None, latex: bool = True) -> str:
                 "",
             ]
             continue
-        if b.members and b.family in _JOINT_STATS:
-            stats = _JOINT_STATS[b.family].format(**{role: e for (role, _), e in zip(b.members, elems)})
+        if b.members and fam.stats_text is not None:
+            stats = fam.stats_text.format(**{role: e for (role, _), e in zip(b.members, elems)})
         else:
             stats = ", ".join(f"E[{s}({elem})]" for s in fam.Stats._fields)
-        out.append(f"- statistics: `{stats}`; natural parameters give {_NATURAL.get(b.family, 'its parameters')}")
+        out.append(f"- statistics: `{stats}`; natural parameters give {fam.natural_text or 'its parameters'}")
         if b.reason:
             out.append(f"- not conjugate: {b.reason}")
         if fam.support == "cat" and not b.members:

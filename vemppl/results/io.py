@@ -154,7 +154,7 @@ def save(fit, path) -> Path:
                 "sha256": array_hash(fit.bound.values[k])}
             for k in data_nodes
         },
-        "blocks": {b.name: {"family": b.family, "structure": b.structure, "update": b.update} for b in fit.plan.blocks},
+        "blocks": {b.name: {"family": b.family, "structure": b.structure_text, "update": b.update} for b in fit.plan.blocks},
         "params": {p.name: {"type": p.type, "mstep": p.mstep, "family": p.family} for p in fit.plan.params},
         "settings": {"seed": fit.seed, "restarts": fit.restarts, "best_restart": fit.best_restart},
         "elbo": fit.elbo,

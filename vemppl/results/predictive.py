@@ -57,7 +57,7 @@ def exact_log_predictive(fit, data: dict, consts: dict | None = None, dims: dict
         b = plan.block(j)
         if (get_family(b.family).support != "cat" or b.structure is not BlockStructure.MEAN_FIELD
                 or len(model.nodes[j].defs[0].indices) != 1):
-            raise NotExact(f"q({b.label}) is a {b.family} [{b.structure}] local, not one categorical per unit, "
+            raise NotExact(f"q({b.label}) is a {b.family} [{b.structure_text}] local, not one categorical per unit, "
                            "so it cannot be summed out")
     n = _units(data, plate)
     rows = {k: np.asarray(data[k]) for k in plate.arrays if k in data}

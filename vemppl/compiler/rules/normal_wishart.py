@@ -5,6 +5,15 @@ from __future__ import annotations
 from ...families.normal_wishart import NormalWishart
 from ...ir.expr import BinOp, Index, Name
 from ...ir.graph import ModelGraph, reads
+from ._joint import JointBlock
+
+#: The block this rule makes (``compiler/rules/__init__.py``: a joint-block rule).
+FAMILY = NormalWishart
+
+
+def match(m: ModelGraph, factors) -> list[JointBlock]:
+    """The blocks ``(("loc", mu), ("precision", Lam))`` of every pair found by :func:`normal_wishart_pairs`."""
+    return [JointBlock((("loc", mu), ("precision", lam))) for mu, lam in normal_wishart_pairs(m, factors).items()]
 
 
 def normal_wishart_pairs(m: ModelGraph, factors) -> dict[str, str]:
@@ -77,4 +86,4 @@ def reads_of(d) -> set[str]:
     return {r for _, e in d.args for r in reads(e, d.loop_vars)}
 
 
-__all__ = ["normal_wishart_pairs"]
+__all__ = ["FAMILY", "match", "normal_wishart_pairs"]
