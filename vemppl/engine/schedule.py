@@ -151,8 +151,8 @@ class LocalGlobal:
         after = () if self.start == "prior" else self.globals_
         for j in before:
             state = engine.update_block(state, j, data)
-        if restart:
-            state = self._restarted(engine, state, data)
+        if restart is not False:
+            state = self._restarted(engine, state, data, restart)
 
         invariant = {j: (fs, engine.target_part(state, j, fs, data)) for j, fs in self.invariant.items()}
 
@@ -173,14 +173,22 @@ class LocalGlobal:
                 state = engine.update_block(state, j, data)
         return (state, value) if log_joint else state
 
-    def _restarted(self, engine, state, data):
+    def _restarted(self, engine, state, data, restart=True):
         """The locals started at the prior each sweep (those the fit starts there), given the
-        current means of their parents; seeded locals are updated first and need no reset."""
+        current means of their parents; seeded locals are updated first and need no reset.
+        ``restart`` a traced boolean: the prior where it is true, the carried locals where not,
+        so one program serves the restarting and the carried sweeps (LDA: a select over the
+        [D, K] θ, against a second compile of the whole sweep, 1.9 s cold on 2 cores)."""
         eta, mu = dict(state.eta), dict(state.mu)
         for j in self.locals_:
             if engine.plan.block(j).init is Init.PRIOR:
-                eta[j] = engine._prior_natural(j, mu, eta, state.params, data)
-                mu[j] = engine.families[j].expected_stats(eta[j])
+                fresh_eta = engine._prior_natural(j, mu, eta, state.params, data)
+                fresh_mu = engine.families[j].expected_stats(fresh_eta)
+                if restart is True:
+                    eta[j], mu[j] = fresh_eta, fresh_mu
+                else:
+                    pick = partial(jax.tree_util.tree_map, lambda a, b: jnp.where(restart, a, b))
+                    eta[j], mu[j] = pick(fresh_eta, state.eta[j]), pick(fresh_mu, state.mu[j])
         return state._replace(eta=eta, mu=mu)
 
     def _until_settled(self, local_pass, state):
