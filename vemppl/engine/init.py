@@ -20,6 +20,7 @@ import numpy as np
 from ..elj.prior import chain_stats, initial_params, num_categories
 from ..ir.expr import Index, Name
 from ..plan import BlockStructure, Init
+from . import programs
 from .networks import optimizer
 from .state import State
 
@@ -40,7 +41,7 @@ def init_state(engine, key, params=None) -> State:
     # One compiled function rather than dozens of eagerly dispatched (and compiled) ops.
     first = engine._prior_jit is None
     if first:
-        engine._prior_jit = jax.jit(engine._prior_blocks)
+        engine._prior_jit = jax.jit(engine._prior_blocks, compiler_options=programs.ONE_SHOT)
     t0 = time.perf_counter()
     eta, mu = jax.block_until_ready(engine._prior_jit(params, sub, engine.data))
     if first:

@@ -27,6 +27,7 @@ from ..diagnostics import VemError
 from ..compiler import locality
 from ..families.base import ExpFamily
 from ..plan import Init, Update
+from . import programs
 from .dataplate import data_plate
 
 STARTS = ("prior", "random-globals")
@@ -233,7 +234,7 @@ class LocalGlobal:
         return state._replace(eta=eta, mu=mu)
 
 
-@partial(jax.jit, static_argnums=0)
+@partial(jax.jit, static_argnums=0, compiler_options=programs.ONE_SHOT)
 def _random_start(fam, eta, key):
     # Jitted once per family and shape, and kept across fits: run eagerly, the draw's
     # primitives compiled one by one on a process's first fit (1.1 s for LDA's β).
