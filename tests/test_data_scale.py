@@ -111,3 +111,23 @@ def test_a_non_finite_first_sweep_is_a_data_error_naming_the_blocks(monkeypatch)
     with pytest.raises(vp.VemError) as err:
         vp.fit(vp.load(MODELS / "gmm.vem"), {"x": x}, seed=0, max_iter=5)
     assert err.value.kind == "data" and "iteration 1" in str(err.value) and "q('Lam')" in str(err.value)
+
+
+def _linreg_warnings(scale):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(80, 3))
+    y = X @ np.array([1.0, -2.0, 0.0]) + 0.3 * rng.normal(size=80)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        vp.fit(vp.load(MODELS / "linreg.vem"), {"X": X, "y": y * scale}, max_iter=2, progress=False)
+    return [str(w.message) for w in caught if issubclass(w.category, ScaleWarning)]
+
+
+def test_a_precision_argument_is_compared_as_a_spread():
+    """``Normal(m, precision = tau)`` with ``tau ~ Gamma(1e-2, 1e-4)`` (models/linreg.vem): E[τ] = 100,
+    sd[τ] = 1000, so the prior holds every spread above 1/sqrt(1100) = 0.0302 plausible.  Data of
+    spread 2.1 or 2.1e4 raise nothing (it once read `precision` as a location and warned of a
+    prior scale of |100| + 1000 at unit scale); data of spread 2.1e-4 are named against 0.0302."""
+    assert _linreg_warnings(1.0) == [] and _linreg_warnings(1e4) == []
+    (msg,) = _linreg_warnings(1e-4)
+    assert "data 'y' has spread 0.000211" in msg and "prior of 'tau' assumes ~0.0302" in msg, msg

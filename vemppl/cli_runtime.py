@@ -270,3 +270,23 @@ class CacheCounter:
 
 def debug() -> bool:
     return os.environ.get("VEMPPL_DEBUG") == "1"
+
+
+# ---- imports ahead of need ------------------------------------------------------------------
+def preload(*modules: str) -> None:
+    """Import ``modules`` on a daemon thread, for the results' files after a fit (issue #21).
+
+    While XLA compiles it releases Python's lock, so on a second core the plotting library's
+    import (half a second of a cold 10k-point GMM's command line) costs the command nothing.
+    An import that fails here fails again where the module is used, and is reported there."""
+
+    def load():
+        import importlib
+
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - reported by the import where it is needed
+                return
+
+    threading.Thread(target=load, name="vemppl-preload", daemon=True).start()

@@ -213,7 +213,7 @@ def fit_verb(args) -> int:
 
 
 def _fit_verb(args, out) -> int:
-    from .cli_runtime import CacheCounter, Status
+    from .cli_runtime import CacheCounter, Status, preload
 
     cli_args.readable_file(args.model, "model")
     cli_args.readable_file(args.data, "data", folder_ok=True)
@@ -237,6 +237,7 @@ def _fit_verb(args, out) -> int:
                     "local_restart": args.local_restart, "chain": args.chain,
                     "compress": {"auto": None, "yes": True, "no": False}[args.compress]}
         status("compiling and fitting (the first sweep compiles)")
+        preload("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg", "vemppl.render")
         swept = []
         with _set_arrays_blamed(consts):
             if args.sweep:  # results/select.py: the chosen value's best fit is saved as usual

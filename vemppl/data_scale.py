@@ -9,9 +9,11 @@ fixed arguments:
 
 * an argument of real values (a location): the data's root mean square against the prior's
   reach ``|E[L]| + sd[L]`` (NumPyro's mean and variance of the prior);
-* an argument of positive or positive-definite values (a precision): the data's standard
-  deviation against the spread the prior's mean precision implies, ``1 / sqrt(E[L])``
-  (the mean of its diagonal for a matrix).
+* a precision (``precision``, ``precision_matrix``) or a scale: the data's standard deviation
+  against the nearest spread the prior holds plausible, from ``E[L] ± sd[L]`` (the means of
+  the diagonals for a matrix): ``1 / sqrt(precision)`` for a precision, the scale itself for a
+  scale.  A vague Gamma (``sd ≥ E``, e.g. ``Gamma(1e-2, 1e-4)``) allows any larger spread.  Other positive arguments (a rate,
+  a concentration) are not compared: the data's spread says nothing direct about them.
 
 When they differ by more than :data:`RATIO` it warns, naming the data, the latent and the
 two scales.  Nothing is changed: the fit is the same; the user is told to rescale the data or
@@ -147,10 +149,18 @@ def warn_if_scale_far(model, sizes: dict, values: dict) -> list[str]:
                 prior = _prior(model, latent, sizes, values) if latent else None
                 if prior is None:
                     continue
-                c = constraints.get(arg, (0, None))[1]
-                allowed = _allowed_supports(c) if c is not None else None
+                if arg not in constraints:  # a vemppl spelling (precision): its group-mate's support
+                    mates = [n for g in fam.args.groups if arg in g for n in g if n in constraints]
+                    if not mates:
+                        continue  # no support known: no opinion
+                    arg_constraint = constraints[mates[0]][1]
+                else:
+                    arg_constraint = constraints[arg][1]
+                allowed = _allowed_supports(arg_constraint)
+                if allowed is not None and not arg.startswith(("precision", "scale")):
+                    continue  # a rate or a concentration: no spread of the data to compare with
                 try:
-                    mean, var = _prior_moments(prior, variance=allowed is None)
+                    mean, var = _prior_moments(prior, variance=True)
                 except Exception:  # no NumPyro twin, arguments it refuses, no mean or variance: no opinion
                     continue
                 with np.errstate(all="ignore"):
@@ -160,7 +170,15 @@ def warn_if_scale_far(model, sizes: dict, values: dict) -> list[str]:
                         what = "scale"
                     elif "pos" in allowed or "spd" in allowed:
                         data_scale = float(np.std(x, axis=0).mean()) if x.ndim > 1 else float(np.std(x))
-                        prior_scale = 1.0 / np.sqrt(_diag_mean(mean))
+                        m, sd = _diag_mean(mean), float(np.sqrt(_diag_mean(var)))
+                        # The spreads the prior holds plausible, from E[L] ± sd[L]: a scale is the
+                        # spread itself, a precision implies 1 / sqrt(precision).  A vague prior
+                        # (sd[L] >= E[L]) has no upper end: its data may have any larger spread.
+                        low, high = (m - sd, m + sd) if arg.startswith("scale") else (
+                            1.0 / np.sqrt(m + sd), 1.0 / np.sqrt(m - sd) if m > sd else np.inf)
+                        prior_scale = float(np.clip(data_scale, max(low, 0.0), high))
+                        if prior_scale <= 0:  # a scale's range reaching 0: too vague to compare with
+                            continue
                         what = "spread"
                     else:
                         continue

@@ -280,10 +280,11 @@ class Engine(Joint):
         return guarded_sweep(self._sweep, self, state, self.data)
 
     # ---- initialisation -------------------------------------------------------------
-    def init(self, key, params=None) -> State:
+    def init(self, key, params=None, warm=None) -> State:
         """q_j = the prior given its parents' means, in topological order; categorical
-        blocks seeded by k-means++ on the data they gate, or at random (engine/init.py)."""
-        return init_state(self, key, params)
+        blocks seeded by k-means++ on the data they gate, or at random (engine/init.py);
+        ``warm`` compiles the sweep meanwhile (engine/warm.py)."""
+        return init_state(self, key, params, warm)
 
     def _prior_blocks(self, params, key, data):
         """Every block but the chains at its prior (``elj.prior.prior_blocks``), jitted by init."""

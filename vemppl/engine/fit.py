@@ -29,6 +29,7 @@ from .loop import converge, converged as loop_converged
 from .moment_rows import MomentRows, every_row, moment_rows
 from .shard import Sharded
 from .svi import fit_svi
+from .warm import SweepWarmup
 
 
 class Run(NamedTuple):
@@ -80,9 +81,15 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
         sweep, place, gather = sharded.sweep, sharded.place, sharded.gather
     key = jax.random.PRNGKey(seed)
     starts = []
+    # The sweep compiles while the first start does (engine/warm.py), where the first sweep
+    # is called on a start as init returns it: one device, restarts in turn, no schedule.
+    may_batch = a.batch_restarts or (a.batch_restarts is None and restarts > 1 and jax.default_backend() != "cpu")
+    warm = None
+    if devices is None and engine.local_global is None and a.start != "random-globals" and not may_batch:
+        warm = SweepWarmup(engine._sweep, engine.data)
     for r in range(restarts):
         key, sub = jax.random.split(key)
-        starts.append(engine.init(sub, initial_params(m, init)))
+        starts.append(engine.init(sub, initial_params(m, init), warm=warm if r == 0 else None))
         if a.start == "random-globals":
             t_r = time.perf_counter()
             starts[-1] = jax.block_until_ready(
@@ -94,6 +101,10 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
     if batch_restarts is None:
         batch_restarts = (restarts > 1 and devices is None and jax.default_backend() != "cpu"
                           and _fits_in_memory(starts, bound))
+    if warm is not None:  # the wait is the sweep's compilation: counted as compile time
+        t_w = time.perf_counter()
+        warm.join()
+        engine.init_compile_seconds += time.perf_counter() - t_w
     if batch_restarts and restarts > 1:
         if devices is not None:
             raise VemError("data", "batch_restarts=True with devices= is not supported; the restarts run in turn")

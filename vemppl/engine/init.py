@@ -25,9 +25,13 @@ from .networks import optimizer
 from .state import State
 
 
-def init_state(engine, key, params=None) -> State:
+def init_state(engine, key, params=None, warm=None) -> State:
     """q_j = the prior given its parents' means, in topological order; categorical
-    blocks seeded by k-means++ on the data they gate, or at random."""
+    blocks seeded by k-means++ on the data they gate, or at random.
+
+    ``warm`` (an ``engine.warm.SweepWarmup``), on the engine's first start, is handed the
+    start's signature as soon as the start's program is lowered, so the sweep compiles
+    while the start compiles and runs (``start_signature``)."""
     eta, mu = {}, {}
     key, sub = jax.random.split(key)
     declared = {n.name for n in engine.model.of_kind("param")}
@@ -43,6 +47,8 @@ def init_state(engine, key, params=None) -> State:
     if first:
         engine._prior_jit = jax.jit(engine._prior_blocks, compiler_options=programs.ONE_SHOT)
     t0 = time.perf_counter()
+    if first and warm is not None and not (chains or engine.networks or engine.amortised):
+        warm(start_signature(engine, engine._prior_jit.lower(params, sub, engine.data), order, params))
     eta, mu = jax.block_until_ready(engine._prior_jit(params, sub, engine.data))
     if first:
         engine.init_compile_seconds = time.perf_counter() - t0
@@ -71,6 +77,21 @@ def init_state(engine, key, params=None) -> State:
     # The amortised blocks hold their prior until the first sweep reads the encoder.
     nets = {k: params[k] for k in engine.networks}
     return State(eta, mu, params, key=jax.random.fold_in(key, 1), opt=optimizer(engine.learning_rate).init(nets))
+
+
+def start_signature(engine, lowered, order, params) -> State:
+    """The start's State as ``jax.ShapeDtypeStruct`` leaves, from the lowered prior program's
+    outputs and, for the seeded categorical blocks, ``seeded_categorical``'s (chains,
+    networks and amortised blocks are not handled: the caller leaves those fits alone)."""
+    eta, mu = lowered.out_info
+    eta, mu = dict(eta), dict(mu)
+    real = jax.dtypes.canonicalize_dtype(np.float64)  # jnp.asarray of the NumPy responsibilities
+    for j in order:
+        if engine.plan.block(j).init in (Init.PRIOR, Init.PRIOR_DRAW):
+            continue
+        r = jax.ShapeDtypeStruct(mu[j].onehot.shape, real)
+        eta[j], mu[j] = jax.eval_shape(partial(seeded_categorical, engine.families[j], type(eta[j])), r)
+    return State(eta, mu, params)
 
 
 def seed_responsibilities(engine, j, r0, key, kmeans):

@@ -28,6 +28,7 @@ is the same over vectors (block-tridiagonal precision, Cholesky solves in the fi
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -36,7 +37,9 @@ import numpyro.distributions as dist
 
 from .base import ArgSpec, ExpFamily
 
-_LOG_2PI = jnp.log(2.0 * jnp.pi)
+# A Python float, not jnp.log at import: an eager op there compiled a program of its own in
+# every process that imports the families (issue #21); the same double either way.
+_LOG_2PI = math.log(2.0 * math.pi)
 
 
 class GaussianChainStats(NamedTuple):

@@ -35,7 +35,7 @@ import numpyro.distributions as dist
 from . import _linalg as la
 from .base import ArgSpec, ExpFamily, exact_value, fixed, independent
 
-_LOG_2PI = jnp.log(2.0 * jnp.pi)
+_LOG_2PI = math.log(2.0 * math.pi)  # a Python float: no eager program at import
 
 
 class MvNormalStats(NamedTuple):

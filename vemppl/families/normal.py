@@ -12,6 +12,7 @@ conjugate to a Normal location and a Gamma precision.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax.numpy as jnp
@@ -20,7 +21,7 @@ import numpyro.distributions as dist
 from . import _linalg as la
 from .base import ArgSpec, ExpFamily, exact_value, independent
 
-_LOG_2PI = jnp.log(2.0 * jnp.pi)
+_LOG_2PI = math.log(2.0 * math.pi)  # a Python float: no eager program at import
 
 
 class NormalStats(NamedTuple):

@@ -29,6 +29,7 @@ algebra).
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -40,8 +41,8 @@ from . import _linalg as la
 from .base import ArgSpec, ExpFamily
 from .wishart import Wishart, WishartStats, _sum_digamma
 
-_LOG_2 = jnp.log(2.0)
-_LOG_2PI = jnp.log(2.0 * jnp.pi)
+_LOG_2 = math.log(2.0)
+_LOG_2PI = math.log(2.0 * math.pi)  # a Python float: no eager program at import
 
 
 class NormalWishartStats(NamedTuple):

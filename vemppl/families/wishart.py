@@ -20,6 +20,7 @@ rate matrix is conjugate too.  A scale matrix or its Cholesky factor must be fix
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -30,7 +31,7 @@ from jax.scipy.special import digamma, multigammaln, polygamma
 from . import _linalg as la
 from .base import ArgSpec, ExpFamily
 
-_LOG_2 = jnp.log(2.0)
+_LOG_2 = math.log(2.0)
 
 
 class WishartStats(NamedTuple):
