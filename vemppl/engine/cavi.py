@@ -64,7 +64,9 @@ class Engine(Joint):
         #: The jitted programs of this engine's sweep (its own, sharded, batched restarts):
         #: ``traces`` counts what they compiled.
         self.programs = []
-        self._sweep = self.jit(self._sweep_impl, static_argnames=("restart",))
+        # ``restart`` traced (a boolean array, engine/schedule.py): one program for the restarting
+        # and the carried sweeps of ``local_restart=S``.
+        self._sweep = self.jit(self._sweep_impl)
         self._elbo = jax.jit(self.elbo)
 
     def jit(self, fn, **options):
@@ -227,9 +229,10 @@ class Engine(Joint):
 
     def _sweep_impl(self, state, data, restart=False):
         """One sweep: (state, ELBO); with ``restart`` (``fit(local_restart=)``) the sweep from
-        restarted locals, for ``guarded_sweep`` to keep or replace.  Two programs rather than
-        a ``lax.cond`` between them in one: on XLA:CPU the conditional copies the state in
-        and out, which made LDA's carried sweeps 1.7x slower (15.7 → 26.3 ms)."""
+        restarted locals, for ``guarded_sweep`` to keep or replace.  ``restart`` is a Python
+        bool or a traced one; traced, the restarted locals are selected by ``jnp.where`` over
+        the reset blocks alone (not a ``lax.cond`` over the sweep: on XLA:CPU the conditional
+        copies the state in and out, which made LDA's carried sweeps 1.7x slower)."""
         new, elbo = self._sweep_body(state, data, restart=restart)
         if state.sweeps is not None:  # the restarting schedule's count and floor
             new = new._replace(sweeps=state.sweeps + 1, elbo=elbo)
@@ -297,14 +300,18 @@ def guarded_sweep(jitted, engine, state, data):
     sweep's ELBO is replaced by the carried sweep from the same state, a CAVI step, so the
     ELBO never decreases (``engine/schedule.py``).  The test is on the host, where the
     fit's loop reads the ELBO anyway."""
-    if not engine.restarting(state):
+    schedule = engine.local_global
+    if schedule is None or not schedule.local_restart:
         return jitted(state, data)
-    new, elbo = jitted(state, data, restart=True)
+    # The flag as an array, so both kinds of sweep are one program (engine/schedule.py).
+    if not engine.restarting(state):
+        return jitted(state, data, restart=jnp.asarray(False))
+    new, elbo = jitted(state, data, restart=jnp.asarray(True))
     # The floor is the ELBO the last sweep returned (the trace's last value; -inf before the
     # first), not a re-evaluation at the state: one ELBO pass less per restarted sweep.
     if state.elbo is None or float(elbo) >= float(state.elbo):
         return new, elbo
-    return jitted(state, data)
+    return jitted(state, data, restart=jnp.asarray(False))
 
 
 __all__ = ["Engine", "State", "guarded_sweep"]

@@ -27,6 +27,7 @@ from ..diagnostics import VemError
 from ..compiler import locality
 from ..families.base import ExpFamily
 from ..plan import Init, Update
+from . import programs
 from .dataplate import data_plate
 
 STARTS = ("prior", "random-globals")
@@ -151,8 +152,8 @@ class LocalGlobal:
         after = () if self.start == "prior" else self.globals_
         for j in before:
             state = engine.update_block(state, j, data)
-        if restart:
-            state = self._restarted(engine, state, data)
+        if restart is not False:
+            state = self._restarted(engine, state, data, restart)
 
         invariant = {j: (fs, engine.target_part(state, j, fs, data)) for j, fs in self.invariant.items()}
 
@@ -173,14 +174,22 @@ class LocalGlobal:
                 state = engine.update_block(state, j, data)
         return (state, value) if log_joint else state
 
-    def _restarted(self, engine, state, data):
+    def _restarted(self, engine, state, data, restart=True):
         """The locals started at the prior each sweep (those the fit starts there), given the
-        current means of their parents; seeded locals are updated first and need no reset."""
+        current means of their parents; seeded locals are updated first and need no reset.
+        ``restart`` a traced boolean: the prior where it is true, the carried locals where not,
+        so one program serves the restarting and the carried sweeps (LDA: a select over the
+        [D, K] θ, against a second compile of the whole sweep, 1.9 s cold on 2 cores)."""
         eta, mu = dict(state.eta), dict(state.mu)
         for j in self.locals_:
             if engine.plan.block(j).init is Init.PRIOR:
-                eta[j] = engine._prior_natural(j, mu, eta, state.params, data)
-                mu[j] = engine.families[j].expected_stats(eta[j])
+                fresh_eta = engine._prior_natural(j, mu, eta, state.params, data)
+                fresh_mu = engine.families[j].expected_stats(fresh_eta)
+                if restart is True:
+                    eta[j], mu[j] = fresh_eta, fresh_mu
+                else:
+                    pick = partial(jax.tree_util.tree_map, lambda a, b: jnp.where(restart, a, b))
+                    eta[j], mu[j] = pick(fresh_eta, state.eta[j]), pick(fresh_mu, state.mu[j])
         return state._replace(eta=eta, mu=mu)
 
     def _until_settled(self, local_pass, state):
@@ -225,7 +234,7 @@ class LocalGlobal:
         return state._replace(eta=eta, mu=mu)
 
 
-@partial(jax.jit, static_argnums=0)
+@partial(jax.jit, static_argnums=0, compiler_options=programs.ONE_SHOT)
 def _random_start(fam, eta, key):
     # Jitted once per family and shape, and kept across fits: run eagerly, the draw's
     # primitives compiled one by one on a process's first fit (1.1 s for LDA's β).
