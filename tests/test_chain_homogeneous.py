@@ -82,7 +82,7 @@ def _jitted(fam, tied):
 _TIED, _PER_STEP = _jitted(HomogeneousMarkovChain, True), _jitted(MarkovChain, False)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(T=st.sampled_from([2, 3, 17, 300]), K=st.integers(1, 4), batch=st.integers(1, 2),
        scale=st.floats(0.1, 20.0), seed=st.integers(0, 2**31 - 1))
 def test_tied_chain_is_the_per_step_chain_with_phi_repeated(T, K, batch, scale, seed):

@@ -82,7 +82,7 @@ _SEQUENTIAL, _PARALLEL = _jitted(MarkovChain), _jitted(MarkovChainParallel)
 
 
 # Lengths from a few powers of two and their neighbours (each shape compiles once).
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(
     T=st.sampled_from([2, 3, 8, 9, 31, 64, 257]), K=st.integers(1, 4), batch=st.integers(1, 2),
     scale=st.floats(0.1, 20.0), seed=st.integers(0, 2**31 - 1),
