@@ -1,12 +1,20 @@
 """engine/warm.py: a program compiled on the side thread is the one the main thread's call runs,
 traced once; an error on the side thread is met again, and reported, by the main call."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from vemppl.engine import programs
-from vemppl.engine.warm import SweepWarmup, abstract
+from vemppl.engine.warm import SweepWarmup
+
+
+def abstract(tree):
+    """``tree``'s arrays as ``jax.ShapeDtypeStruct`` (weak types kept): the signature JAX traces
+    (the fit itself builds it from the lowered start, engine/init.py ``start_signature``)."""
+    return jax.tree_util.tree_map(
+        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=getattr(a, "weak_type", False)), tree)
 
 
 def test_the_warmed_program_is_traced_once_and_gives_the_call_its_value():

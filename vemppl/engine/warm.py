@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import threading
 
-import jax
 
 
 class SweepWarmup:
@@ -45,8 +44,3 @@ class SweepWarmup:
             self._thread.join()
             self._thread = None
 
-
-def abstract(tree):
-    """``tree``'s arrays as ``jax.ShapeDtypeStruct`` (weak types kept): the signature JAX traces."""
-    return jax.tree_util.tree_map(
-        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, weak_type=getattr(a, "weak_type", False)), tree)
