@@ -18,7 +18,6 @@ from __future__ import annotations
 import threading
 
 
-
 class SweepWarmup:
     """Compile ``jitted(state, data)`` for an abstract ``state`` on a daemon thread."""
 
