@@ -27,6 +27,7 @@ The marginals are ``q(τ) = Ga(a, b)`` and the Student-t ``q(μ) = St(2a, m, (b/
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -36,7 +37,7 @@ from jax.scipy.special import digamma, gammaln
 
 from .base import ArgSpec, ExpFamily
 
-_LOG_2PI = jnp.log(2.0 * jnp.pi)
+_LOG_2PI = math.log(2.0 * math.pi)  # a Python float: no eager program at import
 
 
 class NormalGammaStats(NamedTuple):
