@@ -113,13 +113,11 @@ def read_moments(model, plan: Plan) -> Tracker:
     bound = stand_in_binding(model)
     check_memory(model, bound.sizes, stand_in=True)  # the trace's own arrays (issue #23: `check` must not exhaust memory)
     joint = Joint(model, plan, bound)
+    k_params, k_blocks = jax.random.split(jax.random.PRNGKey(0))
     tracker = Tracker()
     try:
-        # The trace is abstract: the stand-in parameters' values and the blocks' key do not
-        # enter the tracker.  A raw key read on the host and a key made inside the trace
-        # compile nothing (an eager split compiled three programs, 0.35 s of a cold `check`).
-        params = initial_params(joint, np.zeros(2, np.uint32))
-        jax.eval_shape(lambda params: _trace(joint, params, jax.random.PRNGKey(0), tracker), params)
+        params = initial_params(joint, k_params)
+        jax.eval_shape(lambda params: _trace(joint, params, k_blocks, tracker), params)
     except (NoMoment, NotFixed) as exc:
         f = getattr(exc, "factor", None) or tracker.factor
         raise VemError(
