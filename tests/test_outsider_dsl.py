@@ -158,3 +158,31 @@ def test_the_cli_names_undeclared_arrays_in_its_own_words():
 
     msg = "data= names arrays the model does not declare as data. Expected only x; got also 'w', which are ignored"
     assert reword(msg).startswith("--data holds arrays the model does not declare")
+
+
+# --- DSL errors are located at the Python line that made them --------------------------------
+
+def test_dsl_errors_name_the_python_line():
+    """``Model``'s contract: errors are located at the Python line that made them.  A constant
+    argument outside its support and a categorical latent indexing an axis of another size had
+    no location in the DSL (the text locates them at the argument and the index)."""
+    import inspect
+
+    def line_of(fn):
+        try:
+            fn()
+        except vp.VemError as e:
+            return e
+        raise AssertionError("no error")
+
+    here = inspect.currentframe().f_lineno
+    m1 = vp.Model("a")
+    e1 = line_of(lambda: m1.sample("w", vp.Normal(0.0, -1.0)))  # here + 2
+    m2 = vp.Model("b")
+    mu = m2.sample("mu", vp.Normal(vp.zeros(2), 1.0))
+    z = m2.sample("z", vp.Categorical(vp.fill(1.0 / 3.0, m2.const("K", 3))))
+    m2.sample("y", vp.Normal(mu[z], 1.0))  # here + 6
+    e2 = line_of(lambda: vp.compile_model(m2))
+    assert (e1.kind, e2.kind) == ("support", "shape")
+    assert e1.span is not None and e1.span.line == here + 2
+    assert e2.span is not None and e2.span.line == here + 6
