@@ -158,7 +158,7 @@ def _warn_partial_rows(model: ModelGraph, masks: dict) -> None:
             first = tuple(int(i) for i in np.argwhere(partial)[0])
             warnings.warn(
                 f"'{name}' has {int(partial.sum())} row(s) partly missing, the first at index {first}: a "
-                f"{node.defs[0].dist} row is used only when all of it is observed, so the observed entries "
+                f"row of {node.defs[0].dist} is used only when all of it is observed, so the observed entries "
                 f"of those rows are ignored (not marginalised)", UserWarning, stacklevel=5)
 
 
