@@ -339,11 +339,18 @@ class Sum(_Derived):
 
     @property
     def outer(self):
-        am, bm = self.a.mean, self.b.mean
-        cross = am[..., :, None] * bm[..., None, :]
+        if not self.a.deps & self.b.deps:
+            cross = self.a.mean[..., :, None] * self.b.mean[..., None, :]
+        elif hasattr(self.a, "outer_with"):  # two steps of one vector chain: their cross moment
+            cross = self.a.outer_with(self.b)
+        else:
+            raise NoMoment(", ".join(sorted(self.a.deps & self.b.deps)), "expression", "E[a bᵀ] of a ± b")
         return self.a.outer + self.s * (cross + jnp.swapaxes(cross, -1, -2)) + self.b.outer
 
     def spread(self, rank: int):
+        if self.a.deps & self.b.deps:
+            # x[t] − x[t−1] of a chain: Var(a ± b) = Var a + Var b ± 2 Cov(a, b), held by sq/outer.
+            return MomentSource.spread(self, rank)
         (am, ac), (bm, bc) = self.a.spread(rank), self.b.spread(rank)
         return am + self.s * bm, _add_cov(ac, bc)
 
