@@ -284,3 +284,33 @@ def test_poisson_glmm_matches_nuts():
     for k in ("beta", "u"):
         sd = s[k].std(0)
         np.testing.assert_array_less(np.abs(fit.posterior[k].mean - s[k].mean(0)), 0.5 * sd + 3 * sd / np.sqrt(300))
+
+
+# --- round 2 (issue #21's outsiders): constructs the first round did not try ---------------------
+
+BROADCAST_SUM = """model broadcast_sum
+dim N, D
+data x: real[N, D]
+data B: real[D, D]
+m ~ MvNormal(zeros(D), cov = 10.0 * eye(D))
+c ~ Normal(0.0, 1.0)
+for n in range(N) { x[n] ~ MvNormal(transpose(B) @ m + c, precision = diag(fill(2.0, D))) }
+"""
+
+
+def test_a_scalar_added_to_a_vector_location_is_broadcast():
+    """`transpose(B) @ m + c` with a scalar `c`: NumPy broadcasting, as the page promises.
+    E[(Bᵀm + c1)(Bᵀm + c1)ᵀ] indexed a 0-d mean as a vector (an internal IndexError at
+    `vemppl check`).  With c ~ N(0, 1) the posterior of (m, c) is Gaussian and mean-field
+    CAVI reaches its exact means; the reference solves the joint normal equations."""
+    rng = np.random.default_rng(19)
+    N, D = 30, 3
+    B = rng.normal(size=(D, D))
+    x = B.T @ np.array([1.0, -1.0, 0.5]) + 0.7 + rng.normal(size=(N, D)) / np.sqrt(2.0)
+    fit = vp.fit(vp.parse(BROADCAST_SUM), data={"x": x, "B": B}, seed=0, tol=1e-12)
+    assert_elbo_monotone(fit.elbo_trace)
+    F = np.c_[B.T, np.ones(D)]  # x[n] = F @ (m, c) + noise, noise precision 2 I
+    prec = np.diag([0.1] * D + [1.0]) + N * 2.0 * F.T @ F
+    exact = np.linalg.solve(prec, 2.0 * F.T @ x.sum(0))
+    np.testing.assert_allclose(np.r_[fit.posterior["m"].mean, fit.posterior["c"].mean], exact, atol=1e-3)  # sd ~ 0.1
+

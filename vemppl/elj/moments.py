@@ -254,6 +254,17 @@ class _Known(MomentSource):
     mean = property(lambda s: s._value)
 
 
+def _outer_as(part, shape):
+    """E[v vᵀ] of ``part`` broadcast to ``shape`` (its last axis the vector's): a part with the
+    vector axis keeps its own outer; one without it (a scalar, or a size-1 axis) repeats one
+    value along it, so its outer is that value's second moment in every entry."""
+    own = jnp.shape(part.mean)
+    if own and own[-1] == shape[-1]:
+        return jnp.broadcast_to(part.outer, shape + shape[-1:])
+    sq = part.sq[..., 0] if own else part.sq
+    return jnp.broadcast_to(jnp.asarray(sq)[..., None, None], shape + shape[-1:])
+
+
 def _add_cov(a, b):
     return b if a is None else a if b is None else a + b
 
@@ -339,9 +350,13 @@ class Sum(_Derived):
 
     @property
     def outer(self):
+        # A part of lower rank is broadcast as NumPy does (``B @ m + c`` with a scalar c): its
+        # entries along the vector axis are one value, so its outer is E[c²] 11ᵀ.
         am, bm = self.a.mean, self.b.mean
+        shape = jnp.broadcast_shapes(jnp.shape(am), jnp.shape(bm))
+        am, bm = jnp.broadcast_to(am, shape), jnp.broadcast_to(bm, shape)
         cross = am[..., :, None] * bm[..., None, :]
-        return self.a.outer + self.s * (cross + jnp.swapaxes(cross, -1, -2)) + self.b.outer
+        return _outer_as(self.a, shape) + self.s * (cross + jnp.swapaxes(cross, -1, -2)) + _outer_as(self.b, shape)
 
     def spread(self, rank: int):
         (am, ac), (bm, bc) = self.a.spread(rank), self.b.spread(rank)
