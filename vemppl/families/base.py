@@ -317,6 +317,14 @@ class ExpFamily:
         return cls.Stats(*tuple(grad(eta))[: len(cls.Stats._fields)])
 
     @classmethod
+    def in_domain(cls, eta):
+        """Whether η lies in the natural-parameter domain (every element of a batched block).
+        Where A(η) stays finite outside it (a log-gamma of a negative shape is finite), a
+        family says so here, so a natural-gradient step that leaves it is refused.  Default:
+        the domain is where A(η) is finite, which the ELBO's finiteness already checks."""
+        return jnp.asarray(True)
+
+    @classmethod
     def tidy_natural(cls, eta):
         """η as the CAVI gradient gives it, projected onto the family's parameterisation
         (matrix families symmetrise: a gradient w.r.t. E[xxᵀ] is symmetric only up to round-off)."""
