@@ -382,3 +382,28 @@ def test_softmax_regression_matches_the_laplace_approximation():
     hess = np.eye(K * P) + sum(np.kron(np.diag(pn) - np.outer(pn, pn), np.outer(xn, xn)) for pn, xn in zip(p, X))
     sd = np.sqrt(np.diag(np.linalg.inv(hess)))
     np.testing.assert_array_less(np.abs(np.asarray(fit.posterior["W"].mean).ravel() - res.x), 0.3 * sd)
+
+
+ZIP_GATE = """model zip_gate
+dim N
+data y: count[N]
+p ~ Beta(1.0, 1.0)
+lam ~ Gamma(1.0, 0.1)
+for k in range(2) { rate[k] = 1e-6 + eye(2)[1, k] * lam }
+for n in range(N) {
+    s[n] ~ Bernoulli(p)
+    y[n] ~ Poisson(GATE)
+}
+"""
+
+
+@pytest.mark.parametrize("gate", ["s[n] * lam + 1e-6", "rate[s[n]]"])
+def test_a_bernoulli_gate_is_refused_with_the_categorical_spelling(gate):
+    """A zero-inflated Poisson with a Bernoulli gate: a discrete latent read as a number was
+    blamed on a missing sampler ('has no reparameterised sampler'), and as an index the error
+    gave no way out.  Both now point to the spelling that fits (a two-category Categorical
+    index is an enumerated mixture, which fits)."""
+    with pytest.raises(vp.VemError) as err:
+        vp.compile_model(vp.parse(ZIP_GATE.replace("GATE", gate)))
+    assert err.value.kind == "unsupported" and err.value.span is not None
+    assert "Categorical" in err.value.hint

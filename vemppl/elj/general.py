@@ -285,13 +285,14 @@ def _draw(src, R, span, rows=0):
         chol = jnp.linalg.cholesky(cov + 1e-12 * jnp.eye(m.shape[-1]))
         eps = jax.random.normal(_key(src.block), (DRAWS,) + m.shape)
         return m + jnp.einsum("...ij,s...j->s...i", chol, eps)
-    if getattr(fam, "support", None) == "cat":  # before its q is built: a chain's is the whole chain's
+    if getattr(fam, "support", None) in ("cat", "bool"):  # before its q is built: a chain's is the whole chain's
         raise VemError(
             "unsupported",
             f"'{src.block}' is a discrete latent (q = {fam.name}) read as a number inside an expression; the general "
             "path draws reparameterised samples, which a discrete latent has none of",
             span,
-            hint=f"index by it instead: a value per category, v[{src.block}[...]], is a mixture, which fits in closed form",
+            hint=f"index by it instead: a value per category, v[{src.block}[...]], is a mixture, which fits in closed form"
+                 + (" (draw it from a two-category Categorical to index by it)" if fam.support == "bool" else ""),
         )
     why = "has no reparameterised sampler, which the general path needs here"
     try:
