@@ -249,6 +249,10 @@ class ExpFamily:
     posterior_family: ClassVar[str | None] = None
     #: For a likelihood-only family: what to write instead when the value is latent.
     latent_hint: ClassVar[str] = ""
+    #: The family whose factor this one is at a known transform of the value, with the same
+    #: arguments (LogNormal: the Normal's at log y), so it reads its location and precision
+    #: as that family does (a joint Normal–Gamma block, ``compiler/rules/_joint.py``).
+    factor_of: ClassVar[str | None] = None
 
     #: True for structured blocks (registered in STRUCTURES, not usable in model text).
     structured: ClassVar[bool] = False
