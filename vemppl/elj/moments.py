@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..families._linalg import bdot
+from ..families._linalg import bdot, broadcast_cross, broadcast_outer
 from ..families.base import MomentSource
 from ..families.mean_map import natural_at
 from .point_mass import PointMass, PointMassStats, Tracker  # noqa: F401  (read as M.PointMass, M.Tracker)
@@ -254,17 +254,6 @@ class _Known(MomentSource):
     mean = property(lambda s: s._value)
 
 
-def _outer_as(part, shape):
-    """E[v vᵀ] of ``part`` broadcast to ``shape`` (its last axis the vector's): a part with the
-    vector axis keeps its own outer; one without it (a scalar, or a size-1 axis) repeats one
-    value along it, so its outer is that value's second moment in every entry."""
-    own = jnp.shape(part.mean)
-    if own and own[-1] == shape[-1]:
-        return jnp.broadcast_to(part.outer, shape + shape[-1:])
-    sq = part.sq[..., 0] if own else part.sq
-    return jnp.broadcast_to(jnp.asarray(sq)[..., None, None], shape + shape[-1:])
-
-
 def _add_cov(a, b):
     return b if a is None else a if b is None else a + b
 
@@ -349,16 +338,19 @@ class Sum(_Derived):
         return super().prod(other)
 
     @property
-    def outer(self):
-        # A part of lower rank is broadcast as NumPy does (``B @ m + c`` with a scalar c): its
-        # entries along the vector axis are one value, so its outer is E[c²] 11ᵀ.
-        am, bm = self.a.mean, self.b.mean
-        shape = jnp.broadcast_shapes(jnp.shape(am), jnp.shape(bm))
-        am, bm = jnp.broadcast_to(am, shape), jnp.broadcast_to(bm, shape)
-        cross = am[..., :, None] * bm[..., None, :]
-        return _outer_as(self.a, shape) + self.s * (cross + jnp.swapaxes(cross, -1, -2)) + _outer_as(self.b, shape)
+    def outer(self):  # a lower-rank part (a scalar c in B @ m + c) broadcasts as in NumPy
+        if not self.a.deps & self.b.deps:
+            cross = broadcast_cross(self.a.mean, self.b.mean)
+        elif hasattr(self.a, "outer_with"):  # two steps of one vector chain: their cross moment
+            cross = self.a.outer_with(self.b)
+        else:
+            raise NoMoment(", ".join(sorted(self.a.deps & self.b.deps)), "expression", "E[a bᵀ] of a ± b")
+        return broadcast_outer(self.a, cross) + self.s * (cross + jnp.swapaxes(cross, -1, -2)) + broadcast_outer(self.b, cross)
 
     def spread(self, rank: int):
+        if self.a.deps & self.b.deps:
+            # x[t] − x[t−1] of a chain: Var(a ± b) = Var a + Var b ± 2 Cov(a, b), held by sq/outer.
+            return MomentSource.spread(self, rank)
         (am, ac), (bm, bc) = self.a.spread(rank), self.b.spread(rank)
         return am + self.s * bm, _add_cov(ac, bc)
 

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from . import moments as M
+from .lagged import ChainStep
 
 #: Elementwise functions: name -> (f, log f at a point or None, log(1 − f) at a point or None).
 #: The log forms keep ``log σ(x)`` finite where σ(x) rounds to 0 or 1 (|x| > 37 in float64).
@@ -58,6 +59,10 @@ def gaussian_linear(src, vector_ok: bool = False) -> bool:
         return True
     if isinstance(src, M.MemberMoments):
         return False
+    if isinstance(src, ChainStep):
+        # One step x[.., t] of a chain of Gaussians: its marginal under q is Gaussian (mean and
+        # ``sq``, or ``outer`` for a vector chain); sums of steps read their cross moment (Sum.sq).
+        return "sq" in src.stats._fields or vector_ok
     if isinstance(src, M.BlockMoments):
         return bool(getattr(src.family, "gaussian", False)) and (src.family.event_rank == 0 or vector_ok)
     if isinstance(src, M.Stacked):

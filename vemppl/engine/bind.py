@@ -21,6 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..diagnostics import VemError
+from ..families import get_family
 from ..ir.expr import Call, Name, names, walk
 from ..ir.graph import ModelGraph
 from ..ir.nodes import TypeSpec
@@ -139,7 +140,26 @@ def bind(model: ModelGraph, data: dict, consts: dict | None = None, dims: dict |
                 node.span,
             )
     check_bound(model, sizes, values)  # the static pass again with every size known, then memory (issue #23)
+    _warn_partial_rows(model, masks)
     return Bound(sizes, values, masks, notes)
+
+
+def _warn_partial_rows(model: ModelGraph, masks: dict) -> None:
+    """A vector event (an MvNormal row) with some entries missing is dropped whole by the
+    factor (elj/evaluate.py): its observed entries are not used, which the user is told."""
+    for name, m in masks.items():
+        node = model.nodes[name]
+        rank = max((get_family(d.dist).event_rank for d in node.defs), default=0)
+        if not rank or m.ndim < rank:
+            continue
+        axes = tuple(range(m.ndim - rank, m.ndim))
+        partial = np.any(m, axis=axes) & ~np.all(m, axis=axes)
+        if partial.any():
+            first = tuple(int(i) for i in np.argwhere(partial)[0])
+            warnings.warn(
+                f"'{name}' has {int(partial.sum())} row(s) partly missing, the first at index {first}: a "
+                f"row of {node.defs[0].dist} is used only when all of it is observed, so the observed entries "
+                f"of those rows are ignored (not marginalised)", UserWarning, stacklevel=5)
 
 
 # ---- arguments -----------------------------------------------------------------------

@@ -190,7 +190,7 @@ class IRBuilder:
             canon = self._canonical_args(family, dist, args, kwargs, dist_span or span)
             for _, e, aspan in canon:
                 self._check_expr(e, loop_vars, aspan or span, self_name=target)
-            V.check_constant_args(family, canon, self._nodes)
+            V.check_constant_args(family, [(k, e, s or dist_span or span) for k, e, s in canon], self._nodes)
             d = Definition(
                 loops, tuple(indices), dist=dist, args=tuple((k, e) for k, e, _ in canon), span=span, dist_span=dist_span
             )

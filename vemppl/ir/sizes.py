@@ -178,7 +178,7 @@ def _check_index(known: _Sizes, sub: Index, d, axis_sizes):
                         "type",
                         f"'{x.id}' is used as an index of '{base}', but {why}. Expected whole numbers "
                         f"(a loop variable, a constant, or an int, count or cat array); got real values",
-                        x.span or sub.span,
+                        x.span or sub.span or d.span,
                     )
         c = known.value(ix) if not any(isinstance(x, Name) and x.id in d.loop_vars for x in walk(ix)) else None
         if c is not None:
@@ -189,7 +189,7 @@ def _check_index(known: _Sizes, sub: Index, d, axis_sizes):
                     f"index {_fmt_num(c)} of '{base}' is out of range on axis {axis}. Expected {rng} "
                     f"(that axis has size {size_sym}{'' if size is None or size_sym == size else f' = {size}'}); "
                     f"got {_text(ix)}",
-                    ix.span or sub.span,
+                    ix.span or sub.span or d.span,
                 )
             continue
         lo = loop_offset(ix, d.loop_vars)
@@ -208,7 +208,7 @@ def _check_index(known: _Sizes, sub: Index, d, axis_sizes):
                     "shape",
                     f"index {_text(ix)} of '{base}' runs out of range on axis {axis} (size {size_sym}): "
                     f"'{lo[0]}' runs over range({_text(loop.start)}, {_text(loop.stop)})",
-                    ix.span or sub.span,
+                    ix.span or sub.span or d.span,
                 )
             continue
         gate = head_name(ix) if isinstance(ix, (Name, Index)) else None
@@ -223,7 +223,7 @@ def _check_index(known: _Sizes, sub: Index, d, axis_sizes):
                     f"'{gate}' takes {cats[0]}{'' if k is None or cats[0] == k else f' = {k}'} values, but indexes "
                     f"axis {axis} of '{base}', which has size {size_sym}{'' if size is None or size == size_sym else f' = {size}'}. "
                     f"Expected the sizes to agree",
-                    ix.span or sub.span,
+                    ix.span or sub.span or d.span,
                     f"give '{base}' {cats[0]} entries on that axis, or '{gate}' {size_sym} categories",
                 )
 

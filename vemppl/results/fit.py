@@ -97,7 +97,7 @@ class Fit:
         return {k: jax.tree_util.tree_map(np.asarray, v) for k, v in self.state.params.items()}
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write ``manifest.json`` + ``arrays.npz`` into the folder ``path`` (atomically)."""
+        """Write ``manifest.json`` + ``arrays-<hash>.npz`` into the folder ``path`` (atomically)."""
         return save(self, path)
 
     def predict(self, data: dict, **kwargs) -> Prediction:

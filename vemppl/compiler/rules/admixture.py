@@ -18,7 +18,9 @@ def is_admixture(m: ModelGraph, z: str) -> bool:
     (topics) at random and fits the locals to them (``Plan.start``, docs/engine.md).
     """
     node = m.nodes[z]
-    if node.kind != "latent" or not node.defs:
+    # Only a categorical latent has mixing weights: a Normal b[s, c] ~ Normal(a[s], ...) reads its
+    # group's latent too, but that is a hierarchy, fitted from the prior like any other model.
+    if node.kind != "latent" or not node.defs or get_family(node.defs[0].dist).support != "cat":
         return False
     latent = {n.name for n in m.of_kind("latent")}
     weights = {n.name for n in m.of_kind("latent") if get_family(n.defs[0].dist).support != "cat"}
