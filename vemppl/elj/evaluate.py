@@ -131,6 +131,9 @@ class _Context:
                     "unsupported",
                     "an index must be a loop variable, data, a constant or a categorical latent",
                     getattr(ix, "span", None),
+                    hint=("a Bernoulli latent is not one: draw a two-valued index from a Categorical "
+                          "(`s[n] ~ Categorical(w)`, `w ~ Dirichlet(ones(2))`)"
+                          if getattr(getattr(src, "family", None), "support", None) == "bool" else None),
                 )
             v = src.value
             if v.ndim not in (0, self.R):

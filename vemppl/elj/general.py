@@ -53,7 +53,7 @@ from ..diagnostics import VemError
 from ..families.mean_map import natural_at
 from . import moments as M
 from .nonlinear import Apply, gaussian_linear, is_const
-from .products import ScalarProduct
+from .products import RowsTimesVector, ScalarProduct, VectorTimesRows
 
 #: Gauss–Hermite points (probabilists' weights normalised to 1).
 POINTS = 64
@@ -139,11 +139,14 @@ def _quadrature(fam, sources, core, R, tracker):
 
 def _monte_carlo(fam, sources, R, tracker, span):
     cache = {}
+    # The matrix of a product ``W @ h`` or ``h @ W``: its rows (the block's batch axis) are an
+    # event axis of this factor, so its draws get the grid's axes in front of both.
+    rows = {id(x.a) for s in sources.values() for x in _nodes(s) if isinstance(x, (RowsTimesVector, VectorTimesRows))}
 
     def leaf(x):
         if isinstance(x, (M.BlockMoments, M.Stacked)) and not is_const(x):
             if id(x) not in cache:
-                cache[id(x)] = _draw(x, R, span)
+                cache[id(x)] = _draw(x, R, span, 1 if id(x) in rows else 0)
             return cache[id(x)]
         return None
 
@@ -167,21 +170,31 @@ def _flag(tracker, src, why):
                 tracker.flag(lf.block, why)
 
 
+_KIDS = {M.Sum: ("a", "b"), M.Scaled: ("a",), M.Dot: ("a", "b"), M.MatVec: ("v",), ScalarProduct: ("a", "b"),
+         RowsTimesVector: ("a", "h"), VectorTimesRows: ("h", "a")}
+
+
+def _children(src):
+    if isinstance(src, Apply):
+        return list(src.args)
+    return [getattr(src, n) for cls, names in _KIDS.items() if isinstance(src, cls) for n in names]
+
+
+def _nodes(src):
+    """Every sub-expression of ``src``, itself first."""
+    if isinstance(src, M.BlockMoments) or src.is_fixed:
+        return [src]
+    return [src] + [x for c in _children(src) for x in _nodes(c)]
+
+
 def _leaves(src):
     """The block views and known values an expression reads."""
     if isinstance(src, M.BlockMoments) or src.is_fixed:
         return [src]
     if isinstance(src, M.Stacked):
         return [src.e]
-    kids = {M.Sum: ("a", "b"), M.Scaled: ("a",), M.Dot: ("a", "b"), M.MatVec: ("v",)}
-    for cls, names in kids.items():
-        if isinstance(src, cls):
-            return [lf for n in names for lf in _leaves(getattr(src, n))]
-    if isinstance(src, Apply):
-        return [lf for a in src.args for lf in _leaves(a)]
-    if isinstance(src, ScalarProduct):
-        return _leaves(src.a) + _leaves(src.b)
-    return [src]
+    kids = _children(src)
+    return [lf for c in kids for lf in _leaves(c)] if kids else [src]
 
 
 def _source_at(src, leaf):
@@ -213,6 +226,12 @@ def _at(src, leaf):
         return src.fn(*(_at(a, leaf) for a in src.args))
     if isinstance(src, ScalarProduct):
         return _at(src.a, leaf) * _at(src.b, leaf)
+    if isinstance(src, RowsTimesVector):
+        a, h = _at(src.a, leaf), _at(src.h, leaf)
+        return jnp.matmul(a, h[..., None])[..., 0]
+    if isinstance(src, VectorTimesRows):
+        h, a = _at(src.h, leaf), _at(src.a, leaf)
+        return jnp.matmul(h[..., None, :], a)[..., 0, :]
     raise VemError("unsupported", f"the general (Monte Carlo) path cannot draw {type(src).__name__} expressions")
 
 
@@ -242,36 +261,38 @@ def _key(block: str):
     return jax.random.fold_in(jax.random.PRNGKey(0), zlib.crc32(block.encode()) & 0x7FFFFFFF)
 
 
-def _draw(src, R, span):
+def _draw(src, R, span, rows=0):
     """``DRAWS`` reparameterised draws of a block view, [DRAWS, *grid, *event], as functions of
-    its mean parameters (module docstring)."""
+    its mean parameters (module docstring).  ``rows = 1`` where the view's last batch axis is
+    read as an event axis (the rows of the matrix of ``W @ h``)."""
     if isinstance(src, M.Stacked):  # independent scalar elements read as one vector
         e = src.e
         if not getattr(e.family, "gaussian", False):  # Gamma elements read as a vector: the
-            return _draw(e, R + 1, span)  # vector's axis is the elements' own batch axis
-        m, sq = _pad(e.stats.mean, R, 1), _pad(e.stats.sq, R, 1)
+            return _draw(e, R + 1, span, rows)  # vector's axis is the elements' own batch axis
+        m, sq = _pad(e.stats.mean, R, 1 + rows), _pad(e.stats.sq, R, 1 + rows)
         eps = jax.random.normal(_key(e.block), (DRAWS,) + m.shape)
         return m + jnp.sqrt(jnp.maximum(sq - m**2, 0.0)) * eps
     fam = src.family
     if isinstance(src, M.MemberMoments):
         raise VemError("unsupported", f"the general path cannot draw a member of the joint block '{src.block}'", span)
     if getattr(fam, "gaussian", False) and fam.event_rank == 0:
-        m, sq = _pad(src.stats.mean, R, 0), _pad(src.stats.sq, R, 0)
+        m, sq = _pad(src.stats.mean, R, rows), _pad(src.stats.sq, R, rows)
         eps = jax.random.normal(_key(src.block), (DRAWS,) + m.shape)
         return m + jnp.sqrt(jnp.maximum(sq - m**2, 0.0)) * eps
     if getattr(fam, "gaussian", False) and fam.event_rank == 1:
-        m, outer = _pad(src.stats.mean, R, 1), _pad(src.stats.outer, R, 2)
+        m, outer = _pad(src.stats.mean, R, 1 + rows), _pad(src.stats.outer, R, 2 + rows)
         cov = outer - m[..., :, None] * m[..., None, :]
         chol = jnp.linalg.cholesky(cov + 1e-12 * jnp.eye(m.shape[-1]))
         eps = jax.random.normal(_key(src.block), (DRAWS,) + m.shape)
         return m + jnp.einsum("...ij,s...j->s...i", chol, eps)
-    if getattr(fam, "support", None) == "cat":  # before its q is built: a chain's is the whole chain's
+    if getattr(fam, "support", None) in ("cat", "bool"):  # before its q is built: a chain's is the whole chain's
         raise VemError(
             "unsupported",
             f"'{src.block}' is a discrete latent (q = {fam.name}) read as a number inside an expression; the general "
             "path draws reparameterised samples, which a discrete latent has none of",
             span,
-            hint=f"index by it instead: a value per category, v[{src.block}[...]], is a mixture, which fits in closed form",
+            hint=f"index by it instead: a value per category, v[{src.block}[...]], is a mixture, which fits in closed form"
+                 + (" (draw it from a two-category Categorical to index by it)" if fam.support == "bool" else ""),
         )
     why = "has no reparameterised sampler, which the general path needs here"
     try:
@@ -283,7 +304,7 @@ def _draw(src, R, span):
     if q is None or not q.has_rsample:
         raise VemError("unsupported", f"'{src.block}' (q = {fam.name}) {why}", span)
     z = q.rsample(_key(src.block), (DRAWS,))
-    batch = len(q.batch_shape)
+    batch = len(q.batch_shape) - rows
     return jnp.reshape(z, (DRAWS,) + (1,) * (R - batch) + z.shape[1:]) if batch < R else z
 
 

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..families._linalg import bdot
+from ..families._linalg import bdot, broadcast_cross, broadcast_outer
 from ..families.base import MomentSource
 from ..families.mean_map import natural_at
 from .point_mass import PointMass, PointMassStats, Tracker  # noqa: F401  (read as M.PointMass, M.Tracker)
@@ -338,14 +338,14 @@ class Sum(_Derived):
         return super().prod(other)
 
     @property
-    def outer(self):
+    def outer(self):  # a lower-rank part (a scalar c in B @ m + c) broadcasts as in NumPy
         if not self.a.deps & self.b.deps:
-            cross = self.a.mean[..., :, None] * self.b.mean[..., None, :]
+            cross = broadcast_cross(self.a.mean, self.b.mean)
         elif hasattr(self.a, "outer_with"):  # two steps of one vector chain: their cross moment
             cross = self.a.outer_with(self.b)
         else:
             raise NoMoment(", ".join(sorted(self.a.deps & self.b.deps)), "expression", "E[a bᵀ] of a ± b")
-        return self.a.outer + self.s * (cross + jnp.swapaxes(cross, -1, -2)) + self.b.outer
+        return broadcast_outer(self.a, cross) + self.s * (cross + jnp.swapaxes(cross, -1, -2)) + broadcast_outer(self.b, cross)
 
     def spread(self, rank: int):
         if self.a.deps & self.b.deps:

@@ -197,9 +197,12 @@ class Engine(Joint):
             return ~accepted & (i < len(rhos))
 
         def try_next(carry):
+            # A step out of the natural domain (a Dirichlet row with α ≤ 0) is refused even
+            # where the ELBO's formulas stay finite there (a log-gamma of a negative shape).
             i, _ = carry
-            e = objective(candidate(steps[i]))
-            return i + 1, jnp.isfinite(e) & (e >= base - 1e-12 * jnp.abs(base))
+            c = candidate(steps[i])
+            e = objective(c)
+            return i + 1, fam.in_domain(c.eta[j]) & jnp.isfinite(e) & (e >= base - 1e-12 * jnp.abs(base))
 
         tried, accepted = jax.lax.while_loop(not_yet, try_next, (jnp.asarray(0), jnp.asarray(False)))
         chosen = candidate(steps[jnp.maximum(tried - 1, 0)])

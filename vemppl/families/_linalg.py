@@ -128,6 +128,23 @@ def outer(u, v):
 _LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
+def broadcast_cross(a, b):
+    """E[a]E[b]ᵀ of two vectors' means broadcast against each other as NumPy does (a scalar
+    beside a vector, ``B @ m + c``, repeats along the vector axis): [..., D, D]."""
+    shape = jnp.broadcast_shapes(jnp.shape(a), jnp.shape(b))
+    return jnp.broadcast_to(a, shape)[..., :, None] * jnp.broadcast_to(b, shape)[..., None, :]
+
+
+def broadcast_outer(part, like):
+    """E[v vᵀ] of the moment source ``part`` broadcast to the [..., D, D] of ``like``: its own
+    ``outer`` where its last axis is the vector's; else its one value repeats along that
+    axis, so every entry is that value's second moment, E[c²] 11ᵀ."""
+    own, full = jnp.shape(part.mean), jnp.shape(like)
+    if own and own[-1] == full[-1]:
+        return jnp.broadcast_to(part.outer, full)
+    return jnp.broadcast_to(jnp.asarray(part.sq[..., 0] if own else part.sq)[..., None, None], full)
+
+
 def bdot(a, b, k: int = 1):
     """Σ over the last ``k`` axes of ``a * b``, with NumPy broadcasting of the leading axes.
 

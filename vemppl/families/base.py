@@ -249,6 +249,10 @@ class ExpFamily:
     posterior_family: ClassVar[str | None] = None
     #: For a likelihood-only family: what to write instead when the value is latent.
     latent_hint: ClassVar[str] = ""
+    #: The family whose factor this one is at a known transform of the value, with the same
+    #: arguments (LogNormal: the Normal's at log y), so it reads its location and precision
+    #: as that family does (a joint Normal–Gamma block, ``compiler/rules/_joint.py``).
+    factor_of: ClassVar[str | None] = None
 
     #: True for structured blocks (registered in STRUCTURES, not usable in model text).
     structured: ClassVar[bool] = False
@@ -315,6 +319,14 @@ class ExpFamily:
         """
         grad = jax.grad(lambda e: jnp.sum(cls.log_normalizer(e)))
         return cls.Stats(*tuple(grad(eta))[: len(cls.Stats._fields)])
+
+    @classmethod
+    def in_domain(cls, eta):
+        """Whether η lies in the natural-parameter domain (every element of a batched block).
+        Where A(η) stays finite outside it (a log-gamma of a negative shape is finite), a
+        family says so here, so a natural-gradient step that leaves it is refused.  Default:
+        the domain is where A(η) is finite, which the ELBO's finiteness already checks."""
+        return jnp.asarray(True)
 
     @classmethod
     def tidy_natural(cls, eta):

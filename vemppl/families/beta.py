@@ -57,6 +57,10 @@ class Beta(ExpFamily):
         return {"concentration1": eta.log + 1.0, "concentration0": eta.log1m + 1.0}
 
     @classmethod
+    def in_domain(cls, eta):
+        return jnp.all(eta.log + 1.0 > 0.0) & jnp.all(eta.log1m + 1.0 > 0.0)
+
+    @classmethod
     def log_normalizer(cls, eta):
         return _log_beta(eta.log + 1.0, eta.log1m + 1.0)
 

@@ -51,6 +51,10 @@ class Dirichlet(ExpFamily):
         return {"concentration": eta.log + 1.0}
 
     @classmethod
+    def in_domain(cls, eta):
+        return jnp.all(eta.log + 1.0 > 0.0)
+
+    @classmethod
     def log_normalizer(cls, eta):
         alpha = eta.log + 1.0
         return jnp.sum(gammaln(alpha), -1) - gammaln(jnp.sum(alpha, -1))

@@ -51,6 +51,10 @@ class Gamma(ExpFamily):
         return {"concentration": eta.log + 1.0, "rate": -eta.mean}
 
     @classmethod
+    def in_domain(cls, eta):
+        return jnp.all(eta.log + 1.0 > 0.0) & jnp.all(-eta.mean > 0.0)
+
+    @classmethod
     def log_normalizer(cls, eta):
         a, b = eta.log + 1.0, -eta.mean
         return gammaln(a) - a * jnp.log(b)

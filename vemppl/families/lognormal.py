@@ -28,6 +28,7 @@ class LogNormal(ExpFamily):
     event_rank = 0
     variational = False
     latent_hint = "draw its logarithm from a Normal and exp() it where it is read"
+    factor_of = "Normal"
     args = ArgSpec(
         positional=("loc", "scale"),
         groups=(("loc",), ("scale", "precision")),

@@ -67,6 +67,10 @@ class Wishart(ExpFamily):
         return {"concentration": _nu(eta), "rate_matrix": -2.0 * eta.mean}
 
     @classmethod
+    def in_domain(cls, eta):
+        return jnp.all(_nu(eta) > eta.mean.shape[-1] - 1.0)
+
+    @classmethod
     def log_normalizer(cls, eta):
         d, nu = eta.mean.shape[-1], _nu(eta)
         log_det_v = -la.spd_logdet(-2.0 * eta.mean)

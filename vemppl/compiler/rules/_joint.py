@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from ...families import get_family
 from ...ir.expr import BinOp, Index, Name
 from ...ir.graph import ModelGraph, reads
 
@@ -23,7 +24,8 @@ def location_precision_pairs(m: ModelGraph, factors, family, precision_arg: str)
     and Gamma, MvNormal and Wishart): one for every ``mu[k] ~ Loc(m, precision_arg = c * tau[k])``
     (``c`` fixed or absent) with ``tau[k] ~ Prec(...)`` over the same plate and ``m`` fixed (no
     latent or param read), when every other factor that reads ``mu`` reads it as the location
-    of a ``Loc`` whose precision is ``tau`` (or a fixed multiple) at the same element,
+    of a ``Loc`` (or of a family that is its factor at a known transform of the value, a
+    LogNormal's at log y) whose precision is ``tau`` (or a fixed multiple) at the same element,
     ``x[n] ~ Loc(mu[z[n]], precision = tau[z[n]])``.  The expected log joint is then affine in
     the block's statistics (Bishop PRML §2.3.6 and §10.2.1; Murphy 2007, §6); otherwise the two
     stay mean-field."""
@@ -56,7 +58,8 @@ def location_precision_pairs(m: ModelGraph, factors, family, precision_arg: str)
         d = f.definition
         if not any(loc in reads(e, d.loop_vars) for _, e in d.args):
             return True
-        arg = d.arg("loc") if f.family == loc_family else None
+        fam = get_family(f.family)
+        arg = d.arg("loc") if loc_family in (fam.name, fam.factor_of) else None
         where = (arg.base.id, arg.indices) if isinstance(arg, Index) and isinstance(arg.base, Name) else (
             (arg.id, ()) if isinstance(arg, Name) else None)
         other = [e for k, e in d.args if k not in ("loc", precision_arg)] + list(d.indices)
