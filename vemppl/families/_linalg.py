@@ -132,7 +132,7 @@ def broadcast_cross(a, b):
     """E[a]E[b]ᵀ of two vectors' means broadcast against each other as NumPy does (a scalar
     beside a vector, ``B @ m + c``, repeats along the vector axis): [..., D, D]."""
     shape = jnp.broadcast_shapes(jnp.shape(a), jnp.shape(b))
-    return jnp.broadcast_to(a, shape)[..., :, None] * jnp.broadcast_to(b, shape)[..., None, :]
+    return outer(jnp.broadcast_to(a, shape), jnp.broadcast_to(b, shape))
 
 
 def broadcast_outer(part, like):
