@@ -217,6 +217,25 @@ def test_a_signal_leaves_no_temporary_files(tmp_path, data, sig, status):
     assert "Traceback" not in err
 
 
+def test_a_signal_the_main_thread_cannot_answer_is_still_said(tmp_path):
+    """When the main thread stays out of reach (inside XLA's compile, modelled here by a loop in
+    a finaliser, where the handler only re-sends the signal), the backstop ends the run after the
+    grace period, with the same last line and status as the main thread's own exit."""
+    code = ("import os, signal, sys, time\n"
+            "from vemppl import cli_runtime\n"
+            "cli_runtime.GRACE_SECONDS = 0.5\n"
+            "cli_runtime.install_handlers()\n"
+            "def __del__():\n"
+            "    os.kill(os.getpid(), signal.SIGINT)\n"
+            "    while True:\n"
+            "        time.sleep(0.01)\n"
+            "__del__()\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)})
+    assert r.returncode == 130, (r.returncode, r.stderr)
+    assert r.stderr.strip().splitlines() == ["interrupted"], r.stderr
+
+
 def test_a_fifo_is_refused_not_read_forever(capsys, data, tmp_path):
     fifo = tmp_path / "m.vem"
     os.mkfifo(fifo)

@@ -30,7 +30,7 @@ from . import __version__
 from .cli_args import Parser
 from .cli_runtime import (
     EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, Terminated, classify, debug, hard_exit, install_handlers, internal,
-    render_error,
+    render_error, say_stopped,
 )
 from .diagnostics import VemError
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (KeyboardInterrupt, Terminated) as exc:
         status = 143 if isinstance(exc, Terminated) else 130
-        print("terminated" if status == 143 else "interrupted", file=sys.stderr)
+        say_stopped(status)
         if argv is None:  # the program itself, not a caller of main(): see cli_runtime.hard_exit
             hard_exit(status)
         return status

@@ -36,6 +36,8 @@ def install_handlers():
     Returns a function that puts the previous handlers and warning filters back (for callers
     of ``main()`` inside a longer-lived process, tests among them).
     """
+    global _STOP_SAID
+    _STOP_SAID = threading.Lock()
     shown, filters = warnings.showwarning, warnings.filters[:]
     warnings.showwarning = _show_warning
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -105,7 +107,23 @@ def _in_finaliser(frame) -> bool:
 
 
 def _backstop(status: int) -> None:
+    """The main thread did not get back to Python within the grace period (XLA compiling):
+    say why the run ends, as :func:`vemppl.cli.main` would have, then end it."""
+    say_stopped(status)
     hard_exit(status)
+
+
+_STOP_SAID = threading.Lock()
+
+
+def say_stopped(status: int) -> None:
+    """Print ``terminated`` (143) or ``interrupted`` (130) on stderr, once per process.
+
+    Both the main thread's handler and the backstop may get here; the lock is taken and not
+    released (:func:`install_handlers` makes a new one per run), so the second prints nothing.
+    """
+    if _STOP_SAID.acquire(blocking=False):
+        print("terminated" if status == 143 else "interrupted", file=sys.stderr, flush=True)
 
 
 def hard_exit(status: int) -> None:
