@@ -65,7 +65,12 @@ def prior_blocks(joint, params, key, data):
     eta, mu = {}, {}
     # Names are declared before use, so declaration order reaches parents first.
     for j in [n for n in joint.model.nodes if n in joint.families]:
-        if joint.plan.block(j).structure is BlockStructure.MARKOV_CHAIN:  # seeded apart (engine/init.py)
+        if joint.plan.block(j).structure is BlockStructure.MARKOV_CHAIN:
+            # Seeded apart (engine/init.py); until then a uniform, independent chain, so a later
+            # block whose prior it gates (a switching Gaussian chain's precision q[s[t]]) can
+            # read its one-hot means.
+            k = num_categories(joint, j, mu, eta, params)
+            eta[j], mu[j] = chain_stats(joint.families[j], jnp.full(joint.bound_shape(j) + (k,), 1.0 / k), 0.0)
             continue
         eta[j] = prior_natural(joint, j, mu, eta, params, data)
         if joint.families[j].gaussian:
