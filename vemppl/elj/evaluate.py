@@ -31,7 +31,7 @@ from . import moments as M
 from . import nonlinear
 from .lagged import ChainStep
 from .networks import call_network
-from .products import product, self_dot
+from .products import DiagOf, product, self_dot
 
 
 def eval_fixed(e, sizes: dict, values: dict):
@@ -334,6 +334,8 @@ class _Context:
             # 1 broadcasts over x's last axis, whose size is not known here.
             return M.Dot(args[0], M.Fixed(np.ones(1)), self.tracker)
         v = _points(args)
+        if v is None and e.func == "diag" and len(args) == 1:
+            return DiagOf(args[0], self.tracker)  # an ARD precision diag(alpha), elj/products.py
         if v is None and (nl := nonlinear.call(e.func, args, self.tracker)) is not None:
             return nl  # a nonlinear function of random terms
         if v is None:

@@ -490,6 +490,7 @@ class Stacked(_Derived):
         self.tracker = tracker
 
     mean = property(lambda s: s.e.mean)
+    log = property(lambda s: s.e.log)  # elementwise moments are the elements' own (diag(alpha))
 
     @property
     def outer(self):
