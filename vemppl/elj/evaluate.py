@@ -324,10 +324,8 @@ class _Context:
         if self.model is not None and e.func in self.model.nodes:  # a network param
             return M.Fixed(call_network(self, e))
         args = [self.ev(a) for a in e.args]
-        if e.func == "dot" and not all(a.is_fixed for a in args) and e.args[0] == e.args[1]:
-            return self_dot(args[0], self.tracker)
-        if e.func == "dot" and not all(a.is_fixed for a in args):
-            return M.Dot(args[0], args[1], self.tracker)
+        if e.func == "dot" and not all(a.is_fixed for a in args):  # dot(x, x): E[xᵀx], not E[x]ᵀE[x]
+            return self_dot(args[0], self.tracker) if e.args[0] == e.args[1] else M.Dot(*args[:2], self.tracker)
         if e.func == "sum" and len(args) == 1 and not args[0].is_fixed:
             # Σ_k x_k = dot(x, 1), linear: a Gaussian x stays Gaussian (conjugate), any other x
             # has E[Σx] = ΣE[x] and E[(Σx)²] = 1ᵀE[xxᵀ]1 from its own moments.  A ones of size
