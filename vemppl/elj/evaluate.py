@@ -5,8 +5,7 @@ loop variable, then one axis per enumerated categorical reference (the gates of
 ``compiler.compile``), then the value's event axes.  Indexing by a loop variable is a
 slice placed on that variable's axis, indexing by a data array is a gather, and indexing
 by a categorical latent places every category on that reference's axis.  The factor's
-expected log density, an array over the grid, is then weighted by ``E[onehot]`` of the
-enumerated latents and summed:
+expected log density, an array over the grid, is weighted by ``E[onehot]`` of the enumerated latents and summed:
 
     E_q[log p(x_n | mu_{z_n}, ...)] = Σ_k E[z_nk] · E[log p(x_n | mu_k, ...)]
 
@@ -323,13 +322,14 @@ class _Context:
     def _call(self, e: Call):
         if self.model is not None and e.func in self.model.nodes:  # a network param
             return M.Fixed(call_network(self, e))
+        if e.func == "transpose" and self.rank(e.args[0]) in (0, 1):  # a vector's, not a plate axis swapped in
+            return self.ev(e.args[0])
         args = [self.ev(a) for a in e.args]
         if e.func == "dot" and not all(a.is_fixed for a in args):  # dot(x, x): E[xᵀx], not E[x]ᵀE[x]
             return self_dot(args[0], self.tracker) if e.args[0] == e.args[1] else M.Dot(*args[:2], self.tracker)
         if e.func == "sum" and len(args) == 1 and not args[0].is_fixed:
             # Σ_k x_k = dot(x, 1), linear: a Gaussian x stays Gaussian (conjugate), any other x
-            # has E[Σx] = ΣE[x] and E[(Σx)²] = 1ᵀE[xxᵀ]1 from its own moments.  A ones of size
-            # 1 broadcasts over x's last axis, whose size is not known here.
+            # has E[Σx] = ΣE[x] and E[(Σx)²] = 1ᵀE[xxᵀ]1 from its own moments (a ones of size 1).
             return M.Dot(args[0], M.Fixed(np.ones(1)), self.tracker)
         v = _points(args)
         if v is None and e.func == "diag" and len(args) == 1:

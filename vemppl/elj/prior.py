@@ -17,6 +17,7 @@ from ..diagnostics import VemError
 from ..families import get_family
 from ..families._linalg import chol as cholesky, sharpened_gaussian_draw
 from ..ir.expr import Index, Name
+from ..ir.shapes import infer
 from ..plan import BlockStructure, Init
 from . import moments as M
 from .amortised import layer_sizes
@@ -112,6 +113,10 @@ def _joint_prior_natural(joint, j, mu, eta, params, data=None):
         zero = fam.zero_stats(joint.bound_shape(j), events)
     else:  # one family's block (a mixture prior): its statistics' shapes from their ranks
         ev = events["value"][:1]
+        if not ev and max(fam.stat_ranks) > fam.event_rank:  # a one-hot: the probabilities' last size
+            d = joint.model.nodes[j].defs[0]
+            k = infer(d.args[0][1], joint.model.shapes, d.loop_vars)[-1]
+            ev = (int(np.asarray(k if isinstance(k, int) else joint.bound.sizes.get(k, joint.consts.get(k)))),)
         zero = fam.Stats(*[jnp.zeros(joint.bound_shape(j) + ev * r) for r in fam.stat_ranks])
     factors = tuple(f for f in joint.plan.factors if f.target in own)
 

@@ -104,6 +104,8 @@ def exact_log_predictive(fit, data: dict, consts: dict | None = None, dims: dict
     @jax.jit
     def run(rows):
         def unit(row):
+            if not configs:  # no local latents (a conjugate regression, a Gamma-Poisson): one term
+                return log_joint(row, {})
             return logsumexp(jax.vmap(lambda oh: log_joint(row, oh))(configs))
 
         return jax.lax.map(unit, {k: v[:, None] for k, v in rows.items()}, batch_size=batch_size)
