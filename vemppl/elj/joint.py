@@ -119,12 +119,15 @@ class Joint:
         data = {**self.consts, **(self.data if data is None else data)}
         blocks = self._table(state.mu, state.eta)
         blocks.update(self.fixed_blocks)
-        sizes = set()
-        total = 0.0
         for f in self.plan.factors:
             if not f.definition.loops:
                 raise VemError("unsupported", f"'{f.describe()}' is not inside a data plate: no per-point terms")
-            sizes.add(f.definition.loops[0].stop)
+        sizes = {str(getattr(f.definition.loops[0].stop, "id", f.definition.loops[0].stop)) for f in self.plan.factors}
+        if len(sizes) > 1:  # checked before their terms are added, which would not broadcast
+            raise VemError("unsupported", f"the factors live on different outer plates ({', '.join(sorted(sizes))}): "
+                           "no per-point terms")
+        total = 0.0
+        for f in self.plan.factors:
             total = total + factor_value(self.model, f, self.bound.sizes, data, blocks, state.params, None, self.masks,
                                          keep_leading=True)
         for j in state.eta:
@@ -132,8 +135,6 @@ class Joint:
             if h.ndim == 0:
                 raise VemError("unsupported", f"q({j}) couples the data points: no per-point terms")
             total = total + jnp.sum(jnp.reshape(h, (h.shape[0], -1)), axis=1)
-        if len(sizes) > 1:
-            raise VemError("unsupported", "the factors live on different outer plates: no per-point terms")
         return total
 
     def entropy(self, state):

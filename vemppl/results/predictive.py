@@ -64,7 +64,7 @@ def exact_log_predictive(fit, data: dict, consts: dict | None = None, dims: dict
     one = {k: (v[:1] if k in rows else v) for k, v in data.items()}
     engine, sub_plan, params, bound, globals_ = _local_engine(fit, one, False, consts,
                                                             {k: v for k, v in (dims or {}).items() if k != plate.dim})
-    if bound.masks:
+    if bound.masks or any(np.isnan(v).any() for v in rows.values() if v.dtype.kind == "f"):  # any row's NaN
         raise NotExact("the new data has missing values (masks)")
     outside = [f.describe() for f in sub_plan.factors if not plate.is_inside(f)]
     if outside:
