@@ -656,3 +656,24 @@ for n in range(N) { y[n] ~ Bernoulli(p[g[n]]) }
     with pytest.raises(vp.VemError, match=r"different outer plates \(G, N\)") as err:
         fit.predictive_density(data, samples=2)
     assert err.value.kind == "unsupported"
+
+
+def test_the_exact_predictive_density_reads_data_off_the_plate():
+    """A known covariance `S` given as data beside the rows: the exact path passed each row's
+    arrays only, a KeyError on `S`.  The predictive is N(x | m, S + Σ) under q(mu) = N(m, Σ)."""
+    text = """model known_cov
+dim N, D
+data x: real[N, D]
+data S: real[D, D]
+mu ~ MvNormal(zeros(D), cov = 10.0 * eye(D))
+for n in range(N) { x[n] ~ MvNormal(mu, cov = S) }
+"""
+    rng = np.random.default_rng(4)
+    S = np.array([[1.0, 0.5], [0.5, 2.0]])
+    x = rng.multivariate_normal([1.0, -1.0], S, 8)
+    fit = vp.fit(vp.parse(text), {"x": x, "S": S}, progress=False)
+    q = fit.posterior["mu"]
+    got = fit.predictive_density({"x": x[:3], "S": S})
+    ref = stats.multivariate_normal(np.asarray(q.mean), S + np.asarray(q.covariance_matrix)).logpdf(x[:3])
+    assert got.method == "exact"
+    np.testing.assert_allclose(got, ref, rtol=1e-10)

@@ -108,7 +108,9 @@ def exact_log_predictive(fit, data: dict, consts: dict | None = None, dims: dict
                 return log_joint(row, {})
             return logsumexp(jax.vmap(lambda oh: log_joint(row, oh))(configs))
 
-        return jax.lax.map(unit, {k: v[:, None] for k, v in rows.items()}, batch_size=batch_size)
+        shared = {k: v for k, v in data.items() if k not in rows}  # arrays off the plate (a known covariance)
+        return jax.lax.map(lambda r: unit({**shared, **r}), {k: v[:, None] for k, v in rows.items()},
+                           batch_size=batch_size)
 
     out = np.asarray(run({k: jnp.asarray(v) for k, v in rows.items()}))
     assert out.shape == (n,)
