@@ -221,11 +221,11 @@ class _Context:
                 stats, eta = (type(t)(*(a[idx] for a in t)) for t in (stats, eta))
                 return _matched(M.MemberMoments(entry.block, fam, stats, eta, self.tracker, entry.role, e.indices, idx),
                                 entry)
+            scalar = _element_family(self.model, e.base.id, fam, len(idx))
+            if scalar is not None:  # (x[t, d] of a vector chain too: its outer's diagonal, conjugate)
+                return M.element_view(e.base.id, scalar, stats, eta, idx, self.tracker)
             if getattr(fam, "lag_stat", None) is not None:  # a step of a Gaussian chain (elj/lagged.py)
                 return ChainStep(e.base.id, fam, stats, eta, self.tracker, e.indices, self)
-            scalar = _element_family(self.model, e.base.id, fam, len(idx))
-            if scalar is not None:
-                return M.element_view(e.base.id, scalar, stats, eta, idx, self.tracker)
             def take(a):  # leading plate axes only
                 if jnp.ndim(a) < len(idx):  # a probe's point mass offers per-matrix moments too
                     return jnp.zeros(jnp.broadcast_shapes(*(jnp.shape(i) for i in idx)))
@@ -381,8 +381,8 @@ def _element_family(model, name, fam, n_idx: int):
     if node is None or not node.defs:
         return None
     own, plates = get_family(node.defs[0].dist), len(node.defs[0].indices)
-    if own is fam and n_idx == plates + 1:
-        own, plates = next((f for f in REGISTRY.values() if f.vector_family == fam.name), None), n_idx
+    if (own is fam or getattr(fam, "lag_stat", None) is not None) and n_idx == plates + 1:  # or a chain's step
+        own, plates, fam = next((f for f in REGISTRY.values() if f.vector_family == own.name), None), n_idx, own
     return own if own is not None and own.vector_family == fam.name and n_idx == plates else None
 
 
