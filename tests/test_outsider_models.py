@@ -712,3 +712,40 @@ def test_a_coordinate_of_a_vector_chain_step_is_conjugate():
     J += 10.0 * np.eye(T * D)
     np.testing.assert_allclose(np.asarray(fit.posterior["x"].mean).ravel(), np.linalg.solve(J, 10.0 * y.ravel()),
                                atol=1e-8)
+
+
+# --- the ArviZ export of count likelihoods, and of results read back from disk -------------------
+
+COUNTS = """model counts
+dim N, K
+data tot: count[N]
+data y: count[N, K]
+data k: count[N]
+p ~ Dirichlet(ones(K))
+b ~ Beta(2.0, 2.0)
+for n in range(N) {
+    y[n] ~ Multinomial(tot[n], p)
+    k[n] ~ Binomial(tot[n], b)
+}
+"""
+
+
+def test_replicated_counts_keep_the_datas_totals(tmp_path):
+    """Posterior predictive draws of a Binomial with data trial counts and of a Multinomial were
+    internal errors (NumPyro's sampler indexes by a float count; a Multinomial drawn under jit needs
+    a static bound on its total).  Each replicate must keep the totals: rows summing to `tot`,
+    successes within 0..tot.  Results read by load_results hold no data: a `data` error says so
+    and the posterior alone still exports."""
+    rng = np.random.default_rng(6)
+    tot = rng.integers(1, 9, 6)
+    data = {"tot": tot, "y": np.stack([rng.multinomial(t, [0.2, 0.3, 0.5]) for t in tot]), "k": rng.binomial(tot, 0.4)}
+    fit = vp.fit(vp.parse(COUNTS), data, progress=False)
+    rep = fit.to_arviz(draws=2, log_likelihood=False).posterior_predictive
+    np.testing.assert_array_equal(np.asarray(rep["y"]).sum(-1), np.broadcast_to(tot, (1, 2, 6)))
+    assert np.all((np.asarray(rep["k"]) >= 0) & (np.asarray(rep["k"]) <= tot))
+    fit.save(tmp_path)
+    back = vp.load_results(tmp_path)
+    with pytest.raises(vp.VemError, match="hold no data") as err:
+        back.to_arviz(draws=5)
+    assert err.value.kind == "data"
+    assert list(back.to_arviz(draws=5, log_likelihood=False, predictive_draws=0).groups()) == ["posterior"]

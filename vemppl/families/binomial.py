@@ -119,7 +119,8 @@ class Binomial(ExpFamily):
 
     @classmethod
     def numpyro_dist(cls, total_count=1, probs=None, logits=None):
-        return dist.Binomial(total_count, probs=probs, logits=logits)
+        # A whole-valued count (data arrive as floats): NumPyro's sampler indexes by it.
+        return dist.Binomial(jnp.asarray(total_count).astype(int), probs=probs, logits=logits)
 
 
 def log_choose(n, x):

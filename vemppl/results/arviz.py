@@ -57,6 +57,11 @@ def to_arviz(fit, draws: int = 1000, seed: int = 0, locals: bool = False, log_li
     except ImportError:
         raise VemError("io", "to_arviz needs ArviZ", hint="pip install 'vemppl[arviz]'") from None
     model = fit.model
+    absent = [n.name for n in model.of_kind("data") if n.defs and n.name not in fit.bound.values]
+    if absent and (log_likelihood or predictive_draws != 0):
+        raise VemError("data", f"these results hold no data ('{absent[0]}'): results read by load_results keep "
+                       "only the data's hashes", hint="to_arviz(log_likelihood=False, predictive_draws=0) exports "
+                       "the posterior alone; for the other groups, call to_arviz on the fit itself")
     local = local_blocks(model, fit.plan)
     cats = P.categorical_latents(fit)
     gs = P.groups(fit) if log_likelihood or predictive_draws != 0 else []
@@ -86,7 +91,7 @@ def to_arviz(fit, draws: int = 1000, seed: int = 0, locals: bool = False, log_li
     return az.from_dict(
         posterior=groups["posterior"] or None, log_likelihood=groups.get("log_likelihood"),
         posterior_predictive=groups.get("posterior_predictive"),
-        observed_data={x: np.asarray(fit.bound.values[x]) for x in observed},
+        observed_data={x: np.asarray(fit.bound.values[x]) for x in observed if x in fit.bound.values} or None,
         constant_data={k: np.asarray(v) for k, v in fit.params.items() if not isinstance(v, dict)} or None,
         dims=_dims(fit, groups, gs),
     )
@@ -141,6 +146,8 @@ def _sample_factor(ev, f, values, z, out, key):
             name = next(g for g in group if g in fam.args.defaults)
             args[name] = jnp.asarray(fam.args.defaults[name], dtype=float)
     dist = fam.numpyro_dist(**args)
+    if getattr(dist, "total_count_max", 0) is None:  # counts drawn under jit need a static bound: the data's
+        dist.total_count_max = int(np.max(np.sum(np.asarray(ev.base[f.target]), axis=-1), initial=0))
     grid = tuple(stop - start for _, start, stop in ctx.loops)
     batch = tuple(dist.batch_shape)
     on_grid = len(batch) >= len(grid) and all(b in (1, g) for b, g in zip(batch, grid))
