@@ -561,6 +561,10 @@ def test_a_categorical_gated_by_another_categorical_reaches_the_cavi_fixed_point
     np.testing.assert_allclose(mo, (rm * y[:, None]).sum(0) / prec, atol=1e-4)  # the last sweep moves it
     np.testing.assert_allclose(np.asarray(P["w"].concentration), 1 + rz.T @ rm, atol=1e-3)
     assert_elbo_monotone(fit.elbo_trace)
+    # Its pointwise log-likelihood would sum out two coupled categoricals: refused as documented
+    # (docs/arviz.md), not a reshape error.
+    with pytest.raises(vp.VemError, match="depend on a categorical latent"):
+        fit.to_arviz(draws=2)
 
 
 # --- transpose of a vector, and the exact predictive density of a model without locals ---------
@@ -700,8 +704,8 @@ def test_a_coordinate_of_a_vector_chain_step_is_conjugate():
     rng = np.random.default_rng(5)
     T, D = 12, 2
     y = np.cumsum(rng.normal(0.0, 0.5, (T, D)), axis=0) + 0.3 * rng.normal(size=(T, D))
-    assert "natural-gradient" not in str(vp.compile_model(vp.parse(MV_CHAIN_COORD.replace("OBS", "x[t][d]"))))
-    fit = vp.fit(vp.parse(MV_CHAIN_COORD.replace("OBS", "x[t, d]")), {"y": y}, progress=False)
+    assert "natural-gradient" not in str(vp.compile_model(vp.parse(MV_CHAIN_COORD.replace("OBS", "x[t, d]"))))
+    fit = vp.fit(vp.parse(MV_CHAIN_COORD.replace("OBS", "x[t][d]")), {"y": y}, progress=False)
     assert "natural-gradient" not in str(fit.plan)
     J = np.zeros((T * D, T * D))  # x_0 ~ N(0, I); x_t - 0.9 x_{t-1} ~ N(0, I/4); y ~ N(x, I/10)
     J[:D, :D] += np.eye(D)
@@ -712,6 +716,11 @@ def test_a_coordinate_of_a_vector_chain_step_is_conjugate():
     J += 10.0 * np.eye(T * D)
     np.testing.assert_allclose(np.asarray(fit.posterior["x"].mean).ravel(), np.linalg.solve(J, 10.0 * y.ravel()),
                                atol=1e-8)
+    # The export evaluates x[t][d] at drawn values (a fixed array on the grid, indexed twice: it
+    # was an internal broadcast error); its pointwise log-likelihood is the Normal's at each draw.
+    idata = fit.to_arviz(draws=3, locals=True, predictive_draws=1)
+    x = np.asarray(idata.posterior["x"])
+    np.testing.assert_allclose(idata.log_likelihood["y"], stats.norm.logpdf(y, x, 10.0**-0.5), rtol=1e-10)
 
 
 # --- the ArviZ export of count likelihoods, and of results read back from disk -------------------

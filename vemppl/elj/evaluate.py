@@ -1,11 +1,10 @@
 """Evaluating the expected log joint, one factor at a time, vectorised over plates.
 
-A factor (one ``~`` statement) is evaluated on a grid: one array axis per enclosing
-loop variable, then one axis per enumerated categorical reference (the gates of
-``compiler.compile``), then the value's event axes.  Indexing by a loop variable is a
-slice placed on that variable's axis, indexing by a data array is a gather, and indexing
-by a categorical latent places every category on that reference's axis.  The factor's
-expected log density, an array over the grid, is weighted by ``E[onehot]`` of the enumerated latents and summed:
+A factor (one ``~`` statement) is evaluated on a grid: one array axis per enclosing loop variable, then one
+axis per enumerated categorical reference (the gates of ``compiler.compile``), then the value's event axes.
+Indexing by a loop variable is a slice placed on that variable's axis, indexing by a data array is a gather,
+and indexing by a categorical latent places every category on that reference's axis.  The factor's expected
+log density, an array over the grid, is weighted by ``E[onehot]`` of the enumerated latents and summed:
 
     E_q[log p(x_n | mu_{z_n}, ...)] = Σ_k E[z_nk] · E[log p(x_n | mu_k, ...)]
 
@@ -214,6 +213,8 @@ class _Context:
         raise KeyError(e.id)
 
     def _index(self, e: Index):
+        if isinstance(e.base, Index) and isinstance(e.base.base, Name):  # x[t][d] is x[t, d] (scalar indices)
+            e = Index(e.base.base, e.base.indices + e.indices, e.span)
         if isinstance(e.base, Name) and e.base.id in self.blocks:
             fam, stats, eta = entry = self.blocks[e.base.id]
             idx = self.index_arrays(e.indices)
@@ -328,8 +329,7 @@ class _Context:
         if e.func == "dot" and not all(a.is_fixed for a in args):  # dot(x, x): E[xᵀx], not E[x]ᵀE[x]
             return self_dot(args[0], self.tracker) if e.args[0] == e.args[1] else M.Dot(*args[:2], self.tracker)
         if e.func == "sum" and len(args) == 1 and not args[0].is_fixed:
-            # Σ_k x_k = dot(x, 1), linear: a Gaussian x stays Gaussian (conjugate), any other x
-            # has E[Σx] = ΣE[x] and E[(Σx)²] = 1ᵀE[xxᵀ]1 from its own moments (a ones of size 1).
+            # Σx = dot(x, 1) (ones of size 1): E[Σx] = ΣE[x], E[(Σx)²] = 1ᵀE[xxᵀ]1; a Gaussian x stays conjugate
             return M.Dot(args[0], M.Fixed(np.ones(1)), self.tracker)
         v = _points(args)
         if v is None and e.func == "diag" and len(args) == 1:

@@ -71,7 +71,6 @@ def categorical_latents(fit) -> dict[str, int]:
 def groups(fit) -> list[Group]:
     """The observed data grouped by the categorical latent they are read through."""
     model, plan = fit.model, fit.plan
-    cats = categorical_latents(fit)
     observed = {n.name for n in model.of_kind("data") if n.defs}
     by_latent: dict[str | None, list] = {}
     for f in plan.factors:
@@ -83,7 +82,7 @@ def groups(fit) -> list[Group]:
                            "log-likelihood is not summed out here")
         by_latent.setdefault(refs.pop() if refs else None, []).append(f)
     for f in plan.factors:  # a latent that reads a categorical latent would couple it to more than data
-        if f.target not in observed and f.target not in cats and f.enum:
+        if f.target not in observed and any(r.block != f.target for r in f.enum):  # a categorical one too
             raise VemError("unsupported", f"'{f.describe()}' makes the latent '{f.target}' depend on a categorical "
                            "latent: the log-likelihood of the data alone is not defined by summing it out")
     out = []
