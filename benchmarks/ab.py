@@ -131,8 +131,8 @@ def svi_gmm(scale):
     consts = {"K": 5, "alpha0": p["alpha0"], "beta0": p["beta0"], "nu0": p["nu0"], "m0": p["m0"],
               "W0": np.linalg.inv(p["cov_prior"])}
     t0 = time.perf_counter()
-    f = vp.fit(g.gmm_model(), {"x": x}, consts=consts, seed=0, max_iter=200, batch_size=min(1000, n // 2),
-               step_size=(10.0, 0.7), progress=False)
+    f = vp.fit(g.gmm_model(), {"x": x}, consts=consts, seed=0, max_iter=200,
+               algorithm=vp.svi(min(1000, n // 2), step_size=(10.0, 0.7)), progress=False)
     wall = time.perf_counter() - t0
     params = (np.asarray(f.posterior["pi"].mean), np.asarray(f.posterior["mu"].mean),
               np.linalg.inv(np.asarray(f.mean_params["Lam"]["mean"])))

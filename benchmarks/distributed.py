@@ -3,10 +3,10 @@
     python benchmarks/distributed.py            # GMM N = 20k, D = 2, K = 3, 30 sweeps
     python benchmarks/distributed.py --n 200000
 
-The parent runs (1) one process with two forced CPU devices, ``fit(..., devices=2)``, and
+The parent runs (1) one process with two forced CPU devices, ``fit(..., algorithm=vp.cavi(devices=2))``, and
 (2) two processes with one CPU device each, joined by
 ``jax.distributed.initialize(coordinator_address="localhost:PORT", num_processes=2,
-process_id=i)``, each calling the same ``fit(..., devices=2)``: ``jax.devices()`` then lists
+process_id=i)``, each calling the same fit: ``jax.devices()`` then lists
 both processes' devices, each process holds its half of the data plate, and the sums over
 the plate are all-reduces between the processes (gloo over TCP on CPU).  It reports both
 ELBO traces, their largest relative difference and the wall times, and writes
@@ -45,7 +45,7 @@ def worker(a):
     import vemppl as vp
 
     t0 = time.perf_counter()
-    fit = vp.fit(vp.load(MODEL), {"x": data(a.n, a.seed)}, devices=2, max_iter=a.iters, tol=0.0, progress=False)
+    fit = vp.fit(vp.load(MODEL), {"x": data(a.n, a.seed)}, algorithm=vp.cavi(devices=2), max_iter=a.iters, tol=0.0, progress=False)
     out = {"trace": fit.elbo_trace.tolist(), "wall_s": time.perf_counter() - t0, "compile_s": fit.compile_seconds,
            "devices": [str(d) for d in jax.devices()], "process": jax.process_index()}
     print(json.dumps(out))

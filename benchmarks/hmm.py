@@ -253,7 +253,7 @@ def main(argv=None):
                     help="also fit the longest T once per seed (seed, seed+1, ...) for each system")
     ap.add_argument("--float32", action="store_true", help="vemppl in float32 (VEMPPL_X64=0); results_hmm_float32.*")
     ap.add_argument("--chain", choices=("sequential", "parallel"), default="sequential",
-                    help="vemppl's forward-backward (fit(chain=)); results_hmm_parallel.* for parallel")
+                    help="vemppl's forward-backward (vp.cavi(chain=)); results_hmm_parallel.* for parallel")
     ap.add_argument("--quick", action="store_true", help="smoke run: T = 2000")
     ap.add_argument("--out", type=Path, default=HERE)
     args = ap.parse_args(argv)

@@ -10,7 +10,7 @@ Three phases, each in its own process so that its peak resident memory
 1. *generate*: K Gaussian clusters in D dimensions (centres from N(0, 3²I), covariances
    ``AAᵀ/D + 0.3 I``, weights from Dir(5); as in ``benchmarks/gmm.py``) written in chunks of
    1M rows to ``x.npy`` with ``np.lib.format.open_memmap``, plus an in-memory held-out set;
-2. *svi*: ``vemppl.fit(model, {"x": np.load("x.npy", mmap_mode="r")}, batch_size=B, ...)``:
+2. *svi*: ``vemppl.fit(model, {"x": np.load("x.npy", mmap_mode="r")}, algorithm=vemppl.svi(B), ...)``:
    each step reads only its batch's rows of the file;
 3. *full*: the full-batch CAVI fit on the first ``--subsample`` rows (in memory).
 
@@ -79,7 +79,7 @@ def svi(a):
     model, consts = _model(a.k)
     x = np.load(Path(a.dir) / "x.npy", mmap_mode="r")
     t0 = time.perf_counter()
-    fit = vp.fit(model, {"x": x}, consts=consts, batch_size=a.batch, step_size=(a.tau, a.kappa),
+    fit = vp.fit(model, {"x": x}, consts=consts, algorithm=vp.svi(a.batch, step_size=(a.tau, a.kappa)),
                  max_iter=a.steps, seed=a.seed, progress=False)
     wall = time.perf_counter() - t0
     rss_fit = peak_rss_mb()

@@ -22,7 +22,7 @@ def cases():
         "hmm": (vp.load(MODELS_DIR / "hmm.vem"), {"x": seq}, {"consts": {"K": 3}, "max_iter": 100, "tol": 1e-6}),
         "lda": (vp.load(MODELS_DIR / "lda.vem"), {"doc": doc, "word": word},
                 {"consts": {"K": 2}, "dims": {"D": 20, "V": 12}, "max_iter": 100, "tol": 1e-6,
-                 "start": "random-globals", "local_tol": 1e-3}),
+                 "algorithm": vp.cavi(start="random-globals", local_tol=1e-3)}),
     }
 
 

@@ -120,7 +120,8 @@ for s in range(S) {
 def test_parallel_fit_follows_the_sequential_fit():
     x = gaussian_sequence()
     # 20 sweeps: both stop at an exact fixed point (tol 0) a few sweeps later, where rounding decides when.
-    runs = {c: vemppl.fit(vemppl.parse(HMM), {"x": x}, seed=0, max_iter=20, tol=0.0, progress=False, chain=c)
+    runs = {c: vemppl.fit(vemppl.parse(HMM), {"x": x}, seed=0, max_iter=20, tol=0.0, progress=False,
+                         algorithm=vemppl.cavi(chain=c))
             for c in ("sequential", "parallel")}
     seq, par = runs["sequential"], runs["parallel"]
     assert_elbo_monotone(par.elbo_trace)
@@ -141,7 +142,7 @@ def test_parallel_fit_of_masked_sequences_follows_the_sequential_fit():
         z[:, t] = np.where(rng.random(S) < 0.85, z[:, t - 1], 1 - z[:, t - 1])
     y = np.where(present, rng.poisson(rates[z]), 0)
     runs = {c: vemppl.fit(vemppl.parse(POISSON_SEQS), {"y": y}, mask={"z": present}, seed=1, max_iter=12, tol=0.0,
-                          progress=False, chain=c) for c in ("sequential", "parallel")}
+                          progress=False, algorithm=vemppl.cavi(chain=c)) for c in ("sequential", "parallel")}
     assert runs["parallel"].engine.families["z"] is MarkovChainParallel  # a mask keeps per-step potentials
     assert_elbo_monotone(runs["parallel"].elbo_trace)
     assert len(runs["parallel"].elbo_trace) == 12  # converged to round-off near sweep 17

@@ -73,8 +73,9 @@ def _fit(case, **kw):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_merged_rows_give_the_unmerged_fit(name):
     case = CASES[name]()
-    kw = dict(start="random-globals", local_iter=3, max_iter=15, tol=0)
-    merged, whole = _fit(case, compress=True, **kw), _fit(case, compress=False, **kw)
+    kw = dict(start="random-globals", local_iter=3)
+    merged = _fit(case, algorithm=vp.cavi(compress=True, **kw), max_iter=15, tol=0)
+    whole = _fit(case, algorithm=vp.cavi(compress=False, **kw), max_iter=15, tol=0)
     rows = merged.engine.merged_rows
     assert rows is not None and whole.engine.merged_rows is None
     assert len(rows.weights) < rows.rows / 2  # the data really repeat
@@ -111,9 +112,9 @@ def test_weights_split_with_the_chunks(monkeypatch):
     x = x[rng.permutation(len(x))]
     model = vp.load(ROOT / "models" / "bernoulli_mixture.vem")
     monkeypatch.setattr(chunks, "MIN_WORK", 0)
-    kw = dict(consts={"K": 3}, seed=1, start="random-globals", max_iter=8, tol=0, progress=False)
-    merged = vp.fit(model, {"x": x}, compress=True, **kw)
-    whole = vp.fit(model, {"x": x}, compress=False, **kw)
+    kw = dict(consts={"K": 3}, seed=1, max_iter=8, tol=0, progress=False)
+    merged = vp.fit(model, {"x": x}, algorithm=vp.cavi(compress=True, start="random-globals"), **kw)
+    whole = vp.fit(model, {"x": x}, algorithm=vp.cavi(compress=False, start="random-globals"), **kw)
     assert merged.engine.merged_rows is not None and len(merged.engine.merged_rows.weights) == 2048
     np.testing.assert_allclose(merged.elbo_trace, whole.elbo_trace, rtol=1e-10, atol=0)
 
@@ -137,7 +138,7 @@ def test_automatic_merging_leaves_alone_what_it_cannot_merge():
 def test_compress_true_says_why_it_cannot():
     gmm = vp.load(ROOT / "models" / "gmm.vem")
     with pytest.raises(VemError, match="'x' is real-valued"):
-        vp.fit(gmm, {"x": np.zeros((10, 2))}, consts={"K": 2}, compress=True, progress=False)
+        vp.fit(gmm, {"x": np.zeros((10, 2))}, consts={"K": 2}, algorithm=vp.cavi(compress=True), progress=False)
     model, data, consts, _ = _binary_mixture()
     with pytest.raises(VemError, match="stochastic VI reads every row"):
         vp.fit(model, data, consts=consts, compress=True, batch_size=50, progress=False)
@@ -162,9 +163,9 @@ for n in range(N) {{
 }}
 """
     y = np.random.default_rng(seed).integers(0, categories, n)
-    kw = dict(seed=seed % 97, start="random-globals", max_iter=10, tol=0, progress=False)
-    merged = vp.fit(vp.parse(text), {"y": y}, compress=True, **kw)
-    whole = vp.fit(vp.parse(text), {"y": y}, compress=False, **kw)
+    kw = dict(seed=seed % 97, max_iter=10, tol=0, progress=False)
+    merged = vp.fit(vp.parse(text), {"y": y}, algorithm=vp.cavi(compress=True, start="random-globals"), **kw)
+    whole = vp.fit(vp.parse(text), {"y": y}, algorithm=vp.cavi(compress=False, start="random-globals"), **kw)
     np.testing.assert_allclose(merged.elbo_trace, whole.elbo_trace, rtol=1e-10, atol=1e-10)
 
 
@@ -177,7 +178,7 @@ def test_predict_merges_the_new_datas_repeated_rows(name):
     if name == "lda tokens":
         train = data["doc"] < 20
         fit = vp.fit(model, {k: v[train] for k, v in data.items()}, consts=consts, dims={**dims, "D": 20}, seed=0,
-                     start="random-globals", local_tol=1e-3, progress=False)
+                     algorithm=vp.cavi(start="random-globals", local_tol=1e-3), progress=False)
         new, new_dims, local = {"doc": data["doc"][~train] - 20, "word": data["word"][~train]}, {**dims, "D": 10}, "z"
     else:
         fit = vp.fit(model, {"x": data["x"][:400]}, consts=consts, seed=0, progress=False)

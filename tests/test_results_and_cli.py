@@ -149,7 +149,7 @@ def test_cli_schedule_options_give_the_python_fit(tmp_path):
     assert r.returncode == 0, r.stderr
     saved = json.loads((tmp_path / "res/manifest.json").read_text())["elbo_trace"]
     ref = vp.fit(vp.load(model), {"doc": doc, "word": word}, consts={"K": 2}, dims={"D": 12, "V": 10}, max_iter=40,
-                 start="random-globals", local_tol=1e-3, progress=False)
+                 algorithm=vp.cavi(start="random-globals", local_tol=1e-3), progress=False)
     np.testing.assert_allclose(saved, ref.elbo_trace, rtol=1e-12)
     assert ref.engine.merged_rows is not None  # 180 tokens, at most 120 distinct (document, word) pairs
     r = run_cli("fit", model, "--data", "tokens.npz", "--set", "K=2", "--set", "D=12", "--set", "V=10", "--out", "all",

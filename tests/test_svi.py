@@ -49,7 +49,7 @@ def test_svi_gmm_reaches_the_full_batch_heldout_loglik():
     rng = np.random.default_rng(0)
     x, held = gmm_data(5000, rng), gmm_data(2000, rng)
     full = vp.fit(gmm(), {"x": x}, max_iter=300, tol=1e-9)
-    svi = vp.fit(gmm(), {"x": x}, batch_size=500, step_size=(10.0, 0.7), max_iter=120, seed=0)
+    svi = vp.fit(gmm(), {"x": x}, algorithm=vp.svi(500, step_size=(10.0, 0.7)), max_iter=120, seed=0)
     ll_full = full.predict({"x": held}, plug_in=True).log_likelihood_per_point
     ll_svi = svi.predict({"x": held}, plug_in=True).log_likelihood_per_point
     # measured: 1e-5 relative (full -3.5624 per point)
@@ -63,7 +63,7 @@ def test_rho_one_on_all_the_data_is_cavi():
     """A single conjugate global: an SVI step with rho = 1 and the whole data set is a CAVI sweep."""
     x = np.random.default_rng(1).normal(3.0, 0.8, size=400)
     cavi = vp.fit(normal_mean(), {"x": x}, max_iter=4, tol=0.0)  # exact after one sweep: stops at the 2nd
-    svi = vp.fit(normal_mean(), {"x": x}, batch_size=400, step_size=(0.0, 0.0), max_iter=len(cavi.elbo_trace))
+    svi = vp.fit(normal_mean(), {"x": x}, algorithm=vp.svi(400, step_size=(0.0, 0.0)), max_iter=len(cavi.elbo_trace))
     # Equal up to round-off: the two jitted programs fuse the plate sum differently (measured 1.3e-15).
     np.testing.assert_allclose(svi.elbo_trace, cavi.elbo_trace, rtol=1e-13)
     for a, b in zip(svi.state.eta["mu"], cavi.state.eta["mu"]):
@@ -74,7 +74,7 @@ def test_rho_one_on_all_the_data_reaches_the_cavi_optimum_of_a_mixture():
     """With locals the step runs them first, so the traces differ by half a sweep; the fixed point is CAVI's."""
     x = gmm_data(600, np.random.default_rng(2))
     cavi = vp.fit(gmm(), {"x": x}, max_iter=200, tol=1e-12)
-    svi = vp.fit(gmm(), {"x": x}, batch_size=600, step_size=(0.0, 0.0), max_iter=cavi.iterations + 1)
+    svi = vp.fit(gmm(), {"x": x}, algorithm=vp.svi(600, step_size=(0.0, 0.0)), max_iter=cavi.iterations + 1)
     np.testing.assert_allclose(svi.elbo, cavi.elbo, rtol=1e-9)
 
 
@@ -93,11 +93,11 @@ def test_memory_mapped_data_gives_the_in_memory_fit_with_one_trace(tmp_path):
 
     SVI._step_impl = counting
     try:
-        a = vp.fit(gmm(), {"x": mm}, batch_size=256, max_iter=15, seed=4)
+        a = vp.fit(gmm(), {"x": mm}, algorithm=vp.svi(256), max_iter=15, seed=4)
     finally:
         SVI._step_impl = orig
     assert len(traces) == 1  # one compiled step for every batch
-    b = vp.fit(gmm(), {"x": x}, batch_size=256, max_iter=15, seed=4)
+    b = vp.fit(gmm(), {"x": x}, algorithm=vp.svi(256), max_iter=15, seed=4)
     np.testing.assert_array_equal(a.elbo_trace, b.elbo_trace)
 
 
@@ -192,7 +192,7 @@ def test_a_minibatch_of_padded_documents_scales_its_counts_and_drops_the_padding
     m = vp.load(LDA_DOCS)
     kw = dict(mask={"z": present}, dims={"V": 30}, consts=LDA_SMALL, progress=False)
     cavi = vp.fit(m, {"word": word}, max_iter=60, tol=1e-12, **kw)
-    fit = vp.fit(m, {"word": word}, batch_size=20, step_size=(1.0, 0.7), max_iter=20, **kw)
+    fit = vp.fit(m, {"word": word}, algorithm=vp.svi(20, step_size=(1.0, 0.7)), max_iter=20, **kw)
     assert np.all(np.isfinite(fit.elbo_trace)) and fit.engine.plate.dim == "D" and fit.engine.scale == 2.0
     svi = SVI(fit.engine, local_iter=50)
     rows = np.arange(5, 25)
@@ -221,8 +221,8 @@ def test_each_batch_of_documents_starts_its_locals_afresh():
     from vemppl.engine.svi import SVI
 
     word, present = padded_corpus()
-    fit = vp.fit(vp.load(LDA_DOCS), {"word": word}, mask={"z": present}, dims={"V": 30}, consts=LDA_SMALL, batch_size=20,
-                 max_iter=1, progress=False)
+    fit = vp.fit(vp.load(LDA_DOCS), {"word": word}, mask={"z": present}, dims={"V": 30}, consts=LDA_SMALL,
+                 algorithm=vp.svi(20), max_iter=1, progress=False)
     svi = SVI(fit.engine, local_iter=2, start="random-globals")
     s0 = svi.init(jax.random.PRNGKey(0))
     for rows in (np.arange(20), np.arange(20, 40)):

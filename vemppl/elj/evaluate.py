@@ -31,7 +31,7 @@ from . import moments as M
 from . import nonlinear
 from .lagged import ChainStep
 from .networks import call_network
-from .products import product, self_dot
+from .products import DiagOf, product, self_dot
 
 
 def eval_fixed(e, sizes: dict, values: dict):
@@ -324,16 +324,16 @@ class _Context:
         if self.model is not None and e.func in self.model.nodes:  # a network param
             return M.Fixed(call_network(self, e))
         args = [self.ev(a) for a in e.args]
-        if e.func == "dot" and not all(a.is_fixed for a in args) and e.args[0] == e.args[1]:
-            return self_dot(args[0], self.tracker)
-        if e.func == "dot" and not all(a.is_fixed for a in args):
-            return M.Dot(args[0], args[1], self.tracker)
+        if e.func == "dot" and not all(a.is_fixed for a in args):  # dot(x, x): E[xᵀx], not E[x]ᵀE[x]
+            return self_dot(args[0], self.tracker) if e.args[0] == e.args[1] else M.Dot(*args[:2], self.tracker)
         if e.func == "sum" and len(args) == 1 and not args[0].is_fixed:
             # Σ_k x_k = dot(x, 1), linear: a Gaussian x stays Gaussian (conjugate), any other x
             # has E[Σx] = ΣE[x] and E[(Σx)²] = 1ᵀE[xxᵀ]1 from its own moments.  A ones of size
             # 1 broadcasts over x's last axis, whose size is not known here.
             return M.Dot(args[0], M.Fixed(np.ones(1)), self.tracker)
         v = _points(args)
+        if v is None and e.func == "diag" and len(args) == 1:
+            return DiagOf(args[0], self.tracker)  # an ARD precision diag(alpha), elj/products.py
         if v is None and (nl := nonlinear.call(e.func, args, self.tracker)) is not None:
             return nl  # a nonlinear function of random terms
         if v is None:

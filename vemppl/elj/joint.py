@@ -54,9 +54,6 @@ class Joint:
         self.masks.update(self.present)
         self._reading: dict[frozenset, tuple] = {}  # factors_reading's answers
 
-    def _blocks(self, state):
-        return self._table(state.mu, state.eta)
-
     def _table(self, mu, eta, skip=()):
         """The blocks by the names factors read them by (each member of a joint block)."""
         out = {}

@@ -486,10 +486,10 @@ class Stacked(_Derived):
     """
 
     def __init__(self, elem: BlockMoments, tracker):
-        self.e, self.deps = elem, elem.deps
-        self.tracker = tracker
+        self.e, self.deps, self.tracker = elem, elem.deps, tracker
 
     mean = property(lambda s: s.e.mean)
+    log = property(lambda s: s.e.log)  # elementwise moments are the elements' own (diag(alpha))
 
     @property
     def outer(self):

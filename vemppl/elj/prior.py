@@ -65,7 +65,12 @@ def prior_blocks(joint, params, key, data):
     eta, mu = {}, {}
     # Names are declared before use, so declaration order reaches parents first.
     for j in [n for n in joint.model.nodes if n in joint.families]:
-        if joint.plan.block(j).structure is BlockStructure.MARKOV_CHAIN:  # seeded apart (engine/init.py)
+        if joint.plan.block(j).structure is BlockStructure.MARKOV_CHAIN:
+            # Seeded apart (engine/init.py); until then a uniform, independent chain, so a later
+            # block whose prior it gates (a switching Gaussian chain's precision q[s[t]]) can
+            # read its one-hot means.
+            k = num_categories(joint, j, mu, eta, params)
+            eta[j], mu[j] = chain_stats(joint.families[j], jnp.full(joint.bound_shape(j) + (k,), 1.0 / k), 0.0)
             continue
         eta[j] = prior_natural(joint, j, mu, eta, params, data)
         if joint.families[j].gaussian:
@@ -103,7 +108,11 @@ def _joint_prior_natural(joint, j, mu, eta, params, data=None):
         rank = len(joint.model.nodes[node].defs[0].indices)
         sizes = [s if isinstance(s, int) else joint.bound.sizes.get(s, joint.consts.get(s)) for s in joint.model.shapes[node][rank:]]
         events[role] = tuple(int(np.asarray(s)) for s in sizes)
-    zero = fam.zero_stats(joint.bound_shape(j), events)
+    if hasattr(fam, "zero_stats"):
+        zero = fam.zero_stats(joint.bound_shape(j), events)
+    else:  # one family's block (a mixture prior): its statistics' shapes from their ranks
+        ev = events["value"][:1]
+        zero = fam.Stats(*[jnp.zeros(joint.bound_shape(j) + ev * r) for r in fam.stat_ranks])
     factors = tuple(f for f in joint.plan.factors if f.target in own)
 
     def L(stats):
@@ -121,10 +130,8 @@ def _prior_natural_of(joint, j, fam, node, mu, eta, params, data=None):
     for d in node.defs:
         factor = next(f for f in joint.plan.factors if f.target == j and f.definition is d)
         enum = tuple(r for r in factor.enum if r.block != j)
-        if enum:
-            raise VemError(
-                "unsupported", f"cannot initialise '{j}': its prior is gated by another latent", d.span
-            )
+        if enum:  # a mixture prior (theta[j] ~ Normal(mu[c[j]], ...)): its factors at the gates' means
+            return _joint_prior_natural(joint, j, mu, eta, params, data)
         ctx = _Context(joint.model, d.loops, (), joint.bound.sizes, {**joint.consts, **data}, blocks, params, None)
         args = {}
         for k, e in d.args:

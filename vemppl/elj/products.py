@@ -209,6 +209,28 @@ class ScalarTimesMatrix(_Product):
         return self.s.mean * self.m.quad(v)
 
 
+class DiagOf(_Product):
+    """``diag(a)`` for a random vector a [.., P] (an ARD precision ``diag(alpha)`` with
+    ``alpha[j] ~ Gamma``): ``E[diag a] = diag E[a]`` and ``E[log|diag a|] = Σ_j E[log a_j]``,
+    both affine in a's statistics, so a Gamma ``a`` under an MvNormal precision is conjugate
+    (the same model as ``w[j] ~ Normal(0, precision = alpha[j])``).  Its quadratic forms are
+    the base class's ``tr(E[diag a] E[v vᵀ])``, a and v being independent."""
+
+    def __init__(self, a, tracker):
+        self.a, self.tracker, self.deps = a, tracker, a.deps
+
+    @property
+    def mean(self):
+        return jnp.vectorize(jnp.diag, signature="(n)->(n,n)")(self.a.mean)
+
+    def _point(self):
+        return jnp.vectorize(jnp.diag, signature="(n)->(n,n)")(self.a.point)
+
+    @property
+    def logdet(self):
+        return jnp.sum(self.a.log, axis=-1)
+
+
 class ScalarProduct(_Product):
     """``a · b`` for independent random scalars (elementwise over the loop layout)."""
 
@@ -308,5 +330,5 @@ def product(op: str, a, b, ranks, tracker, latent: bool = True):
     return None
 
 
-__all__ = ["RowsTimesVector", "ScalarProduct", "ScalarTimesMatrix", "SelfDot", "VectorTimesRows", "known_diagonal",
+__all__ = ["DiagOf", "RowsTimesVector", "ScalarProduct", "ScalarTimesMatrix", "SelfDot", "VectorTimesRows", "known_diagonal",
            "product", "self_dot"]

@@ -67,7 +67,6 @@ class Engine(Joint):
         # ``restart`` traced (a boolean array, engine/schedule.py): one program for the restarting
         # and the carried sweeps of ``local_restart=S``.
         self._sweep = self.jit(self._sweep_impl)
-        self._elbo = jax.jit(self.elbo)
 
     def jit(self, fn, **options):
         """``jax.jit(fn, **options)``, counted by ``traces``: a program built around the sweep
