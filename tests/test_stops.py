@@ -13,8 +13,9 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 def _fit_with_a_fall(monkeypatch, relative, at=3, max_iter=8):
-    """A GMM fit (deterministic: closed-form CAVI) whose ``at``-th sweep reports the ELBO
-    of the sweep before it lowered by ``relative`` of its size."""
+    """A Bayesian linear regression (deterministic: closed-form CAVI over w, alpha, tau)
+    whose ``at``-th sweep reports the ELBO of the sweep before it lowered by ``relative``
+    of its size."""
     import importlib
 
     cavi = importlib.import_module("vemppl.engine.cavi")
@@ -26,10 +27,10 @@ def _fit_with_a_fall(monkeypatch, relative, at=3, max_iter=8):
         return new, (elbos[-2] - relative * abs(elbos[-2]) if len(elbos) == at else elbo)
 
     monkeypatch.setattr(cavi.Engine, "sweep", sweep)
-    centres = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0]])
     rng = np.random.default_rng(0)
-    x = centres[rng.integers(3, size=150)] + rng.normal(size=(150, 2))
-    return vp.fit(vp.load(MODELS / "gmm.vem"), {"x": x}, seed=0, max_iter=max_iter, tol=0.0)
+    X = rng.normal(size=(40, 3))
+    y = X @ np.array([1.0, -2.0, 0.0]) + 0.3 * rng.normal(size=40)
+    return vp.fit(vp.load(MODELS / "linreg.vem"), {"X": X, "y": y}, seed=0, max_iter=max_iter, tol=0.0)
 
 
 def test_a_fall_beyond_rounding_stops_at_the_sweep_before(monkeypatch):
