@@ -60,6 +60,29 @@ def test_binomial_counts_must_not_exceed_the_total():
     assert "got 6 at index (1,)" in err.message and err.line == 5
 
 
+WISHART = """model w
+dim N, D
+data x: real[N, D]
+Lam ~ Wishart(NU, eye(D))
+for n in range(N) { x[n] ~ MvNormal(zeros(D), precision = Lam) }
+"""
+
+
+def test_a_wishart_prior_with_too_few_degrees_of_freedom_is_located():
+    """Wishart(ν, S) is a distribution only for ν > D − 1; below it the log-normaliser is still
+    finite, so the fit ran to a meaningless ELBO.  Which ν is too few depends on D, bound from
+    the data: 2 is refused for D = 3 (not above 2) and fits for D = 2, where the posterior
+    is the conjugate update ν + N, S⁻¹ + Σ x xᵀ."""
+    x = np.random.default_rng(0).normal(size=(40, 3))
+    err = _error(vp.parse(WISHART.replace("NU", "2.0"), filename="w.vem"), {"x": x})
+    assert (err.kind, err.line, err.column) == ("support", 4, 7)
+    assert "'Lam'" in err.message and "concentration = 2" in err.message and "above D − 1" in err.message
+    fit = vp.fit(vp.parse(WISHART.replace("NU", "2.0")), {"x": x[:, :2]}, max_iter=5)
+    post = fit.posterior["Lam"]
+    np.testing.assert_allclose(float(post.concentration), 2.0 + 40)
+    np.testing.assert_allclose(np.asarray(post.rate_matrix), np.eye(2) + x[:, :2].T @ x[:, :2], rtol=1e-10)
+
+
 def test_integers_past_int64_are_refused_not_wrapped():
     g = vp.parse(NORMAL_AND_COUNTS, filename="g.vem")
     err = _error(g, {"x": np.zeros(3), "k": np.array([1, 2**64 - 1, 3], dtype=np.uint64)})

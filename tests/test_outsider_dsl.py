@@ -118,6 +118,27 @@ for t in range(1, T) { d[t] ~ MvNormal(x[t] - x[t-1], precision = 25.0 * eye(D))
     np.testing.assert_allclose(vp.fit(vec, data={"d": d2}, seed=0).elbo, exact2, rtol=1e-9)
 
 
+def test_a_difference_of_adjacent_chain_steps_is_a_closed_form_update():
+    """x[t] · x[t-1] is the chain's own pairwise statistic, so the factor is linear in q(x)'s
+    statistics and its update is closed-form CAVI (the plan said natural-gradient, which
+    `vemppl check` printed); two steps apart it is not one, and the plan keeps saying so."""
+    from vemppl.plan import Update
+
+    plan = vp.compile_model(_rw_diff_dsl())
+    assert plan.block("x").update is Update.CAVI, plan.block("x")
+    lag2 = vp.parse("""model lag2
+dim T
+data d: real[T]
+x[0] ~ Normal(0.0, 1.0)
+for t in range(1, T) { x[t] ~ Normal(x[t-1], precision = 4.0) }
+for t in range(2, T) { d[t] ~ Normal(x[t] - 0.5 * x[t-2], precision = 25.0) }
+""")
+    try:
+        assert vp.compile_model(lag2).block("x").update is not Update.CAVI
+    except vp.VemError as err:  # or a located refusal, never a closed form
+        assert err.kind == "unsupported" and err.line == 6, err
+
+
 # --- a chain under exp(): the documented closed form ----------------------------------------
 
 def test_exp_of_a_chain_step_is_the_lognormal_closed_form():

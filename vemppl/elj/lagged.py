@@ -106,13 +106,23 @@ class ChainStep(M.BlockMoments):
             return jnp.einsum("...ij,...kj->...ik", self.outer_with(other.h), other.a.mean)
         raise M.NoMoment(self.block, self.family.name, "x_t times a nonlinear function of the chain")
 
+    def pairs_with(self, other) -> bool:
+        """Whether ``other`` is (a fixed scalar times) the same or an adjacent step of this chain
+        in one sequence: E[x · other] is then one of the chain's statistics (``_pair``), so a
+        factor reading both (``d[t] ~ Normal(x[t] - x[t-1], ...)``) stays conjugate."""
+        while isinstance(other, M.Scaled) and other.c.ndim == 0:
+            other = other.a
+        if not (isinstance(other, ChainStep) and other.block == self.block):
+            return False
+        a, b = self._step(), other._step()
+        return self.indices[:-1] == other.indices[:-1] and None not in (a, b) and a[0] == b[0] and abs(a[1] - b[1]) <= 1
+
     def _pair(self, other):
         """E[x_s x_t] (scalars) or E[x_s x_tᵀ] (vectors) of this step s and ``other``'s t."""
-        a, b = self._step(), other._step()
-        if (self.indices[:-1] != other.indices[:-1] or a is None or b is None or a[0] != b[0]
-                or abs(a[1] - b[1]) > 1):
+        if not self.pairs_with(other):
             raise M.NoMoment(self.block, self.family.name,
                              "x_s x_t of two steps that are not the same or adjacent in one sequence")
+        a, b = self._step(), other._step()
         vector = "outer" in self.stats._fields
         if a[1] == b[1]:
             return self.outer if vector else self.sq

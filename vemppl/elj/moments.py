@@ -308,9 +308,8 @@ class _Derived(MomentSource):
             raise _NoMoment(", ".join(sorted(self.deps)), "expression", name) from None
 
     def _cross(self, a, b, tracker):
-        shared = a.deps & b.deps
-        for blk in shared:
-            if tracker is not None:
+        for blk in a.deps & b.deps:  # the same or adjacent steps of one chain: its statistic (elj/lagged.py)
+            if tracker is not None and not getattr(a, "pairs_with", lambda other: False)(b):
                 tracker.flag(blk, "a product of two terms that both depend on it")
 
 
@@ -373,6 +372,7 @@ class Scaled(_Derived):
         # The random part's tracker, so a nonlinear read of ``c · a`` (``logits = 2 * eta``)
         # is reported and a's blocks get natural-gradient, not closed-form, updates.
         self.tracker = getattr(a, "tracker", None)
+        self.pairs_with = lambda other: self.c.ndim == 0 and getattr(a, "pairs_with", lambda o: False)(other)
 
     mean = property(lambda s: s.c * s.a.mean)
     sq = property(lambda s: s.c**2 * s.a.sq)

@@ -26,6 +26,7 @@ from ..ir.expr import Call, Name, names, walk
 from ..ir.graph import ModelGraph
 from ..ir.nodes import TypeSpec
 from ..elj.binding import Bound
+from ..elj import moments as M
 from ..elj.evaluate import const_value, eval_fixed, size_of as _size
 from .bind_values import _as_array, _check_axis, _check_support, _e, _fmt_shape, _show, _type
 from ..data_checks import check_bound, check_size_limit, prepare_data
@@ -140,8 +141,35 @@ def bind(model: ModelGraph, data: dict, consts: dict | None = None, dims: dict |
                 node.span,
             )
     check_bound(model, sizes, values)  # the static pass again with every size known, then memory (issue #23)
+    _check_proper_priors(model, sizes, values)
     _warn_partial_rows(model, masks)
     return Bound(sizes, values, masks, notes)
+
+
+def _check_proper_priors(model: ModelGraph, sizes: dict, values: dict) -> None:
+    """A latent's prior whose arguments are all constants must be a proper distribution: its
+    natural parameters in the family's domain (``ExpFamily.in_domain``).  Element-wise
+    constraints are checked as the model is built (``ir/validate.py``); this catches the
+    rest, such as a Wishart's degrees of freedom at or below D − 1, where the log-normaliser
+    stays finite and the fit would be meaningless with no error."""
+    for node in model.of_kind("latent"):
+        for d in node.defs:
+            fam = get_family(d.dist)
+            if not fam.variational or not fam.domain_text:
+                continue
+            try:
+                args = {k: np.asarray(eval_fixed(e, sizes, values), dtype=float) for k, e in d.args}
+            except (M.NotFixed, M.NoMoment, KeyError):  # reads a latent, data or a loop index
+                continue
+            if not bool(fam.in_domain(fam.natural_from_params(**args))):
+                shown = ", ".join(f"{k} = {v.item():g}" if v.ndim == 0 else f"{k} of shape {v.shape}"
+                                  for k, v in args.items())
+                raise VemError(
+                    "support",
+                    f"the prior of '{node.name}' is not a proper {fam.name} distribution ({shown}). "
+                    f"Expected {fam.domain_text}",
+                    d.dist_span or d.span,
+                )
 
 
 def _warn_partial_rows(model: ModelGraph, masks: dict) -> None:

@@ -320,6 +320,9 @@ class ExpFamily:
         grad = jax.grad(lambda e: jnp.sum(cls.log_normalizer(e)))
         return cls.Stats(*tuple(grad(eta))[: len(cls.Stats._fields)])
 
+    #: The domain of :meth:`in_domain` in the parameters' words, for a prior outside it.
+    domain_text: ClassVar[str] = ""
+
     @classmethod
     def in_domain(cls, eta):
         """Whether η lies in the natural-parameter domain (every element of a batched block).

@@ -43,6 +43,7 @@ class Wishart(ExpFamily):
     name = "Wishart"
     #: what η gives, as ``vemppl updates`` writes it.
     natural_text = "scale `V = (−2η₁)⁻¹`, degrees of freedom `2η₂ + D + 1`"
+    domain_text = "degrees of freedom (its first argument) above D − 1, D the matrix's size"
     Stats = WishartStats
     stat_ranks = (2, 0)
     support = "spd"
