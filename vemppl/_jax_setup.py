@@ -16,6 +16,51 @@ from ._threads import avoid_cpu_lapack_deadlock
 
 avoid_cpu_lapack_deadlock()
 
+
+
+#: Modules that numpyro's import loads for what a fit never calls: ``numpyro.diagnostics``
+#: imports ``scipy.fft`` (and through it ``scipy.special`` and scipy's array-API layer) for
+#: autocorrelations; ``numpyro.distributions.continuous`` imports ``jax.experimental.sparse``,
+#: which imports ``scipy.sparse.linalg`` (and through it ``scipy.linalg``) for a host solve.
+#: Both are used only inside functions, as ``scipy.fft.rfft`` and ``scipy.sparse.linalg.spsolve``.
+DEFERRED = ("scipy.fft", "scipy.sparse.linalg")
+
+
+def _defer(names=DEFERRED):
+    """Load each of ``names`` on its first use instead of at import.  A placeholder module
+    stands in ``sys.modules`` until an attribute is read from it; that read imports the real
+    module (then in ``sys.modules`` and on its package, where scipy's own ``__getattr__``
+    finds it) and reads it there.  Not ``importlib.util.LazyLoader``: the import system reads
+    ``__spec__`` of a module already in ``sys.modules``, which loads a lazy module at once.
+    Skipped for a module that is already loaded or cannot be found."""
+    import importlib
+    import importlib.util
+    import sys
+    import types
+
+    for name in names:
+        if name in sys.modules:
+            continue
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        if spec is None:
+            continue
+        stub = types.ModuleType(name)
+        stub.__spec__ = spec
+
+        def __getattr__(attr, name=name, stub=stub):
+            if sys.modules.get(name) is stub:
+                del sys.modules[name]
+            return getattr(importlib.import_module(name), attr)
+
+        stub.__getattr__ = __getattr__
+        sys.modules[name] = stub
+
+
+_defer()
+
 import jax  # noqa: E402
 
 if os.environ.get("VEMPPL_X64", "1") != "0":

@@ -28,6 +28,7 @@ from .dataplate import data_plate
 from .loop import converge, converged as loop_converged
 from .moment_rows import MomentRows, every_row, moment_rows
 from .shard import Sharded
+from .stops import fallen_term, fell, monotone, reading_terms, wide_parts
 from .svi import fit_svi
 from .warm import SweepWarmup
 
@@ -114,7 +115,7 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
         for r, initial in enumerate(starts):  # not `start`: that names the initialisation scheme
             bar = Progress(show, f"restart {r + 1}/{restarts}" if restarts > 1 else "fit", max_iter)
             state, trace, converged, it, c = _run(sweep, place(initial), max_iter, tol, bar, lambda: engine.traces,
-                                                  None if devices is not None else partial(_nonfinite_terms, engine))
+                                                  None if devices is not None else engine, monotone(engine, initial))
             compile_seconds = c if compile_seconds is None else compile_seconds
             runs.append((gather(state), trace, converged, it))
     which = max(range(restarts), key=lambda r: (runs[r][1][-1], -r))  # the first of equal bests
@@ -143,16 +144,21 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
                fit_seconds, which)
 
 
-def _run(sweep, state, max_iter, tol, bar, traces=lambda: 0, explain=None):
+def _run(sweep, state, max_iter, tol, bar, traces=lambda: 0, engine=None, deterministic=False):
     """One fit: sweeps until the relative ELBO change is at most ``tol`` (``loop.converge``).
     Compile time: the first sweep's call, and any later one that traced a program
-    (``traces()`` moved; the carried sweep of ``local_restart=S`` compiles when the restarts end)."""
+    (``traces()`` moved; the carried sweep of ``local_restart=S`` compiles when the restarts end).
+    A sweep whose ELBO is not finite, or (``deterministic``: every sweep monotone,
+    engine/stops.py) falls beyond rounding, stops the fit at the sweep before it (``_stopped``;
+    ``engine`` says where, None: it cannot)."""
     compile_seconds = None
+    dtype = [np.float64]
 
     def timed(state):
         nonlocal compile_seconds
         t_it, traced = time.perf_counter(), traces()
         state, elbo = sweep(state)
+        dtype[0] = getattr(elbo, "dtype", np.float64)
         elbo = float(elbo)
         if compile_seconds is None:
             compile_seconds = time.perf_counter() - t_it
@@ -164,8 +170,8 @@ def _run(sweep, state, max_iter, tol, bar, traces=lambda: 0, explain=None):
 
     def guarded(state):
         new, elbo = timed(state)
-        if not np.isfinite(elbo):
-            raise _NonFinite(state, new, elbo)
+        if not np.isfinite(elbo) or (deterministic and finite and fell(finite[-1], elbo, dtype[0])):
+            raise _Stop(state, new, elbo)
         return new, elbo
 
     def watch(it, elbo):
@@ -174,44 +180,73 @@ def _run(sweep, state, max_iter, tol, bar, traces=lambda: 0, explain=None):
 
     try:
         state, trace, converged, it = converge(guarded, state, max_iter, tol, watch)
-    except _NonFinite as stop:
+    except _Stop as stop:
         bar.close()
-        state, trace, converged, it = _stopped(stop, finite, explain)
+        state, trace, converged, it = _stopped(stop, finite, engine)
     bar.close()
     return state, trace, converged, it, compile_seconds
 
 
-class _NonFinite(Exception):
+class _Stop(Exception):
+    """A sweep from ``before`` to ``after`` whose ELBO is not finite or fell."""
+
     def __init__(self, before, after, elbo):
         super().__init__(elbo)
         self.before, self.after, self.elbo = before, after, elbo
 
 
-def _stopped(stop: _NonFinite, finite: list[float], explain=None):
-    """A sweep made the ELBO non-finite: ``(state, trace, converged, sweeps)`` of the last
-    finite sweep with a PrecisionWarning that names the blocks whose q went non-finite, the
-    params that did, and (``explain``) the ELBO's terms that are not finite, or, if it was
-    the first sweep, the data error naming the same.  Each sweep before it was a CAVI step on
-    finite numbers, so the trace kept is the fit's, monotone; the sweep that failed is the
-    one float64 could not represent (a unit-scale prior on data at scale 1e8 rounds a
-    Wishart rate V₀⁻¹ + Σ r x xᵀ to a singular matrix)."""
-    parts = nonfinite_parts(stop.after)
-    terms = explain(stop.after) if explain is not None else []
-    said = ([f"{' and '.join(parts)} became non-finite"] if parts else []) + (
-        [f"{', '.join(terms)} {'is' if len(terms) == 1 else 'are'} not finite"] if terms else [])
-    which = f" {'; '.join(said)}:" if said else ""
+def _stopped(stop: _Stop, finite: list[float], engine=None):
+    """A sweep made the ELBO non-finite, or (a finite ELBO) made a deterministic fit's ELBO
+    fall beyond rounding (engine/stops.py): ``(state, trace, converged, sweeps)`` of the
+    sweep before it with a PrecisionWarning that says where, or, if it was the first sweep,
+    the data error naming the same.  Non-finite: the blocks whose q went non-finite, the
+    params that did, and the ELBO's terms that are not finite.  A fall: the blocks and params
+    whose values span more than float64 resolves, and the term that fell most.  Each sweep
+    kept was a CAVI step on finite numbers, so the trace kept is the fit's, monotone; the
+    sweep that failed is the one float64 could not represent (a unit-scale prior on data at
+    scale 1e8 rounds a Wishart rate V₀⁻¹ + Σ r x xᵀ to a singular matrix; the noise
+    precision of a constant data column grows toward 1e31)."""
     it = len(finite) + 1
+    if np.isfinite(stop.elbo):
+        wide = wide_parts(stop.after) or wide_parts(stop.before)
+        if engine is None:
+            terms = []
+        elif wide:  # the statements that read them: the terms float64 cannot evaluate
+            terms = reading_terms(engine, _members(engine, [name for name, _ in wide]))
+        else:
+            terms = [t for t in [fallen_term(engine, stop.before, stop.after)] if t]
+        said = ([f"{' and '.join(text for _, text in wide)} reach{'es' if len(wide) == 1 else ''} beyond "
+                 f"float64's resolution"] if wide else []) + (
+            [f"read by {', '.join(terms)}" if wide else terms[0]] if terms else [])
+        what = (f"the ELBO fell from {finite[-1]:.10g} to {stop.elbo:.10g}, by {finite[-1] - stop.elbo:.3g} nats, "
+                f"where no sweep of this fit can lower it")
+    else:
+        parts = nonfinite_parts(stop.after)
+        terms = _nonfinite_terms(engine, stop.after) if engine is not None else []
+        said = ([f"{' and '.join(parts)} became non-finite"] if parts else []) + (
+            [f"{', '.join(terms)} {'is' if len(terms) == 1 else 'are'} not finite"] if terms else [])
+        what = f"the ELBO became {stop.elbo}"
+    which = f" {'; '.join(said)}:" if said else ""
     if not finite:
         raise VemError(
             "data", f"the ELBO became {stop.elbo} at iteration 1:{which} the data may be badly scaled or a prior improper",
         )
     warnings.warn(
-        f"the fit stopped at iteration {it}, where the ELBO became {stop.elbo}:{which} its update is not "
+        f"the fit stopped at iteration {it}, where {what}:{which} its update is not "
         f"representable in float64 (data far from the prior's scale, an improper prior, or a param with no finite "
         f"optimum, such as the noise precision of a constant data column); the results are those "
         f"of iteration {it - 1}, not converged. Rescale the data or set priors on the data's scale",
         PrecisionWarning, stacklevel=5)
     return stop.before, finite, False, it - 1
+
+
+def _members(engine, names) -> list[str]:
+    """The model's node names of the blocks and params ``names`` (a joint block's members)."""
+    out = []
+    for n in names:
+        block = next((b for b in engine.plan.blocks if b.name == n), None)
+        out += [m for _, m in block.members] if block is not None and block.members else [n]
+    return out
 
 
 def _nonfinite_terms(engine, state) -> list[str]:
@@ -246,6 +281,7 @@ def _run_batched(engine, starts, max_iter, tol, show):
             elbo = jnp.where(keep, elbo_r, elbo)
         return jax.tree_util.tree_map(lambda a, b: jnp.where(active, a, b), new, state), elbo
 
+    deterministic = monotone(engine, starts[0])
     steps = {restart: engine.jit(jax.vmap(partial(frozen, restart=restart), in_axes=(0, 0, None)))
              for restart in (False, True)}
     schedule = getattr(engine, "local_global", None)
@@ -267,10 +303,11 @@ def _run_batched(engine, starts, max_iter, tol, show):
         elif engine.traces != traced:
             compile_seconds += time.perf_counter() - t_it
         for r in np.flatnonzero(active):
-            if not np.isfinite(elbos[r]):  # as _run does: name the blocks; keep the last finite sweep
+            if not np.isfinite(elbos[r]) or (deterministic and traces[r]
+                                             and fell(traces[r][-1], float(elbos[r]), elbos.dtype)):
+                # as _run does: say where; keep the sweep before
                 pick = partial(jax.tree_util.tree_map, lambda a, r=r: a[r])
-                _stopped(_NonFinite(pick(before), pick(states), float(elbos[r])), traces[r],
-                         partial(_nonfinite_terms, engine))
+                _stopped(_Stop(pick(before), pick(states), float(elbos[r])), traces[r], engine)
                 states = jax.tree_util.tree_map(lambda a, b, r=r: a.at[r].set(b[r]), states, before)
                 active[r] = False
                 continue

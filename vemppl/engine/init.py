@@ -45,7 +45,7 @@ def init_state(engine, key, params=None, warm=None) -> State:
     # One compiled function rather than dozens of eagerly dispatched (and compiled) ops.
     first = engine._prior_jit is None
     if first:
-        engine._prior_jit = jax.jit(engine._prior_blocks, compiler_options=programs.ONE_SHOT)
+        engine._prior_jit = jax.jit(engine._prior_blocks, compiler_options=programs.PRIOR_START)
     t0 = time.perf_counter()
     if first and warm is not None and not (chains or engine.networks or engine.amortised):
         warm(start_signature(engine, engine._prior_jit.lower(params, sub, engine.data), order, params))

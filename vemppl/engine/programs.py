@@ -60,6 +60,14 @@ def jit(programs: list, fn, **options):
 #: which runs hundreds of times.
 ONE_SHOT = {**FAST_COMPILE, "xla_backend_optimization_level": 1}
 
+#: XLA options for the prior start (``engine/init.py``: every block at its prior, one
+#: elementwise pass over the data plate): no LLVM optimisation at all.  Its run does not
+#: move (GMM N = 1M, D = 5, K = 5: 0.063 s at level 0, 0.068 s at level 1, best of 5) while
+#: its compile, in a cold 10k GMM process, went from 2.3 to 1.4 s under a load of 6 on
+#: 2 cores; the fit's arrays are bitwise equal.  Paired whole cold processes: see
+#: benchmarks/results_defaults_process.md.
+PRIOR_START = {**FAST_COMPILE, "xla_backend_optimization_level": 0}
+
 
 def traces(programs: list) -> int:
     """How many times the programs in ``programs`` were traced, all input signatures together."""

@@ -200,14 +200,12 @@ def _centred_quad(value, loc, lam):
 
 #: The run-time check for one shared factor is compiled for batches of at least this many
 #: matrices.  Both branches of the ``lax.cond`` are compiled, in the sweep and in its gradient
-#: (for a 10k-point GMM's K = 5 component means, 0.8 of the sweep's 3.3 CPU-s compile), but
-#: raising this to 256 changed factor analysis's rounding on a constant data column, whose
-#: noise precision has no finite optimum: its ELBO, garbage from the fifth sweep either way,
-#: then stayed finite for 200 sweeps and the fit ended with no warning, where with one shared
-#: factor it reaches nan and stops with the PrecisionWarning that names psi
-#: (tests/test_data_checks.py).  Kept at 2 until a fit that decreases its ELBO is itself
-#: stopped and explained.
-ONE_FACTOR_MIN_BATCH = 2
+#: (for a 10k-point GMM's K = 5 component means, 0.8 of the sweep's 3.3 CPU-s compile), so a
+#: small batch, whose factorisations cost little, factors each element.  At 256 factor
+#: analysis on a constant data column (noise precision with no finite optimum) rounds
+#: differently from one shared factor; either way its ELBO falls at the sixth sweep and the
+#: fit stops there naming psi (engine/stops.py, tests/test_data_checks.py).
+ONE_FACTOR_MIN_BATCH = 256
 
 
 def _moments(eta):
