@@ -47,6 +47,11 @@ def _fast_compiles():
     jax.config.update("jax_disable_most_optimizations", True)
     yield
     jax.config.update("jax_disable_most_optimizations", old)
+    # The option is not part of jit's cache key: a module-level jitted helper compiled here
+    # (families/_linalg.py's chol, 2×2) kept its unoptimised program for the rest of the
+    # process, and test_centred_quad.py, run after this file on one CI worker, read a
+    # 1e13-conditioned quadratic 8× less accurately than optimised code does.
+    jax.clear_caches()
 
 
 #: Examples per half: the test runs in two files (this one and test_random_models_more.py, each its
