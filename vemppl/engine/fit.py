@@ -28,7 +28,7 @@ from .dataplate import data_plate
 from .loop import converge, converged as loop_converged
 from .moment_rows import MomentRows, every_row, moment_rows
 from .shard import Sharded
-from .stops import fallen_term, fell, monotone, reading_terms, wide_parts
+from .stops import fallen_term, fell, monotone, nonfinite_terms, reading_terms, wide_parts
 from .svi import fit_svi
 from .warm import SweepWarmup
 
@@ -222,7 +222,7 @@ def _stopped(stop: _Stop, finite: list[float], engine=None):
                 f"where no sweep of this fit can lower it")
     else:
         parts = nonfinite_parts(stop.after)
-        terms = _nonfinite_terms(engine, stop.after) if engine is not None else []
+        terms = nonfinite_terms(engine, stop.after) if engine is not None else []
         said = ([f"{' and '.join(parts)} became non-finite"] if parts else []) + (
             [f"{', '.join(terms)} {'is' if len(terms) == 1 else 'are'} not finite"] if terms else [])
         what = f"the ELBO became {stop.elbo}"
@@ -246,25 +246,6 @@ def _members(engine, names) -> list[str]:
     for n in names:
         block = next((b for b in engine.plan.blocks if b.name == n), None)
         out += [m for _, m in block.members] if block is not None and block.members else [n]
-    return out
-
-
-def _nonfinite_terms(engine, state) -> list[str]:
-    """The ELBO's terms that are not finite at ``state``: each factor's expected log density
-    (by its statement and line) and each block's entropy.  Evaluated one by one, only when a
-    sweep has gone non-finite, to say where."""
-    out = []
-    try:
-        for f in engine.plan.factors:
-            v = engine.factor_sum([f], state.mu, state.eta, state.params, engine.data)
-            if not np.all(np.isfinite(np.asarray(v))):
-                span = getattr(f.definition, "span", None)
-                out.append(f"the term of '{f.describe()}'" + (f" (line {span.line})" if span else ""))
-        for j in state.eta:
-            if not np.all(np.isfinite(np.asarray(engine._entropy(j, state.eta[j], state.mu[j])))):
-                out.append(f"the entropy of q('{j}')")
-    except Exception:  # noqa: BLE001  (a diagnosis on the way to an error: it must not replace that error)
-        pass
     return out
 
 

@@ -81,6 +81,28 @@ def _term(f) -> str:
     return f"the term of '{f.describe()}'" + (f" (line {span.line})" if span else "")
 
 
+def _entropy_term(j) -> str:
+    return f"the entropy of q('{j}')"
+
+
+def nonfinite_terms(engine, state) -> list[str]:
+    """The ELBO's terms that are not finite at ``state``: each factor's expected log density
+    (by its statement and line) and each block's entropy.  Evaluated one by one, only when a
+    sweep has gone non-finite, to say where."""
+    out = []
+    try:
+        for f in engine.plan.factors:
+            v = engine.factor_sum([f], state.mu, state.eta, state.params, engine.data)
+            if not np.all(np.isfinite(np.asarray(v))):
+                out.append(_term(f))
+        for j in state.eta:
+            if not np.all(np.isfinite(np.asarray(engine._entropy(j, state.eta[j], state.mu[j])))):
+                out.append(_entropy_term(j))
+    except Exception:  # noqa: BLE001  (a diagnosis on the way to an error: it must not replace that error)
+        pass
+    return out
+
+
 def fallen_term(engine, before, after) -> str | None:
     """The ELBO's term that fell most from ``before`` to ``after``: a factor's expected log
     density (by its statement and line) or a block's entropy, with the fall; evaluated by one
@@ -99,7 +121,7 @@ def fallen_term(engine, before, after) -> str | None:
         change = np.asarray(each(after)) - np.asarray(each(before))
     except Exception:  # noqa: BLE001  (a diagnosis on the way to a warning: it must not replace it)
         return None
-    names = [_term(f) for f in factors] + [f"the entropy of q('{j}')" for j in blocks]
+    names = [_term(f) for f in factors] + [_entropy_term(j) for j in blocks]
     fell = [(float(d), n) for d, n in zip(change, names) if np.isfinite(d) and d < 0]
     if not fell:
         return None
@@ -107,4 +129,4 @@ def fallen_term(engine, before, after) -> str | None:
     return f"{text} fell most, by {-drop:.3g} nats"
 
 
-__all__ = ["FALL_ABS", "FALL_REL", "fallen_term", "fell", "monotone", "reading_terms", "wide_parts"]
+__all__ = ["FALL_ABS", "FALL_REL", "fallen_term", "fell", "monotone", "nonfinite_terms", "reading_terms", "wide_parts"]
