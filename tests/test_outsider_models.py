@@ -758,3 +758,30 @@ def test_replicated_counts_keep_the_datas_totals(tmp_path):
         back.to_arviz(draws=5)
     assert err.value.kind == "data"
     assert list(back.to_arviz(draws=5, log_likelihood=False, predictive_draws=0).groups()) == ["posterior"]
+
+
+# --- an observed series reading its own earlier steps: AR(p) on data ----------------------------
+
+AR2_DATA = """model ar2
+dim T
+data y: real[T]
+p1 ~ Normal(0.0, 1.0)
+p2 ~ Normal(0.0, 1.0)
+for t in range(2, T) { y[t] ~ Normal(p1 * y[t-1] + p2 * y[t-2], precision = 4.0) }
+"""
+
+
+def test_an_observed_series_may_read_any_earlier_step_of_itself():
+    """`y[t-2]` of a data series is a known covariate, not a second-order dependence among
+    latents: the AR(2) regression on an observed series was refused as 'depends on itself at a
+    lag other than 1'.  The coefficients' posterior is Gaussian; mean-field between `p1` and
+    `p2` keeps its mean exact (a Gaussian's CAVI fixed point), which is the reference."""
+    rng = np.random.default_rng(3)
+    y = np.zeros(120)
+    for t in range(2, 120):
+        y[t] = 0.5 * y[t - 1] - 0.3 * y[t - 2] + rng.normal(0.0, 0.5)
+    fit = vp.fit(vp.parse(AR2_DATA), {"y": y}, tol=1e-12, progress=False)
+    X = np.stack([y[1:-1], y[:-2]], 1)
+    ref = np.linalg.solve(4.0 * X.T @ X + np.eye(2), 4.0 * X.T @ y[2:])
+    got = [float(fit.posterior["p1"].mean), float(fit.posterior["p2"].mean)]
+    np.testing.assert_allclose(got, ref, rtol=1e-6)

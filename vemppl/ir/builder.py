@@ -197,7 +197,7 @@ class IRBuilder:
         else:
             self._check_expr(expr, loop_vars, span, self_name=target)
             d = Definition(loops, tuple(indices), expr=expr, span=span)
-        V.check_self_reference(target, d)
+        V.check_self_reference(target, d, observed=prev is not None and prev.kind == "data")
         if prev is None:
             kind = "latent" if dist is not None else "det"
             self._nodes[target] = Node(target, kind, defs=(d,), span=span)

@@ -23,8 +23,12 @@ from .text import expr_to_text
 
 
 # ---- a node reading itself ----------------------------------------------------------------
-def check_self_reference(target: str, d: Definition):
-    """A node may read itself only at an earlier step of its own loop (a Markov dependence)."""
+def check_self_reference(target: str, d: Definition, observed: bool = False):
+    """A node may read itself only at an earlier step of its own loop (a Markov dependence).
+
+    A latent may read only the step just before (a first-order chain); an ``observed`` (data)
+    node may read any earlier step: its values are known, so ``y[t-2]`` is a covariate (an
+    AR(p) regression on the series), not a dependence among latents."""
     exprs = [e for _, e in d.args] + ([d.expr] if d.expr is not None else [])
     own = [loop_offset(ix, d.loop_vars) for ix in d.indices]
     for e in exprs:
@@ -49,7 +53,7 @@ def check_self_reference(target: str, d: Definition):
                 )
             if all(lag == 0 for lag in lags):
                 raise VemError("cycle", f"'{target}' depends on itself", sub.span or d.span)
-            if any(lag not in (0, 1) for lag in lags):
+            if not observed and any(lag not in (0, 1) for lag in lags):
                 raise VemError(
                     "unsupported",
                     f"'{target}' depends on itself at a lag other than 1",
