@@ -785,3 +785,34 @@ def test_an_observed_series_may_read_any_earlier_step_of_itself():
     ref = np.linalg.solve(4.0 * X.T @ X + np.eye(2), 4.0 * X.T @ y[2:])
     got = [float(fit.posterior["p1"].mean), float(fit.posterior["p2"].mean)]
     np.testing.assert_allclose(got, ref, rtol=1e-6)
+
+
+# --- the predictive density of one sequence ------------------------------------------------------
+
+LDS_INPUTS = """model lds_inputs
+dim T
+data u: real[T]
+data y: real[T]
+x[0] ~ Normal(0.0, 1.0)
+for t in range(1, T) { x[t] ~ Normal(0.8 * x[t-1] + 0.5 * u[t], precision = 4.0) }
+for t in range(T) { y[t] ~ Normal(x[t], precision = 2.0) }
+"""
+
+
+def test_the_density_of_one_sequence_is_its_marginal_likelihood():
+    """A single chain (`x[0]` outside every plate) has no per-point terms; `--density` exited 2
+    with "'x[0] ~ ...' is not inside a data plate".  The whole sequence is now one unit: with
+    no global latents its density is log p(y) of the linear-Gaussian model, here computed by
+    writing x as a linear map of independent Normal innovations."""
+    rng = np.random.default_rng(6)
+    u, y = rng.normal(size=12), rng.normal(size=12)
+    fit = vp.fit(vp.parse(LDS_INPUTS), {"u": u, "y": y}, progress=False)
+    got = fit.predictive_density({"u": u[:8], "y": y[:8]}, samples=2)
+    T, F, m = 8, np.zeros((8, 8)), np.zeros(8)
+    for t in range(T):
+        F[t] = 0.8 * F[t - 1] if t else 0.0
+        F[t, t] = 0.5 if t else 1.0
+        m[t] = 0.8 * m[t - 1] + 0.5 * u[t] if t else 0.0
+    ref = stats.multivariate_normal(m, F @ F.T + np.eye(T) / 2.0).logpdf(y[:8])
+    assert got.shape == (1,)
+    np.testing.assert_allclose(got, [ref], rtol=1e-9)

@@ -114,14 +114,18 @@ class Joint:
         """Per-point ELBO terms over the outermost data plate (for predictive densities).
 
         Every factor and every block must live on that plate (independent data points:
-        mixtures, factor analysis); otherwise a VemError says why.
+        mixtures, factor analysis); otherwise a VemError says why.  Where a factor lies outside
+        every plate (the first step of a single sequence, ``z[0] ~ Categorical(pi0)``), the data
+        are one unit, not points: the result is the whole ELBO, of shape ``[1]`` (with exact
+        local blocks, such as one HMM's chain given the globals, it is log p(x | globals)).
         """
         data = {**self.consts, **(self.data if data is None else data)}
         blocks = self._table(state.mu, state.eta)
         blocks.update(self.fixed_blocks)
-        for f in self.plan.factors:
-            if not f.definition.loops:
-                raise VemError("unsupported", f"'{f.describe()}' is not inside a data plate: no per-point terms")
+        if any(not f.definition.loops for f in self.plan.factors):
+            total = sum(factor_value(self.model, f, self.bound.sizes, data, blocks, state.params, None, self.masks)
+                        for f in self.plan.factors)
+            return jnp.reshape(total + sum(self.block_entropy(state, j) for j in state.eta), (1,))
         sizes = {str(getattr(f.definition.loops[0].stop, "id", f.definition.loops[0].stop)) for f in self.plan.factors}
         if len(sizes) > 1:  # checked before their terms are added, which would not broadcast
             raise VemError("unsupported", f"the factors live on different outer plates ({', '.join(sorted(sizes))}): "
