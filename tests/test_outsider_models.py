@@ -816,3 +816,43 @@ def test_the_density_of_one_sequence_is_its_marginal_likelihood():
     ref = stats.multivariate_normal(m, F @ F.T + np.eye(T) / 2.0).logpdf(y[:8])
     assert got.shape == (1,)
     np.testing.assert_allclose(got, [ref], rtol=1e-9)
+
+
+# --- one latent in two terms of a sum: like terms collected --------------------------------------
+
+TWO_TERMS = """model two_terms
+dim N, P
+data x: real[N]
+data X: real[N, P]
+data Z: real[N, P]
+data y: real[N]
+b ~ Normal(0.0, 10.0)
+w ~ MvNormal(zeros(P), precision = 0.01 * eye(P))
+for n in range(N) { y[n] ~ Normal(LOC, precision = 4.0) }
+"""
+
+
+@pytest.mark.parametrize("loc, design", [
+    ("b * x[n] + b * x[n]", lambda x, X, Z: (2.0 * x)[:, None]),
+    ("2.0 * b * x[n] - b * x[n] * x[n]", lambda x, X, Z: (2.0 * x - x * x)[:, None]),
+    ("dot(X[n], w) + dot(Z[n], w)", lambda x, X, Z: X + Z),
+])
+def test_a_latent_in_two_terms_of_a_sum_is_the_exact_conjugate_posterior(loc, design):
+    """E[(a + b)²] was written E[a²] + 2E[a]E[b] + E[b²] although both terms read the same
+    latent: `b * x[n] + b * x[n]` fitted a mean of -0.47 where the posterior's is 1.01, and the
+    others had the right mean but a wrong variance (a natural-gradient block).  Like terms are
+    now collected (`(x + x) * b`, `dot(X + Z, w)`): closed-form CAVI and the exact Gaussian
+    posterior of a linear regression with the known noise precision 4."""
+    rng = np.random.default_rng(7)
+    x, X, Z = rng.normal(size=40), rng.normal(size=(40, 2)), rng.normal(size=(40, 2))
+    C = design(x, X, Z)
+    y = C @ np.ones(C.shape[1]) + rng.normal(0.0, 0.5, 40)
+    name = "w" if C.shape[1] == 2 else "b"
+    text = TWO_TERMS.replace("LOC", loc)
+    fit = vp.fit(vp.parse(text), {"x": x, "X": X, "Z": Z, "y": y}, progress=False)
+    assert "closed-form CAVI" in _block_line(fit.plan, name)
+    S = np.linalg.inv(4.0 * C.T @ C + 0.01 * np.eye(C.shape[1]))  # both priors have precision 0.01
+    q = fit.posterior[name]
+    np.testing.assert_allclose(np.atleast_1d(q.mean), S @ (4.0 * C.T @ y), rtol=1e-8)
+    var = np.asarray(q.covariance_matrix) if name == "w" else np.atleast_2d(q.variance)
+    np.testing.assert_allclose(var, S, rtol=1e-8)

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..diagnostics import VemError
 from ..families import REGISTRY, get_family
+from ..ir.collect import collect
 from ..ir.expr import BinOp, Call, Index, Name, Neg, Num, loop_offset, names
 from ..ir.inline import push_index
 from ..ir.shapes import infer
@@ -273,6 +274,11 @@ class _Context:
         if e.op == "@" and e.left == e.right and self.rank(e.left) == 1:  # w @ w: not two independent factors
             return self_dot(a, self.tracker)
         if e.op in "+-":
+            if a.deps & b.deps and not getattr(a, "pairs_with", lambda other: False)(b):
+                # b·x + b·y is (x + y)·b (deterministic nodes written out): E[ab] ≠ E[a]E[b]
+                merged = collect(D.written_out(self, e), self._reads_random)
+                if merged is not None:
+                    return self.ev(merged)
             return M.Sum(a, b, 1.0 if e.op == "+" else -1.0, self.tracker)
         prod = product(e.op, a, b, (self.rank(e.left), self.rank(e.right)), self.tracker, self.latent(a, b))
         if prod is not None:  # a product of latents, or a latent scalar times a matrix
