@@ -856,3 +856,37 @@ def test_a_latent_in_two_terms_of_a_sum_is_the_exact_conjugate_posterior(loc, de
     np.testing.assert_allclose(np.atleast_1d(q.mean), S @ (4.0 * C.T @ y), rtol=1e-8)
     var = np.asarray(q.covariance_matrix) if name == "w" else np.atleast_2d(q.variance)
     np.testing.assert_allclose(var, S, rtol=1e-8)
+
+
+# --- a categorical latent whose prior is a softmax of latents: a mixture of experts ---------------
+
+GATED = """model gated
+dim N, P
+const K = 2
+data X: real[N, P]
+data M: real[K, P]
+data mu: real[K]
+data y: real[N]
+for k in range(K) { V[k] ~ MvNormal(M[k], precision = 1e8 * eye(P)) }
+for n in range(N) {
+    z[n] ~ Categorical(softmax(V @ X[n]))
+    y[n] ~ Normal(mu[z[n]], 1.0)
+}
+"""
+
+
+def test_a_categorical_latent_under_a_softmax_prior_is_summed_out():
+    """`z[n] ~ Categorical(softmax(V @ X[n]))` (the gate of a mixture of experts) was refused as
+    "'z' is a discrete latent ... read as a number inside an expression": the Monte Carlo path
+    drew the factor's value too.  z is now summed out, E[log p(z | θ)] = Σ_k q(z = k) log θ_k,
+    beside the draws of V.  With V pinned near M by its prior, q(z[n]) is the exact posterior
+    ∝ softmax(M X[n])_k N(y[n] | mu_k, 1)."""
+    rng = np.random.default_rng(8)
+    X, M = rng.normal(size=(30, 2)), np.array([[0.0, 0.0], [1.0, -2.0]])
+    mu = np.array([-1.0, 1.5])
+    y = rng.normal(size=30)
+    fit = vp.fit(vp.parse(GATED), {"X": X, "M": M, "mu": mu, "y": y}, progress=False)
+    logits = X @ M.T
+    ref = special.softmax(logits - 0.5 * (y[:, None] - mu) ** 2, axis=1)
+    np.testing.assert_allclose(np.asarray(fit.posterior["z"].probs), ref, atol=1e-3)
+    assert_elbo_monotone(fit.elbo_trace)

@@ -150,12 +150,23 @@ def _monte_carlo(fam, sources, R, tracker, span):
             return cache[id(x)]
         return None
 
-    for s in sources.values():
-        _flag(tracker, s, _MONTE_CARLO)
-    vals = {k: _source_at(s, leaf) for k, s in sources.items()}
-    elp = fam.expected_log_prob(vals.pop("value"), **vals)
+    # A discrete latent as the factor's value is summed out, not drawn: E[log p(z | θ)] =
+    # Σ_k E[z = k] log p(k | θ) is affine in q(z)'s mean, so the family reads its moments
+    # beside the drawn arguments (a Categorical whose probs are softmax(V @ x[n])), and its
+    # update stays closed-form CAVI (the draws of θ do not depend on q(z)).
+    for k, s in sources.items():
+        if not (k == "value" and _summed(s)):
+            _flag(tracker, s, _MONTE_CARLO)
+    vals = {k: _source_at(s, leaf) for k, s in sources.items() if not (k == "value" and _summed(s))}
+    elp = fam.expected_log_prob(vals.pop("value", sources["value"]), **vals)
     elp = jnp.broadcast_to(elp, jnp.broadcast_shapes(jnp.shape(elp), (DRAWS,) + (1,) * (jnp.ndim(elp) - 1)))
     return jnp.mean(elp, axis=0)
+
+
+def _summed(src) -> bool:
+    """Whether ``src`` is a whole discrete block read as a factor's value (not a chain's step,
+    whose q is the chain's), which the family's expected log density reads by its moments."""
+    return type(src) is M.BlockMoments and getattr(src.family, "support", None) in ("cat", "bool")
 
 
 def _flag(tracker, src, why):
