@@ -71,7 +71,8 @@ def fit(
     linear-Gaussian data plate fitted on its first two moments, ``Plan.moment_plate``, whose
     sweeps cost 2r ≤ 2D rows whatever N: factor analysis, PPCA).  ``compress=False`` fits
     every row instead of those moments (or of the distinct rows).  With ``restarts > 1`` the
-    fit is repeated from ``restarts`` initialisations (seeds ``seed, seed+1, ...``) and
+    fit is repeated from ``restarts`` initialisations (keys split in turn off ``PRNGKey(seed)``: the
+    first is the fit's with ``restarts=1``, the others are not those of ``seed+1, ...``) and
     the one with the highest ELBO is returned.  ``batch_restarts=True`` runs the restarts
     together in one vmapped sweep (one compilation); each still stops on its own test and
     keeps its own trace.  ``None`` batches them on an accelerator when their states fit in
