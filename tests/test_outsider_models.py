@@ -890,3 +890,22 @@ def test_a_categorical_latent_under_a_softmax_prior_is_summed_out():
     ref = special.softmax(logits - 0.5 * (y[:, None] - mu) ** 2, axis=1)
     np.testing.assert_allclose(np.asarray(fit.posterior["z"].probs), ref, atol=1e-3)
     assert_elbo_monotone(fit.elbo_trace)
+
+
+SBM = """model sbm
+dim N
+const K = 2
+data A: bool[N, N]
+pi ~ Dirichlet(ones(K))
+for k in range(K) { for l in range(K) { B[k, l] ~ Beta(1.0, 1.0) } }
+for i in range(N) { z[i] ~ Categorical(pi) }
+for i in range(N) { for j in range(N) { A[i, j] ~ Bernoulli(B[z[i], z[j]]) } }
+"""
+
+
+def test_a_block_model_says_why_its_labels_take_gradient_steps():
+    """A stochastic block model's `B[z[i], z[j]]` reads two elements of `z` (the same one where
+    i = j); the plan gave the reason "reads two steps of 'z' (a Markov chain)", though `z` is
+    no chain."""
+    line = next(ln for ln in str(vp.compile_model(vp.parse(SBM))).splitlines() if "not conjugate" in ln)
+    assert "Markov" not in line and "two elements of 'z'" in line

@@ -145,7 +145,8 @@ def conjugacy(model, plan: Plan) -> Plan:
             i = next(i for i, b in enumerate(blocks) if b.name == blk)
             blocks[i] = dataclasses.replace(
                 blocks[i], update=Update.NATURAL_GRADIENT,
-                reason=f"{f.describe()}: reads two steps of '{blk}' (a Markov chain)",
+                reason=f"{f.describe()}: gated by two elements of '{blk}' at once, which may be the same "
+                       "element: not affine in its q",
             )
     return dataclasses.replace(plan, blocks=tuple(blocks), params=tuple(_mstep(model, p, tracker) for p in plan.params))
 
