@@ -139,8 +139,11 @@ def _priors_moments(priors, variance: bool) -> list:
 
     with validation_enabled(False):
         got = jax.jit(moments, compiler_options=TINY)([a for _, a in priors])
-    return [None if g is None else (np.asarray(g[0], dtype=float), None if g[1] is None else np.asarray(g[1], dtype=float))
-            for g in got]
+
+    def as_numpy(a):
+        return None if a is None else np.asarray(a, dtype=float)
+
+    return [None if g is None else (as_numpy(g[0]), as_numpy(g[1])) for g in got]
 
 
 def _diag_mean(a) -> float:
