@@ -29,3 +29,8 @@ def test_threefry_matches_the_published_known_answer():
     ones = np.uint32(0xFFFFFFFF)
     b0, b1 = _prng.threefry2x32(np.array([ones, ones]), np.array([ones]), np.array([ones]))
     assert (int(b0[0]), int(b1[0])) == (0x1CB996FC, 0xBB002BE7)
+
+
+def test_a_typed_key_is_split_by_jax():
+    k = jax.random.key(5)
+    np.testing.assert_array_equal(jax.random.key_data(_prng.split(k)), jax.random.key_data(jax.random.split(k)))

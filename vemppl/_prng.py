@@ -59,11 +59,13 @@ def threefry2x32(k: np.ndarray, x0: np.ndarray, x1: np.ndarray) -> tuple[np.ndar
 
 
 def split(k, n: int = 2) -> np.ndarray:
-    """``jax.random.split(k, n)`` as a NumPy ``uint32[n, 2]``."""
-    if not _numpy_ok():
+    """``jax.random.split(k, n)`` as a NumPy ``uint32[n, 2]`` for a raw key (JAX's own split
+    for a typed key, or under another PRNG setting)."""
+    raw = getattr(k, "dtype", None) == np.uint32 and np.shape(k) == (2,)  # not a typed key (jax.random.key)
+    if not (raw and _numpy_ok()):
         import jax
 
-        return np.asarray(jax.random.split(k, n))
+        return jax.random.split(k, n)
     counts = np.arange(n, dtype=np.uint64)
     hi, lo = (counts >> np.uint64(32)).astype(np.uint32), (counts & np.uint64(0xFFFFFFFF)).astype(np.uint32)
     b0, b1 = threefry2x32(np.asarray(k), hi, lo)
