@@ -148,7 +148,7 @@ def svi_lda(scale):
     t0 = time.perf_counter()
     f = vp.fit(vp.load(HERE.parent / "models" / "lda.vem"), {"doc": doc, "word": word},
                consts={"K": 20, "alpha": 0.1, "eta": 0.01}, dims={"D": xtr.shape[0], "V": xtr.shape[1]}, seed=0,
-               max_iter=100, batch_size=min(5000, len(doc) // 2), step_size=(10.0, 0.7), progress=False)
+               max_iter=100, algorithm=vp.svi(min(5000, len(doc) // 2), step_size=(10.0, 0.7)), progress=False)
     wall = time.perf_counter() - t0
     return _fit_record(f, wall, float(f.elbo) / len(doc))
 

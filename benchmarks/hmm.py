@@ -101,7 +101,7 @@ def heldout_loglik(x, start, trans, means, covs):
 def run_vemppl(x, k, seed, max_iter, tol, chain="sequential"):
     t0 = time.perf_counter()
     fit = vp.fit(vp.parse(MODEL), {"x": x}, consts={"K": k}, seed=seed, max_iter=max_iter, tol=tol, progress=False,
-                 chain=chain)
+                 algorithm=vp.cavi(chain=chain))
     wall = time.perf_counter() - t0
     per_iteration = _time_sweeps(fit)
     post = fit.posterior

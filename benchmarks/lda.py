@@ -121,8 +121,8 @@ def fit_vemppl_seed(Xtr, k, alpha, eta, seed, max_iter, tol, start="random-globa
     t0 = time.perf_counter()
     fit = vp.fit(vp.load(MODELS / "lda.vem"), {"doc": doc, "word": word},
                  consts={"K": k, "alpha": alpha, "eta": eta}, dims={"D": Xtr.shape[0], "V": Xtr.shape[1]},
-                 seed=seed, max_iter=max_iter, tol=tol, progress=False, start=start, local_iter=local_iter,
-                 local_tol=local_tol, local_restart=local_restart)
+                 seed=seed, max_iter=max_iter, tol=tol, progress=False,
+                 algorithm=vp.cavi(start=start, local_iter=local_iter, local_tol=local_tol, local_restart=local_restart))
     import jax.numpy as jnp
 
     rounding = 1e-9 if jnp.asarray(1.0).dtype == np.float64 else 1e-5  # relative ELBO round-off allowed

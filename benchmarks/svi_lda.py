@@ -18,7 +18,7 @@ document: its data plate is the tokens, so SVI would sample tokens and treat eve
 read θ).  The padding is marked absent with ``mask={"z": present}``: every factor that reads an
 absent ``z`` drops out, so the ELBO and the updates are those of the unpadded documents.
 
-SVI (``vemppl.fit(..., batch_size=B, step_size=(tau, kappa))``): each step samples B documents,
+SVI (``vemppl.fit(..., algorithm=vp.svi(B, step_size=(tau, kappa)))``): each step samples B documents,
 fits their θ and z (``local_iter`` passes) with the topics fixed, and moves q(β) by
 ``λ ← (1−ρ_t)λ + ρ_t(η + (D/B) n̂)``, ρ_t = (t + τ)^(−κ).  scikit-learn's
 ``LatentDirichletAllocation(learning_method="online")`` runs the same update with the same
@@ -153,8 +153,8 @@ def fit_phase(a):
     consts = {"K": a.k, "alpha": a.alpha, "eta": a.eta}
     t0 = time.perf_counter()
     fit = vp.fit(vp.load(LDA_DOCS), {"word": words}, mask={"z": present}, consts=consts, dims={"V": a.v},
-                 batch_size=a.batch, step_size=(a.tau, a.kappa), local_iter=a.local_iter, max_iter=steps,
-                 seed=a.seed, progress=False, start=a.start)
+                 algorithm=vp.svi(a.batch, step_size=(a.tau, a.kappa), local_iter=a.local_iter, start=a.start),
+                 max_iter=steps, seed=a.seed, progress=False)
     wall = time.perf_counter() - t0
     rss_vemppl = peak_rss_mb()
     lam_vemppl = np.asarray(fit.posterior["beta"].concentration)

@@ -78,7 +78,7 @@ def fit_vemppl(x, L: int, H: int, steps: int, lr: float, seed: int, init: dict):
     model = vp.load(MODEL)
     fit = vp.fit(
         model, {"x": x}, consts={"L": L, "H": H}, init=init, max_iter=steps, tol=0.0,
-        learning_rate=lr, seed=seed, progress=False,
+        algorithm=vp.cavi(learning_rate=lr), seed=seed, progress=False,
     )
     return {"enc": fit.params["enc"], "dec": fit.params["dec"]}, fit
 

@@ -40,18 +40,19 @@ def main(name):
         "hmm": lambda: (vp.parse(HMM_SEQS), {"x": hmm_data(rng)}, {"max_iter": 8}),
         "lda": lambda: (lda(), lda_data(rng), {"consts": {"K": 3}, "max_iter": 20}),
         # local passes that stop on a test of q(theta)'s change: a reduction over the sharded plate
-        "lda-settled": lambda: (lda(), lda_data(rng), {"consts": {"K": 3}, "max_iter": 20, "start": "random-globals",
-                                                       "local_tol": 1e-3}),
+        "lda-settled": lambda: (lda(), lda_data(rng), {"consts": {"K": 3}, "max_iter": 20},
+                                dict(start="random-globals", local_tol=1e-3)),
         # locals restarted in the first sweeps: the restarting and carried programs, and the host's guard
-        "lda-restart": lambda: (lda(), lda_data(rng), {"consts": {"K": 3}, "max_iter": 20, "start": "random-globals",
-                                                       "local_tol": 1e-3, "local_restart": 5}),
+        "lda-restart": lambda: (lda(), lda_data(rng), {"consts": {"K": 3}, "max_iter": 20},
+                                dict(start="random-globals", local_tol=1e-3, local_restart=5)),
     }
-    model, data, kw = cases[name]()
+    model, data, kw, *options = cases[name]()
+    options = options[0] if options else {}  # the schedule's options, beside compress= and devices=
     t0 = time.perf_counter()
     # Every row on one device too: a sharded fit does not merge repeated rows (engine/compress.py),
     # and from the default start merged rows are seeded differently (tests/test_compress.py).
-    one = vp.fit(model, data, tol=0.0, compress=False, **kw)
-    four = vp.fit(model, data, tol=0.0, devices=4, **kw)
+    one = vp.fit(model, data, tol=0.0, algorithm=vp.cavi(compress=False, **options), **kw)
+    four = vp.fit(model, data, tol=0.0, algorithm=vp.cavi(devices=4, **options), **kw)
     sweep = four.engine  # the sharded sweep's program: partitioned, with all-reduces over the plate
     from vemppl.engine.dataplate import data_plate
     from vemppl.engine.shard import Sharded

@@ -151,4 +151,5 @@ def test_parallel_fit_of_masked_sequences_follows_the_sequential_fit():
 
 def test_unknown_chain_algorithm_is_a_clear_error():
     with pytest.raises(VemError, match="chain must be one of sequential, parallel; got 'tree'"):
-        vemppl.fit(vemppl.parse(HMM), {"x": gaussian_sequence(T=20)}, max_iter=2, progress=False, chain="tree")
+        vemppl.fit(vemppl.parse(HMM), {"x": gaussian_sequence(T=20)}, max_iter=2, progress=False,
+                   algorithm=vemppl.cavi(chain="tree"))

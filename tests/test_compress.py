@@ -143,7 +143,7 @@ def test_compress_true_says_why_it_cannot():
     with pytest.raises(VemError, match="stochastic VI reads every row"):
         vp.fit(model, data, consts=consts, compress=True, batch_size=50, progress=False)
     with pytest.raises(VemError, match="the sharded fit runs on every row"):
-        vp.fit(model, data, consts=consts, compress=True, devices=1, progress=False)
+        vp.cavi(compress=True, devices=1)
 
 
 @settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])

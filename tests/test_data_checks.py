@@ -237,6 +237,6 @@ def test_a_non_finite_svi_step_names_the_blocks(monkeypatch):
 
     monkeypatch.setattr(svi.SVI, "_step_impl", poisoned)  # jitted as the step when an SVI is made
     x = np.random.default_rng(0).normal(size=(200, 2))
-    err = _error(vp.load(MODELS / "gmm.vem"), {"x": x}, batch_size=50)
+    err = _error(vp.load(MODELS / "gmm.vem"), {"x": x}, algorithm=vp.svi(50))
     assert err.kind == "data" and "step 1: q('mu') became non-finite" in err.message, err.message
     assert "smaller step" in err.message

@@ -78,7 +78,8 @@ def fit_lda(Xtr, **kw):
 @pytest.fixture(scope="module")
 def fitted():
     Xtr, Xte = reuters_subset()
-    fit = fit_lda(Xtr, max_iter=300, tol=1e-7, start="random-globals", local_tol=1e-3, local_restart=25)
+    fit = fit_lda(Xtr, max_iter=300, tol=1e-7,
+                  algorithm=vemppl.cavi(start="random-globals", local_tol=1e-3, local_restart=25))
     sk = LatentDirichletAllocation(K, doc_topic_prior=ALPHA, topic_word_prior=ETA, learning_method="batch",
                                    max_iter=100, random_state=0).fit(Xtr)
     return Xtr, Xte, fit, sk
@@ -87,7 +88,7 @@ def fitted():
 def test_lda_elbo_is_sklearns_bound_and_never_decreases(fitted):
     Xtr, _, fit, sk = fitted
     assert_elbo_monotone(fit.elbo_trace)
-    fit = fit_lda(Xtr, max_iter=5, start="prior")  # the prior start's schedule updates q(z) last
+    fit = fit_lda(Xtr, max_iter=5, algorithm=vemppl.cavi(start="prior"))  # the prior start's schedule updates q(z) last
     assert_elbo_monotone(fit.elbo_trace)
     gamma = np.asarray(fit.posterior["theta"].concentration)
     shell = with_topics(sk, fit.posterior["beta"].concentration)

@@ -15,8 +15,8 @@ def test_batched_restarts_are_the_restarts_in_turn():
     rng = np.random.default_rng(4)
     x = rng.normal(size=(150, 2)) + np.repeat(np.array([[0, 0], [3, 3], [0, 3.5]]), 50, axis=0)
     m = vp.load(ROOT / "models/gmm.vem")
-    batched = vp.fit(m, {"x": x}, restarts=3, max_iter=100, tol=1e-7, batch_restarts=True)
-    in_turn = vp.fit(m, {"x": x}, restarts=3, max_iter=100, tol=1e-7, batch_restarts=False)
+    batched = vp.fit(m, {"x": x}, restarts=3, max_iter=100, tol=1e-7, algorithm=vp.cavi(batch_restarts=True))
+    in_turn = vp.fit(m, {"x": x}, restarts=3, max_iter=100, tol=1e-7, algorithm=vp.cavi(batch_restarts=False))
     assert batched.engine.traces == 1 and in_turn.engine.traces == 1
     # measured: 0 to 1e-15 (a vmapped program may fuse a sum differently)
     np.testing.assert_allclose(batched.elbo, in_turn.elbo, rtol=1e-10)
@@ -52,7 +52,7 @@ def test_a_non_finite_first_sweep_names_the_blocks_when_batched(monkeypatch):
     m = vp.load(ROOT / "models/gmm.vem")
     for batched in (True, False):
         with pytest.raises(vp.VemError) as err:
-            vp.fit(m, {"x": _clusters(1.0)}, restarts=2, max_iter=5, batch_restarts=batched)
+            vp.fit(m, {"x": _clusters(1.0)}, restarts=2, max_iter=5, algorithm=vp.cavi(batch_restarts=batched))
         assert err.value.kind == "data", err.value.render()
         assert "iteration 1" in err.value.message and "q('Lam') became non-finite" in err.value.message, batched
 
@@ -68,7 +68,7 @@ def test_a_later_non_finite_sweep_keeps_the_last_finite_one_when_batched():
     m = vp.load(ROOT / "models/gmm.vem")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fit = vp.fit(m, {"x": _clusters(1e8)}, seed=0, restarts=2, max_iter=100, batch_restarts=True)
+        fit = vp.fit(m, {"x": _clusters(1e8)}, seed=0, restarts=2, max_iter=100, algorithm=vp.cavi(batch_restarts=True))
     stops = [str(w.message) for w in caught if issubclass(w.category, PrecisionWarning)]
     assert stops and all("q('Lam'" in s and "not converged" in s for s in stops), stops
     trace = np.asarray(fit.elbo_trace)

@@ -39,19 +39,20 @@ def test_random_globals_with_local_passes_is_monotone_and_separates_rates():
     truth = np.array([1.0, 8.0, 30.0])
     x = rng.poisson(truth[rng.integers(3, size=n)])
     fit = vemppl.fit(vemppl.parse(GROUPED), data={"grp": grp, "x": x}, dims={"G": g}, seed=0, max_iter=200,
-                     start="random-globals", local_iter=5, progress=False)
+                     algorithm=vemppl.cavi(start="random-globals", local_iter=5), progress=False)
     assert_elbo_monotone(fit.elbo_trace)
     rates = np.sort(np.asarray(fit.posterior["rate"].mean))
     np.testing.assert_allclose(rates, truth, rtol=0.15)
 
 
-def _grouped_fit(**kw):
+def _grouped_fit(restarts=1, **options):
+    """The grouped model fitted by ``vp.cavi(start="random-globals", **options)``."""
     rng = np.random.default_rng(1)
     n, g = 400, 5
     grp = rng.integers(g, size=n)
     x = rng.poisson(np.array([2.0, 10.0, 25.0])[rng.integers(3, size=n)])
     return vemppl.fit(vemppl.parse(GROUPED), data={"grp": grp, "x": x}, dims={"G": g}, seed=3, max_iter=60, tol=0,
-                      start="random-globals", progress=False, **kw)
+                      restarts=restarts, algorithm=vemppl.cavi(start="random-globals", **options), progress=False)
 
 
 def test_local_tol_bounds_the_passes_between_one_and_local_iter():
@@ -83,8 +84,8 @@ def test_bad_local_tol_is_a_clear_error():
 
     with pytest.raises(VemError, match="local_tol must be a non-negative number"):
         _grouped_fit(local_tol=-1.0)
-    with pytest.raises(VemError, match="local_tol= is for batch fits"):
-        _grouped_fit(local_tol=1e-3, batch_size=50)
+    with pytest.raises(TypeError, match="local_tol"):  # not an option of stochastic VI
+        vemppl.svi(50, local_tol=1e-3)
 
 
 def test_local_tol_under_batched_restarts_is_each_restart_alone():
@@ -155,12 +156,11 @@ def test_local_restart_needs_random_globals_and_batch_fits():
     from vemppl.diagnostics import VemError
 
     with pytest.raises(VemError, match="it needs start='random-globals'"):
-        vemppl.fit(vemppl.parse(GROUPED), data={"grp": np.zeros(10, int), "x": np.ones(10, int)}, dims={"G": 1},
-                   start="prior", local_restart=True, progress=False)  # an admixture's default start is random-globals
+        vemppl.cavi(start="prior", local_restart=True)  # an admixture's default start is random-globals
     with pytest.raises(VemError, match="a number of sweeps"):
         _grouped_fit(local_restart=-1)
-    with pytest.raises(VemError, match="local_restart= is for batch fits"):
-        _grouped_fit(local_restart=True, batch_size=50)
+    with pytest.raises(TypeError, match="local_restart"):  # not an option of stochastic VI
+        vemppl.svi(50, local_restart=True)
 
 
 def test_loop_invariant_factors_read_no_other_local_block():
@@ -169,7 +169,7 @@ def test_loop_invariant_factors_read_no_other_local_block():
     from vemppl.engine.schedule import LocalGlobal
 
     fit = vemppl.fit(vemppl.parse(GROUPED), data={"grp": np.zeros(10, int), "x": np.ones(10, int)}, dims={"G": 1}, max_iter=1,
-                     start="random-globals", local_iter=3, progress=False)
+                     algorithm=vemppl.cavi(start="random-globals", local_iter=3), progress=False)
     inv = LocalGlobal(fit.engine, "random-globals", 3).invariant
     assert {j: sorted(f.target for f in fs) for j, fs in inv.items()} == {"z": ["x"], "pi": ["pi"]}
     assert LocalGlobal(fit.engine, "random-globals", 1).invariant == {}  # one pass: nothing to hoist

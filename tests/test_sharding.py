@@ -41,4 +41,4 @@ def test_more_devices_than_jax_sees_is_an_error():
 
     x = np.zeros((8, 2))
     with pytest.raises(vp.VemError, match="xla_force_host_platform_device_count"):
-        vp.fit(gmm(), {"x": x}, devices=64, max_iter=1)
+        vp.fit(gmm(), {"x": x}, algorithm=vp.cavi(devices=64), max_iter=1)

@@ -30,7 +30,7 @@ def _lda():  # random globals: the topics q(β) are updated last, the rows merge
     doc = np.repeat(np.arange(20), 25)
     word = np.where(doc % 2 == 0, rng.integers(0, 6, doc.size), rng.integers(4, 10, doc.size))
     return (vp.load(ROOT / "models/lda.vem"), {"doc": doc, "word": word}, {"K": 2}, {"D": 20, "V": 10},
-            {"start": "random-globals", "local_tol": 1e-3})
+            {"algorithm": vp.cavi(start="random-globals", local_tol=1e-3)})
 
 
 def _regression():  # a Normal–Gamma regression: a joint Gaussian block updated last

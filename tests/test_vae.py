@@ -97,7 +97,7 @@ def test_network_beside_a_conjugate_block():
     rng = np.random.default_rng(0)
     h = rng.standard_normal((60, 2))
     X = np.tanh(h @ rng.standard_normal((2, 6))) + 0.1 * rng.standard_normal((60, 6))
-    fit = vp.fit(m, {"x": X}, max_iter=100, tol=0.0, learning_rate=2e-2, progress=False)
+    fit = vp.fit(m, {"x": X}, max_iter=100, tol=0.0, algorithm=vp.cavi(learning_rate=2e-2), progress=False)
     assert fit.plan.block("tau").update == "cavi" and fit.plan.block("z").update == "amortised"
     assert np.all(np.isfinite(fit.elbo_trace))
     assert fit.elbo_trace[-10:].mean() > fit.elbo_trace[:10].mean() + 50

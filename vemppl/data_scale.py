@@ -26,6 +26,7 @@ import warnings
 
 import numpy as np
 
+from ._jax_setup import TINY
 from .families import get_family
 from .ir.expr import BinOp, Call, Name, Neg, Num, head_name
 from .ir.sizes import _allowed_supports, _event_dims
@@ -107,23 +108,42 @@ def _prior(model, name, sizes, values):
 
 
 def _prior_moments(prior, variance: bool):
-    """NumPyro's mean (and variance) of a prior, as one compiled program.  Each eagerly
-    dispatched operation compiles a program of its own, and NumPyro's argument checks run
-    eagerly even under ``jax.jit``: an MvNormal prior's checks and mean were 40 programs,
-    0.8 s of a 10k-point GMM's command line (issue #21).  The checks are left out: an
-    argument they would refuse gives a mean or variance that is not finite, and no warning."""
+    """NumPyro's mean (and variance) of one prior: :func:`_priors_moments` of it alone."""
+    (got,) = _priors_moments([prior], variance)
+    if got is None:
+        raise ValueError(f"{prior[0].name}: NumPyro gives no mean or variance for these arguments")
+    return got
+
+
+def _priors_moments(priors, variance: bool) -> list:
+    """NumPyro's mean (and variance) of each prior, all in one compiled program: ``(mean,
+    var)`` as NumPy arrays, or None for a prior NumPyro cannot give them for (no NumPyro
+    twin, arguments it refuses, no mean or variance).  Each eagerly dispatched operation
+    compiles a program of its own, and NumPyro's argument checks run eagerly even under
+    ``jax.jit``: an MvNormal prior's checks and mean were 40 programs, 0.8 s of a 10k-point
+    GMM's command line (issue #21); one program per prior was still two of them.  The checks
+    are left out: an argument they would refuse gives a mean or variance that is not finite,
+    and no warning."""
     import jax
     from numpyro.distributions.distribution import validation_enabled
 
-    fam, args = prior
-
-    def moments(a):
-        d = fam.numpyro_dist(**a)
-        return d.mean, (d.variance if variance else None)
+    def moments(args):
+        out = []
+        for (fam, _), a in zip(priors, args):
+            try:  # while tracing: a prior NumPyro refuses is left out, the others still compile
+                d = fam.numpyro_dist(**a)
+                out.append((d.mean, d.variance if variance else None))
+            except Exception:  # noqa: BLE001 - no NumPyro twin, no mean or variance: no opinion
+                out.append(None)
+        return out
 
     with validation_enabled(False):
-        mean, var = jax.jit(moments)(args)
-    return np.asarray(mean, dtype=float), (None if var is None else np.asarray(var, dtype=float))
+        got = jax.jit(moments, compiler_options=TINY)([a for _, a in priors])
+
+    def as_numpy(a):
+        return None if a is None else np.asarray(a, dtype=float)
+
+    return [None if g is None else (as_numpy(g[0]), as_numpy(g[1])) for g in got]
 
 
 def _diag_mean(a) -> float:
@@ -135,7 +155,7 @@ def _diag_mean(a) -> float:
 
 def warn_if_scale_far(model, sizes: dict, values: dict) -> list[str]:
     """Warn (and return the messages) for each data/prior pair whose scales are far apart."""
-    out = []
+    pairs = []  # (data node, its values, arg, latent, the prior, the arg's allowed supports)
     for node in model.of_kind("data"):
         x = values.get(node.name)
         if x is None or not np.size(x) or node.type.base not in ("real", "pos"):
@@ -159,38 +179,45 @@ def warn_if_scale_far(model, sizes: dict, values: dict) -> list[str]:
                 allowed = _allowed_supports(arg_constraint)
                 if allowed is not None and not arg.startswith(("precision", "scale")):
                     continue  # a rate or a concentration: no spread of the data to compare with
-                try:
-                    mean, var = _prior_moments(prior, variance=True)
-                except Exception:  # no NumPyro twin, arguments it refuses, no mean or variance: no opinion
+                pairs.append((node, x, arg, latent, prior, allowed))
+    if not pairs:
+        return []
+    order = list(dict.fromkeys(latent for _, _, _, latent, _, _ in pairs))  # each prior's moments once
+    priors = {latent: prior for _, _, _, latent, prior, _ in pairs}
+    moments = dict(zip(order, _priors_moments([priors[latent] for latent in order], variance=True)))
+    out = []
+    for node, x, arg, latent, _, allowed in pairs:
+        if moments[latent] is None:  # no NumPyro twin, arguments it refuses, no mean or variance: no opinion
+            continue
+        mean, var = moments[latent]
+        with np.errstate(all="ignore"):
+            if allowed is None:
+                data_scale = float(np.sqrt(np.mean(x**2)))
+                prior_scale = float(np.mean(np.abs(mean)) + np.sqrt(np.mean(var)))
+                what = "scale"
+            elif "pos" in allowed or "spd" in allowed:
+                data_scale = float(np.std(x, axis=0).mean()) if x.ndim > 1 else float(np.std(x))
+                m, sd = _diag_mean(mean), float(np.sqrt(_diag_mean(var)))
+                # The spreads the prior holds plausible, from E[L] ± sd[L]: a scale is the
+                # spread itself, a precision implies 1 / sqrt(precision).  A vague prior
+                # (sd[L] >= E[L]) has no upper end: its data may have any larger spread.
+                low, high = (m - sd, m + sd) if arg.startswith("scale") else (
+                    1.0 / np.sqrt(m + sd), 1.0 / np.sqrt(m - sd) if m > sd else np.inf)
+                prior_scale = float(np.clip(data_scale, max(low, 0.0), high))
+                if prior_scale <= 0:  # a scale's range reaching 0: too vague to compare with
                     continue
-                with np.errstate(all="ignore"):
-                    if allowed is None:
-                        data_scale = float(np.sqrt(np.mean(x**2)))
-                        prior_scale = float(np.mean(np.abs(mean)) + np.sqrt(np.mean(var)))
-                        what = "scale"
-                    elif "pos" in allowed or "spd" in allowed:
-                        data_scale = float(np.std(x, axis=0).mean()) if x.ndim > 1 else float(np.std(x))
-                        m, sd = _diag_mean(mean), float(np.sqrt(_diag_mean(var)))
-                        # The spreads the prior holds plausible, from E[L] ± sd[L]: a scale is the
-                        # spread itself, a precision implies 1 / sqrt(precision).  A vague prior
-                        # (sd[L] >= E[L]) has no upper end: its data may have any larger spread.
-                        low, high = (m - sd, m + sd) if arg.startswith("scale") else (
-                            1.0 / np.sqrt(m + sd), 1.0 / np.sqrt(m - sd) if m > sd else np.inf)
-                        prior_scale = float(np.clip(data_scale, max(low, 0.0), high))
-                        if prior_scale <= 0:  # a scale's range reaching 0: too vague to compare with
-                            continue
-                        what = "spread"
-                    else:
-                        continue
-                if not (np.isfinite(data_scale) and np.isfinite(prior_scale)) or data_scale <= 0 or prior_scale <= 0:
-                    continue
-                if max(data_scale / prior_scale, prior_scale / data_scale) > RATIO:
-                    msg = (
-                        f"data '{node.name}' has {what} {data_scale:.3g} while the prior of '{latent}' assumes "
-                        f"~{prior_scale:.3g}; the posterior may be prior-dominated: rescale the data or set the "
-                        f"prior of '{latent}'"
-                    )
-                    if msg not in out:
-                        out.append(msg)
-                        warnings.warn(msg, ScaleWarning, stacklevel=4)
+                what = "spread"
+            else:
+                continue
+        if not (np.isfinite(data_scale) and np.isfinite(prior_scale)) or data_scale <= 0 or prior_scale <= 0:
+            continue
+        if max(data_scale / prior_scale, prior_scale / data_scale) > RATIO:
+            msg = (
+                f"data '{node.name}' has {what} {data_scale:.3g} while the prior of '{latent}' assumes "
+                f"~{prior_scale:.3g}; the posterior may be prior-dominated: rescale the data or set the "
+                f"prior of '{latent}'"
+            )
+            if msg not in out:
+                out.append(msg)
+                warnings.warn(msg, ScaleWarning, stacklevel=4)
     return out

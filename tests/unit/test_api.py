@@ -58,6 +58,17 @@ def test_old_keywords_with_an_algorithm_or_unknown_keywords_are_refused():
         vp.fit(vp.parse(MODEL), {"x": X}, algorithm="cavi")
 
 
+@pytest.mark.parametrize("old, words", [
+    (dict(local_tol=1e-3, batch_size=50), "local_tol= is for batch fits"),
+    (dict(local_restart=True, batch_size=50), "local_restart= is for batch fits"),
+    (dict(compress=True, batch_size=50), "compress=True is for batch fits"),
+    (dict(devices=2, batch_size=50), "devices= and batch_size= together"),
+])
+def test_old_batch_only_keywords_beside_batch_size_are_refused_by_name(old, words):
+    with pytest.raises(vp.VemError, match=words):
+        vp.fit(vp.parse(MODEL), {"x": X}, progress=False, **old)
+
+
 def test_the_factories_make_frozen_option_objects():
     a, s = vp.cavi(local_iter=3), vp.svi(50, step_size=(2.0, 0.6))
     assert isinstance(a, Cavi) and a.local_iter == 3 and a.scheduled

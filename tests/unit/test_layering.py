@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2] / "vemppl"
 #: (layer, module prefixes), lowest first.  A module belongs to the layer of its longest prefix.
 LAYERS = [
     ("base", ["vemppl.diagnostics", "vemppl._version", "vemppl._threads", "vemppl._compile_cache",
-              "vemppl._jax_setup"]),
+              "vemppl._jax_setup", "vemppl._prng"]),
     ("families", ["vemppl.families"]),
     ("ir", ["vemppl.ir"]),
     ("frontends", ["vemppl.frontends"]),

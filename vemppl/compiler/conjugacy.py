@@ -18,6 +18,7 @@ import dataclasses
 import jax
 import numpy as np
 
+from .. import _prng
 from ..diagnostics import VemError
 from ..elj.binding import Bound
 from ..elj.evaluate import const_value, eval_fixed, size_of
@@ -113,7 +114,7 @@ def read_moments(model, plan: Plan) -> Tracker:
     bound = stand_in_binding(model)
     check_memory(model, bound.sizes, stand_in=True)  # the trace's own arrays (issue #23: `check` must not exhaust memory)
     joint = Joint(model, plan, bound)
-    k_params, k_blocks = jax.random.split(jax.random.PRNGKey(0))
+    k_params, k_blocks = _prng.split(_prng.key(0))  # JAX's keys, made in NumPy: no XLA programs
     tracker = Tracker()
     try:
         params = initial_params(joint, k_params)

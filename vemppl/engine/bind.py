@@ -18,8 +18,10 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 
+import jax
 import numpy as np
 
+from .._jax_setup import TINY
 from ..diagnostics import VemError
 from ..families import get_family
 from ..ir.expr import Call, Name, names, walk
@@ -151,7 +153,12 @@ def _check_proper_priors(model: ModelGraph, sizes: dict, values: dict) -> None:
     natural parameters in the family's domain (``ExpFamily.in_domain``).  Element-wise
     constraints are checked as the model is built (``ir/validate.py``); this catches the
     rest, such as a Wishart's degrees of freedom at or below D − 1, where the log-normaliser
-    stays finite and the fit would be meaningless with no error."""
+    stays finite and the fit would be meaningless with no error.
+
+    Every prior is checked by one compiled program: run eagerly, each JAX operation of the
+    families' maps compiled a program of its own (a GMM's three Wishart priors: 17 programs,
+    about 1 s of a cold 10k-point ``vemppl fit`` and 0.25 s of a warm one, issue #21)."""
+    checked = []
     for node in model.of_kind("latent"):
         for d in node.defs:
             fam = get_family(d.dist)
@@ -161,15 +168,25 @@ def _check_proper_priors(model: ModelGraph, sizes: dict, values: dict) -> None:
                 args = {k: np.asarray(eval_fixed(e, sizes, values), dtype=float) for k, e in d.args}
             except (M.NotFixed, M.NoMoment, KeyError):  # reads a latent, data or a loop index
                 continue
-            if not bool(fam.in_domain(fam.natural_from_params(**args))):
-                shown = ", ".join(f"{k} = {v.item():g}" if v.ndim == 0 else f"{k} of shape {v.shape}"
-                                  for k, v in args.items())
-                raise VemError(
-                    "support",
-                    f"the prior of '{node.name}' is not a proper {fam.name} distribution ({shown}). "
-                    f"Expected {fam.domain_text}",
-                    d.dist_span or d.span,
-                )
+            checked.append((node, d, fam, args))
+    if not checked:
+        return
+    fams = [fam for _, _, fam, _ in checked]
+
+    def proper(all_args):
+        return [fam.in_domain(fam.natural_from_params(**a)) for fam, a in zip(fams, all_args)]
+
+    ok = jax.jit(proper, compiler_options=TINY)([a for *_, a in checked])
+    for (node, d, fam, args), good in zip(checked, ok):
+        if not bool(good):
+            shown = ", ".join(f"{k} = {v.item():g}" if v.ndim == 0 else f"{k} of shape {v.shape}"
+                              for k, v in args.items())
+            raise VemError(
+                "support",
+                f"the prior of '{node.name}' is not a proper {fam.name} distribution ({shown}). "
+                f"Expected {fam.domain_text}",
+                d.dist_span or d.span,
+            )
 
 
 def _warn_partial_rows(model: ModelGraph, masks: dict) -> None:

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import _prng
 from ..data_scale import PrecisionWarning, nonfinite_parts
 from ..diagnostics import VemError
 from ..plan import Update
@@ -80,7 +81,7 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
     if devices is not None:
         sharded = Sharded(engine, data_plate(m, plan, plate, "sharding"), devices)
         sweep, place, gather = sharded.sweep, sharded.place, sharded.gather
-    key = jax.random.PRNGKey(seed)
+    key = _prng.key(seed)  # in NumPy, bit for bit: no XLA programs before the data's (vemppl/_prng.py)
     starts = []
     # The sweep compiles while the first start does (engine/warm.py), where the first sweep
     # is called on a start as init returns it: one device, restarts in turn, no schedule.
@@ -89,7 +90,7 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
     if devices is None and engine.local_global is None and a.start != "random-globals" and not may_batch:
         warm = SweepWarmup(engine._sweep, engine.data)
     for r in range(restarts):
-        key, sub = jax.random.split(key)
+        key, sub = _prng.split(key)
         starts.append(engine.init(sub, initial_params(m, init), warm=warm if r == 0 else None))
         if a.start == "random-globals":
             t_r = time.perf_counter()

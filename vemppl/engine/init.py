@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import _prng
 from ..elj.prior import chain_stats, initial_params, num_categories
 from ..ir.expr import Index, Name
 from ..plan import BlockStructure, Init
@@ -33,7 +34,7 @@ def init_state(engine, key, params=None, warm=None) -> State:
     start's signature as soon as the start's program is lowered, so the sweep compiles
     while the start compiles and runs (``start_signature``)."""
     eta, mu = {}, {}
-    key, sub = jax.random.split(key)
+    key, sub = _prng.split(key)  # NumPy, bit for bit: no XLA program per split (vemppl/_prng.py)
     declared = {n.name for n in engine.model.of_kind("param")}
     # Values for names that are not model params are held fixed (globals at a point).
     extra = {k: jnp.asarray(v) for k, v in (params or {}).items() if k not in declared}
@@ -41,7 +42,7 @@ def init_state(engine, key, params=None, warm=None) -> State:
     order = [n for n in engine.plan.schedule if engine.plan.block(n).init is Init.PRIOR]
     order += [n for n in engine.plan.schedule if n not in order]
     chains = {b.name for b in engine.plan.blocks if b.structure is BlockStructure.MARKOV_CHAIN}
-    key, sub = jax.random.split(key)
+    key, sub = _prng.split(key)
     # One compiled function rather than dozens of eagerly dispatched (and compiled) ops.
     first = engine._prior_jit is None
     if first:
@@ -57,7 +58,7 @@ def init_state(engine, key, params=None, warm=None) -> State:
         b = engine.plan.block(j)
         if b.init in (Init.PRIOR, Init.PRIOR_DRAW):
             continue
-        key, sub = jax.random.split(key)
+        key, sub = _prng.split(key)
         if j in chains:
             k = num_categories(engine, j, mu, eta, params)
             r, centres = seed_responsibilities(engine, j, np.zeros(engine.bound_shape(j) + (k,)), sub,

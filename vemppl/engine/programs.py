@@ -14,18 +14,10 @@ import functools
 
 import jax
 
-
-#: XLA options for every program of a fit (the sweep, the SVI step, the programs run once):
-#: XLA:CPU's loop emitters instead of its MLIR fusion emitters, which build and run an MLIR
-#: pipeline for each of a program's ~100-200 fusions.  Measured with jax 0.10.2 on 2 cores
-#: (paired in one process, compile CPU seconds, median of 2-3 rounds, load 6-8): the 10k GMM's
-#: sweep 3.3 -> 2.7 s, GMM N = 1M 2.8 -> 2.2 s, FA N = 20k 2.3 -> 1.6 s, Gaussian HMM
-#: T = 10k 4.1 -> 2.9 s, LDA on Reuters 1.2 -> 1.0 s; the steady sweep the same within the
-#: rounds' spread on each (e.g. 23.0 and 23.1 ms for FA, 0.66 and 0.63 s for GMM 1M).  The
-#: ELBO traces are bitwise equal except the HMM's (7e-12 of 4.4e4).  Only for the JAX this
-#: was measured on (0.10.x): an XLA that does not know an option refuses the compile, so a
-#: later JAX, whose XLA may have dropped the option, compiles with its defaults until measured.
-FAST_COMPILE = {"xla_cpu_use_fusion_emitters": False} if jax.__version_info__[:2] == (0, 10) else {}
+#: XLA:CPU's loop emitters for every program of a fit (``_jax_setup.py`` says why and what
+#: was measured); kept there, beside the other process-wide settings, so the data layer's
+#: few-operation programs (``_jax_setup.TINY``) share it.
+from .._jax_setup import FAST_COMPILE
 
 
 class Program:
