@@ -865,12 +865,12 @@ dim N, P
 const K = 2
 data X: real[N, P]
 data M: real[K, P]
-data mu: real[K]
-data y: real[N]
+data A: real[K, K]
+data c: cat(K)[N]
 for k in range(K) { V[k] ~ MvNormal(M[k], precision = 1e8 * eye(P)) }
 for n in range(N) {
     z[n] ~ Categorical(softmax(V @ X[n]))
-    y[n] ~ Normal(mu[z[n]], 1.0)
+    c[n] ~ Categorical(A[z[n]])
 }
 """
 
@@ -880,14 +880,12 @@ def test_a_categorical_latent_under_a_softmax_prior_is_summed_out():
     "'z' is a discrete latent ... read as a number inside an expression": the Monte Carlo path
     drew the factor's value too.  z is now summed out, E[log p(z | θ)] = Σ_k q(z = k) log θ_k,
     beside the draws of V.  With V pinned near M by its prior, q(z[n]) is the exact posterior
-    ∝ softmax(M X[n])_k N(y[n] | mu_k, 1)."""
+    ∝ softmax(M X[n])_k A[k, c[n]] (a noisy label `c[n]` of known confusion matrix A)."""
     rng = np.random.default_rng(8)
     X, M = rng.normal(size=(30, 2)), np.array([[0.0, 0.0], [1.0, -2.0]])
-    mu = np.array([-1.0, 1.5])
-    y = rng.normal(size=30)
-    fit = vp.fit(vp.parse(GATED), {"X": X, "M": M, "mu": mu, "y": y}, progress=False)
-    logits = X @ M.T
-    ref = special.softmax(logits - 0.5 * (y[:, None] - mu) ** 2, axis=1)
+    A, c = np.array([[0.8, 0.2], [0.3, 0.7]]), rng.integers(0, 2, 30)
+    fit = vp.fit(vp.parse(GATED), {"X": X, "M": M, "A": A, "c": c}, progress=False)
+    ref = special.softmax(X @ M.T + np.log(A[:, c].T), axis=1)
     np.testing.assert_allclose(np.asarray(fit.posterior["z"].probs), ref, atol=1e-3)
     assert_elbo_monotone(fit.elbo_trace)
 
