@@ -141,15 +141,15 @@ def test_the_summary_reads_posterior_means_without_building_every_posterior():
 
 
 def test_a_priors_scale_is_numpyros_mean_and_variance():
-    from vemppl.data_scale import _prior_moments
+    from vemppl.data_scale import _priors_moments
     from vemppl.families import get_family
 
     for name, args in (("MvNormal", {"loc": np.arange(3.0), "precision_matrix": 0.5 * np.eye(3)}),
                        ("Normal", {"loc": 2.0, "scale": 3.0}), ("Gamma", {"concentration": 2.0, "rate": 4.0})):
         fam = get_family(name)
-        mean, var = _prior_moments((fam, args), variance=True)
+        (mean, var), = _priors_moments([(fam, args)], variance=True)
         d = fam.numpyro_dist(**args)
         np.testing.assert_allclose(mean, np.asarray(d.mean), rtol=1e-12)
         np.testing.assert_allclose(var, np.asarray(d.variance), rtol=1e-12)
-    mean, var = _prior_moments((get_family("Gamma"), {"concentration": 2.0, "rate": 4.0}), variance=False)
+    (mean, var), = _priors_moments([(get_family("Gamma"), {"concentration": 2.0, "rate": 4.0})], variance=False)
     assert var is None and mean == 0.5  # by hand: concentration / rate

@@ -107,14 +107,6 @@ def _prior(model, name, sizes, values):
     return get_family(d.dist), args
 
 
-def _prior_moments(prior, variance: bool):
-    """NumPyro's mean (and variance) of one prior: :func:`_priors_moments` of it alone."""
-    (got,) = _priors_moments([prior], variance)
-    if got is None:
-        raise ValueError(f"{prior[0].name}: NumPyro gives no mean or variance for these arguments")
-    return got
-
-
 def _priors_moments(priors, variance: bool) -> list:
     """NumPyro's mean (and variance) of each prior, all in one compiled program: ``(mean,
     var)`` as NumPy arrays, or None for a prior NumPyro cannot give them for (no NumPyro

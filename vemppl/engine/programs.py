@@ -17,7 +17,7 @@ import jax
 #: XLA:CPU's loop emitters for every program of a fit (``_jax_setup.py`` says why and what
 #: was measured); kept there, beside the other process-wide settings, so the data layer's
 #: few-operation programs (``_jax_setup.TINY``) share it.
-from .._jax_setup import FAST_COMPILE
+from .._jax_setup import FAST_COMPILE, TINY
 
 
 class Program:
@@ -57,8 +57,8 @@ ONE_SHOT = {**FAST_COMPILE, "xla_backend_optimization_level": 1}
 #: move (GMM N = 1M, D = 5, K = 5: 0.063 s at level 0, 0.068 s at level 1, best of 5) while
 #: its compile, in a cold 10k GMM process, went from 2.3 to 1.4 s under a load of 6 on
 #: 2 cores; the fit's arrays are bitwise equal.  Paired whole cold processes: see
-#: benchmarks/results_defaults_process.md.
-PRIOR_START = {**FAST_COMPILE, "xla_backend_optimization_level": 0}
+#: benchmarks/results_defaults_process.md.  The options are the data layer's few-operation ones.
+PRIOR_START = TINY
 
 
 def traces(programs: list) -> int:
