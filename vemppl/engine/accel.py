@@ -16,8 +16,8 @@ two consecutive sweeps ``x0 → x1 = F(x0) → x2 = F(x1)``:
 
 which with α = −1 is ``x2`` itself and otherwise cancels the slow mode's geometric tail
 (for a linear map with one slow eigenvalue λ, α = −1/(1−λ) lands on the fixed point).
-Here ``x`` is every block's natural parameter η (the point params are taken from ``x2``;
-the sweep from ``x'`` re-fits them), and the extrapolated point is never returned as is:
+Here ``x`` is every block's natural parameter η and every point param in the
+unconstrained space its gradient M-step moves in (``biject_to`` of its type), and the extrapolated point is never returned as is:
 the fit takes the sweep ``F(x')`` (SQUAREM's stabilising step), and keeps it only if
 
 * every block's ``x'`` is in its family's natural domain (``ExpFamily.in_domain``) with
@@ -48,8 +48,14 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
+import numpyro.distributions.constraints as constraints
+from numpyro.distributions.transforms import biject_to
+
+from .mstep import _CONSTRAINTS
 
 #: The ratio of consecutive ELBO changes from which the convergence counts as slow.
 SLOW_RATIO = 0.8
@@ -149,24 +155,32 @@ def point(x0, r, v, alpha):
     return jax.tree_util.tree_map(lambda a, b, c: a - 2.0 * alpha * b + alpha * alpha * c, x0, r, v)
 
 
-def extrapolate(families: dict, eta0: dict, eta1: dict, eta2: dict):
-    """(η', μ', ok): SQUAREM's point from three consecutive sweeps' natural parameters,
-    pulled toward η2 (α ← (α − 1)/2) until every block is in its family's domain with finite
-    mean parameters, ``BACKTRACKS`` times at most; ``ok`` false when none was, or when α
-    reached −1 (the point is then η2, no step)."""
-    _, alpha0 = squarem(eta0, eta1, eta2)
-    r = jax.tree_util.tree_map(jnp.subtract, eta1, eta0)
-    v = jax.tree_util.tree_map(lambda a, b, c: c - 2.0 * b + a, eta0, eta1, eta2)
+def extrapolate(families: dict, bijections: dict, eta0: dict, eta1: dict, eta2: dict, th0: dict, th1: dict,
+                th2: dict):
+    """(η', μ', θ', ok): SQUAREM's point from three consecutive sweeps' natural parameters η
+    and point params θ (each in its unconstrained space, ``bijections[p]``: biject_to of its
+    type, as the gradient M-step moves it), pulled toward x2 (α ← (α − 1)/2) until every
+    block is in its family's domain with finite mean parameters and every θ' finite,
+    ``BACKTRACKS`` times at most; ``ok`` false when none was, or when α reached −1 (the
+    point is then x2, no step)."""
+    def flat(eta, th):
+        return eta, {p: bijections[p].inv(t) for p, t in th.items()}
+
+    x0, x1, x2 = flat(eta0, th0), flat(eta1, th1), flat(eta2, th2)
+    _, alpha0 = squarem(x0, x1, x2)
+    r = jax.tree_util.tree_map(jnp.subtract, x1, x0)
+    v = jax.tree_util.tree_map(lambda a, b, c: c - 2.0 * b + a, x0, x1, x2)
+    start_ok = _finite((x0, x1, x2))
 
     def candidate(alpha):
-        eta = point(eta0, r, v, alpha)
+        eta, u = point(x0, r, v, alpha)
         eta = {j: families[j].tidy_natural(families[j].Stats(*e)) for j, e in eta.items()}
         mu = {j: families[j].expected_stats(e) for j, e in eta.items()}
-        ok = jnp.asarray(True)
+        th = {p: bijections[p](a) for p, a in u.items()}
+        ok = start_ok & _finite((mu, th))
         for j in eta:
             ok = ok & families[j].in_domain(eta[j])
-            ok = ok & jnp.all(jnp.asarray([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(mu[j])]))
-        return eta, mu, ok
+        return eta, mu, th, ok
 
     def not_yet(carry):
         i, alpha, ok = carry
@@ -175,11 +189,15 @@ def extrapolate(families: dict, eta0: dict, eta1: dict, eta2: dict):
     def pull(carry):
         i, alpha, _ = carry
         a = jnp.where(i == 0, alpha, 0.5 * (alpha - 1.0))
-        return i + 1, a, candidate(a)[2]
+        return i + 1, a, candidate(a)[3]
 
     _, alpha, ok = jax.lax.while_loop(not_yet, pull, (jnp.asarray(0), alpha0, jnp.asarray(False)))
-    eta, mu, _ = candidate(alpha)
-    return eta, mu, ok & (alpha < -1.0 - 1e-3)
+    eta, mu, th, _ = candidate(alpha)
+    return eta, mu, th, ok & (alpha < -1.0 - 1e-3)
+
+
+def _finite(tree):
+    return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(tree)] or [True]))
 
 
 class Accelerated:
@@ -190,7 +208,8 @@ class Accelerated:
     def __init__(self, sweep, engine, tol: float):
         self.sweep, self.tol = sweep, tol
         families = engine.families
-        self._extrapolate = engine.jit(lambda e0, e1, e2: extrapolate(families, e0, e1, e2))
+        bijections = {p.name: biject_to(_CONSTRAINTS.get(p.type, constraints.real)) for p in engine.plan.params}
+        self._extrapolate = engine.jit(partial(extrapolate, families, bijections))
         self.acc = init()
         self.sweeps = 0
 
@@ -198,9 +217,9 @@ class Accelerated:
         acc = self.acc
         if wants(acc, self.tol) and acc.states[-1] is state:
             x0, x1, x2 = acc.states
-            eta, mu, ok = self._extrapolate(x0.eta, x1.eta, x2.eta)
+            eta, mu, params, ok = self._extrapolate(x0.eta, x1.eta, x2.eta, x0.params, x1.params, x2.params)
             if bool(ok):
-                trial = x2._replace(eta=eta, mu=mu)
+                trial = x2._replace(eta=eta, mu=mu, params=params)
                 new, elbo = self.sweep(trial)
                 self.sweeps += 1
                 kept = accepts(acc, float(elbo))
