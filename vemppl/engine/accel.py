@@ -31,7 +31,8 @@ the fit takes the sweep ``F(x')`` (SQUAREM's stabilising step), and keeps it onl
 Otherwise the plain sweep ``F(x2)`` is taken: the ELBO trace is that of a sequence of states
 each of which has an ELBO not below its predecessor's, so it never decreases (the guard),
 and a refused try costs one sweep.  The extrapolation is tried only when the trace shows the
-slow mode: the last two ELBO changes shrink by a ratio ``ρ ≥ SLOW_RATIO`` and the plain
+slow mode: the last three ELBO changes shrink by two ratios ``ρ ≥ SLOW_RATIO`` that differ
+by at most ``STEADY`` (linear convergence, the iteration's slowest mode dominating), and the plain
 iteration would need at least ``MIN_LEFT`` more sweeps to meet ``tol`` at that ratio; it is
 then tried every second sweep while it is accepted, and after a refusal only after a wait
 that doubles with each refusal.  A fit that converges fast (mixtures, LDA, FA, HMM) never
@@ -59,6 +60,8 @@ from .mstep import _CONSTRAINTS
 
 #: The ratio of consecutive ELBO changes from which the convergence counts as slow.
 SLOW_RATIO = 0.8
+#: ... over two consecutive ratios that differ by at most this (the trace's linear regime).
+STEADY = 0.1
 #: Try only when the plain sweeps would need at least this many more to meet ``tol``.
 MIN_LEFT = 8
 #: How many times α is pulled toward −1 when x' leaves a family's domain.
@@ -69,7 +72,7 @@ class Accel(NamedTuple):
     """The accelerator's state: the last plain sweeps' states and the trace's tail."""
 
     states: tuple  # up to 3 consecutive states x0, F(x0), F(F(x0)) (oldest first)
-    elbos: tuple  # the last 3 ELBOs returned (oldest first)
+    elbos: tuple  # the last 4 ELBOs returned (oldest first)
     active: bool  # the slow mode was seen and the last try was accepted
     wait: int  # sweeps before the next try may be made
     backoff: int  # the wait after the next refusal
@@ -88,7 +91,7 @@ def observe(acc: Accel, before, after, elbo: float, from_extrapolation: bool = F
     if from_extrapolation or not states or states[-1] is not before:
         states = (before,)
     states = (states + (after,))[-3:]
-    return acc._replace(states=states, elbos=(acc.elbos + (float(elbo),))[-3:], wait=max(acc.wait - 1, 0))
+    return acc._replace(states=states, elbos=(acc.elbos + (float(elbo),))[-4:], wait=max(acc.wait - 1, 0))
 
 
 def ratio(elbos) -> float | None:
@@ -113,13 +116,18 @@ def sweeps_left(elbos, rho: float, tol: float) -> float:
 
 def wants(acc: Accel, tol: float) -> bool:
     """Whether to extrapolate now: a chain of three states, no wait, and the slow mode
-    (seen in the trace now, or at the last accepted try)."""
+    (seen in the trace now, or at the last accepted try): two consecutive ratios of ELBO
+    changes in [SLOW_RATIO, 1) within STEADY of each other, and at least MIN_LEFT plain
+    sweeps left at that ratio before ``tol`` is met."""
     if len(acc.states) < 3 or acc.wait > 0:
         return False
     if acc.active:
         return True
-    rho = ratio(acc.elbos)
-    return rho is not None and SLOW_RATIO <= rho < 1.0 and sweeps_left(acc.elbos, rho, tol) >= MIN_LEFT
+    rho, before = ratio(acc.elbos), ratio(acc.elbos[:-1])
+    if rho is None or before is None:
+        return False
+    steady = abs(rho - before) <= STEADY  # linear convergence: the ratio has settled
+    return steady and SLOW_RATIO <= min(rho, before) and rho < 1.0 and sweeps_left(acc.elbos, rho, tol) >= MIN_LEFT
 
 
 def accepts(acc: Accel, elbo: float) -> bool:
