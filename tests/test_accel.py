@@ -187,3 +187,14 @@ def test_the_elbo_never_decreases_under_the_accelerated_default(which, monkeypat
     trace = np.asarray(f.elbo_trace)
     assert made and made[0].acc.accepted > 0  # the extrapolation acted
     assert np.all(np.diff(trace) >= 0)
+
+
+def test_a_state_too_large_for_the_memory_left_runs_plain_sweeps(monkeypatch):
+    import os
+
+    state = {"z": np.zeros((1000, 10))}  # 80 kB
+    pages = {"SC_AVPHYS_PAGES": 10, "SC_PAGE_SIZE": 4096}  # 40 kB available
+    monkeypatch.setattr(os, "sysconf", lambda name: pages[name])
+    assert not accel.affordable(state)
+    pages["SC_AVPHYS_PAGES"] = 10_000  # 40 MB: four copies take under a quarter
+    assert accel.affordable(state)

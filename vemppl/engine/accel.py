@@ -47,6 +47,7 @@ an engine's sweep (``engine/fit.py``).
 from __future__ import annotations
 
 import math
+import os
 import time
 from typing import Any, NamedTuple
 
@@ -209,6 +210,18 @@ def _finite(tree):
     return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(tree)] or [True]))
 
 
+def affordable(state, copies: int = 4, budget_fraction: float = 0.25) -> bool:
+    """Whether ``copies`` more states (the chain of three and the extrapolated point) take at
+    most ``budget_fraction`` of the host memory available now; a fit whose per-row blocks fill
+    the memory runs plain sweeps rather than hold them.  True where the OS does not say."""
+    size = sum(getattr(a, "nbytes", 0) for a in jax.tree_util.tree_leaves(state))
+    try:
+        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return True
+    return copies * size <= budget_fraction * avail
+
+
 class Accelerated:
     """An engine's sweep with the guarded extrapolation: ``__call__(state) -> (state, elbo)``
     as the sweep, one kept sweep per call; ``acc`` holds the counts.  ``sweeps`` counts the
@@ -218,6 +231,7 @@ class Accelerated:
         self.sweep, self.tol, self.engine = sweep, tol, engine
         self.acc = init()
         self.sweeps = 0
+        self.affordable = None
 
     def _extrapolate(self, *states):
         """``extrapolate`` jitted once per engine (shared by its restarts), outside the sweep's
@@ -235,6 +249,10 @@ class Accelerated:
         return program(*states)
 
     def __call__(self, state) -> tuple[Any, Any]:
+        if self.affordable is None:  # decided once, on the first state
+            self.affordable = affordable(state)
+        if not self.affordable:
+            return self.sweep(state)
         acc = self.acc
         if wants(acc, self.tol) and acc.states[-1] is state:
             x0, x1, x2 = acc.states
