@@ -8,8 +8,8 @@ predictive density of a model the language expresses.
 
 import numpy as np
 import pytest
-from scipy import stats
-from scipy.special import logsumexp
+from scipy import optimize, stats
+from scipy.special import gammaln, logsumexp
 
 import vemppl as vp
 from conftest import assert_elbo_monotone
@@ -132,3 +132,68 @@ def test_the_density_of_a_global_sized_by_the_plate_is_not_split_by_unit(cov):
     got = fit.predictive_density({"K": K, "y": y}, samples=400)
     assert got.method == "monte-carlo" and "plate's dim N" in got.reason
     np.testing.assert_allclose(got, ref, atol=0.08)
+
+
+# --- a known vector times a param matrix: Dirichlet-multinomial regression ----------------------
+
+DM_REGRESSION = """model dmreg
+dim D, Q, V
+data Z: real[D, Q]
+data n: count[D]
+data x: count[D, V]
+param B: real[Q, V]
+for d in range(D) {
+    theta[d] ~ Dirichlet(exp(Z[d] @ B))
+    x[d] ~ Multinomial(n[d], theta[d])
+}
+"""
+
+
+def test_covariates_times_a_param_matrix_give_the_dirichlet_multinomial_marginal():
+    """`Z[d] @ B` (a data row times a param matrix) was taken for a matrix–vector product, the
+    row's plate layout having two axes (an internal einsum error at `check`).  q(theta) is the
+    exact posterior given B, so the ELBO is the Dirichlet-multinomial log marginal at the fitted
+    B, and B is its maximiser (found here by scipy)."""
+    rng = np.random.default_rng(5)
+    Z = np.column_stack([np.ones(30), rng.normal(size=30)])
+    B0 = np.array([[0.5, 0.0, 1.0], [0.8, -0.5, 0.0]])
+    n = rng.integers(20, 40, 30)
+    x = np.stack([rng.multinomial(n[d], rng.dirichlet(np.exp(Z[d] @ B0))) for d in range(30)])
+
+    def log_marginal(b):
+        a = np.exp(Z @ b.reshape(2, 3))
+        return np.sum(gammaln(a.sum(1)) - gammaln(a.sum(1) + n) + np.sum(gammaln(a + x) - gammaln(a), 1)
+                      + gammaln(n + 1) - np.sum(gammaln(x + 1), 1))
+
+    best = -optimize.minimize(lambda b: -log_marginal(b), np.zeros(6), method="BFGS").fun
+    fit = vp.fit(vp.parse(DM_REGRESSION), {"Z": Z, "n": n, "x": x}, progress=False, tol=1e-12)
+    assert_elbo_monotone(fit.elbo_trace)
+    np.testing.assert_allclose(fit.elbo, log_marginal(np.asarray(fit.params["B"])), rtol=1e-9)
+    assert best - 0.01 < fit.elbo <= best + 1e-9
+
+
+# --- the predictive density of an amortised model ---------------------------------------------
+
+TINY_VAE = """model vae
+dim N, D
+const L = 1
+data x: bool[N, D]
+param dec: mlp(tanh)[L, 3, D]
+param enc: mlp(tanh)[D, 3, 2 * L]
+for n in range(N) {
+    z[n] ~ MvNormal(zeros(L), eye(L))
+    x[n] ~ Bernoulli(logits = dec(z[n]))
+    q(z[n]) = enc(x[n])
+}
+"""
+
+
+def test_the_density_of_an_amortised_model_is_refused_at_its_encoder():
+    """`--density` on the docs' VAE said 'the network dec reads z, which has no amortised
+    posterior; give it an encoder' of a model that has one (its Monte Carlo path re-infers
+    locals by CAVI).  Now a located `unsupported` error at the `q` statement."""
+    x = (np.random.default_rng(6).uniform(size=(8, 4)) < 0.3).astype(float)
+    fit = vp.fit(vp.parse(TINY_VAE), {"x": x}, progress=False, max_iter=3)
+    with pytest.raises(vp.VemError, match=r"q\(z\) is given by an encoder") as err:
+        fit.predictive_density({"x": x}, samples=2)
+    assert err.value.kind == "unsupported" and err.value.span.line == 10
