@@ -290,7 +290,9 @@ class _Context:
             return M.Scaled(b.value, a)
         if e.op == "/" and b.is_fixed:
             return M.Scaled(1.0 / jnp.asarray(b.value), a)
-        if e.op == "@" and a.is_fixed:
+        if e.op == "@" and a.is_fixed and not (self.rank(e.left) == 1 and self.rank(e.right) == 2):
+            # (a known vector times a matrix, `Z[d] @ B`, is no matrix–vector product: its
+            # value's plate layout has two axes; a param matrix is read at its point below)
             va = jnp.asarray(a.value)
             return M.MatVec(va, b) if va.ndim >= 2 else M.Dot(a, b, self.tracker)
         if e.op == "@" and b.is_fixed and jnp.asarray(b.value).ndim == 1:

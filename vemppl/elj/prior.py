@@ -94,6 +94,8 @@ def prior_natural(joint, j, mu, eta, params, data=None):
     fam = get_family(node.defs[0].dist)
     if fam.Stats is not joint.families[j].Stats:  # a joint block over scalar elements
         e = _prior_natural_of(joint, j, fam, node, mu, eta, params, data)
+        if isinstance(e, joint.families[j].Stats):  # a mixture prior, taken in the block's own statistics
+            return e
         diag = jnp.vectorize(jnp.diag, signature="(n)->(n,n)")
         return joint.families[j].Stats(e.mean, diag(e.sq))
     return _prior_natural_of(joint, j, fam, node, mu, eta, params, data)
@@ -112,12 +114,16 @@ def _joint_prior_natural(joint, j, mu, eta, params, data=None):
     if hasattr(fam, "zero_stats"):
         zero = fam.zero_stats(joint.bound_shape(j), events)
     else:  # one family's block (a mixture prior): its statistics' shapes from their ranks
-        ev = events["value"][:1]
-        if not ev and max(fam.stat_ranks) > fam.event_rank:  # a one-hot: the probabilities' last size
+        lead, ev = joint.bound_shape(j), events["value"][:1]
+        if get_family(joint.model.nodes[j].defs[0].dist).Stats is not fam.Stats:
+            # scalar elements joined into one vector block (`w[j] ~ Normal` read by `dot(X[n], w)`):
+            # the last plate axis is the block's event, as in prior_natural's diag
+            lead, ev = lead[:-1], lead[-1:]
+        elif not ev and max(fam.stat_ranks) > fam.event_rank:  # a one-hot: the probabilities' last size
             d = joint.model.nodes[j].defs[0]
             k = infer(d.args[0][1], joint.model.shapes, d.loop_vars)[-1]
             ev = (int(np.asarray(k if isinstance(k, int) else joint.bound.sizes.get(k, joint.consts.get(k)))),)
-        zero = fam.Stats(*[jnp.zeros(joint.bound_shape(j) + ev * r) for r in fam.stat_ranks])
+        zero = fam.Stats(*[jnp.zeros(lead + ev * r) for r in fam.stat_ranks])
     factors = tuple(f for f in joint.plan.factors if f.target in own)
 
     def L(stats):

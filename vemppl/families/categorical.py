@@ -100,6 +100,10 @@ class Categorical(ExpFamily):
     @classmethod
     def expected_log_prob(cls, value, probs=None, logits=None):
         log_p = probs.log if logits is None else jax.nn.log_softmax(logits.value, axis=-1)
+        # A fixed probability of 0 (a forbidden transition of a known matrix) has log −∞, and a
+        # weight of 0 times it is nan: floor the log at that of the smallest normal float, so
+        # the category keeps weight exp(−708) ≈ 0 and 0 · log 0 counts as 0.
+        log_p = jnp.maximum(log_p, jnp.log(jnp.finfo(jnp.result_type(log_p, float)).tiny))
         if value.is_fixed:
             index = value.value  # an enumerated category arrives as a NumPy arange: keep it concrete
             index = index.astype(np.int32) if isinstance(index, np.ndarray) else jnp.asarray(index).astype(jnp.int32)

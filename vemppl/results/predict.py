@@ -114,6 +114,12 @@ def predictive_density(fit, data: dict, *, exact: bool | None = None, samples: i
     """
     from scipy.special import logsumexp
 
+    for b in fit.plan.blocks:  # the Monte Carlo path re-infers locals by CAVI, which an encoder's q is not
+        q = fit.model.nodes[b.name].amortised if b.name in fit.model.nodes else None
+        if q is not None:
+            raise VemError("unsupported", f"no posterior predictive density for a model whose q({b.name}) is given by "
+                           "an encoder: its locals are not re-inferred by the sweep that the density averages over",
+                           q.span, hint="`predict` (held-out ELBO) scores new data under the encoder")
     reason = None
     if exact is not False:
         try:

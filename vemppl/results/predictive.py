@@ -34,6 +34,7 @@ from ..diagnostics import VemError
 from ..elj import moments as M
 from ..engine.dataplate import data_plate
 from ..families import get_family
+from ..ir.expr import Name, names
 from ..plan import BlockStructure
 from .local import _local_engine, local_blocks
 
@@ -60,6 +61,7 @@ def exact_log_predictive(fit, data: dict, consts: dict | None = None, dims: dict
             raise NotExact(f"q({b.label}) is a {b.family} [{b.structure_text}] local, not one categorical per unit, "
                            "so it cannot be summed out")
     n = _units(data, plate)
+    _check_separable(model, plate.dim)
     rows = {k: np.asarray(data[k]) for k in plate.arrays if k in data}
     one = {k: (v[:1] if k in rows else v) for k, v in data.items()}
     engine, sub_plan, params, bound, globals_ = _local_engine(fit, one, False, consts,
@@ -71,6 +73,11 @@ def exact_log_predictive(fit, data: dict, consts: dict | None = None, dims: dict
         raise NotExact(f"'{outside[0]}' lies outside the data plate")
     glob = {b.name: b for b in globals_}
     read = _read_globals(engine, sub_plan, params, glob)
+
+    for j in read:  # a global sized by the plate (`f ~ MvNormal(zeros(N), K)`, read as `f[n]`)
+        if _sized_by(model, [m for _, m in glob[j].members] or [j], plate.dim):
+            raise NotExact(f"q({glob[j].label}) is sized by the plate's dim {plate.dim}, so the units read it "
+                           "together, not one at a time")
 
     state = engine.init(jax.random.PRNGKey(0), params)
     sizes = [state.mu[j].onehot.shape[-1] for j in sub_plan.schedule]
@@ -122,6 +129,33 @@ def _units(data, plate) -> int:
     if len(sizes) != 1:
         raise NotExact(f"the new data's arrays on the plate {plate.dim} have different lengths {sorted(sizes)}")
     return sizes.pop()
+
+
+def _check_separable(model, dim: str) -> None:
+    """A data array with the plate's dim on a later axis (a kernel matrix `K: real[N, N]`)
+    couples the units: one unit's slice of it is not defined."""
+    for node in model.of_kind("data"):
+        if any(isinstance(s, Name) and s.id == dim for s in node.type.shape[1:]):
+            raise NotExact(f"'{node.name}' has the plate's dim {dim} on a later axis, so the units are read together, "
+                           "not one at a time")
+
+
+def _sized_by(model, nodes, dim: str) -> bool:
+    """Whether the definitions of ``nodes`` read the size ``dim``, directly (``zeros(N)``) or
+    through the constants and deterministic nodes they read."""
+    seen, todo = set(), list(nodes)
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in model.nodes:
+            continue
+        seen.add(name)
+        node = model.nodes[name]
+        if name == dim or any(isinstance(x, Name) and x.id == dim for x in (node.type.shape if node.type else ())):
+            return True
+        for d in node.defs if node.kind not in ("data", "param") else ():
+            exprs = [e for _, e in d.args] + ([d.expr] if d.expr is not None else [])
+            todo += [x.id for e in exprs for x in names(e) if x.id not in d.loop_vars]
+    return False
 
 
 def _read_globals(engine, sub_plan, params, glob) -> list[str]:
