@@ -52,6 +52,7 @@ import numpy as np
 from ..diagnostics import VemError
 from ..families.mean_map import natural_at
 from . import moments as M
+from .cross import ElementRead, Stacked
 from .nonlinear import Apply, gaussian_linear, is_const
 from .products import RowsTimesVector, ScalarProduct, VectorTimesRows
 
@@ -144,7 +145,7 @@ def _monte_carlo(fam, sources, R, tracker, span):
     rows = {id(x.a) for s in sources.values() for x in _nodes(s) if isinstance(x, (RowsTimesVector, VectorTimesRows))}
 
     def leaf(x):
-        if isinstance(x, (M.BlockMoments, M.Stacked)) and not is_const(x):
+        if isinstance(x, (M.BlockMoments, Stacked)) and not is_const(x):
             if id(x) not in cache:
                 cache[id(x)] = _draw(x, R, span, 1 if id(x) in rows else 0)
             return cache[id(x)]
@@ -166,7 +167,7 @@ def _monte_carlo(fam, sources, R, tracker, span):
 def _summed(src) -> bool:
     """Whether ``src`` is a whole discrete block read as a factor's value (not a chain's step,
     whose q is the chain's), which the family's expected log density reads by its moments."""
-    return type(src) is M.BlockMoments and getattr(src.family, "support", None) in ("cat", "bool")
+    return type(src) in (M.BlockMoments, ElementRead) and getattr(src.family, "support", None) in ("cat", "bool")
 
 
 def _flag(tracker, src, why):
@@ -202,7 +203,7 @@ def _leaves(src):
     """The block views and known values an expression reads."""
     if isinstance(src, M.BlockMoments) or src.is_fixed:
         return [src]
-    if isinstance(src, M.Stacked):
+    if isinstance(src, Stacked):
         return [src.e]
     kids = _children(src)
     return [lf for c in kids for lf in _leaves(c)] if kids else [src]
@@ -276,7 +277,7 @@ def _draw(src, R, span, rows=0):
     """``DRAWS`` reparameterised draws of a block view, [DRAWS, *grid, *event], as functions of
     its mean parameters (module docstring).  ``rows = 1`` where the view's last batch axis is
     read as an event axis (the rows of the matrix of ``W @ h``)."""
-    if isinstance(src, M.Stacked):  # independent scalar elements read as one vector
+    if isinstance(src, Stacked):  # independent scalar elements read as one vector
         e = src.e
         if not getattr(e.family, "gaussian", False):  # Gamma elements read as a vector: the
             return _draw(e, R + 1, span, rows)  # vector's axis is the elements' own batch axis
