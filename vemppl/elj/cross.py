@@ -32,12 +32,16 @@ from . import moments as M
 
 class Site(NamedTuple):
     """Where an element read lies in its block: the index ``exprs`` (IR expressions, compared
-    by value) and their grid-laid arrays ``idx``; for a joint block, ``whole``: the block's
-    own statistics (``mean`` [..., K], ``outer`` [..., K, K]), else None."""
+    by value), their grid-laid arrays ``idx``, and the whole block's ``stats`` and ``eta``.
+    ``kind``: "elements" (independent scalars), "rows" (a joint Gaussian over the last axis,
+    ``stats.outer`` [..., K, K], its rows independent) or "chain" (rows that are steps of one
+    Gaussian chain, dependent: only reads within one step have a cross moment here)."""
 
     exprs: tuple
     idx: tuple
-    whole: object = None
+    stats: object
+    eta: object
+    kind: str = "elements"
 
 
 class ElementRead(M.BlockMoments):
@@ -81,17 +85,18 @@ class ElementRead(M.BlockMoments):
             if isinstance(atom, ElementRead):
                 if not _same_statistic(self.site, atom.site):
                     return False
-            elif _dot_cross(self, atom) is None or self.site.whole is None or len(self.site.idx) != 1:
+            elif _dot_cross(self, atom) is None:
                 return False
         return True
 
 
-def element_view(name, scalar, stats, eta, idx, exprs, tracker):
+def element_view(name, scalar, stats, eta, idx, exprs, tracker, chain: bool = False):
     """One scalar element of a Gaussian vector block: E[w_j] = m_j, E[w_j²] = E[wwᵀ]_jj, both linear in the
     block's mean parameters, so the element's factors stay conjugate (η's diagonal is not the element's)."""
     lead, last = idx[:-1], idx[-1]
     at = (lambda t: scalar.Stats(t.mean[(*lead, last)], t.outer[(*lead, last, last)]))
-    return ElementRead(name, scalar, at(stats), at(eta), tracker, Site(tuple(exprs), tuple(idx), stats))
+    site = Site(tuple(exprs), tuple(idx), stats, eta, "chain" if chain else "rows")
+    return ElementRead(name, scalar, at(stats), at(eta), tracker, site)
 
 
 def linear_parts(src, coef=1.0) -> list:
@@ -104,7 +109,7 @@ def linear_parts(src, coef=1.0) -> list:
 
 
 def _same_statistic(s: Site, t: Site) -> bool:
-    if s.whole is None or t.whole is None:
+    if s.kind == "elements" or t.kind == "elements":
         return s.exprs == t.exprs
     return s.exprs[:-1] == t.exprs[:-1]
 
@@ -119,13 +124,15 @@ def _equal(a: tuple, b: tuple):
 
 def _element_cross(a: ElementRead, b: ElementRead):
     s, t = a.site, b.site
-    if len(s.idx) != len(t.idx) or (s.whole is None) != (t.whole is None):
+    if len(s.idx) != len(t.idx) or s.kind != t.kind:
         return None
-    if s.whole is None:  # independent elements: E[w_I²] where I = J
+    if s.kind == "elements":  # independent elements: E[w_I²] where I = J
         return a.sq if s.exprs == t.exprs else jnp.where(_equal(s.idx, t.idx), a.sq, a.mean * b.mean)
+    if s.kind == "chain" and s.exprs[:-1] != t.exprs[:-1]:
+        return None  # two steps of a chain that may differ: their cross moment is the chain's (elj/lagged.py)
     _read(a, "outer")
     lead = s.idx[:-1]
-    within = s.whole.outer[(*lead, s.idx[-1], t.idx[-1])]  # E[wwᵀ] of the row of a
+    within = s.stats.outer[(*lead, s.idx[-1], t.idx[-1])]  # E[wwᵀ] of the row of a
     if s.exprs[:-1] == t.exprs[:-1]:
         return within
     return jnp.where(_equal(lead, t.idx[:-1]), within, a.mean * b.mean)
@@ -133,15 +140,15 @@ def _element_cross(a: ElementRead, b: ElementRead):
 
 def _dot_cross(a: ElementRead, atom):
     """E[dot(X, v) · w_J] for the whole joint vector v of a's block (no leading axes)."""
-    if not isinstance(atom, M.Dot) or a.site.whole is None or len(a.site.idx) != 1:
+    if not isinstance(atom, M.Dot) or a.site.kind != "rows" or len(a.site.idx) != 1:
         return None
     known, v = (atom.a, atom.b) if atom.a.is_fixed else (atom.b, atom.a)
     if not known.is_fixed or getattr(v, "block", None) != a.block or getattr(v, "site", None) is not None:
         return None
-    if jnp.ndim(a.site.whole.mean) != 1:
+    if jnp.ndim(a.site.stats.mean) != 1:
         return None
     _read(a, "outer")
-    return jnp.sum(jnp.asarray(known.value) * a.site.whole.outer[a.site.idx[0]], axis=-1)
+    return jnp.sum(jnp.asarray(known.value) * a.site.stats.outer[a.site.idx[0]], axis=-1)
 
 
 def _read(src, name):

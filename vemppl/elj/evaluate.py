@@ -226,7 +226,8 @@ class _Context:
                                 entry)
             scalar = _element_family(self.model, e.base.id, fam, len(idx))
             if scalar is not None:  # (x[t, d] of a vector chain too: its outer's diagonal, conjugate)
-                return cross.element_view(e.base.id, scalar, stats, eta, idx, e.indices, self.tracker)
+                return cross.element_view(e.base.id, scalar, stats, eta, idx, e.indices, self.tracker,
+                                          getattr(fam, "lag_stat", None) is not None)
             if getattr(fam, "lag_stat", None) is not None:  # a step of a Gaussian chain (elj/lagged.py)
                 return ChainStep(e.base.id, fam, stats, eta, self.tracker, e.indices, self)
             def take(a):  # leading plate axes only
@@ -236,7 +237,7 @@ class _Context:
 
             parts = e.base.id, fam, type(stats)(*map(take, stats)), type(eta)(*map(take, eta)), self.tracker
             if fam.event_rank == 0 and len(idx) == jnp.ndim(stats[0]):  # a scalar element: cross moments by site
-                return _matched(cross.ElementRead(*parts, cross.Site(tuple(e.indices), idx)), entry)
+                return _matched(cross.ElementRead(*parts, cross.Site(tuple(e.indices), idx, stats, eta)), entry)
             return _matched(M.BlockMoments(*parts), entry)
         if isinstance(e.base, Name) and self.model is not None:
             node = self.model.nodes.get(e.base.id)

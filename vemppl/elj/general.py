@@ -50,6 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..diagnostics import VemError
+from ..families import get_family
 from ..families.mean_map import natural_at
 from . import moments as M
 from .cross import ElementRead, Stacked
@@ -277,6 +278,8 @@ def _draw(src, R, span, rows=0):
     """``DRAWS`` reparameterised draws of a block view, [DRAWS, *grid, *event], as functions of
     its mean parameters (module docstring).  ``rows = 1`` where the view's last batch axis is
     read as an event axis (the rows of the matrix of ``W @ h``)."""
+    if isinstance(src, ElementRead) and src.site.kind != "chain" and not rows:
+        return _element_draw(src, R, span)
     if isinstance(src, Stacked):  # independent scalar elements read as one vector
         e = src.e
         if not getattr(e.family, "gaussian", False):  # Gamma elements read as a vector: the
@@ -318,6 +321,18 @@ def _draw(src, R, span, rows=0):
     z = q.rsample(_key(src.block), (DRAWS,))
     batch = len(q.batch_shape) - rows
     return jnp.reshape(z, (DRAWS,) + (1,) * (R - batch) + z.shape[1:]) if batch < R else z
+
+
+def _element_draw(src, R, span):
+    """Draws of an element read ``w[g[n]]`` gathered from draws of its whole block (the same
+    key for every read of it), so two reads of one block are one draw where they read the
+    same element and jointly distributed as under q elsewhere (independent elements, or the
+    entries of one MvNormal row), never two copies of one ε."""
+    s = src.site
+    fam = get_family(src.family.vector_family) if s.kind == "rows" else src.family
+    whole = _draw(M.BlockMoments(src.block, fam, s.stats, s.eta, None), 0, span)
+    z = whole[(slice(None), *(jnp.asarray(i) for i in s.idx))]
+    return jnp.reshape(z, (DRAWS,) + (1,) * (R - z.ndim + 1) + z.shape[1:]) if z.ndim - 1 < R else z
 
 
 __all__ = ["DRAWS", "expected_log_prob", "natural_at", "scalar_core"]
