@@ -115,7 +115,7 @@ def _same_statistic(s: Site, t: Site) -> bool:
 
 
 def _equal(a: tuple, b: tuple):
-    """1.0 where two sites' index arrays pick the same element, per grid position."""
+    """True where two sites' index arrays pick the same element, per grid position."""
     eq = True
     for i, j in zip(a, b):
         eq = jnp.logical_and(eq, jnp.asarray(i) == jnp.asarray(j))
