@@ -200,8 +200,11 @@ def test_fa_default_fit_reaches_sklearns_optimum():
 def test_moment_rows_give_the_trace_of_every_row():
     x = fa_data(seed=3, n=500)
     init = start()
-    small = vp.fit(FA, {"x": x}, init=init, max_iter=40, tol=0.0, progress=False)
-    full = vp.fit(FA, {"x": x}, init=init, max_iter=40, tol=0.0, progress=False, algorithm=vp.cavi(compress=False))
+    # Plain sweeps (accelerate=False): a kept SQUAREM step (engine/accel.py) multiplies the two
+    # fits' rounding differences by α², beyond this test's 1e-11.
+    small = vp.fit(FA, {"x": x}, init=init, max_iter=40, tol=0.0, progress=False, algorithm=vp.cavi(accelerate=False))
+    full = vp.fit(FA, {"x": x}, init=init, max_iter=40, tol=0.0, progress=False,
+                  algorithm=vp.cavi(compress=False, accelerate=False))
     assert isinstance(full.engine.unit_weights, type(None))
     np.testing.assert_allclose(small.elbo_trace, full.elbo_trace, rtol=1e-11)
     for k in ("W", "psi", "m"):

@@ -27,7 +27,7 @@ LAYERS = [
     ("elj", ["vemppl.elj"]),
     ("compiler", ["vemppl.compiler"]),
     ("data", ["vemppl.engine.bind", "vemppl.engine.bind_values", "vemppl.data", "vemppl.data_checks", "vemppl.data_scale"]),
-    ("engine", ["vemppl.engine"]),
+    ("engine", ["vemppl.engine", "vemppl.engine.accel"]),
     ("results", ["vemppl.results"]),
     ("api", ["vemppl.api", "vemppl.results.select"]),  # select fits once per swept value
     ("render", ["vemppl.render"]),

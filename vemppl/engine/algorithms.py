@@ -56,7 +56,8 @@ class Cavi:
     ``batch_restarts``: run the restarts in one vmapped sweep; ``learning_rate``: Adam's
     step for networks; ``devices``: shard the data plate over this many devices
     (``engine/shard.py``); ``plate``: the data plate those options act on; ``strict``:
-    undeclared names in the data are errors, not warnings.
+    undeclared names in the data are errors, not warnings; ``accelerate``: the guarded
+    extrapolation of slow sweeps (``engine/accel.py``; False: plain CAVI, for comparison).
     """
 
     local_iter: int | None = None
@@ -70,6 +71,7 @@ class Cavi:
     devices: int | None = None
     plate: str | None = None
     strict: bool = False
+    accelerate: bool = True
 
     def __post_init__(self):
         _check_start(self.start)

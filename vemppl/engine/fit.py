@@ -23,6 +23,7 @@ from ..data_scale import PrecisionWarning, nonfinite_parts
 from ..diagnostics import VemError
 from ..plan import Update
 from .bind import bind
+from .accel import Accelerated
 from .cavi import Engine
 from .compress import compress_plate
 from .dataplate import data_plate
@@ -115,7 +116,10 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
         runs, compile_seconds = [], None
         for r, initial in enumerate(starts):  # not `start`: that names the initialisation scheme
             bar = Progress(show, f"restart {r + 1}/{restarts}" if restarts > 1 else "fit", max_iter)
-            state, trace, converged, it, c = _run(sweep, place(initial), max_iter, tol, bar, lambda: engine.traces,
+            run_sweep = sweep
+            if a.accelerate and engine.local_global is None and monotone(engine, initial):
+                run_sweep = Accelerated(sweep, engine, tol)  # engine/accel.py: acts only on a slow trace
+            state, trace, converged, it, c = _run(run_sweep, place(initial), max_iter, tol, bar, lambda: engine.traces,
                                                   None if devices is not None else engine, monotone(engine, initial))
             compile_seconds = c if compile_seconds is None else compile_seconds
             runs.append((gather(state), trace, converged, it))
