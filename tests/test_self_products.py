@@ -23,7 +23,8 @@ from conftest import assert_elbo_monotone
 from vemppl import cli
 from vemppl.compiler.compile import compile_model
 from vemppl.diagnostics import VemError
-from vemppl.elj.moments import BlockMoments, Stacked
+from vemppl.elj.cross import Stacked
+from vemppl.elj.moments import BlockMoments
 from vemppl.elj.products import self_dot
 from vemppl.families.mvnormal import MvNormal, MvNormalStats
 from vemppl.families.normal import Normal, NormalStats

@@ -3,6 +3,9 @@
 A factor that reads categorical latents is evaluated on a grid with one axis per category
 read; its terms are weighted by E[onehot(z)] of each read, and two adjacent steps of one
 Markov chain by their pairwise marginal E[onehot(z_{t-1}) onehot(z_t)ᵀ] (Beal 2003, ch. 3).
+Two reads of one mean-field categorical block (``B[z[i], z[j]]``) are independent where
+they read different elements, and one variable where they read the same (i = j):
+E[onehot(z_i)_k onehot(z_j)_l] = q_ik q_jl for i ≠ j, δ_kl q_ik for i = j.
 ``ctx`` is ``evaluate._Context``: its loops, its enumeration and its gather.
 """
 
@@ -15,16 +18,41 @@ from ..ir.expr import Index, loop_offset
 
 
 def group_refs(enum, blocks):
-    """Enumeration axes grouped so two steps of one Markov-chain block share a pairwise weight."""
+    """Enumeration axes grouped so two reads of one block share a joint weight: two steps of
+    a Markov chain their pairwise marginal, two elements of a mean-field block
+    :func:`coincident_weight`.  Three or more reads of one mean-field block are refused."""
     groups, by_block = [], {}
     for e, ref in enumerate(enum):
-        if getattr(blocks[ref.block][1], "pair", None) is not None:
-            by_block.setdefault(ref.block, []).append(e)
-        else:
-            groups.append([e])
-    for axes in by_block.values():
+        by_block.setdefault(ref.block, []).append(e)
+    for block, axes in by_block.items():
+        chain = getattr(blocks[block][1], "pair", None) is not None
+        if len(axes) > 2 and not chain:
+            raise VemError("unsupported", f"the categorical '{block}' is read at {len(axes)} elements in one factor; "
+                           "at most two reads of one categorical latent are supported", enum[axes[2]].expr.span)
         groups.extend([axes] if len(axes) == 2 else [[a] for a in axes])
     return groups
+
+
+def joint_weight(ctx, e1, e2):
+    """The joint weight of two reads of one block on enumeration axes e1, e2."""
+    if getattr(ctx.blocks[ctx.enum[e1].block][1], "pair", None) is not None:
+        return pair_weight(ctx, e1, e2)
+    return coincident_weight(ctx, e1, e2)
+
+
+def coincident_weight(ctx, e1, e2):
+    """E[onehot(z_I) ⊗ onehot(z_J)] of two reads of one mean-field categorical block, per grid
+    position: q_I ⊗ q_J where the index arrays differ, diag(q_I) where they are equal."""
+    r1, r2 = ctx.enum[e1], ctx.enum[e2]
+    w1, w2 = enum_weight(ctx, e1, r1), enum_weight(ctx, e2, r2)
+    same = True
+    for i, j in zip(ctx.index_arrays(r1.expr.indices), ctx.index_arrays(r2.expr.indices)):
+        same = jnp.logical_and(same, jnp.asarray(i) == jnp.asarray(j))
+    k = ctx.enum_sizes[e1]
+    shape = [1] * ctx.R
+    shape[len(ctx.loops) + e1] = shape[len(ctx.loops) + e2] = k
+    delta = jnp.reshape(jnp.eye(k), shape)
+    return jnp.where(jnp.reshape(same, jnp.shape(same) + (1,) * (ctx.R - jnp.ndim(same))), delta * w1, w1 * w2)
 
 
 def pair_weight(ctx, e1, e2):

@@ -24,10 +24,10 @@ from ..ir.expr import BinOp, Call, Index, Name, Neg, Num, loop_offset, names
 from ..ir.inline import push_index
 from ..ir.shapes import infer
 from . import deterministic as D
-from .enum_weights import enum_weight, group_refs, pair_weight
+from .enum_weights import enum_weight, group_refs, joint_weight
 from . import general
 from .grid import align as _align, matmul as _matmul
-from . import moments as M
+from . import cross, moments as M
 from . import nonlinear
 from .lagged import ChainStep
 from .networks import call_network
@@ -208,7 +208,7 @@ class _Context:
             src = _matched(M.BlockMoments(e.id, fam, stats, eta, self.tracker), entry)
             node = self.model.nodes[e.id]
             if fam.event_rank == 0 and node.defs and node.defs[0].indices:
-                return M.Stacked(src, self.tracker)
+                return cross.Stacked(src, self.tracker)
             return src
         if self.model is not None and e.id in self.model.nodes and self.model.nodes[e.id].kind == "det":
             return D.read(self, e, self.model.nodes[e.id])
@@ -226,7 +226,8 @@ class _Context:
                                 entry)
             scalar = _element_family(self.model, e.base.id, fam, len(idx))
             if scalar is not None:  # (x[t, d] of a vector chain too: its outer's diagonal, conjugate)
-                return M.element_view(e.base.id, scalar, stats, eta, idx, self.tracker)
+                return cross.element_view(e.base.id, scalar, stats, eta, idx, e.indices, self.tracker,
+                                          getattr(fam, "lag_stat", None) is not None)
             if getattr(fam, "lag_stat", None) is not None:  # a step of a Gaussian chain (elj/lagged.py)
                 return ChainStep(e.base.id, fam, stats, eta, self.tracker, e.indices, self)
             def take(a):  # leading plate axes only
@@ -234,9 +235,10 @@ class _Context:
                     return jnp.zeros(jnp.broadcast_shapes(*(jnp.shape(i) for i in idx)))
                 return self.take(a, e.indices)
 
-            return _matched(M.BlockMoments(
-                e.base.id, fam, type(stats)(*map(take, stats)), type(eta)(*map(take, eta)), self.tracker
-            ), entry)
+            parts = e.base.id, fam, type(stats)(*map(take, stats)), type(eta)(*map(take, eta)), self.tracker
+            if fam.event_rank == 0 and len(idx) == jnp.ndim(stats[0]):  # a scalar element: cross moments by site
+                return _matched(cross.ElementRead(*parts, cross.Site(tuple(e.indices), idx, stats, eta)), entry)
+            return _matched(M.BlockMoments(*parts), entry)
         if isinstance(e.base, Name) and self.model is not None:
             node = self.model.nodes.get(e.base.id)
             if node is not None and node.kind == "det":
@@ -428,7 +430,7 @@ def factor_value(model, factor, sizes, values, blocks, params, tracker=None, mas
     weight = jnp.ones(())
     for group in group_refs(factor.enum, blocks):
         if len(group) == 2:
-            weight = weight * pair_weight(ctx, *group)
+            weight = weight * joint_weight(ctx, *group)
         else:
             for e in group:
                 weight = weight * enum_weight(ctx, e, factor.enum[e])

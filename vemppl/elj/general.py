@@ -50,8 +50,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..diagnostics import VemError
+from ..families import get_family
 from ..families.mean_map import natural_at
 from . import moments as M
+from .cross import ElementRead, Stacked
 from .nonlinear import Apply, gaussian_linear, is_const
 from .products import RowsTimesVector, ScalarProduct, VectorTimesRows
 
@@ -144,7 +146,7 @@ def _monte_carlo(fam, sources, R, tracker, span):
     rows = {id(x.a) for s in sources.values() for x in _nodes(s) if isinstance(x, (RowsTimesVector, VectorTimesRows))}
 
     def leaf(x):
-        if isinstance(x, (M.BlockMoments, M.Stacked)) and not is_const(x):
+        if isinstance(x, (M.BlockMoments, Stacked)) and not is_const(x):
             if id(x) not in cache:
                 cache[id(x)] = _draw(x, R, span, 1 if id(x) in rows else 0)
             return cache[id(x)]
@@ -166,7 +168,7 @@ def _monte_carlo(fam, sources, R, tracker, span):
 def _summed(src) -> bool:
     """Whether ``src`` is a whole discrete block read as a factor's value (not a chain's step,
     whose q is the chain's), which the family's expected log density reads by its moments."""
-    return type(src) is M.BlockMoments and getattr(src.family, "support", None) in ("cat", "bool")
+    return type(src) in (M.BlockMoments, ElementRead) and getattr(src.family, "support", None) in ("cat", "bool")
 
 
 def _flag(tracker, src, why):
@@ -202,7 +204,7 @@ def _leaves(src):
     """The block views and known values an expression reads."""
     if isinstance(src, M.BlockMoments) or src.is_fixed:
         return [src]
-    if isinstance(src, M.Stacked):
+    if isinstance(src, Stacked):
         return [src.e]
     kids = _children(src)
     return [lf for c in kids for lf in _leaves(c)] if kids else [src]
@@ -276,7 +278,9 @@ def _draw(src, R, span, rows=0):
     """``DRAWS`` reparameterised draws of a block view, [DRAWS, *grid, *event], as functions of
     its mean parameters (module docstring).  ``rows = 1`` where the view's last batch axis is
     read as an event axis (the rows of the matrix of ``W @ h``)."""
-    if isinstance(src, M.Stacked):  # independent scalar elements read as one vector
+    if isinstance(src, ElementRead) and src.site.kind != "chain" and not rows:
+        return _element_draw(src, R, span)
+    if isinstance(src, Stacked):  # independent scalar elements read as one vector
         e = src.e
         if not getattr(e.family, "gaussian", False):  # Gamma elements read as a vector: the
             return _draw(e, R + 1, span, rows)  # vector's axis is the elements' own batch axis
@@ -317,6 +321,18 @@ def _draw(src, R, span, rows=0):
     z = q.rsample(_key(src.block), (DRAWS,))
     batch = len(q.batch_shape) - rows
     return jnp.reshape(z, (DRAWS,) + (1,) * (R - batch) + z.shape[1:]) if batch < R else z
+
+
+def _element_draw(src, R, span):
+    """Draws of an element read ``w[g[n]]`` gathered from draws of its whole block (the same
+    key for every read of it), so two reads of one block are one draw where they read the
+    same element and jointly distributed as under q elsewhere (independent elements, or the
+    entries of one MvNormal row), never two copies of one ε."""
+    s = src.site
+    fam = get_family(src.family.vector_family) if s.kind == "rows" else src.family
+    whole = _draw(M.BlockMoments(src.block, fam, s.stats, s.eta, None), 0, span)
+    z = whole[(slice(None), *(jnp.asarray(i) for i in s.idx))]
+    return jnp.reshape(z, (DRAWS,) + (1,) * (R - z.ndim + 1) + z.shape[1:]) if z.ndim - 1 < R else z
 
 
 __all__ = ["DRAWS", "expected_log_prob", "natural_at", "scalar_core"]

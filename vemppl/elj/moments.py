@@ -147,14 +147,6 @@ class BlockMoments(MomentSource):
         return self.stats.mean
 
 
-def element_view(name, scalar, stats, eta, idx, tracker):
-    """One scalar element of a Gaussian vector block: E[w_j] = m_j, E[w_j²] = E[wwᵀ]_jj, both linear in the
-    block's mean parameters, so the element's factors stay conjugate (η's diagonal is not the element's)."""
-    lead, last = idx[:-1], idx[-1]
-    at = (lambda t: scalar.Stats(t.mean[(*lead, last)], t.outer[(*lead, last, last)]))
-    return BlockMoments(name, scalar, at(stats), at(eta), tracker)
-
-
 class Entry(tuple):
     """A block's entry in the table of blocks, ``(family, stats, eta)``, that says whether
     ``stats`` are ``expected_stats(eta)`` (``matched``: then a factor may value its terms
@@ -336,6 +328,9 @@ class Sum(_Derived):
             return self.a.prod(other) + self.s * self.b.prod(other)
         return super().prod(other)
 
+    def pairs_with(self, other) -> bool:  # E[(a ± b) o] = E[ao] ± E[bo]: affine where each part's is
+        return all(getattr(p, "pairs_with", lambda o: False)(other) for p in (self.a, self.b) if p.deps & other.deps)
+
     @property
     def outer(self):  # a lower-rank part (a scalar c in B @ m + c) broadcasts as in NumPy
         if not self.a.deps & self.b.deps:
@@ -372,7 +367,9 @@ class Scaled(_Derived):
         # The random part's tracker, so a nonlinear read of ``c · a`` (``logits = 2 * eta``)
         # is reported and a's blocks get natural-gradient, not closed-form, updates.
         self.tracker = getattr(a, "tracker", None)
-        self.pairs_with = lambda other: self.c.ndim == 0 and getattr(a, "pairs_with", lambda o: False)(other)
+        # (a scalar element read, elj/cross.py, is scaled elementwise by any known c)
+        self.pairs_with = lambda other: ((self.c.ndim == 0 or getattr(a, "elementwise", False))
+                                         and getattr(a, "pairs_with", lambda o: False)(other))
 
     mean = property(lambda s: s.c * s.a.mean)
     sq = property(lambda s: s.c**2 * s.a.sq)
@@ -456,6 +453,15 @@ class Dot(_Derived):
     def _point(self):
         return bdot(self.a.point, self.b.point, 1)
 
+    # dot(X, w) beside an element read w[j] of the same block: the read's cross moment (elj/cross.py).
+    def prod(self, other):
+        if self.deps & other.deps and not isinstance(other, Dot):
+            return other.prod(self)
+        return super().prod(other)
+
+    def pairs_with(self, other) -> bool:
+        return not isinstance(other, Dot) and getattr(other, "pairs_with", lambda o: False)(self)
+
 
 class MatVec(_Derived):
     """M @ v with M fixed [.., P, Q] and v random [.., Q]."""
@@ -476,25 +482,3 @@ class MatVec(_Derived):
     @property
     def outer(self):
         return jnp.einsum("...pq,...qr,...sr->...ps", self.m, self.v.outer, self.m)
-
-
-class Stacked(_Derived):
-    """A vector of independent scalar elements of one block (``w`` for ``w[j] ~ Normal``).
-
-    ``E[wwᵀ] = E[w]E[w]ᵀ + diag(Var w)``: the off-diagonal products of different elements
-    make this quadratic in the block's mean parameters, so the tracker is told.
-    """
-
-    def __init__(self, elem: BlockMoments, tracker):
-        self.e, self.deps, self.tracker = elem, elem.deps, tracker
-
-    mean = property(lambda s: s.e.mean)
-    log = property(lambda s: s.e.log)  # elementwise moments are the elements' own (diag(alpha))
-
-    @property
-    def outer(self):
-        if self.tracker is not None:
-            for b in self.deps:
-                self.tracker.flag(b, "its elements are used jointly as a vector")
-        m, sq = self.e.mean, self.e.sq
-        return m[..., :, None] * m[..., None, :] + jnp.vectorize(jnp.diag, signature="(n)->(n,n)")(sq - m**2)

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from . import moments as M
+from .cross import Stacked
 from .lagged import ChainStep
 
 #: Elementwise functions: name -> (f, log f at a point or None, log(1 − f) at a point or None).
@@ -65,7 +66,7 @@ def gaussian_linear(src, vector_ok: bool = False) -> bool:
         return "sq" in src.stats._fields or vector_ok
     if isinstance(src, M.BlockMoments):
         return bool(getattr(src.family, "gaussian", False)) and (src.family.event_rank == 0 or vector_ok)
-    if isinstance(src, M.Stacked):
+    if isinstance(src, Stacked):
         return vector_ok and gaussian_linear(src.e, True)
     if isinstance(src, M.Sum):
         return gaussian_linear(src.a, vector_ok) and gaussian_linear(src.b, vector_ok)

@@ -50,7 +50,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..families._linalg import bdot
-from .moments import BlockMoments, Dot, Fixed, NoMoment, NotFixed, Scaled, Stacked, _Derived
+from .cross import Stacked
+from .moments import BlockMoments, Dot, Fixed, NoMoment, NotFixed, Scaled, _Derived
 
 
 class _Product(_Derived):
