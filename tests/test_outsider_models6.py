@@ -197,3 +197,50 @@ def test_the_density_of_an_amortised_model_is_refused_at_its_encoder():
     with pytest.raises(vp.VemError, match=r"q\(z\) is given by an encoder") as err:
         fit.predictive_density({"x": x}, samples=2)
     assert err.value.kind == "unsupported" and err.value.span.line == 10
+
+
+ORDINAL = """model ordinal
+dim N, P, K
+data X: real[N, P]
+data cuts: real[K]
+data Dm: real[K, K]
+data y: cat(K)[N]
+for j in range(P) { w[j] ~ Normal(0.0, 2.0) }
+for n in range(N) { y[n] ~ Categorical(probs = Dm @ sigmoid(cuts - dot(X[n], w))) }
+"""
+
+
+def test_an_ordinal_cumulative_logit_reaches_the_exact_gaussian_vi_optimum():
+    """P(y = k) = σ(c_k − xw) − σ(c_{k−1} − xw), written as a known difference matrix times a
+    vector of sigmoids: a known vector minus a latent scalar per row.  It was an internal
+    error (the scalar per row was broadcast against the cut points' axis as if it were the
+    row axis); its one Gaussian scalar per row is now integrated by quadrature, and the
+    fitted q(w) is the optimum of the exact Gaussian ELBO, found here by SciPy over (m, s)
+    with 80-point Gauss–Hermite in NumPy."""
+    rng = np.random.default_rng(0)
+    n, k = 300, 4
+    cuts = np.array([-1.0, 0.0, 1.0, 40.0])  # the last cut far out: P(y ≤ K−1) = 1
+    diff = np.eye(k) - np.eye(k, k=-1)
+    s = rng.normal(size=n)
+    sig = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
+    probs = sig(cuts[None] - 1.5 * s[:, None]) @ diff.T
+    y = np.array([rng.choice(k, p=p / p.sum()) for p in probs])
+    fit = vp.fit(vp.parse(ORDINAL), data={"X": s[:, None], "cuts": cuts, "Dm": diff, "y": y}, seed=0, tol=1e-10)
+    assert_elbo_monotone(fit.elbo_trace)
+
+    x, wt = np.polynomial.hermite_e.hermegauss(80)
+    wt = wt / wt.sum()
+
+    def elbo(m, sd):
+        w = m + sd * x
+        p = (sig(cuts - w[:, None, None] * s[None, :, None]) @ diff.T)[:, np.arange(n), y]  # [points, N]
+        lik = np.sum(np.log(np.maximum(p, np.finfo(float).tiny)), axis=1)
+        return wt @ (lik + stats.norm(0, 2).logpdf(w)) + 0.5 * np.log(2 * np.pi * np.e * sd**2)
+
+    best = optimize.minimize(lambda v: -elbo(v[0], np.exp(v[1])), [1.0, np.log(0.2)], method="Nelder-Mead",
+                             options={"xatol": 1e-8, "fatol": 1e-11})
+    m, sd = best.x[0], np.exp(best.x[1])
+    q = fit.posterior["w"]
+    np.testing.assert_allclose(np.asarray(q.mean)[0], m, atol=1e-4)  # measured: 5e-7
+    np.testing.assert_allclose(np.sqrt(np.asarray(q.covariance_matrix)[0, 0]), sd, rtol=1e-3)  # measured: 2e-6
+    np.testing.assert_allclose(fit.elbo, -best.fun, rtol=1e-8)

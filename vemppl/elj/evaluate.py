@@ -26,7 +26,7 @@ from ..ir.shapes import infer
 from . import deterministic as D
 from .enum_weights import enum_weight, group_refs, joint_weight
 from . import general
-from .grid import align as _align, matmul as _matmul
+from .grid import align as _align, lift, matmul as _matmul
 from . import cross, moments as M
 from . import nonlinear
 from .lagged import ChainStep
@@ -277,6 +277,9 @@ class _Context:
         if e.op == "@" and e.left == e.right and self.rank(e.left) == 1:  # w @ w: not two independent factors
             return self_dot(a, self.tracker)
         if e.op in "+-":
+            ranks = (self.rank(e.left), self.rank(e.right)) if self.R else (None, None)
+            if None not in ranks and ranks[0] != ranks[1]:  # `cuts - w` in a loop: grid with grid (elj/grid.py)
+                a, b = lift(a, *ranks), lift(b, *ranks[::-1])
             if a.deps & b.deps and not getattr(a, "pairs_with", lambda other: False)(b):
                 # b·x + b·y is (x + y)·b (deterministic nodes written out): E[ab] ≠ E[a]E[b]
                 merged = collect(D.written_out(self, e), self._reads_random)

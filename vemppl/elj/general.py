@@ -54,6 +54,7 @@ from ..families import get_family
 from ..families.mean_map import natural_at
 from . import moments as M
 from .cross import ElementRead, Stacked
+from .grid import Trailing
 from .nonlinear import Apply, gaussian_linear, is_const
 from .products import RowsTimesVector, ScalarProduct, VectorTimesRows
 
@@ -115,15 +116,15 @@ def _blames_point(exc, sources) -> bool:
 
 
 def scalar_core(src):
-    """``x`` when ``src = φ(x)`` for a chain φ of elementwise functions each with one random
-    argument, and ``x`` a Gaussian scalar under q; else None."""
+    """``x`` when ``src = φ(x)`` for ``x`` a Gaussian scalar under q (per grid element) and φ
+    any expression in which ``x`` is the one random part, each node of it with one random
+    operand (``Dm @ sigmoid(cuts − dot(X[n], w))``, an ordinal model's probabilities); else
+    None.  E[log p] is then a one-dimensional Gaussian expectation, which quadrature
+    computes to rounding where Monte Carlo draws would bias the optimum."""
     if gaussian_linear(src):
         return src
-    if isinstance(src, Apply) and src.elementwise:
-        rnd = [a for a in src.args if not is_const(a)]
-        if len(rnd) == 1:
-            return scalar_core(rnd[0])
-    return None
+    rnd = [a for a in _children(src) if not is_const(a)]
+    return scalar_core(rnd[0]) if len(rnd) == 1 else None
 
 
 def _quadrature(fam, sources, core, R, tracker):
@@ -184,7 +185,7 @@ def _flag(tracker, src, why):
 
 
 _KIDS = {M.Sum: ("a", "b"), M.Scaled: ("a",), M.Dot: ("a", "b"), M.MatVec: ("v",), ScalarProduct: ("a", "b"),
-         RowsTimesVector: ("a", "h"), VectorTimesRows: ("h", "a")}
+         RowsTimesVector: ("a", "h"), VectorTimesRows: ("h", "a"), Trailing: ("a",)}
 
 
 def _children(src):
@@ -239,6 +240,8 @@ def _at(src, leaf):
         return src.fn(*(_at(a, leaf) for a in src.args))
     if isinstance(src, ScalarProduct):
         return _at(src.a, leaf) * _at(src.b, leaf)
+    if isinstance(src, Trailing):
+        return src.lay(_at(src.a, leaf))
     if isinstance(src, RowsTimesVector):
         a, h = _at(src.a, leaf), _at(src.h, leaf)
         return jnp.matmul(a, h[..., None])[..., 0]

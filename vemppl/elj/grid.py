@@ -8,7 +8,10 @@ axes; these helpers pair grid with grid and own with own, given each operand's o
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
+
+from .moments import Fixed, NoMoment, _Derived
 
 
 def matmul(xp, x, y, ra, rb):
@@ -31,4 +34,56 @@ def align(xp, x, y, ra, rb):
     return x, y
 
 
-__all__ = ["align", "matmul"]
+class Trailing(_Derived):
+    """A random scalar ``a`` (grid axes only) beside a value of own rank ``k``, as ``align``
+    lays out a known one: ``cuts − w`` with ``cuts: real[C]`` and ``w`` a latent scalar read
+    in a loop is ``[N, 1] − [C]``, not ``[N] − [C]``, which NumPy would pair grid with own.
+
+    Its mean and elementwise square are ``a``'s with ``k`` axes of size one after the grid's.
+    The elements of the broadcast value are one random number repeated, perfectly correlated,
+    so there is no outer product or covariance here to read as if they were independent: a
+    factor that needs one (an MvNormal's location) raises ``NoMoment`` and takes the general
+    path, whose draws are laid out the same way (``elj/general.py``)."""
+
+    def __init__(self, a, k: int):
+        self.a, self.k, self.deps = a, k, a.deps
+        self.tracker = getattr(a, "tracker", None)
+
+    def lay(self, x):
+        """``x`` (a's layout) with the ``k`` own axes of size one."""
+        x = jnp.asarray(x)
+        return jnp.reshape(x, x.shape + (1,) * self.k)
+
+    mean = property(lambda s: s.lay(s.a.mean))
+    sq = property(lambda s: s.lay(s.a.sq))
+
+    def _point(self):
+        return self.lay(self.a.point)
+
+    @property
+    def outer(self):
+        raise NoMoment(", ".join(sorted(self.deps)), "expression", "E[a aᵀ] of a scalar broadcast to a vector")
+
+    def spread(self, rank: int):
+        if rank:
+            raise NoMoment(", ".join(sorted(self.deps)), "expression", "Cov of a scalar broadcast to a vector")
+        return self.mean, self.sq - self.mean**2
+
+
+def lift(src, own: int, other: int):
+    """``src`` (of own rank ``own``) laid out beside an operand of own rank ``other`` so that
+    broadcasting pairs grid with grid (``align``): a known value gets axes of size one in front
+    of its own, a random scalar ``Trailing`` ones; anything else is returned as it is."""
+    if own >= other:
+        return src
+    if isinstance(src, Fixed):
+        x = src.value
+        xp = np if isinstance(x, np.ndarray) else jnp
+        shape = np.shape(x)
+        return Fixed(xp.reshape(x, shape[: len(shape) - own] + (1,) * (other - own) + shape[len(shape) - own:]))
+    if own == 0:
+        return Trailing(src, other)
+    return src
+
+
+__all__ = ["Trailing", "align", "lift", "matmul"]

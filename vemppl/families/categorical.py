@@ -99,11 +99,18 @@ class Categorical(ExpFamily):
 
     @classmethod
     def expected_log_prob(cls, value, probs=None, logits=None):
-        log_p = probs.log if logits is None else jax.nn.log_softmax(logits.value, axis=-1)
-        # A fixed probability of 0 (a forbidden transition of a known matrix) has log −∞, and a
-        # weight of 0 times it is nan: floor the log at that of the smallest normal float, so
-        # the category keeps weight exp(−708) ≈ 0 and 0 · log 0 counts as 0.
-        log_p = jnp.maximum(log_p, jnp.log(jnp.finfo(jnp.result_type(log_p, float)).tiny))
+        # A probability of 0 (a forbidden transition of a known matrix; an ordinal model's
+        # difference of sigmoids at a quadrature point far in the tail) has log −∞, and a weight
+        # of 0 times it is nan: floor it at the smallest normal float, so the category keeps
+        # weight exp(−708) ≈ 0 and 0 · log 0 counts as 0.  The floor is taken before the log,
+        # where its gradient is 0, not after (the log's infinite slope at 0 times 0 is nan).
+        if logits is not None:
+            log_p = jax.nn.log_softmax(logits.value, axis=-1)
+        elif probs.is_fixed:
+            p = probs.value
+            log_p = jnp.log(jnp.maximum(p, jnp.finfo(jnp.result_type(p, float)).tiny))
+        else:
+            log_p = probs.log
         if value.is_fixed:
             index = value.value  # an enumerated category arrives as a NumPy arange: keep it concrete
             index = index.astype(np.int32) if isinstance(index, np.ndarray) else jnp.asarray(index).astype(jnp.int32)
