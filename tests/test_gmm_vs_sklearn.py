@@ -151,7 +151,11 @@ def test_gmm_matches_sklearn_on_synthetic(kind, seed):
     assert abs(ours - theirs) <= 1e-5 * abs(theirs), (ours, theirs)  # measured ≤ 1.2e-6 relative
     ari_ours = adjusted_rand_score(labels[:n_train], np.argmax(np.asarray(fit.posterior["z"].probs), -1))
     ari_sk = adjusted_rand_score(labels[:n_train], sk.predict(xt))
-    assert ari_ours >= ari_sk - 1e-9, (ari_ours, ari_sk)  # measured: equal
+    # Equal up to a point on the boundary between two overlapping components: on seed 2 plain
+    # CAVI at tol 1e-10 (651 sweeps) and scikit-learn both stop short of the optimum on the
+    # same side of it (ARI 0.33275); plain CAVI at tol 1e-13 (1041 sweeps) and the accelerated
+    # default (105 sweeps, engine/accel.py), at ELBOs 1.2e-5 nats higher, both give 0.33077.
+    assert ari_ours >= ari_sk - 0.005, (ari_ours, ari_sk)
     # The same q: scikit-learn's own update maps vemppl's fixed point to itself.
     priors = sklearn_priors(k, 1.0, 0.01, xt.mean(0), d + 2.0, np.eye(d))
     for a, b, what in zip(*sklearn_step_from(fit, xt, priors), ("alpha", "beta", "m", "nu", "W^-1")):
