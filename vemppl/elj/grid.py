@@ -29,9 +29,14 @@ def align(xp, x, y, ra, rb):
     """Operands whose leading axes are the grid's laid out so that NumPy broadcasting pairs
     grid with grid and value axes with value axes: ``w[n] * eye(D)`` is [N, 1, 1] × [D, D]."""
     r = max(ra, rb)
-    x = xp.reshape(x, np.shape(x)[: np.ndim(x) - ra] + (1,) * (r - ra) + np.shape(x)[np.ndim(x) - ra:])
-    y = xp.reshape(y, np.shape(y)[: np.ndim(y) - rb] + (1,) * (r - rb) + np.shape(y)[np.ndim(y) - rb:])
-    return x, y
+    return widen(xp, x, ra, r), widen(xp, y, rb, r)
+
+
+def widen(xp, x, own: int, rank: int):
+    """``x`` (grid axes, then ``own`` axes of its own) with axes of size one in front of its
+    own, up to ``rank`` of them."""
+    shape = np.shape(x)
+    return xp.reshape(x, shape[: len(shape) - own] + (1,) * (rank - own) + shape[len(shape) - own:])
 
 
 class Trailing(_Derived):
@@ -78,12 +83,10 @@ def lift(src, own: int, other: int):
         return src
     if isinstance(src, Fixed):
         x = src.value
-        xp = np if isinstance(x, np.ndarray) else jnp
-        shape = np.shape(x)
-        return Fixed(xp.reshape(x, shape[: len(shape) - own] + (1,) * (other - own) + shape[len(shape) - own:]))
+        return Fixed(widen(np if isinstance(x, np.ndarray) else jnp, x, own, other))
     if own == 0:
         return Trailing(src, other)
     return src
 
 
-__all__ = ["Trailing", "align", "lift", "matmul"]
+__all__ = ["Trailing", "align", "lift", "matmul", "widen"]

@@ -55,10 +55,8 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
-import numpyro.distributions.constraints as constraints
-from numpyro.distributions.transforms import biject_to
 
-from .mstep import _CONSTRAINTS
+from .mstep import unconstrained
 
 #: The ratio of consecutive ELBO changes from which the convergence counts as slow.
 SLOW_RATIO = 0.8
@@ -240,7 +238,7 @@ class Accelerated:
         engine = self.engine
         program = getattr(engine, "_accel_program", None)
         if program is None:
-            bijections = {p.name: biject_to(_CONSTRAINTS.get(p.type, constraints.real)) for p in engine.plan.params}
+            bijections = {p.name: unconstrained(p.type) for p in engine.plan.params}
             program = engine._accel_program = jax.jit(partial(extrapolate, engine.families, bijections))
             t0 = time.perf_counter()
             out = jax.block_until_ready(program(*states))

@@ -42,13 +42,19 @@ def closed_form_update(family, L_of_stats, theta):
     return family.mode(statistic_gradient(family, L_of_stats, theta))
 
 
+def unconstrained(type_base: str):
+    """The bijection from the unconstrained reals onto a point param's type, in which its
+    gradient M-step moves (and the accelerated sweep extrapolates it, engine/accel.py)."""
+    return biject_to(_CONSTRAINTS.get(type_base, C.real))
+
+
 def gradient_update(L_of_theta, theta, type_base: str, steps: int = 20, lr: float = 0.05):
     """A few Adam steps on L in the unconstrained space of θ (optax) with a step that decays
     to zero, kept only if they raise L: the entropy does not depend on θ, so the ELBO then
     never decreases."""
     import optax
 
-    bij = biject_to(_CONSTRAINTS.get(type_base, C.real))
+    bij = unconstrained(type_base)
     u = bij.inv(theta)
     # The step shrinks to zero over the run, so the last iterate settles near a maximum
     # instead of circling it at Adam's step length lr (which the check below would reject).
