@@ -43,6 +43,14 @@ def test_help_version_and_argument_errors_do_not_import_jax():
         assert not any(loaded[m] for m in ("jax", "jaxlib", "numpy", "numpyro", "matplotlib", "rich")), (argv, loaded)
 
 
+def test_python_dash_m_vemppl_is_the_command():
+    r = subprocess.run([sys.executable, "-m", "vemppl", "--version"], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0 and r.stdout.startswith("vemppl "), (r.stdout, r.stderr[-500:])
+    loaded = loaded_after("import runpy, sys\nsys.argv = ['vemppl', '--help']\nrunpy.run_module('vemppl', run_name='__main__')")
+    assert not loaded["jax"], loaded
+
+
 def test_jax_is_set_up_wherever_vemppl_first_imports_it():
     """float64 and the XLA flag, through the lazy top-level names or a submodule directly."""
     for code in ("import vemppl as vp\nvp.fit", "from vemppl.engine.fit import run_cavi",

@@ -366,3 +366,57 @@ for n in range(N) { y[n] ~ MvNormal(b + Wc @ X[n] + v[g[n]] * ones(D), precision
     mean = (w[:, None] * resid).sum(0) / (1.0 + w.sum())
     np.testing.assert_allclose(fit.posterior["b"].mean, mean, atol=1e-10)
     np.testing.assert_allclose(fit.posterior["b"].precision_matrix, (1.0 + w.sum()) * np.eye(2), atol=1e-10)
+
+
+# ---- a chain's transition naming a piece of itself ------------------------------------------------
+AR_NAMED = """model ar_named
+dim T
+data y: real[T]
+param a: real
+s[0] ~ Normal(0.0, 1.0)
+for t in range(1, T) {
+    loc[t] = a * s[t-1] + 0.1
+    s[t] ~ Normal(loc[t], precision = 4.0)
+}
+for t in range(T) { y[t] ~ Normal(s[t], precision = 10.0) }
+"""
+AR_WRITTEN = AR_NAMED.replace("    loc[t] = a * s[t-1] + 0.1\n", "").replace("Normal(loc[t],", "Normal(a * s[t-1] + 0.1,")
+
+HMM_NAMED = ROW3.replace("for t in range(1, T) { z[t] ~ Categorical(A[z[t-1]]) }",
+                         "for t in range(1, T) {\n    row[t] = A[z[t-1]]\n    z[t] ~ Categorical(row[t])\n}")
+
+
+def test_a_transition_may_read_its_earlier_step_through_a_named_expression():
+    """``loc[t] = a * s[t-1] + 0.1`` then ``s[t] ~ Normal(loc[t], ...)`` was a `cycle` error
+    (the graph of names has s → loc → s); it is the chain written out, fitted the same."""
+    rng = np.random.default_rng(3)
+    s = np.zeros(40)
+    for t in range(1, 40):
+        s[t] = 0.8 * s[t - 1] + 0.1 + rng.normal() * 0.5
+    fit = _same_fit(AR_NAMED, AR_WRITTEN, {"y": s + 0.3 * rng.normal(size=40)}, names=("s",))
+    m = vp.parse(AR_NAMED)
+    assert m["s"].defs == vp.parse(AR_WRITTEN)["s"].defs  # the transition as written out
+    assert ("s", "loc") in m.graph.edges and ("loc", "s") not in m.graph.edges
+    assert vp.parse(vp.to_text(m)) == m
+    assert abs(float(fit.params["a"]) - 0.8) < 0.3
+
+
+def test_a_discrete_transition_through_a_named_row():
+    """The same for a categorical chain: the transition is ``A[z[t-1]]`` as written by hand,
+    and the plan is the hand-written model's (one chain block)."""
+    from vemppl.compiler import compile_model
+
+    named, hand = vp.parse(HMM_NAMED), vp.parse(ROW3)
+    assert named["z"].defs == hand["z"].defs
+    plan_named, plan_hand = compile_model(named), compile_model(hand)
+    assert [(b.name, b.family, b.update) for b in plan_named.blocks] == \
+        [(b.name, b.family, b.update) for b in plan_hand.blocks]
+
+
+def test_a_named_transition_at_lag_two_is_refused_at_the_transition():
+    text = AR_NAMED.replace("range(1, T)", "range(2, T)").replace("s[t-1]", "s[t-2]").replace(
+        "s[0] ~ Normal(0.0, 1.0)", "s[0] ~ Normal(0.0, 1.0)\ns[1] ~ Normal(0.0, 1.0)")
+    with pytest.raises(VemError) as err:
+        vp.parse(text)
+    assert err.value.kind == "unsupported" and "lag other than 1" in str(err.value)
+    assert err.value.span is not None and err.value.span.line == 8

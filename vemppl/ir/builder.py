@@ -22,6 +22,7 @@ from . import shapes as S
 from . import validate as V
 from .expr import BUILTINS, Call, Expr, Name, Neg, Num, const_int, loop_offset, walk
 from .graph import ModelGraph
+from .inline import through_transitions
 from .nodes import ACTIVATIONS, BASE_TYPES, Definition, Loop, Node, TypeSpec
 
 # Kept importable from here for existing callers.
@@ -412,7 +413,11 @@ class IRBuilder:
 
     # ---- finishing ----------------------------------------------------------------------
     def build(self) -> ModelGraph:
-        nodes = dict(self._nodes)
+        # A chain's transition may name a piece of itself (``loc[t] = 0.9 * x[t-1]``): written out.
+        nodes, changed = through_transitions(dict(self._nodes))
+        for name in changed:
+            for d in nodes[name].defs:
+                V.check_self_reference(name, d, observed=nodes[name].kind == "data")
         order = V.check_acyclic(ModelGraph(self.name, nodes))
         shapes = S.infer_node_shapes(nodes, order)
         model = ModelGraph(self.name, nodes, shapes, self.source, self.filename)

@@ -21,6 +21,8 @@ earlier step of itself) is an ``unsupported`` error at the read.
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..diagnostics import VemError
 from .expr import BinOp, Call, Expr, Index, Name, Num, Neg, const_int, head_name, loop_offset, names, substitute
 from .shapes import infer
@@ -206,4 +208,60 @@ def expand(model, e: Expr, loop_vars, is_random_node) -> Expr:
     return go(e)
 
 
-__all__ = ["element", "expand", "push_index", "random_nodes", "reads_itself", "shift"]
+def through_transitions(nodes: dict) -> tuple[dict, tuple[str, ...]]:
+    """Reads of deterministic nodes that lead back to the node reading them, written out.
+
+    ``loc[t] = 0.9 * x[t-1]`` read by ``x[t] ~ Normal(loc[t], ...)`` names a piece of the
+    transition: the read is replaced by its expression (:func:`element`), so the transition
+    reads its own earlier step, ``x[t] ~ Normal(0.9 * x[t-1], ...)``, the chain the user
+    meant, and the graph of names stays a DAG (``loc`` then reads ``x`` and nothing reads it
+    back).  Reads that do not close such a loop are left as written (the compiler expands
+    them, :func:`expand`).  Returns the nodes and the names whose definitions changed (their
+    reads of themselves are checked again by the caller).  A loop through deterministic
+    nodes alone is left for the cycle check."""
+    dets = {name for name, node in nodes.items() if node.kind == "det"}
+    if not dets:
+        return nodes, ()
+
+    def reaches(start: str, target: str) -> bool:
+        seen, stack = set(), [start]
+        while stack:
+            n = stack.pop()
+            if n in seen:
+                continue
+            seen.add(n)
+            for d in nodes[n].defs:
+                for x in (names(d.expr) if d.expr is not None else ()):
+                    if x.id in d.loop_vars:
+                        continue
+                    if x.id == target:
+                        return True
+                    if x.id in dets:
+                        stack.append(x.id)
+        return False
+
+    out, changed = dict(nodes), []
+    for name, node in nodes.items():
+        if node.kind not in ("latent", "data"):
+            continue
+        closing = frozenset(dn for dn in dets if reaches(dn, name))
+        if not closing:
+            continue
+
+        def written_out(e, inside=()):
+            def rep(x):
+                if isinstance(x, Index) and isinstance(x.base, Name) and x.base.id in closing \
+                        and x.base.id not in inside:
+                    body = element(nodes[x.base.id], x.indices, x.span)
+                    return written_out(body, inside + (x.base.id,))
+                return None
+            return substitute(e, rep)
+
+        defs = tuple(dataclasses.replace(d, args=tuple((k, written_out(e)) for k, e in d.args)) for d in node.defs)
+        if defs != node.defs:
+            out[name] = dataclasses.replace(node, defs=defs)
+            changed.append(name)
+    return out, tuple(changed)
+
+
+__all__ = ["element", "expand", "push_index", "random_nodes", "reads_itself", "shift", "through_transitions"]
