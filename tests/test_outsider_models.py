@@ -644,7 +644,7 @@ for n in range(N) {
     np.testing.assert_allclose(got, ref, atol=0.02)
 
 
-def test_a_density_over_two_plates_is_a_located_refusal():
+def test_a_density_over_two_plates_is_a_located_refusal(tmp_path):
     """Groups given by a data index (`p[g[n]]`) make `p` local to the groups' plate; the Monte
     Carlo density then adds per-point terms over G and over N, which was an internal broadcast
     error, not the `unsupported` error its docstring promised."""
@@ -657,9 +657,29 @@ for n in range(N) { y[n] ~ Bernoulli(p[g[n]]) }
 """
     data = {"g": np.array([0, 1, 2, 0, 1, 2]), "y": np.array([1, 0, 0, 1, 1, 0])}
     fit = vp.fit(vp.parse(text), data, progress=False)
-    with pytest.raises(vp.VemError, match=r"different outer plates \(G, N\)") as err:
-        fit.predictive_density(data, samples=2)
-    assert err.value.kind == "unsupported"
+    for exact in (None, False, True):  # the exact path's refusal says why the Monte Carlo one cannot help
+        with pytest.raises(vp.VemError, match=r"different outer plates \(G, N\): p \(line 5\) over G; "
+                                              r"y \(line 6\) over N") as err:
+            fit.predictive_density(data, samples=2, exact=exact)
+        # located at the statement off the data's plate, as other unsupported errors are
+        assert err.value.kind == "unsupported" and (err.value.line, err.value.column) == (5, 21)
+        assert "'p' is over G, not N" in err.value.message
+        assert "    5 | for k in range(G) { p[k] ~ Beta(1.0, 1.0) }\n" in str(err.value)
+        assert "|                     ^^^^" in str(err.value)
+    # the command line shows the same frame and exits 2
+    import contextlib
+    import io
+
+    from vemppl.cli import main
+
+    res, npz = tmp_path / "res", tmp_path / "d.npz"
+    fit.save(res)
+    np.savez(npz, **data)
+    err_out = io.StringIO()
+    with contextlib.redirect_stderr(err_out), contextlib.redirect_stdout(io.StringIO()):
+        status = main(["predict", str(res), "--data", str(npz), "--density"])
+    assert status == 2 and ":5:21: unsupported: the factors live on different outer plates" in err_out.getvalue()
+    assert "    5 | for k in range(G) { p[k] ~ Beta(1.0, 1.0) }" in err_out.getvalue(), err_out.getvalue()
 
 
 def test_the_exact_predictive_density_reads_data_off_the_plate():

@@ -66,7 +66,9 @@ def fit(
     size ``learning_rate`` per iteration on a reparameterised Monte Carlo ELBO
     (``engine/networks.py``); ``init={"dec": {"W0": ..., "b0": ...}}`` sets their weights.
 
-    Convergence: the relative ELBO change falls below ``tol`` (default 1e-8; 1e-3 under an
+    Convergence: the last ELBO change and Aitken's forecast of the gain after it are both within
+    ``tol·|ELBO|`` at two consecutive sweeps (the change alone under a local/global schedule or
+    Monte Carlo draws; ``engine/loop.py``, docs/engine.md "When a fit stops"; default 1e-8; 1e-3 under an
     admixture's default schedule, where held-out quality has stopped improving; 1e-10 for a
     linear-Gaussian data plate fitted on its first two moments, ``Plan.moment_plate``, whose
     sweeps cost 2r ≤ 2D rows whatever N: factor analysis, PPCA).  ``compress=False`` fits

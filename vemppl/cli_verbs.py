@@ -37,7 +37,8 @@ def add_all(verbs):
     p.add_argument("--max-iter", type=cli_args.whole(1), default=500,
                    help="at most this many sweeps (iterations) per restart (default 500)")
     p.add_argument("--tol", type=cli_args.finite(0.0), default=None,
-                   help="stop when the relative ELBO change falls below T, a number >= 0 (default 1e-8; 1e-3 for "
+                   help="stop when the ELBO change and the gain its rate forecasts are both at most T relative to the ELBO "
+                        "(docs/engine.md, When a fit stops), a number >= 0 (default 1e-8; 1e-3 for "
                         "an admixture's default schedule)")
     p.add_argument("--quiet", action="store_true", help="no status line, progress bar or summary")
     p.add_argument("--max-memory", type=cli_args.memory_size, metavar="SIZE",

@@ -126,10 +126,9 @@ class Joint:
             total = sum(factor_value(self.model, f, self.bound.sizes, data, blocks, state.params, None, self.masks)
                         for f in self.plan.factors)
             return jnp.reshape(total + sum(self.block_entropy(state, j) for j in state.eta), (1,))
-        sizes = {str(getattr(f.definition.loops[0].stop, "id", f.definition.loops[0].stop)) for f in self.plan.factors}
-        if len(sizes) > 1:  # checked before their terms are added, which would not broadcast
-            raise VemError("unsupported", f"the factors live on different outer plates ({', '.join(sorted(sizes))}): "
-                           "no per-point terms")
+        plates = outer_plates(self.plan.factors)
+        if len(plates) > 1:  # checked before their terms are added, which would not broadcast
+            raise two_plates(self.model, plates)
         total = 0.0
         for f in self.plan.factors:
             total = total + factor_value(self.model, f, self.bound.sizes, data, blocks, state.params, None, self.masks,
@@ -223,4 +222,42 @@ class Joint:
 
 
 
-__all__ = ["Joint"]
+
+def outer_plates(factors) -> dict[str, list]:
+    """The factors by the size of their outermost loop, in the plan's order."""
+    out: dict[str, list] = {}
+    for f in factors:
+        stop = f.definition.loops[0].stop
+        out.setdefault(str(getattr(stop, "id", stop)), []).append(f)
+    return out
+
+
+def two_plates(model, plates: dict[str, list]) -> VemError:
+    """The refusal of per-point terms for factors on several outer plates, located at the first
+    statement off the data's plate (the plate of the first factor whose target is data; the
+    first plate if none is) and naming every statement by plate and line."""
+    data = {n.name for n in model.of_kind("data")}
+    home = next((size for size, fs in plates.items() if any(f.target in data for f in fs)), next(iter(plates)))
+    def line(f):
+        return getattr(getattr(f.definition, "span", None), "line", 0)
+
+    off_plate, off = next((size, min(fs, key=line)) for size, fs in plates.items() if size != home)
+
+    def said(fs):
+        lines = [str(line(f)) for f in sorted(fs, key=line) if line(f)]
+        fs = sorted(fs, key=line)
+        names = ", ".join(dict.fromkeys(f.target for f in fs))
+        return names + (f" (line{'s' if len(lines) > 1 else ''} {', '.join(lines)})" if lines else "")
+
+    where = "; ".join(f"{said(fs)} over {size}"
+                      for size, fs in sorted(plates.items(), key=lambda p: min(map(line, p[1]))))
+    return VemError(
+        "unsupported",
+        f"the factors live on different outer plates ({', '.join(sorted(plates))}): {where}. A per-point density "
+        f"sums each point's terms over one plate, whose points are independent given the globals; '{off.target}' "
+        f"is over {off_plate}, not {home}, the plate of the first statement on data",
+        getattr(off.definition, "span", None),
+        hint="predict (`vemppl predict` without --density: the held-out ELBO) scores new data of this model; "
+             "docs/cli.md says what --density supports")
+
+__all__ = ["Joint", "outer_plates", "two_plates"]

@@ -105,8 +105,12 @@ def ratio(elbos) -> float | None:
 
 
 def sweeps_left(elbos, rho: float, tol: float) -> float:
-    """Plain sweeps until the change falls to ``tol·|ELBO|`` were it to shrink by ``rho`` each."""
+    """Plain sweeps until the stopping rule (``engine/loop.py``) is met were the change to
+    shrink by ``rho`` each: until the change falls to ``tol·|ELBO|`` and Aitken's forecast of
+    the gain after it, ``change·rho/(1 − rho)``, does too."""
     change, floor = elbos[-1] - elbos[-2], tol * abs(elbos[-1])
+    if 0.0 < rho < 1.0:
+        floor = min(floor, floor * (1.0 - rho) / rho)
     if change <= floor:
         return 0.0
     if rho >= 1.0 or floor <= 0.0:  # tol = 0: the fit runs max_iter sweeps

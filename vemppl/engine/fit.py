@@ -120,7 +120,8 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
             if a.accelerate and engine.local_global is None and monotone(engine, initial):
                 run_sweep = Accelerated(sweep, engine, tol)  # engine/accel.py: acts only on a slow trace
             state, trace, converged, it, c = _run(run_sweep, place(initial), max_iter, tol, bar, lambda: engine.traces,
-                                                  None if devices is not None else engine, monotone(engine, initial))
+                                                  None if devices is not None else engine, monotone(engine, initial),
+                                                  rate=reads_rate(engine, initial))
             compile_seconds = c if compile_seconds is None else compile_seconds
             runs.append((gather(state), trace, converged, it))
     which = max(range(restarts), key=lambda r: (runs[r][1][-1], -r))  # the first of equal bests
@@ -149,8 +150,18 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
                fit_seconds, which)
 
 
-def _run(sweep, state, max_iter, tol, bar, traces=lambda: 0, engine=None, deterministic=False):
-    """One fit: sweeps until the relative ELBO change is at most ``tol`` (``loop.converge``).
+def reads_rate(engine, state) -> bool:
+    """Whether the stopping rule reads the trace's rate (``loop.converged``): the sweep is one
+    fixed monotone map, as Aitken's forecast assumes.  Not with Monte Carlo draws, networks or
+    amortised posteriors (the ratio of two changes is noise), nor under the local/global
+    schedule, whose local restarts and data-dependent local passes (``local_tol``) change the
+    map from sweep to sweep (the admixture default stops on the change, where held-out quality
+    stops improving: docs/engine.md, when to stop)."""
+    return monotone(engine, state) and engine.local_global is None
+
+
+def _run(sweep, state, max_iter, tol, bar, traces=lambda: 0, engine=None, deterministic=False, rate=True):
+    """One fit: sweeps until ``loop.converged`` at ``tol`` (reading the trace's ``rate`` or not).
     Compile time: the first sweep's call, and any later one that traced a program
     (``traces()`` moved; the carried sweep of ``local_restart=S`` compiles when the restarts end).
     A sweep whose ELBO is not finite, or (``deterministic``: every sweep monotone,
@@ -184,7 +195,7 @@ def _run(sweep, state, max_iter, tol, bar, traces=lambda: 0, engine=None, determ
         bar.update(it, elbo)
 
     try:
-        state, trace, converged, it = converge(guarded, state, max_iter, tol, watch)
+        state, trace, converged, it = converge(guarded, state, max_iter, tol, watch, rate)
     except _Stop as stop:
         bar.close()
         state, trace, converged, it = _stopped(stop, finite, engine)
@@ -268,6 +279,7 @@ def _run_batched(engine, starts, max_iter, tol, show):
         return jax.tree_util.tree_map(lambda a, b: jnp.where(active, a, b), new, state), elbo
 
     deterministic = monotone(engine, starts[0])
+    rate = reads_rate(engine, starts[0])
     steps = {restart: engine.jit(jax.vmap(partial(frozen, restart=restart), in_axes=(0, 0, None)))
              for restart in (False, True)}
     schedule = getattr(engine, "local_global", None)
@@ -298,7 +310,7 @@ def _run_batched(engine, starts, max_iter, tol, show):
                 active[r] = False
                 continue
             traces[r].append(float(elbos[r]))
-            if loop_converged(traces[r], tol):
+            if loop_converged(traces[r], tol, rate):
                 active[r] = False
                 done[r] = (True, it)
         bar.update(it, float(np.max(elbos)))
