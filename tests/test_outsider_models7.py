@@ -54,3 +54,35 @@ def test_em_for_a_local_level_models_noise_reaches_the_maximum_likelihood():
     q, r = np.exp(res.x)
     np.testing.assert_allclose([fit.params["q"], fit.params["r"]], [q, r], rtol=2e-3)
     assert fit.elbo == pytest.approx(-res.fun, abs=1e-5)
+
+
+# --- a hurdle model: two data plates, zeros and positive amounts -----------------------------------
+
+HURDLE = """model hurdle
+dim N, M
+param k: pos
+data nz: bool[N]
+data pos_y: pos[M]
+p ~ Beta(1.0, 1.0)
+rate ~ Gamma(1.0, 1.0)
+for n in range(N) { nz[n] ~ Bernoulli(p) }
+for m in range(M) { pos_y[m] ~ Gamma(k, rate) }
+"""
+
+
+@pytest.fixture(scope="module")
+def hurdle():
+    rng = np.random.default_rng(6)
+    nz = rng.random(50) < 0.6
+    data = {"nz": nz, "pos_y": rng.gamma(3.0, 1 / 2.0, nz.sum())}
+    return data, vp.fit(vp.parse(HURDLE), data, progress=False)
+
+
+def test_a_density_over_two_data_plates_is_refused_at_the_factor(hurdle):
+    """The per-point density of data on two plates (N zeros, M amounts) has no points to
+    split by; the refusal had no location.  It now points at the factor on the second plate."""
+    data, fit = hurdle
+    with pytest.raises(vp.VemError, match=r"different outer plates \(M, N\)") as err:
+        fit.predictive_density({"nz": data["nz"][:3], "pos_y": data["pos_y"][:3]}, samples=1)
+    assert err.value.kind == "unsupported" and (err.value.line, err.value.column) == (9, 21)
+    assert "predict" in err.value.hint

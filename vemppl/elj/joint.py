@@ -126,10 +126,14 @@ class Joint:
             total = sum(factor_value(self.model, f, self.bound.sizes, data, blocks, state.params, None, self.masks)
                         for f in self.plan.factors)
             return jnp.reshape(total + sum(self.block_entropy(state, j) for j in state.eta), (1,))
-        sizes = {str(getattr(f.definition.loops[0].stop, "id", f.definition.loops[0].stop)) for f in self.plan.factors}
-        if len(sizes) > 1:  # checked before their terms are added, which would not broadcast
-            raise VemError("unsupported", f"the factors live on different outer plates ({', '.join(sorted(sizes))}): "
-                           "no per-point terms")
+        outer = [str(getattr(f.definition.loops[0].stop, "id", f.definition.loops[0].stop)) for f in self.plan.factors]
+        if len(set(outer)) > 1:  # checked before their terms are added, which would not broadcast
+            k = next(i for i, o in enumerate(outer) if o != outer[0])
+            other = self.plan.factors[k]
+            raise VemError("unsupported", f"the factors live on different outer plates ({', '.join(sorted(set(outer)))}): "
+                           f"no per-point terms (this factor is over {outer[k]}, "
+                           f"'{self.plan.factors[0].describe()}' over {outer[0]})", other.definition.span,
+                           hint="`predict` without --density scores the new data by their held-out ELBO")
         total = 0.0
         for f in self.plan.factors:
             total = total + factor_value(self.model, f, self.bound.sizes, data, blocks, state.params, None, self.masks,
@@ -137,7 +141,10 @@ class Joint:
         for j in state.eta:
             h = self.families[j].entropy(state.eta[j], state.mu[j])
             if h.ndim == 0:
-                raise VemError("unsupported", f"q({j}) couples the data points: no per-point terms")
+                node = self.model.nodes.get(j)
+                raise VemError("unsupported", f"q({j}) couples the data points: no per-point terms",
+                               node.defs[0].span if node is not None and node.defs else None,
+                               hint="`predict` without --density scores the new data by their held-out ELBO")
             total = total + jnp.sum(jnp.reshape(h, (h.shape[0], -1)), axis=1)
         return total
 
