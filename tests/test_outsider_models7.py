@@ -86,3 +86,26 @@ def test_a_density_over_two_data_plates_is_refused_at_the_factor(hurdle):
         fit.predictive_density({"nz": data["nz"][:3], "pos_y": data["pos_y"][:3]}, samples=1)
     assert err.value.kind == "unsupported" and (err.value.line, err.value.column) == (9, 21)
     assert "predict" in err.value.hint
+
+
+# --- an element of the transpose of a matrix of latents ---------------------------------------------
+
+def test_an_element_of_a_transposed_latent_matrix_is_that_element():
+    """`transpose(B)[k, j]` is `B[j, k]`; a call result may be indexed (docs/language.md), but
+    with `B` latent the full index was an `unsupported` error.  The posterior is the exact
+    conjugate one, B[j, k] ~ N(4 y[k, j] / (1/4 + 4), 1 / (1/4 + 4)).  A column,
+    `transpose(B)[k]`, stays a located refusal."""
+    text = """model tr2
+dim P, K
+data y: real[K, P]
+for j in range(P) { for k in range(K) { B[j, k] ~ Normal(0.0, 2.0) } }
+for k in range(K) { for j in range(P) { y[k, j] ~ Normal(transpose(B)[k, j], precision = 4.0) } }
+"""
+    y = np.arange(6.0).reshape(2, 3) - 2.5
+    fit = vp.fit(vp.parse(text), {"y": y}, progress=False)
+    np.testing.assert_allclose(fit.posterior["B"].mean, 4.0 * y.T / 4.25, rtol=1e-9)
+    np.testing.assert_allclose(fit.posterior["B"].variance, np.full((3, 2), 1 / 4.25), rtol=1e-9)
+    column = text.replace("y[k, j] ~ Normal(transpose(B)[k, j]", "y[k, j] ~ Normal(dot(transpose(B)[k], ones(P))")
+    with pytest.raises(vp.VemError, match="indexing transpose") as err:
+        vp.compile_model(vp.parse(column))
+    assert err.value.kind == "unsupported" and err.value.line == 5
