@@ -109,3 +109,19 @@ for k in range(K) { for j in range(P) { y[k, j] ~ Normal(transpose(B)[k, j], pre
     with pytest.raises(vp.VemError, match="indexing transpose") as err:
         vp.compile_model(vp.parse(column))
     assert err.value.kind == "unsupported" and err.value.line == 5
+
+
+def test_a_number_beside_a_named_size_says_sizes_are_compared_as_written():
+    """`const A: real[2, 2]` times `ones(K)` with `const K = 2` is refused at compile time
+    (sizes are symbols: `--set K=3` may change K); the bare 'inner sizes differ' read as
+    wrong where 2 = K, so the error now says why and what to write."""
+    text = """model sizes
+const K = 2
+const A: real[2, 2] = 0.0
+data y: real[K]
+for k in range(K) { y[k] ~ Normal((A @ ones(K))[k], 1.0) }
+"""
+    with pytest.raises(vp.VemError, match="inner sizes differ") as err:
+        vp.parse(text)
+    assert err.value.kind == "shape" and (err.value.line, err.value.column) == (5, 36)
+    assert "2 and K differ even where K = 2" in err.value.hint and "write both as K" in err.value.hint
