@@ -125,3 +125,36 @@ for k in range(K) { y[k] ~ Normal((A @ ones(K))[k], 1.0) }
         vp.parse(text)
     assert err.value.kind == "shape" and (err.value.line, err.value.column) == (5, 36)
     assert "2 and K differ even where K = 2" in err.value.hint and "write both as K" in err.value.hint
+
+
+# --- a constant given at fit time outside its distribution's support --------------------------------
+
+SCALE_MIX = """model tmix
+dim N
+const nu = 4.0
+const s = 1.0
+const alpha: real[3] = 1.0
+data y: real[N]
+w ~ Dirichlet(alpha)
+for n in range(N) {
+    lam[n] ~ Gamma(nu / 2, nu / 2)
+    y[n] ~ Normal(0.0, s)
+}
+"""
+
+
+@pytest.mark.parametrize("given, where, what", [
+    ({"nu": 0.0}, (9, 20), "concentration of Gamma must be positive; this one is 0, with nu"),
+    ({"s": -1.0}, (10, 24), "scale of Normal must be positive; this one is -1, with s"),
+    ({"alpha": [1.0, -2.0, 1.0]}, (7, 15), "concentration of Dirichlet must be positive; this one is -2 (among"),
+])
+def test_a_constant_given_at_fit_time_outside_the_support_is_a_located_error(given, where, what):
+    """docs/language.md: a constant argument outside the distribution's support is a `support`
+    error at the model.  The constants' own values were checked as the model was built, but one
+    given at fit time (`--set nu=0`) went unchecked: a nan ELBO at iteration 1, an unlocated
+    `data` error."""
+    y = np.array([0.3, -1.2, 0.8])
+    with pytest.raises(vp.VemError, match=r"\(from consts=\)") as err:
+        vp.fit(vp.parse(SCALE_MIX), {"y": y}, consts=given, progress=False)
+    assert err.value.kind == "support" and (err.value.line, err.value.column) == where
+    assert what in err.value.message

@@ -27,6 +27,7 @@ from ..families import get_family
 from ..ir.expr import Call, Name, names, walk
 from ..ir.graph import ModelGraph
 from ..ir.nodes import TypeSpec
+from ..ir.validate import arg_violation
 from ..elj.binding import Bound
 from ..elj import moments as M
 from ..elj.evaluate import const_value, eval_fixed, size_of as _size
@@ -143,9 +144,34 @@ def bind(model: ModelGraph, data: dict, consts: dict | None = None, dims: dict |
                 node.span,
             )
     check_bound(model, sizes, values)  # the static pass again with every size known, then memory (issue #23)
+    _check_given_const_args(model, sizes, values, set(consts))
     _check_proper_priors(model, sizes, values)
     _warn_partial_rows(model, masks)
     return Bound(sizes, values, masks, notes)
+
+
+def _check_given_const_args(model: ModelGraph, sizes: dict, values: dict, given: set) -> None:
+    """A distribution's argument of constants outside its support is a ``support`` error at the
+    argument (``ir/validate.py`` checks the constants' own values as the model is built); here
+    again with the values given at fit time (``--set nu=0`` in ``Gamma(nu / 2, nu / 2)`` was a
+    nan ELBO with no location).  Only arguments that read a given constant are evaluated."""
+    if not given:
+        return
+    fixed = {n.name for n in model.nodes.values() if n.kind in ("const", "dim")}
+    for node in model.nodes.values():
+        for d in node.defs if node.kind in ("latent", "data") else ():
+            for k, e in d.args:
+                read = {n.id for n in names(e)}
+                if not read & given or not read <= fixed:
+                    continue
+                try:
+                    v = eval_fixed(e, sizes, values)
+                except (M.NotFixed, M.NoMoment, KeyError):
+                    continue
+                msg = arg_violation(get_family(d.dist).name, k, v)
+                if msg:
+                    raise VemError("support", f"{msg}, with {', '.join(sorted(read & given))} (from consts=)",
+                                   e.span or d.dist_span or d.span)
 
 
 def _check_proper_priors(model: ModelGraph, sizes: dict, values: dict) -> None:
