@@ -158,3 +158,25 @@ def test_a_constant_given_at_fit_time_outside_the_support_is_a_located_error(giv
         vp.fit(vp.parse(SCALE_MIX), {"y": y}, consts=given, progress=False)
     assert err.value.kind == "support" and (err.value.line, err.value.column) == where
     assert what in err.value.message
+
+
+# --- new data whose global sizes differ from the fit's ----------------------------------------------
+
+def test_new_data_with_another_number_of_columns_is_a_data_error():
+    """`predict` bound the new arrays afresh, so X with one column instead of two re-bound P = 1:
+    a mixture of regressions scored the rows against the first coefficient only (exit 0, a
+    held-out ELBO of -17 a point where the fitted rows score -0.77), and a GMM's x with one
+    coordinate was an internal reshape error.  The globals' sizes are now the fit's."""
+    text = """model lin
+dim N, P
+data X: real[N, P]
+data y: real[N]
+for j in range(P) { w[j] ~ Normal(0.0, 1.0) }
+for n in range(N) { y[n] ~ Normal(dot(X[n], w), 1.0) }
+"""
+    X = np.array([[1.0, 0.5], [1.0, -0.3], [1.0, 1.2], [1.0, 0.0]])
+    y = X @ np.array([0.5, 2.0])
+    fit = vp.fit(vp.parse(text), {"X": X, "y": y}, progress=False)
+    with pytest.raises(vp.VemError, match=r"P = 2 from the fitted model, but 'X' axis 1 has size 1") as err:
+        fit.predict({"X": X[:2, :1], "y": y[:2]})
+    assert err.value.kind == "data" and err.value.line == 3

@@ -36,7 +36,9 @@ from ..data_checks import check_bound, check_size_limit, prepare_data
 
 
 def bind(model: ModelGraph, data: dict, consts: dict | None = None, dims: dict | None = None,
-         mask: dict | None = None, strict: bool = False) -> Bound:
+         mask: dict | None = None, strict: bool = False, fitted: dict | None = None) -> Bound:
+    """``fitted``: sizes a fit fixed (the globals' sizes, for new data in ``predict``); an array
+    that disagrees is a ``data`` error saying so, as for two arrays that disagree."""
     data = _mapping("data", data)
     consts, dims, mask = _mapping("consts", consts), _mapping("dims", dims), _mapping("mask", mask)
     data, mask = prepare_data(model, data, mask)  # np.ma masks, values past int64/float64 (issue #23)
@@ -49,6 +51,9 @@ def bind(model: ModelGraph, data: dict, consts: dict | None = None, dims: dict |
     for k, v in dims.items():
         sizes[k] = _whole("dim", k, v, "dims=")
         given_by[k] = f"dims={{'{k}': {sizes[k]}}}"
+    for k, v in (fitted or {}).items():
+        if k not in sizes:
+            sizes[k], given_by[k] = int(v), "the fitted model"
     size_names = _size_names(model)
     values: dict[str, np.ndarray] = {}
     pending = [n for n in model.of_kind("const")]
