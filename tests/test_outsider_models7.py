@@ -180,3 +180,22 @@ for n in range(N) { y[n] ~ Normal(dot(X[n], w), 1.0) }
     with pytest.raises(vp.VemError, match=r"P = 2 from the fitted model, but 'X' axis 1 has size 1") as err:
         fit.predict({"X": X[:2, :1], "y": y[:2]})
     assert err.value.kind == "data" and err.value.line == 3
+
+
+# --- a Gaussian chain's marginal scales where the observations are nearly exact ---------------------
+
+def test_a_chains_marginal_scale_survives_a_huge_observation_precision():
+    """q(x_t)'s scale was sqrt(E[x²] − E[x]²), which is nan or 0 once the variance is below
+    1e-16 of E[x]² (a local level observed with precision 1e16): `predict` on such a fit was an
+    internal error, NumPyro refusing the scale (exit 1).  The scale is now the square root of
+    diag(J⁻¹) from the chain's two eliminations, compared here with NumPy's inverse of J."""
+    from vemppl.families.gaussian_chain import GaussianChain, GaussianChainStats
+    T, r, q = 6, 1e16, 0.4
+    d = np.full(T, r + 2 * q)
+    d[[0, -1]] = r + q
+    J = np.diag(d) - q * (np.eye(T, k=1) + np.eye(T, k=-1))
+    m = np.linspace(-1.0, 1.5, T)
+    eta = GaussianChainStats(J @ m, -0.5 * d, np.full(T - 1, q))
+    got = GaussianChain.to_numpyro(eta)
+    np.testing.assert_allclose(got.scale, np.sqrt(np.diag(np.linalg.inv(J))), rtol=1e-12)
+    np.testing.assert_allclose(got.loc, m, rtol=1e-9)
