@@ -16,6 +16,8 @@ two consecutive sweeps ``x0 → x1 = F(x0) → x2 = F(x1)``:
 
 which with α = −1 is ``x2`` itself and otherwise cancels the slow mode's geometric tail
 (for a linear map with one slow eigenvalue λ, α = −1/(1−λ) lands on the fixed point).
+|α| is capped as in SQUAREM's ``step.max`` (Du & Varadhan 2020): at ``STEP_MAX0`` first, times
+``STEP_GROWTH`` after each kept try that reached the cap and divided by it after a refused one.
 Here ``x`` is every block's natural parameter η and every point param in the
 unconstrained space its gradient M-step moves in (``biject_to`` of its type), and the extrapolated point is never returned as is:
 the fit takes the sweep ``F(x')`` (SQUAREM's stabilising step), and keeps it only if
