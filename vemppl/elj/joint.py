@@ -136,7 +136,10 @@ class Joint:
         for j in state.eta:
             h = self.families[j].entropy(state.eta[j], state.mu[j])
             if h.ndim == 0:
-                raise VemError("unsupported", f"q({j}) couples the data points: no per-point terms")
+                node = self.model.nodes.get(j)
+                raise VemError("unsupported", f"q({j}) couples the data points: no per-point terms",
+                               node.defs[0].span if node is not None and node.defs else None,
+                               hint="`predict` without --density scores the new data by their held-out ELBO")
             total = total + jnp.sum(jnp.reshape(h, (h.shape[0], -1)), axis=1)
         return total
 
@@ -238,6 +241,7 @@ def two_plates(model, plates: dict[str, list]) -> VemError:
     first plate if none is) and naming every statement by plate and line."""
     data = {n.name for n in model.of_kind("data")}
     home = next((size for size, fs in plates.items() if any(f.target in data for f in fs)), next(iter(plates)))
+
     def line(f):
         return getattr(getattr(f.definition, "span", None), "line", 0)
 
@@ -259,5 +263,6 @@ def two_plates(model, plates: dict[str, list]) -> VemError:
         getattr(off.definition, "span", None),
         hint="predict (`vemppl predict` without --density: the held-out ELBO) scores new data of this model; "
              "docs/cli.md says what --density supports")
+
 
 __all__ = ["Joint", "outer_plates", "two_plates"]

@@ -16,6 +16,8 @@ two consecutive sweeps ``x0 → x1 = F(x0) → x2 = F(x1)``:
 
 which with α = −1 is ``x2`` itself and otherwise cancels the slow mode's geometric tail
 (for a linear map with one slow eigenvalue λ, α = −1/(1−λ) lands on the fixed point).
+|α| is capped as in SQUAREM's ``step.max`` (Du & Varadhan 2020): at ``STEP_MAX0`` first, times
+``STEP_GROWTH`` after each kept try that reached the cap and divided by it after a refused one.
 Here ``x`` is every block's natural parameter η and every point param in the
 unconstrained space its gradient M-step moves in (``biject_to`` of its type), and the extrapolated point is never returned as is:
 the fit takes the sweep ``F(x')`` (SQUAREM's stabilising step), and keeps it only if
@@ -66,6 +68,10 @@ STEADY = 0.1
 MIN_LEFT = 8
 #: How many times α is pulled toward −1 when x' leaves a family's domain.
 BACKTRACKS = 4
+#: The first cap on |α| and the factor it grows (or shrinks) by: SQUAREM's step-length bound
+#: (Du & Varadhan 2020, "SQUAREM: an R package ...", J. Stat. Softw. 92(7): step.max0, mstep).
+STEP_MAX0 = 4.0
+STEP_GROWTH = 4.0
 
 
 class Accel(NamedTuple):
@@ -78,6 +84,7 @@ class Accel(NamedTuple):
     backoff: int  # the wait after the next refusal
     tried: int  # extrapolations tried (each a sweep)
     accepted: int  # ... and kept
+    step_max: float = STEP_MAX0  # the cap on |α| (grows by STEP_GROWTH while a capped step is kept)
 
 
 def init() -> Accel:
@@ -143,11 +150,17 @@ def accepts(acc: Accel, elbo: float) -> bool:
     return math.isfinite(elbo) and elbo >= last + max(gain, 0.0)
 
 
-def tried(acc: Accel, kept: bool) -> Accel:
-    """``acc`` after a try: kept, the chain goes on from it; refused, wait and double the wait."""
+def tried(acc: Accel, kept: bool, capped: bool = False) -> Accel:
+    """``acc`` after a try: kept, the chain goes on from it; refused, wait and double the wait.
+    A try whose |α| was the cap (``capped``) grows the cap when kept and shrinks it (not below
+    STEP_MAX0) when refused."""
+    step_max = acc.step_max
+    if capped:
+        step_max = step_max * STEP_GROWTH if kept else max(STEP_MAX0, step_max / STEP_GROWTH)
     if kept:
-        return acc._replace(tried=acc.tried + 1, accepted=acc.accepted + 1, active=True, backoff=2)
-    return acc._replace(tried=acc.tried + 1, active=False, wait=acc.backoff, backoff=2 * acc.backoff)
+        return acc._replace(tried=acc.tried + 1, accepted=acc.accepted + 1, active=True, backoff=2, step_max=step_max)
+    return acc._replace(tried=acc.tried + 1, active=False, wait=acc.backoff, backoff=2 * acc.backoff,
+                        step_max=step_max)
 
 
 def squarem(x0, x1, x2):
@@ -168,10 +181,12 @@ def point(x0, r, v, alpha):
 
 
 def extrapolate(families: dict, bijections: dict, eta0: dict, eta1: dict, eta2: dict, th0: dict, th1: dict,
-                th2: dict):
+                th2: dict, step_max=math.inf, with_alpha: bool = False):
     """(η', μ', θ', ok): SQUAREM's point from three consecutive sweeps' natural parameters η
     and point params θ (each in its unconstrained space, ``bijections[p]``: biject_to of its
-    type, as the gradient M-step moves it), pulled toward x2 (α ← (α − 1)/2) until every
+    type, as the gradient M-step moves it), |α| at most ``step_max`` (an unbounded α sent a
+    local-level model's noise precision from 0.8 to 2e33 in one try, where float64 values the
+    ELBO 1100 nats above the marginal likelihood, and the guard kept it), pulled toward x2 (α ← (α − 1)/2) until every
     block is in its family's domain with finite mean parameters and every θ' finite,
     ``BACKTRACKS`` times at most; ``ok`` false when none was, or when α reached −1 (the
     point is then x2, no step)."""
@@ -179,7 +194,8 @@ def extrapolate(families: dict, bijections: dict, eta0: dict, eta1: dict, eta2: 
         return eta, {p: bijections[p].inv(t) for p, t in th.items()}
 
     x0, x1, x2 = flat(eta0, th0), flat(eta1, th1), flat(eta2, th2)
-    _, alpha0 = squarem(x0, x1, x2)
+    _, raw = squarem(x0, x1, x2)
+    alpha0 = jnp.maximum(raw, -step_max)
     r = jax.tree_util.tree_map(jnp.subtract, x1, x0)
     v = jax.tree_util.tree_map(lambda a, b, c: c - 2.0 * b + a, x0, x1, x2)
     start_ok = _finite((x0, x1, x2))
@@ -205,6 +221,8 @@ def extrapolate(families: dict, bijections: dict, eta0: dict, eta1: dict, eta2: 
 
     _, alpha, ok = jax.lax.while_loop(not_yet, pull, (jnp.asarray(0), alpha0, jnp.asarray(False)))
     eta, mu, th, _ = candidate(alpha)
+    if with_alpha:  # the unbounded α too, which says whether the cap acted
+        return eta, mu, th, ok & (alpha < -1.0 - 1e-3), raw
     return eta, mu, th, ok & (alpha < -1.0 - 1e-3)
 
 
@@ -235,7 +253,7 @@ class Accelerated:
         self.sweeps = 0
         self.affordable = None
 
-    def _extrapolate(self, *states):
+    def _extrapolate(self, step_max, *states):
         """``extrapolate`` jitted once per engine (shared by its restarts), outside the sweep's
         programs (``Engine.traces`` counts the sweep's recompilations); its first call's
         seconds, almost all compilation, count as the fit's compile time."""
@@ -243,12 +261,13 @@ class Accelerated:
         program = getattr(engine, "_accel_program", None)
         if program is None:
             bijections = {p.name: unconstrained(p.type) for p in engine.plan.params}
-            program = engine._accel_program = jax.jit(partial(extrapolate, engine.families, bijections))
+            program = engine._accel_program = jax.jit(partial(extrapolate, engine.families, bijections,
+                                                               with_alpha=True))
             t0 = time.perf_counter()
-            out = jax.block_until_ready(program(*states))
+            out = jax.block_until_ready(program(*states, step_max=step_max))
             engine.init_compile_seconds += time.perf_counter() - t0
             return out
-        return program(*states)
+        return program(*states, step_max=step_max)
 
     def __call__(self, state) -> tuple[Any, Any]:
         if self.affordable is None:  # decided once, on the first state
@@ -258,13 +277,14 @@ class Accelerated:
         acc = self.acc
         if wants(acc, self.tol) and acc.states[-1] is state:
             x0, x1, x2 = acc.states
-            eta, mu, params, ok = self._extrapolate(x0.eta, x1.eta, x2.eta, x0.params, x1.params, x2.params)
+            eta, mu, params, ok, raw = self._extrapolate(acc.step_max, x0.eta, x1.eta, x2.eta, x0.params,
+                                                         x1.params, x2.params)
             if bool(ok):
                 trial = x2._replace(eta=eta, mu=mu, params=params)
                 new, elbo = self.sweep(trial)
                 self.sweeps += 1
                 kept = accepts(acc, float(elbo))
-                acc = tried(acc, kept)
+                acc = tried(acc, kept, capped=float(raw) <= -acc.step_max)
                 if kept:
                     self.acc = observe(acc, trial, new, elbo, from_extrapolation=True)
                     return new, elbo

@@ -27,6 +27,7 @@ from ..families import get_family
 from ..ir.expr import Call, Name, names, walk
 from ..ir.graph import ModelGraph
 from ..ir.nodes import TypeSpec
+from ..ir.validate import arg_violation
 from ..elj.binding import Bound
 from ..elj import moments as M
 from ..elj.evaluate import const_value, eval_fixed, size_of as _size
@@ -35,7 +36,9 @@ from ..data_checks import check_bound, check_size_limit, prepare_data
 
 
 def bind(model: ModelGraph, data: dict, consts: dict | None = None, dims: dict | None = None,
-         mask: dict | None = None, strict: bool = False) -> Bound:
+         mask: dict | None = None, strict: bool = False, fitted: dict | None = None) -> Bound:
+    """``fitted``: sizes a fit fixed (the globals' sizes, for new data in ``predict``); an array
+    that disagrees is a ``data`` error saying so, as for two arrays that disagree."""
     data = _mapping("data", data)
     consts, dims, mask = _mapping("consts", consts), _mapping("dims", dims), _mapping("mask", mask)
     data, mask = prepare_data(model, data, mask)  # np.ma masks, values past int64/float64 (issue #23)
@@ -48,6 +51,9 @@ def bind(model: ModelGraph, data: dict, consts: dict | None = None, dims: dict |
     for k, v in dims.items():
         sizes[k] = _whole("dim", k, v, "dims=")
         given_by[k] = f"dims={{'{k}': {sizes[k]}}}"
+    for k, v in (fitted or {}).items():
+        if k not in sizes:
+            sizes[k], given_by[k] = int(v), "the fitted model"
     size_names = _size_names(model)
     values: dict[str, np.ndarray] = {}
     pending = [n for n in model.of_kind("const")]
@@ -143,9 +149,34 @@ def bind(model: ModelGraph, data: dict, consts: dict | None = None, dims: dict |
                 node.span,
             )
     check_bound(model, sizes, values)  # the static pass again with every size known, then memory (issue #23)
+    _check_given_const_args(model, sizes, values, set(consts))
     _check_proper_priors(model, sizes, values)
     _warn_partial_rows(model, masks)
     return Bound(sizes, values, masks, notes)
+
+
+def _check_given_const_args(model: ModelGraph, sizes: dict, values: dict, given: set) -> None:
+    """A distribution's argument of constants outside its support is a ``support`` error at the
+    argument (``ir/validate.py`` checks the constants' own values as the model is built); here
+    again with the values given at fit time (``--set nu=0`` in ``Gamma(nu / 2, nu / 2)`` was a
+    nan ELBO with no location).  Only arguments that read a given constant are evaluated."""
+    if not given:
+        return
+    fixed = {n.name for n in model.nodes.values() if n.kind in ("const", "dim")}
+    for node in model.nodes.values():
+        for d in node.defs if node.kind in ("latent", "data") else ():
+            for k, e in d.args:
+                read = {n.id for n in names(e)}
+                if not read & given or not read <= fixed:
+                    continue
+                try:
+                    v = eval_fixed(e, sizes, values)
+                except (M.NotFixed, M.NoMoment, KeyError):
+                    continue
+                msg = arg_violation(get_family(d.dist).name, k, v)
+                if msg:
+                    raise VemError("support", f"{msg}, with {', '.join(sorted(read & given))} (from consts=)",
+                                   e.span or d.dist_span or d.span)
 
 
 def _check_proper_priors(model: ModelGraph, sizes: dict, values: dict) -> None:

@@ -110,15 +110,37 @@ class GaussianChain(ExpFamily):
 
     @classmethod
     def params_from_natural(cls, eta):
-        """Each step's marginal (the joint has no NumPyro class): its mean and scale."""
+        """Each step's marginal (the joint has no NumPyro class): its mean and scale.  The
+        variance is the diagonal of J⁻¹ from the two eliminations (``marginal_variances``), not
+        E[x²] − E[x]², which loses it where it is below 1e-16 of E[x]² (an observation
+        precision of 1e16: a nan scale and an internal error in ``predict``)."""
         mu = cls.expected_stats(eta)
-        return {"loc": mu.mean, "scale": jnp.sqrt(mu.sq - mu.mean**2)}
+        return {"loc": mu.mean, "scale": jnp.sqrt(marginal_variances(-2.0 * eta.sq, -eta.cross))}
 
     @classmethod
     def to_numpyro(cls, eta):
         """The per-step marginals q(x_t), batched over the chain."""
         p = cls.params_from_natural(eta)
         return dist.Normal(p["loc"], p["scale"])
+
+
+def marginal_variances(diag, off):
+    """diag(J⁻¹) of the tridiagonal J (diagonal ``diag`` [..., T], off-diagonal ``off``
+    [..., T−1]): with D_t the pivots of eliminating x_0, x_1, … (forward) and E_t those of
+    eliminating x_{T−1}, x_{T−2}, … (backward), 1 / (J⁻¹)_tt = D_t + E_t − J_tt, a sum of terms
+    of J's own scale (no difference of second moments)."""
+    def pivots(d, o):
+        def step(prev, x):
+            dt, ot = x
+            piv = dt - ot**2 / prev
+            return piv, piv
+        first = d[..., 0]
+        _, rest = jax.lax.scan(step, first, (jnp.moveaxis(d[..., 1:], -1, 0), jnp.moveaxis(o, -1, 0)))
+        return jnp.concatenate([first[..., None], jnp.moveaxis(rest, 0, -1)], axis=-1)
+
+    fwd = pivots(diag, off)
+    bwd = jnp.flip(pivots(jnp.flip(diag, -1), jnp.flip(off, -1)), -1)
+    return 1.0 / (fwd + bwd - diag)
 
 
 def information_filter(h, diag, off):

@@ -133,6 +133,8 @@ def push_index(e: Expr, ix: tuple[Expr, ...], shape_of, is_random, span) -> Expr
         return Call("dot", (aligned(e.args[0], 1), aligned(e.args[1], 1)), e.span)
     if isinstance(e, Call) and e.func == "transpose" and len(ix) <= rank - 2:
         return Call(e.func, (push_index(e.args[0], ix, shape_of, is_random, span),), e.span)
+    if isinstance(e, Call) and e.func == "transpose" and len(ix) == rank >= 2:  # transpose(B)[k, j] = B[j, k]
+        return push_index(e.args[0], ix[:-2] + (ix[-1], ix[-2]), shape_of, is_random, span)
     raise _unsupported(f"indexing {expr_to_text(e)}, an expression of latents, is not supported", span,
                        "index the latents inside it instead")
 

@@ -44,8 +44,19 @@ def broadcast(a: Shape, b: Shape, span=None, what="operands") -> Shape:
         elif y == 1 or x == y:
             out.append(x)
         else:
-            raise VemError("shape", f"shapes {_fmt(a)} and {_fmt(b)} of the {what} do not broadcast", span)
+            raise VemError("shape", f"shapes {_fmt(a)} and {_fmt(b)} of the {what} do not broadcast", span,
+                           hint=_by_name_hint(x, y))
     return tuple(reversed(out))
+
+
+def _by_name_hint(x, y) -> str | None:
+    """Sizes are compared as written: a number and a name (`2` and `K`) are different sizes
+    even where the name's value is that number, as `--set K=3` may change it."""
+    named, number = (x, y) if isinstance(y, int) else (y, x)
+    if isinstance(number, int) and not isinstance(named, int):
+        return (f"sizes are compared as written: {number} and {named} differ even where {named} = {number} "
+                f"(--set may change {named}); write both as {named}")
+    return None
 
 
 def _fmt(s: Shape) -> str:
@@ -98,7 +109,8 @@ def _matmul(a: Shape, b: Shape, span) -> Shape:
     a2 = a if len(a) > 1 else (1,) + a
     b2 = b if len(b) > 1 else b + (1,)
     if a2[-1] != b2[-2]:
-        raise VemError("shape", f"matrix product of shapes {_fmt(a)} and {_fmt(b)}: inner sizes differ", span)
+        raise VemError("shape", f"matrix product of shapes {_fmt(a)} and {_fmt(b)}: inner sizes differ", span,
+                       hint=_by_name_hint(a2[-1], b2[-2]))
     batch = broadcast(a2[:-2], b2[:-2], span)
     out = batch + (a2[-2], b2[-1])
     if len(a) == 1:

@@ -165,24 +165,29 @@ def check_constant_args(family, args, nodes: dict[str, Node]):
     checked (``Dirichlet(fill(-1.0, K))``, ``Normal(0, -1)``, ``Gamma(0, 1)``); matrix
     constraints (positive definite, simplex) are left to the data and the engine.
     """
-    constraints = _arg_constraints(family.name)
     for name, e, span in args:
-        c = constraints.get(name)
-        if c is None:
-            continue
         v = fold(e, nodes)
-        if v is None:
-            continue
-        try:
-            ok = bool(np.all(c(np.asarray(v))))
-        except Exception:  # a constraint that cannot judge a lone scalar (e.g. Dependent)
-            continue
-        if not ok:
-            raise VemError(
-                "support",
-                f"the {name} of {family.name} must be {_describe(c)}; this one is {v:g}",
-                e.span or span,
-            )
+        msg = None if v is None else arg_violation(family.name, name, v)
+        if msg:
+            raise VemError("support", msg, e.span or span)
+
+
+def arg_violation(fam_name: str, name: str, v) -> str | None:
+    """What is wrong with the value ``v`` of argument ``name`` of ``fam_name`` (NumPyro's
+    element-wise ``arg_constraints``), None where nothing is or the constraint cannot judge it.
+    Also run with the constants given at fit time (``engine/bind.py``)."""
+    c = _arg_constraints(fam_name).get(name)
+    if c is None:
+        return None
+    a = np.asarray(v, dtype=float)
+    try:
+        ok = bool(np.all(c(a)))
+    except Exception:  # a constraint that cannot judge a lone scalar (e.g. Dependent)
+        return None
+    if ok:
+        return None
+    shown = f"{a.item():g}" if a.ndim == 0 else f"{a[~np.asarray(c(a), bool)].ravel()[0]:g} (among its entries)"
+    return f"the {name} of {fam_name} must be {_describe(c)}; this one is {shown}"
 
 
 @lru_cache(maxsize=None)

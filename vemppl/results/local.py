@@ -41,7 +41,12 @@ def _local_engine(fit, data, plug_in, consts, dims, compress=False):
         raise VemError("data", "this model has no data plate to predict on")
     given_consts = {k: v for k, v in fit.bound.values.items() if k in {n.name for n in model.of_kind("const")}}
     given_consts.update(consts or {})
-    bound = bind(model, data, given_consts, dims)
+    # The globals' sizes are the fit's: new data that disagree (X with another number of columns) are
+    # an error, not a fit of the saved globals against arrays of another shape.
+    plates = data_dims(model)
+    fitted = {n.name: fit.bound.sizes[n.name] for n in model.of_kind("dim")
+              if n.name not in plates and n.name in fit.bound.sizes}
+    bound = bind(model, data, given_consts, dims, fitted=fitted)
     factors = tuple(
         f for f in plan.factors if f.target in locals_ or model.nodes[f.target].kind == "data"
     )
