@@ -3,8 +3,24 @@ used by every CAVI test."""
 
 import jax
 import numpy as np
+import pytest
 
 jax.config.update("jax_enable_x64", True)
+
+
+@pytest.fixture(autouse=True)
+def _own_engines_when_patched(request):
+    """A test that patches vemppl (``monkeypatch``) builds its engines afresh and leaves none
+    behind: an engine kept from an earlier fit (engine/reuse.py) was built and traced before
+    the patch, and one built under the patch must not serve a later test."""
+    patched = "monkeypatch" in request.fixturenames
+    if patched:
+        from vemppl.engine.reuse import forget
+
+        forget()
+    yield
+    if patched:
+        forget()
 
 
 def assert_elbo_monotone(trace, rtol=1e-9):

@@ -14,6 +14,7 @@ import pytest
 
 import vemppl as vp
 from vemppl.engine import chunks
+from vemppl.engine.reuse import forget
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,6 +73,7 @@ def test_chunked_and_whole_plate_give_the_same_elbo_trace(name, monkeypatch):
         monkeypatch.setattr(chunks, "MIN_WORK", 0)  # these plates are small: chunk them anyway
         if not split:
             monkeypatch.setattr(chunks, "MIN_ROWS", 10**9)
+            forget()  # the engine is built under the new setting, not the split fit's kept (engine/reuse.py)
         fit = vp.fit(model, data, consts=consts, seed=0, max_iter=6, tol=0, progress=False, **kw)
         assert (fit.engine.chunks is not None) == split
         fits.append(np.asarray(fit.elbo_trace))

@@ -1,10 +1,20 @@
 """The sweep is traced once per model and data shape: no recompilation across iterations
 or restarts (counted by the engine's trace counter)."""
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 import vemppl as vp
-from pathlib import Path
+from vemppl.engine.reuse import forget
+
+
+@pytest.fixture(autouse=True)
+def _engines_of_their_own():
+    """Each test counts its own fit's traces: no engine kept from another test (engine/reuse.py)."""
+    forget()
+
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,3 +57,24 @@ def test_a_new_input_signature_is_counted_as_another_program():
     assert engine.traces == 1
     engine._sweep(fit.state, {"x": engine.data["x"].astype(jnp.float32)})  # the jitted sweep, retraced
     assert engine.traces == 2
+
+
+def test_a_second_fit_of_the_model_and_shapes_traces_nothing_and_keeps_the_first_fits_data():
+    """engine/reuse.py: the second fit to other data of the same shapes calls the first fit's
+    programs (no trace), gives what a fit with an engine of its own gives (bitwise), and the
+    first fit's result still reads its own data."""
+    rng = np.random.default_rng(2)
+    x1 = rng.normal(size=(90, 2)) + np.repeat(np.array([[0, 0], [4, 4], [0, 4.0]]), 30, axis=0)
+    x2 = x1[::-1] * 1.1 + 0.3
+    m = vp.load(ROOT / "models/gmm.vem")
+    first = vp.fit(m, {"x": x1}, max_iter=30, progress=False)
+    traced = first.engine.traces
+    second = vp.fit(m, {"x": x2}, max_iter=30, progress=False)
+    assert second.engine is not first.engine and second.engine.traces == traced  # no new trace
+    forget()
+    alone = vp.fit(m, {"x": x2}, max_iter=30, progress=False)
+    np.testing.assert_array_equal(second.elbo_trace, alone.elbo_trace)
+    np.testing.assert_array_equal(second.posterior["mu"].mean, alone.posterior["mu"].mean)
+    np.testing.assert_array_equal(np.asarray(first.engine.data["x"]), x1)
+    other = vp.fit(m, {"x": x2}, consts={"K": 2}, max_iter=5, progress=False)  # another const: its own engine
+    assert other.engine.traces == 1 and other.posterior["mu"].mean.shape == (2, 2)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import vemppl as vp
+from vemppl.engine.reuse import forget
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,8 +17,11 @@ def test_batched_restarts_are_the_restarts_in_turn():
     x = rng.normal(size=(150, 2)) + np.repeat(np.array([[0, 0], [3, 3], [0, 3.5]]), 50, axis=0)
     m = vp.load(ROOT / "models/gmm.vem")
     # Plain sweeps: the restarts in turn are accelerated by default (engine/accel.py), the batched ones are not.
+    # Each fit with an engine of its own (engine/reuse.py would share one: the count would be both fits').
+    forget()
     batched = vp.fit(m, {"x": x}, restarts=3, max_iter=100, tol=1e-7,
                      algorithm=vp.cavi(batch_restarts=True, accelerate=False))
+    forget()
     in_turn = vp.fit(m, {"x": x}, restarts=3, max_iter=100, tol=1e-7,
                      algorithm=vp.cavi(batch_restarts=False, accelerate=False))
     assert batched.engine.traces == 1 and in_turn.engine.traces == 1

@@ -258,11 +258,11 @@ class Accelerated:
         programs (``Engine.traces`` counts the sweep's recompilations); its first call's
         seconds, almost all compilation, count as the fit's compile time."""
         engine = self.engine
-        program = getattr(engine, "_accel_program", None)
+        program = engine.lazy_programs.get("extrapolate")
         if program is None:
             bijections = {p.name: unconstrained(p.type) for p in engine.plan.params}
-            program = engine._accel_program = jax.jit(partial(extrapolate, engine.families, bijections,
-                                                               with_alpha=True))
+            program = engine.lazy_programs["extrapolate"] = jax.jit(partial(extrapolate, engine.families, bijections,
+                                                                            with_alpha=True))
             t0 = time.perf_counter()
             out = jax.block_until_ready(program(*states, step_max=step_max))
             engine.init_compile_seconds += time.perf_counter() - t0

@@ -52,6 +52,9 @@ class Engine(Joint):
         # The prior start, compiled once per engine (not once per restart); the seconds its
         # first call took are compile time, reported with the first sweep's (engine/fit.py).
         self._prior_jit = None
+        #: Programs built on first use (the accelerated sweep's extrapolation, engine/accel.py),
+        #: by name; one dict shared with the engine's copies for later fits (engine/reuse.py).
+        self.lazy_programs = {}
         self.init_compile_seconds = 0.0
         self.learning_rate = learning_rate
         self.chain = "sequential"

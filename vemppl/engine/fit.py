@@ -29,6 +29,7 @@ from .compress import compress_plate
 from .dataplate import data_plate
 from .loop import converge, converged as loop_converged
 from .moment_rows import MomentRows, every_row, moment_rows
+from .reuse import engine_key, reused
 from .shard import Sharded
 from .stops import fallen_term, fell, monotone, nonfinite_terms, reading_terms, wide_parts
 from .svi import fit_svi
@@ -77,7 +78,13 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
         return Engine(m, plan, b, present=present, learning_rate=a.learning_rate, unit_weights=weights,
                       chain=a.chain, schedule=schedule, chunked=devices is None, merged_rows=merged_rows)
 
-    engine = make_engine(*merged) if merged is not None else make_engine(bound)
+    if merged is not None:
+        engine = make_engine(*merged)
+    else:  # a later fit of the same model, plan and shapes calls the first one's programs (engine/reuse.py)
+        key = None if devices is not None else engine_key(
+            m, plan, bound, present, learning_rate=a.learning_rate, chain=a.chain,
+            schedule=tuple(sorted(schedule.items())) if schedule is not None else None)
+        engine = reused(key, lambda: make_engine(bound), bound)
     sweep, place, gather = engine.sweep, (lambda s: s), (lambda s: s)
     if devices is not None:
         sharded = Sharded(engine, data_plate(m, plan, plate, "sharding"), devices)

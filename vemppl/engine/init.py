@@ -146,16 +146,12 @@ def gated_data(engine, j):
 # Jitted once per family and shape and kept across fits: run eagerly, each op compiled on
 # its own on a process's first fit (0.3 s of an HMM's at T = 100k).
 @partial(jax.jit, static_argnums=0)
-
-
 def seeded_chain(fam, r, rho):
     """``elj.prior.chain_stats``: a chain at marginals r with persistence ρ."""
     return chain_stats(fam, r, rho)
 
 
 @partial(jax.jit, static_argnums=(0, 1))
-
-
 def seeded_categorical(fam, stats_type, r):
     eta = stats_type(jnp.log(r))
     return eta, fam.expected_stats(eta)
