@@ -45,3 +45,25 @@ for n in range(N) { q(h[n]) = enc(yv[n] * ones(1)) }
     assert np.isfinite(fit.elbo)
     # Mean-field q(b): its precision is the prior's 1 plus 4 from each of the N - 1 = 2 transitions.
     np.testing.assert_allclose(fit.posterior["b"].variance, 1.0 / 9.0, rtol=1e-9)
+
+
+def test_a_categorical_chain_whose_first_step_reads_a_nonlinear_function_of_latents_fits():
+    # The chain's number of categories was read off the mean of softmax(u), which a Monte
+    # Carlo factor does not offer: an unsupported error at no place ("E[E of softmax(...)]").
+    text = """model m
+dim N
+const K = 2
+data y: real[N]
+for k in range(K) { u[k] ~ Gamma(2.0, 1.0) }
+for k in range(K) { A[k] ~ Dirichlet(fill(2.0, K)) }
+for k in range(K) { mu[k] ~ Normal(0.0, 1.0) }
+z[0] ~ Categorical(softmax(u))
+for t in range(1, N) { z[t] ~ Categorical(A[z[t-1]]) }
+for n in range(N) { y[n] ~ Normal(mu[z[n]], 1.0) }
+"""
+    fit = _fit(text, {"y": np.array([0.5, -1.0, 2.0])}, max_iter=4)
+    assert np.all(np.isfinite(fit.elbo_trace))
+    # q(z) has K = 2 states at each of the N = 3 steps: its marginals are distributions.
+    marginals = np.asarray(fit.posterior["z"].probs)
+    assert marginals.shape == (3, 2)
+    np.testing.assert_allclose(marginals.sum(-1), 1.0, rtol=1e-9)
