@@ -67,3 +67,23 @@ for n in range(N) { y[n] ~ Normal(mu[z[n]], 1.0) }
     marginals = np.asarray(fit.posterior["z"].probs)
     assert marginals.shape == (3, 2)
     np.testing.assert_allclose(marginals.sum(-1), 1.0, rtol=1e-9)
+
+
+def test_a_latent_scalar_times_a_matrix_as_a_covariance_fits_by_monte_carlo():
+    # MvNormal(0, u * eye(D)), u ~ Gamma: E[log p] needs E[1/u], no statistic of a Gamma, so the
+    # general path draws u. It could not draw a ScalarTimesMatrix (an unsupported error), and its
+    # non-conjugacy went unflagged (q(u) "closed-form CAVI", an ELBO that fell).
+    text = """model m
+dim N
+const D = 2
+data y: real[N, D]
+u ~ Gamma(3.0, 2.0)
+for n in range(N) { y[n] ~ MvNormal(zeros(D), u * eye(D)) }
+"""
+    y = np.array([[0.5, -1.0], [2.0, 0.3], [-0.4, 1.2]])
+    fit = _fit(text, {"y": y}, max_iter=40)
+    assert np.all(np.diff(fit.elbo_trace) >= -1e-9)
+    # The Gamma q(u) maximising the exact ELBO (E[1/u] = b/(a-1), E[log u] = psi(a) - log b),
+    # found by scipy's Nelder-Mead: Gamma(6.4514, 4.5022), mean 1.43292; 64 fixed draws give
+    # the Monte Carlo optimum within 1%.
+    np.testing.assert_allclose(fit.posterior["u"].mean, 1.43292, rtol=0.01)
