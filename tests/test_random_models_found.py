@@ -87,3 +87,19 @@ for n in range(N) { y[n] ~ MvNormal(zeros(D), u * eye(D)) }
     # found by scipy's Nelder-Mead: Gamma(6.4514, 4.5022), mean 1.43292; 64 fixed draws give
     # the Monte Carlo optimum within 1%.
     np.testing.assert_allclose(fit.posterior["u"].mean, 1.43292, rtol=0.01)
+
+
+def test_a_non_statistic_moment_read_over_an_empty_loop_is_zero():
+    # range(2, N) at N = 2 is empty (docs: a loop's end may equal its start); the factor reads
+    # E[u²] of a Gamma (a moment through F(eta)^-1, families/mean_map.py) on a view of no
+    # elements, whose reshape to (0, -1) raised ZeroDivisionError.
+    text = """model m
+dim N
+data ar: real[N]
+for n in range(N) { u[n] ~ Exponential(1.0) }
+for n in range(2, N) { ar[n] ~ Normal(u[n] * ar[n-1], 1.0) }
+"""
+    fit = _fit(text, {"ar": np.array([0.5, -1.0])}, max_iter=2)
+    # No factor observes anything: q is the prior and the ELBO (the log evidence) is 0.
+    np.testing.assert_allclose(fit.elbo, 0.0, atol=1e-9)
+    np.testing.assert_allclose(fit.posterior["u"].mean, [1.0, 1.0], rtol=1e-9)
