@@ -103,3 +103,33 @@ for n in range(2, N) { ar[n] ~ Normal(u[n] * ar[n-1], 1.0) }
     # No factor observes anything: q is the prior and the ELBO (the log evidence) is 0.
     np.testing.assert_allclose(fit.elbo, 0.0, atol=1e-9)
     np.testing.assert_allclose(fit.posterior["u"].mean, [1.0, 1.0], rtol=1e-9)
+
+
+def test_a_closed_form_param_mode_on_its_support_boundary_stays_finite():
+    # One Bernoulli observation y = 1: the unit param's Beta mode is y/1 = 1, where
+    # 0 * log(1 - p) is nan ("the ELBO became nan at iteration 1", at no place). The marginal
+    # likelihood p is maximised on the boundary, sup = 1: the ELBO is log 1 = 0 (q(u) = its prior).
+    text = """model m
+param a: real
+data y: bool
+param p: unit = 0.25
+u ~ Bernoulli(logits = a)
+y ~ Bernoulli(p)
+"""
+    fit = _fit(text, {"y": np.array(1)}, max_iter=3)
+    np.testing.assert_allclose(fit.elbo, 0.0, atol=1e-12)
+    assert 1.0 - 1e-12 < float(fit.params["p"]) < 1.0
+
+
+def test_a_non_finite_first_sweep_is_a_data_error_at_the_statement_whose_term_is_not_finite():
+    # exp(1000) overflows: the error named the statement in its text but had no line.
+    text = """model m
+dim N
+data x: real[N]
+data y: real[N]
+mu ~ Normal(0.0, 1.0)
+for n in range(N) { y[n] ~ Normal(mu, precision = exp(x[n])) }
+"""
+    with pytest.raises(vp.VemError) as err:
+        _fit(text, {"x": np.array([1000.0, 0.0]), "y": np.array([0.5, 1.0])}, max_iter=2)
+    assert (err.value.kind, err.value.file, err.value.line) == ("data", "found.vem", 6)

@@ -37,9 +37,29 @@ def statistic_gradient(family, L_of_stats, theta):
     return family.tidy_natural(family.Stats(*jax.grad(L_of_stats)(point_stats(family, theta))))
 
 
-def closed_form_update(family, L_of_stats, theta):
-    """θ ← F.mode(∇_{T(θ)} L)."""
-    return family.mode(statistic_gradient(family, L_of_stats, theta))
+def closed_form_update(family, L_of_stats, theta, type_base: str = "real"):
+    """θ ← F.mode(∇_{T(θ)} L), inside the open support of θ's type (:func:`interior`)."""
+    return interior(family.mode(statistic_gradient(family, L_of_stats, theta)), type_base)
+
+
+def interior(theta, type_base: str):
+    """θ moved to the nearest float inside the open support of its type where a closed-form
+    mode lands on the boundary: a ``unit`` param's Beta mode Σy/n is 1 when every observation
+    is 1 (then ``0 · log(1 − θ)`` is nan), a ``pos`` param's Gamma mode 0 or ∞, a ``simplex``
+    param's Dirichlet mode has zeros.  The supremum is on the boundary, so the value inside is
+    as close to it as float64 allows; a mode inside is unchanged."""
+    theta = jnp.asarray(theta)
+    if not jnp.issubdtype(theta.dtype, jnp.floating):
+        return theta
+    fi = jnp.finfo(theta.dtype)
+    if type_base == "unit":
+        return jnp.clip(theta, fi.tiny, 1.0 - fi.epsneg)
+    if type_base == "pos":
+        return jnp.clip(theta, fi.tiny, fi.max)
+    if type_base == "simplex":
+        floored = jnp.maximum(theta, fi.tiny)
+        return floored / jnp.sum(floored, axis=-1, keepdims=True)
+    return theta
 
 
 def unconstrained(type_base: str):
