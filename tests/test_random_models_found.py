@@ -133,3 +133,26 @@ for n in range(N) { y[n] ~ Normal(mu, precision = exp(x[n])) }
     with pytest.raises(vp.VemError) as err:
         _fit(text, {"x": np.array([1000.0, 0.0]), "y": np.array([0.5, 1.0])}, max_iter=2)
     assert (err.value.kind, err.value.file, err.value.line) == ("data", "found.vem", 6)
+
+
+def test_a_categorical_drawn_from_a_constant_row_is_no_admixture():
+    # s ~ Categorical(A[1]) reads one fixed row of A: it was taken for an admixture (theta[doc[i]]),
+    # whose local/global start then refused the chain z along the data plate ("'z' is not indexed
+    # by it first").
+    text = """model m
+dim N
+data y: pos[N]
+for k in range(2) { A[k] ~ Dirichlet(ones(2)) }
+z[0] ~ Categorical(fill(0.5, 2))
+for t in range(1, N) { z[t] ~ Categorical(A[z[t-1]]) }
+s ~ Categorical(A[1])
+lam ~ Gamma(1.0, 1.0)
+for n in range(N) { y[n] ~ Exponential(lam) }
+"""
+    from vemppl.compiler import compile_model
+
+    assert compile_model(vp.parse(text)).start == "prior"
+    fit = _fit(text, {"y": np.array([1.0, 0.5, 2.0])}, max_iter=3)
+    assert np.all(np.diff(fit.elbo_trace) >= -1e-9)
+    # lam is conjugate and alone in its factors: q(lam) = Gamma(1 + N, 1 + sum y) exactly.
+    np.testing.assert_allclose(fit.posterior["lam"].mean, 4.0 / 4.5, rtol=1e-9)
