@@ -156,3 +156,27 @@ for n in range(N) { y[n] ~ Exponential(lam) }
     assert np.all(np.diff(fit.elbo_trace) >= -1e-9)
     # lam is conjugate and alone in its factors: q(lam) = Gamma(1 + N, 1 + sum y) exactly.
     np.testing.assert_allclose(fit.posterior["lam"].mean, 4.0 / 4.5, rtol=1e-9)
+
+
+def test_a_network_applied_to_a_param_is_a_known_value():
+    # net(p) of a point param: a fixed value to the fit, but the compiler's probe (params as
+    # point masses) refused it: "the network net reads 'p', which has no amortised posterior".
+    text = """model m
+dim N
+const D = 2
+data y: real[N, D]
+param p: real[D]
+param net: mlp(tanh)[D, 3, D]
+mu ~ MvNormal(net(p), eye(D))
+for n in range(N) { y[n] ~ MvNormal(mu, eye(D)) }
+"""
+    y = np.array([[0.5, -0.3], [0.4, -0.2], [0.3, -0.4]])
+    fit = _fit(text, {"y": y}, max_iter=3)
+    assert np.all(np.diff(fit.elbo_trace) >= -1e-9)
+    # Given the params, q(mu) is the exact conjugate posterior N((m + sum y) / (1 + N), I / (1 + N)),
+    # m = net(p) = tanh(p W0 + b0) W1 + b1 computed here in NumPy (from the params of the last
+    # M-step, one Adam move after the q(mu) update: its mean to 0.01).
+    np.testing.assert_allclose(fit.posterior["mu"].covariance_matrix, np.eye(2) / 4.0, rtol=1e-9)
+    w, p = fit.params["net"], np.asarray(fit.params["p"])
+    m = np.tanh(p @ np.asarray(w["W0"]) + np.asarray(w["b0"])) @ np.asarray(w["W1"]) + np.asarray(w["b1"])
+    np.testing.assert_allclose(fit.posterior["mu"].mean, (m + y.sum(0)) / 4.0, atol=0.01)
