@@ -80,9 +80,12 @@ def _precision(d, matrix=False):
 
 def normal_chain(d):
     """``x[0] ~ Normal``, ``x[t] ~ Normal(c * x[t-1] + b, precision = q)``, read by later statements;
-    one chain or one per k; a factor on two adjacent steps; rarely the refused ``x[t-2]``."""
+    one chain or one per k; a factor on two adjacent steps; rarely the refused ``x[t-2]``; a
+    third of the time a chain of MvNormals instead (:func:`mv_chain`)."""
     if not d.allowed("continuous_chain"):
         return
+    if d.coin(0.33):
+        return mv_chain(d)
     m = d.m
     m.used.add("continuous_chain")
     name = m.fresh("s")
@@ -159,5 +162,4 @@ def amortised(d):
     m.values.append(Value(h, "real", "D", "n", "latent", random=True))
 
 
-STATEMENTS = {"chain": categorical_chain, "cchain": normal_chain, "mvchain": mv_chain, "ar": autoregression,
-              "vae": amortised}
+STATEMENTS = {"chain": categorical_chain, "cchain": normal_chain, "ar": autoregression, "vae": amortised}
