@@ -302,10 +302,10 @@ class Drawer:
                                + ["dotX"] * ("n" in SCOPE_VARS[scope]),
                  ("pos", ""): ["pscale", "psum", "exp", "pprod", "ppow", "psumv"],
                  ("unit", ""): ["sigmoid", "udiv"],
-                 ("real", "D"): ["vsum", "vscale", "matvec", "neg", "tmatvec", "net"],
+                 ("real", "D"): ["vsum", "vscale", "matvec", "neg", "tmatvec", "vecmat", "net"],
                  ("pos", "D"): ["pexp"],
                  ("simplex", "K"): ["softmax"],
-                 ("spd", "DD"): ["sscale", "diag", "ssum"]}.get((support, event))
+                 ("spd", "DD"): ["sscale", "diag", "ssum", "cscale"]}.get((support, event))
         if not forms:
             return self.pick(LITERALS.get((support, event), ["1.0"]))
         form = self.pick(forms)
@@ -328,6 +328,7 @@ class Drawer:
             "vsum": lambda: f"{e('real', 'D')} + {e('real', 'D')}",
             "vscale": lambda: f"{self.pick(['2.0', '-1.0'])} * ({e('real', 'D')})",
             "ssum": lambda: f"{e('spd', 'DD')} + eye(D)",
+            "cscale": lambda: f"{self.pick(['2.0', '0.5'])} * ({e('spd', 'DD')})",  # c * Lam[k]: Normal–Wishart
         }
         if form in simple:
             return simple[form]()
@@ -343,7 +344,7 @@ class Drawer:
                     return self.pick(LITERALS.get((support, event), ["1.0"]))
                 self.m.used.add("nonconj")
             return f"{func}({inner})"
-        if form in ("matvec", "tmatvec"):
+        if form in ("matvec", "tmatvec", "vecmat"):
             a, b = (self.const_matrix() if fixed else self.matrix(scope)), e("real", "D")
             if form == "tmatvec":
                 a = f"transpose({a})"
@@ -351,7 +352,7 @@ class Drawer:
                 if not self.allowed("latent_products"):
                     return f"{self.const_matrix()} @ ({b})"
                 self.m.used.add("latent_products")
-            return f"{a} @ ({b})"
+            return f"({b}) @ {a}" if form == "vecmat" else f"{a} @ ({b})"
         if form == "net":
             return self.network(scope, fixed)
         if form == "sscale":
