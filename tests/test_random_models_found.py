@@ -180,3 +180,44 @@ for n in range(N) { y[n] ~ MvNormal(mu, eye(D)) }
     w, p = fit.params["net"], np.asarray(fit.params["p"])
     m = np.tanh(p @ np.asarray(w["W0"]) + np.asarray(w["b0"])) @ np.asarray(w["W1"]) + np.asarray(w["b1"])
     np.testing.assert_allclose(fit.posterior["mu"].mean, (m + y.sum(0)) / 4.0, atol=0.01)
+
+
+def test_an_admixture_beside_data_led_by_another_dim_splits_its_own_plate():
+    # LDA's default start (local/global over the data plate) looked for one leading dim among
+    # all observed arrays and found M and R: an unsupported error at no place. It splits the
+    # admixture's own plate, M.
+    text = """model lda2
+dim M, D, V, R
+const K = 2
+data doc: cat(D)[M]
+data word: cat(V)[M]
+data r: real[R]
+for k in range(K) { beta[k] ~ Dirichlet(fill(0.5, V)) }
+for d in range(D) { theta[d] ~ Dirichlet(fill(0.5, K)) }
+for i in range(M) {
+    z[i] ~ Categorical(theta[doc[i]])
+    word[i] ~ Categorical(beta[z[i]])
+}
+mu ~ Normal(0.0, 1.0)
+for j in range(R) { r[j] ~ Normal(mu, 1.0) }
+"""
+    data = {"doc": np.array([0, 0, 1, 1, 1]), "word": np.array([0, 1, 2, 1, 0]), "r": np.array([0.3, 1.0])}
+    fit = _fit(text, data, max_iter=3)
+    # mu is alone with r: q(mu) = N((0.3 + 1.0) / 3, 1 / 3), the exact posterior.
+    np.testing.assert_allclose(fit.posterior["mu"].mean, 1.3 / 3.0, rtol=1e-9)
+
+
+def test_a_vector_param_read_in_one_coordinate_keeps_the_other():
+    # u ~ Normal(dot(eye(D)[0], p), 1) reads p[0] only: the closed-form (Normal mode) M-step
+    # solved a singular system, 0/0 in p[1] ("the ELBO became nan at iteration 1").
+    text = """model m
+const D = 2
+data y: real
+param p: real[D] = 0.5
+u ~ Normal(dot(eye(D)[0], p), precision = 1.0)
+y ~ Normal(u, 1.0)
+"""
+    fit = _fit(text, {"y": np.array(1.5)}, max_iter=400)
+    # Marginally y ~ N(p[0], 2): the maximum-likelihood p[0] is y, the ELBO there log N(0; 0, 2).
+    np.testing.assert_allclose(fit.params["p"], [1.5, 0.5], atol=1e-3)
+    np.testing.assert_allclose(fit.elbo, -0.5 * np.log(4.0 * np.pi), atol=1e-6)

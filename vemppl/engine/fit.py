@@ -70,8 +70,8 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
     schedule = None
     if a.scheduled:
         passes = a.local_iter if a.local_iter is not None else (1 if a.local_tol is None else 10)
-        schedule = dict(start=a.start, local_iter=passes, dim=plate, local_tol=a.local_tol,
-                        local_restart=a.local_restart)
+        schedule = dict(start=a.start, local_iter=passes, dim=plate if plate is not None else plan.start_plate,
+                        local_tol=a.local_tol, local_restart=a.local_restart)
 
     def make_engine(b, weights=None, merged_rows=None):
         return Engine(m, plan, b, present=present, learning_rate=a.learning_rate, unit_weights=weights,

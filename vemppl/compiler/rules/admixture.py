@@ -38,4 +38,18 @@ def is_admixture(m: ModelGraph, z: str) -> bool:
     return False
 
 
-__all__ = ["is_admixture"]
+def admixture_plate(m: ModelGraph, z: str) -> str | None:
+    """The data plate of the admixture ``z`` (the dim of its outermost loop over a dim: ``M`` of
+    LDA's tokens ``z[i]``, ``D`` of ``z[d, l]``), over which the local/global start splits the
+    model; None when ``z`` is no admixture or none of its loops runs over a dim (``z[k] ~
+    Categorical(theta[k])`` over a constant K is one unit per group, started as any model is)."""
+    if not is_admixture(m, z):
+        return None
+    for loop in m.nodes[z].defs[0].loops:
+        stop = loop.stop
+        if isinstance(stop, Name) and stop.id in m.nodes and m.nodes[stop.id].kind == "dim":
+            return stop.id
+    return None
+
+
+__all__ = ["admixture_plate", "is_admixture"]
