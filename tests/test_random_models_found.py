@@ -221,3 +221,40 @@ y ~ Normal(u, 1.0)
     # Marginally y ~ N(p[0], 2): the maximum-likelihood p[0] is y, the ELBO there log N(0; 0, 2).
     np.testing.assert_allclose(fit.params["p"], [1.5, 0.5], atol=1e-3)
     np.testing.assert_allclose(fit.elbo, -0.5 * np.log(4.0 * np.pi), atol=1e-6)
+
+
+def test_a_random_matrix_times_a_known_vector_is_rows_times_a_vector():
+    # W @ c with W's rows MvNormal and c a const vector was read as a dot product of two
+    # vectors, whose outer moment then failed: AttributeError ('Dot' has no '_value').
+    text = """model m
+const D = 2
+const c: real[D] = -1.0
+data y: real[D]
+for j in range(D) { W[j] ~ MvNormal(zeros(D), eye(D)) }
+y ~ MvNormal(W @ c, eye(D))
+"""
+    y = np.array([0.5, -1.0])
+    fit = _fit(text, {"y": y}, max_iter=5)
+    # Each row's posterior is exact: precision I + c cᵀ, mean (I + c cᵀ)⁻¹ c y_i; the ELBO is
+    # then the log evidence, y_i ~ N(0, 1 + |c|²) independently.
+    c = np.array([-1.0, -1.0])
+    prec = np.eye(2) + np.outer(c, c)
+    np.testing.assert_allclose(fit.posterior["W"].mean, np.linalg.solve(prec, np.outer(c, y)).T, rtol=1e-9)
+    np.testing.assert_allclose(fit.elbo, np.sum(-0.5 * np.log(2 * np.pi * 3.0) - y**2 / 6.0), rtol=1e-9)
+
+
+def test_a_random_vector_times_a_known_matrix_is_a_linear_map():
+    # u @ Wc of Gamma latents u[j] was "the moment E[(@)] ... not available"; Wc @ u fitted.
+    # u @ Wc is transpose(Wc) @ u: with the symmetric Wc both spellings are one model.
+    text = """model m
+dim N
+const D = 2
+const Wc: real[D, D] = 0.5
+data y: real[N, D]
+for j in range(D) { u[j] ~ Gamma(2.0, 1.0) }
+v ~ MvNormal(PRODUCT, eye(D))
+for n in range(N) { y[n] ~ MvNormal(v, eye(D)) }
+"""
+    y = np.array([[0.5, 1.0], [1.5, 0.2]])
+    a, b = (_fit(text.replace("PRODUCT", p), {"y": y}, max_iter=4) for p in ("u @ Wc", "Wc @ u"))
+    np.testing.assert_allclose(a.elbo_trace, b.elbo_trace, rtol=1e-12)
