@@ -1,12 +1,17 @@
 """Random well-typed models of the language, with matching random data (tests/test_random_models.py).
 
 A model is drawn statement by statement from the grammar's constructs (docs/language.md): dims
-and consts, data of each type (observed and as covariates), latents of every distribution of the
-language's list, deterministic nodes, plates, gates by categorical latents, gathers by data, and
-Markov chains ``z[t-1]``.  Each argument is an expression of the support and shape the argument
-needs (a positive scale, a simplex, a D × D positive definite matrix), built from literals,
-consts, params, latents, deterministic nodes and data, combined with ``+ - * /``, ``exp``,
-``log``, ``sigmoid``, ``softmax``, ``dot``, ``@`` and indexing.  "Well typed" means supports and
+and consts, data of each type (observed, with missing entries, and as covariates), latents of
+every distribution of the language's list under every keyword it documents (and with defaulted
+arguments left out), params of every type (with and without initialisers, matrices, networks),
+deterministic nodes, plates over k, n and j and nested plates ``y[n, j]``, gates by categorical
+latents (over n, unplated ``lam[s]``, a change point ``side[s, n]``), gathers by data, rows and
+plates read whole; and, from tests/_random_constructs.py, Markov chains of categoricals and of
+Normals/MvNormals, lagged-data autoregressions and amortised posteriors.  Each argument is an
+expression of the support and shape the argument needs (a positive scale, a simplex, a D × D
+positive definite matrix), built from literals, consts, params, latents, deterministic nodes and
+data, combined with ``+ - * / ** unary-``, ``exp``, ``log``, ``sigmoid``, ``softmax``, ``sum``,
+``dot``, ``transpose``, ``diag``, ``@``, networks and indexing.  "Well typed" means supports and
 shapes agree; whether vemppl can fit the model is what the test asks.
 
 Sizes are tiny (``K = D = 2``, ``N`` in 2..4) so that a model's check and short fit take about a
@@ -19,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import numpy as np
+from _random_data import D, K, random_data  # noqa: F401  (random_data: the tests import it here)
 
 #: Constructs of issue #20 whose fits are other engineers' work in progress; the generator
 #: leaves them out until the lead switches them on (test_random_models.PENDING).
@@ -31,26 +36,26 @@ CONSTRUCTS = {
     "continuous_chain": "a Normal read at its previous step x[t-1] (issue #20, kalman)",
 }
 
-K, D = 2, 2
 
 # family -> (value support, value event, ((argument keyword or None for positional, support, event), ...))
 FAMILIES = {
     "Normal": ("real", "", (("loc", "real", ""), ("scale|precision", "pos", ""))),
-    "MvNormal": ("real", "D", (("loc", "real", "D"), ("covariance_matrix|precision|cov", "spd", "DD"))),
+    "MvNormal": ("real", "D", (("loc", "real", "D"),
+                               ("covariance_matrix|precision|cov|precision_matrix|scale_tril", "spd", "DD"))),
     "Gamma": ("pos", "", (("concentration", "pos!", ""), ("rate", "pos", ""))),
     "InverseGamma": ("pos", "", (("concentration", "pos!", ""), ("rate", "pos", ""))),
     "Beta": ("unit", "", (("concentration1", "pos!", ""), ("concentration0", "pos!", ""))),
     "Dirichlet": ("simplex", "K", (("concentration", "pos!", "K"),)),
     "Bernoulli": ("bool", "", (("probs|logits", "unit", ""),)),
-    "Binomial": ("count", "", (("total_count", "total", ""), ("probs", "unit", ""))),
-    "Categorical": ("cat", "", (("probs", "simplex", "K"),)),
-    "Multinomial": ("count", "K", (("total_count", "total", ""), ("probs", "simplex", "K"))),
+    "Binomial": ("count", "", (("total_count", "total", ""), ("probs|logits", "unit", ""))),
+    "Categorical": ("cat", "", (("probs|logits", "simplex", "K"),)),
+    "Multinomial": ("count", "K", (("total_count", "total", ""), ("probs|logits", "simplex", "K"))),
     "Poisson": ("count", "", (("rate", "pos", ""),)),
     "Exponential": ("pos", "", (("rate", "pos", ""),)),
-    "Wishart": ("spd", "DD", (("concentration", "wdf", ""), ("scale_matrix", "spd", "DD"))),
+    "Wishart": ("spd", "DD", (("concentration", "wdf", ""), ("scale_matrix|rate_matrix|scale_tril", "spd", "DD"))),
     "StudentT": ("real", "", (("df", "df", ""), ("loc", "real", ""), ("scale", "pos!", ""))),
     "Laplace": ("real", "", (("loc", "real", ""), ("scale", "pos", ""))),
-    "LogNormal": ("pos", "", (("loc", "real", ""), ("scale", "pos", ""))),
+    "LogNormal": ("pos", "", (("loc", "real", ""), ("scale|precision", "pos", ""))),
 }
 
 #: Families refused as latents: a likelihood only (no variational family), or count-valued.
@@ -70,19 +75,36 @@ LITERALS = {
     ("unit", ""): ["0.5", "0.25"],
     ("simplex", "K"): ["fill(0.5, K)", "softmax(zeros(K))"],
     ("pos", "K"): ["ones(K)", "fill(2.0, K)"],
-    ("real", "D"): ["zeros(D)", "fill(0.5, D)"],
-    ("real", "K"): ["zeros(K)"],
-    ("spd", "DD"): ["eye(D)", "2.0 * eye(D)"],
+    ("pos", "D"): ["ones(D)", "fill(2.0, D)"],
+    ("real", "D"): ["zeros(D)", "fill(0.5, D)", "eye(D)[0]"],
+    ("real", "K"): ["zeros(K)", "-ones(K)"],
+    ("spd", "DD"): ["eye(D)", "2.0 * eye(D)", "diag(fill(2.0, D))"],
+    ("tril", "DD"): ["eye(D)", "0.5 * eye(D)", "diag(ones(D))"],
     ("total", ""): ["5"],
     ("wdf", ""): ["D + 2", "4.0"],
     ("df", ""): ["4.0", "3.0"],
 }
 
+#: The loop variables of each scope, and the loops and target index that open it.
+SCOPE_VARS = {"": (), "k": ("k",), "n": ("n",), "j": ("j",), "nj": ("n", "j")}
+LOOPS = {"": ("", ""), "k": ("for k in range(K) { ", " }"), "n": ("for n in range(N) { ", " }"),
+         "j": ("for j in range(D) { ", " }"), "nj": ("for n in range(N) { for j in range(D) { ", " } }")}
+TARGET = {"": "", "k": "[k]", "n": "[n]", "j": "[j]", "nj": "[n, j]"}
+#: The data shape of an array observed in a scope, by the family's event.
+DATA_SHAPE = {"": "", "k": "[K]", "n": "[N]", "j": "[D]", "nj": "[N, D]"}
+
+
+def statement(scope, text):
+    """``text`` inside the loops of ``scope``."""
+    open_, close = LOOPS[scope]
+    return f"{open_}{text}{close}"
+
 
 @dataclass
 class Value:
     """A readable node: its support and value shape (event: '', 'K', 'D' or 'DD'), the plate it
-    is defined over ('', 'k' or 'n'), its kind and whether it is a chain over n."""
+    is defined over (a key of SCOPE_VARS, or 'kn': one chain over n per k), its kind and whether
+    it is a chain over n."""
 
     name: str
     support: str
@@ -101,7 +123,7 @@ class Model:
     decls: list = field(default_factory=list)
     body: list = field(default_factory=list)
     values: list = field(default_factory=list)
-    data: dict = field(default_factory=dict)  # name -> (type base, shape key)
+    data: dict = field(default_factory=dict)  # name -> (type base, shape key[, "nan" | "multi"])
     used: set = field(default_factory=set)  # constructs drawn
     count: int = 0
 
@@ -130,32 +152,66 @@ class Drawer:
     # ---- reads -------------------------------------------------------------------------------
     def reads(self, v: Value, scope: str) -> list[tuple[str, str]]:
         """``(text, event)`` for each way value ``v`` can be read in ``scope``."""
-        out = []
+        out, vars_ = [], SCOPE_VARS[scope]
         if v.plate == "":
             out.append((v.name, v.event))
             if v.event == "K":  # a vector over the categories, indexed like a plate over k
                 out.append((f"{v.name}[{self.pick(['0', '1'])}]", ""))
-                if scope == "k":
+                if "k" in vars_:
                     out.append((f"{v.name}[k]", ""))
-                if scope == "n":
-                    out += [(f"{v.name}[{g.name}[n]]", "") for g in self.gates()]
-            if v.event == "DD":  # a row of a matrix
+                out += [(f"{v.name}[{g}]", "") for g in self.gates(scope)]
+            if v.event == "D":  # a coordinate of a vector
+                out.append((f"{v.name}[{self.pick(['0', '1'])}]", ""))
+                if "j" in vars_:
+                    out.append((f"{v.name}[j]", ""))
+            if v.event == "DD":  # a row of a matrix, or an entry
                 out.append((f"{v.name}[{self.pick(['0', '1'])}]", "D"))
+                if "j" in vars_:
+                    out.append((f"{v.name}[j, {self.pick(['0', '1'])}]", ""))
         elif v.plate == "k":
-            if scope == "k":
+            if "k" in vars_:
                 out.append((f"{v.name}[k]", v.event))
             out.append((f"{v.name}[{self.pick(['0', '1'])}]", v.event))
-            if scope == "n":
-                out += [(f"{v.name}[{g.name}[n]]", v.event) for g in self.gates()]
+            out += [(f"{v.name}[{g}]", v.event) for g in self.gates(scope)]
             if v.event == "" and v.kind in ("latent", "const"):
                 out.append((v.name, "K"))  # a plate of scalars read whole, as a vector
-        elif v.plate == "n" and scope == "n":
+        elif v.plate == "j":
+            if "j" in vars_:
+                out.append((f"{v.name}[j]", v.event))
+            out.append((f"{v.name}[{self.pick(['0', '1'])}]", v.event))
+            if v.event == "" and v.kind in ("latent", "const"):
+                out.append((v.name, "D"))  # w[j] ~ Normal read whole: dot(X[n], w)
+            if v.event == "D" and v.kind == "latent":
+                out.append((v.name, "DD"))  # rows W[j] ~ MvNormal read whole: W @ h
+        elif v.plate == "n" and "n" in vars_:
             out.append((f"{v.name}[n]", v.event))
+            if v.event == "D" and "j" in vars_:
+                out.append((f"{v.name}[n][j]" if self.coin() else f"{v.name}[n, j]", ""))
+        elif v.plate == "nj" and "n" in vars_:
+            if "j" in vars_:
+                out.append((f"{v.name}[n, j]", v.event))
+            if v.event == "":
+                out.append((f"{v.name}[n]", "D"))  # a row read whole
+        elif v.plate == "kn" and "n" in vars_:
+            out.append((f"{v.name}[{self.pick(['0', '1'])}, n]", v.event))
         return out
 
-    def gates(self):
-        """Categorical latents over n and the data array grp: what indexes a plate over k in n."""
-        out = [g for g in self.m.values if g.support == "cat" and g.plate == "n" and g.kind in ("latent", "data")]
+    def gates(self, scope):
+        """What indexes a plate over k in ``scope``: a categorical latent or data array over n (read
+        at n, or at the same step of one chain per k), an unplated categorical latent (a mixture
+        ``lam[s]``), and a change point ``side[s, n]`` (data ``side`` indexed by latent ``s``)."""
+        out, vars_ = [], SCOPE_VARS[scope]
+        for g in self.m.values:
+            if g.support != "cat" or g.event != "" or g.kind not in ("latent", "data"):
+                continue
+            if g.plate == "" and g.kind == "latent":
+                out.append(g.name)
+                if "n" in vars_ and "side" in self.m.data:
+                    out.append(f"side[{g.name}, n]")
+            elif g.plate == "n" and "n" in vars_:
+                out.append(f"{g.name}[n]")
+            elif g.plate == "kn" and "n" in vars_:
+                out.append(f"{g.name}[{self.pick(['0', '1'])}, n]")
         return out
 
     def readable(self, support, event, scope, fixed=False):
@@ -174,10 +230,13 @@ class Drawer:
         it is an argument of a latent's distribution; ``fixed``: it reads no latent."""
         if support.endswith("!"):  # a shape parameter: a latent there is not conjugate
             support, fixed = support[:-1], fixed or not self.allowed("nonconj")
+        if support == "tril":  # a Cholesky factor: literals only (no expression of the language is one)
+            return self.pick(LITERALS[("tril", "DD")])
         options = ["literal"]
         if (support, event) in (("pos", ""), ("real", ""), ("real", "D")):
             options.append("const")
-        if support in ("pos", "real") and event in ("", "D") and (not prior or self.allowed("param_in_prior")):
+        if (support, event) in (("pos", ""), ("real", ""), ("unit", ""), ("pos", "D"), ("real", "D"),
+                                ("pos", "K")) and (not prior or self.allowed("param_in_prior")):
             options.append("param")
         reads = self.readable(support, event, scope, fixed)
         if reads:
@@ -213,19 +272,20 @@ class Drawer:
         name = self.m.fresh("p")
         if prior:
             self.m.used.add("param_in_prior")
-        shape = "" if event == "" else "[D]"
-        self.m.decls.append(f"param {name}: {support}{shape}")
+        shape = {"": "", "D": "[D]", "K": "[K]"}[event]
+        init = {"real": " = 0.5", "pos": " = 1.5", "unit": " = 0.25"}[support] if self.coin(0.3) else ""
+        self.m.decls.append(f"param {name}: {support}{shape}{init}")
         return name
 
     def det(self, support, event, scope, depth, prior, fixed=False):
-        """A deterministic node defined in a plate at least as wide as ``scope``'s, read here."""
-        plates = [""] + (["k"] if scope in ("k", "n") else []) + (["n"] if scope == "n" else [])
+        """A deterministic node defined in a plate whose loop variables ``scope`` has, read here
+        (or a plate over k, read by a constant or a gate)."""
+        vars_ = SCOPE_VARS[scope]
+        plates = [p for p in SCOPE_VARS if set(SCOPE_VARS[p]) <= set(vars_)] + ["k"] * (scope not in ("k", ""))
         plate = self.pick(plates)
         name = self.m.fresh("d")
         value = self.expr(support, event, plate, depth + 1, prior, fixed)
-        loop = {"": "", "k": "for k in range(K) { ", "n": "for n in range(N) { "}[plate]
-        target = {"": name, "k": f"{name}[k]", "n": f"{name}[n]"}[plate]
-        self.m.body.append(f"{loop}{target} = {value}{' }' if loop else ''}")
+        self.m.body.append(statement(plate, f"{name}{TARGET[plate]} = {value}"))
         v = Value(name, support, event, plate, "det", random=self.random(value))
         self.m.values.append(v)
         reads = [t for t, ev in self.reads(v, scope) if ev == event]
@@ -238,68 +298,63 @@ class Drawer:
 
     def compound(self, support, event, scope, depth, prior, fixed=False):
         e = lambda s, ev: self.expr(s, ev, scope, depth + 1, prior, fixed)  # noqa: E731
-        nonconj = self.allowed("nonconj")
-        forms = []
-        if (support, event) == ("real", ""):
-            forms += ["sum", "diff", "scale", "div"]
-            forms += ["prod"]
-            if scope == "n":
-                forms.append("dotX")
-            forms.append("dot")
-            forms.append("log")
-        elif (support, event) == ("pos", ""):
-            forms += ["pscale", "psum", "exp", "pprod"]
-        elif (support, event) == ("unit", ""):
-            forms += ["sigmoid"]
-        elif (support, event) == ("real", "D"):
-            forms += ["vsum", "vscale", "matvec"]
-        elif (support, event) == ("simplex", "K"):
-            forms += ["softmax"]
-        elif (support, event) == ("spd", "DD"):
-            forms += ["sscale"]
-        else:
+        forms = {("real", ""): ["sum", "diff", "scale", "div", "prod", "dot", "log", "neg", "pow", "sumv"]
+                               + ["dotX"] * ("n" in SCOPE_VARS[scope]),
+                 ("pos", ""): ["pscale", "psum", "exp", "pprod", "ppow", "psumv"],
+                 ("unit", ""): ["sigmoid", "udiv"],
+                 ("real", "D"): ["vsum", "vscale", "matvec", "neg", "tmatvec", "vecmat", "net"],
+                 ("pos", "D"): ["pexp"],
+                 ("simplex", "K"): ["softmax"],
+                 ("spd", "DD"): ["sscale", "diag", "ssum", "cscale"]}.get((support, event))
+        if not forms:
             return self.pick(LITERALS.get((support, event), ["1.0"]))
         form = self.pick(forms)
-        if form == "sum":
-            return f"{e('real', '')} + {e('real', '')}"
-        if form == "diff":
-            return f"{e('real', '')} - ({e('real', '')})"
-        if form == "scale":
-            return f"{self.pick(['2.0', '0.5', '-1.0'])} * ({e('real', '')})"
-        if form == "div":
-            return f"({e('real', '')}) / {self.pick(['2.0', '4.0'])}"
-        if form == "prod":
-            return f"({e('real', '')}) * ({e('real', '')})"
+        simple = {
+            "sum": lambda: f"{e('real', '')} + {e('real', '')}",
+            "diff": lambda: f"{e('real', '')} - ({e('real', '')})",
+            "scale": lambda: f"{self.pick(['2.0', '0.5', '-1.0'])} * ({e('real', '')})",
+            "div": lambda: f"({e('real', '')}) / {self.pick(['2.0', '4.0'])}",
+            "prod": lambda: f"({e('real', '')}) * ({e('real', '')})",
+            "dot": lambda: f"dot({e('real', 'D')}, {e('real', 'D')})",
+            "neg": lambda: f"-({e(support, event)})",
+            "pow": lambda: f"({e('real', '')}) ** 2",
+            "sumv": lambda: f"sum({e('real', self.pick(['D', 'K']))})",
+            "pscale": lambda: f"{self.pick(['2.0', '0.5'])} * ({e('pos', '')})",
+            "psum": lambda: f"{e('pos', '')} + {self.pick(['1.0', '0.5'])}",
+            "pprod": lambda: f"({e('pos', '')}) * ({e('pos', '')})",
+            "ppow": lambda: f"({e('pos', '')}) ** {self.pick(['2', '0.5'])}",
+            "psumv": lambda: f"sum({e('pos', self.pick(['D', 'K']))})",
+            "udiv": lambda: f"1.0 / (1.0 + {e('pos', '')})",
+            "vsum": lambda: f"{e('real', 'D')} + {e('real', 'D')}",
+            "vscale": lambda: f"{self.pick(['2.0', '-1.0'])} * ({e('real', 'D')})",
+            "ssum": lambda: f"{e('spd', 'DD')} + eye(D)",
+            "cscale": lambda: f"{self.pick(['2.0', '0.5'])} * ({e('spd', 'DD')})",  # c * Lam[k]: Normal–Wishart
+        }
+        if form in simple:
+            return simple[form]()
         if form == "dotX":
             self.covariate("X")
             return f"dot(X[n], {e('real', 'D')})"
-        if form == "dot":
-            return f"dot({e('real', 'D')}, {e('real', 'D')})"
-        if form in ("log", "exp", "sigmoid", "softmax"):
-            arg = {"log": ("pos", ""), "exp": ("real", ""), "sigmoid": ("real", ""), "softmax": ("real", "K")}[form]
-            inner = e(*arg)
-            if self.random(inner):
-                if not nonconj:
+        if form in ("log", "exp", "sigmoid", "softmax", "pexp", "diag"):
+            arg = {"log": ("pos", ""), "exp": ("real", ""), "sigmoid": ("real", ""), "softmax": ("real", "K"),
+                   "pexp": ("real", "D"), "diag": ("pos", "D")}[form]
+            inner, func = e(*arg), {"pexp": "exp"}.get(form, form)
+            if self.random(inner) and form != "diag":
+                if not self.allowed("nonconj"):
                     return self.pick(LITERALS.get((support, event), ["1.0"]))
                 self.m.used.add("nonconj")
-            return f"{form}({inner})"
-        if form == "pscale":
-            return f"{self.pick(['2.0', '0.5'])} * ({e('pos', '')})"
-        if form == "psum":
-            return f"{e('pos', '')} + {self.pick(['1.0', '0.5'])}"
-        if form == "pprod":
-            return f"({e('pos', '')}) * ({e('pos', '')})"
-        if form == "vsum":
-            return f"{e('real', 'D')} + {e('real', 'D')}"
-        if form == "vscale":
-            return f"{self.pick(['2.0', '-1.0'])} * ({e('real', 'D')})"
-        if form == "matvec":
+            return f"{func}({inner})"
+        if form in ("matvec", "tmatvec", "vecmat"):
             a, b = (self.const_matrix() if fixed else self.matrix(scope)), e("real", "D")
+            if form == "tmatvec":
+                a = f"transpose({a})"
             if self.random(a) and self.random(b):
                 if not self.allowed("latent_products"):
                     return f"{self.const_matrix()} @ ({b})"
                 self.m.used.add("latent_products")
-            return f"{a} @ ({b})"
+            return f"({b}) @ {a}" if form == "vecmat" else f"{a} @ ({b})"
+        if form == "net":
+            return self.network(scope, fixed)
         if form == "sscale":
             c = e("pos", "")
             if self.random(c):
@@ -316,140 +371,122 @@ class Drawer:
         return name
 
     def matrix(self, scope):
-        """A D × D matrix: a const, or a Wishart latent read as a matrix."""
-        spd = self.readable("spd", "DD", scope)
-        if spd and self.coin(0.4):
-            return self.pick(spd)[0]
+        """A D × D matrix: a const, a param, a Wishart latent or latent Gaussian rows read whole."""
+        mats = [t for t, v in self.readable("real", "DD", scope) + self.readable("spd", "DD", scope)]
+        if mats and self.coin(0.4):
+            return self.pick(mats)
+        if self.coin(0.2):
+            name = self.m.fresh("P")
+            self.m.decls.append(f"param {name}: real[D, D]")
+            return name
         return self.const_matrix()
 
+    def network(self, scope, fixed):
+        """A network param applied to a D-vector: data (a regression) or, rarely, a latent (refused
+        unless it has an amortised posterior)."""
+        name = self.m.fresh("net")
+        self.m.decls.append(f"param {name}: mlp({self.pick(['tanh', 'relu', 'softplus'])})[D, 3, D]")
+        if "n" in SCOPE_VARS[scope] and self.coin(0.7):
+            self.covariate("X")
+            return f"{name}(X[n])"
+        if fixed or not self.allowed("nonconj"):
+            return f"{name}(zeros(D))" if self.coin(0.3) else self.pick(LITERALS[("real", "D")])
+        return f"{name}({self.expr('real', 'D', scope, 2)})"
+
     def covariate(self, name):
-        shapes = {"X": ("real", "[N, D]"), "grp": ("cat(K)", "[N]"), "w": ("pos", "[N]"), "m": ("int", "[N]")}
+        shapes = {"X": ("real", "[N, D]"), "grp": ("cat(K)", "[N]"), "w": ("pos", "[N]"), "m": ("int", "[N]"),
+                  "side": ("cat(K)", "[K, N]")}
         if name not in self.m.data:
             self.m.data[name] = shapes[name]
             self.m.decls.append(f"data {name}: {shapes[name][0]}{shapes[name][1]}")
-            if name in ("w", "m", "grp"):
-                support = {"w": "pos", "m": "int", "grp": "cat"}[name]
-                self.m.values.append(Value(name, support, "", "n", "data"))
+            if name in ("w", "m", "grp", "X"):
+                support = {"w": "pos", "m": "int", "grp": "cat", "X": "real"}[name]
+                self.m.values.append(Value(name, support, "", "nj" if name == "X" else "n", "data"))
 
     # ---- statements --------------------------------------------------------------------------
     def args(self, fam, scope, prior):
+        from _random_constructs import DEFAULTS  # noqa: PLC0415  (the second half of the generator)
+
         out, keywords = [], self.coin(0.3)
-        for spec, support, event in FAMILIES[fam][2]:
+        specs = FAMILIES[fam][2]
+        # Arguments with defaults may be left out: trailing ones positionally, any by keyword.
+        drop = {a for a in DEFAULTS.get(fam, ()) if self.coin(0.15)}
+        for spec, support, event in specs:
             names = spec.split("|")
             kw = self.pick(names) if len(names) > 1 else names[0]
             keywords = keywords or kw != names[0]
             if kw == "logits":
                 support = "real"
+            if kw == "scale_tril":
+                support = "tril"
             if support in ("total", "wdf", "df"):
                 text = self.pick(LITERALS[(support, "")])
             else:
                 text = self.expr(support, event, scope, 0, prior)
                 if kw == "logits" and self.random(text):
                     if not self.allowed("nonconj"):
-                        text = self.pick(LITERALS[("real", "")])
+                        text = self.pick(LITERALS[("real", event)])
                     else:
                         self.m.used.add("nonconj")
-            out.append((kw, text))
-        return ", ".join(f"{kw} = {text}" if keywords else text for kw, text in out)
+            out.append((kw, text, names[0] in drop))
+        if not keywords:  # positionally only a trailing run of defaulted arguments may go
+            while out and out[-1][2]:
+                out.pop()
+            return ", ".join(text for _, text, _ in out)
+        return ", ".join(f"{kw} = {text}" for kw, text, dropped in out if not dropped)
 
     def latent(self):
-        scope = self.pick(["", "k", "n"])
+        scope = self.pick(["", "k", "n", "k", "n", "j", "nj"])
         # One draw in five from the whole list: the families refused as latents (RARE_LATENTS)
         # would crowd out the rest.
         fam = self.pick(list(FAMILIES) if self.coin(0.2) else [f for f in FAMILIES if f not in RARE_LATENTS])
         name = self.m.fresh("z" if fam == "Categorical" else "u")
         args = self.args(fam, scope, prior=True)
-        loop = {"": "", "k": "for k in range(K) { ", "n": "for n in range(N) { "}[scope]
-        target = {"": name, "k": f"{name}[k]", "n": f"{name}[n]"}[scope]
-        self.m.body.append(f"{loop}{target} ~ {fam}({args}){' }' if loop else ''}")
+        self.m.body.append(statement(scope, f"{name}{TARGET[scope]} ~ {fam}({args})"))
         support, event, _ = FAMILIES[fam]
         self.m.values.append(Value(name, support, event, scope, "latent", random=True))
 
-    def chain(self):
-        """A Markov chain of categoricals over n: z[0] ~ Categorical(p0), z[t] ~ Categorical(A[z[t-1]])."""
-        name = self.m.fresh("z")
-        p0 = self.expr("simplex", "K", "", 0, True)
-        trans = [v for v in self.m.values if v.plate == "k" and v.support == "simplex" and v.event == "K"]
-        if trans and self.coin(0.7):
-            a = self.pick(trans).name
-        else:
-            a = self.m.fresh("A")
-            conc = self.expr("pos", "K", "k", 0, True)
-            self.m.body.append(f"for k in range(K) {{ {a}[k] ~ Dirichlet({conc}) }}")
-            self.m.values.append(Value(a, "simplex", "K", "k", "latent", random=True))
-        self.m.body.append(f"{name}[0] ~ Categorical({p0})")
-        self.m.body.append(f"for t in range(1, N) {{ {name}[t] ~ Categorical({a}[{name}[t-1]]) }}")
-        self.m.values.append(Value(name, "cat", "", "n", "latent", chain=True, random=True))
-
-    def continuous_chain(self):
-        name = self.m.fresh("s")
-        self.m.used.add("continuous_chain")
-        self.m.body.append(f"{name}[0] ~ Normal(0.0, 1.0)")
-        self.m.body.append(f"for t in range(1, N) {{ {name}[t] ~ Normal({self.pick(['', '0.5 * '])}{name}[t-1], "
-                           f"precision = {self.pick(['1.0', '4.0'])}) }}")
-        self.m.values.append(Value(name, "real", "", "n", "latent", chain=True, random=True))
-
     def observed(self):
         fam = self.pick(list(FAMILIES))
+        scope = self.pick(["n"] * 4 + ["nj", "", "k", "j"])
         name = self.m.fresh("y")
         support, event, _ = FAMILIES[fam]
         base = DATA_TYPE[support]
-        shape = {"": "[N]", "K": "[N, K]", "D": "[N, D]", "DD": "[N, D]"}[event]
-        self.m.data[name] = (base, shape)
+        shape = DATA_SHAPE[scope]
+        if event:
+            shape = (shape[:-1] + ", " if shape else "[") + {"K": "K]", "D": "D]", "DD": "D]"}[event]  # spd[D]: D × D
+        extra = "multi" if fam == "Multinomial" else "nan" if base in ("real", "pos", "unit") and self.coin(0.3) else ""
+        self.m.data[name] = (base, shape, extra)
         self.m.decls.append(f"data {name}: {base}{shape}")
-        args = self.args(fam, "n", prior=False)
-        self.m.body.append(f"for n in range(N) {{ {name}[n] ~ {fam}({args}) }}")
+        args = self.args(fam, scope, prior=False)
+        self.m.body.append(statement(scope, f"{name}{TARGET[scope]} ~ {fam}({args})"))
+        if support in ("real", "pos", "unit", "cat", "int", "count") and event == "" and scope in ("n", "nj"):
+            # observed values are readable as covariates further down
+            self.m.values.append(Value(name, {"count": "int"}.get(support, support), "", scope, "data"))
 
     def model(self):
+        from _random_constructs import STATEMENTS  # noqa: PLC0415
+
         if self.coin(0.3):
             self.covariate("grp")
         if self.coin(0.2):
             self.covariate("w")
         if self.coin(0.1):
             self.covariate("m")
-        # A chain costs twice a mixture to compile (its forward algorithm): one statement in ten.
+        if self.coin(0.1):
+            self.covariate("side")
+        # A chain costs twice a mixture to compile (its forward algorithm), and an amortised
+        # posterior (networks, Adam) more: about one statement in five is one of STATEMENTS, the
+        # amortised one a quarter as often (the CI test's cost per model stays as it was).
         for _ in range(self.draw(self.st.integers(1, 3))):
-            which = self.pick(["latent"] * 8 + ["chain", "cchain"])
-            if which == "chain":
-                self.chain()
-            elif which == "cchain" and self.allowed("continuous_chain"):
-                self.continuous_chain()
-            else:
+            which = self.pick(["latent"] * 12 + [w for w in STATEMENTS if w != "vae"] + ["vae"] * self.coin(0.25))
+            if which == "latent":
                 self.latent()
+            else:
+                STATEMENTS[which](self)
         for _ in range(1 + self.coin(0.3)):
             self.observed()
+        if not any("N" in spec[1] for spec in self.m.data.values()):
+            self.covariate("w")  # a dim is bound by a data array's shape
         head = ["model rnd", "dim N", f"const K = {K}", f"const D = {D}"]
         return "\n".join(head + self.m.decls + self.m.body) + "\n"
-
-
-def random_data(data: dict, n: int, seed: int) -> dict:
-    """Seeded values of each declared data array, inside its type's support."""
-    rng = np.random.default_rng(seed)
-    out = {}
-    for name, (base, shape) in data.items():
-        dims = tuple({"N": n, "K": K, "D": D}[s.strip()] for s in shape.strip("[]").split(","))
-        if base == "real":
-            v = rng.normal(size=dims)
-        elif base == "pos":
-            v = rng.gamma(2.0, 1.0, size=dims) + 0.1
-        elif base == "unit":
-            v = rng.beta(2.0, 2.0, size=dims)
-        elif base == "int":
-            v = rng.integers(-3, 4, size=dims)
-        elif base == "bool":
-            v = rng.integers(0, 2, size=dims)
-        elif base == "count" and dims[-1:] == (K,) and len(dims) == 2:
-            v = rng.multinomial(5, [0.5, 0.5], size=dims[0])
-        elif base == "count":
-            v = rng.binomial(5, 0.5, size=dims)
-        elif base.startswith("cat"):
-            v = rng.integers(0, K, size=dims)
-        elif base == "simplex":
-            v = rng.dirichlet(np.ones(K), size=dims[0])
-        elif base == "spd":
-            a = rng.normal(size=(dims[0], D, D))
-            v = a @ np.swapaxes(a, -1, -2) + np.eye(D)
-        else:
-            raise AssertionError(base)
-        out[name] = v
-    return out

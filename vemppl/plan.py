@@ -130,6 +130,9 @@ class Plan:
     #: are then fitted to random globals first and restarted while the globals move
     #: (``engine/schedule.py``); ``"prior"`` otherwise.
     start: str = "prior"
+    #: The admixture's data plate (its categorical's loop over a dim), which that start splits
+    #: unless ``fit(..., plate=)`` names another: other observed arrays may lead with other dims.
+    start_plate: str | None = None
     #: The data plate whose rows the fit reads only through their first two moments (a
     #: linear-Gaussian plate, ``compiler/rules/linear_gaussian.py``): the engine fits ``2r``
     #: weighted rows with the data's count, sum and sum of squares (``engine/moment_rows.py``);

@@ -31,7 +31,7 @@ from .conjugacy import conjugacy
 from .rules import JOINT_RULES
 from .rules.amortised import amortised_block
 from .rules.bilinear import bilinear_globals
-from .rules.admixture import is_admixture
+from .rules.admixture import admixture_plate, is_admixture
 from .rules.gates import has_data_gate
 from .rules.gaussian_chain import gaussian_chains
 from .rules.joint_vector import read_jointly
@@ -180,9 +180,10 @@ def compile_model(model, probe: bool = True, masked=()) -> Plan:
     schedule = tuple(
         [n for n in topo if by_name[n].init is Init.PRIOR] + [n for n in topo if by_name[n].init is not Init.PRIOR]
     )
-    admixed = any(is_admixture(m, b.name) for b in blocks if b.structure is BlockStructure.MEAN_FIELD)
+    plates = [admixture_plate(m, b.name) for b in blocks if b.structure is BlockStructure.MEAN_FIELD]
+    start_plate = next((p for p in plates if p is not None), None)
     plan = Plan(m.name, tuple(blocks), tuple(factors), params, schedule,
-                start="random-globals" if admixed else "prior")
+                start="random-globals" if start_plate else "prior", start_plate=start_plate)
     if probe and blocks:
         plan = conjugacy(m, plan)
         # After the conjugacy test: the rule needs each block's update.

@@ -67,11 +67,13 @@ def diagonal_entropy(eta):
 
 
 def draws(joint, params, data, key) -> dict:
-    """One reparameterised draw of every amortised latent: ``z = m + σ ⊙ ε``."""
+    """One reparameterised draw of every amortised latent: ``z = m + σ ⊙ ε``; without a
+    ``key``, its mean ``m`` (a prior's natural parameters are read with the parents at their
+    means, elj/prior.py, as a Gaussian chain's are beside an amortised latent)."""
     out = {}
     for i, j in enumerate(sorted(joint.amortised)):
         loc, scale = encode(joint, j, params, data)
-        out[j] = loc + scale * jax.random.normal(jax.random.fold_in(key, i), loc.shape)
+        out[j] = loc if key is None else loc + scale * jax.random.normal(jax.random.fold_in(key, i), loc.shape)
     return out
 
 

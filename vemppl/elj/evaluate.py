@@ -302,6 +302,9 @@ class _Context:
             return M.MatVec(va, b) if va.ndim >= 2 else M.Dot(a, b, self.tracker)
         if e.op == "@" and b.is_fixed and jnp.asarray(b.value).ndim == 1:
             return M.Dot(a, b, self.tracker)
+        if e.op == "@" and b.is_fixed and (self.rank(e.left), self.rank(e.right)) == (1, 2):
+            # a random vector times a known matrix, u @ W: the matrix-vector product Wᵀ u
+            return M.MatVec(jnp.swapaxes(jnp.asarray(b.value), -1, -2), a)
         v = _points((a, b))
         if v is not None:  # point parameters (the probe's point masses) at their values
             return self._fixed_binop(e, *v)

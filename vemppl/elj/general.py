@@ -56,7 +56,7 @@ from . import moments as M
 from .cross import ElementRead, Stacked
 from .grid import Trailing
 from .nonlinear import Apply, gaussian_linear, is_const
-from .products import RowsTimesVector, ScalarProduct, VectorTimesRows
+from .products import DiagOf, RowsTimesVector, ScalarProduct, ScalarTimesMatrix, VectorTimesRows
 
 #: Gauss–Hermite points (probabilists' weights normalised to 1).
 POINTS = 64
@@ -185,7 +185,8 @@ def _flag(tracker, src, why):
 
 
 _KIDS = {M.Sum: ("a", "b"), M.Scaled: ("a",), M.Dot: ("a", "b"), M.MatVec: ("v",), ScalarProduct: ("a", "b"),
-         RowsTimesVector: ("a", "h"), VectorTimesRows: ("h", "a"), Trailing: ("a",)}
+         RowsTimesVector: ("a", "h"), VectorTimesRows: ("h", "a"), Trailing: ("a",), ScalarTimesMatrix: ("s", "m"),
+         DiagOf: ("a",)}
 
 
 def _children(src):
@@ -248,6 +249,11 @@ def _at(src, leaf):
     if isinstance(src, VectorTimesRows):
         h, a = _at(src.h, leaf), _at(src.a, leaf)
         return jnp.matmul(h[..., None, :], a)[..., 0, :]
+    if isinstance(src, ScalarTimesMatrix):  # a random scalar times a matrix, as a covariance
+        return jnp.asarray(_at(src.s, leaf))[..., None, None] * _at(src.m, leaf)
+    if isinstance(src, DiagOf):
+        a = _at(src.a, leaf)
+        return a[..., :, None] * jnp.eye(a.shape[-1])
     raise VemError("unsupported", f"the general (Monte Carlo) path cannot draw {type(src).__name__} expressions")
 
 

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..diagnostics import VemError
+from .moments import NotFixed
 
 ACTIVATIONS = {
     "tanh": jnp.tanh,
@@ -77,13 +78,15 @@ def check_weights(name, weights, sizes):
 
 
 def call_network(ctx, e):
-    """``net(arg)`` inside a factor's grid: the argument must be a known array (data, or an
-    amortised latent at its draw); a latent with moments only has no value to feed."""
+    """``net(arg)`` inside a factor's grid: the argument must be a known array (data, a point
+    param, or an amortised latent at its draw); a latent with moments only has no value to feed."""
     node = ctx.model.nodes[e.func]
     arg = ctx.ev(e.args[0])
     if ctx.tracker is not None:
         ctx.tracker.flag(e.func, "a neural network: no conjugate update exists")
-    if not arg.is_fixed:
+    try:  # a point param is a fixed value to the fit (to the compiler's probe, a point read)
+        value = arg.value if arg.is_fixed else arg.point
+    except NotFixed:
         blocks = ", ".join(sorted(arg.deps))
         raise VemError(
             "unsupported",
@@ -91,7 +94,7 @@ def call_network(ctx, e):
             e.span,
             f"give it an encoder, as in q({blocks}[n]) = enc(x[n]) inside its plate",
         )
-    return apply_mlp(ctx.params[e.func], jnp.asarray(arg.value, dtype=float), node.type.bound.id)
+    return apply_mlp(ctx.params[e.func], jnp.asarray(value, dtype=float), node.type.bound.id)
 
 
 

@@ -178,6 +178,13 @@ def num_categories(joint, j, mu, eta, params) -> int:
         factor = next(f for f in joint.plan.factors if f.target == j and f.definition is d)
         if any(r.block == j for r in factor.enum if r.expr != _own_ref(j, d)):
             continue
+        # K is the probabilities' last size: from their shape where the IR knows it, since a
+        # random argument need not offer a mean (softmax(u) of Gamma latents, a Monte Carlo factor).
+        shape = infer(d.args[0][1], joint.model.shapes, d.loop_vars)
+        k = shape[-1] if shape else None
+        k = joint.bound.sizes.get(k, joint.consts.get(k)) if isinstance(k, str) else k
+        if k is not None and np.ndim(k) == 0:
+            return int(np.asarray(k))
         ctx = _Context(joint.model, d.loops, (), joint.bound.sizes, {**joint.consts, **joint.data}, blocks, params, None)
         src = ctx.ev(d.args[0][1])
         return int((src.value if src.is_fixed else src.mean).shape[-1])

@@ -320,8 +320,8 @@ def product(op: str, a, b, ranks, tracker, latent: bool = True):
         return None
     if op != "@" or a.is_fixed:
         return None
-    if b.is_fixed and np.ndim(b.value) == 1:
-        return None  # moments.Dot, as before
+    if b.is_fixed and np.ndim(b.value) == 1 and ra != 2:
+        return None  # moments.Dot, as before (a random matrix times a known vector is W @ h below)
     if ra == 2 and rb == 1:
         return RowsTimesVector(a, b, tracker)
     if ra == 1 and rb == 2 and not b.is_fixed:

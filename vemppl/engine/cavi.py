@@ -223,7 +223,7 @@ class Engine(Joint):
                     state.mu, state.eta, others, data, extra_blocks={p: (fam, stats, stats)}, key=state.key,
                     factors=local)
 
-            theta = mstep.closed_form_update(fam, L_stats, state.params[p])
+            theta = mstep.closed_form_update(fam, L_stats, state.params[p], pp.type)
         else:
             def L_theta(theta):
                 return self.expected_log_joint(state.mu, state.eta, {**others, p: theta}, data, key=state.key,

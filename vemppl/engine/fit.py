@@ -31,7 +31,7 @@ from .loop import converge, converged as loop_converged
 from .moment_rows import MomentRows, every_row, moment_rows
 from .reuse import engine_key, reused
 from .shard import Sharded
-from .stops import fallen_term, fell, monotone, nonfinite_terms, reading_terms, wide_parts
+from .stops import fallen_term, fell, monotone, nonfinite_factors, nonfinite_terms, reading_terms, wide_parts
 from .svi import fit_svi
 from .warm import SweepWarmup
 
@@ -71,8 +71,8 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
     schedule = None
     if a.scheduled:
         passes = a.local_iter if a.local_iter is not None else (1 if a.local_tol is None else 10)
-        schedule = dict(start=a.start, local_iter=passes, dim=plate, local_tol=a.local_tol,
-                        local_restart=a.local_restart)
+        schedule = dict(start=a.start, local_iter=passes, dim=plate if plate is not None else plan.start_plate,
+                        local_tol=a.local_tol, local_restart=a.local_restart)
 
     def make_engine(b, weights=None, merged_rows=None):
         return Engine(m, plan, b, present=present, learning_rate=a.learning_rate, unit_weights=weights,
@@ -230,6 +230,7 @@ def _stopped(stop: _Stop, finite: list[float], engine=None):
     scale 1e8 rounds a Wishart rate V₀⁻¹ + Σ r x xᵀ to a singular matrix; the noise
     precision of a constant data column grows toward 1e31)."""
     it = len(finite) + 1
+    bad = []  # the factors whose terms are not finite: the first locates an error
     if np.isfinite(stop.elbo):
         wide = wide_parts(stop.after) or wide_parts(stop.before)
         if engine is None:
@@ -245,14 +246,16 @@ def _stopped(stop: _Stop, finite: list[float], engine=None):
                 f"where no sweep of this fit can lower it")
     else:
         parts = nonfinite_parts(stop.after)
-        terms = nonfinite_terms(engine, stop.after) if engine is not None else []
+        bad = nonfinite_factors(engine, stop.after) if engine is not None else []
+        terms = nonfinite_terms(engine, stop.after, bad) if engine is not None else []
         said = ([f"{' and '.join(parts)} became non-finite"] if parts else []) + (
             [f"{', '.join(terms)} {'is' if len(terms) == 1 else 'are'} not finite"] if terms else [])
         what = f"the ELBO became {stop.elbo}"
     which = f" {'; '.join(said)}:" if said else ""
-    if not finite:
+    if not finite:  # located at the first statement whose term is not finite, where one is
         raise VemError(
             "data", f"the ELBO became {stop.elbo} at iteration 1:{which} the data may be badly scaled or a prior improper",
+            bad[0].definition.span if bad else None,
         )
     warnings.warn(
         f"the fit stopped at iteration {it}, where {what}:{which} its update is not "

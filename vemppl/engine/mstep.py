@@ -37,9 +37,52 @@ def statistic_gradient(family, L_of_stats, theta):
     return family.tidy_natural(family.Stats(*jax.grad(L_of_stats)(point_stats(family, theta))))
 
 
-def closed_form_update(family, L_of_stats, theta):
-    """θ ← F.mode(∇_{T(θ)} L)."""
-    return family.mode(statistic_gradient(family, L_of_stats, theta))
+def closed_form_update(family, L_of_stats, theta, type_base: str = "real"):
+    """θ ← F.mode(∇_{T(θ)} L), inside the open support of θ's type (:func:`interior`).  An
+    element that L does not read (``p[1]`` where only ``dot(eye(D)[0], p)`` is read) has a zero
+    gradient, whose mode 0/0 is nan: it keeps its value (a simplex or matrix param as a whole)."""
+    g = statistic_gradient(family, L_of_stats, theta)
+    if getattr(family, "gaussian", False):
+        g = _anchored(g, theta)
+    new = interior(family.mode(g), type_base)
+    ok = jnp.isfinite(new)
+    return jnp.where(ok if type_base in ("real", "pos", "unit") else jnp.all(ok), new, theta)
+
+
+def _anchored(g, theta, rel: float = 1e-10):
+    """A Gaussian mode's statistic gradient ``(η₁, η₂)`` plus ``rel · max|P|`` times a Gaussian
+    at θ, ``P = −2η₂``: the mode ``(P + εI)⁻¹(η₁ + εθ)`` is the exact one to a relative 1e-10
+    where P is regular, and θ itself along what L does not read (P singular: ``p[1]`` where
+    only ``dot(eye(D)[0], p)`` is read), where ``P⁻¹η₁`` was 0/0."""
+    first, second = g[0], g[1]
+    theta = jnp.broadcast_to(jnp.asarray(theta, dtype=first.dtype), first.shape)
+    if second.ndim > first.ndim:  # a vector: P is a matrix
+        eye = jnp.eye(second.shape[-1], dtype=second.dtype)
+        eps = rel * jnp.max(jnp.abs(jnp.diagonal(second, axis1=-2, axis2=-1)), axis=-1, keepdims=True)
+        eps = jnp.maximum(eps, jnp.finfo(second.dtype).tiny)
+        return type(g)(first + eps * theta, second - 0.5 * eps[..., None] * eye, *g[2:])
+    eps = jnp.maximum(rel * jnp.max(jnp.abs(second)), jnp.finfo(second.dtype).tiny)
+    return type(g)(first + eps * theta, second - 0.5 * eps, *g[2:])
+
+
+def interior(theta, type_base: str):
+    """θ moved to the nearest float inside the open support of its type where a closed-form
+    mode lands on the boundary: a ``unit`` param's Beta mode Σy/n is 1 when every observation
+    is 1 (then ``0 · log(1 − θ)`` is nan), a ``pos`` param's Gamma mode 0 or ∞, a ``simplex``
+    param's Dirichlet mode has zeros.  The supremum is on the boundary, so the value inside is
+    as close to it as float64 allows; a mode inside is unchanged."""
+    theta = jnp.asarray(theta)
+    if not jnp.issubdtype(theta.dtype, jnp.floating):
+        return theta
+    fi = jnp.finfo(theta.dtype)
+    if type_base == "unit":
+        return jnp.clip(theta, fi.tiny, 1.0 - fi.epsneg)
+    if type_base == "pos":
+        return jnp.clip(theta, fi.tiny, fi.max)
+    if type_base == "simplex":
+        floored = jnp.maximum(theta, fi.tiny)
+        return floored / jnp.sum(floored, axis=-1, keepdims=True)
+    return theta
 
 
 def unconstrained(type_base: str):

@@ -85,16 +85,26 @@ def _entropy_term(j) -> str:
     return f"the entropy of q('{j}')"
 
 
-def nonfinite_terms(engine, state) -> list[str]:
-    """The ELBO's terms that are not finite at ``state``: each factor's expected log density
-    (by its statement and line) and each block's entropy.  Evaluated one by one, only when a
-    sweep has gone non-finite, to say where."""
+def nonfinite_factors(engine, state) -> list:
+    """The plan's factors whose expected log density is not finite at ``state`` (their
+    statements locate an error), evaluated one by one; those found before any evaluation failed."""
     out = []
     try:
         for f in engine.plan.factors:
             v = engine.factor_sum([f], state.mu, state.eta, state.params, engine.data)
             if not np.all(np.isfinite(np.asarray(v))):
-                out.append(_term(f))
+                out.append(f)
+    except Exception:  # noqa: BLE001  (a diagnosis on the way to an error: it must not replace that error)
+        pass
+    return out
+
+
+def nonfinite_terms(engine, state, factors=None) -> list[str]:
+    """The ELBO's terms that are not finite at ``state``: each factor's expected log density
+    (by its statement and line) and each block's entropy.  Evaluated one by one, only when a
+    sweep has gone non-finite, to say where."""
+    out = [_term(f) for f in (nonfinite_factors(engine, state) if factors is None else factors)]
+    try:
         for j in state.eta:
             if not np.all(np.isfinite(np.asarray(engine._entropy(j, state.eta[j], state.mu[j])))):
                 out.append(_entropy_term(j))

@@ -46,6 +46,8 @@ def _fisher_solve(fam, eta, g):
     count = math.prod(batch)
     shapes = [f.shape[len(batch):] for f in fields]
     sizes = [math.prod(s) for s in shapes]
+    if count == 0:  # a view of no elements (a factor over an empty loop, range(2, N) at N = 2)
+        return fam.Stats(*(jnp.zeros(batch + s) for s in shapes))
 
     def flat(arrs):
         return jnp.concatenate([jnp.reshape(jnp.broadcast_to(a, batch + s), (count, -1)) for a, s in zip(arrs, shapes)],
