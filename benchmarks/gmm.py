@@ -11,9 +11,11 @@ covariance).  Both use the joint Normal–Wishart q(μ_k, Λ_k): vemppl derives 
 graph (μ_k's prior precision is β0 Λ_k), so an iteration of each is the same fixed-point map
 and their sweep counts differ only by the start (each system's own k-means).
 
-Stopping rule: vemppl stops when |ΔELBO| <= tol·|ELBO|; scikit-learn when |Δ lower bound| <
-tol_sk, its bound being the ELBO up to additive constants.  tol_sk = tol·|ELBO| (vemppl's
-final ELBO of the first run) makes the two rules the same absolute threshold.  Same
+Stopping rule: vemppl stops by its default rule at tol (engine/loop.py::converged: the change
+and the gain its rate forecasts within tol·|ELBO| at two consecutive sweeps; |ΔELBO| <=
+tol·|ELBO| alone before 2026-12-07); scikit-learn when |Δ lower bound| < tol_sk, its bound
+being the ELBO up to additive constants.  tol_sk = tol·|ELBO| (vemppl's final ELBO of the
+first run) puts the same absolute threshold on the change.  Same
 iteration budget, one initialisation each (n_init = 1, restarts = 1), same seed.
 
 Reported per system: compile seconds (vemppl: the first sweep, which includes tracing and

@@ -12,8 +12,10 @@ Both use the joint Normal–Wishart q(μ_k, Λ_k): vemppl derives it from the gr
 precision is Λ_k), so an iteration of each is the same fixed-point map and the sweep counts
 differ by the start alone (tests/test_hmm.py: the two bounds agree to 1e-5).
 
-Stopping rule: vemppl stops when |ΔELBO| <= tol·|ELBO|; hmmlearn when its bound gains less
-than tol_hmmlearn = tol·|ELBO| (vemppl's final ELBO), the same absolute threshold; the same
+Stopping rule: vemppl stops by its default rule at tol (engine/loop.py::converged: the change
+and the gain its rate forecasts within tol·|ELBO| at two consecutive sweeps; |ΔELBO| <=
+tol·|ELBO| alone before 2026-12-07); hmmlearn when its bound gains less than tol_hmmlearn =
+tol·|ELBO| (vemppl's final ELBO), the same absolute threshold on the change; the same
 max_iter.  One initialisation each with the same seed: vemppl's k-means++ seeding of q(z),
 hmmlearn's k-means of the means.
 
