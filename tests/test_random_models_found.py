@@ -262,3 +262,29 @@ for n in range(N) { y[n] ~ MvNormal(v, eye(D)) }
     fit = _fit(text.replace("PRODUCT", "u @ Wc"), {"y": np.array([[0.5, 1.0], [1.5, 0.2]])}, max_iter=2)
     # Its prior mean reads E[u] through the map: q(v)'s precision is the prior's I plus N I.
     np.testing.assert_allclose(fit.posterior["v"].covariance_matrix, np.eye(2) / 3.0, rtol=1e-9)
+
+
+CHAIN_UNDER_A_PARAM = """model m
+dim N
+param p: pos
+data ar: real[N]
+s[0] ~ Normal(0.0, 10.0)
+for t in range(1, N) { s[t] ~ Normal(0.5 * s[t-1], 1.0) }
+for n in range(1, N) { ar[n] ~ Normal(((s[n]) ** 2) * ar[n-1], precision = p) }
+"""
+
+
+def test_a_nonlinear_read_of_chain_steps_over_part_of_the_chain_beside_a_param():
+    """``s[n] ** 2`` for n in 1..N-1 of a chain over 0..N-1, with a param precision.  Its
+    M-step read the factor with p random, which sent it to Monte Carlo, whose draws of the
+    whole chain were not laid on the factor's steps: an internal broadcasting error.  Now the
+    steps are taken from the chain's draws, and the factor is integrated by quadrature with p
+    read by its moments, as the E-step does.  Reference: the same model with p fixed at the
+    fitted value, whose only random part is the quadrature's (the EM fixed point's E-step)."""
+    data = {"ar": np.array([0.5, -1.0, 0.3, 0.8, -0.4])}
+    fit = vp.fit(vp.parse(CHAIN_UNDER_A_PARAM), data, progress=False)
+    p = float(fit.params["p"])
+    fixed = CHAIN_UNDER_A_PARAM.replace("param p: pos\n", "").replace("precision = p", f"precision = {p!r}")
+    ref = vp.fit(vp.parse(fixed), data, progress=False)
+    assert fit.converged and abs(fit.elbo - ref.elbo) < 1e-6
+    np.testing.assert_allclose(fit.posterior["s"].variance, ref.posterior["s"].variance, rtol=2e-3)

@@ -55,6 +55,7 @@ from ..families.mean_map import natural_at
 from . import moments as M
 from .cross import ElementRead, Stacked
 from .grid import Trailing
+from .lagged import ChainStep
 from .nonlinear import Apply, gaussian_linear, is_const
 from .products import DiagOf, RowsTimesVector, ScalarProduct, ScalarTimesMatrix, VectorTimesRows
 
@@ -79,11 +80,13 @@ def expected_log_prob(fam, value, args: dict, grid_rank: int, tracker, exc: Exce
     random = {k: s for k, s in sources.items() if not is_const(s)}
     if not random or _blames_point(exc, sources):
         raise exc
-    if len(random) == 1:
-        (name, src), = random.items()
-        core = scalar_core(src)
-        if core is not None and jnp.ndim(core.mean) <= grid_rank:
-            return _quadrature(fam, sources, core, grid_rank, tracker)
+    quad = _quadrature_source(random)
+    if quad is not None and jnp.ndim(quad[1].mean) <= grid_rank:
+        saved = snapshot(tracker)
+        try:
+            return _quadrature(fam, sources, *quad, grid_rank, tracker)
+        except (M.NoMoment, M.NotFixed):  # another argument the family cannot read by its moments
+            restore(tracker, saved)
     try:
         return _monte_carlo(fam, sources, grid_rank, tracker, span)
     except VemError as err:  # located at the factor
@@ -127,14 +130,37 @@ def scalar_core(src):
     return scalar_core(rnd[0]) if len(rnd) == 1 else None
 
 
-def _quadrature(fam, sources, core, R, tracker):
+def _quadrature_source(random: dict):
+    """``(name, core)``: the argument integrated by quadrature and its one Gaussian scalar
+    (``scalar_core``), or None.  Either it is the factor's one random argument, or every other
+    random argument is a block read whole (a latent precision ``tau``, a point parameter being
+    M-stepped), which the family reads by its moments beside the quadrature points; its blocks
+    must not be the core's (q factorises over blocks, so the two are independent under q)."""
+    whole = {k for k, s in random.items() if isinstance(s, M.BlockMoments)}
+    rest = [k for k in random if k not in whole] if len(random) > 1 else list(random)
+    if len(rest) != 1:
+        return None
+    name = rest[0]
+    core = scalar_core(random[name])
+    if core is None:
+        return None
+    mine = {lf.block for lf in _leaves(core) if isinstance(lf, M.BlockMoments)}
+    if any(random[k].block in mine for k in random if k != name):
+        return None
+    return name, core
+
+
+def _quadrature(fam, sources, name, core, R, tracker):
+    """E[log p] with the argument ``name`` at Gauss–Hermite points of its Gaussian ``core``
+    and every other argument as it is (known, or a block the family reads by its moments)."""
     nodes, weights = _NODES, _WEIGHTS
     m = core.mean
     sd = jnp.sqrt(jnp.maximum(core.sq - m**2, 0.0))
     m, sd = _pad(m, R, 0), _pad(sd, R, 0)
     pts = m[None] + sd[None] * jnp.reshape(nodes, (-1,) + (1,) * R)
+    vals = {k: (_source_at(s, lambda x: pts if x is core else None) if k == name or is_const(s) else s)
+            for k, s in sources.items()}
     _flag(tracker, core, _QUADRATURE)
-    vals = {k: _source_at(s, lambda x: pts if x is core else None) for k, s in sources.items()}
     elp = fam.expected_log_prob(vals.pop("value"), **vals)
     elp = jnp.broadcast_to(elp, jnp.broadcast_shapes(jnp.shape(elp), (len(nodes),) + (1,) * (jnp.ndim(elp) - 1)))
     return jnp.tensordot(jnp.asarray(weights), elp, axes=(0, 0))
@@ -289,6 +315,9 @@ def _draw(src, R, span, rows=0):
     read as an event axis (the rows of the matrix of ``W @ h``)."""
     if isinstance(src, ElementRead) and src.site.kind != "chain" and not rows:
         return _element_draw(src, R, span)
+    if isinstance(src, ChainStep):  # steps of a chain: draws of the whole chain, laid on the grid as read
+        whole = _draw(M.BlockMoments(src.block, src.family, src.stats, src.eta, None), 0, span, rows)
+        return jax.vmap(lambda z: src.ctx.take(z, src.indices))(whole)
     if isinstance(src, Stacked):  # independent scalar elements read as one vector
         e = src.e
         if not getattr(e.family, "gaussian", False):  # Gamma elements read as a vector: the
