@@ -9,20 +9,8 @@ import numpy as np
 from scipy.special import digamma, gammaln
 
 import vemppl as vp
+from test_accel import NONCENTRED  # mu, the group precision s, the noise precision t, the effects e[k]
 from vemppl.engine.loop import converged, forecast
-
-NONCENTRED = """
-model noncentred
-dim N, G
-data g: cat(G)[N]
-data y: real[N]
-
-mu ~ Normal(0, precision = 1e-4)
-tau_g ~ Gamma(1, 1)
-tau ~ Gamma(1, 1)
-for k in range(G) { eta[k] ~ Normal(0, precision = tau_g) }
-for n in range(N) { y[n] ~ Normal(mu + eta[g[n]], precision = tau) }
-"""
 
 
 def grouped(seed=1, groups=4, per=500):
@@ -33,10 +21,10 @@ def grouped(seed=1, groups=4, per=500):
 
 
 def mean_field_optimum(g, y, groups, lam0=1e-4, sweeps=200):
-    """The mean-field ELBO's maximum, q(mu) q(eta) q(tau_g) q(tau), by block ascent in NumPy with
-    the Gaussian factors taken as one block: given E[tau] and E[tau_g], the mean-field means of
-    (mu, eta) are the joint Gaussian's exact means P⁻¹h and the variances 1/P_ii (the unique
-    maximiser over those factors), so the mu–eta coupling that makes CAVI crawl is solved
+    """The mean-field ELBO's maximum, q(mu) q(e) q(s) q(t), by block ascent in NumPy with
+    the Gaussian factors taken as one block: given E[t] and E[s], the mean-field means of
+    (mu, e) are the joint Gaussian's exact means P⁻¹h and the variances 1/P_ii (the unique
+    maximiser over those factors), so the mu–e coupling that makes CAVI crawl is solved
     exactly and the two Gamma updates converge in a few steps."""
     n, yk = np.bincount(g, minlength=groups), np.bincount(g, weights=y, minlength=groups)
     N = len(y)
