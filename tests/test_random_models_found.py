@@ -288,3 +288,14 @@ def test_a_nonlinear_read_of_chain_steps_over_part_of_the_chain_beside_a_param()
     ref = vp.fit(vp.parse(fixed), data, progress=False)
     assert fit.converged and abs(fit.elbo - ref.elbo) < 1e-6
     np.testing.assert_allclose(fit.posterior["s"].variance, ref.posterior["s"].variance, rtol=2e-3)
+
+
+def test_a_real_function_of_integer_data_reads_them_as_reals():
+    """``sigmoid(m[n])`` with ``m: int[N]``: jax.nn.sigmoid refuses integer arrays (an internal
+    TypeError).  Nothing is latent, so the ELBO is the Bernoulli log-likelihood at p = σ(m)."""
+    text = ("model intsig\ndim N\ndata m: int[N]\ndata y: bool[N]\n"
+            "for n in range(N) { y[n] ~ Bernoulli(probs = sigmoid(m[n])) }\n")
+    m, y = np.array([1, -2, 0]), np.array([True, False, True])
+    fit = vp.fit(vp.parse(text), {"m": m, "y": y}, progress=False)
+    p = 1.0 / (1.0 + np.exp(-m))
+    assert abs(fit.elbo - np.sum(np.where(y, np.log(p), np.log1p(-p)))) < 1e-12

@@ -372,6 +372,9 @@ class _Context:
             "transpose": lambda x: jnp.swapaxes(x, -1, -2),
             "dot": lambda x, y: jnp.sum(x * y, axis=-1),
         }
+        # A real function of counts or categories (sigmoid(m[n]) with m: int data) reads them as reals.
+        v = [x if jnp.issubdtype(jnp.result_type(x), jnp.inexact) else jnp.asarray(x, jnp.result_type(float))
+             for x in v]
         return M.Fixed(table[f](*v))
 
 
