@@ -39,7 +39,7 @@ def add_all(verbs):
     p.add_argument("--tol", type=cli_args.finite(0.0), default=None,
                    help="stop when the ELBO change and the gain its rate forecasts are both at most T relative to the ELBO "
                         "(docs/engine.md, When a fit stops), a number >= 0 (default 1e-8; 1e-3 for "
-                        "an admixture's default schedule)")
+                        "an admixture's default schedule; 1e-10 for a fit on a linear-Gaussian plate's moments)")
     p.add_argument("--quiet", action="store_true", help="no status line, progress bar or summary")
     p.add_argument("--max-memory", type=cli_args.memory_size, metavar="SIZE",
                    help="refuse a model whose variational state would exceed SIZE (64G, 512M, bytes; default: "

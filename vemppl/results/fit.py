@@ -150,28 +150,36 @@ class Fit:
         return predictive_density(self, data, exact=exact, **kwargs)
 
     def summary(self) -> str:
-        """A table of the blocks with their families, shapes and posterior means."""
+        """A table of the blocks with their families, shapes and posterior means (columns as
+        wide as their longest entry: ``HomogeneousMarkovChain(80, 2)`` ran into the shapes)."""
+        rows = []
+        for j, mean in self._posterior_means().items():
+            mean = np.asarray(mean)
+            head = np.array2string(mean.ravel()[:4], precision=3, separator=", ")
+            rows.append((j, _family_label(self.plan, j), str(mean.shape), head))
+        for k, v in self.params.items():
+            if isinstance(v, dict):  # a network
+                rows.append((k, "network", f"{sum(w.size for w in v.values())} weights", ""))
+                continue
+            rows.append((k, "param", str(v.shape), np.array2string(v.ravel()[:4], precision=3)))
+        header = ("block", "family", "shape", "mean (first entries)")
+        widths = [max([w] + [len(r[i]) + 2 for r in rows]) for i, w in enumerate((12, 14, 16))]
+
+        def line(r):
+            return "".join(f"{c:<{w}}" for c, w in zip(r[:3], widths)) + r[3]
+
         lines = [
             f"model '{self.plan.model}': ELBO {self.elbo:.6g} after {self.iterations} iterations "
             f"({'converged' if self.converged else 'not converged'}; compile {self.compile_seconds:.2f}s, "
             f"fit {self.fit_seconds:.2f}s)",
-            f"{'block':<12}{'family':<14}{'shape':<16}{'mean (first entries)'}",
+            line(header),
         ]
         merged = getattr(self.engine, "merged_rows", None)
         if merged is not None:  # engine/compress.py
-            lines.insert(1, f"(fitted on the {len(merged.weights)} distinct rows of the {merged.rows} units of "
-                            f"{merged.plate.dim}, each weighted by its count)")
-        for j, mean in self._posterior_means().items():
-            mean = np.asarray(mean)
-            head = np.array2string(mean.ravel()[:4], precision=3, separator=", ")
-            lines.append(f"{j:<12}{_family_label(self.plan, j):<14}{str(mean.shape):<16}{head}")
-        for k, v in self.params.items():
-            if isinstance(v, dict):  # a network
-                n = sum(w.size for w in v.values())
-                lines.append(f"{k:<12}{'network':<14}{str(n) + ' weights':<16}")
-                continue
-            lines.append(f"{k:<12}{'param':<14}{str(v.shape):<16}{np.array2string(v.ravel()[:4], precision=3)}")
-        return "\n".join(lines)
+            lines.append(f"(fitted on the {len(merged.weights)} distinct rows of the {merged.rows} units of "
+                         f"{merged.plate.dim}, each weighted by its count)")
+            lines[1], lines[2] = lines[2], lines[1]
+        return "\n".join(lines + [line(r).rstrip() for r in rows])
 
     def _posterior_means(self) -> dict:
         """Each latent's posterior mean (a categorical's probabilities) for the summary.
