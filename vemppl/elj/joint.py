@@ -126,9 +126,7 @@ class Joint:
             total = sum(factor_value(self.model, f, self.bound.sizes, data, blocks, state.params, None, self.masks)
                         for f in self.plan.factors)
             return jnp.reshape(total + sum(self.block_entropy(state, j) for j in state.eta), (1,))
-        plates = outer_plates(self.plan.factors)
-        if len(plates) > 1:  # checked before their terms are added, which would not broadcast
-            raise two_plates(self.model, plates)
+        check_one_plate(self.model, self.plan.factors)  # before their terms are added, which would not broadcast
         total = 0.0
         for f in self.plan.factors:
             total = total + factor_value(self.model, f, self.bound.sizes, data, blocks, state.params, None, self.masks,
@@ -224,6 +222,14 @@ class Joint:
         return plate_shape(self.model, j, self.bound.sizes, self.consts)
 
 
+def check_one_plate(model, factors) -> None:
+    """Per-point terms need every factor on one outer plate: otherwise the located refusal
+    (``two_plates``).  Factors outside every plate make the data one unit (``Joint.pointwise``),
+    and are not checked here."""
+    if all(f.definition.loops for f in factors):
+        plates = outer_plates(factors)
+        if len(plates) > 1:
+            raise two_plates(model, plates)
 
 
 def outer_plates(factors) -> dict[str, list]:
@@ -265,4 +271,4 @@ def two_plates(model, plates: dict[str, list]) -> VemError:
              "docs/cli.md says what --density supports")
 
 
-__all__ = ["Joint", "outer_plates", "two_plates"]
+__all__ = ["Joint", "check_one_plate", "outer_plates", "two_plates"]

@@ -124,7 +124,7 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
         for r, initial in enumerate(starts):  # not `start`: that names the initialisation scheme
             bar = Progress(show, f"restart {r + 1}/{restarts}" if restarts > 1 else "fit", max_iter)
             run_sweep = sweep
-            if a.accelerate and engine.local_global is None and monotone(engine, initial):
+            if a.accelerate and reads_rate(engine, initial):  # a fixed monotone map, as SQUAREM's forecast too assumes
                 run_sweep = Accelerated(sweep, engine, tol)  # engine/accel.py: acts only on a slow trace
             state, trace, converged, it, c = _run(run_sweep, place(initial), max_iter, tol, bar, lambda: engine.traces,
                                                   None if devices is not None else engine, monotone(engine, initial),

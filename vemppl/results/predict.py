@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..diagnostics import VemError
-from ..elj.joint import outer_plates, two_plates
+from ..elj.joint import check_one_plate
 from ..engine.loop import converge
 from ..families import get_family
 from .local import _local_engine, local_blocks
@@ -127,12 +127,13 @@ def predictive_density(fit, data: dict, *, exact: bool | None = None, samples: i
             return PredictiveDensity(exact_log_predictive(fit, data, consts, dims), "exact")
         except NotExact as why:
             if exact:
-                _per_point(_local_engine(fit, data, True, consts, dims)[0])
+                engine = _local_engine(fit, data, True, consts, dims)[0]
+                check_one_plate(engine.model, engine.plan.factors)  # the located refusal first
                 raise VemError("unsupported", f"no exact posterior predictive density: {why}",
                                hint="predictive_density(..., exact=False) estimates it by Monte Carlo") from None
             reason = str(why)
     engine, _, params, _, globals_ = _local_engine(fit, data, True, consts, dims)
-    _per_point(engine)
+    check_one_plate(engine.model, engine.plan.factors)  # before any draw
     key = jax.random.PRNGKey(seed)
     key, sub = jax.random.split(key)
     base = engine.init(sub, params)
@@ -160,17 +161,6 @@ def predictive_density(fit, data: dict, *, exact: bool | None = None, samples: i
         per_draw.append(np.asarray(pointwise(state)))
     ll = np.stack(per_draw)
     return PredictiveDensity(logsumexp(ll, axis=0) - np.log(samples), "monte-carlo", reason)
-
-
-def _per_point(engine) -> None:
-    """The located refusal (``elj/joint.py::two_plates``) where the new data's factors lie on
-    several outer plates, before any draw: each point's terms must sum over one plate (or, with
-    a factor outside every plate, the data are one unit, ``Joint.pointwise``)."""
-    factors = engine.plan.factors
-    if all(f.definition.loops for f in factors):
-        plates = outer_plates(factors)
-        if len(plates) > 1:
-            raise two_plates(engine.model, plates)
 
 
 def _leading_plate_size(model, bound) -> int:
