@@ -78,3 +78,41 @@ def test_a_second_fit_of_the_model_and_shapes_traces_nothing_and_keeps_the_first
     np.testing.assert_array_equal(np.asarray(first.engine.data["x"]), x1)
     other = vp.fit(m, {"x": x2}, consts={"K": 2}, max_iter=5, progress=False)  # another const: its own engine
     assert other.engine.traces == 1 and other.posterior["mu"].mean.shape == (2, 2)
+
+
+def _tokens(seed, docs=12, vocab=15, per_doc=30):
+    rng = np.random.default_rng(seed)
+    doc = np.repeat(np.arange(docs), per_doc)
+    word = rng.integers(0, vocab, size=doc.size) % (3 + doc % 5) * 2  # repeats within each document
+    return {"doc": doc, "word": word}, {"D": docs, "V": vocab}
+
+
+@pytest.mark.parametrize("path, data, consts", [
+    ("models/lda.vem", None, {"K": 3}),  # merged token rows with their counts (engine/compress.py)
+    ("models/fa.vem", "fa", {"L": 2}),  # a linear-Gaussian plate's moment rows (engine/moment_rows.py)
+])
+def test_a_second_fit_on_merged_rows_traces_nothing_and_gives_what_an_engine_of_its_own_gives(path, data, consts):
+    """The merged rows' counts are constants of the engine's traces: a fit of the same data calls
+    the first fit's programs; other data of the same shapes but other counts get an engine of
+    their own; either way the result is bitwise the one a fresh engine gives."""
+    m = vp.load(ROOT / path)
+    if data == "fa":
+        rng = np.random.default_rng(3)
+        w = rng.normal(size=(6, 2))
+        sets = [({"x": rng.normal(size=(80, 2)) @ w.T + rng.normal(size=(80, 6))}, {}) for _ in range(2)]
+    else:
+        sets = [_tokens(4), _tokens(5)]
+    (d1, dims1), (d2, dims2) = sets
+    first = vp.fit(m, d1, consts=consts, dims=dims1, max_iter=12, progress=False)
+    traced = first.engine.traces
+    again = vp.fit(m, d1, consts=consts, dims=dims1, max_iter=12, progress=False)
+    # the first fit's jitted programs, each with its one trace: nothing traced again
+    assert {id(p) for p in again.engine.programs} <= {id(p) for p in first.engine.programs}
+    assert again.engine.traces == traced
+    other = vp.fit(m, d2, consts=consts, dims=dims2, max_iter=12, progress=False)
+    forget()
+    alone = vp.fit(m, d2, consts=consts, dims=dims2, max_iter=12, progress=False)
+    for fit, fresh in ((again, first), (other, alone)):  # first and alone: engines of their own
+        np.testing.assert_array_equal(fit.elbo_trace, fresh.elbo_trace)
+        for name in fresh.posterior:
+            np.testing.assert_array_equal(np.asarray(fit.state.eta[name][0]), np.asarray(fresh.state.eta[name][0]))

@@ -75,16 +75,17 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
                         local_tol=a.local_tol, local_restart=a.local_restart)
 
     def make_engine(b, weights=None, merged_rows=None):
-        return Engine(m, plan, b, present=present, learning_rate=a.learning_rate, unit_weights=weights,
-                      chain=a.chain, schedule=schedule, chunked=devices is None, merged_rows=merged_rows)
-
-    if merged is not None:
-        engine = make_engine(*merged)
-    else:  # a later fit of the same model, plan and shapes calls the first one's programs (engine/reuse.py)
+        """The engine for binding ``b``; a later fit of the same model, plan, shapes and row
+        counts calls the first one's programs (engine/reuse.py)."""
         key = None if devices is not None else engine_key(
-            m, plan, bound, present, learning_rate=a.learning_rate, chain=a.chain,
+            m, plan, b, present, weights, learning_rate=a.learning_rate, chain=a.chain,
             schedule=tuple(sorted(schedule.items())) if schedule is not None else None)
-        engine = reused(key, lambda: make_engine(bound), bound)
+        return reused(key, lambda: Engine(m, plan, b, present=present, learning_rate=a.learning_rate,
+                                          unit_weights=weights, chain=a.chain, schedule=schedule,
+                                          chunked=devices is None, merged_rows=merged_rows),
+                      b, weights, merged_rows)
+
+    engine = make_engine(*merged) if merged is not None else make_engine(bound)
     sweep, place, gather = engine.sweep, (lambda s: s), (lambda s: s)
     if devices is not None:
         sharded = Sharded(engine, data_plate(m, plan, plate, "sharding"), devices)
@@ -140,7 +141,7 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
         # Every row's locals, read off the moment rows' (their natural parameters are affine in the row).
         full = make_engine(bound)
         state, compiled = every_row(full, state, merged[1])
-        full.programs += engine.programs  # this fit's counts: the programs compiled, the start's seconds
+        full.programs += [p for p in engine.programs if p not in full.programs]  # this fit's programs, each once
         full.init_compile_seconds = engine.init_compile_seconds
         compile_seconds += compiled
         engine = full
@@ -149,7 +150,7 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
         weights = merged[1]
         state = weights.expand(state)
         full = make_engine(bound, merged_rows=weights)
-        full.programs += engine.programs  # this fit's counts: the programs compiled, the start's seconds
+        full.programs += [p for p in engine.programs if p not in full.programs]  # this fit's programs, each once
         full.init_compile_seconds = engine.init_compile_seconds
         engine = full
     fit_seconds = time.perf_counter() - t0 - compile_seconds

@@ -133,22 +133,27 @@ def every_row(engine, state, small):
     coord = jnp.asarray((plate_rows(small.plate, engine.bound) - small.mean) @ small.basis / safe)  # [N, r]
     local = [j for j in engine.plan.schedule if j in small.plate.local_blocks]
 
-    def widen(a):  # [2r, ...] -> [N, ...]
-        flat = a.reshape(2 * r, -1)
-        slope = (flat[:r] - flat[r:]) / 2.0
-        return (jnp.mean(flat, 0) + coord @ slope).reshape(coord.shape[:1] + a.shape[1:])
+    def expand(eta, coord):
+        def widen(a):  # [2r, ...] -> [N, ...]
+            flat = a.reshape(2 * r, -1)
+            slope = (flat[:r] - flat[r:]) / 2.0
+            return (jnp.mean(flat, 0) + coord @ slope).reshape(coord.shape[:1] + a.shape[1:])
 
-    def expand(eta):
         out = {}
         for j in local:
             eta_j = jax.tree_util.tree_map(widen, eta[j])
             out[j] = (eta_j, engine.families[j].expected_stats(eta_j))
         return out
 
+    # The rows' coordinates are an argument, not a constant of the program: compiled once per
+    # engine and rank, and called again by a later fit of the same shapes (engine/reuse.py).
     t0 = time.perf_counter()
-    compiled = jax.jit(expand).lower({j: state.eta[j] for j in local}).compile()
+    etas = {j: state.eta[j] for j in local}
+    compiled = engine.lazy_programs.get(("every_row", r))
+    if compiled is None:
+        compiled = engine.lazy_programs[("every_row", r)] = jax.jit(expand).lower(etas, coord).compile()
     compile_seconds = time.perf_counter() - t0
-    new = jax.block_until_ready(compiled({j: state.eta[j] for j in local}))
+    new = jax.block_until_ready(compiled(etas, coord))
     full = state._replace(eta={**state.eta, **{j: e for j, (e, _) in new.items()}},
                           mu={**state.mu, **{j: m for j, (_, m) in new.items()}})
     return full, compile_seconds

@@ -14,8 +14,10 @@ calls the kept engine's jitted programs, which find their traces in JAX's caches
 that an earlier fit's result keeps its own data.
 
 Kept: the last :data:`KEPT` keys, each only while its data take at most :data:`MAX_BYTES`
-(the kept engine holds its first fit's arrays).  A model whose engine is built on merged rows
-(engine/compress.py) or sharded is not kept: its rows' counts are data.
+(the kept engine holds its first fit's arrays).  An engine on merged rows (engine/compress.py,
+engine/moment_rows.py) is kept too: its rows' counts are constants of its traces, so they are
+part of the key by value (the same data merge to the same counts; other data of the same shapes
+mostly do not).  A sharded engine is not kept.
 """
 
 from __future__ import annotations
@@ -40,9 +42,10 @@ def _value(a) -> tuple:
     return (a.dtype.str, a.shape, a.tobytes())
 
 
-def engine_key(model, plan, bound, present, **options) -> tuple | None:
-    """What a traced program of the engine may read, data by dtype and shape; None where it
-    cannot be a key (an unhashable option) or the data are too large to keep."""
+def engine_key(model, plan, bound, present, unit_weights=None, **options) -> tuple | None:
+    """What a traced program of the engine may read, data by dtype and shape, the merged rows'
+    counts (``unit_weights``) by value; None where it cannot be a key (an unhashable option) or
+    the data are too large to keep."""
     data = {n.name for n in model.of_kind("data")}
     arrays = {k: np.asarray(v) for k, v in bound.values.items() if k in data}
     if sum(a.nbytes for a in arrays.values()) > MAX_BYTES:
@@ -53,6 +56,7 @@ def engine_key(model, plan, bound, present, **options) -> tuple | None:
         tuple((k, _value(v)) for k, v in sorted(bound.values.items()) if k not in data),
         tuple((k, _value(v)) for k, v in sorted(bound.masks.items())),
         tuple((k, _value(v)) for k, v in sorted((present or {}).items())),
+        None if unit_weights is None else (type(unit_weights).__name__, _value(unit_weights.weights)),
         tuple(sorted(options.items())), bool(jax.config.jax_enable_x64),
         bool(jax.config.read("jax_disable_most_optimizations")),
     )
@@ -63,9 +67,11 @@ def engine_key(model, plan, bound, present, **options) -> tuple | None:
     return key
 
 
-def reused(key, build, bound):
+def reused(key, build, bound, unit_weights=None, merged_rows=None):
     """``build()`` the first time ``key`` is seen (that engine is kept); after that a copy of the
-    kept engine bound to ``bound``'s data.  ``key`` None: always ``build()``."""
+    kept engine bound to ``bound``'s data, this fit's merged rows (``unit_weights``: the rows
+    the engine runs on; ``merged_rows``: those its fit ran on, read on the host when the result
+    is expanded) in place of the first's.  ``key`` None: always ``build()``."""
     if key is None:
         return build()
     kept = _ENGINES.get(key)
@@ -79,6 +85,7 @@ def reused(key, build, bound):
     engine = copy.copy(kept)
     engine.bound = bound
     engine.data = {k: jnp.asarray(bound.values[k]) for k in kept.data}
+    engine.unit_weights, engine.merged_rows = unit_weights, merged_rows
     engine.programs = list(kept.programs)  # a program this fit adds (batched restarts) is its own
     engine.init_compile_seconds = 0.0
     return engine
