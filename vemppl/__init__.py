@@ -38,8 +38,8 @@ _LAZY = {
     "Fit": (".results", "Fit"),
     "Prediction": (".results", "Prediction"),
     "load_results": (".results", "load_results"),
-    "select": (".results.select", "select"),
-    "Selection": (".results.select", "Selection"),
+    "select": (".select", "select"),
+    "Selection": (".select", "Selection"),
     "use_compilation_cache": ("._compile_cache", "use_compilation_cache"),
 }
 _DSL_HELPERS = (

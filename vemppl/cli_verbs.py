@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from . import cli_args
+from .cli_output import files_line, write_extras
 from .diagnostics import VemError
 
 
@@ -140,37 +141,6 @@ def parse_settings(model, items) -> tuple[dict, dict]:
     return dims, consts
 
 
-def write_extras(result, model, out: Path, status) -> tuple[list[str], list[str]]:
-    """The ELBO plot and the plate diagram next to the results: (written, skipped with why)."""
-    from .render import render
-
-    written, skipped = [], []
-    status("drawing the ELBO plot")
-    try:
-        result.plot_elbo(out / "elbo.png")
-        written.append("elbo.png")
-    except VemError as err:
-        skipped.append(f"elbo.png ({err.message})")
-    status("drawing the plate diagram")
-    try:
-        render(model, out / "model.svg")
-        written.append("model.svg")
-    except VemError as err:  # no `dot` program: the fit still stands, and the diagram as DOT text
-        try:
-            render(model, out / "model.dot")
-            written.append("model.dot")
-            instead = "; wrote model.dot instead"
-        except VemError:
-            instead = ""
-        skipped.append(f"model.svg ({err.message}{instead})")
-    return written, skipped
-
-
-def files_line(out: Path, written: list[str], skipped: list[str]) -> str:
-    line = f"results written to {out}/ ({', '.join(written)})"
-    return line + "".join(f"\nskipped {s}" for s in skipped)
-
-
 @contextlib.contextmanager
 def _set_arrays_blamed(consts):
     """A NumPy shape error while ``--set`` gave arrays is the user's: name the settings.
@@ -241,8 +211,8 @@ def _fit_verb(args, out) -> int:
         preload("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg", "vemppl.render")
         swept = []
         with _set_arrays_blamed(consts):
-            if args.sweep:  # results/select.py: the chosen value's best fit is saved as usual
-                from .results.select import parse_sweep, select
+            if args.sweep:  # select.py: the chosen value's best fit is saved as usual
+                from .select import parse_sweep, select
 
                 name, values = parse_sweep(args.sweep, {n.name: n.kind for n in model.nodes.values()})
                 sel = select(model, data, restarts=args.restarts, seed=args.seed, consts=consts, dims=dims,

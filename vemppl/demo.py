@@ -41,7 +41,7 @@ def run(out="demo-results", quiet: bool = False):
     """Write the model and data to ``out``, fit, save; print the plan, the summary and the
     files written (a file that could not be written is named with the reason)."""
     from .cli_runtime import Status
-    from .cli_verbs import files_line, write_extras
+    from .cli_output import files_line, write_extras
     from .results.io import arrays_file
 
     out = Path(out)

@@ -39,10 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..api import fit as fit_model
-from ..diagnostics import VemError
-from ..ir.expr import Name
-from ..ir.graph import as_ir
+from .api import fit as fit_model
+from .diagnostics import VemError
+from .ir.expr import Name
+from .ir.graph import as_ir
 
 
 @dataclass
