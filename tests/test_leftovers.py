@@ -1,0 +1,65 @@
+"""Defects left over from earlier sessions, each with a test that failed before its fix.
+
+1. A dim bound by the data's categories (``cat(V)`` arrays, LANGUAGE.md "Sizes"): the largest
+   value in *all* of its arrays plus one, said in the fit's summary; the same rule under SVI's
+   batches; a category above a V known otherwise is a located error saying where V came from.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import vemppl as vp
+from vemppl.cli import main
+
+TWO_ARRAYS = """model two
+dim N, M, V
+data x: cat(V)[N]
+data y: cat(V)[M]
+pi ~ Dirichlet(fill(1.0, V))
+for n in range(N) { x[n] ~ Categorical(pi) }
+for m in range(M) { y[m] ~ Categorical(pi) }
+"""
+
+CONST_V = """model constv
+dim N
+const V = 5
+data x: cat(V)[N]
+pi ~ Dirichlet(fill(1.0, V))
+for n in range(N) { x[n] ~ Categorical(pi) }
+"""
+
+X, Y = np.array([0, 1, 2, 1, 0, 2]), np.array([4, 0, 1])
+
+
+def test_categories_of_every_array_bind_v_and_the_summary_says_so():
+    """V is 5 from y's 4, not 3 from x alone (before: 'y' has a category out of range, V = 3);
+    one Dirichlet block, so CAVI gives the exact posterior Dirichlet(1 + counts) over 5 categories."""
+    fit = vp.fit(vp.parse(TWO_ARRAYS), {"x": X, "y": Y}, max_iter=5)
+    counts = np.bincount(np.concatenate([X, Y]), minlength=5)
+    alpha = 1.0 + counts
+    np.testing.assert_allclose(np.asarray(fit.posterior["pi"].mean), alpha / alpha.sum(), rtol=1e-10)
+    assert "(dim V = 5, taken from the largest value in 'x' and 'y' plus one)" in fit.summary()
+
+
+def test_svi_batches_leave_a_const_category_bound_alone():
+    """Under SVI a const V was passed on as a dim (before: 'dims= sets 'V' ... which is a const');
+    with every unit in the batch and step 1, one step is the exact posterior over V = 5 categories."""
+    fit = vp.fit(vp.parse(CONST_V), {"x": X}, max_iter=1, algorithm=vp.svi(batch_size=len(X), step_size=(0.0, 1.0)))
+    alpha = 1.0 + np.bincount(X, minlength=5)
+    np.testing.assert_allclose(np.asarray(fit.posterior["pi"].mean), alpha / alpha.sum(), rtol=1e-10)
+    assert "dim V" not in fit.summary()
+
+
+def test_a_category_above_a_given_v_is_located_and_says_where_v_came_from(tmp_path, capsys):
+    path = tmp_path / "two.vem"
+    path.write_text(TWO_ARRAYS)
+    np.savez(tmp_path / "d.npz", x=X, y=Y)
+    code = main(["fit", str(path), "--data", str(tmp_path / "d.npz"), "--set", "V=4", "--quiet",
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith(f"{path}:4:6: data: 'y' has a category out of range"), err
+    assert "(type cat(V)[M], V = 4 from --set V=4); got 4 at index (0,)" in err.splitlines()[0], err
+    assert err.splitlines()[2].endswith("     ^"), err
