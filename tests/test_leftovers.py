@@ -3,6 +3,8 @@
 1. A dim bound by the data's categories (``cat(V)`` arrays, LANGUAGE.md "Sizes"): the largest
    value in *all* of its arrays plus one, said in the fit's summary; the same rule under SVI's
    batches; a category above a V known otherwise is a located error saying where V came from.
+2. ``predict`` keeps the fitted weights of networks: its plan holds no params, so nothing is
+   trained on the new data.
 """
 
 from __future__ import annotations
@@ -63,3 +65,36 @@ def test_a_category_above_a_given_v_is_located_and_says_where_v_came_from(tmp_pa
     assert err.startswith(f"{path}:4:6: data: 'y' has a category out of range"), err
     assert "(type cat(V)[M], V = 4 from --set V=4); got 4 at index (0,)" in err.splitlines()[0], err
     assert err.splitlines()[2].endswith("     ^"), err
+
+
+NETS = """model nets
+dim N, D
+const L = 2
+data x: real[N, D]
+param dec: mlp(tanh)[L, 4, D]
+param enc: mlp(tanh)[D, 4, 2 * L]
+tau ~ Gamma(1.0, 1.0)
+for n in range(N) {
+    z[n] ~ MvNormal(zeros(L), eye(L))
+    x[n] ~ Normal(dec(z[n]), precision = tau)
+    q(z[n]) = enc(x[n])
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def nets():
+    rng = np.random.default_rng(0)
+    x = np.tanh(rng.standard_normal((24, 2)) @ rng.standard_normal((2, 3))) + 0.1 * rng.standard_normal((24, 3))
+    fit = vp.fit(vp.parse(NETS), {"x": x[:16]}, max_iter=5, tol=0.0, progress=False)
+    return fit, x[16:]
+
+
+def test_predict_keeps_the_fitted_networks(nets):
+    """Before: predict took an Adam step of every network at each of its 500 sweeps, fitting the
+    decoder and encoder to the new data (weights moved by ~2.7 on this model)."""
+    fit, new = nets
+    pred = fit.predict({"x": new}, max_iter=3)
+    for net in ("dec", "enc"):
+        for k, w in fit.params[net].items():
+            np.testing.assert_array_equal(np.asarray(pred.state.params[net][k]), w)
