@@ -4,7 +4,8 @@
    value in *all* of its arrays plus one, said in the fit's summary; the same rule under SVI's
    batches; a category above a V known otherwise is a located error saying where V came from.
 2. ``predict`` keeps the fitted weights of networks: its plan holds no params, so nothing is
-   trained on the new data.
+   trained on the new data.  It stops by the fit's rule (``engine.fit.reads_rate``), and at a
+   sweep that changes no variational parameter; ``Prediction`` says whether ``max_iter`` stopped it.
 """
 
 from __future__ import annotations
@@ -98,3 +99,32 @@ def test_predict_keeps_the_fitted_networks(nets):
     for net in ("dec", "enc"):
         for k, w in fit.params[net].items():
             np.testing.assert_array_equal(np.asarray(pred.state.params[net][k]), w)
+
+
+def test_predict_of_amortised_locals_stops_at_their_fixed_point(nets):
+    """Before: the Monte Carlo ELBO never met tol = 1e-10, so predict ran all 500 sweeps (the
+    locals are the encoder's output from the first sweep on); now the second sweep, which moves
+    nothing, ends it, and the prediction says it converged."""
+    fit, new = nets
+    pred = fit.predict({"x": new})
+    assert (pred.iterations, pred.converged) == (2, True)
+
+
+LOGIT = """model logit
+dim N
+data y: bool[N]
+mu ~ Normal(0.0, precision = 1.0)
+for n in range(N) {
+    h[n] ~ Normal(mu, precision = 1.0)
+    y[n] ~ Bernoulli(logits = h[n])
+}
+"""
+
+
+def test_predict_says_when_max_iter_stopped_it():
+    """A natural-gradient local (deterministic: the rule reads the rate) needs about five sweeps."""
+    y = np.array([1, 1, 0, 1, 0, 1, 1, 1], dtype=bool)
+    fit = vp.fit(vp.parse(LOGIT), {"y": y}, max_iter=20, progress=False)
+    short, full = fit.predict({"y": y[:4]}, max_iter=2), fit.predict({"y": y[:4]})
+    assert (short.iterations, short.converged) == (2, False)
+    assert full.converged and 2 < full.iterations < 50
