@@ -6,6 +6,8 @@
 2. ``predict`` keeps the fitted weights of networks: its plan holds no params, so nothing is
    trained on the new data.  It stops by the fit's rule (``engine.fit.reads_rate``), and at a
    sweep that changes no variational parameter; ``Prediction`` says whether ``max_iter`` stopped it.
+3. What a node's definitions read, transitively, is read off the IR's DAG (``ModelGraph.upstream``),
+   which the exact predictive density's test of a global sized by the plate now uses.
 """
 
 from __future__ import annotations
@@ -128,3 +130,28 @@ def test_predict_says_when_max_iter_stopped_it():
     short, full = fit.predict({"y": y[:4]}, max_iter=2), fit.predict({"y": y[:4]})
     assert (short.iterations, short.converged) == (2, False)
     assert full.converged and 2 < full.iterations < 50
+
+
+CHANGEPOINT = """model cp
+dim T
+const c = 0.1
+data y: count[T]
+data after: real[T, T]
+l1 ~ Gamma(1.0, c)
+l2 ~ Gamma(1.0, 0.1)
+s ~ Categorical(fill(1.0 / T, T))
+for k in range(T) { for t in range(T) { rate[k, t] = (1.0 - after[k, t]) * l1 + after[k, t] * l2 } }
+for t in range(T) { y[t] ~ Poisson(rate[s, t]) }
+"""
+
+
+def test_upstream_follows_argument_reads_not_indices_or_loop_bounds():
+    """Written out by hand from the text: the loop bounds (T of ``range(T)``) and the left-hand
+    indices are not read as values; a data array's definition is not followed."""
+    m = vp.parse(CHANGEPOINT)
+    assert m.upstream(["s"]) == {"s", "T"}
+    assert m.upstream(["l1"]) == {"l1", "c"}
+    assert m.upstream(["rate"]) == {"rate", "after", "l1", "l2", "c"}
+    assert m.upstream(["y"]) == {"y"}  # a data array: its definition is not followed
+    assert m.upstream(["y"], stop=("det",)) == {"y", "rate", "s", "T"}
+    assert m.upstream(["rate"], stop=("latent",)) == {"rate", "after", "l1", "l2"}
