@@ -48,10 +48,17 @@ def test_categories_of_every_array_bind_v_and_the_summary_says_so():
     assert "(dim V = 5, taken from the largest value in 'x' and 'y' plus one)" in fit.summary()
 
 
-def test_svi_batches_leave_a_const_category_bound_alone():
-    """Under SVI a const V was passed on as a dim (before: 'dims= sets 'V' ... which is a const');
-    with every unit in the batch and step 1, one step is the exact posterior over V = 5 categories."""
-    fit = vp.fit(vp.parse(CONST_V), {"x": X}, max_iter=1, algorithm=vp.svi(batch_size=len(X), step_size=(0.0, 1.0)))
+SHAPED_V = CONST_V.replace("dim N\nconst V = 5\n", "dim N, V\ndata w: real[V]\n")
+
+
+@pytest.mark.parametrize("text", [CONST_V, SHAPED_V], ids=["const", "shape"])
+def test_svi_batches_leave_a_category_bound_known_otherwise_alone(text):
+    """Under SVI every cat(V) bound was guessed from the categories: a const V was passed on as a
+    dim (before: "dims= sets 'V' ... which is a const") and a V that w's shape binds disagreed with
+    it ("'w' disagrees about dim V: V = 3 from dims="); with every unit in the batch and step 1,
+    one step is the exact posterior over V = 5 categories."""
+    fit = vp.fit(vp.parse(text), {"x": X, "w": np.zeros(5)} if "w" in text else {"x": X}, max_iter=1,
+                 algorithm=vp.svi(batch_size=len(X), step_size=(0.0, 1.0)))
     alpha = 1.0 + np.bincount(X, minlength=5)
     np.testing.assert_allclose(np.asarray(fit.posterior["pi"].mean), alpha / alpha.sum(), rtol=1e-10)
     assert "dim V" not in fit.summary()
