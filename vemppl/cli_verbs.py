@@ -289,7 +289,8 @@ def predict_verb(args) -> int:
         pred = fit.predict(data, plug_in=args.plug_in,
                            compress={"auto": None, "yes": True, "no": False}[args.compress])
     what = "log-likelihood (plug-in)" if args.plug_in else "held-out ELBO"
-    print(f"{what}: {pred.elbo:.6f} ({pred.log_likelihood_per_point:.6f} per point, {pred.n_points} points)")
+    stopped = "" if pred.converged else f"; not converged after {pred.iterations} sweeps"
+    print(f"{what}: {pred.elbo:.6f} ({pred.log_likelihood_per_point:.6f} per point, {pred.n_points} points){stopped}")
     density = None
     if args.density:
         density = fit.predictive_density(data, exact={"auto": None, "exact": True, "mc": False}[args.density])

@@ -40,6 +40,10 @@ class Joint:
         self._weighted = frozenset(unit_weights.plate.local_blocks) if unit_weights is not None else frozenset()
         # Networks and amortised latents: Adam on a reparameterised Monte Carlo ELBO (engine.networks).
         self.networks = tuple(n.name for n in model.of_kind("param") if n.is_network)
+        # The networks the sweep trains: those among the plan's params.  Not when predicting, whose
+        # plan holds no params: the fitted weights stay as they are (before, predict took 500 Adam
+        # steps of the decoder and encoder on the new data).
+        self.trained = tuple(p.name for p in plan.params if p.name in self.networks)
         self.amortised = frozenset(b.name for b in plan.blocks if b.update is Update.AMORTISED)
         # Blocks held fixed (read, never updated), e.g. the globals when predicting.
         self.fixed_blocks = dict(fixed_blocks or {})

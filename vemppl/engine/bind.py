@@ -8,7 +8,8 @@ passes.  The order is:
 2. each data array: dtype, number of dimensions, sizes (a dim is bound by the first array
    that uses it; a later array that disagrees is an error naming both arrays and the dim),
    support and missing entries;
-3. dims used only as the bound of a ``cat(V)`` array, taken from the data;
+3. dims that neither ``dims=`` nor a data shape binds and that bound ``cat(V)`` arrays, taken
+   from the data (the largest value in those arrays plus one);
 4. every dim bound and non-zero; the remaining constants; the size checks that waited for
    them; category ranges.
 """
@@ -97,14 +98,7 @@ def bind(model: ModelGraph, data: dict, consts: dict | None = None, dims: dict |
             masks[node.name] = m
         values[node.name] = arr
 
-    notes: list[str] = []
-    for node in model.of_kind("data"):
-        t = node.type
-        if t.base == "cat" and isinstance(t.bound, Name) and kinds.get(t.bound.id) == "dim" and t.bound.id not in sizes:
-            k = int(values[node.name].max()) + 1 if values[node.name].size else 0
-            sizes[t.bound.id] = k
-            given_by[t.bound.id] = f"the largest value in '{node.name}' plus one"
-            notes.append(f"dim {t.bound.id} = {k}, taken from the largest value in '{node.name}' plus one")
+    notes = _cat_bounds(model, sizes, given_by, values)
 
     for node in model.of_kind("dim"):
         if node.name not in sizes:
@@ -145,7 +139,7 @@ def bind(model: ModelGraph, data: dict, consts: dict | None = None, dims: dict |
             raise VemError(
                 "data",
                 f"'{node.name}' has a category out of range. Expected categories in 0..{k - 1} "
-                f"(type {_type(t)}, {_e(t.bound)} = {k}); got {arr[bad]} at index {bad}",
+                f"(type {_type(t)}, {_e(t.bound)} = {k}{_source(t.bound, given_by)}); got {arr[bad]} at index {bad}",
                 node.span,
             )
     check_bound(model, sizes, values)  # the static pass again with every size known, then memory (issue #23)
@@ -153,6 +147,49 @@ def bind(model: ModelGraph, data: dict, consts: dict | None = None, dims: dict |
     _check_proper_priors(model, sizes, values)
     _warn_partial_rows(model, masks)
     return Bound(sizes, values, masks, notes)
+
+
+def _source(e, given_by: dict) -> str:
+    """Where a size given by one name came from, for a message: `` from --set`` and the like."""
+    return f" from {given_by[e.id]}" if isinstance(e, Name) and e.id in given_by else ""
+
+
+def category_dims(model: ModelGraph) -> dict[str, list[str]]:
+    """The dims the data's categories bind: each dim that bounds ``cat(V)`` data arrays and that
+    no data array's shape uses, with those arrays.  One rule for ``bind`` and for the batches of
+    SVI (``engine/svi.py``), which guessed V from every ``cat(V)`` array: a const V became a
+    ``--set V`` the user never gave, and a V that another array's shape binds a disagreement."""
+    kinds = {n.name: n.kind for n in model.nodes.values()}
+    shaped = {e.id for n in model.of_kind("data") for e in n.type.shape if isinstance(e, Name)}
+    out: dict[str, list[str]] = {}
+    for node in model.of_kind("data"):
+        b = node.type.bound
+        if node.type.base == "cat" and isinstance(b, Name) and kinds.get(b.id) == "dim" and b.id not in shaped:
+            out.setdefault(b.id, []).append(node.name)
+    return out
+
+
+def category_note(dim: str, k: int, arrays: list[str]) -> str:
+    """What ``Fit.summary`` says of a dim bound by the data's categories."""
+    return f"dim {dim} = {k}, taken from {_categories(arrays)}"
+
+
+def _categories(arrays: list[str]) -> str:
+    return f"the largest value in {' and '.join(map(repr, arrays))} plus one"
+
+
+def _cat_bounds(model: ModelGraph, sizes: dict, given_by: dict, values: dict) -> list[str]:
+    """Step 3: a dim of ``category_dims`` not given is the largest value in all of its arrays
+    plus one (the first array alone made a later one's larger category an out-of-range error,
+    with V from nowhere the user wrote).  Returns the fit's notes saying so."""
+    notes = []
+    for dim, arrays in category_dims(model).items():
+        if dim in sizes:
+            continue
+        k = max((int(values[n].max()) + 1 for n in arrays if values[n].size), default=0)
+        sizes[dim], given_by[dim] = k, _categories(arrays)
+        notes.append(category_note(dim, k, arrays))
+    return notes
 
 
 def _check_given_const_args(model: ModelGraph, sizes: dict, values: dict, given: set) -> None:

@@ -251,7 +251,7 @@ class Engine(Joint):
     def _sweep_body(self, state, data, restart=False):
         # The ELBO from the last update's own pass when nothing moves after it (no M-step, no
         # networks, no Monte Carlo draw): L at the new state plus the entropies.
-        last = not (self.plan.params or self.networks or self.amortised)
+        last = not (self.plan.params or self.trained or self.amortised)
         if self.local_global is not None:
             if last:
                 state, log_joint = self.local_global.update(self, state, data, log_joint=True, restart=restart)
@@ -267,7 +267,7 @@ class Engine(Joint):
         for p in self.plan.params:
             if p.name not in self.networks:
                 state = self.update_param(state, p.name, data)
-        if self.networks:  # the ELBO at this sweep's draw, before the networks' step
+        if self.trained:  # the ELBO at this sweep's draw, before the networks' step
             state, elbo = network_step(self, state, data)
         elif log_joint is not None:
             elbo = log_joint + self.entropy(state)

@@ -76,7 +76,7 @@ def init_state(engine, key, params=None, warm=None) -> State:
     if not (engine.networks or engine.amortised):
         return State(eta, mu, params)
     # The amortised blocks hold their prior until the first sweep reads the encoder.
-    nets = {k: params[k] for k in engine.networks}
+    nets = {k: params[k] for k in engine.trained}
     return State(eta, mu, params, key=jax.random.fold_in(key, 1), opt=optimizer(engine.learning_rate).init(nets))
 
 

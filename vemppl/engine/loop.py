@@ -89,22 +89,35 @@ def converged(trace, tol: float, rate: bool = True) -> bool:
     return bool(now) and len(trace) > 2 and bool(_settled(trace[:-1], tol))
 
 
-def converge(sweep: Callable, state, max_iter: int, tol: float, watch: Callable | None = None, rate: bool = True):
+def converge(sweep: Callable, state, max_iter: int, tol: float, watch: Callable | None = None, rate: bool = True,
+             fixed_point: bool = False):
     """``(state, trace, converged, sweeps)`` after sweeping ``state`` by ``sweep(state) ->
     (state, elbo)`` until ``converged`` (reading the trace's ``rate`` or not) or ``max_iter``
-    sweeps; ``watch(it, elbo)`` after each."""
+    sweeps; ``watch(it, elbo)`` after each.  ``fixed_point``: also converged at a sweep that
+    leaves every variational parameter and point parameter as it was, bit for bit, whatever the
+    ELBO did (a Monte Carlo ELBO moves by its draw alone: ``predict``'s amortised locals, the
+    encoder's output once the first sweep has read it)."""
     trace: list[float] = []
     done, it = False, 0
     for it in range(1, max_iter + 1):
+        before = state
         state, elbo = sweep(state)
         elbo = float(elbo)
         if watch is not None:
             watch(it, elbo)
         trace.append(elbo)
-        if converged(trace, tol, rate):
+        if converged(trace, tol, rate) or (fixed_point and _unchanged(before, state)):
             done = True
             break
     return state, trace, done, it
+
+
+def _unchanged(before, after) -> bool:
+    """Whether a sweep left the state's ``eta`` and ``params`` exactly as they were."""
+    import jax
+
+    old, new = (jax.tree_util.tree_leaves((s.eta, s.params)) for s in (before, after))
+    return len(old) == len(new) and all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(old, new))
 
 
 __all__ = ["FLOOR", "ROUNDING", "converge", "converged", "forecast"]

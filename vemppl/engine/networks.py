@@ -32,7 +32,7 @@ def network_step(engine, state, data):
     returns the new state and the ELBO estimate before the step (one forward pass)."""
     import optax  # loaded with the first network fitted
 
-    nets = {k: state.params[k] for k in engine.networks}
+    nets = {k: state.params[k] for k in engine.trained}
 
     def loss(nets):
         s = refresh(engine, state._replace(params={**state.params, **nets}), data)

@@ -44,7 +44,7 @@ from ..diagnostics import VemError
 from ..families import get_family
 from ..plan import Init, MStep, Update
 from . import mstep, programs
-from .bind import _check_support, _read_names, bind
+from .bind import _check_support, _read_names, bind, category_dims, category_note
 from .cavi import Engine, State
 from .dataplate import DataPlate, data_plate
 from .schedule import STARTS, LocalGlobal
@@ -282,14 +282,19 @@ class Stream:
                 _release(a)
         return missing, cat_max
 
-    def dims(self) -> dict:
-        """Sizes a batch cannot tell: the plate's (the batch size) and each ``cat(V)`` bound."""
-        out = {self.plate.dim: self.batch_size}
-        for k, top in self.cat_max.items():
-            b = self.nodes[k].type.bound
-            if hasattr(b, "id"):
-                out[b.id] = max(out.get(b.id, 0), top + 1)
-        return out
+    def dims(self, others: dict, given: dict) -> tuple[dict, list[str]]:
+        """Sizes a batch cannot tell, and the notes saying where they came from: the plate's
+        (the batch size) and each dim the data's categories bind (``bind.category_dims``) and
+        ``given`` does not, from the whole plate's arrays and the arrays off it (``others``)."""
+        out, notes = {self.plate.dim: self.batch_size}, []
+        for dim, arrays in category_dims(self.model).items():
+            if dim in given:
+                continue
+            tops = [self.cat_max[k] for k in arrays if k in self.cat_max]
+            tops += [int(np.max(others[k])) for k in arrays if k in others and np.size(others[k])]
+            out[dim] = max(tops, default=-1) + 1
+            notes.append(category_note(dim, out[dim], arrays))
+        return out, notes
 
     def indices(self):
         if self.batch_size >= self.n:
@@ -361,10 +366,11 @@ def fit_svi(m, plan, data, *, consts, dims, mask, present, init_params, seed, ma
     arrays, masks, pres = stream.raw(idx)
     others = {k: v for k, v in data.items() if k not in stream.arrays}
     user_dims = dict(dims or {})
-    batch_dims = {**{k: v for k, v in stream.dims().items() if k not in user_dims or k == pl.dim}, **user_dims,
-                  pl.dim: stream.batch_size}
+    told, notes = stream.dims(others, user_dims)
+    batch_dims = {**told, **user_dims, pl.dim: stream.batch_size}
     other_masks = {k: v for k, v in (mask or {}).items() if k not in stream.arrays}
     bound = bind(m, {**others, **arrays}, consts, batch_dims, {**other_masks, **masks}, strict)
+    bound.notes[:0] = notes
     scale = stream.n / stream.batch_size
     present0 = {**{k: v for k, v in present.items() if k not in pl.local_blocks}, **pres}
     engine = PlateScaledEngine(m, plan, bound, pl, scale, present=present0, chain=chain)

@@ -72,6 +72,20 @@ class ModelGraph:
                             g.add_edge(parent, node.name, roles={label})
         return g
 
+    def upstream(self, names, stop=("data", "param")) -> set[str]:
+        """``names`` and every node their definitions read as a value, in an argument or a
+        deterministic expression (an edge of ``.graph`` with a role other than the left-hand
+        ``index`` and the loop's ``range``), directly or through the nodes read in turn; the
+        definitions of nodes of a kind in ``stop`` are not followed."""
+        g = self.graph
+
+        def argument(u, v):
+            return self.nodes[v].kind not in stop and any(r.split(":")[0] not in ("index", "range")
+                                                         for r in g.edges[u, v]["roles"])
+
+        view = nx.subgraph_view(g, filter_edge=argument)
+        return set(names).union(*(nx.ancestors(view, n) for n in names if n in g))
+
     def __repr__(self):
         return f"ModelGraph({self.name!r}, {len(self.nodes)} nodes)"
 

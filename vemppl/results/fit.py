@@ -179,6 +179,8 @@ class Fit:
             lines.append(f"(fitted on the {len(merged.weights)} distinct rows of the {merged.rows} units of "
                          f"{merged.plate.dim}, each weighted by its count)")
             lines[1], lines[2] = lines[2], lines[1]
+        # Sizes taken from the data's categories (engine/bind.py): said, as LANGUAGE.md promises.
+        lines[1:1] = [f"({note})" for note in getattr(self.bound, "notes", ())]
         return "\n".join(lines + [line(r).rstrip() for r in rows])
 
     def _posterior_means(self) -> dict:

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..diagnostics import VemError
 from ..elj.joint import check_one_plate
+from ..engine.fit import reads_rate
 from ..engine.loop import converge
 from ..families import get_family
 from .local import _local_engine, local_blocks
@@ -35,13 +36,17 @@ class Prediction:
 
     ``elbo`` is the bound on the new data (the module's docstring says which bound),
     ``n_points`` the size of the new data's leading plate, ``posterior`` q of every local
-    block as NumPyro distributions, ``state`` the variational state.
+    block as NumPyro distributions, ``state`` the variational state, ``iterations`` the
+    sweeps run and ``converged`` whether they stopped by the rule (``predict``) rather than
+    at ``max_iter``.
     """
 
     elbo: float  # the bound on the new data (see module docstring)
     n_points: int  # size of the leading data plate, for per-point averages
     posterior: dict  # q of every local block (NumPyro distributions)
     state: object
+    iterations: int = 0
+    converged: bool = True
 
     @property
     def log_likelihood(self) -> float:
@@ -69,18 +74,25 @@ def predict(fit, data: dict, *, plug_in: bool = False, max_iter: int = 500, tol:
             compress: bool | None = None) -> Prediction:
     """The local latents of new data re-inferred by CAVI with the globals fixed at q (or,
     ``plug_in``, at their posterior means).  Repeated rows of the new data are fitted once,
-    weighted by their count, as in ``fit`` (``compress``); the returned state has every row."""
+    weighted by their count, as in ``fit`` (``compress``); the returned state has every row.
+
+    The sweeps stop by ``fit``'s rule (``engine/loop.py``) at ``tol``: reading the trace's rate
+    where the sweep is one fixed monotone map (``engine.fit.reads_rate``), else on the change
+    alone; and then also at a sweep that changes no variational parameter (amortised locals:
+    the ELBO moves by its Monte Carlo draw alone, which no ``tol`` this tight outlasts, and ran
+    every one of 500 sweeps).  ``converged`` says whether the rule or ``max_iter`` stopped them."""
     model = fit.model
     engine, sub_plan, params, bound, _ = _local_engine(fit, data, plug_in, consts, dims, compress)
     state = engine.init(jax.random.PRNGKey(seed), params)
-    state, trace, _, _ = converge(engine.sweep, state, max_iter, tol)
+    rate = reads_rate(engine, state)
+    state, trace, done, sweeps = converge(engine.sweep, state, max_iter, tol, rate=rate, fixed_point=not rate)
     if not trace:
         trace.append(float(engine.elbo(state)))
     if engine.merged_rows is not None:
         state = engine.merged_rows.expand(state)
     posterior = {j: get_family(sub_plan.block(j).family).to_numpyro(state.eta[j]) for j in state.eta}
     n_points = _leading_plate_size(model, bound)
-    return Prediction(trace[-1], n_points, posterior, state)
+    return Prediction(trace[-1], n_points, posterior, state, sweeps, done)
 
 
 class PredictiveDensity(np.ndarray):
@@ -153,11 +165,12 @@ def predictive_density(fit, data: dict, *, exact: bool | None = None, samples: i
         return drawn
 
     pointwise = jax.jit(engine.pointwise)
+    rate = reads_rate(engine, base)  # predict's rule (above)
     per_draw = []
     for _ in range(samples):
         key, sub = jax.random.split(key)
         state = base._replace(params={**base.params, **draw(sub)})
-        state = converge(engine.sweep, state, max_iter, tol)[0]
+        state = converge(engine.sweep, state, max_iter, tol, rate=rate, fixed_point=not rate)[0]
         per_draw.append(np.asarray(pointwise(state)))
     ll = np.stack(per_draw)
     return PredictiveDensity(logsumexp(ll, axis=0) - np.log(samples), "monte-carlo", reason)

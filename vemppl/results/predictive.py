@@ -34,7 +34,7 @@ from ..diagnostics import VemError
 from ..elj import moments as M
 from ..engine.dataplate import data_plate
 from ..families import get_family
-from ..ir.expr import Name, names
+from ..ir.expr import Name
 from ..plan import BlockStructure
 from .local import _local_engine, local_blocks
 
@@ -141,21 +141,14 @@ def _check_separable(model, dim: str) -> None:
 
 
 def _sized_by(model, nodes, dim: str) -> bool:
-    """Whether the definitions of ``nodes`` read the size ``dim``, directly (``zeros(N)``) or
-    through the constants and deterministic nodes they read."""
-    seen, todo = set(), list(nodes)
-    while todo:
-        name = todo.pop()
-        if name in seen or name not in model.nodes:
-            continue
-        seen.add(name)
-        node = model.nodes[name]
-        if name == dim or any(isinstance(x, Name) and x.id == dim for x in (node.type.shape if node.type else ())):
-            return True
-        for d in node.defs if node.kind not in ("data", "param") else ():
-            exprs = [e for _, e in d.args] + ([d.expr] if d.expr is not None else [])
-            todo += [x.id for e in exprs for x in names(e) if x.id not in d.loop_vars]
-    return False
+    """Whether the definitions of ``nodes`` read the size ``dim``, directly (``zeros(N)``, a
+    categorical over ``fill(1.0 / T, T)``) or through the nodes they read (``ModelGraph.upstream``:
+    the IR's DAG of reads, not a second walk over the expressions), or read a data array or
+    param declared with it."""
+    def declared(node):
+        return node.type is not None and any(isinstance(x, Name) and x.id == dim for x in node.type.shape)
+
+    return any(name == dim or declared(model.nodes[name]) for name in model.upstream(nodes))
 
 
 def _read_globals(engine, sub_plan, params, glob) -> list[str]:
