@@ -38,14 +38,18 @@ for n in range(N) { x[n] ~ Categorical(pi) }
 X, Y = np.array([0, 1, 2, 1, 0, 2]), np.array([4, 0, 1])
 
 
-def test_categories_of_every_array_bind_v_and_the_summary_says_so():
+def test_categories_of_every_array_bind_v_and_the_summary_says_so(tmp_path):
     """V is 5 from y's 4, not 3 from x alone (before: 'y' has a category out of range, V = 3);
-    one Dirichlet block, so CAVI gives the exact posterior Dirichlet(1 + counts) over 5 categories."""
+    one Dirichlet block, so CAVI gives the exact posterior Dirichlet(1 + counts) over 5 categories.
+    The saved results keep the note: the loaded fit's summary says it too."""
     fit = vp.fit(vp.parse(TWO_ARRAYS), {"x": X, "y": Y}, max_iter=5)
     counts = np.bincount(np.concatenate([X, Y]), minlength=5)
     alpha = 1.0 + counts
     np.testing.assert_allclose(np.asarray(fit.posterior["pi"].mean), alpha / alpha.sum(), rtol=1e-10)
-    assert "(dim V = 5, taken from the largest value in 'x' and 'y' plus one)" in fit.summary()
+    note = "(dim V = 5, taken from the largest value in 'x' and 'y' plus one)"
+    assert note in fit.summary()
+    fit.save(tmp_path / "out")
+    assert note in vp.load_results(tmp_path / "out").summary()
 
 
 SHAPED_V = CONST_V.replace("dim N\nconst V = 5\n", "dim N, V\ndata w: real[V]\n")

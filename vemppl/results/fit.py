@@ -339,7 +339,7 @@ def load_results(path: str | os.PathLike) -> Fit:
         params[p.name] = arrays[f"params/{p.name}"]
     state = State({j: stats("eta", j) for j in fams}, {j: stats("mu", j) for j in fams}, params)
     values = {k: np.asarray(v) for k, v in manifest["consts"].items()}
-    bound = Bound(dict(manifest["sizes"]), values)
+    bound = Bound(dict(manifest["sizes"]), values, notes=list(manifest.get("notes", [])))
     s = manifest["settings"]
     return Fit(
         model=model, plan=plan, bound=bound, engine=None, state=state,

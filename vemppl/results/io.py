@@ -164,6 +164,9 @@ def save(fit, path) -> Path:
         "compile_seconds": fit.compile_seconds,
         "fit_seconds": fit.fit_seconds,
         "arrays_sha256": _sha256(blob),
+        # What binding the data decided on the user's behalf (a dim taken from the categories):
+        # the summary of a loaded fit says it as the fit's own did.
+        "notes": [str(n) for n in getattr(fit.bound, "notes", ())],
     }
     manifest["vemppl_version"] = __version__
     arrays_file = f"arrays-{manifest['arrays_sha256'][:16]}.npz"

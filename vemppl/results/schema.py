@@ -78,7 +78,8 @@ SCHEMA = {
     "manifest_sha256": (lambda v: isinstance(v, str), "a string"),
 }
 OPTIONAL = {"arrays_file": (lambda v: isinstance(v, str), "a string"),
-            "vemppl_version": (lambda v: isinstance(v, str), "a string")}
+            "vemppl_version": (lambda v: isinstance(v, str), "a string"),
+            "notes": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of strings")}
 
 
 def check_schema(manifest: dict, mpath) -> None:
