@@ -64,3 +64,55 @@ def test_logistic_factorisation_elbo_is_the_documented_moment_matched_quadrature
     eta = mean[..., None] + sd[..., None] * nodes
     ell = np.sum((Y[..., None] * eta - np.logaddexp(0.0, eta)) * weights / weights.sum())
     np.testing.assert_allclose(f.elbo, ell - kl, rtol=1e-9)
+
+
+# --- the Monte Carlo predictive density of a non-conjugate local: the locals' ELBO (docs/cli.md) ------
+
+POISSON_SSM = """model pssm
+dim T
+data y: count[T]
+x[0] ~ Normal(0.0, 1.0)
+for t in range(1, T) { x[t] ~ Normal(0.8 * x[t-1] + 0.2, precision = 4.0) }
+for t in range(T) { y[t] ~ Poisson(exp(x[t])) }
+"""
+
+
+def test_predictive_density_of_a_log_link_state_space_is_its_gaussian_vi_bound():
+    """docs/cli.md: with a Gaussian local under a log-link emission, each draw's term is the
+    locals' ELBO, a lower bound.  Reference: the optimal Gaussian q of the new sequence by scipy
+    (its ELBO), and the log marginal by importance sampling, which lies above it."""
+    from scipy import optimize, stats
+    from scipy.special import gammaln, logsumexp
+
+    y = np.array([1, 0, 2, 1, 3, 1, 0, 2, 4, 2, 1, 1])
+    f = vp.fit(vp.parse(POISSON_SSM), data={"y": np.array([1, 2, 0, 3, 1, 2, 5, 1])}, seed=0)
+    d = f.predictive_density({"y": y}, samples=2)
+    assert d.method == "monte-carlo" and d.shape == (1,)
+    T = len(y)
+    P, h = np.zeros((T, T)), np.zeros(T)
+    P[0, 0] = 1.0
+    for t in range(1, T):
+        P[t, t] += 4.0
+        P[t - 1, t - 1] += 4.0 * 0.64
+        P[t, t - 1] -= 3.2
+        P[t - 1, t] -= 3.2
+        h[t] += 0.8
+        h[t - 1] -= 0.64
+    mu0 = np.linalg.solve(P, h)
+
+    def neg_elbo(p):
+        m, S = p[:T], np.linalg.inv(P + np.diag(np.exp(p[T:])))
+        v = np.diag(S)
+        return -(-0.5 * (np.trace(P @ S) + (m - mu0) @ P @ (m - mu0)) + np.sum(y * m - np.exp(m + v / 2))
+                 + 0.5 * np.linalg.slogdet(S)[1])
+
+    r = optimize.minimize(neg_elbo, np.concatenate([np.log(y + 1.0), np.zeros(T)]), method="L-BFGS-B",
+                          options={"maxiter": 20000, "maxfun": 10**6, "ftol": 1e-16, "gtol": 1e-11})
+    vi = -r.fun - gammaln(y + 1).sum() + 0.5 * np.linalg.slogdet(P)[1] + 0.5 * T
+    np.testing.assert_allclose(d[0], vi, atol=1e-5)
+    S = np.linalg.inv(P + np.diag(np.exp(r.x[T:])))
+    prop = stats.multivariate_t(r.x[:T], 1.5 * S, df=6)
+    xs = prop.rvs(50000, random_state=np.random.default_rng(0))
+    lw = (stats.multivariate_normal(mu0, np.linalg.inv(P)).logpdf(xs) + (y * xs - np.exp(xs)).sum(1)
+          - gammaln(y + 1).sum() - prop.logpdf(xs))
+    assert logsumexp(lw) - np.log(len(lw)) > d[0] + 0.01  # the bound is strictly below the density
