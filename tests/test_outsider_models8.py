@@ -116,3 +116,39 @@ def test_predictive_density_of_a_log_link_state_space_is_its_gaussian_vi_bound()
     lw = (stats.multivariate_normal(mu0, np.linalg.inv(P)).logpdf(xs) + (y * xs - np.exp(xs)).sum(1)
           - gammaln(y + 1).sum() - prop.logpdf(xs))
     assert logsumexp(lw) - np.log(len(lw)) > d[0] + 0.01  # the bound is strictly below the density
+
+
+# --- a prior made improper by a constant: a `support` error at the argument, not a nan ELBO ---------
+
+RIDGE = """model ridge
+dim N, P
+const kappa = KAPPA
+data X: real[N, P]
+data y: real[N]
+tau ~ Gamma(3.0, 2.0)
+PRIOR
+for n in range(N) { y[n] ~ Normal(dot(X[n], w), precision = tau) }
+"""
+_XY = {"X": np.eye(4, 2), "y": np.arange(4.0)}
+
+
+def _support_error(prior, kappa="1.0", consts=None):
+    """The VemError of building and fitting RIDGE (None where it fits)."""
+    try:
+        m = vp.parse(RIDGE.replace("KAPPA", kappa).replace("PRIOR", prior))
+        vp.compile_model(m)
+        vp.fit(m, data=_XY, consts=consts, seed=0, max_iter=2)
+    except vp.VemError as err:
+        return err
+    return None
+
+
+def test_a_constant_scalar_precision_outside_its_support_is_located():
+    """`precision =` is vemppl's short form, which NumPyro's Normal lacks: its constraint was
+    never read, so `precision = kappa` with kappa = 0 was a nan ELBO at the data's line."""
+    prior = "for j in range(P) { w[j] ~ Normal(0.0, precision = kappa) }"
+    for err in (_support_error(prior, kappa="0.0"), _support_error(prior, consts={"kappa": -1.0})):
+        assert err is not None and err.kind == "support", err
+        assert (err.line, err.column) == (7, 52) and "precision of Normal must be positive" in err.message
+    assert "kappa (from consts=)" in _support_error(prior, consts={"kappa": -1.0}).message
+

@@ -295,6 +295,9 @@ def _event_dims(fam_name: str) -> dict:
                 out.setdefault(k, (getattr(c, "event_dim", 0), c))
         if out:
             break
+    for k, c in fam.own_arg_constraints.items():
+        c = getattr(C, c)
+        out.setdefault(k, (getattr(c, "event_dim", 0), c))
     return out
 
 
