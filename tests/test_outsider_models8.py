@@ -152,3 +152,12 @@ def test_a_constant_scalar_precision_outside_its_support_is_located():
         assert (err.line, err.column) == (7, 52) and "precision of Normal must be positive" in err.message
     assert "kappa (from consts=)" in _support_error(prior, consts={"kappa": -1.0}).message
 
+
+def test_a_constant_matrix_that_is_not_positive_definite_is_located():
+    """`kappa * eye(P)` has no value before the sizes are bound, so no check read it."""
+    for prior in ("w ~ MvNormal(zeros(P), precision = kappa * eye(P))", "w ~ MvNormal(zeros(P), kappa * eye(P))"):
+        for err in (_support_error(prior, kappa="0.0"), _support_error(prior, consts={"kappa": -2.0})):
+            assert err is not None and err.kind == "support", err
+            assert err.line == 7 and "must be positive definite" in err.message
+    assert _support_error("w ~ MvNormal(zeros(P), precision = kappa * eye(P))") is None
+

@@ -301,6 +301,37 @@ def _event_dims(fam_name: str) -> dict:
     return out
 
 
+def matrix_constrained(fam_name: str, name: str) -> bool:
+    """True when NumPyro constrains argument ``name`` of ``fam_name`` as a matrix."""
+    return _event_dims(fam_name).get(name, (0, None))[0] == 2
+
+
+def matrix_violation(fam_name: str, name: str, v) -> str | None:
+    """What is wrong with the known matrix ``v`` of argument ``name`` of ``fam_name`` where
+    NumPyro constrains it to be positive definite (a precision or covariance) or a Cholesky
+    factor (``scale_tril``), None where nothing is.  Checked with the sizes bound
+    (``engine/bind.py``): ``kappa * eye(D)`` has no size before that."""
+    import numpy as np
+    from numpyro.distributions import constraints as C
+
+    rank, c = _event_dims(fam_name).get(name, (0, None))
+    a = np.asarray(v, dtype=float)
+    if rank != 2 or a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        return None
+    if isinstance(c, type(C.positive_definite)):
+        sym = np.allclose(a, np.swapaxes(a, -1, -2), rtol=1e-10, atol=1e-12 * max(1.0, float(np.abs(a).max())))
+        low = float(np.linalg.eigvalsh((a + np.swapaxes(a, -1, -2)) / 2).min())
+        if sym and low > 0.0:
+            return None
+        return (f"the {name} of {fam_name} must be positive definite"
+                + ("" if sym else " (symmetric)") + f"; this one's smallest eigenvalue is {low:g}")
+    if isinstance(c, type(C.lower_cholesky)):
+        if np.all(np.triu(a, 1) == 0.0) and np.all(np.diagonal(a, axis1=-2, axis2=-1) > 0.0):
+            return None
+        return f"the {name} of {fam_name} must be lower triangular with a positive diagonal"
+    return None
+
+
 def _allowed_supports(c) -> tuple[str, ...] | None:
     """Latent supports whose values satisfy constraint ``c`` (None: any)."""
     from numpyro.distributions import constraints as C
