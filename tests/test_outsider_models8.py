@@ -161,3 +161,16 @@ def test_a_constant_matrix_that_is_not_positive_definite_is_located():
             assert err.line == 7 and "must be positive definite" in err.message
     assert _support_error("w ~ MvNormal(zeros(P), precision = kappa * eye(P))") is None
 
+
+def test_a_latent_times_a_nonpositive_constant_as_a_precision_is_located():
+    """`kappa * tau` with tau ~ Gamma is zero (negative) whatever tau is where kappa is 0 (< 0):
+    the prior is improper, which was a nan ELBO at the data's line."""
+    cases = [("for j in range(P) { w[j] ~ Normal(0.0, precision = kappa * tau) }", 52, "zero"),
+             ("w ~ MvNormal(zeros(P), precision = kappa * tau * eye(P))", 36, "zero")]
+    for prior, col, what in cases:
+        for err in (_support_error(prior, kappa="0.0"), _support_error(prior, consts={"kappa": 0.0})):
+            assert err is not None and err.kind == "support", err
+            assert (err.line, err.column) == (7, col) and f"is {what} whatever tau is" in err.message
+        neg = _support_error(prior, consts={"kappa": -1.0})
+        assert neg.kind == "support" and "negative whatever tau is" in neg.message
+        assert _support_error(prior) is None

@@ -27,7 +27,8 @@ from ..families import get_family
 from ..ir.expr import Call, Name, names, walk
 from ..ir.graph import ModelGraph
 from ..ir.nodes import TypeSpec
-from ..ir.sizes import matrix_constrained, matrix_violation
+from ..ir.signs import check_sign
+from ..ir.sizes import arg_constraint, matrix_constrained, matrix_violation
 from ..ir.validate import arg_violation
 from ..elj.binding import Bound
 from ..elj import moments as M
@@ -169,6 +170,10 @@ def _check_given_const_args(model: ModelGraph, sizes: dict, values: dict, given:
             fam = get_family(d.dist).name
             for k, e in d.args:
                 read = {n.id for n in names(e)}
+                if read & given and not read <= fixed:  # kappa * tau: a sign the given value may settle
+                    check_sign(model, fam, k, e, arg_constraint(fam, k), d.dist_span or d.span,
+                               lambda c: float(values[c]) if np.ndim(values.get(c)) == 0 and c in values else None,
+                               "(from consts=)" if read & given else "")
                 if not read <= fixed or not (read & given or matrix_constrained(fam, k)):
                     continue
                 try:

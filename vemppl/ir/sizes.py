@@ -34,7 +34,9 @@ from .coverage import check_coverage
 from .expr import BinOp, Call, Index, Name, Num, head_name, loop_offset, walk
 from .known import _FOLD_DEPTH, _categories, _Sizes  # noqa: F401  (data_checks and results/schema read _Sizes here)
 from .memory import MAX_MEMORY_ENV, check_memory, memory_limit  # noqa: F401  (one import for callers)
+from .signs import check_sign
 from .text import expr_to_text
+from .validate import fold
 
 #: The largest size of one axis: 2**31 - 1 elements (beyond it one axis of float64 alone
 #: is 16 GiB, and XLA's default index type is 32-bit on accelerators).
@@ -301,6 +303,11 @@ def _event_dims(fam_name: str) -> dict:
     return out
 
 
+def arg_constraint(fam_name: str, name: str):
+    """NumPyro's constraint of argument ``name`` of ``fam_name`` (None where it has none)."""
+    return _event_dims(fam_name).get(name, (0, None))[1]
+
+
 def matrix_constrained(fam_name: str, name: str) -> bool:
     """True when NumPyro constrains argument ``name`` of ``fam_name`` as a matrix."""
     return _event_dims(fam_name).get(name, (0, None))[0] == 2
@@ -384,6 +391,7 @@ def _check_arguments(model):
                 if rank >= 1:
                     events.append((name, e, shape))
                 _check_latent_support(model, fam, name, e, c, d)
+                check_sign(model, fam.name, name, e, c, d.dist_span or d.span, _text_value(model))
             for (n1, e1, s1), (n2, e2, s2) in zip(events, events[1:]):
                 if s1[-1] != s2[-1] and None not in (s1[-1], s2[-1]):
                     raise VemError(
@@ -392,6 +400,14 @@ def _check_arguments(model):
                         f"and {_text(e2)} has shape {S.fmt(s2)}. Expected the same last size",
                         e2.span or d.span,
                     )
+
+
+def _text_value(model):
+    """A scalar constant's value as the model text gives it (None where it does not)."""
+    def value(name):
+        node = model.nodes.get(name)
+        return None if node is None or node.value is None else fold(node.value, model.nodes)
+    return value
 
 
 _WORDS = {"pos": "positive", "unit": "in (0, 1)", "simplex": "a probability vector", "spd": "positive definite"}
