@@ -174,3 +174,24 @@ def test_a_latent_times_a_nonpositive_constant_as_a_precision_is_located():
         neg = _support_error(prior, consts={"kappa": -1.0})
         assert neg.kind == "support" and "negative whatever tau is" in neg.message
         assert _support_error(prior) is None
+
+
+# --- the DSL's round trip, written as the documentation writes it -------------------------------------
+
+
+def test_parse_of_to_text_equals_the_dsl_model_on_either_side():
+    """docs/language.md: `parse(to_text(m))` gives an IR equal to m's.  Written in that order
+    with m a DSL model, ModelGraph.__eq__ answered False before the DSL model was asked."""
+    m = vp.Model("pssm_dsl")
+    T = m.dim("T")
+    m.data("y", vp.count[T])
+    phi = m.param("phi", vp.real)
+    x = m.sample("x", vp.Normal(0.0, 1.0), index=0)
+    with m.plate("t", T, start=1) as t:
+        m.sample("x", vp.Normal(phi * x[t - 1] + 0.2, precision=4.0))
+    with m.plate("t", T) as t:
+        rate = m.let("rate", vp.exp(x[t]))
+        m.sample("y", vp.Poisson(rate[t]))
+    text = vp.parse(vp.to_text(m))
+    assert text == m and m == text and not (text != m)
+    assert text != vp.parse(vp.to_text(m).replace("0.2", "0.3")) and text != "model pssm_dsl"
