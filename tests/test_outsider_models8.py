@@ -195,3 +195,48 @@ def test_parse_of_to_text_equals_the_dsl_model_on_either_side():
     text = vp.parse(vp.to_text(m))
     assert text == m and m == text and not (text != m)
     assert text != vp.parse(vp.to_text(m).replace("0.2", "0.3")) and text != "model pssm_dsl"
+
+
+# --- counts outside the support their total sets: a located `data` error ------------------------------
+
+COUNTS = """model counts
+dim M, G, C
+data n: count[M]
+data g: cat(G)[M]
+data k: count[M]
+data cnt: count[M, C]
+for j in range(G) {
+    p[j] ~ Beta(2.0, 2.0)
+    w[j] ~ Dirichlet(fill(0.5, C))
+}
+for i in range(M) {
+    k[i] ~ Binomial(n[i], p[g[i]])
+    cnt[i] ~ Multinomial(n[i], w[g[i]])
+}
+"""
+
+
+def test_counts_outside_the_support_their_total_count_sets_are_located():
+    """A Multinomial row that does not sum to n fitted silently (its log density is finite), and a
+    Binomial count above n was a -inf ELBO at the statement without the entry.  Reference: the
+    exact Beta and Dirichlet posteriors of the valid data."""
+    n = np.array([5, 7, 4, 6])
+    g = np.array([0, 1, 0, 1])
+    k = np.array([2, 7, 0, 3])
+    cnt = np.array([[1, 2, 2], [0, 3, 4], [4, 0, 0], [2, 2, 2]])
+    m = vp.parse(COUNTS)
+    f = vp.fit(m, data={"n": n, "g": g, "k": k, "cnt": cnt}, seed=0, max_iter=3)
+    np.testing.assert_allclose(np.asarray(f.posterior["p"].concentration1), 2 + np.bincount(g, k))
+    np.testing.assert_allclose(np.asarray(f.posterior["w"].concentration), 0.5 + np.array([cnt[g == j].sum(0) for j in (0, 1)]))
+    bad_rows = cnt.copy()
+    bad_rows[2] = [4, 1, 0]  # sums to 5, n[2] = 4
+    bad_k = k.copy()
+    bad_k[3] = 7  # above n[3] = 6
+    for name, data, line, got in (("cnt", {"cnt": bad_rows}, 13, "total_count = n[i] = 4; got a sum of 5 at i = 2"),
+                                  ("k", {"k": bad_k}, 12, "total_count = n[i] = 6; got 7 at i = 3")):
+        try:
+            vp.fit(m, data={"n": n, "g": g, "k": k, "cnt": cnt, **data}, seed=0, max_iter=3)
+        except vp.VemError as err:
+            assert err.kind == "data" and (err.line, err.column) == (line, 12 if name == "k" else 14) and got in err.message, err
+        else:
+            raise AssertionError(f"{name}: no error")
