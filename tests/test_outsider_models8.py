@@ -240,3 +240,16 @@ def test_counts_outside_the_support_their_total_count_sets_are_located():
             assert err.kind == "data" and (err.line, err.column) == (line, 12 if name == "k" else 14) and got in err.message, err
         else:
             raise AssertionError(f"{name}: no error")
+
+
+def test_the_dsl_spells_sum_with_an_underscore_as_the_reference_says():
+    """docs/language.md lists the DSL's function names; `sum` is `vp.sum_` (it was not said)."""
+    m = vp.Model("s")
+    N, P = m.dim("N", "P")
+    X = m.data("X", vp.real[N, P])
+    m.data("y", vp.real[N])
+    w = m.sample("w", vp.Normal(0.0, 1.0))
+    with m.plate("n", N) as n:
+        m.sample("y", vp.Normal(w * vp.sum_(X[n]), 1.0))
+    assert "y[n] ~ Normal(w * sum(X[n]), 1.0)" in vp.to_text(m)
+    assert not hasattr(vp, "sum")
