@@ -25,6 +25,8 @@ import numpy as np
 from .diagnostics import VemError
 from .families import get_family
 from .data_scale import warn_if_scale_far
+from .elj.evaluate import _Context
+from .ir.expr import Index, Name, names
 from .ir.sizes import _Sizes
 from .ir.text import expr_to_text
 from .ir.sizes import MAX_SIZE, check_model
@@ -131,8 +133,11 @@ def _check_totals(model, sizes, values):
                 continue
             e = d.arg("total_count")
             total = known.value(e) if e is not None else float(fam.args.defaults.get("total_count", np.nan))
-            if total is None or not np.isfinite(total):
-                continue  # a total read from data or a latent: checked where it is known
+            if total is None:  # a total read from data (n[i]): compared on the statement's loop grid
+                _check_data_totals(model, node, d, fam, e, sizes, values)
+                continue
+            if not np.isfinite(total):
+                continue
             text = expr_to_text(e) if e is not None else f"{total:g} (the default)"
             a = np.asarray(arr)
             if fam.event_rank == 1 and a.ndim >= 1:
@@ -157,3 +162,26 @@ def _check_totals(model, sizes, values):
                         f"total_count = {text}; got {np.atleast_1d(a)[i]} at index {i}",
                         d.dist_span or d.span,
                     )
+
+
+def _check_data_totals(model, node, d, fam, e, sizes, values):
+    """The totals of ``node``'s statement ``d`` read from data (``k[i] ~ Binomial(n[i], p)``,
+    ``cnt[i] ~ Multinomial(n[i], w)``), each value against its own total, element by element of
+    the statement's loops; a total that reads a latent or a param is not known before the fit."""
+    loop_vars = {lp.var for lp in d.loops}
+    if not {n.id for n in names(e)} <= set(values) | set(sizes) | loop_vars:
+        return
+    ctx = _Context(model, d.loops, (), sizes, values, {}, {}, None)
+    target = Index(Name(node.name), d.indices) if d.indices else Name(node.name)
+    a, total = np.asarray(ctx.ev(target).value), np.asarray(ctx.ev(e).value, dtype=float)
+    got = a.sum(axis=-1) if fam.event_rank == 1 else a
+    bad = np.atleast_1d(got != total if fam.event_rank == 1 else got > total)
+    if not bad.any():
+        return
+    at = _first(bad)
+    where = ", ".join(f"{v} = {start + i}" for (v, start, _), i in zip(ctx.loops, at)) or "its only element"
+    shown = f"total_count = {expr_to_text(e)} = {np.broadcast_to(total, bad.shape)[at]:g}"
+    what = (f"a row whose counts do not sum to the total of {fam.name}. Expected rows summing to {shown}; got a sum of "
+            if fam.event_rank == 1 else f"a count above the total of {fam.name}. Expected counts from 0 to {shown}; got ")
+    raise VemError("data", f"'{node.name}' has {what}{np.broadcast_to(got, bad.shape)[at]:g} at {where}",
+                   d.dist_span or d.span)

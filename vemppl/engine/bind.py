@@ -28,6 +28,8 @@ from ..families import get_family
 from ..ir.expr import Call, Name, names, walk
 from ..ir.graph import ModelGraph
 from ..ir.nodes import TypeSpec
+from ..ir.signs import check_sign
+from ..ir.sizes import arg_constraint, matrix_constrained, matrix_violation
 from ..ir.validate import arg_violation
 from ..elj.binding import Bound
 from ..elj import moments as M
@@ -196,24 +198,29 @@ def _check_given_const_args(model: ModelGraph, sizes: dict, values: dict, given:
     """A distribution's argument of constants outside its support is a ``support`` error at the
     argument (``ir/validate.py`` checks the constants' own values as the model is built); here
     again with the values given at fit time (``--set nu=0`` in ``Gamma(nu / 2, nu / 2)`` was a
-    nan ELBO with no location).  Only arguments that read a given constant are evaluated."""
-    if not given:
-        return
+    nan ELBO with no location).  Element-wise, only arguments that read a given constant are
+    evaluated; a matrix that must be positive definite (``precision = kappa * eye(D)``), whose
+    size the model alone does not fix, is checked here whether its constants are given or written."""
     fixed = {n.name for n in model.nodes.values() if n.kind in ("const", "dim")}
     for node in model.nodes.values():
         for d in node.defs if node.kind in ("latent", "data") else ():
+            fam = get_family(d.dist).name
             for k, e in d.args:
                 read = {n.id for n in names(e)}
-                if not read & given or not read <= fixed:
+                if read & given and not read <= fixed:  # kappa * tau: a sign the given value may settle
+                    check_sign(model, fam, k, e, arg_constraint(fam, k), d.dist_span or d.span,
+                               lambda c: float(values[c]) if np.ndim(values.get(c)) == 0 and c in values else None,
+                               "(from consts=)" if read & given else "")
+                if not read <= fixed or not (read & given or matrix_constrained(fam, k)):
                     continue
                 try:
                     v = eval_fixed(e, sizes, values)
                 except (M.NotFixed, M.NoMoment, KeyError):
                     continue
-                msg = arg_violation(get_family(d.dist).name, k, v)
+                msg = (arg_violation(fam, k, v) if read & given else None) or matrix_violation(fam, k, v)
                 if msg:
-                    raise VemError("support", f"{msg}, with {', '.join(sorted(read & given))} (from consts=)",
-                                   e.span or d.dist_span or d.span)
+                    whence = f", with {', '.join(sorted(read & given))} (from consts=)" if read & given else ""
+                    raise VemError("support", msg + whence, e.span or d.dist_span or d.span)
 
 
 def _check_proper_priors(model: ModelGraph, sizes: dict, values: dict) -> None:

@@ -323,6 +323,11 @@ class ExpFamily:
     #: The domain of :meth:`in_domain` in the parameters' words, for a prior outside it.
     domain_text: ClassVar[str] = ""
 
+    #: Constraints of arguments NumPyro's class does not have (a ``precision`` short form),
+    #: by the name of a ``numpyro.distributions.constraints`` member; read beside NumPyro's
+    #: ``arg_constraints`` by the checks of constant and latent arguments (ir/validate.py, ir/sizes.py).
+    own_arg_constraints: ClassVar[dict] = {}
+
     @classmethod
     def in_domain(cls, eta):
         """Whether η lies in the natural-parameter domain (every element of a batched block).

@@ -34,6 +34,7 @@ class LogNormal(ExpFamily):
         groups=(("loc",), ("scale", "precision")),
         defaults={"loc": 0.0, "scale": 1.0},
     )
+    own_arg_constraints = {"precision": "positive"}
 
     @classmethod
     def expected_log_prob(cls, value, loc, scale=None, precision=None):

@@ -44,6 +44,7 @@ class Normal(ExpFamily):
         groups=(("loc",), ("scale", "precision")),
         defaults={"loc": 0.0, "scale": 1.0},
     )
+    own_arg_constraints = {"precision": "positive"}
 
     @classmethod
     def natural_from_params(cls, loc=0.0, scale=None, precision=None):

@@ -36,7 +36,11 @@ class ModelGraph:
     filename: str | None = field(default=None, repr=False)
 
     def __eq__(self, other):
-        return isinstance(other, ModelGraph) and self.name == other.name and self.nodes == other.nodes
+        if not isinstance(other, ModelGraph):
+            # Not False: a Python DSL model (frontends/dsl.py) then compares its IR with this one,
+            # so `parse(to_text(m)) == m` holds as `m == parse(to_text(m))` does.
+            return NotImplemented
+        return self.name == other.name and self.nodes == other.nodes
 
     def __hash__(self):
         return hash((self.name, tuple(self.nodes)))

@@ -34,7 +34,9 @@ from .coverage import check_coverage
 from .expr import BinOp, Call, Index, Name, Num, head_name, loop_offset, walk
 from .known import _FOLD_DEPTH, _categories, _Sizes  # noqa: F401  (data_checks and results/schema read _Sizes here)
 from .memory import MAX_MEMORY_ENV, check_memory, memory_limit  # noqa: F401  (one import for callers)
+from .signs import check_sign
 from .text import expr_to_text
+from .validate import fold
 
 #: The largest size of one axis: 2**31 - 1 elements (beyond it one axis of float64 alone
 #: is 16 GiB, and XLA's default index type is 32-bit on accelerators).
@@ -295,7 +297,46 @@ def _event_dims(fam_name: str) -> dict:
                 out.setdefault(k, (getattr(c, "event_dim", 0), c))
         if out:
             break
+    for k, c in fam.own_arg_constraints.items():
+        c = getattr(C, c)
+        out.setdefault(k, (getattr(c, "event_dim", 0), c))
     return out
+
+
+def arg_constraint(fam_name: str, name: str):
+    """NumPyro's constraint of argument ``name`` of ``fam_name`` (None where it has none)."""
+    return _event_dims(fam_name).get(name, (0, None))[1]
+
+
+def matrix_constrained(fam_name: str, name: str) -> bool:
+    """True when NumPyro constrains argument ``name`` of ``fam_name`` as a matrix."""
+    return _event_dims(fam_name).get(name, (0, None))[0] == 2
+
+
+def matrix_violation(fam_name: str, name: str, v) -> str | None:
+    """What is wrong with the known matrix ``v`` of argument ``name`` of ``fam_name`` where
+    NumPyro constrains it to be positive definite (a precision or covariance) or a Cholesky
+    factor (``scale_tril``), None where nothing is.  Checked with the sizes bound
+    (``engine/bind.py``): ``kappa * eye(D)`` has no size before that."""
+    import numpy as np
+    from numpyro.distributions import constraints as C
+
+    rank, c = _event_dims(fam_name).get(name, (0, None))
+    a = np.asarray(v, dtype=float)
+    if rank != 2 or a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        return None
+    if isinstance(c, type(C.positive_definite)):
+        sym = np.allclose(a, np.swapaxes(a, -1, -2), rtol=1e-10, atol=1e-12 * max(1.0, float(np.abs(a).max())))
+        low = float(np.linalg.eigvalsh((a + np.swapaxes(a, -1, -2)) / 2).min())
+        if sym and low > 0.0:
+            return None
+        return (f"the {name} of {fam_name} must be positive definite"
+                + ("" if sym else " (symmetric)") + f"; this one's smallest eigenvalue is {low:g}")
+    if isinstance(c, type(C.lower_cholesky)):
+        if np.all(np.triu(a, 1) == 0.0) and np.all(np.diagonal(a, axis1=-2, axis2=-1) > 0.0):
+            return None
+        return f"the {name} of {fam_name} must be lower triangular with a positive diagonal"
+    return None
 
 
 def _allowed_supports(c) -> tuple[str, ...] | None:
@@ -350,6 +391,7 @@ def _check_arguments(model):
                 if rank >= 1:
                     events.append((name, e, shape))
                 _check_latent_support(model, fam, name, e, c, d)
+                check_sign(model, fam.name, name, e, c, d.dist_span or d.span, _text_value(model))
             for (n1, e1, s1), (n2, e2, s2) in zip(events, events[1:]):
                 if s1[-1] != s2[-1] and None not in (s1[-1], s2[-1]):
                     raise VemError(
@@ -358,6 +400,14 @@ def _check_arguments(model):
                         f"and {_text(e2)} has shape {S.fmt(s2)}. Expected the same last size",
                         e2.span or d.span,
                     )
+
+
+def _text_value(model):
+    """A scalar constant's value as the model text gives it (None where it does not)."""
+    def value(name):
+        node = model.nodes.get(name)
+        return None if node is None or node.value is None else fold(node.value, model.nodes)
+    return value
 
 
 _WORDS = {"pos": "positive", "unit": "in (0, 1)", "simplex": "a probability vector", "spd": "positive definite"}

@@ -204,6 +204,8 @@ def _arg_constraints(fam_name: str) -> dict:
                 c = c.base_constraint
             if getattr(c, "event_dim", 1) == 0 and not isinstance(c, C._Dependent):
                 out.setdefault(k, c)
+    for k, c in get_family(fam_name).own_arg_constraints.items():
+        out.setdefault(k, getattr(C, c))
     return out
 
 

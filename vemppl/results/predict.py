@@ -121,8 +121,10 @@ def predictive_density(fit, data: dict, *, exact: bool | None = None, samples: i
     uses Monte Carlo.  The result says which (``.method``, ``.reason``).
 
     Monte Carlo draws ``samples`` sets of globals from q (a joint block's members jointly);
-    for each, the locals are re-inferred exactly (plug-in), giving log p(x_n | globals_s)
-    per point; the log of their average is the estimate.  The compiled sweep is shared by
+    for each, the locals are re-inferred (plug-in), giving each point's ELBO given globals_s:
+    log p(x_n | globals_s) where the locals' q is their exact posterior (summed-out categoricals,
+    conjugate Gaussians), a lower bound where it is not (a log-link emission); the log of their
+    average is the estimate.  The compiled sweep is shared by
     every draw (the globals are arguments, not constants).
     """
     from scipy.special import logsumexp
