@@ -39,6 +39,8 @@ def gaussian_expect(src, f, tracker, why, *args, closed_form=None):
     ``args`` are known arrays (data, constants, point parameters) broadcast against a."""
     m = src.mean
     sd = jnp.sqrt(jnp.maximum(src.sq - m**2, 0.0))
+    if closed_form is not None:  # the reason `vemppl check` prints names what is computed
+        why = why.replace("expectation by quadrature", f"expectation in closed form, {_summary(closed_form)}")
     if tracker is not None:
         for b in src.deps:
             tracker.flag(b, why)
@@ -50,6 +52,12 @@ def gaussian_expect(src, f, tracker, why, *args, closed_form=None):
         args = tuple(jnp.broadcast_to(a, shape)[..., None] for a in args)
     pts = m[..., None] + sd[..., None] * _GH_NODES
     return jnp.sum(f(pts, *args) * _GH_WEIGHTS, axis=-1)
+
+
+def _summary(fn) -> str:
+    """The first line of ``fn``'s docstring, without its full stop (its name where it has none)."""
+    doc = (fn.__doc__ or "").strip().splitlines()
+    return doc[0].rstrip(".") if doc else fn.__name__
 
 
 class Fixed(MomentSource):

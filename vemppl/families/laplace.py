@@ -46,7 +46,9 @@ class Laplace(ExpFamily):
 
 
 def folded_normal_mean(mean, sd, y):
-    """E|y − m| for m ~ N(mean, sd²); |y − mean| where sd = 0."""
+    """E|y − m| for m ~ N(mean, sd²), the mean of a folded Normal.
+
+    |y − mean| where sd = 0."""
     d = y - mean
     safe = jnp.where(sd > 0, sd, 1.0)
     folded = safe * jnp.sqrt(2.0 / jnp.pi) * jnp.exp(-0.5 * (d / safe) ** 2) + d * erf(d / (safe * jnp.sqrt(2.0)))
