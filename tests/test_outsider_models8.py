@@ -155,10 +155,12 @@ def test_a_constant_scalar_precision_outside_its_support_is_located():
 
 def test_a_constant_matrix_that_is_not_positive_definite_is_located():
     """`kappa * eye(P)` has no value before the sizes are bound, so no check read it."""
-    for prior in ("w ~ MvNormal(zeros(P), precision = kappa * eye(P))", "w ~ MvNormal(zeros(P), kappa * eye(P))"):
+    for prior, arg in (("w ~ MvNormal(zeros(P), precision = kappa * eye(P))", "the precision (precision_matrix)"),
+                       ("w ~ MvNormal(zeros(P), kappa * eye(P))", "the cov (covariance_matrix)")):
         for err in (_support_error(prior, kappa="0.0"), _support_error(prior, consts={"kappa": -2.0})):
             assert err is not None and err.kind == "support", err
-            assert err.line == 7 and "must be positive definite" in err.message
+            # named as the language writes it (the model may have used either spelling)
+            assert err.line == 7 and f"{arg} of MvNormal must be positive definite" in err.message
     assert _support_error("w ~ MvNormal(zeros(P), precision = kappa * eye(P))") is None
 
 

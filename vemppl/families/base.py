@@ -73,6 +73,12 @@ class ArgSpec(NamedTuple):
     def names(self) -> frozenset[str]:
         return frozenset(n for g in self.groups for n in g)
 
+    def spelled(self, name: str) -> str:
+        """``name`` as messages print it: with the short form the language writes it by first
+        (``precision (precision_matrix)`` for MvNormal), as the model may use either."""
+        short = [a for a, canonical in self.aliases.items() if canonical == name]
+        return f"{short[0]} ({name})" if short else name
+
 
 class MomentSource:
     """Moments of a quantity, read by attribute (``src.mean``, ``src.log``, ...).

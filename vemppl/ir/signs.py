@@ -126,7 +126,7 @@ def check_sign(model, fam_name: str, name: str, e: Expr, c, span, value, whence:
     shown += f" {whence}" if shown and whence else ""
     raise VemError(
         "support",
-        f"the {name} of {fam_name} must be {need}, but {expr_to_text(e)} is "
+        f"the {get_family(fam_name).args.spelled(name)} of {fam_name} must be {need}, but {expr_to_text(e)} is "
         f"{'zero' if s == ZERO else 'negative'} whatever {', '.join(rnd)} {'is' if len(rnd) == 1 else 'are'}"
         + (f", with {shown}" if shown else ""),
         e.span or span,

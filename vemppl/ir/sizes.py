@@ -330,12 +330,12 @@ def matrix_violation(fam_name: str, name: str, v) -> str | None:
         low = float(np.linalg.eigvalsh((a + np.swapaxes(a, -1, -2)) / 2).min())
         if sym and low > 0.0:
             return None
-        return (f"the {name} of {fam_name} must be positive definite"
+        return (f"the {get_family(fam_name).args.spelled(name)} of {fam_name} must be positive definite"
                 + ("" if sym else " (symmetric)") + f"; this one's smallest eigenvalue is {low:g}")
     if isinstance(c, type(C.lower_cholesky)):
         if np.all(np.triu(a, 1) == 0.0) and np.all(np.diagonal(a, axis1=-2, axis2=-1) > 0.0):
             return None
-        return f"the {name} of {fam_name} must be lower triangular with a positive diagonal"
+        return f"the {get_family(fam_name).args.spelled(name)} of {fam_name} must be lower triangular with a positive diagonal"
     return None
 
 
@@ -378,14 +378,14 @@ def _check_arguments(model):
                     got = "a scalar" if not shape else f"shape {S.fmt(shape)}"
                     raise VemError(
                         "shape",
-                        f"the {name} of {fam.name} must be {kind}; {_text(e)} is {got}",
+                        f"the {fam.args.spelled(name)} of {fam.name} must be {kind}; {_text(e)} is {got}",
                         e.span or d.dist_span or d.span,
                         f"e.g. {fam.name}(fill(1.0, {_text(e)}))" if rank == 1 and not shape else None,
                     )
                 if rank == 2 and shape[-1] != shape[-2]:
                     raise VemError(
                         "shape",
-                        f"the {name} of {fam.name} must be a square matrix; {_text(e)} has shape {S.fmt(shape)}",
+                        f"the {fam.args.spelled(name)} of {fam.name} must be a square matrix; {_text(e)} has shape {S.fmt(shape)}",
                         e.span or d.span,
                     )
                 if rank >= 1:
@@ -438,7 +438,7 @@ def _check_latent_support(model, fam, name, e, c, d):
     if support not in allowed:
         raise VemError(
             "support",
-            f"the {name} of {fam.name} must be {_WORDS[allowed[0]]}, but '{src.name}' is {source}. "
+            f"the {fam.args.spelled(name)} of {fam.name} must be {_WORDS[allowed[0]]}, but '{src.name}' is {source}. "
             f"Expected {what} with support {allowed[0]}",
             e.span or d.span,
             (f"declare '{src.name}' as {allowed[0]}" if what == "a param"

@@ -187,7 +187,7 @@ def arg_violation(fam_name: str, name: str, v) -> str | None:
     if ok:
         return None
     shown = f"{a.item():g}" if a.ndim == 0 else f"{a[~np.asarray(c(a), bool)].ravel()[0]:g} (among its entries)"
-    return f"the {name} of {fam_name} must be {_describe(c)}; this one is {shown}"
+    return f"the {get_family(fam_name).args.spelled(name)} of {fam_name} must be {_describe(c)}; this one is {shown}"
 
 
 @lru_cache(maxsize=None)
