@@ -156,8 +156,7 @@ class Engine(Joint):
             grad = jax.tree_util.tree_map(lambda g: g / self.unit_weights.local_weight(g), grad)
         eta_j = fam.tidy_natural(fam.Stats(*grad))
         if not closed_form:
-            new = self._damped(state, j, eta_j, data)
-            return (new, None) if log_joint else new
+            return self._damped(state, j, eta_j, data, log_joint)
         mu_j = fam.expected_stats(eta_j)
         new = state._replace(eta={**state.eta, j: eta_j}, mu={**state.mu, j: mu_j})
         if not log_joint:
@@ -165,7 +164,8 @@ class Engine(Joint):
         moved = sum(jnp.vdot(g, b - a) for g, a, b in zip(raw, state.mu[j], mu_j))
         return new, value + moved
 
-    def _damped(self, state, j, target, data, rhos=(1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625)):
+    def _damped(self, state, j, target, data, log_joint=False,
+                rhos=(1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625)):
         """Natural-gradient step for a non-conjugate block (Khan & Lin 2017):
         η ← (1−ρ)η + ρ∇_μ L, the largest ρ of ``rhos`` that does not lower the ELBO; q_j
         unchanged when none of them does.  The ELBO is compared through the terms that move
@@ -182,11 +182,12 @@ class Engine(Joint):
         members = self.plan.block(j).members or (("", j),)
         local = self.factors_reading(n for _, n in members)
 
-        def objective(s):  # the ELBO less the terms that do not move with q_j
-            return (self.expected_log_joint(s.mu, s.eta, s.params, data, factors=local, key=s.key)
-                    + self.block_entropy(s, j))
+        def objective(s):  # the ELBO less the terms that do not move with q_j: (L's part, H[q_j])
+            return (self.expected_log_joint(s.mu, s.eta, s.params, data, factors=local, key=s.key),
+                    self.block_entropy(s, j))
 
-        base = objective(state)
+        base_L, base_H = objective(state)
+        base = base_L + base_H
         steps = jnp.asarray(rhos, dtype=jnp.result_type(float))
 
         def candidate(rho):
@@ -195,20 +196,28 @@ class Engine(Joint):
             return state._replace(eta={**state.eta, j: eta_c}, mu={**state.mu, j: fam.expected_stats(eta_c)})
 
         def not_yet(carry):
-            i, accepted = carry
+            i, accepted = carry[:2]
             return ~accepted & (i < len(rhos))
 
         def try_next(carry):
             # A step out of the natural domain (a Dirichlet row with α ≤ 0) is refused even
             # where the ELBO's formulas stay finite there (a log-gamma of a negative shape).
-            i, _ = carry
+            i = carry[0]
             c = candidate(steps[i])
-            e = objective(c)
-            return i + 1, fam.in_domain(c.eta[j]) & jnp.isfinite(e) & (e >= base - 1e-12 * jnp.abs(base))
+            L_c, H_c = objective(c)
+            e = L_c + H_c
+            ok = fam.in_domain(c.eta[j]) & jnp.isfinite(e) & (e >= base - 1e-12 * jnp.abs(base))
+            return i + 1, ok, (c.eta[j], c.mu[j]), L_c
 
-        tried, accepted = jax.lax.while_loop(not_yet, try_next, (jnp.asarray(0), jnp.asarray(False)))
-        chosen = candidate(steps[jnp.maximum(tried - 1, 0)])
-        return jax.tree_util.tree_map(lambda c, b: jnp.where(accepted, c, b), chosen, state)
+        # The last candidate tried and its part of L ride in the carry: the accepted one is
+        # not recomputed after the loop (its mean map: an MvNormal's Cholesky and inverse).
+        start = (jnp.asarray(0), jnp.asarray(False), (state.eta[j], state.mu[j]), base_L)
+        _, accepted, (eta_c, mu_c), L_c = jax.lax.while_loop(not_yet, try_next, start)
+        keep = lambda c, b: jnp.where(accepted, c, b)  # noqa: E731
+        eta_j = jax.tree_util.tree_map(keep, eta_c, state.eta[j])
+        mu_j = jax.tree_util.tree_map(keep, mu_c, state.mu[j])
+        new = state._replace(eta={**state.eta, j: eta_j}, mu={**state.mu, j: mu_j})
+        return (new, None) if log_joint else new
 
     def update_param(self, state, p, data):
         """The M-step for one point parameter: closed form where derived, else gradient."""
