@@ -211,16 +211,19 @@ def extrapolate(families: dict, bijections: dict, eta0: dict, eta1: dict, eta2: 
         return eta, mu, th, ok
 
     def not_yet(carry):
-        i, alpha, ok = carry
+        i, alpha, ok = carry[:3]
         return ~ok & (i <= BACKTRACKS)
 
     def pull(carry):
-        i, alpha, _ = carry
+        i, alpha = carry[:2]
         a = jnp.where(i == 0, alpha, 0.5 * (alpha - 1.0))
-        return i + 1, a, candidate(a)[3]
+        eta, mu, th, ok = candidate(a)
+        return i + 1, a, ok, (eta, mu, th)
 
-    _, alpha, ok = jax.lax.while_loop(not_yet, pull, (jnp.asarray(0), alpha0, jnp.asarray(False)))
-    eta, mu, th, _ = candidate(alpha)
+    # The last point tried rides in the carry (the loop runs at least once), rather than
+    # being recomputed after the loop: every block's mean map once, not twice, in the program.
+    blank = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(candidate, alpha0)[:3])
+    _, alpha, ok, (eta, mu, th) = jax.lax.while_loop(not_yet, pull, (jnp.asarray(0), alpha0, jnp.asarray(False), blank))
     if with_alpha:  # the unbounded α too, which says whether the cap acted
         return eta, mu, th, ok & (alpha < -1.0 - 1e-3), raw
     return eta, mu, th, ok & (alpha < -1.0 - 1e-3)
