@@ -142,10 +142,18 @@ class Engine(Joint):
         if invariant is not None:
             assert not log_joint, "the value of L needs every factor"
             factors = tuple(f for f in self.plan.factors if f not in invariant[0])
+        closed_form = self.plan.block(j).update is Update.CAVI
+        if factors is None and not (log_joint and closed_form):
+            # The factors that read q_j: the others add nothing to ∇_{μ_j} L, and tracing
+            # them (a general-path factor of another block) only for XLA to drop them costs
+            # trace time.  A natural-gradient block's line search starts from their value,
+            # the gradient's own forward pass.
+            factors = self._local(j)
         L = self._as_function_of(state, j, data, factors)
 
-        closed_form = self.plan.block(j).update is Update.CAVI
         if log_joint and closed_form:
+            value, grad = jax.value_and_grad(L)(state.mu[j])
+        elif not closed_form and invariant is None:
             value, grad = jax.value_and_grad(L)(state.mu[j])
         else:
             value, grad = None, jax.grad(L)(state.mu[j])
@@ -156,7 +164,7 @@ class Engine(Joint):
             grad = jax.tree_util.tree_map(lambda g: g / self.unit_weights.local_weight(g), grad)
         eta_j = fam.tidy_natural(fam.Stats(*grad))
         if not closed_form:
-            return self._damped(state, j, eta_j, data, log_joint)
+            return self._damped(state, j, eta_j, data, log_joint, base_L=value)
         mu_j = fam.expected_stats(eta_j)
         new = state._replace(eta={**state.eta, j: eta_j}, mu={**state.mu, j: mu_j})
         if not log_joint:
@@ -164,7 +172,12 @@ class Engine(Joint):
         moved = sum(jnp.vdot(g, b - a) for g, a, b in zip(raw, state.mu[j], mu_j))
         return new, value + moved
 
-    def _damped(self, state, j, target, data, log_joint=False,
+    def _local(self, j):
+        """The factors that read block j (any of its members)."""
+        members = self.plan.block(j).members or (("", j),)
+        return self.factors_reading(n for _, n in members)
+
+    def _damped(self, state, j, target, data, log_joint=False, base_L=None,
                 rhos=(1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625)):
         """Natural-gradient step for a non-conjugate block (Khan & Lin 2017):
         η ← (1−ρ)η + ρ∇_μ L, the largest ρ of ``rhos`` that does not lower the ELBO; q_j
@@ -184,14 +197,16 @@ class Engine(Joint):
         factor's Gamma sampler: one copy less in the program).
         """
         fam = self.families[j]
-        members = self.plan.block(j).members or (("", j),)
-        local = self.factors_reading(n for _, n in members)
+        local = self._local(j)
 
         def objective(s):  # the ELBO less the terms that do not move with q_j: (L's part, H[q_j])
             return (self.expected_log_joint(s.mu, s.eta, s.params, data, factors=local, key=s.key),
                     self.block_entropy(s, j))
 
-        base_L, base_H = objective(state)
+        if base_L is None:
+            base_L, base_H = objective(state)
+        else:  # L's part at μ_j from the target's gradient pass (``_update_block``)
+            base_H = self.block_entropy(state, j)
         base = base_L + base_H
         steps = jnp.asarray(rhos, dtype=jnp.result_type(float))
 
