@@ -199,9 +199,9 @@ class Engine(Joint):
         fam = self.families[j]
         local = self._local(j)
 
-        def objective(s):  # the ELBO less the terms that do not move with q_j: (L's part, H[q_j])
+        def objective(s, h=None):  # the ELBO less the terms that do not move with q_j: (L's part, H[q_j])
             return (self.expected_log_joint(s.mu, s.eta, s.params, data, factors=local, key=s.key),
-                    self.block_entropy(s, j))
+                    self.block_entropy(s, j, h))
 
         if base_L is None:
             base_L, base_H = objective(state)
@@ -210,10 +210,11 @@ class Engine(Joint):
         base = base_L + base_H
         steps = jnp.asarray(rhos, dtype=jnp.result_type(float))
 
-        def candidate(rho):
+        def candidate(rho):  # (the state at step ρ, q_j's entropies there)
             eta_c = fam.tidy_natural(jax.tree_util.tree_map(lambda a, b: (1 - rho) * a + rho * b,
                                                             state.eta[j], target))
-            return state._replace(eta={**state.eta, j: eta_c}, mu={**state.mu, j: fam.expected_stats(eta_c)})
+            mu_c, h_c = fam.expected_stats_and_entropy(eta_c)
+            return state._replace(eta={**state.eta, j: eta_c}, mu={**state.mu, j: mu_c}), h_c
 
         def not_yet(carry):
             i, accepted = carry[:2]
@@ -223,8 +224,8 @@ class Engine(Joint):
             # A step out of the natural domain (a Dirichlet row with α ≤ 0) is refused even
             # where the ELBO's formulas stay finite there (a log-gamma of a negative shape).
             i = carry[0]
-            c = candidate(steps[i])
-            L_c, H_c = objective(c)
+            c, h_c = candidate(steps[i])
+            L_c, H_c = objective(c, h_c)
             e = L_c + H_c
             ok = fam.in_domain(c.eta[j]) & jnp.isfinite(e) & (e >= base - 1e-12 * jnp.abs(base))
             return i + 1, ok, (c.eta[j], c.mu[j]), L_c
