@@ -143,11 +143,11 @@ class Engine(Joint):
             assert not log_joint, "the value of L needs every factor"
             factors = tuple(f for f in self.plan.factors if f not in invariant[0])
         closed_form = self.plan.block(j).update is Update.CAVI
-        if factors is None and not (log_joint and closed_form):
-            # The factors that read q_j: the others add nothing to ∇_{μ_j} L, and tracing
-            # them (a general-path factor of another block) only for XLA to drop them costs
-            # trace time.  A natural-gradient block's line search starts from their value,
-            # the gradient's own forward pass.
+        if factors is None and not closed_form:
+            # The factors that read q_j (the others add nothing to ∇_{μ_j} L): the line
+            # search starts from their value, the gradient's own forward pass.  A closed-form
+            # block keeps every factor: the data plate's chunking is decided per set of
+            # factors (engine/chunks.py), and a subset could flip it.
             factors = self._local(j)
         L = self._as_function_of(state, j, data, factors)
 
