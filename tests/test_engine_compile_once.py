@@ -116,3 +116,33 @@ def test_a_second_fit_on_merged_rows_traces_nothing_and_gives_what_an_engine_of_
         np.testing.assert_array_equal(fit.elbo_trace, fresh.elbo_trace)
         for name in fresh.posterior:
             np.testing.assert_array_equal(np.asarray(fit.state.eta[name][0]), np.asarray(fresh.state.eta[name][0]))
+
+
+def test_a_natural_gradient_block_traces_its_likelihood_once_per_pass(monkeypatch):
+    """Bayesian logistic regression (w by natural-gradient steps, tau closed form, w last):
+    the sweep traces the likelihood once in tau's gradient (every factor, which JAX then
+    drops), once in w's gradient pass (whose value is the line search's base) and once in
+    the line search's loop body; not for the base apart, nor for the sweep's ELBO (the
+    loop's value is reused).  Main traced it five times."""
+    import collections
+
+    import jax
+
+    from vemppl.elj import joint
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(30, 3))
+    y = (rng.random(30) < 1 / (1 + np.exp(-X @ np.array([1.0, -1.0, 0.5])))).astype(float)
+    fit = vp.fit(vp.load(ROOT / "models/logreg.vem"), {"X": X, "y": y}, max_iter=2, progress=False)
+    assert fit.engine.plan.block("w").update == "natural-gradient"
+    traced = collections.Counter()
+    original = joint.factor_value
+
+    def counted(model, f, *args, **kwargs):
+        traced[f.target] += 1
+        return original(model, f, *args, **kwargs)
+
+    monkeypatch.setattr(joint, "factor_value", counted)
+    jax.make_jaxpr(fit.engine._sweep_impl)(fit.state, fit.engine.data)
+    assert list(fit.engine.plan.schedule) == ["tau", "w"]
+    assert traced["y"] == 3

@@ -160,9 +160,10 @@ class Joint:
             total = total - jnp.sum(~present) * jnp.log(k)
         return total
 
-    def block_entropy(self, state, j):
-        """H[q_j], each distinct row of a merged data plate counted as often as it stands."""
-        h = self._entropy(j, state.eta[j], state.mu[j])
+    def block_entropy(self, state, j, h=None):
+        """H[q_j], each distinct row of a merged data plate counted as often as it stands;
+        ``h``: q_j's entropies per element where the caller has them."""
+        h = self._entropy(j, state.eta[j], state.mu[j]) if h is None else h
         if j in self._weighted:  # one distinct row stands for its count of units
             h = h * self.unit_weights.local_weight(h)
         return jnp.sum(h)

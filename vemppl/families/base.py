@@ -385,6 +385,13 @@ class ExpFamily:
         return cls.log_normalizer(eta) - cls.inner(eta, mu) - cls.expected_log_base_measure(eta)
 
     @classmethod
+    def expected_stats_and_entropy(cls, eta):
+        """(μ, H[q]) at η, as ``expected_stats`` and ``entropy`` give them; a family whose
+        two share work (an MvNormal's Cholesky factor of Λ) computes it once."""
+        mu = cls.expected_stats(eta)
+        return mu, cls.entropy(eta, mu)
+
+    @classmethod
     def inner(cls, eta, mu):
         """⟨η, μ⟩ summed over each statistic's event axes, batched over the rest."""
         total = 0.0

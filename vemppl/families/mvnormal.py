@@ -97,6 +97,13 @@ class MvNormal(ExpFamily):
         return 0.5 * eta.mean.shape[-1] * (1.0 + _LOG_2PI) - 0.5 * logdet
 
     @classmethod
+    def expected_stats_and_entropy(cls, eta):
+        """(μ, H) from one Cholesky factor of Λ (``expected_stats`` and ``entropy`` each take one)."""
+        m, sigma, logdet = _moments(eta)
+        return (MvNormalStats(m, sigma + la.outer(m, m)),
+                0.5 * eta.mean.shape[-1] * (1.0 + _LOG_2PI) - 0.5 * logdet)
+
+    @classmethod
     def natural_from_mean(cls, mu):
         lam = la.spd_inverse(mu.outer - la.outer(mu.mean, mu.mean))
         return MvNormalStats(jnp.einsum("...ij,...j->...i", lam, mu.mean), -0.5 * lam)
