@@ -97,6 +97,16 @@ class E:
     def base_expr(self, model) -> Expr:
         return self.to_expr(model)
 
+    def __iter__(self):
+        # Without this, Python iterates by __getitem__(0), (1), ... which never raises:
+        # sum(x[n]), list(w) or `a, b = w` would loop for ever.
+        raise TypeError("a model expression has no Python elements to iterate over (sum(), list(), unpacking): "
+                        "write the sum as vp.sum_(...) or index the elements, e.g. w[0]")
+
+    def __bool__(self):
+        raise TypeError("a model expression has no truth value: the model is a graph, nothing is computed "
+                        "while it is built, so `if`, `and`, `or` cannot read a node")
+
 
 class _Lazy(E):
     """An expression resolved when used, so handles see the plates active at that point."""
