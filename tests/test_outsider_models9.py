@@ -20,3 +20,36 @@ def test_python_sum_of_a_dsl_expression_is_a_clear_error_not_an_endless_loop():
             iter(x[n])  # what sum(x[n]), list(x[n]) and `a, b = x[n]` call first
         with pytest.raises(TypeError, match="truth value"):
             bool(x[n])
+
+
+# --- the DSL: errors found after the statement point at the user's Python line ---------------------
+def _line_of(marker: str) -> int:
+    import inspect
+
+    src, first = inspect.getsourcelines(test_dsl_errors_found_later_name_the_statements_python_line)
+    return first + next(i for i, s in enumerate(src) if marker in s)
+
+
+def test_dsl_errors_found_later_name_the_statements_python_line():
+    # Before: a refused read of a deterministic node had no location (the DSL's expressions carry
+    # no spans), and a plate's error pointed into contextlib.py.
+    m = vp.Model("l")
+    N = m.dim("N")
+    m.data("y", vp.real[N])
+    a = m.sample("a", vp.Normal(0.0, 1.0))
+    with m.plate("n", N):
+        b = m.let("b", 2.0 * a)
+    c = m.sample("c", vp.Normal(vp.sum_(b), 1.0))  # MARK-READ
+    with m.plate("n", N):
+        m.sample("y", vp.Normal(c, 1.0))
+    with pytest.raises(vp.VemError, match="element by element") as e:
+        vp.compile_model(m)
+    assert (e.value.file, e.value.line) == (__file__, _line_of("MARK-READ"))
+    m2 = vp.Model("p")
+    N = m2.dim("N")
+    with pytest.raises(vp.VemError, match="hides") as e:
+        with m2.plate("N", N):  # MARK-PLATE
+            pass
+    assert (e.value.file, e.value.line) == (__file__, _line_of("MARK-PLATE"))
+    with pytest.raises(TypeError, match=r"call it: vp\.Normal"):
+        m2.sample("x", vp.Normal)
