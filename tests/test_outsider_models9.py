@@ -53,3 +53,24 @@ def test_dsl_errors_found_later_name_the_statements_python_line():
     assert (e.value.file, e.value.line) == (__file__, _line_of("MARK-PLATE"))
     with pytest.raises(TypeError, match=r"call it: vp\.Normal"):
         m2.sample("x", vp.Normal)
+
+
+# --- saved results: the summary of a fit read back is the fit's own ------------------------------------
+def test_the_summary_of_saved_results_is_the_fits_summary(tmp_path):
+    # Before: the fit listed its blocks in jit's sorted key order (Lam, mu, pi) and the results read
+    # back in the manifest's (pi, mu, Lam), so the two summaries of one fit differed.
+    text = """model nm
+dim N
+data y: real[N]
+zeta ~ Normal(0.0, 10.0)
+alpha ~ Gamma(2.0, 1.0)
+for n in range(N) { y[n] ~ Normal(zeta, precision = alpha) }
+"""
+    y = np.random.default_rng(0).normal(1.0, 0.5, 20)
+    fit = vp.fit(vp.parse(text), {"y": y}, seed=0)
+    fit.save(tmp_path / "r")
+    back = vp.load_results(tmp_path / "r")
+    assert back.summary() == fit.summary()
+    assert back.elbo == fit.elbo
+    for k in ("zeta", "alpha"):
+        np.testing.assert_array_equal(np.asarray(back.posterior[k].mean), np.asarray(fit.posterior[k].mean))
