@@ -3,6 +3,8 @@
 results).  Each test first failed on the code before its fix.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -113,3 +115,13 @@ def test_svi_of_a_random_intercept_regression_reaches_the_batch_fit():
     assert abs(float(fit.posterior["b0"].mean) - b0) < 0.05, (float(fit.posterior["b0"].mean), b0)
     assert abs(float(fit.posterior["b1"].mean) - b1) < 0.02
     assert 0.9 < tu < 1.5
+
+
+# --- model selection over the size of a param: the ELBO has no Occam factor -------------------------
+def test_select_by_elbo_over_a_params_size_warns_that_it_needs_heldout_data():
+    # Before: silently chose L = 4 for factor analysis on data with 3 factors (the ELBO, a likelihood
+    # in the point-estimated loadings W: real[D, L], rose 1.1 nats from L = 3 to 4).
+    x = np.random.default_rng(3).normal(size=(30, 4))
+    with pytest.warns(UserWarning, match="W, psi, m are params sized by L|W is a param sized by L"):
+        vp.select(vp.load(Path(__file__).parent.parent / "models" / "fa.vem"), {"x": x}, L=[2], restarts=1,
+                  max_iter=2)
