@@ -125,3 +125,4 @@ def test_select_by_elbo_over_a_params_size_warns_that_it_needs_heldout_data():
     with pytest.warns(UserWarning, match="W, psi, m are params sized by L|W is a param sized by L"):
         vp.select(vp.load(Path(__file__).parent.parent / "models" / "fa.vem"), {"x": x}, L=[2], restarts=1,
                   max_iter=2)
+
