@@ -126,3 +126,13 @@ def test_select_by_elbo_over_a_params_size_warns_that_it_needs_heldout_data():
         vp.select(vp.load(Path(__file__).parent.parent / "models" / "fa.vem"), {"x": x}, L=[2], restarts=1,
                   max_iter=2)
 
+
+
+# --- stochastic VI's step size: the Python API refuses what docs/scaling.md and the CLI refuse ----------
+def test_svi_refuses_a_kappa_that_never_settles_as_the_command_line_does():
+    # Before: vp.svi(10, step_size=(1.0, 0.3)) fitted, although docs/scaling.md asks kappa in (0.5, 1]
+    # (Robbins–Monro) and `vemppl fit --step-size 1,0.3` refuses it; kappa = 0 (rho = 1) stays allowed.
+    with pytest.raises(vp.VemError, match=r"kappa in \(0.5, 1\]"):
+        vp.svi(10, step_size=(1.0, 0.3))
+    vp.svi(10, step_size=(0.0, 0.0))
+    vp.svi(10, step_size=(10.0, 0.7))

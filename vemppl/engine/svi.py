@@ -232,8 +232,9 @@ def _key(state) -> dict:
 
 def step_sizes(tau: float, kappa: float):
     """ρ_t = (t + τ)^(−κ), t = 1, 2, ...; Robbins–Monro needs κ ∈ (0.5, 1], τ ≥ 0."""
-    if not (0.0 <= kappa <= 1.0) or tau < 0:
-        raise VemError("data", f"step_size=(tau, kappa) needs tau >= 0 and 0 <= kappa <= 1; got ({tau}, {kappa})")
+    if not (0.5 < kappa <= 1.0 or kappa == 0.0) or tau < 0:
+        raise VemError("data", f"step_size=(tau, kappa) needs tau >= 0 and kappa in (0.5, 1] (Robbins–Monro: smaller kappa never "
+                           f"settles), or kappa = 0 (every step rho = 1); got ({tau}, {kappa})")
 
     def rho(t):
         return float((t + tau) ** (-kappa))
