@@ -136,3 +136,23 @@ def test_svi_refuses_a_kappa_that_never_settles_as_the_command_line_does():
         vp.svi(10, step_size=(1.0, 0.3))
     vp.svi(10, step_size=(0.0, 0.0))
     vp.svi(10, step_size=(10.0, 0.7))
+
+
+# --- the DSL: NumPy beside a model expression ----------------------------------------------------------
+def test_numpy_functions_and_arrays_on_dsl_expressions_say_what_to_write():
+    # Before: np.exp(a) failed with "loop of ufunc does not support argument 0 of type Var which has no
+    # callable exp method", np.zeros(2) * a silently built an object array, and an array argument said
+    # only "cannot use ndarray in a model expression".  NumPy scalars stay numbers.
+    m = vp.Model("np")
+    N = m.dim("N")
+    m.data("y", vp.real[N])
+    a = m.sample("a", vp.Normal(np.float64(0.0), 2.0))
+    with pytest.raises(TypeError, match="vp.exp"):
+        np.exp(a)
+    with pytest.raises(TypeError, match="vp.exp"):
+        np.zeros(2) * a
+    with pytest.raises(TypeError, match=r"m\.data"):
+        m.sample("b", vp.MvNormal(np.zeros(2), vp.eye(2)))
+    with m.plate("n", N):
+        m.sample("y", vp.Normal(np.float64(2.0) * a - np.int64(1), precision=4.0))
+    assert "Normal(2.0 * a - 1, precision = 4.0)" in vp.to_text(m)

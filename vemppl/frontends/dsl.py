@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import numbers
+import operator
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -60,6 +61,10 @@ def as_expr(v, model: "Model | None" = None) -> Expr:
         if v < 0:
             return Neg(Num(-v))  # as the text reads '-3'
         return Num(v)
+    if isinstance(v, np.ndarray):
+        raise TypeError("cannot use a NumPy array in a model expression: write it with the built-ins "
+                        "(vp.zeros(D), vp.eye(D), vp.fill(v, K)), declare it m.data(...) and give it to fit, or make "
+                        "it a typed const given at fit time (m.const('A', 0.0, vp.real[2, 2]), fit(consts={'A': ...}))")
     raise TypeError(f"cannot use {type(v).__name__} in a model expression")
 
 
@@ -120,9 +125,24 @@ class E:
         raise TypeError("a model expression has no Python elements to iterate over (sum(), list(), unpacking): "
                         "write the sum as vp.sum_(...) or index the elements, e.g. w[0]")
 
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        # np.float64(2.0) * a: a NumPy scalar's operator, which is the model's own.
+        op = _NUMPY_OPS.get(ufunc.__name__)
+        if op is not None and method == "__call__" and not kwargs and all(
+                isinstance(v, (E, numbers.Number, np.generic)) for v in inputs):
+            return op(*(v.item() if isinstance(v, np.generic) else v for v in inputs))
+        # np.exp(a) would call a.exp(), and np.zeros(2) * a would build an object array.
+        raise TypeError(f"NumPy's {ufunc.__name__} cannot read a model expression: use the model's own functions "
+                        "(vp.exp, vp.log, vp.sigmoid, vp.dot, vp.sum_, ...) and numbers, not NumPy arrays")
+
     def __bool__(self):
         raise TypeError("a model expression has no truth value: the model is a graph, nothing is computed "
                         "while it is built, so `if`, `and`, `or` cannot read a node")
+
+
+#: NumPy's arithmetic ufuncs, met when a NumPy scalar stands beside a model expression.
+_NUMPY_OPS = {"add": operator.add, "subtract": operator.sub, "multiply": operator.mul, "true_divide": operator.truediv,
+              "divide": operator.truediv, "power": operator.pow, "matmul": operator.matmul, "negative": operator.neg}
 
 
 class _Lazy(E):
