@@ -156,3 +156,15 @@ def test_numpy_functions_and_arrays_on_dsl_expressions_say_what_to_write():
     with m.plate("n", N):
         m.sample("y", vp.Normal(np.float64(2.0) * a - np.int64(1), precision=4.0))
     assert "Normal(2.0 * a - 1, precision = 4.0)" in vp.to_text(m)
+
+
+# --- a declared data array that nothing reads: a misspelt name on the left of '~' ----------------------
+def test_a_declared_data_array_that_no_statement_reads_is_named_in_a_warning():
+    # Before: `xx[n] ~ MvNormal(...)` under `data x` fitted a latent xx to nothing, silently.
+    m = vp.Model("typo")
+    N, D = m.dim("N", "D")
+    m.data("x", vp.real[N, D])
+    with m.plate("n", N):
+        m.sample("xx", vp.MvNormal(vp.zeros(D), precision=vp.eye(D)))
+    with pytest.warns(UserWarning, match=r"test_outsider_models9.py:\d+: data 'x' is declared but no statement"):
+        vp.fit(m, {"x": np.zeros((3, 2))}, max_iter=1)
