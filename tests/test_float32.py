@@ -46,3 +46,10 @@ def test_float32_chain_beyond_probability_space_matches_enumeration(float32_resu
     marg, pair, _ = brute_force(psi, phi)
     np.testing.assert_allclose(float32_results["chain"]["onehot"], marg, atol=1e-5)
     np.testing.assert_allclose(float32_results["chain"]["pair"], pair, atol=1e-5)
+
+
+def test_float32_fits_request_no_float64(float32_results):
+    # Before: a fixed MvNormal location was cast to the dtype of a NumPy float64 precision, and JAX
+    # warned "Explicitly requested dtype float64 ... will be truncated to dtype float32" on every GMM fit
+    # (tests/test_outsider_models9.py's round).
+    assert float32_results["dtype_warnings"] == []

@@ -33,7 +33,7 @@ def test_fit_has_at_most_twelve_parameters():
     (lambda: vp.cavi(learning_rate=0), ["learning_rate must be a positive number"]),
     (lambda: vp.cavi(compress=True, devices=2), ["compress=True with devices="]),
     (lambda: vp.svi(0), ["batch_size must be at least 1"]),
-    (lambda: vp.svi(10, step_size=(1.0, 2.0)), ["0 <= kappa <= 1"]),
+    (lambda: vp.svi(10, step_size=(1.0, 2.0)), ["kappa in (0.5, 1]"]),
     (lambda: vp.svi(10, step_size="fast"), ["step_size must be a pair"]),
 ])
 def test_an_algorithm_checks_its_own_options(make, words):

@@ -215,6 +215,7 @@ def chain_stats(fam, r, rho):
     q(z_{t−1}, z_t) = ρ diag(r_{t−1}) + (1 − ρ) r_{t−1} r_tᵀ (summed over t for a chain with
     tied transitions), so the first update of the transitions sees the data's persistence
     (``_persistence``); ρ = 0 is the independent start."""
+    r = jnp.asarray(r)  # a NumPy float64 start: in float32 (VEMPPL_X64=0) a float64 request JAX warns of
     stay = r[..., :-1, :, None] * jnp.eye(r.shape[-1], dtype=r.dtype)
     pair = rho * stay + (1.0 - rho) * r[..., :-1, :, None] * r[..., 1:, None, :]
     if fam.tied_pairs:

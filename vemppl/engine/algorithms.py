@@ -140,8 +140,9 @@ class Svi:
             tau, kappa = (float(x) for x in self.step_size)
         except (TypeError, ValueError):
             raise VemError("data", f"step_size must be a pair (tau, kappa); got {self.step_size!r}") from None
-        if not (tau >= 0 and 0 <= kappa <= 1):
-            raise VemError("data", f"step_size=(tau, kappa) needs tau >= 0 and 0 <= kappa <= 1; got ({tau}, {kappa})")
+        if not (tau >= 0 and (0.5 < kappa <= 1 or kappa == 0)):
+            raise VemError("data", f"step_size=(tau, kappa) needs tau >= 0 and kappa in (0.5, 1] (Robbins–Monro: smaller kappa never "
+                           f"settles), or kappa = 0 (every step rho = 1); got ({tau}, {kappa})")
 
     def for_plan(self, plan, tol):
         """(these options, tol): stochastic VI starts at the prior unless told otherwise."""

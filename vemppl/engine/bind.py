@@ -65,6 +65,7 @@ def bind(model: ModelGraph, data: dict, consts: dict | None = None, dims: dict |
     _warn_undeclared(data, "data", kinds, strict)
     _warn_undeclared(mask, "mask", kinds, strict)
     read = _read_names(model)
+    _warn_unused(model, read)
     masks: dict[str, np.ndarray] = {}
     deferred: list[tuple] = []
     for node in model.of_kind("data"):
@@ -382,6 +383,19 @@ def _size_names(model) -> set[str]:
                 sized(a)
             sized(d.expr)
     return out
+
+
+def _warn_unused(model, read) -> None:
+    """A data array that no statement draws or reads: its values take no part in the fit, most
+    often because the name on the left of a ``~`` is misspelt (``xx[n] ~ ...`` is then a latent)."""
+    enc = {n.id for node in model.nodes.values() if node.amortised is not None and node.amortised.expr is not None
+           for n in names(node.amortised.expr)}
+    for node in model.of_kind("data"):
+        if not node.defs and node.name not in read and node.name not in enc:
+            where = f"{node.span.file or '<model>'}:{node.span.line}: " if node.span is not None else ""
+            warnings.warn(f"{where}data '{node.name}' is declared but no statement draws or reads it, so its values "
+                          f"take no part in the fit (a misspelt name on the left of '~' is a latent)", UserWarning,
+                          stacklevel=5)
 
 
 def _read_names(model) -> set[str]:

@@ -158,7 +158,7 @@ class MvNormal(ExpFamily):
         d = lam.mean.shape[-1]
         if loc.is_fixed:
             # A fixed location may be a scalar broadcast over the D components.
-            loc = fixed(_broadcast_loc(jnp.asarray(loc.value, dtype=lam.mean.dtype), d))
+            loc = fixed(_broadcast_loc(jnp.asarray(loc.value, dtype=jnp.asarray(lam.mean).dtype), d))
         # E[(x − m)ᵀΛ(x − m)] = E[xᵀΛx] − 2E[xᵀΛm] + E[mᵀΛm].  Each term is a moment of the
         # pair it couples: tr(E[Λ]E[xxᵀ]) for independent ones, E[μᵀΛμ] and E[Λμ] when Λ and
         # the location (or the value) are one Normal–Wishart block.  The data-by-component

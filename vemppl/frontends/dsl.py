@@ -24,7 +24,10 @@ located at the Python line that made them.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import numbers
+import operator
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,8 +44,8 @@ from ..ir.nodes import Loop, TypeSpec
 
 def _caller_span() -> Span:
     f = sys._getframe(1)
-    here = __file__
-    while f is not None and f.f_code.co_filename == here:
+    skip = (__file__, contextlib.__file__)  # `with m.plate(...)` enters through contextlib
+    while f is not None and f.f_code.co_filename in skip:
         f = f.f_back
     return Span(f.f_lineno, 1, file=f.f_code.co_filename) if f else None
 
@@ -58,7 +61,26 @@ def as_expr(v, model: "Model | None" = None) -> Expr:
         if v < 0:
             return Neg(Num(-v))  # as the text reads '-3'
         return Num(v)
+    if isinstance(v, np.ndarray):
+        raise TypeError("cannot use a NumPy array in a model expression: write it with the built-ins "
+                        "(vp.zeros(D), vp.eye(D), vp.fill(v, K)), declare it m.data(...) and give it to fit, or make "
+                        "it a typed const given at fit time (m.const('A', 0.0, vp.real[2, 2]), fit(consts={'A': ...}))")
     raise TypeError(f"cannot use {type(v).__name__} in a model expression")
+
+
+def _located(e: Expr, span: Span | None) -> Expr:
+    """``e`` with ``span`` on every part that has none: a DSL expression is built without source
+    positions, so an error found later at one of its parts (a read the compiler refuses) points
+    at the Python line of the statement, as the text's points at the part itself."""
+    if span is None or not dataclasses.is_dataclass(e):
+        return e
+    parts = [f.name for f in dataclasses.fields(e) if f.name != "span"]
+    changes = {p: _located(getattr(e, p), span) for p in parts if dataclasses.is_dataclass(getattr(e, p))}
+    changes.update({p: tuple(_located(a, span) for a in getattr(e, p)) for p in parts
+                    if isinstance(getattr(e, p), tuple)})
+    if getattr(e, "span", span) is None:
+        changes["span"] = span
+    return dataclasses.replace(e, **changes) if changes else e
 
 
 class E:
@@ -96,6 +118,31 @@ class E:
 
     def base_expr(self, model) -> Expr:
         return self.to_expr(model)
+
+    def __iter__(self):
+        # Without this, Python iterates by __getitem__(0), (1), ... which never raises:
+        # sum(x[n]), list(w) or `a, b = w` would loop for ever.
+        raise TypeError("a model expression has no Python elements to iterate over (sum(), list(), unpacking): "
+                        "write the sum as vp.sum_(...) or index the elements, e.g. w[0]")
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        # np.float64(2.0) * a: a NumPy scalar's operator, which is the model's own.
+        op = _NUMPY_OPS.get(ufunc.__name__)
+        if op is not None and method == "__call__" and not kwargs and all(
+                isinstance(v, (E, numbers.Number, np.generic)) for v in inputs):
+            return op(*(v.item() if isinstance(v, np.generic) else v for v in inputs))
+        # np.exp(a) would call a.exp(), and np.zeros(2) * a would build an object array.
+        raise TypeError(f"NumPy's {ufunc.__name__} cannot read a model expression: use the model's own functions "
+                        "(vp.exp, vp.log, vp.sigmoid, vp.dot, vp.sum_, ...) and numbers, not NumPy arrays")
+
+    def __bool__(self):
+        raise TypeError("a model expression has no truth value: the model is a graph, nothing is computed "
+                        "while it is built, so `if`, `and`, `or` cannot read a node")
+
+
+#: NumPy's arithmetic ufuncs, met when a NumPy scalar stands beside a model expression.
+_NUMPY_OPS = {"add": operator.add, "subtract": operator.sub, "multiply": operator.mul, "true_divide": operator.truediv,
+              "divide": operator.truediv, "power": operator.pow, "matmul": operator.matmul, "negative": operator.neg}
 
 
 class _Lazy(E):
@@ -332,18 +379,25 @@ class Model:
 
     def sample(self, name: str, d: Dist, index: IndexLike | None = None) -> Var:
         """``name[active loop vars] ~ d`` (or ``name[index] ~ d``)."""
-        kwargs = tuple((k, as_expr(v, self), None) for k, v in d.kwargs.items())
-        args = tuple(as_expr(a, self) for a in d.args)
+        span = _caller_span()
+        if not isinstance(d, Dist):
+            what = getattr(d, "__name__", type(d).__name__)
+            raise TypeError(f"m.sample({name!r}, ...) needs a distribution such as vp.Normal(0.0, 1.0); got {what}"
+                            + (f" (call it: vp.{what}(...))" if what in DISTRIBUTIONS else ""))
+        kwargs = tuple((k, _located(as_expr(v, self), span), None) for k, v in d.kwargs.items())
+        args = tuple(_located(as_expr(a, self), span) for a in d.args)
         self._b.statement(
-            name, self._indices(index), tuple(self._loops),
-            dist=d.family, args=args, kwargs=kwargs, span=_caller_span(),
+            name, self._indices(index, span), tuple(self._loops),
+            dist=d.family, args=args, kwargs=kwargs, span=span,
         )
         self._changed()
         return Var(name, self._plate_vars(index))
 
     def let(self, name: str, value: ExprLike, index: IndexLike | None = None) -> Var:
         """A deterministic node ``name[active loop vars] = value``."""
-        self._b.statement(name, self._indices(index), tuple(self._loops), expr=as_expr(value, self), span=_caller_span())
+        span = _caller_span()
+        self._b.statement(name, self._indices(index, span), tuple(self._loops), expr=_located(as_expr(value, self), span),
+                          span=span)
         self._changed()
         return Var(name, self._plate_vars(index))
 
@@ -351,14 +405,16 @@ class Model:
         """``q(latent[active loop vars]) = encoder``: an amortised posterior, e.g.
         ``m.q(z, enc(x))`` inside the plate over n is ``q(z[n]) = enc(x[n])``."""
         name = latent.name if isinstance(latent, Var) else latent
-        self._b.amortise(name, self._indices(index), tuple(self._loops), as_expr(encoder, self), span=_caller_span())
+        span = _caller_span()
+        self._b.amortise(name, self._indices(index, span), tuple(self._loops), _located(as_expr(encoder, self), span),
+                         span=span)
         self._changed()
 
-    def _indices(self, index):
+    def _indices(self, index, span=None):
         if index is None:
-            return tuple(Name(v) for v in self.active_vars)
+            return tuple(Name(v, span) for v in self.active_vars)
         index = index if isinstance(index, tuple) else (index,)
-        return tuple(as_expr(i, self) for i in index)
+        return tuple(_located(as_expr(i, self), span) for i in index)
 
     def _plate_vars(self, index):
         return self.active_vars if index is None else ()

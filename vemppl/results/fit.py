@@ -153,11 +153,19 @@ class Fit:
         """A table of the blocks with their families, shapes and posterior means (columns as
         wide as their longest entry: ``HomogeneousMarkovChain(80, 2)`` ran into the shapes)."""
         rows = []
-        for j, mean in self._posterior_means().items():
+        # In the plan's order, not the state's: a fit's state comes out of jit with its keys
+        # sorted, one read back by load_results in the manifest's order, and the two summaries
+        # of one fit must be the same text.
+        order = {b.name: i for i, b in enumerate(self.plan.blocks)}
+        means = self._posterior_means()
+        for j in sorted(means, key=lambda k: (order.get(k, len(order)), k)):
+            mean = means[j]
             mean = np.asarray(mean)
             head = np.array2string(mean.ravel()[:4], precision=3, separator=", ")
             rows.append((j, _family_label(self.plan, j), str(mean.shape), head))
-        for k, v in self.params.items():
+        porder = {q.name: i for i, q in enumerate(self.plan.params)}
+        for k in sorted(self.params, key=lambda k: (porder.get(k, len(porder)), k)):
+            v = self.params[k]
             if isinstance(v, dict):  # a network
                 rows.append((k, "network", f"{sum(w.size for w in v.values())} weights", ""))
                 continue
