@@ -11,7 +11,7 @@ import pytest
 
 import vemppl as vp
 from dsl_models import MODELS_DIR
-from vemppl.select import align, parse_sweep, select
+from vemppl.selection import align, parse_sweep, select
 
 ROOT = Path(__file__).resolve().parents[1]
 CENTRES = np.array([[0.0, 0.0], [8.0, 0.0], [0.0, 8.0], [8.0, 8.0]])

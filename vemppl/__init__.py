@@ -38,8 +38,8 @@ _LAZY = {
     "Fit": (".results", "Fit"),
     "Prediction": (".results", "Prediction"),
     "load_results": (".results", "load_results"),
-    "select": (".select", "select"),
-    "Selection": (".select", "Selection"),
+    "select": (".selection", "select"),
+    "Selection": (".selection", "Selection"),
     "use_compilation_cache": ("._compile_cache", "use_compilation_cache"),
 }
 _DSL_HELPERS = (

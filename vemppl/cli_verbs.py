@@ -211,8 +211,8 @@ def _fit_verb(args, out) -> int:
         preload("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg", "vemppl.render")
         swept = []
         with _set_arrays_blamed(consts):
-            if args.sweep:  # select.py: the chosen value's best fit is saved as usual
-                from .select import parse_sweep, select
+            if args.sweep:  # selection.py: the chosen value's best fit is saved as usual
+                from .selection import parse_sweep, select
 
                 name, values = parse_sweep(args.sweep, {n.name: n.kind for n in model.nodes.values()})
                 sel = select(model, data, restarts=args.restarts, seed=args.seed, consts=consts, dims=dims,

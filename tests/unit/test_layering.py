@@ -29,7 +29,7 @@ LAYERS = [
     ("data", ["vemppl.engine.bind", "vemppl.engine.bind_values", "vemppl.data", "vemppl.data_checks", "vemppl.data_scale"]),
     ("engine", ["vemppl.engine", "vemppl.engine.accel"]),
     ("results", ["vemppl.results"]),
-    ("api", ["vemppl.api", "vemppl.select"]),  # select fits once per swept value
+    ("api", ["vemppl.api", "vemppl.selection"]),  # select fits once per swept value
     ("render", ["vemppl.render"]),
     ("cli", ["vemppl.cli", "vemppl.cli_verbs", "vemppl.cli_args", "vemppl.cli_data", "vemppl.cli_runtime",
              "vemppl.cli_output", "vemppl.demo", "vemppl"]),
