@@ -211,7 +211,7 @@ def _check_given_const_args(model: ModelGraph, sizes: dict, values: dict, given:
                 if read & given and not read <= fixed:  # kappa * tau: a sign the given value may settle
                     check_sign(model, fam, k, e, arg_constraint(fam, k), d.dist_span or d.span,
                                lambda c: float(values[c]) if np.ndim(values.get(c)) == 0 and c in values else None,
-                               "(from consts=)" if read & given else "")
+                               "(from consts=)")
                 if not read <= fixed or not (read & given or matrix_constrained(fam, k)):
                     continue
                 try:
