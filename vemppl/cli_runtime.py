@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import re
 import signal
@@ -42,6 +41,8 @@ def install_handlers():
     warnings.showwarning = _show_warning
     warnings.simplefilter("ignore", DeprecationWarning)
     warnings.simplefilter("ignore", PendingDeprecationWarning)
+    _PREVIOUS_UNRAISABLE.append(sys.unraisablehook)
+    sys.unraisablehook = _on_unraisable
     handlers = {}
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
@@ -52,6 +53,7 @@ def install_handlers():
     def restore():
         warnings.showwarning = shown
         warnings.filters[:] = filters
+        sys.unraisablehook = _PREVIOUS_UNRAISABLE.pop()
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
 
@@ -77,33 +79,34 @@ _BACKSTOP: list[threading.Timer] = []
 def _on_signal(signum, frame):
     """SIGTERM raises :class:`Terminated`, SIGINT ``KeyboardInterrupt``, in the main thread.
 
-    Python runs a handler between any two bytecodes, also inside a garbage-collector callback
-    (JAX has one) or a ``__del__``, where a raised exception is printed and dropped.  There
-    the signal is sent again a moment later instead; and a backstop thread removes the
-    temporary cache folder and ends the process ``GRACE_SECONDS`` after the first signal,
-    whatever the main thread is doing.
+    Python runs a handler between any two bytecodes, also inside a garbage-collector or
+    weakref callback (JAX and importlib have them) or a ``__del__``, where a raised exception
+    is dropped and reported to ``sys.unraisablehook``: :func:`_on_unraisable` sends the signal
+    again a moment later instead.  A backstop thread removes the temporary cache folder and
+    ends the process ``GRACE_SECONDS`` after the first signal, whatever the main thread is doing.
     """
     if not _BACKSTOP:
         timer = threading.Timer(GRACE_SECONDS, _backstop, args=(128 + signum,))
         timer.daemon = True
         timer.start()
         _BACKSTOP.append(timer)
-    if _in_finaliser(frame):
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _on_unraisable(unraisable) -> None:
+    """A signal's exception raised where Python drops exceptions (a callback, a finaliser):
+    say nothing and send the signal again, so it is raised at the next ordinary bytecode.
+    Anything else goes to the hook that was there before."""
+    if isinstance(unraisable.exc_value, (Terminated, KeyboardInterrupt)):
+        signum = signal.SIGTERM if isinstance(unraisable.exc_value, Terminated) else signal.SIGINT
         again = threading.Timer(0.05, os.kill, args=(os.getpid(), signum))
         again.daemon = True
         again.start()
         return
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+    _PREVIOUS_UNRAISABLE[-1](unraisable)
 
 
-def _in_finaliser(frame) -> bool:
-    """Whether ``frame`` runs inside a gc callback or a ``__del__`` (exceptions are dropped there)."""
-    callbacks = {getattr(cb, "__code__", None) for cb in gc.callbacks}
-    while frame is not None:
-        if frame.f_code in callbacks or frame.f_code.co_name == "__del__":
-            return True
-        frame = frame.f_back
-    return False
+_PREVIOUS_UNRAISABLE: list = [sys.__unraisablehook__]
 
 
 def _backstop(status: int) -> None:
