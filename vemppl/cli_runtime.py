@@ -157,6 +157,8 @@ _WORDING = [
     (r"predictive_density\(\.\.\., exact=True\)", "--density exact"),
     (r"fit\(\.\.\., plate='(\w+)'\)", r"--plate \1"),
     (r"\bcompress=True\b", "--compress yes"),
+    (r"\bvp\.cavi\(screen=(\d+)\)", r"--screen \1"),
+    (r"\bfit\(restarts=R\)", "--restarts R"),
     (r"^data= names arrays\b", "--data holds arrays"),
     (r"\b(restarts|max_iter|local_iter|local_tol|local_restart|batch_size|step_size|seed|tol)=(?=[\s,.;)]|$)",
      lambda m: "--" + m.group(1).replace("_", "-")),

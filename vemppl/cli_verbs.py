@@ -32,7 +32,8 @@ def add_all(verbs):
     p.add_argument("--out", metavar="DIR", type=Path,
                    help="results folder (default: results/MODEL); checked before the fit: not an existing file")
     p.add_argument("--seed", type=cli_args.whole(0, cli_args.MAX_SEED), default=0,
-                   help="random seed of the initialisation, 0 to 2^32-1; restart r uses SEED + r (default 0)")
+                   help="random seed of the initialisation, 0 to 2^32-1; the starts of --restarts and of the "
+                        "screened starts are drawn in turn from it (default 0)")
     p.add_argument("--restarts", type=cli_args.whole(1), default=1,
                    help="fit from R initialisations and keep the one with the highest ELBO (default 1)")
     p.add_argument("--max-iter", type=cli_args.whole(1), default=500,
@@ -64,6 +65,9 @@ def add_all(verbs):
                    help="with --start random-globals: start the locals afresh at their prior every sweep (or in "
                         "the first S sweeps), as scikit-learn's LDA E-step; a sweep that would lower the ELBO "
                         "carries them instead")
+    g.add_argument("--screen", type=cli_args.whole(1), metavar="R",
+                   help="with --restarts 1: run R seeded starts for 5 sweeps each and continue the one with the "
+                        "highest ELBO (default: 4 for a mixture or chain seeded by k-means++, else 1)")
     g.add_argument("--chain", choices=("sequential", "parallel"), default="sequential",
                    help="Markov-chain blocks: forward-backward by a T-step scan, or by a log2(T)-deep tree of "
                         "log-space matrix products for long chains on a GPU (default: sequential)")
@@ -205,7 +209,7 @@ def _fit_verb(args, out) -> int:
         scale = {"batch_size": args.batch_size, "step_size": args.step_size, "plate": args.plate,
                  "devices": args.devices}
         schedule = {"start": args.start, "local_iter": args.local_iter, "local_tol": args.local_tol,
-                    "local_restart": args.local_restart, "chain": args.chain,
+                    "local_restart": args.local_restart, "chain": args.chain, "screen": args.screen,
                     "compress": {"auto": None, "yes": True, "no": False}[args.compress]}
         status("compiling and fitting (the first sweep compiles)")
         preload("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg", "vemppl.render")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..diagnostics import VemError
+from ..plan import Init
 
 #: Where the blocks start: every block at its prior, or the globals at random and the locals fitted to them.
 STARTS = ("prior", "random-globals")
@@ -23,6 +24,14 @@ STARTS = ("prior", "random-globals")
 #: rate-reading stop, 1e-8 stops after 74 sweeps 5.4e-8 nats per row short of the maximum and
 #: 1e-10 after 86 sweeps at it (under the change-only rule, plain: 218 and 379 sweeps).
 MOMENT_TOL = 1e-10
+#: Starts screened by default where a categorical block is seeded by k-means++ (a mixture or a
+#: chain; ``Cavi.starts_screened``), and the sweeps each runs before the best one continues.
+#: On 16 Gaussian mixtures (scikit-learn's iris, wine, breast-cancer and 10 principal components
+#: of digits, standardised, K = 3, 4, 6, 10), seed 0's single start ended on average 220.6 nats
+#: below the best of 8 whole fits; the best of 4 starts after 5 sweeps, continued, 40.3 below it
+#: (of 8 starts: 21.7, 20 sweeps more; of 4 after 10 sweeps: 41.2) (docs/engine.md).
+SCREEN_STARTS = 4
+SCREEN_SWEEPS = 5
 #: How a Markov chain's forward–backward is computed (families/markov_chain*.py).
 CHAINS = ("sequential", "parallel")
 
@@ -58,7 +67,10 @@ class Cavi:
     step for networks; ``devices``: shard the data plate over this many devices
     (``engine/shard.py``); ``plate``: the data plate those options act on; ``strict``:
     undeclared names in the data are errors, not warnings; ``accelerate``: the guarded
-    extrapolation of slow sweeps (``engine/accel.py``; False: plain CAVI, for comparison).
+    extrapolation of slow sweeps (``engine/accel.py``; False: plain CAVI, for comparison);
+    ``screen``: how many starts a fit with ``restarts=1`` screens, each run ``SCREEN_SWEEPS``
+    sweeps before the one with the highest ELBO continues (None: as the plan calls for,
+    ``starts_screened``; 1: one start).
     """
 
     local_iter: int | None = None
@@ -73,9 +85,12 @@ class Cavi:
     plate: str | None = None
     strict: bool = False
     accelerate: bool = True
+    screen: int | None = None
 
     def __post_init__(self):
         _check_start(self.start)
+        if self.screen is not None and not (isinstance(self.screen, (int, np.integer)) and self.screen >= 1):
+            raise VemError("data", f"screen must be a whole number of starts, at least 1; got {self.screen!r}")
         check_chain(self.chain)
         _check_local_iter(self.local_iter)
         _check_learning_rate(self.learning_rate)
@@ -95,6 +110,16 @@ class Cavi:
         """Whether the local/global schedule runs (any of its options set)."""
         return (self.start not in (None, "prior") or self.local_iter is not None or self.local_tol is not None
                 or bool(self.local_restart))
+
+    def starts_screened(self, plan) -> int:
+        """How many starts a single fit screens: ``screen`` when given; else ``SCREEN_STARTS``
+        where a categorical block starts from k-means++ seeds (a mixture or a chain of the
+        plan's ``"prior"`` start: ``Init.KMEANS``), whose optimum depends on the seed, and 1
+        for every other model, whose start is its prior's, the same from any seed."""
+        if self.screen is not None:
+            return int(self.screen)
+        seeded = any(b.init is Init.KMEANS for b in plan.blocks)
+        return SCREEN_STARTS if seeded and self.start in (None, "prior") and not self.scheduled else 1
 
     def for_plan(self, plan, tol):
         """(these options, tol) with ``start=None`` made the start the graph calls for
@@ -161,7 +186,7 @@ def svi(batch_size: int, **options) -> Svi:
 
 #: fit()'s keywords before the algorithm objects, and where each one now lives.
 LEGACY = ("strict", "learning_rate", "batch_size", "step_size", "local_iter", "local_tol", "local_restart", "plate",
-          "devices", "batch_restarts", "start", "chain", "compress")
+          "devices", "batch_restarts", "start", "chain", "compress", "screen")
 
 
 def from_keywords(kw: dict):
@@ -183,8 +208,11 @@ def from_keywords(kw: dict):
                        hint="drop compress=True or fit without batch_size=")
     if kw.get("devices") is not None:
         raise VemError("data", "devices= and batch_size= together are not supported yet; choose one")
+    if kw.get("screen") is not None:
+        raise VemError("data", "screen= is for batch fits; stochastic VI runs one start",
+                       hint="drop screen= or fit without batch_size=")
     keep = ("batch_size", "step_size", "plate", "local_iter", "start", "chain", "strict")
     return Svi(**{k: v for k, v in kw.items() if k in keep and v is not None})
 
 
-__all__ = ["CHAINS", "Cavi", "MOMENT_TOL", "STARTS", "Svi", "cavi", "check_chain", "from_keywords", "svi"]
+__all__ = ["CHAINS", "Cavi", "MOMENT_TOL", "SCREEN_STARTS", "SCREEN_SWEEPS", "STARTS", "Svi", "cavi", "check_chain", "from_keywords", "svi"]
