@@ -50,6 +50,8 @@ class Run(NamedTuple):
     compile_seconds: float
     fit_seconds: float
     best_restart: int
+    #: Stochastic VI: ``max_iter`` steps and no convergence test, so ``converged`` is False.
+    stochastic: bool = False
 
 
 def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, restarts, max_iter, tol,
@@ -365,7 +367,9 @@ def run_svi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, r
         max_iter=max_iter, strict=a.strict, batch_size=a.batch_size, step_size=a.step_size, local_iter=a.local_iter,
         plate=a.plate, progress_bar=bar, start=a.start, chain=a.chain,
     )
-    return Run(bound, engine, state, np.asarray(trace), False, len(trace), 1, compile_s, fit_s, 0)
+    # No convergence test (the per-step ELBO estimates are noisy): converged stays False and the
+    # Fit says it ran its steps (``Fit.stochastic``), not that it failed to converge.
+    return Run(bound, engine, state, np.asarray(trace), False, len(trace), 1, compile_s, fit_s, 0, stochastic=True)
 
 
 def initial_params(model, init):
