@@ -3,6 +3,9 @@
 1. A stochastic VI fit runs its ``max_iter`` steps by design, yet its summary said "not
    converged": it now says it ran its steps (``Fit.stochastic``), and saved results record
    ``"algorithm": "svi"`` in ``settings`` beside ``"converged": false``.
+3. A fit keeps the ``tol`` it ran under (``Fit.tol``, ``settings.tol`` in saved results), and
+   ``predict`` re-infers new data's locals at the smaller of it and its own 1e-10 (before: always
+   1e-10, so a fit asked for 1e-13 predicted at 1e-10); results saved without it still load.
 """
 
 from __future__ import annotations
@@ -10,8 +13,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 import vemppl as vp
+from vemppl.results import io as rio
 
 NORMAL_MEAN = """model normal_mean
 dim N
@@ -36,3 +41,51 @@ def test_an_svi_fit_says_it_ran_its_steps_not_that_it_failed_to_converge(tmp_pat
     assert back.stochastic and back.summary().splitlines()[0].split("; compile")[0] == first.split("; compile")[0]
     cavi = vp.fit(vp.parse(NORMAL_MEAN), {"x": X}, progress=False)  # one conjugate block: converged at sweep 2
     assert not cavi.stochastic and "iterations (converged" in cavi.summary().splitlines()[0]
+
+
+TWO_LOCALS = """model two_locals
+dim N
+data y: real[N]
+mu ~ Normal(0.0, precision = 0.01)
+for n in range(N) {
+    a[n] ~ Normal(0.0, 1.0)
+    b[n] ~ Normal(0.0, 1.0)
+    y[n] ~ Normal(mu + a[n] + b[n], precision = 4.0)
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def two_locals():
+    """Two local blocks per row, a[n] and b[n], read through one sum: mean-field sweeps between them
+    converge linearly (rate 0.64), so how many sweeps predict takes depends on its tolerance
+    (measured: 25 at 1e-10, 32 at 1e-13)."""
+    rng = np.random.default_rng(1)
+    y, new = rng.normal(1.0, 1.5, 10), {"y": rng.normal(1.0, 1.5, 5)}
+    tight = vp.fit(vp.parse(TWO_LOCALS), {"y": y}, tol=1e-13, progress=False)
+    return tight, new
+
+
+def test_predict_reinfers_locals_at_the_fits_tighter_tol(two_locals, tmp_path):
+    tight, new = two_locals
+    assert tight.tol == 1e-13
+    at_13, at_10 = (tight.predict(new, tol=t).iterations for t in (1e-13, 1e-10))
+    assert at_13 > at_10 and tight.predict(new).iterations == at_13, (at_13, at_10)
+    tight.save(tmp_path / "tight")
+    back = vp.load_results(tmp_path / "tight")  # what `vemppl predict` reads
+    assert back.tol == 1e-13 and back.predict(new).iterations == at_13
+    # Results saved before settings.tol: they load, and predict keeps its own 1e-10.
+    path = tmp_path / "tight" / "manifest.json"
+    m = json.loads(path.read_text())
+    del m["settings"]["tol"], m["settings"]["algorithm"]
+    m["manifest_sha256"] = rio._self_hash(m)
+    path.write_text(json.dumps(m))
+    old = vp.load_results(tmp_path / "tight")
+    assert old.tol is None and not old.stochastic and old.predict(new).iterations == at_10
+
+
+def test_a_looser_fit_tol_does_not_loosen_predict(two_locals):
+    tight, new = two_locals
+    loose = vp.fit(vp.parse(TWO_LOCALS), {"y": np.asarray(tight.bound.values["y"])}, progress=False)
+    assert loose.tol == 1e-8  # the default for this plan
+    assert loose.predict(new).iterations == loose.predict(new, tol=1e-10).iterations

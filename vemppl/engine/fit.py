@@ -52,6 +52,8 @@ class Run(NamedTuple):
     best_restart: int
     #: Stochastic VI: ``max_iter`` steps and no convergence test, so ``converged`` is False.
     stochastic: bool = False
+    #: The relative tolerance of the stopping rule the fit ran under (None: stochastic VI, no rule).
+    tol: float | None = None
 
 
 def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, restarts, max_iter, tol,
@@ -157,7 +159,7 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
         engine = full
     fit_seconds = time.perf_counter() - t0 - compile_seconds
     return Run(bound, engine, state, np.asarray(trace), converged, iterations, restarts, compile_seconds or 0.0,
-               fit_seconds, which)
+               fit_seconds, which, tol=float(tol))
 
 
 def reads_rate(engine, state) -> bool:

@@ -37,7 +37,10 @@ class Fit:
     ``converged`` (whether the stopping rule, docs/engine.md "When a fit stops", ended the fit
     rather than ``max_iter`` or a PrecisionWarning; always False under stochastic VI, which has no
     convergence test), ``stochastic`` (a stochastic VI fit: ``iterations`` is the ``max_iter``
-    steps it ran by design), ``iterations``, ``seed``,
+    steps it ran by design), ``tol`` (the relative tolerance of the stopping rule it ran under,
+    the default chosen for the plan or the one given; None under stochastic VI and for results
+    saved before it was recorded; ``predict`` re-infers locals at it where it is below 1e-10),
+    ``iterations``, ``seed``,
     ``restarts`` and ``best_restart`` (the restart kept: the highest final ELBO),
     ``compile_seconds`` (the first sweep, traced and compiled) and ``fit_seconds`` (the rest);
     ``bound``, ``engine`` and ``state`` are the bound data, the compiled engine and the final
@@ -58,6 +61,7 @@ class Fit:
     fit_seconds: float = 0.0
     best_restart: int = 0
     stochastic: bool = False
+    tol: float | None = None
     _posterior: dict | None = field(default=None, repr=False)
 
     @property
@@ -108,7 +112,8 @@ class Fit:
     def predict(self, data: dict, **kwargs) -> Prediction:
         """Re-infer the local latents of new data with the globals fixed: the keyword options
         (``plug_in``, ``max_iter``, ``tol``, ``consts``, ``dims``, ``seed``, ``compress``) are
-        those of :func:`vemppl.results.predict.predict`."""
+        those of :func:`vemppl.results.predict.predict`; ``tol`` by default the smaller of this
+        fit's ``tol`` and 1e-10."""
         return predict(self, data, **kwargs)
 
     def sample_posterior(self, draws: int = 1000, seed: int = 0) -> dict:
@@ -363,6 +368,7 @@ def load_results(path: str | os.PathLike) -> Fit:
         iterations=manifest["iterations"], seed=s["seed"], restarts=s["restarts"],
         compile_seconds=manifest["compile_seconds"], fit_seconds=manifest["fit_seconds"],
         best_restart=s["best_restart"], stochastic=s.get("algorithm") == "svi",  # absent before: a CAVI fit
+        tol=s.get("tol"),  # absent before: predict keeps its own 1e-10
     )
 
 
