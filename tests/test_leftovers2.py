@@ -3,6 +3,8 @@
 1. A stochastic VI fit runs its ``max_iter`` steps by design, yet its summary said "not
    converged": it now says it ran its steps (``Fit.stochastic``), and saved results record
    ``"algorithm": "svi"`` in ``settings`` beside ``"converged": false``.
+2. A ``batch_size`` above the data plate's N was lowered to N without a word: it now warns, naming
+   the option (``--batch-size`` on the command line), N and that the fit is full-batch.
 3. A fit keeps the ``tol`` it ran under (``Fit.tol``, ``settings.tol`` in saved results), and
    ``predict`` re-infers new data's locals at the smaller of it and its own 1e-10 (before: always
    1e-10, so a fit asked for 1e-13 predicted at 1e-10); results saved without it still load.
@@ -41,6 +43,21 @@ def test_an_svi_fit_says_it_ran_its_steps_not_that_it_failed_to_converge(tmp_pat
     assert back.stochastic and back.summary().splitlines()[0].split("; compile")[0] == first.split("; compile")[0]
     cavi = vp.fit(vp.parse(NORMAL_MEAN), {"x": X}, progress=False)  # one conjugate block: converged at sweep 2
     assert not cavi.stochastic and "iterations (converged" in cavi.summary().splitlines()[0]
+
+
+def test_a_batch_larger_than_the_plate_says_the_fit_is_full_batch():
+    import warnings
+
+    from vemppl.cli_runtime import reword
+
+    with pytest.warns(UserWarning, match=r"batch_size=20 is larger than the data plate N = 12") as got:
+        fit = vp.fit(vp.parse(NORMAL_MEAN), {"x": X}, algorithm=vp.svi(20), max_iter=1, progress=False)
+    text = str(next(w.message for w in got if "batch_size=20" in str(w.message)))
+    assert "every step reads all 12 units, a full-batch fit" in text and fit.engine.scale == 1.0
+    assert reword(text).startswith("--batch-size=20 is larger than the data plate N = 12"), reword(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a batch of exactly N is what was asked: no warning
+        vp.fit(vp.parse(NORMAL_MEAN), {"x": X}, algorithm=vp.svi(12), max_iter=1, progress=False)
 
 
 TWO_LOCALS = """model two_locals

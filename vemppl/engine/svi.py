@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import mmap
 import time
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -266,9 +267,14 @@ class Stream:
         if not lengths:
             raise VemError("data", f"no data array runs along the plate {plate.dim}")
         self.n = next(iter(lengths.values()))
-        self.batch_size = min(int(batch_size), self.n)
         if int(batch_size) < 1:
             raise VemError("data", f"batch_size must be at least 1; got {batch_size}")
+        if int(batch_size) > self.n:  # said, not clamped silently: the fit is not the minibatch fit asked for
+            warnings.warn(f"batch_size={int(batch_size)} is larger than the data plate {plate.dim} = {self.n}: every "
+                          f"step reads all {self.n} units, a full-batch fit whose steps are CAVI sweeps damped by the "
+                          "step size, with no convergence test (fit without batch_size= for CAVI, which stops by its "
+                          "rule)", UserWarning, stacklevel=6)
+        self.batch_size = min(int(batch_size), self.n)
         self.masks = {k: mask[k] for k in self.arrays if k in mask}
         self.present = {k: np.asarray(v) for k, v in present.items() if k in plate.local_blocks}
         self.read = _read_names(model)
