@@ -8,6 +8,10 @@
 3. A fit keeps the ``tol`` it ran under (``Fit.tol``, ``settings.tol`` in saved results), and
    ``predict`` re-infers new data's locals at the smaller of it and its own 1e-10 (before: always
    1e-10, so a fit asked for 1e-13 predicted at 1e-10); results saved without it still load.
+5. A V the user set (``dims=``, ``consts=``, ``--set``) or a const's own value bounds the ``cat(V)``
+   data: under SVI every row is checked against it, not only the first batch's (a category above
+   it elsewhere was fitted silently), at its index in the whole array; the error says where a
+   const V came from.
 """
 
 from __future__ import annotations
@@ -106,3 +110,35 @@ def test_a_looser_fit_tol_does_not_loosen_predict(two_locals):
     loose = vp.fit(vp.parse(TWO_LOCALS), {"y": np.asarray(tight.bound.values["y"])}, progress=False)
     assert loose.tol == 1e-8  # the default for this plan
     assert loose.predict(new).iterations == loose.predict(new, tol=1e-10).iterations
+
+
+CAT_V = """model catv
+dim N, V
+data x: cat(V)[N]
+pi ~ Dirichlet(fill(1.0, V))
+for n in range(N) { x[n] ~ Categorical(pi) }
+"""
+
+
+@pytest.mark.parametrize("bad", [4, -1])
+def test_svi_checks_every_rows_category_against_a_given_v(bad):
+    """Seed 1's first batch of 3 (rows 0, 1, 3: measured) lacks row 5; before, the fit ran on
+    with the bad category read as no category at all."""
+    x = np.array([0, 1, 2, 1, 0, bad])
+    with pytest.raises(vp.VemError) as err:
+        vp.fit(vp.parse(CAT_V), {"x": x}, dims={"V": 3}, algorithm=vp.svi(3), seed=1, max_iter=2, progress=False)
+    assert err.value.kind == "data" and err.value.span is not None and err.value.span.line == 3
+    assert f"(type cat(V)[N], V = 3 from dims={{'V': 3}}); got {bad} at index (5,)" in err.value.message
+
+
+def test_a_const_v_exceeded_says_where_v_came_from():
+    from vemppl.cli_runtime import reword
+
+    const_v = CAT_V.replace("dim N, V\n", "dim N\nconst V = 3\n")
+    x = np.array([0, 1, 4])
+    for consts, source in [(None, "from the model's const V"), ({"V": 2}, "from consts={'V': 2}")]:
+        with pytest.raises(vp.VemError) as err:
+            vp.fit(vp.parse(const_v), {"x": x}, consts=consts, max_iter=1, progress=False)
+        k = 3 if consts is None else 2
+        assert f"V = {k} {source}); got 4 at index (2,)" in err.value.message, err.value.message
+    assert "V = 2 from --set V=2); got 4" in reword(err.value.message)

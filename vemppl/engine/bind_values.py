@@ -204,3 +204,20 @@ def _check_support(node, arr, user_mask, observed_by_tilde, read_elsewhere):
                         node.span,
                     )
     return arr, m
+
+
+def check_categories(node, arr, k, source: str = "", offset: int = 0) -> None:
+    """A ``cat(K)`` array's values lie in ``0..K-1``; else a located ``data`` error naming the
+    first value outside, its index (``offset`` rows on: a chunk of a streamed array), ``K`` and
+    where ``K`` came from (``source``: `` from --set V=4``, `` from consts={'V': 3}``)."""
+    if k is None or not arr.size or (arr.min() >= 0 and arr.max() < k):
+        return
+    bad = tuple(int(i) for i in np.argwhere((arr < 0) | (arr >= k))[0])
+    raise VemError(
+        "data",
+        f"'{node.name}' has a category out of range. Expected categories in 0..{k - 1} "
+        f"(type {_type(node.type)}, {_e(node.type.bound)} = {k}{source}); got {arr[bad]} at index "
+        f"{(bad[0] + offset,) + bad[1:]}",
+        node.span,
+    )
+

@@ -45,7 +45,9 @@ from ..diagnostics import VemError
 from ..families import get_family
 from ..plan import Init, MStep, Update
 from . import mstep, programs
-from .bind import _check_support, _read_names, bind, category_dims, category_note
+from ..elj.evaluate import size_of
+from .bind import _check_support, _read_names, bind, category_dims, category_note, size_source
+from .bind_values import check_categories
 from .cavi import Engine, State
 from .dataplate import DataPlate, data_plate
 from .schedule import STARTS, LocalGlobal
@@ -279,11 +281,11 @@ class Stream:
         self.present = {k: np.asarray(v) for k, v in present.items() if k in plate.local_blocks}
         self.read = _read_names(model)
         self.rng = np.random.default_rng(seed)
-        self.missing, self.cat_max = self._validate()
+        self.missing, self.cat_max, self.cat_min = self._validate()
         self._full = None
 
     def _validate(self):
-        missing, cat_max = {}, {}
+        missing, cat_max, cat_min = {}, {}, {}
         for k, a in self.arrays.items():
             node = self.nodes[k]
             missing[k] = False
@@ -294,8 +296,25 @@ class Stream:
                 missing[k] = missing[k] or m is not None
                 if node.type.base == "cat" and arr.size:
                     cat_max[k] = max(cat_max.get(k, 0), int(arr.max()))
+                    cat_min[k] = min(cat_min.get(k, 0), int(arr.min()))
                 _release(a)
-        return missing, cat_max
+        return missing, cat_max, cat_min
+
+    def check_categories(self, sizes: dict, sources: dict) -> None:
+        """Every row of each ``cat`` array on the plate against its bound, once the sizes are
+        bound: binding reads the first batch only, so a category above a V given (``--set``,
+        ``consts=``, ``dims=``) in any other row was fitted silently (a one-hot of nothing)."""
+        for k, a in self.arrays.items():
+            node = self.nodes[k]
+            if k not in self.cat_max:
+                continue
+            v = size_of(node.type.bound, sizes, k)
+            if v is None or (self.cat_min[k] >= 0 and self.cat_max[k] < v):
+                continue
+            for lo in range(0, self.n, _CHUNK_ROWS):  # the first value outside, at its index in the whole array
+                check_categories(node, np.asarray(a[lo:lo + _CHUNK_ROWS]).astype(np.int64), v,
+                                 size_source(node.type.bound, sources), offset=lo)
+                _release(a)
 
     def dims(self, others: dict, given: dict) -> tuple[dict, list[str]]:
         """Sizes a batch cannot tell, and the notes saying where they came from: the plate's
@@ -384,7 +403,9 @@ def fit_svi(m, plan, data, *, consts, dims, mask, present, init_params, seed, ma
     told, notes = stream.dims(others, user_dims)
     batch_dims = {**told, **user_dims, pl.dim: stream.batch_size}
     other_masks = {k: v for k, v in (mask or {}).items() if k not in stream.arrays}
-    bound = bind(m, {**others, **arrays}, consts, batch_dims, {**other_masks, **masks}, strict)
+    bound = bind(m, {**others, **arrays}, consts, batch_dims, {**other_masks, **masks}, strict,
+                 own_ranges=frozenset(stream.arrays))
+    stream.check_categories(bound.sizes, bound.sources)  # every row, not the first batch's
     bound.notes[:0] = notes
     scale = stream.n / stream.batch_size
     present0 = {**{k: v for k, v in present.items() if k not in pl.local_blocks}, **pres}
