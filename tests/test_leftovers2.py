@@ -12,6 +12,11 @@
    data: under SVI every row is checked against it, not only the first batch's (a category above
    it elsewhere was fitted silently), at its index in the whole array; the error says where a
    const V came from.
+
+Other options a fit dropped without a word: under SVI a ``dims=`` size of the data plate that the
+arrays contradict (CAVI refuses it) was replaced by the batch size, and ``tol=`` (``--tol``), which
+SVI cannot honour (no convergence test), was ignored; the first is now the error CAVI gives, the
+second a warning.
 """
 
 from __future__ import annotations
@@ -142,3 +147,10 @@ def test_a_const_v_exceeded_says_where_v_came_from():
         k = 3 if consts is None else 2
         assert f"V = {k} {source}); got 4 at index (2,)" in err.value.message, err.value.message
     assert "V = 2 from --set V=2); got 4" in reword(err.value.message)
+
+
+def test_svi_refuses_a_plate_size_the_arrays_contradict_as_cavi_does():
+    with pytest.raises(vp.VemError) as err:  # before: fitted, with N silently the batch's 4
+        vp.fit(vp.parse(NORMAL_MEAN), {"x": X}, dims={"N": 50}, algorithm=vp.svi(4), max_iter=1, progress=False)
+    assert err.value.kind == "data" and err.value.span.line == 3
+    assert "'x' disagrees about dim N: N = 50 from dims={'N': 50}, but 'x' axis 0 has size 12" in err.value.message

@@ -400,6 +400,11 @@ def fit_svi(m, plan, data, *, consts, dims, mask, present, init_params, seed, ma
     arrays, masks, pres = stream.raw(idx)
     others = {k: v for k, v in data.items() if k not in stream.arrays}
     user_dims = dict(dims or {})
+    if pl.dim in user_dims and int(user_dims[pl.dim]) != stream.n:  # the batch's size replaces it: say so, as bind would
+        first = stream.nodes[next(iter(stream.arrays))]
+        raise VemError("data", f"'{first.name}' disagrees about dim {pl.dim}: {pl.dim} = {user_dims[pl.dim]} from "
+                       f"dims={{'{pl.dim}': {user_dims[pl.dim]}}}, but '{first.name}' axis 0 has size {stream.n}. "
+                       f"Expected {user_dims[pl.dim]} units along the data plate; got {stream.n}", first.span)
     told, notes = stream.dims(others, user_dims)
     batch_dims = {**told, **user_dims, pl.dim: stream.batch_size}
     other_masks = {k: v for k, v in (mask or {}).items() if k not in stream.arrays}
