@@ -154,3 +154,14 @@ def test_svi_refuses_a_plate_size_the_arrays_contradict_as_cavi_does():
         vp.fit(vp.parse(NORMAL_MEAN), {"x": X}, dims={"N": 50}, algorithm=vp.svi(4), max_iter=1, progress=False)
     assert err.value.kind == "data" and err.value.span.line == 3
     assert "'x' disagrees about dim N: N = 50 from dims={'N': 50}, but 'x' axis 0 has size 12" in err.value.message
+
+
+def test_svi_says_it_ignores_tol():
+    from vemppl.cli_runtime import reword
+
+    with pytest.warns(UserWarning, match=r"tol= is ignored under stochastic VI \(got 0.01\): it runs") as got:
+        fit = vp.fit(vp.parse(NORMAL_MEAN), {"x": X}, tol=1e-2, algorithm=vp.svi(4), max_iter=3, progress=False)
+    assert fit.iterations == 3 and fit.tol is None
+    text = str(next(w.message for w in got if "is ignored" in str(w.message)))
+    assert reword(text).startswith("--tol is ignored under stochastic VI (got 0.01)"), reword(text)
+    assert reword(text).endswith("fit without --batch-size to stop by --tol"), reword(text)
