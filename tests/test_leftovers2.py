@@ -16,7 +16,8 @@
 Other options a fit dropped without a word: under SVI a ``dims=`` size of the data plate that the
 arrays contradict (CAVI refuses it) was replaced by the batch size, and ``tol=`` (``--tol``), which
 SVI cannot honour (no convergence test), was ignored; the first is now the error CAVI gives, the
-second a warning.
+second a warning. ``max_iter=0`` ended in an IndexError and a negative or NaN ``tol`` ran every
+sweep: both are now ``data`` errors naming the option.
 """
 
 from __future__ import annotations
@@ -165,3 +166,16 @@ def test_svi_says_it_ignores_tol():
     text = str(next(w.message for w in got if "is ignored" in str(w.message)))
     assert reword(text).startswith("--tol is ignored under stochastic VI (got 0.01)"), reword(text)
     assert reword(text).endswith("fit without --batch-size to stop by --tol"), reword(text)
+
+
+@pytest.mark.parametrize("options, words", [
+    (dict(max_iter=0), "max_iter must be a whole number >= 1; got 0"),  # before: IndexError
+    (dict(max_iter=2.5), "max_iter must be a whole number >= 1; got 2.5"),  # before: TypeError
+    (dict(tol=-1.0), "tol must be a finite number >= 0; got -1.0"),  # before: 500 sweeps, never met
+    (dict(tol=float("nan")), "tol must be a finite number >= 0; got nan"),
+    (dict(max_iter=0, algorithm=vp.svi(4)), "max_iter must be"),  # before: a Fit with no ELBO
+])
+def test_max_iter_and_tol_are_checked(options, words):
+    with pytest.raises(vp.VemError) as err:
+        vp.fit(vp.parse(NORMAL_MEAN), {"x": X}, progress=False, **options)
+    assert err.value.kind == "data" and words in err.value.message, err.value.message

@@ -8,6 +8,8 @@ runs the algorithm (``engine/fit.py``) and returns a :class:`~vemppl.results.Fit
 from __future__ import annotations
 
 import functools
+import math
+import numbers
 import sys
 import warnings
 
@@ -134,6 +136,7 @@ def fit(
     present = {k: v for k, v in (mask or {}).items() if k in latents}
     plan = compile_model(m, masked=tuple(present))
     mask = {k: v for k, v in (mask or {}).items() if k not in latents} if mask is not None else None
+    _check_stopping(max_iter, tol)
     if isinstance(algorithm, Svi) and tol is not None:  # said, not dropped: SVI has no test to give it to
         warnings.warn(f"tol= is ignored under stochastic VI (got {tol:g}): it runs its max_iter steps with no "
                       "convergence test (its per-step ELBO estimates are noisy); set max_iter=, or fit without "
@@ -168,6 +171,16 @@ def _algorithm(algorithm, deprecated: dict):
     warnings.warn(f"fit({', '.join(f'{k}=' for k in deprecated)}) is deprecated; pass "
                   f"algorithm=vp.{name}(...) with these options", DeprecationWarning, stacklevel=3)
     return made
+
+
+def _check_stopping(max_iter, tol) -> None:
+    """``max_iter`` a whole number >= 1 and ``tol`` a number >= 0: before, max_iter=0 ended in an
+    IndexError on the empty trace, and a negative or NaN tol ran every sweep as if never met."""
+    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
+        raise VemError("data", f"max_iter must be a whole number >= 1; got {max_iter!r}")
+    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 <= tol < math.inf):
+        raise VemError("data", f"tol must be a finite number >= 0; got {tol!r}",
+                       hint="tol=0 runs max_iter sweeps unless one changes nothing")
 
 
 def _checked(algorithm):
