@@ -17,7 +17,8 @@ Other options a fit dropped without a word: under SVI a ``dims=`` size of the da
 arrays contradict (CAVI refuses it) was replaced by the batch size, and ``tol=`` (``--tol``), which
 SVI cannot honour (no convergence test), was ignored; the first is now the error CAVI gives, the
 second a warning. ``max_iter=0`` ended in an IndexError and a negative or NaN ``tol`` ran every
-sweep: both are now ``data`` errors naming the option.
+sweep: both are now ``data`` errors naming the option. A name in ``init=`` that is no param (a
+misspelling, a latent) was ignored: it is a ``data`` error naming it and the model's params.
 """
 
 from __future__ import annotations
@@ -179,3 +180,14 @@ def test_max_iter_and_tol_are_checked(options, words):
     with pytest.raises(vp.VemError) as err:
         vp.fit(vp.parse(NORMAL_MEAN), {"x": X}, progress=False, **options)
     assert err.value.kind == "data" and words in err.value.message, err.value.message
+
+
+PARAM_PRIOR = NORMAL_MEAN.replace("dim N\n", "dim N\nparam m0: real\n").replace("Normal(0.0, precision", "Normal(m0, precision")
+
+
+@pytest.mark.parametrize("init, got", [({"m0x": 3.0}, "'m0x', which the model does not declare"),
+                                       ({"mu": 3.0}, "'mu', which is a latent")])
+def test_init_names_only_params(init, got):
+    with pytest.raises(vp.VemError) as err:  # before: fitted from the default start
+        vp.fit(vp.parse(PARAM_PRIOR), {"x": X}, init=init, max_iter=2, progress=False)
+    assert "Expected the name of a param of the model (m0); got " + got in err.value.message, err.value.message

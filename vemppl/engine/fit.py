@@ -22,7 +22,7 @@ from .. import _prng
 from ..data_scale import PrecisionWarning, nonfinite_parts
 from ..diagnostics import VemError
 from ..plan import Update
-from .bind import bind
+from .bind import _check_keys, bind
 from .accel import Accelerated
 from .cavi import Engine
 from .compress import compress_plate
@@ -375,8 +375,11 @@ def run_svi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, r
 
 
 def initial_params(model, init):
-    """The user's starting values of the model's params (``fit(init=...)``), as arrays."""
+    """The user's starting values of the model's params (``fit(init=...)``), as arrays.  A name
+    that is no param of the model (a misspelling, a latent) is a ``data`` error: it was dropped
+    without a word, and the fit started where the user had not asked."""
     init = dict(init or {})
+    _check_keys(init, "init", "param", {n.name: n.kind for n in model.nodes.values()})
     out = {}
     for p in model.of_kind("param"):
         if p.name in init:
