@@ -182,7 +182,8 @@ def test_max_iter_and_tol_are_checked(options, words):
     assert err.value.kind == "data" and words in err.value.message, err.value.message
 
 
-PARAM_PRIOR = NORMAL_MEAN.replace("dim N\n", "dim N\nparam m0: real\n").replace("Normal(0.0, precision", "Normal(m0, precision")
+PARAM_PRIOR = (NORMAL_MEAN.replace("dim N\n", "dim N\nparam m0: real\n")
+               .replace("Normal(0.0, precision", "Normal(m0, precision"))
 
 
 @pytest.mark.parametrize("init, got", [({"m0x": 3.0}, "'m0x', which the model does not declare"),

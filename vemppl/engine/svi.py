@@ -400,7 +400,9 @@ def fit_svi(m, plan, data, *, consts, dims, mask, present, init_params, seed, ma
     arrays, masks, pres = stream.raw(idx)
     others = {k: v for k, v in data.items() if k not in stream.arrays}
     user_dims = dict(dims or {})
-    if pl.dim in user_dims and int(user_dims[pl.dim]) != stream.n:  # the batch's size replaces it: say so, as bind would
+    # The batch's size replaces the plate's in every binding: a given size the arrays contradict is
+    # the error bind gives a CAVI fit, not replaced without a word.
+    if pl.dim in user_dims and int(user_dims[pl.dim]) != stream.n:
         first = stream.nodes[next(iter(stream.arrays))]
         raise VemError("data", f"'{first.name}' disagrees about dim {pl.dim}: {pl.dim} = {user_dims[pl.dim]} from "
                        f"dims={{'{pl.dim}': {user_dims[pl.dim]}}}, but '{first.name}' axis 0 has size {stream.n}. "

@@ -69,7 +69,8 @@ SCHEMA = {
     "data": (_DATA, "a mapping from names to {shape, dtype, sha256}"),
     "blocks": (_BLOCK, "a mapping from block names to {family, ...}"),
     "params": (_dict_of(lambda v: isinstance(v, dict)), "a mapping from names to objects"),
-    "settings": (_SETTINGS, "an object with integer seed and restarts (and algorithm \"cavi\" or \"svi\", tol a number >= 0 or null)"),
+    "settings": (_SETTINGS, "an object with integer seed and restarts (and algorithm \"cavi\" or \"svi\", "
+                            "tol a number >= 0 or null)"),
     "elbo": (_num_or_none, "a number"),
     "elbo_trace": (lambda v: isinstance(v, list) and all(_num_or_none(x) for x in v), "a list of numbers"),
     "converged": (lambda v: isinstance(v, bool), "true or false"),
