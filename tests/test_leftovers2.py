@@ -18,7 +18,8 @@ arrays contradict (CAVI refuses it) was replaced by the batch size, and ``tol=``
 SVI cannot honour (no convergence test), was ignored; the first is now the error CAVI gives, the
 second a warning. ``max_iter=0`` ended in an IndexError and a negative or NaN ``tol`` ran every
 sweep: both are now ``data`` errors naming the option. A name in ``init=`` that is no param (a
-misspelling, a latent) was ignored: it is a ``data`` error naming it and the model's params.
+misspelling, a latent) was ignored: it is a ``data`` error naming it and the model's params. SVI
+validates the plate's arrays in chunks of rows, and named a bad value's index in its chunk.
 """
 
 from __future__ import annotations
@@ -192,3 +193,18 @@ def test_init_names_only_params(init, got):
     with pytest.raises(vp.VemError) as err:  # before: fitted from the default start
         vp.fit(vp.parse(PARAM_PRIOR), {"x": X}, init=init, max_iter=2, progress=False)
     assert "Expected the name of a param of the model (m0); got " + got in err.value.message, err.value.message
+
+
+def test_svi_names_a_bad_values_index_in_the_whole_array(monkeypatch):
+    import vemppl.engine.svi as svi
+
+    monkeypatch.setattr(svi, "_CHUNK_ROWS", 4)  # validated 4 rows at a time (262,144 otherwise)
+    x = X.copy()
+    x[9] = np.inf
+    with pytest.raises(vp.VemError) as err:  # before: "at index (1,)", row 9's place in its chunk
+        vp.fit(vp.parse(NORMAL_MEAN), {"x": x}, algorithm=vp.svi(4), max_iter=1, progress=False)
+    assert "Expected finite values (type real[N]); got inf at index (9,)" in err.value.message, err.value.message
+    with pytest.raises(vp.VemError) as err:  # the category check reads the same chunks
+        vp.fit(vp.parse(CAT_V), {"x": np.array([0, 1, 2, 1, 0, 4])}, dims={"V": 3}, algorithm=vp.svi(3), seed=1,
+               max_iter=1, progress=False)
+    assert "got 4 at index (5,)" in err.value.message, err.value.message

@@ -292,7 +292,7 @@ class Stream:
             for lo in range(0, self.n, _CHUNK_ROWS):
                 hi = min(lo + _CHUNK_ROWS, self.n)
                 m = None if k not in self.masks else np.asarray(self.masks[k][lo:hi])
-                arr, m = _check_support(node, np.asarray(a[lo:hi]), m, bool(node.defs), k in self.read)
+                arr, m = _check_support(node, np.asarray(a[lo:hi]), m, bool(node.defs), k in self.read, offset=lo)
                 missing[k] = missing[k] or m is not None
                 if node.type.base == "cat" and arr.size:
                     cat_max[k] = max(cat_max.get(k, 0), int(arr.max()))
