@@ -20,6 +20,8 @@ second a warning. ``max_iter=0`` ended in an IndexError and a negative or NaN ``
 sweep: both are now ``data`` errors naming the option. A name in ``init=`` that is no param (a
 misspelling, a latent) was ignored: it is a ``data`` error naming it and the model's params. SVI
 validates the plate's arrays in chunks of rows, and named a bad value's index in its chunk.
+``vp.svi(2.5)`` ran batches of 2, ``vp.svi(True)`` batches of 1 and ``local_iter=1.5`` one pass:
+counts are whole numbers (``4.0`` is 4).
 """
 
 from __future__ import annotations
@@ -208,3 +210,16 @@ def test_svi_names_a_bad_values_index_in_the_whole_array(monkeypatch):
         vp.fit(vp.parse(CAT_V), {"x": np.array([0, 1, 2, 1, 0, 4])}, dims={"V": 3}, algorithm=vp.svi(3), seed=1,
                max_iter=1, progress=False)
     assert "got 4 at index (5,)" in err.value.message, err.value.message
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda: vp.svi(2.5), "batch_size must be at least 1 and a whole number; got 2.5"),
+    (lambda: vp.svi(True), "batch_size must be at least 1 and a whole number; got True"),
+    (lambda: vp.svi(4, local_iter=1.5), "local_iter must be at least 1 and a whole number; got 1.5"),
+    (lambda: vp.cavi(local_iter=1.5), "local_iter must be at least 1 and a whole number; got 1.5"),
+])
+def test_counts_are_whole_numbers(make, words):
+    with pytest.raises(vp.VemError) as err:  # before: truncated (2.5 -> 2, True -> 1) and fitted
+        make()
+    assert words in err.value.message, err.value.message
+    assert vp.svi(4.0).batch_size == 4.0 and vp.svi(np.int64(4)).batch_size == 4  # whole values stay accepted
