@@ -8,6 +8,8 @@ runs the algorithm (``engine/fit.py``) and returns a :class:`~vemppl.results.Fit
 from __future__ import annotations
 
 import functools
+import math
+import numbers
 import sys
 import warnings
 
@@ -89,7 +91,8 @@ def fit(
     ``max_iter`` steps fits the local latents of ``B`` units of the data plate (``plate``,
     by default the leading dim of the data) and moves the globals by
     ``η ← (1−ρ_t)η + ρ_t η̂`` with ``ρ_t = (t + tau)^(−kappa)``, ``step_size=(tau, kappa)``;
-    ``elbo_trace`` holds the per-step ELBO estimates and the returned locals are those of
+    ``elbo_trace`` holds the per-step ELBO estimates (there is no convergence test: ``tol=`` is
+    ignored with a warning) and the returned locals are those of
     the last batch (``Fit.predict`` re-infers them for any data).  ``start="random-globals"``
     starts the globals at random and fits the first batch's locals to them.  Data arrays may be
     memory maps (``np.load(path, mmap_mode="r")``); only each batch's rows are read.
@@ -133,6 +136,12 @@ def fit(
     present = {k: v for k, v in (mask or {}).items() if k in latents}
     plan = compile_model(m, masked=tuple(present))
     mask = {k: v for k, v in (mask or {}).items() if k not in latents} if mask is not None else None
+    _check_stopping(max_iter, tol)
+    if isinstance(algorithm, Svi) and tol is not None:  # said, not dropped: SVI has no test to give it to
+        warnings.warn(f"tol= is ignored under stochastic VI (got {tol:g}): it runs its max_iter steps with no "
+                      "convergence test (its per-step ELBO estimates are noisy); set max_iter=, or fit without "
+                      "batch_size= to stop by tol=", UserWarning, stacklevel=3)
+        tol = None
     algorithm, tol = algorithm.for_plan(plan, tol)  # start=None: the start the graph calls for, with its schedule
     if restarts < 1:
         raise VemError("data", f"restarts must be at least 1; got {restarts}")
@@ -162,6 +171,16 @@ def _algorithm(algorithm, deprecated: dict):
     warnings.warn(f"fit({', '.join(f'{k}=' for k in deprecated)}) is deprecated; pass "
                   f"algorithm=vp.{name}(...) with these options", DeprecationWarning, stacklevel=3)
     return made
+
+
+def _check_stopping(max_iter, tol) -> None:
+    """``max_iter`` a whole number >= 1 and ``tol`` a number >= 0: before, max_iter=0 ended in an
+    IndexError on the empty trace, and a negative or NaN tol ran every sweep as if never met."""
+    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
+        raise VemError("data", f"max_iter must be a whole number >= 1; got {max_iter!r}")
+    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 <= tol < math.inf):
+        raise VemError("data", f"tol must be a finite number >= 0; got {tol!r}",
+                       hint="tol=0 runs max_iter sweeps unless one changes nothing")
 
 
 def _checked(algorithm):

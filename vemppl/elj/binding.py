@@ -15,6 +15,7 @@ class Bound:
     values: dict[str, np.ndarray]  # constants and data
     masks: dict[str, np.ndarray] = field(default_factory=dict)  # True where observed
     notes: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)  # size -> where its value came from, for messages
 
 
 __all__ = ["Bound"]

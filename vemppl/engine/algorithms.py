@@ -46,9 +46,18 @@ def check_chain(chain):
         raise VemError("data", f"chain must be one of {', '.join(CHAINS)}; got {chain!r}")
 
 
+def _check_whole(name, v):
+    """A count of units or passes: a whole number >= 1 (``4.0`` is 4; ``2.5`` and ``True`` were
+    truncated to 2 and read as 1 without a word)."""
+    whole = not isinstance(v, (bool, np.bool_)) and isinstance(v, (int, float, np.integer, np.floating)) \
+        and float(v).is_integer()
+    if not whole or v < 1:
+        raise VemError("data", f"{name} must be at least 1 and a whole number; got {v!r}")
+
+
 def _check_local_iter(local_iter):
-    if local_iter is not None and local_iter < 1:
-        raise VemError("data", f"local_iter must be at least 1; got {local_iter}")
+    if local_iter is not None:
+        _check_whole("local_iter", local_iter)
 
 
 def _check_learning_rate(learning_rate):
@@ -159,8 +168,7 @@ class Svi:
         _check_start(self.start)
         check_chain(self.chain)
         _check_local_iter(self.local_iter)
-        if int(self.batch_size) < 1:
-            raise VemError("data", f"batch_size must be at least 1; got {self.batch_size}")
+        _check_whole("batch_size", self.batch_size)
         try:
             tau, kappa = (float(x) for x in self.step_size)
         except (TypeError, ValueError):

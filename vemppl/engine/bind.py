@@ -34,14 +34,17 @@ from ..ir.validate import arg_violation
 from ..elj.binding import Bound
 from ..elj import moments as M
 from ..elj.evaluate import const_value, eval_fixed, size_of as _size
-from .bind_values import _as_array, _check_axis, _check_support, _e, _fmt_shape, _show, _type
+from .bind_values import _as_array, _check_axis, _check_support, _e, _fmt_shape, _show, _type, check_categories
 from ..data_checks import check_bound, check_size_limit, prepare_data
 
 
 def bind(model: ModelGraph, data: dict, consts: dict | None = None, dims: dict | None = None,
-         mask: dict | None = None, strict: bool = False, fitted: dict | None = None) -> Bound:
+         mask: dict | None = None, strict: bool = False, fitted: dict | None = None,
+         own_ranges: frozenset = frozenset()) -> Bound:
     """``fitted``: sizes a fit fixed (the globals' sizes, for new data in ``predict``); an array
-    that disagrees is a ``data`` error saying so, as for two arrays that disagree."""
+    that disagrees is a ``data`` error saying so, as for two arrays that disagree.
+    ``own_ranges``: ``cat`` arrays whose category ranges the caller checks over more rows than
+    ``data`` holds (SVI's stream: ``data`` is one batch), with ``Bound.sources``."""
     data = _mapping("data", data)
     consts, dims, mask = _mapping("consts", consts), _mapping("dims", dims), _mapping("mask", mask)
     data, mask = prepare_data(model, data, mask)  # np.ma masks, values past int64/float64 (issue #23)
@@ -131,28 +134,20 @@ def bind(model: ModelGraph, data: dict, consts: dict | None = None, dims: dict |
         if expect is not None:
             _check_axis(node, axis, e, got, expect, shape, want, given_by)
 
-    for node in model.of_kind("data"):
-        t = node.type
-        if t.base != "cat":
-            continue
-        k = _size(t.bound, sizes, node.name)
-        arr = values[node.name]
-        if k is not None and arr.size and (arr.min() < 0 or arr.max() >= k):
-            bad = tuple(int(i) for i in np.argwhere((arr < 0) | (arr >= k))[0])
-            raise VemError(
-                "data",
-                f"'{node.name}' has a category out of range. Expected categories in 0..{k - 1} "
-                f"(type {_type(t)}, {_e(t.bound)} = {k}{_source(t.bound, given_by)}); got {arr[bad]} at index {bad}",
-                node.span,
-            )
+    given_by = {**given_by, **{c: f"consts={{'{c}': {sizes[c]}}}" if c in consts else f"the model's const {c}"
+                               for c in (n.name for n in model.of_kind("const")) if c in size_names}}
+    for node in model.of_kind("data"):  # a category bound says where it came from, a const's too
+        if node.type.base == "cat" and node.name not in own_ranges:
+            check_categories(node, values[node.name], _size(node.type.bound, sizes, node.name),
+                             size_source(node.type.bound, given_by))
     check_bound(model, sizes, values)  # the static pass again with every size known, then memory (issue #23)
     _check_given_const_args(model, sizes, values, set(consts))
     _check_proper_priors(model, sizes, values)
     _warn_partial_rows(model, masks)
-    return Bound(sizes, values, masks, notes)
+    return Bound(sizes, values, masks, notes, sources=given_by)
 
 
-def _source(e, given_by: dict) -> str:
+def size_source(e, given_by: dict) -> str:
     """Where a size given by one name came from, for a message: `` from --set`` and the like."""
     return f" from {given_by[e.id]}" if isinstance(e, Name) and e.id in given_by else ""
 

@@ -101,18 +101,25 @@ def _first(bad) -> tuple[int, ...]:
     return tuple(int(j) for j in np.argwhere(bad)[0])
 
 
-def _support_error(node, arr, bad, expected=None):
+def _shift(i: tuple, offset: int) -> tuple:
+    """An index ``i`` of a chunk as an index of the whole array, ``offset`` rows on."""
+    return (i[0] + offset,) + tuple(i[1:]) if offset and i else i
+
+
+def _support_error(node, arr, bad, expected=None, offset=0):
     i = _first(bad)
     t = node.type
     raise VemError(
         "data",
         f"'{node.name}' has a value outside its support. Expected {expected or _support(t)} "
-        f"(type {_type(t)}); got {arr[i]} at index {i}",
+        f"(type {_type(t)}); got {arr[i]} at index {_shift(i, offset)}",
         node.span,
     )
 
 
-def _check_support(node, arr, user_mask, observed_by_tilde, read_elsewhere):
+def _check_support(node, arr, user_mask, observed_by_tilde, read_elsewhere, offset=0):
+    """``arr`` checked against its type's support; ``offset``: the rows before ``arr`` (a chunk of a
+    streamed array), added to the index an error names."""
     t = node.type
     base = t.base
     m = None
@@ -149,8 +156,8 @@ def _check_support(node, arr, user_mask, observed_by_tilde, read_elsewhere):
         if why:
             raise VemError(
                 "data",
-                f"'{node.name}' has a missing value at index {i}: {why}. Expected {_support(t)} "
-                f"everywhere; got {got} at index {i}",
+                f"'{node.name}' has a missing value at index {_shift(i, offset)}: {why}. Expected {_support(t)} "
+                f"everywhere; got {got} at index {_shift(i, offset)}",
                 node.span,
             )
         m = ~missing
@@ -158,27 +165,27 @@ def _check_support(node, arr, user_mask, observed_by_tilde, read_elsewhere):
     if base in ("int", "count", "bool", "cat"):
         if np.issubdtype(arr.dtype, np.floating):
             if not np.isfinite(arr).all():
-                _support_error(node, arr, ~np.isfinite(arr), _support(t))
+                _support_error(node, arr, ~np.isfinite(arr), _support(t), offset=offset)
             frac = arr != np.round(arr)
             if frac.any():
-                _support_error(node, arr, frac, _support(t))
+                _support_error(node, arr, frac, _support(t), offset=offset)
         if base == "bool" and ((arr < 0) | (arr > 1)).any():
-            _support_error(node, arr, (arr < 0) | (arr > 1))
+            _support_error(node, arr, (arr < 0) | (arr > 1), offset=offset)
         if base == "count" and (arr < 0).any():
-            _support_error(node, arr, arr < 0)
+            _support_error(node, arr, arr < 0, offset=offset)
         arr = arr.astype(np.int64)  # cat ranges are checked once the bound is known
     else:
         arr = arr.astype(np.float64)
         check = np.ones(arr.shape, bool) if m is None else m
         if np.isinf(arr).any():
-            _support_error(node, arr, np.isinf(arr), "finite values")
+            _support_error(node, arr, np.isinf(arr), "finite values", offset=offset)
         if base == "pos" and (check & (arr <= 0)).any():
-            _support_error(node, arr, check & (arr <= 0))
+            _support_error(node, arr, check & (arr <= 0), offset=offset)
         if base == "unit" and (check & ((arr <= 0) | (arr >= 1))).any():
-            _support_error(node, arr, check & ((arr <= 0) | (arr >= 1)))
+            _support_error(node, arr, check & ((arr <= 0) | (arr >= 1)), offset=offset)
         if base == "simplex" and arr.size:
             if (arr < 0).any():
-                _support_error(node, arr, arr < 0)
+                _support_error(node, arr, arr < 0, offset=offset)
             sums = arr.sum(-1)
             off = np.abs(sums - 1.0) > 1e-6
             if off.any():
@@ -186,7 +193,7 @@ def _check_support(node, arr, user_mask, observed_by_tilde, read_elsewhere):
                 raise VemError(
                     "data",
                     f"'{node.name}' has a row that does not sum to 1. Expected {_SUPPORT['simplex']} "
-                    f"(type {_type(t)}); got a sum of {sums[i]} at index {i}",
+                    f"(type {_type(t)}); got a sum of {sums[i]} at index {_shift(i, offset)}",
                     node.span,
                 )
         if base == "spd" and arr.size:
@@ -200,7 +207,24 @@ def _check_support(node, arr, user_mask, observed_by_tilde, read_elsewhere):
                     raise VemError(
                         "data",
                         f"'{node.name}' has {what}. Expected {_SUPPORT['spd']} (type {_type(t)}); "
-                        f"got one at index {i}",
+                        f"got one at index {_shift(i, offset)}",
                         node.span,
                     )
     return arr, m
+
+
+def check_categories(node, arr, k, source: str = "", offset: int = 0) -> None:
+    """A ``cat(K)`` array's values lie in ``0..K-1``; else a located ``data`` error naming the
+    first value outside, its index (``offset`` rows on: a chunk of a streamed array), ``K`` and
+    where ``K`` came from (``source``: `` from --set V=4``, `` from consts={'V': 3}``)."""
+    if k is None or not arr.size or (arr.min() >= 0 and arr.max() < k):
+        return
+    bad = tuple(int(i) for i in np.argwhere((arr < 0) | (arr >= k))[0])
+    raise VemError(
+        "data",
+        f"'{node.name}' has a category out of range. Expected categories in 0..{k - 1} "
+        f"(type {_type(node.type)}, {_e(node.type.bound)} = {k}{source}); got {arr[bad]} at index "
+        f"{(bad[0] + offset,) + bad[1:]}",
+        node.span,
+    )
+

@@ -22,7 +22,7 @@ from .. import _prng
 from ..data_scale import PrecisionWarning, nonfinite_parts
 from ..diagnostics import VemError
 from ..plan import Update
-from .bind import bind
+from .bind import _check_keys, bind
 from .accel import Accelerated
 from .algorithms import SCREEN_SWEEPS
 from .cavi import Engine
@@ -51,6 +51,10 @@ class Run(NamedTuple):
     compile_seconds: float
     fit_seconds: float
     best_restart: int
+    #: Stochastic VI: ``max_iter`` steps and no convergence test, so ``converged`` is False.
+    stochastic: bool = False
+    #: The relative tolerance of the stopping rule the fit ran under (None: stochastic VI, no rule).
+    tol: float | None = None
 
 
 def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, restarts, max_iter, tol,
@@ -164,7 +168,7 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
         engine = full
     fit_seconds = time.perf_counter() - t0 - compile_seconds
     return Run(bound, engine, state, np.asarray(trace), converged, iterations, restarts, compile_seconds or 0.0,
-               fit_seconds, which)
+               fit_seconds, which, tol=float(tol))
 
 
 def _screened(run, starts, max_iter, bound):
@@ -392,12 +396,17 @@ def run_svi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, r
         max_iter=max_iter, strict=a.strict, batch_size=a.batch_size, step_size=a.step_size, local_iter=a.local_iter,
         plate=a.plate, progress_bar=bar, start=a.start, chain=a.chain,
     )
-    return Run(bound, engine, state, np.asarray(trace), False, len(trace), 1, compile_s, fit_s, 0)
+    # No convergence test (the per-step ELBO estimates are noisy): converged stays False and the
+    # Fit says it ran its steps (``Fit.stochastic``), not that it failed to converge.
+    return Run(bound, engine, state, np.asarray(trace), False, len(trace), 1, compile_s, fit_s, 0, stochastic=True)
 
 
 def initial_params(model, init):
-    """The user's starting values of the model's params (``fit(init=...)``), as arrays."""
+    """The user's starting values of the model's params (``fit(init=...)``), as arrays.  A name
+    that is no param of the model (a misspelling, a latent) is a ``data`` error: it was dropped
+    without a word, and the fit started where the user had not asked."""
     init = dict(init or {})
+    _check_keys(init, "init", "param", {n.name: n.kind for n in model.nodes.values()})
     out = {}
     for p in model.of_kind("param"):
         if p.name in init:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import mmap
 import time
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -44,7 +45,9 @@ from ..diagnostics import VemError
 from ..families import get_family
 from ..plan import Init, MStep, Update
 from . import mstep, programs
-from .bind import _check_support, _read_names, bind, category_dims, category_note
+from ..elj.evaluate import size_of
+from .bind import _check_support, _read_names, bind, category_dims, category_note, size_source
+from .bind_values import check_categories
 from .cavi import Engine, State
 from .dataplate import DataPlate, data_plate
 from .schedule import STARTS, LocalGlobal
@@ -266,30 +269,52 @@ class Stream:
         if not lengths:
             raise VemError("data", f"no data array runs along the plate {plate.dim}")
         self.n = next(iter(lengths.values()))
-        self.batch_size = min(int(batch_size), self.n)
         if int(batch_size) < 1:
             raise VemError("data", f"batch_size must be at least 1; got {batch_size}")
+        if int(batch_size) > self.n:  # said, not clamped silently: the fit is not the minibatch fit asked for
+            warnings.warn(f"batch_size={int(batch_size)} is larger than the data plate {plate.dim} = {self.n}: every "
+                          f"step reads all {self.n} units, a full-batch fit whose steps are CAVI sweeps damped by the "
+                          "step size, with no convergence test (fit without batch_size= for CAVI, which stops by its "
+                          "rule)", UserWarning, stacklevel=6)
+        self.batch_size = min(int(batch_size), self.n)
         self.masks = {k: mask[k] for k in self.arrays if k in mask}
         self.present = {k: np.asarray(v) for k, v in present.items() if k in plate.local_blocks}
         self.read = _read_names(model)
         self.rng = np.random.default_rng(seed)
-        self.missing, self.cat_max = self._validate()
+        self.missing, self.cat_max, self.cat_min = self._validate()
         self._full = None
 
     def _validate(self):
-        missing, cat_max = {}, {}
+        missing, cat_max, cat_min = {}, {}, {}
         for k, a in self.arrays.items():
             node = self.nodes[k]
             missing[k] = False
             for lo in range(0, self.n, _CHUNK_ROWS):
                 hi = min(lo + _CHUNK_ROWS, self.n)
                 m = None if k not in self.masks else np.asarray(self.masks[k][lo:hi])
-                arr, m = _check_support(node, np.asarray(a[lo:hi]), m, bool(node.defs), k in self.read)
+                arr, m = _check_support(node, np.asarray(a[lo:hi]), m, bool(node.defs), k in self.read, offset=lo)
                 missing[k] = missing[k] or m is not None
                 if node.type.base == "cat" and arr.size:
                     cat_max[k] = max(cat_max.get(k, 0), int(arr.max()))
+                    cat_min[k] = min(cat_min.get(k, 0), int(arr.min()))
                 _release(a)
-        return missing, cat_max
+        return missing, cat_max, cat_min
+
+    def check_categories(self, sizes: dict, sources: dict) -> None:
+        """Every row of each ``cat`` array on the plate against its bound, once the sizes are
+        bound: binding reads the first batch only, so a category above a V given (``--set``,
+        ``consts=``, ``dims=``) in any other row was fitted silently (a one-hot of nothing)."""
+        for k, a in self.arrays.items():
+            node = self.nodes[k]
+            if k not in self.cat_max:
+                continue
+            v = size_of(node.type.bound, sizes, k)
+            if v is None or (self.cat_min[k] >= 0 and self.cat_max[k] < v):
+                continue
+            for lo in range(0, self.n, _CHUNK_ROWS):  # the first value outside, at its index in the whole array
+                check_categories(node, np.asarray(a[lo:lo + _CHUNK_ROWS]).astype(np.int64), v,
+                                 size_source(node.type.bound, sources), offset=lo)
+                _release(a)
 
     def dims(self, others: dict, given: dict) -> tuple[dict, list[str]]:
         """Sizes a batch cannot tell, and the notes saying where they came from: the plate's
@@ -375,10 +400,19 @@ def fit_svi(m, plan, data, *, consts, dims, mask, present, init_params, seed, ma
     arrays, masks, pres = stream.raw(idx)
     others = {k: v for k, v in data.items() if k not in stream.arrays}
     user_dims = dict(dims or {})
+    # The batch's size replaces the plate's in every binding: a given size the arrays contradict is
+    # the error bind gives a CAVI fit, not replaced without a word.
+    if pl.dim in user_dims and int(user_dims[pl.dim]) != stream.n:
+        first = stream.nodes[next(iter(stream.arrays))]
+        raise VemError("data", f"'{first.name}' disagrees about dim {pl.dim}: {pl.dim} = {user_dims[pl.dim]} from "
+                       f"dims={{'{pl.dim}': {user_dims[pl.dim]}}}, but '{first.name}' axis 0 has size {stream.n}. "
+                       f"Expected {user_dims[pl.dim]} units along the data plate; got {stream.n}", first.span)
     told, notes = stream.dims(others, user_dims)
     batch_dims = {**told, **user_dims, pl.dim: stream.batch_size}
     other_masks = {k: v for k, v in (mask or {}).items() if k not in stream.arrays}
-    bound = bind(m, {**others, **arrays}, consts, batch_dims, {**other_masks, **masks}, strict)
+    bound = bind(m, {**others, **arrays}, consts, batch_dims, {**other_masks, **masks}, strict,
+                 own_ranges=frozenset(stream.arrays))
+    stream.check_categories(bound.sizes, bound.sources)  # every row, not the first batch's
     bound.notes[:0] = notes
     scale = stream.n / stream.batch_size
     present0 = {**{k: v for k, v in present.items() if k not in pl.local_blocks}, **pres}

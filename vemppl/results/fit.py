@@ -33,7 +33,14 @@ class Fit:
     """The result of :func:`vemppl.fit` (or :func:`vemppl.load_results`).
 
     Attributes: ``model`` (the IR), ``plan`` (the compiled plan), ``elbo_trace`` (the ELBO after
-    every sweep, non-decreasing for closed-form CAVI), ``converged``, ``iterations``, ``seed``,
+    every sweep, non-decreasing for closed-form CAVI; under stochastic VI each step's estimate),
+    ``converged`` (whether the stopping rule, docs/engine.md "When a fit stops", ended the fit
+    rather than ``max_iter`` or a PrecisionWarning; always False under stochastic VI, which has no
+    convergence test), ``stochastic`` (a stochastic VI fit: ``iterations`` is the ``max_iter``
+    steps it ran by design), ``tol`` (the relative tolerance of the stopping rule it ran under,
+    the default chosen for the plan or the one given; None under stochastic VI and for results
+    saved before it was recorded; ``predict`` re-infers locals at it where it is below 1e-10),
+    ``iterations``, ``seed``,
     ``restarts`` and ``best_restart`` (the restart kept: the highest final ELBO),
     ``compile_seconds`` (the first sweep, traced and compiled) and ``fit_seconds`` (the rest);
     ``bound``, ``engine`` and ``state`` are the bound data, the compiled engine and the final
@@ -53,6 +60,8 @@ class Fit:
     compile_seconds: float = 0.0
     fit_seconds: float = 0.0
     best_restart: int = 0
+    stochastic: bool = False
+    tol: float | None = None
     _posterior: dict | None = field(default=None, repr=False)
 
     @property
@@ -103,7 +112,8 @@ class Fit:
     def predict(self, data: dict, **kwargs) -> Prediction:
         """Re-infer the local latents of new data with the globals fixed: the keyword options
         (``plug_in``, ``max_iter``, ``tol``, ``consts``, ``dims``, ``seed``, ``compress``) are
-        those of :func:`vemppl.results.predict.predict`."""
+        those of :func:`vemppl.results.predict.predict`; ``tol`` by default the smaller of this
+        fit's ``tol`` and 1e-10."""
         return predict(self, data, **kwargs)
 
     def sample_posterior(self, draws: int = 1000, seed: int = 0) -> dict:
@@ -176,10 +186,13 @@ class Fit:
         def line(r):
             return "".join(f"{c:<{w}}" for c, w in zip(r[:3], widths)) + r[3]
 
+        # A stochastic fit runs its max_iter steps by design: "not converged" would say it failed.
+        ran = (f"ELBO {self.elbo:.6g} (the last step's estimate) after {self.iterations} stochastic VI steps "
+               f"(all max_iter steps run: no convergence test" if self.stochastic else
+               f"ELBO {self.elbo:.6g} after {self.iterations} iterations "
+               f"({'converged' if self.converged else 'not converged'}")
         lines = [
-            f"model '{self.plan.model}': ELBO {self.elbo:.6g} after {self.iterations} iterations "
-            f"({'converged' if self.converged else 'not converged'}; compile {self.compile_seconds:.2f}s, "
-            f"fit {self.fit_seconds:.2f}s)",
+            f"model '{self.plan.model}': {ran}; compile {self.compile_seconds:.2f}s, fit {self.fit_seconds:.2f}s)",
             line(header),
         ]
         merged = getattr(self.engine, "merged_rows", None)
@@ -354,7 +367,8 @@ def load_results(path: str | os.PathLike) -> Fit:
         elbo_trace=np.asarray(arrays["elbo_trace"]), converged=manifest["converged"],
         iterations=manifest["iterations"], seed=s["seed"], restarts=s["restarts"],
         compile_seconds=manifest["compile_seconds"], fit_seconds=manifest["fit_seconds"],
-        best_restart=s["best_restart"],
+        best_restart=s["best_restart"], stochastic=s.get("algorithm") == "svi",  # absent before: a CAVI fit
+        tol=s.get("tol"),  # absent before: predict keeps its own 1e-10
     )
 
 

@@ -20,8 +20,11 @@ Arrays are named by path: ``eta/<block>/<statistic>``, ``mu/<block>/<statistic>`
 weight pytree of a neural-network param.
 
 The manifest holds the format version, the model as canonical ``.vem`` text, the sizes,
-constants, the data's shapes and SHA-256 hashes, the fit's settings, the ELBO trace and
-convergence, and two checksums: one of ``arrays.npz`` and one of the manifest's own
+constants, the data's shapes and SHA-256 hashes, the fit's settings (``seed``, ``restarts``,
+``best_restart``, ``algorithm``: ``"cavi"`` or ``"svi"``, ``tol``: the stopping rule's relative
+tolerance, null for ``"svi"``; both absent from results saved before them), the ELBO trace and
+convergence (``converged`` is false for an ``"svi"`` fit, which runs ``max_iter`` steps with no
+convergence test), and two checksums: one of ``arrays.npz`` and one of the manifest's own
 content, so a truncated array file or an edited manifest is reported, not trusted.
 """
 
@@ -156,7 +159,11 @@ def save(fit, path) -> Path:
         },
         "blocks": {b.name: {"family": b.family, "structure": b.structure_text, "update": b.update} for b in fit.plan.blocks},
         "params": {p.name: {"type": p.type, "mstep": p.mstep, "family": p.family} for p in fit.plan.params},
-        "settings": {"seed": fit.seed, "restarts": fit.restarts, "best_restart": fit.best_restart},
+        # "svi": a stochastic fit, whose "converged" is false by design (no convergence test; it
+        # ran its max_iter steps).  Results saved before this key are CAVI fits.
+        "settings": {"seed": fit.seed, "restarts": fit.restarts, "best_restart": fit.best_restart,
+                     "algorithm": "svi" if getattr(fit, "stochastic", False) else "cavi",
+                     "tol": getattr(fit, "tol", None)},  # the stopping rule's; null for SVI
         "elbo": fit.elbo,
         "elbo_trace": [float(x) for x in fit.elbo_trace],
         "converged": bool(fit.converged),

@@ -69,14 +69,31 @@ class Prediction:
         return np.asarray(self.state.mu[name].onehot)
 
 
-def predict(fit, data: dict, *, plug_in: bool = False, max_iter: int = 500, tol: float = 1e-10,
+#: predict's own relative tolerance for the local sweeps: with the globals held they are cheap,
+#: and a fit's looser tol (LDA's 1e-3) would move predictions.
+PREDICT_TOL = 1e-10
+
+
+def locals_tol(fit, tol: float | None) -> float:
+    """The tolerance new data's locals are re-inferred at: ``tol`` where given, else the smaller
+    of the fit's own (``Fit.tol``: a fit asked for tighter, its predictions are as tight) and
+    ``PREDICT_TOL``; ``PREDICT_TOL`` for a fit with none (stochastic VI, results saved before
+    ``tol`` was recorded)."""
+    if tol is not None:
+        return float(tol)
+    own = getattr(fit, "tol", None)
+    return PREDICT_TOL if own is None else min(float(own), PREDICT_TOL)
+
+
+def predict(fit, data: dict, *, plug_in: bool = False, max_iter: int = 500, tol: float | None = None,
             consts: dict | None = None, dims: dict | None = None, seed: int = 0,
             compress: bool | None = None) -> Prediction:
     """The local latents of new data re-inferred by CAVI with the globals fixed at q (or,
     ``plug_in``, at their posterior means).  Repeated rows of the new data are fitted once,
     weighted by their count, as in ``fit`` (``compress``); the returned state has every row.
 
-    The sweeps stop by ``fit``'s rule (``engine/loop.py``) at ``tol``: reading the trace's rate
+    The sweeps stop by ``fit``'s rule (``engine/loop.py``) at ``tol`` (default: the smaller of
+    ``fit.tol`` and 1e-10, :func:`locals_tol`): reading the trace's rate
     where the sweep is one fixed monotone map (``engine.fit.reads_rate``), else on the change
     alone; and then also at a sweep that changes no variational parameter (amortised locals:
     the ELBO moves by its Monte Carlo draw alone, which no ``tol`` this tight outlasts, and ran
@@ -85,7 +102,8 @@ def predict(fit, data: dict, *, plug_in: bool = False, max_iter: int = 500, tol:
     engine, sub_plan, params, bound, _ = _local_engine(fit, data, plug_in, consts, dims, compress)
     state = engine.init(jax.random.PRNGKey(seed), params)
     rate = reads_rate(engine, state)
-    state, trace, done, sweeps = converge(engine.sweep, state, max_iter, tol, rate=rate, fixed_point=not rate)
+    state, trace, done, sweeps = converge(engine.sweep, state, max_iter, locals_tol(fit, tol), rate=rate,
+                                          fixed_point=not rate)
     if not trace:
         trace.append(float(engine.elbo(state)))
     if engine.merged_rows is not None:
@@ -110,7 +128,7 @@ class PredictiveDensity(np.ndarray):
 
 
 def predictive_density(fit, data: dict, *, exact: bool | None = None, samples: int = 200, seed: int = 0,
-                       max_iter: int = 200, tol: float = 1e-10, consts: dict | None = None,
+                       max_iter: int = 200, tol: float | None = None, consts: dict | None = None,
                        dims: dict | None = None) -> PredictiveDensity:
     """log p(x_n | data) = log E_q[p(x_n | globals)] for each new point.
 
@@ -124,7 +142,8 @@ def predictive_density(fit, data: dict, *, exact: bool | None = None, samples: i
     for each, the locals are re-inferred (plug-in), giving each point's ELBO given globals_s:
     log p(x_n | globals_s) where the locals' q is their exact posterior (summed-out categoricals,
     conjugate Gaussians), a lower bound where it is not (a log-link emission); the log of their
-    average is the estimate.  The compiled sweep is shared by
+    average is the estimate; the locals stop as ``predict``'s do, at ``tol`` (default: the smaller
+    of ``fit.tol`` and 1e-10).  The compiled sweep is shared by
     every draw (the globals are arguments, not constants).
     """
     from scipy.special import logsumexp
@@ -167,7 +186,8 @@ def predictive_density(fit, data: dict, *, exact: bool | None = None, samples: i
         return drawn
 
     pointwise = jax.jit(engine.pointwise)
-    rate = reads_rate(engine, base)  # predict's rule (above)
+    rate = reads_rate(engine, base)  # predict's rule (above), at predict's tolerance
+    tol = locals_tol(fit, tol)
     per_draw = []
     for _ in range(samples):
         key, sub = jax.random.split(key)

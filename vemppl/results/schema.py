@@ -54,7 +54,9 @@ _DATA = _dict_of(lambda d: isinstance(d, dict) and isinstance(d.get("shape"), li
                  and all(_is_int(s) and s >= 0 for s in d["shape"]) and isinstance(d.get("dtype"), str)
                  and isinstance(d.get("sha256"), str))
 _BLOCK = _dict_of(lambda b: isinstance(b, dict) and isinstance(b.get("family"), str))
-_SETTINGS = lambda s: isinstance(s, dict) and all(_is_int(s.get(k)) for k in ("seed", "restarts"))  # noqa: E731
+_SETTINGS = lambda s: (isinstance(s, dict) and all(_is_int(s.get(k)) for k in ("seed", "restarts"))  # noqa: E731
+                       and s.get("algorithm", "cavi") in ("cavi", "svi")
+                       and _num_or_none(s.get("tol")) and not (s.get("tol") or 0) < 0)
 
 #: key -> (a check of its value, what it should be, in words).
 SCHEMA = {
@@ -67,7 +69,8 @@ SCHEMA = {
     "data": (_DATA, "a mapping from names to {shape, dtype, sha256}"),
     "blocks": (_BLOCK, "a mapping from block names to {family, ...}"),
     "params": (_dict_of(lambda v: isinstance(v, dict)), "a mapping from names to objects"),
-    "settings": (_SETTINGS, "an object with integer seed and restarts"),
+    "settings": (_SETTINGS, "an object with integer seed and restarts (and algorithm \"cavi\" or \"svi\", "
+                            "tol a number >= 0 or null)"),
     "elbo": (_num_or_none, "a number"),
     "elbo_trace": (lambda v: isinstance(v, list) and all(_num_or_none(x) for x in v), "a list of numbers"),
     "converged": (lambda v: isinstance(v, bool), "true or false"),
