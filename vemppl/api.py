@@ -76,8 +76,9 @@ def fit(
     sweeps cost 2r ≤ 2D rows whatever N: factor analysis, PPCA).  ``compress=False`` fits
     every row instead of those moments (or of the distinct rows).  With ``restarts > 1`` the
     fit is repeated from ``restarts`` initialisations (keys split in turn off ``PRNGKey(seed)``: the
-    first is the fit's with ``restarts=1``, the others are not those of ``seed+1, ...``) and
-    the one with the highest ELBO is returned.  ``batch_restarts=True`` runs the restarts
+    others are not those of ``seed+1, ...``) and the one with the highest ELBO is returned.  A
+    single fit of a mixture or a chain seeded by k-means++ screens 4 such starts over 5 sweeps
+    each and continues the best (``vp.cavi(screen=R)``; docs/engine.md, Initialisation).  ``batch_restarts=True`` runs the restarts
     together in one vmapped sweep (one compilation); each still stops on its own test and
     keeps its own trace.  ``None`` batches them on an accelerator when their states fit in
     memory, and runs them in turn on a CPU, where the batch only adds the sweeps of the

@@ -322,11 +322,12 @@ class Engine(Joint):
         return guarded_sweep(self._sweep, self, state, self.data)
 
     # ---- initialisation -------------------------------------------------------------
-    def init(self, key, params=None, warm=None) -> State:
+    def init(self, key, params=None, warm=None, given=None) -> State:
         """q_j = the prior given its parents' means, in topological order; categorical
-        blocks seeded by k-means++ on the data they gate, or at random (engine/init.py);
-        ``warm`` compiles the sweep meanwhile (engine/warm.py)."""
-        return init_state(self, key, params, warm)
+        blocks seeded by k-means++ on the data they gate, or at random, or at the
+        assignments or responsibilities ``given`` by name (engine/init.py); ``warm``
+        compiles the sweep meanwhile (engine/warm.py)."""
+        return init_state(self, key, params, warm, given)
 
     def _prior_blocks(self, params, key, data):
         """Every block but the chains at its prior (``elj.prior.prior_blocks``), jitted by init."""

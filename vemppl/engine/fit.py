@@ -21,7 +21,7 @@ import numpy as np
 from .. import _prng
 from ..data_scale import PrecisionWarning, nonfinite_parts
 from ..diagnostics import VemError
-from ..plan import Update
+from ..plan import Init, Update
 from .bind import _check_keys, bind
 from .accel import Accelerated
 from .algorithms import SCREEN_SWEEPS
@@ -96,8 +96,10 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
         sharded = Sharded(engine, data_plate(m, plan, plate, "sharding"), devices)
         sweep, place, gather = sharded.sweep, sharded.place, sharded.gather
     key = _prng.key(seed)  # in NumPy, bit for bit: no XLA programs before the data's (vemppl/_prng.py)
-    # A single fit of a mixture or a chain screens several seeded starts (engine/algorithms.py).
-    screen = a.starts_screened(plan) if restarts == 1 and devices is None and not a.batch_restarts else 1
+    given = given_starts(plan, init)
+    # A single fit of a mixture or a chain screens several seeded starts (engine/algorithms.py),
+    # unless the user gave them.
+    screen = 1 if given or restarts != 1 or devices is not None or a.batch_restarts else a.starts_screened(plan)
     starts = []
     # The sweep compiles while the first start does (engine/warm.py), where the first sweep
     # is called on a start as init returns it: one device, restarts in turn, no schedule.
@@ -107,7 +109,7 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
         warm = SweepWarmup(engine._sweep, engine.data)
     for r in range(max(restarts, screen)):
         key, sub = _prng.split(key)
-        starts.append(engine.init(sub, initial_params(m, init), warm=warm if r == 0 else None))
+        starts.append(engine.init(sub, initial_params(m, init, plan), warm=warm if r == 0 else None, given=given))
         if a.start == "random-globals":
             t_r = time.perf_counter()
             starts[-1] = jax.block_until_ready(
@@ -392,7 +394,7 @@ def run_svi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, r
     bar = Progress(show, "svi", max_iter)
     engine, bound, state, trace, compile_s, fit_s, _ = fit_svi(
         m, plan, dict(data), consts=consts, dims=dims, mask=mask, present=present,
-        init_params=initial_params(m, init), seed=seed,
+        init_params=_svi_params(m, plan, init), seed=seed,
         max_iter=max_iter, strict=a.strict, batch_size=a.batch_size, step_size=a.step_size, local_iter=a.local_iter,
         plate=a.plate, progress_bar=bar, start=a.start, chain=a.chain,
     )
@@ -401,12 +403,31 @@ def run_svi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, r
     return Run(bound, engine, state, np.asarray(trace), False, len(trace), 1, compile_s, fit_s, 0, stochastic=True)
 
 
-def initial_params(model, init):
-    """The user's starting values of the model's params (``fit(init=...)``), as arrays.  A name
-    that is no param of the model (a misspelling, a latent) is a ``data`` error: it was dropped
-    without a word, and the fit started where the user had not asked."""
+def _svi_params(m, plan, init):
+    """``initial_params`` for stochastic VI, whose batches' locals start afresh: no latent's start."""
+    given = given_starts(plan, init)
+    if given:
+        raise VemError("data", f"init= sets '{next(iter(given))}', a local latent; stochastic VI starts each batch's "
+                       "locals afresh", hint="drop it from init= or fit without batch_size=")
+    return initial_params(m, init, plan)
+
+
+def given_starts(plan, init) -> dict:
+    """The categorical latents ``fit(init=...)`` names (a mixture's ``z``, a chain's states):
+    their starting assignments or responsibilities, by block (engine/init.py,
+    ``given_responsibilities``).  Only blocks seeded from the data or at random take one."""
+    seeded = {b.name for b in plan.blocks if b.init in (Init.KMEANS, Init.RANDOM)}
+    return {k: v for k, v in (init or {}).items() if k in seeded}
+
+
+def initial_params(model, init, plan=None):
+    """The user's starting values of the model's params (``fit(init=...)``), as arrays.  Any
+    other name but a seeded categorical latent of ``plan`` (``given_starts``) is a ``data``
+    error: it was dropped without a word, and the fit started where the user had not asked."""
     init = dict(init or {})
-    _check_keys(init, "init", "param", {n.name: n.kind for n in model.nodes.values()})
+    seeded = given_starts(plan, init) if plan is not None else {}
+    kinds = {n.name: n.kind for n in model.nodes.values()}
+    _check_keys({k: v for k, v in init.items() if k not in seeded}, "init", "param", kinds)
     out = {}
     for p in model.of_kind("param"):
         if p.name in init:

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _prng
+from ..diagnostics import VemError
 from ..elj.prior import chain_stats, initial_params, num_categories
 from ..ir.expr import Index, Name
 from ..plan import BlockStructure, Init
@@ -26,13 +27,15 @@ from .networks import optimizer
 from .state import State
 
 
-def init_state(engine, key, params=None, warm=None) -> State:
+def init_state(engine, key, params=None, warm=None, given=None) -> State:
     """q_j = the prior given its parents' means, in topological order; categorical
     blocks seeded by k-means++ on the data they gate, or at random.
 
     ``warm`` (an ``engine.warm.SweepWarmup``), on the engine's first start, is handed the
     start's signature as soon as the start's program is lowered, so the sweep compiles
-    while the start compiles and runs (``start_signature``)."""
+    while the start compiles and runs (``start_signature``).  ``given``: starting assignments
+    or responsibilities of seeded blocks by name (``fit(init={"z": ...})``, ``given_responsibilities``)."""
+    given = given or {}
     eta, mu = {}, {}
     key, sub = _prng.split(key)  # NumPy, bit for bit: no XLA program per split (vemppl/_prng.py)
     declared = {n.name for n in engine.model.of_kind("param")}
@@ -61,13 +64,19 @@ def init_state(engine, key, params=None, warm=None) -> State:
         key, sub = _prng.split(key)
         if j in chains:
             k = num_categories(engine, j, mu, eta, params)
-            r, centres = seed_responsibilities(engine, j, np.zeros(engine.bound_shape(j) + (k,)), sub,
-                                                     b.init is Init.KMEANS)
+            shape = engine.bound_shape(j) + (k,)
+            if j in given:  # independent marginals: no persistence is read off given responsibilities
+                r, centres = given_responsibilities(j, given[j], shape), None
+            else:
+                r, centres = seed_responsibilities(engine, j, np.zeros(shape), sub, b.init is Init.KMEANS)
             rho = 0.0 if centres is None else chain_persistence(engine, j, centres)
             t0 = time.perf_counter()
             eta[j], mu[j] = jax.block_until_ready(seeded_chain(engine.families[j], r, rho))
         else:
-            r, _ = seed_responsibilities(engine, j, mu[j].onehot, sub, kmeans=b.init is Init.KMEANS)
+            if j in given:
+                r = given_responsibilities(j, given[j], mu[j].onehot.shape)
+            else:
+                r, _ = seed_responsibilities(engine, j, mu[j].onehot, sub, kmeans=b.init is Init.KMEANS)
             t0 = time.perf_counter()
             eta[j], mu[j] = jax.block_until_ready(seeded_categorical(engine.families[j], type(eta[j]), r))
         seeding_seconds += time.perf_counter() - t0
@@ -93,6 +102,41 @@ def start_signature(engine, lowered, order, params) -> State:
         r = jax.ShapeDtypeStruct(mu[j].onehot.shape, real)
         eta[j], mu[j] = jax.eval_shape(partial(seeded_categorical, engine.families[j], type(eta[j])), r)
     return State(eta, mu, params)
+
+
+#: The weight a given assignment spreads over the other categories (``given_responsibilities``):
+#: a hard one-hot start has log 0 in its natural parameters.
+GIVEN_SMOOTHING = 0.1
+
+
+def given_responsibilities(name, value, shape):
+    """Starting responsibilities of block ``name`` (``shape``: its elements and K categories)
+    from ``fit(init={name: value})``: assignments (whole numbers in 0..K−1, one per element),
+    each 1 − GIVEN_SMOOTHING on its category and the rest spread evenly, as scikit-learn's
+    mixtures start from k-means labels; or responsibilities (non-negative rows summing to 1),
+    floored at 1e-10.  Anything else is a ``data`` error naming the shape expected."""
+    k, elements = shape[-1], shape[:-1]
+    v = np.asarray(value)
+    if v.shape == elements and v.dtype.kind in "iub" or (v.shape == elements and v.dtype.kind == "f"
+                                                          and np.all(np.isfinite(v)) and np.all(v == np.round(v))):
+        labels = v.astype(np.int64)
+        if labels.size and (labels.min() < 0 or labels.max() >= k):
+            bad = tuple(int(i) for i in np.argwhere((labels < 0) | (labels >= k))[0])
+            raise VemError("data", f"init for '{name}' assigns category {labels[bad]} at index {bad}; its categories "
+                           f"are 0..{k - 1}")
+        r = np.full(shape, GIVEN_SMOOTHING / max(k - 1, 1))
+        np.put_along_axis(r, labels[..., None], 1.0 - GIVEN_SMOOTHING if k > 1 else 1.0, axis=-1)
+        return jnp.asarray(r)
+    if v.shape != tuple(shape) or v.dtype.kind not in "fiu":
+        raise VemError("data", f"init for '{name}' has shape {v.shape}; expected its assignments, whole numbers "
+                       f"of shape {tuple(elements)}, or its responsibilities, of shape {tuple(shape)}")
+    r = v.astype(float)
+    sums = r.sum(axis=-1)
+    if not (np.all(np.isfinite(r)) and np.all(r >= 0) and np.allclose(sums, 1.0, atol=1e-6)):
+        raise VemError("data", f"init for '{name}' holds responsibilities that are not probabilities: each row "
+                       "must be non-negative and sum to 1")
+    r = np.maximum(r, 1e-10)
+    return jnp.asarray(r / r.sum(axis=-1, keepdims=True))
 
 
 def seed_responsibilities(engine, j, r0, key, kmeans):
@@ -257,4 +301,4 @@ def _sqdist(x, c, xx=None):
 
 
 
-__all__ = ["gated_data", "init_state", "kmeanspp", "persistence", "seed_responsibilities"]
+__all__ = ["gated_data", "given_responsibilities", "init_state", "kmeanspp", "persistence", "seed_responsibilities"]
