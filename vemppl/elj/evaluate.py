@@ -289,6 +289,10 @@ class _Context:
         prod = product(e.op, a, b, (self.rank(e.left), self.rank(e.right)), self.tracker, self.latent(a, b))
         if prod is not None:  # a product of latents, or a latent scalar times a matrix
             return prod
+        if e.op in "*/" and self.R:  # `a[d] * fill(1.0, V)` in a loop: grid with grid (elj/grid.py)
+            ranks = (self.rank(e.left), self.rank(e.right))
+            if None not in ranks and ranks[0] != ranks[1]:
+                a, b = lift(a, *ranks), lift(b, *ranks[::-1])
         if e.op == "*" and a.is_fixed:
             return M.Scaled(a.value, b)
         if e.op == "*" and b.is_fixed:
