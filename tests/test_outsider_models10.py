@@ -82,3 +82,33 @@ def test_params_without_latents_get_the_closed_form_mode():
     np.testing.assert_allclose(fit.params["m"], y.mean(), rtol=1e-12)
     np.testing.assert_allclose(fit.params["t"], 1.0 / y.var(), rtol=1e-9)
     assert abs(fit.elbo - stats.norm(y.mean(), y.std()).logpdf(y).sum()) < 1e-8
+
+
+# --- a vector defined in pieces, read whole ----------------------------------------------------------
+PIECES = """model pieces
+dim N, Q
+const P = 2
+data X: real[N, Q]
+data y: real[N]
+for j in range(P) { w[j] ~ Normal(0.0, 1.0) }
+for j in range(P, Q) { w[j] ~ Normal(0.0, 10.0) }
+for n in range(N) { y[n] ~ Normal(dot(X[n], w), precision = 4.0) }
+"""
+
+
+def test_pieces_over_range_p_and_range_p_q_span_q():
+    # Regression weights with a tighter prior on the first P: docs/language.md allows a node in
+    # pieces over ranges that do not overlap, and `w` then denotes the whole vector.  Its extent
+    # was 'max(P, Q)', so `dot(X[n], w)` with X: real[N, Q] was a shape error ("last sizes
+    # differ"), though range(P, Q) is refused unless Q >= P.  Now it is Q, and the fit is the
+    # exact conjugate posterior.
+    rng = np.random.default_rng(28)
+    N, Q = 30, 4
+    X = rng.normal(0.0, 1.0, (N, Q))
+    y = X @ np.array([1.0, -1.0, 3.0, 0.5]) + rng.normal(0.0, 0.5, N)
+    fit = vp.fit(vp.parse(PIECES), data={"X": X, "y": y}, seed=0)
+    prior_var = np.array([1.0, 1.0, 100.0, 100.0])
+    prec = np.diag(1.0 / prior_var) + 4.0 * X.T @ X
+    np.testing.assert_allclose(fit.posterior["w"].mean, np.linalg.solve(prec, 4.0 * X.T @ y), atol=1e-8)
+    logml = stats.multivariate_normal(np.zeros(N), X @ np.diag(prior_var) @ X.T + np.eye(N) / 4.0).logpdf(y)
+    assert abs(fit.elbo - logml) < 1e-8
