@@ -161,3 +161,43 @@ def test_an_element_of_a_dirichlet_latent_is_refused_at_the_factor_not_as_a_supp
         assert "part of its vector" in err.message
     else:
         raise AssertionError("fitted a Dirichlet element read the general path cannot draw")
+
+
+# --- `@` of two vectors, one of them known, is a dot product --------------------------------------------
+AT_REG = """model at_reg
+dim N, P
+data X: real[N, P]
+data y: real[N]
+for j in range(P) { w[j] ~ Normal(0.0, 1.0) }
+for n in range(N) { y[n] ~ Normal(w @ X[n], precision = 4.0) }
+"""
+
+AT_MIX = """model at_mix
+dim N, P
+const K = 2
+data X: real[N, P]
+data y: real[N]
+pi ~ Dirichlet(ones(K))
+for k in range(K) { w[k] ~ MvNormal(zeros(P), precision = 0.1 * eye(P)) }
+for n in range(N) {
+  z[n] ~ Categorical(pi)
+  y[n] ~ Normal(X[n] @ w[z[n]], precision = 10.0)
+}
+"""
+
+
+def test_a_vector_at_a_known_vector_is_a_dot_product():
+    # docs/language.md: `@` is NumPy's matrix product, so for two vectors it is their dot.
+    # `w @ X[n]` was an `unsupported` error ("the moment E[(@)] of 'w' is not available") where
+    # `X[n] @ w` fitted, and `X[n] @ w[z[n]]` (a mixture of regressions) an internal einsum
+    # ValueError: X[n]'s layout in its loop, [N, P], was taken for a matrix.  Now both are dots:
+    # the regression's weights one conjugate block, and the mixture recovers its two lines.
+    plan = str(vp.compile_model(vp.parse(AT_REG)))
+    assert "q(w): MvNormal [joint over last axis] -- closed-form CAVI" in plan
+    rng = np.random.default_rng(35)
+    N = 60
+    X = np.c_[np.ones(N), rng.normal(0.0, 1.0, N)]
+    truth, z = np.array([[2.0, 1.0], [-2.0, -1.5]]), rng.integers(0, 2, N)
+    y = (X * truth[z]).sum(1) + rng.normal(0.0, 0.3, N)
+    w = np.asarray(vp.fit(vp.parse(AT_MIX), data={"X": X, "y": y}, seed=0).posterior["w"].mean)
+    np.testing.assert_allclose(w[np.argsort(-w[:, 0])], truth, atol=0.2)

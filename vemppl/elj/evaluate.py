@@ -299,6 +299,11 @@ class _Context:
             return M.Scaled(b.value, a)
         if e.op == "/" and b.is_fixed:
             return M.Scaled(1.0 / jnp.asarray(b.value), a)
+        # Two vectors, one known (`X[n] @ w`, `w @ X[n]`, `X[n] @ w[z[n]]`): a dot, whatever the
+        # known one's layout in its loop ([N, P] for X[n], which is no matrix).
+        vectors = e.op == "@" and (self.rank(e.left), self.rank(e.right)) == (1, 1)
+        if vectors and (a.is_fixed or b.is_fixed):
+            return M.Dot(a, b, self.tracker)
         if e.op == "@" and a.is_fixed and not (self.rank(e.left) == 1 and self.rank(e.right) == 2):
             # (a known vector times a matrix, `Z[d] @ B`, is no matrix–vector product: its
             # value's plate layout has two axes; a param matrix is read at its point below)
