@@ -184,7 +184,7 @@ def compile_model(model, probe: bool = True, masked=()) -> Plan:
     start_plate = next((p for p in plates if p is not None), None)
     plan = Plan(m.name, tuple(blocks), tuple(factors), params, schedule,
                 start="random-globals" if start_plate else "prior", start_plate=start_plate)
-    if probe and blocks:
+    if probe and (blocks or params):
         plan = conjugacy(m, plan)
         # After the conjugacy test: the rule needs each block's update.
         plan = dataclasses.replace(plan, moment_plate=moment_plate(m, plan))

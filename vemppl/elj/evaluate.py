@@ -289,12 +289,21 @@ class _Context:
         prod = product(e.op, a, b, (self.rank(e.left), self.rank(e.right)), self.tracker, self.latent(a, b))
         if prod is not None:  # a product of latents, or a latent scalar times a matrix
             return prod
+        if e.op in "*/" and self.R:  # `a[d] * fill(1.0, V)` in a loop: grid with grid (elj/grid.py)
+            ranks = (self.rank(e.left), self.rank(e.right))
+            if None not in ranks and ranks[0] != ranks[1]:
+                a, b = lift(a, *ranks), lift(b, *ranks[::-1])
         if e.op == "*" and a.is_fixed:
             return M.Scaled(a.value, b)
         if e.op == "*" and b.is_fixed:
             return M.Scaled(b.value, a)
         if e.op == "/" and b.is_fixed:
             return M.Scaled(1.0 / jnp.asarray(b.value), a)
+        # Two vectors, one known (`X[n] @ w`, `w @ X[n]`, `X[n] @ w[z[n]]`): a dot, whatever the
+        # known one's layout in its loop ([N, P] for X[n], which is no matrix).
+        vectors = e.op == "@" and (self.rank(e.left), self.rank(e.right)) == (1, 1)
+        if vectors and (a.is_fixed or b.is_fixed):
+            return M.Dot(a, b, self.tracker)
         if e.op == "@" and a.is_fixed and not (self.rank(e.left) == 1 and self.rank(e.right) == 2):
             # (a known vector times a matrix, `Z[d] @ B`, is no matrix–vector product: its
             # value's plate layout has two axes; a param matrix is read at its point below)

@@ -214,6 +214,7 @@ def type_shape(t) -> Shape:
 def _defined_shape(node, env) -> Shape:
     plate: list | None = None
     value = None
+    below: set = set()  # (axis, a, b): a piece over range(a, b) on the axis, so b >= a
     for d in node.defs:
         lv = d.loop_vars
         sizes = []
@@ -222,6 +223,9 @@ def _defined_shape(node, env) -> Shape:
             if lo is not None:
                 lp = next(lp for lp in d.loops if lp.var == lo[0])
                 sizes.append(shift(size_of(lp.stop), lo[1]))
+                start = size_of(lp.start)
+                if isinstance(start, str) and isinstance(sizes[-1], str):
+                    below.add((len(sizes) - 1, shift(start, lo[1]), sizes[-1]))
             else:
                 c = const_int(ix)  # a constant index c needs c + 1 elements
                 sizes.append(c + 1 if c is not None else None)
@@ -241,8 +245,21 @@ def _defined_shape(node, env) -> Shape:
             raise VemError("shape", f"definitions of '{node.name}' disagree: shapes {fmt(value)} and {fmt(v)}", d.span)
         value = v
         plate = sizes if plate is None else [_cover(a, b) for a, b in zip(plate, sizes)]
-    plate = [p if p is not None else 1 for p in (plate or [])]
+    plate = [_dominated(p, [(a, b) for ax, a, b in below if ax == i]) if p is not None else 1
+             for i, p in enumerate(plate or [])]
     return tuple(plate) + tuple(value or ())
+
+
+def _dominated(size: Size, pairs) -> Size:
+    """``size`` without the terms of a ``'max(...)'`` that another term is known to cover: a
+    piece over ``range(T, S)`` has ``S >= T`` (a loop's end is never below its start,
+    ``ir/sizes.py``), so ``x[t]`` over ``range(T)`` and ``range(T, S)`` spans ``S``, which
+    ``dot(X[n], x)`` with ``X: real[N, S]`` then matches."""
+    if not isinstance(size, str):
+        return size
+    terms = max_terms(size)
+    keep = [t for t in terms if not any(a == t and b in terms and b != t for a, b in pairs)]
+    return keep[0] if len(keep) == 1 else f"max({', '.join(keep)})"
 
 
 def _cover(a: Size | None, b: Size | None) -> Size | None:

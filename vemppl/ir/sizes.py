@@ -428,11 +428,19 @@ def _check_latent_support(model, fam, name, e, c, d):
         return
     if src.kind == "param" and src.type is not None and not src.type.is_network:
         support, source, what = src.type.base, f"declared {src.type.base}", "a param"
+        if _depth(e) >= len(src.type.shape) and support in ("simplex", "spd"):  # an entry of its vector or matrix
+            if support == "spd":
+                return
+            support, source = "unit", "an element of a simplex param, in (0, 1)"
     elif src.kind == "latent" and src.defs and src.defs[0].dist is not None:
         sfam = get_family(src.defs[0].dist)
         if not sfam.variational:
             return  # a latent likelihood-only family: the compiler says so at its own line
         support, source, what = sfam.support, f"drawn from {sfam.name}, whose values are {sfam.support}", "a latent"
+        if _reads_inside_event(e, src):  # p[0] of a simplex p is in (0, 1); an spd matrix's entry is any real
+            if support != "simplex":
+                return
+            support, source = "unit", f"an element of a {sfam.name} vector, in (0, 1)"
     else:
         return
     if support not in allowed:
@@ -445,6 +453,20 @@ def _check_latent_support(model, fam, name, e, c, d):
              else f"draw '{src.name}' from a distribution with support {allowed[0]}") + ", or transform it "
             f"({'exp' if allowed[0] == 'pos' else 'softmax' if allowed[0] == 'simplex' else 'sigmoid'}({_text(e)}))",
         )
+
+
+def _reads_inside_event(e, src) -> bool:
+    """Whether ``e`` indexes ``src`` past its plates, into one draw's own axes (``p[0]`` of
+    ``p ~ Dirichlet(...)``, ``theta[d, v]`` of ``theta[d] ~ Dirichlet(...)``)."""
+    return _depth(e) > len(src.defs[0].indices)
+
+
+def _depth(e) -> int:
+    """How many indices ``e`` applies to the name it reads (``x[n][0]``: 2)."""
+    n = 0
+    while isinstance(e, Index):
+        n, e = n + len(e.indices), e.base
+    return n
 
 
 # ---- the pass -------------------------------------------------------------------------------
