@@ -146,7 +146,8 @@ class Plan:
         return next(p for p in self.params if p.name == name)
 
     def __str__(self) -> str:
-        lines = [f"plan for model '{self.model}'", "", "variational blocks (in update order):"]
+        lines = [f"plan for model '{self.model}'", "", "variational blocks (in update order):" if self.schedule else
+                 "variational blocks: none (no latents: every unknown is a point parameter)"]
         if self.start != "prior":
             lines[1:1] = ["", f"default start: {self.start} (globals at random, the local blocks fitted to them first; "
                               "an admixture's locals restarted in the first sweeps)"]
