@@ -289,6 +289,11 @@ class _Context:
         prod = product(e.op, a, b, (self.rank(e.left), self.rank(e.right)), self.tracker, self.latent(a, b))
         if prod is not None:  # a product of latents, or a latent scalar times a matrix
             return prod
+        if e.op in "*/" and (a.is_fixed or b.is_fixed):
+            # a scalar times a vector (`x[n] * mu`, `m * ones(D)`): grid with grid, own with own
+            ra, rb = self.rank(e.left), self.rank(e.right)
+            if None not in (ra, rb) and ra != rb:
+                a, b = lift(a, ra, rb), lift(b, rb, ra)
         if e.op == "*" and a.is_fixed:
             return M.Scaled(a.value, b)
         if e.op == "*" and b.is_fixed:
