@@ -65,3 +65,29 @@ def test_latent_scalar_times_a_vector_under_a_nonlinear_family_is_drawn_per_row(
     w = np.exp(logp - logp.max())
     exact = (grid * w).sum() / w.sum()
     assert abs(float(fit.posterior["c"].mean) - exact) < 0.05 * exact
+
+
+# --- a loop whose end equals its start adds nothing (docs/language.md, Loops) -------------------------
+
+def test_a_latent_defined_only_in_an_empty_loop_adds_nothing():
+    """`for k in range(S, N)` at N = S: before, `w` still spanned N elements that no statement
+    defined, and the fit stopped at an unlocated 'ELBO became nan' data error."""
+    y = np.random.default_rng(0).normal(size=5)
+    base = "model a\ndim N\ndata y: real[N]\nm ~ Normal(0, 1)\nfor n in range(N) { y[n] ~ Normal(m, 1.0) }\n"
+    with_empty = base + "const S = 5\nfor k in range(S, N) { w[k] ~ Normal(m, 1.0) }\n"
+    fit = vp.fit(vp.parse(with_empty), data={"y": y}, seed=0)
+    assert fit.posterior["w"].batch_shape == (0,)
+    # the exact log evidence of the model without w: y ~ N(0, I + 1 1ᵀ)
+    np.testing.assert_allclose(fit.elbo, _evidence(y, np.eye(5) + np.ones((5, 5))), rtol=1e-8)
+
+
+def test_a_loop_from_a_const_start_compiles():
+    """`for t in range(P, T)` with `const P = 5` (an AR(P) regression's lags): the compiler's
+    stand-in sizes lay below P, and the fit stopped at an internal reshape error (exit 1)."""
+    rng = np.random.default_rng(4)
+    y = rng.normal(size=12)
+    m = vp.parse("model a\ndim T\nconst P = 5\ndata y: real[T]\nb ~ Normal(0, 1)\n"
+                 "for t in range(P, T) { y[t] ~ Normal(b * y[t-1], 1.0) }")
+    fit = vp.fit(m, data={"y": y}, seed=0)
+    x, t = y[4:-1], y[5:]  # the conjugate posterior of b: precision 1 + Σx², mean Σxt / (1 + Σx²)
+    np.testing.assert_allclose(fit.posterior["b"].mean, (x @ t) / (1 + x @ x), rtol=1e-8)
