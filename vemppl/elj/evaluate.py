@@ -353,6 +353,9 @@ class _Context:
         if e.func == "sum" and len(args) == 1 and not args[0].is_fixed:
             # Σx = dot(x, 1) (ones of size 1): E[Σx] = ΣE[x], E[(Σx)²] = 1ᵀE[xxᵀ]1; a Gaussian x stays conjugate
             return M.Dot(args[0], M.Fixed(np.ones(1)), self.tracker)
+        if e.func == "fill" and self.latent(args[0]) and all(a.is_fixed for a in args[1:]) and self.rank(e.args[0]) == 0:
+            shape = tuple(int(np.asarray(a.value)) for a in args[1:])  # fill(c, K) of a latent c is c * ones(K)
+            return M.Scaled(np.ones(shape), lift(args[0], 0, len(shape)))
         v = _points(args)
         if v is None and e.func == "diag" and len(args) == 1:
             return DiagOf(args[0], self.tracker)  # an ARD precision diag(alpha), elj/products.py
