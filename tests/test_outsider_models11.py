@@ -95,3 +95,23 @@ def test_a_loop_from_a_const_start_compiles():
     fit = vp.fit(m, data={"y": y}, seed=0)
     x, t = y[4:-1], y[5:]  # the conjugate posterior of b: precision 1 + Σx², mean Σxt / (1 + Σx²)
     np.testing.assert_allclose(fit.posterior["b"].mean, (x @ t) / (1 + x @ x), rtol=1e-8)
+
+
+# --- fit()'s options are checked as the command line checks them (docs/cli.md) ------------------------
+
+_TINY = "model c\ndim N\ndata y: real[N]\nparam m: real[3] = 0.5\nfor n in range(N) { y[n] ~ Normal(m[0] + m[1], 1.0) }"
+
+
+@pytest.mark.parametrize("options, word", [
+    ({"max_iter": 0}, "max_iter"),    # before: IndexError from an empty ELBO trace
+    ({"max_iter": 2.5}, "max_iter"),  # before: TypeError
+    ({"tol": float("nan")}, "tol"),   # before: accepted, and no fit could stop on it
+    ({"tol": -1.0}, "tol"),
+    ({"seed": -1}, "seed"),           # before: accepted, where --seed refuses it
+    ({"seed": 1.5}, "seed"),
+    ({"init": {"mm": 1.0}}, "did you mean 'm'"),  # before: a misspelt init was ignored without a word
+])
+def test_fit_refuses_options_outside_their_domain_naming_them(options, word):
+    with pytest.raises(vp.VemError, match=word) as err:
+        vp.fit(vp.parse(_TINY), data={"y": np.zeros(4)}, **options)
+    assert err.value.kind == "data"

@@ -11,8 +11,10 @@ import functools
 import sys
 import warnings
 
+import numpy as np
+
 from .compiler import compile_model
-from .diagnostics import VemError, resource_error
+from .diagnostics import VemError, did_you_mean, resource_error
 from .engine.algorithms import LEGACY, Cavi, Svi, cavi, from_keywords, svi
 from .engine.fit import run_cavi, run_svi
 from .ir.graph import as_ir
@@ -128,14 +130,14 @@ def fit(
     ``compress=True`` merges whenever any row repeats, and says why when it cannot.
     """
     m = as_ir(model)
+    _check_options(seed, restarts, max_iter, tol)
+    _check_init(m, init)
     algorithm = Cavi() if algorithm is None else _checked(algorithm)
     latents = {n.name for n in m.of_kind("latent")}
     present = {k: v for k, v in (mask or {}).items() if k in latents}
     plan = compile_model(m, masked=tuple(present))
     mask = {k: v for k, v in (mask or {}).items() if k not in latents} if mask is not None else None
     algorithm, tol = algorithm.for_plan(plan, tol)  # start=None: the start the graph calls for, with its schedule
-    if restarts < 1:
-        raise VemError("data", f"restarts must be at least 1; got {restarts}")
     show = sys.stderr.isatty() if progress is None else progress
     try:
         if isinstance(algorithm, Svi):
@@ -162,6 +164,36 @@ def _algorithm(algorithm, deprecated: dict):
     warnings.warn(f"fit({', '.join(f'{k}=' for k in deprecated)}) is deprecated; pass "
                   f"algorithm=vp.{name}(...) with these options", DeprecationWarning, stacklevel=3)
     return made
+
+
+def _whole(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+def _check_options(seed, restarts, max_iter, tol):
+    """fit's own options, as the command line checks them (docs/cli.md): a ``data`` error naming
+    the option, not an IndexError from an empty trace (``max_iter=0``) or a seed JAX wraps."""
+    if not (_whole(seed) and 0 <= seed <= 2**32 - 1):
+        raise VemError("data", f"seed must be a whole number in 0 … 2**32 - 1; got {seed!r}")
+    if not (_whole(restarts) and restarts >= 1):
+        raise VemError("data", f"restarts must be at least 1; got {restarts!r}")
+    if not (_whole(max_iter) and max_iter >= 1):
+        raise VemError("data", f"max_iter must be a whole number >= 1; got {max_iter!r}")
+    if tol is not None and not (isinstance(tol, (int, float, np.integer, np.floating)) and not isinstance(tol, bool)
+                                and np.isfinite(tol) and tol >= 0):
+        raise VemError("data", f"tol must be a finite number >= 0; got {tol!r}")
+
+
+def _check_init(m, init):
+    """``init=`` names params only: a misspelt name was ignored without a word."""
+    params = [n.name for n in m.of_kind("param")]
+    for key in init or {}:
+        if key not in params:
+            kind = getattr(m.nodes.get(key), "kind", None)
+            raise VemError("data", f"init= sets '{key}'. Expected the name of a param of the model "
+                           f"({', '.join(params) or 'it declares none'}); got "
+                           + (f"a {kind}" if kind else "a name the model does not have"),
+                           hint=did_you_mean(key, params) if params else None)
 
 
 def _checked(algorithm):
