@@ -167,7 +167,7 @@ def test_language_python_blocks_run(tmp_path, monkeypatch):
     assert vp.load_results(tmp_path / "results").elbo == scope["fit"].elbo
     scope = {}
     exec(compile(dsl, "language.md#dsl", "exec"), scope)
-    gmm, = [b for b in code_blocks(text, "") if b.startswith("# gmm.vem")]
+    gmm, = [b for b in code_blocks(text, "vem") if b.startswith("# gmm.vem")]
     assert scope["m"].ir == vp.parse(gmm)
 
 
