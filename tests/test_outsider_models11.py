@@ -115,3 +115,21 @@ def test_fit_refuses_options_outside_their_domain_naming_them(options, word):
     with pytest.raises(vp.VemError, match=word) as err:
         vp.fit(vp.parse(_TINY), data={"y": np.zeros(4)}, **options)
     assert err.value.kind == "data"
+
+
+# --- the command line speaks its own words (docs/cli.md) ----------------------------------------------
+
+def test_a_swept_size_out_of_range_is_blamed_on_sweep_not_set(tmp_path, capsys):
+    """`--sweep K=0:2`: K = 0 came from --sweep; the message said '(from --set)', an option the
+    user had not given."""
+    from vemppl.cli import main
+
+    (tmp_path / "gm.vem").write_text(
+        "model gm\ndim N\nconst K = 2\ndata y: real[N]\np ~ Dirichlet(fill(1.0, K))\n"
+        "for k in range(K) { mu[k] ~ Normal(0, 1) }\nfor n in range(N) { z[n] ~ Categorical(p)\n y[n] ~ Normal(mu[z[n]], 1.0) }\n")
+    np.savez(tmp_path / "d.npz", y=np.zeros(4))
+    code = main(["fit", str(tmp_path / "gm.vem"), "--data", str(tmp_path / "d.npz"), "--quiet",
+                 "--sweep", "K=0:2", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "'K' (from --sweep) is a size" in err and "--set" not in err
