@@ -133,3 +133,20 @@ def test_a_swept_size_out_of_range_is_blamed_on_sweep_not_set(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert "'K' (from --sweep) is a size" in err and "--set" not in err
+
+
+# --- an array for a const written as a scalar (docs/cli.md: --set alpha=[0.1,0.2,0.3]) -----------------
+
+@pytest.mark.parametrize("text, alpha, where", [
+    # two entries where fill(alpha, K) needs K = 3 (before: NumPy's broadcast ValueError, exit 1)
+    ("p ~ Dirichlet(fill(alpha, K))", [0.1, 0.2], (6, 15)),
+    ("p ~ Dirichlet(alpha * ones(K))", [0.1, 0.2], (6, 15)),
+    # a vector where the scalar scale of a scalar latent is read (before: JAX's broadcast ValueError)
+    ("p ~ Dirichlet(ones(K))\nm ~ Normal(0, alpha)", [1.0, 2.0], (7, 15)),
+])
+def test_an_array_for_a_scalar_const_that_its_reads_cannot_take_is_located(text, alpha, where):
+    m = vp.parse(f"model a\ndim N\nconst K = 3\nconst alpha = 0.5\ndata y: cat(K)[N]\n{text}\n"
+                 "for n in range(N) { y[n] ~ Categorical(p) }")
+    with pytest.raises(vp.VemError, match=r"consts= sets 'alpha' to shape \(2,\)") as err:
+        vp.fit(m, data={"y": np.array([0, 1, 2])}, consts={"alpha": alpha})
+    assert err.value.kind == "data" and (err.value.span.line, err.value.span.column) == where

@@ -292,8 +292,8 @@ class _Context:
         if e.op in "*/" and (a.is_fixed or b.is_fixed):
             # a scalar times a vector (`x[n] * mu`, `m * ones(D)`): grid with grid, own with own
             ra, rb = self.rank(e.left), self.rank(e.right)
-            if None not in (ra, rb) and ra != rb:
-                a, b = lift(a, ra, rb), lift(b, rb, ra)
+            if None not in (ra, rb) and ra != rb:  # (a known value without grid axes stays as it is)
+                a, b = (x if x.is_fixed and np.ndim(x.value) <= r else lift(x, r, o) for x, r, o in ((a, ra, rb), (b, rb, ra)))
         if e.op == "*" and a.is_fixed:
             return M.Scaled(a.value, b)
         if e.op == "*" and b.is_fixed:
