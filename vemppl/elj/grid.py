@@ -61,6 +61,8 @@ class Trailing(_Derived):
 
     mean = property(lambda s: s.lay(s.a.mean))
     sq = property(lambda s: s.lay(s.a.sq))
+    log = property(lambda s: s.lay(s.a.log))  # elementwise moments are a's, repeated
+    log1m = property(lambda s: s.lay(s.a.log1m))
 
     def _point(self):
         return self.lay(self.a.point)
