@@ -150,3 +150,24 @@ def test_an_array_for_a_scalar_const_that_its_reads_cannot_take_is_located(text,
     with pytest.raises(vp.VemError, match=r"consts= sets 'alpha' to shape \(2,\)") as err:
         vp.fit(m, data={"y": np.array([0, 1, 2])}, consts={"alpha": alpha})
     assert err.value.kind == "data" and (err.value.span.line, err.value.span.column) == where
+
+
+def test_latent_scalar_times_latent_vector_reaches_the_mean_field_fixed_point():
+    """`h[n] * mu` of independent latents (a rank-one factor model written with `*`): before, a
+    broadcasting TypeError (exit 1).  Now E[h mu] = E[h]E[mu], E[(h mu)(h mu)ᵀ] = E[h²]E[mu muᵀ],
+    both blocks closed-form CAVI; the fit satisfies the mean-field equations written out here."""
+    rng = np.random.default_rng(0)
+    n, d = 12, 3
+    y = rng.normal(size=(n, d)) + np.outer(rng.normal(size=n), [1.0, -2.0, 0.5])
+    m = vp.parse("model a\ndim N, D\ndata y: real[N, D]\nmu ~ MvNormal(zeros(D), eye(D))\n"
+                 "for n in range(N) { h[n] ~ Normal(0, 1)\n y[n] ~ MvNormal(h[n] * mu, eye(D)) }")
+    fit = vp.fit(m, data={"y": y}, seed=0, tol=1e-12, max_iter=2000)
+    assert np.all(np.diff(fit.elbo_trace) > -1e-9)
+    qh, qm = fit.posterior["h"], fit.posterior["mu"]
+    eh, eh2 = np.asarray(qh.mean), np.asarray(qh.variance + qh.mean**2)
+    em, cov = np.asarray(qm.mean), np.asarray(qm.covariance_matrix)
+    np.testing.assert_allclose(em, (eh @ y) / (1 + eh2.sum()), atol=1e-6)   # q(mu) given q(h)
+    np.testing.assert_allclose(cov, np.eye(d) / (1 + eh2.sum()), atol=1e-9)
+    emm = em @ em + np.trace(cov)                                           # q(h) given q(mu)
+    np.testing.assert_allclose(eh, y @ em / (1 + emm), atol=1e-5)
+    np.testing.assert_allclose(qh.variance, 1 / (1 + emm), atol=1e-5)
