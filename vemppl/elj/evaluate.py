@@ -289,11 +289,8 @@ class _Context:
         prod = product(e.op, a, b, (self.rank(e.left), self.rank(e.right)), self.tracker, self.latent(a, b))
         if prod is not None:  # a product of latents, or a latent scalar times a matrix
             return prod
-        if e.op in "*/" and (a.is_fixed or b.is_fixed):
-            # a scalar times a vector (`x[n] * mu`, `m * ones(D)`): grid with grid, own with own
-            ra, rb = self.rank(e.left), self.rank(e.right)
-            if None not in (ra, rb) and ra != rb:  # (a known value without grid axes stays as it is)
-                a, b = (x if x.is_fixed and np.ndim(x.value) <= r else lift(x, r, o) for x, r, o in ((a, ra, rb), (b, rb, ra)))
+        if e.op in "*/" and (a.is_fixed or b.is_fixed):  # a scalar times a vector (`x[n] * mu`, `m * ones(D)`)
+            a, b = self._paired(e, a, b)
         if e.op == "*" and a.is_fixed:
             return M.Scaled(a.value, b)
         if e.op == "*" and b.is_fixed:
@@ -313,10 +310,20 @@ class _Context:
         v = _points((a, b))
         if v is not None:  # point parameters (the probe's point masses) at their values
             return self._fixed_binop(e, *v)
+        a, b = self._paired(e, a, b)  # a random scalar beside a vector (mu / tau)
         nl = nonlinear.binary(e.op, a, b, self.tracker)  # a nonlinear function of random terms
         if nl is not None:
             return nl
         raise M.NoMoment(", ".join(sorted(a.deps | b.deps)), "expression", f"({e.op})")
+
+    def _paired(self, e: BinOp, a, b):
+        """The operands of ``e`` laid out so that broadcasting pairs grid with grid and own axes
+        with own (``grid.lift``) where their own ranks differ; a known value without grid axes
+        stays as it is (``beta0 * Lam`` keeps its scalar)."""
+        ra, rb = self.rank(e.left), self.rank(e.right)
+        if None in (ra, rb) or ra == rb:
+            return a, b
+        return tuple(x if x.is_fixed and np.ndim(x.value) <= r else lift(x, r, o) for x, r, o in ((a, ra, rb), (b, rb, ra)))
 
     def latent(self, *srcs) -> bool:
         """True when one of ``srcs`` reads a latent block (not only point parameters, which

@@ -83,7 +83,7 @@ class Trailing(_Derived):
         """The mean and covariance of ``c a`` (as ``outer_times``): ``c E[a]`` and ``c cᵀ Var a``."""
         if self.k != 1:
             return self.spread(1)
-        m, var = self.spread(0)
+        m, var = self.a.spread(0)  # a's own layout (grid axes only), laid out here once
         return c * self.lay(m), cc * jnp.reshape(var, jnp.shape(var) + (1, 1))
 
     def spread(self, rank: int):
