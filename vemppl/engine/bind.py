@@ -34,7 +34,7 @@ from ..ir.validate import arg_violation
 from ..elj.binding import Bound
 from ..elj import moments as M
 from ..elj.evaluate import const_value, eval_fixed, size_of as _size
-from .const_reads import check_array_consts
+from .bind_consts import check_array_consts
 from .bind_values import _as_array, _check_axis, _check_support, _e, _fmt_shape, _show, _type
 from ..data_checks import check_bound, check_size_limit, prepare_data
 
