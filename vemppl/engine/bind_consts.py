@@ -58,20 +58,26 @@ def _fixed_parts(e, fixed, widened, loop_vars):
 
 def _check_part(model, e, widened, sizes, values):
     read = sorted({n.id for n in names(e)} & widened)
-    given = ", ".join(f"'{k}' to shape {np.shape(values[k])}" for k in read)
+    given = ", ".join(f"{{'{k}': {_short(values[k])}}} (shape {np.shape(values[k])})" for k in read)
     try:
         got = np.ndim(eval_fixed(e, sizes, values))
     except Exception as exc:  # noqa: BLE001 - NumPy's or JAX's broadcasting error, said in words
-        raise VemError("data", f"consts= sets {given}, which {expr_to_text(e)} cannot take ({exc})", e.span,
+        raise VemError("data", f"consts={given}, which {expr_to_text(e)} cannot take ({exc})", e.span,
                        hint=f"give {read[0]} the size that {expr_to_text(e)} needs") from None
     try:
         written = len(infer(e, model.shapes, ()))
     except Exception:  # noqa: BLE001 - no shape to compare with
         return
     if got > written:
-        raise VemError("data", f"consts= sets {given}, but {expr_to_text(e)} is read here with {written} axes, as "
+        raise VemError("data", f"consts={given}, but {expr_to_text(e)} is read here with {written} axes, as "
                        f"written (with that value it has {got})", e.span,
                        hint=f"declare its shape (const {read[0]}: real[...] = ...) and index it where it is read")
+
+
+def _short(v) -> str:
+    """A given value as the user wrote it, or its first entries."""
+    flat = np.asarray(v).ravel().tolist()
+    return str(np.asarray(v).tolist()) if len(flat) <= 8 else "[" + ", ".join(map(str, flat[:4])) + ", ...]"
 
 
 __all__ = ["check_array_consts"]
