@@ -151,6 +151,26 @@ def test_getting_started_python_runs(monkeypatch):
         exec(compile(block, f"getting-started.md#python{i}", "exec"), {})
 
 
+def test_language_python_blocks_run(tmp_path, monkeypatch):
+    """docs/language.md's "Fitting from Python" runs as written (it read ``fit.params["W"]`` of
+    a GMM, a KeyError, and an undefined ``X``), and its DSL GMM builds the IR of its text GMM.  (After
+    the README's block: the same fit's shapes and options, so its programs are reused.)"""
+    text = (ROOT / "docs/language.md").read_text()
+    fitting, = [b for b in code_blocks(text, "python") if "vemppl.load(" in b]
+    dsl, = [b for b in code_blocks(text, "python") if 'vp.Model("gmm")' in b]
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models/gmm.vem").write_text((ROOT / "models/gmm.vem").read_text())
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(fitting, "language.md#fitting", "exec"), scope)
+    assert scope["fit"].posterior["mu"].mean.shape == (3, 2)
+    assert vp.load_results(tmp_path / "results").elbo == scope["fit"].elbo
+    scope = {}
+    exec(compile(dsl, "language.md#dsl", "exec"), scope)
+    gmm, = [b for b in code_blocks(text, "vem") if b.startswith("# gmm.vem")]
+    assert scope["m"].ir == vp.parse(gmm)
+
+
 def test_getting_started_commands_run(tmp_path, monkeypatch, capsys):
     """The guide's shell session, line by line, in a scratch folder holding the models: the
     ``python -c`` line run as Python, each ``vemppl`` line through the CLI's ``main``, each

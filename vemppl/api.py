@@ -8,15 +8,15 @@ runs the algorithm (``engine/fit.py``) and returns a :class:`~vemppl.results.Fit
 from __future__ import annotations
 
 import functools
-import math
-import numbers
 import sys
 import warnings
 
+import numpy as np
+
 from .compiler import compile_model
-from .diagnostics import VemError, resource_error
+from .diagnostics import VemError, did_you_mean, resource_error
 from .engine.algorithms import LEGACY, Cavi, Svi, cavi, from_keywords, svi
-from .engine.fit import run_cavi, run_svi
+from .engine.fit import given_starts, run_cavi, run_svi
 from .ir.graph import as_ir
 from .results.fit import Fit
 
@@ -132,20 +132,19 @@ def fit(
     ``compress=True`` merges whenever any row repeats, and says why when it cannot.
     """
     m = as_ir(model)
+    _check_options(seed, restarts, max_iter, tol)
     algorithm = Cavi() if algorithm is None else _checked(algorithm)
     latents = {n.name for n in m.of_kind("latent")}
     present = {k: v for k, v in (mask or {}).items() if k in latents}
     plan = compile_model(m, masked=tuple(present))
     mask = {k: v for k, v in (mask or {}).items() if k not in latents} if mask is not None else None
-    _check_stopping(max_iter, tol)
+    _check_init(m, plan, init)
     if isinstance(algorithm, Svi) and tol is not None:  # said, not dropped: SVI has no test to give it to
         warnings.warn(f"tol= is ignored under stochastic VI (got {tol:g}): it runs its max_iter steps with no "
                       "convergence test (its per-step ELBO estimates are noisy); set max_iter=, or fit without "
                       "batch_size= to stop by tol=", UserWarning, stacklevel=3)
         tol = None
     algorithm, tol = algorithm.for_plan(plan, tol)  # start=None: the start the graph calls for, with its schedule
-    if restarts < 1:
-        raise VemError("data", f"restarts must be at least 1; got {restarts}")
     show = sys.stderr.isatty() if progress is None else progress
     try:
         if isinstance(algorithm, Svi):
@@ -174,14 +173,37 @@ def _algorithm(algorithm, deprecated: dict):
     return made
 
 
-def _check_stopping(max_iter, tol) -> None:
-    """``max_iter`` a whole number >= 1 and ``tol`` a number >= 0: before, max_iter=0 ended in an
-    IndexError on the empty trace, and a negative or NaN tol ran every sweep as if never met."""
-    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
+def _whole(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+def _check_options(seed, restarts, max_iter, tol):
+    """fit's own options, as the command line checks them (docs/cli.md): a ``data`` error naming
+    the option, not an IndexError from an empty trace (``max_iter=0``) or a seed JAX wraps."""
+    if not (_whole(seed) and 0 <= seed <= 2**32 - 1):
+        raise VemError("data", f"seed must be a whole number in 0 … 2**32 - 1; got {seed!r}")
+    if not (_whole(restarts) and restarts >= 1):
+        raise VemError("data", f"restarts must be at least 1; got {restarts!r}")
+    if not (_whole(max_iter) and max_iter >= 1):
         raise VemError("data", f"max_iter must be a whole number >= 1; got {max_iter!r}")
-    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 <= tol < math.inf):
-        raise VemError("data", f"tol must be a finite number >= 0; got {tol!r}",
-                       hint="tol=0 runs max_iter sweeps unless one changes nothing")
+    if tol is not None and not (isinstance(tol, (int, float, np.integer, np.floating)) and not isinstance(tol, bool)
+                                and np.isfinite(tol) and tol >= 0):
+        raise VemError("data", f"tol must be a finite number >= 0; got {tol!r}")
+
+
+def _check_init(m, plan, init):
+    """``init=`` names params and seeded categorical latents (``given_starts``): a misspelt
+    name was ignored without a word."""
+    params = [n.name for n in m.of_kind("param")]
+    seeded = given_starts(plan, init)
+    for key in init or {}:
+        if key not in params and key not in seeded:
+            kind = getattr(m.nodes.get(key), "kind", None)
+            raise VemError("data", f"init= sets '{key}'. Expected the name of a param of the model "
+                           f"({', '.join(params) or 'it declares none'}); got '{key}', "
+                           + (f"which is a {kind}" if kind else "which the model does not declare")
+                           + (" that starts at its prior" if kind == "latent" else ""),
+                           hint=did_you_mean(key, params) if params else None)
 
 
 def _checked(algorithm):

@@ -13,6 +13,7 @@ import difflib
 import io
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -219,8 +220,12 @@ def _fit_verb(args, out) -> int:
                 from .selection import parse_sweep, select
 
                 name, values = parse_sweep(args.sweep, {n.name: n.kind for n in model.nodes.values()})
-                sel = select(model, data, restarts=args.restarts, seed=args.seed, consts=consts, dims=dims,
-                             max_iter=args.max_iter, tol=args.tol, **scale, **schedule, **{name: values})
+                try:
+                    sel = select(model, data, restarts=args.restarts, seed=args.seed, consts=consts, dims=dims,
+                                 max_iter=args.max_iter, tol=args.tol, **scale, **schedule, **{name: values})
+                except VemError as err:  # a swept value is no --set value (docs/cli.md: the command line's words)
+                    err.message = re.sub(rf"'{name}' \(from (?:consts|dims)=\)", f"'{name}' (from --sweep)", err.message)
+                    raise
                 out.mkdir(parents=True, exist_ok=True)
                 sel.save_json(out / "sweep.json")
                 sel.plot(out / "sweep.png")

@@ -127,11 +127,13 @@ def select(model, data: dict, *, restarts: int = 3, seed: int = 0, heldout: dict
            align_restarts: bool = False, **kwargs) -> Selection:
     """Fit ``model`` for every value of one swept const or dim, given as a keyword whose
     value is a sequence (``select(model, data, K=range(2, 11), restarts=3)``); the other
-    keywords go to ``vemppl.fit``.  Each value is fitted from ``restarts`` starts (seeds
-    ``seed, seed+1, ...``), the best ELBO kept; see the module docstring for the rule and
-    the label alignment.  By default the restarts run inside one ``fit`` (compiled once per
-    value); ``align_restarts=True`` fits each separately (one compilation each) to report
-    every restart's ELBO and align its labels to the best one.  ``plot``: a PNG path."""
+    keywords go to ``vemppl.fit``.  Each value is fitted from ``restarts`` starts, the best
+    ELBO kept; see the module docstring for the rule and the label alignment.  By default the
+    restarts run inside one ``fit(seed=seed, restarts=restarts)`` (compiled once per value;
+    keys split off ``PRNGKey(seed)``), and a row's ``elbos`` is ``[elbo]``;
+    ``align_restarts=True`` fits each separately with seeds ``seed, seed+1, ...`` (one
+    compilation each) to report every restart's ELBO in ``elbos`` and align its labels to
+    the best one.  ``plot``: a PNG path."""
     ir = as_ir(model)
     kinds = {n.name: n.kind for n in ir.nodes.values()}
     swept = [k for k, v in kwargs.items() if kinds.get(k) in ("const", "dim")]

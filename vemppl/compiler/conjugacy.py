@@ -54,17 +54,24 @@ def choose_family(type_base: str, moments_read: set[str]) -> str | None:
 def stand_in_binding(model) -> Bound:
     """Sizes that are small distinct numbers above every loop bound written in the model,
     constants evaluated at them, and data arrays filled with a value inside their support."""
-    sizes, values = {}, {}
     dims = [n.name for n in model.of_kind("dim")]
-    # Above every number a loop bound is written with (``for t in range(20, T)`` needs T > 20).
+    # Above every number a loop bound is written with (``for t in range(20, T)`` needs T > 20),
+    # and above every const one is (``for t in range(P, T)`` with ``const P = 5``).
     floor = _largest_loop_literal(model)
-    for i, name in enumerate(dims):
-        sizes[name] = floor + _STAND_IN[i % len(_STAND_IN)] + 10 * (i // len(_STAND_IN))
-    for node in model.of_kind("const"):
-        v = const_value(node, sizes, values)
-        values[node.name] = v
-        if v.ndim == 0 and float(v).is_integer():
-            sizes[node.name] = int(v)
+    for _ in range(2):
+        sizes, values = {}, {}
+        for i, name in enumerate(dims):
+            sizes[name] = floor + _STAND_IN[i % len(_STAND_IN)] + 10 * (i // len(_STAND_IN))
+        for node in model.of_kind("const"):
+            v = const_value(node, sizes, values)
+            values[node.name] = v
+            if v.ndim == 0 and float(v).is_integer():
+                sizes[node.name] = int(v)
+        starts = [size_of(lp.start, sizes) for nd in model.nodes.values() for d in nd.defs for lp in d.loops]
+        top = max([x for x in starts if x is not None] or [0])
+        if top <= floor:
+            break
+        floor = top
     for node in model.of_kind("data"):
         t = node.type
         shape = tuple(size_of(e, sizes, node.name) for e in t.shape)

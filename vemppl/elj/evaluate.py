@@ -289,10 +289,8 @@ class _Context:
         prod = product(e.op, a, b, (self.rank(e.left), self.rank(e.right)), self.tracker, self.latent(a, b))
         if prod is not None:  # a product of latents, or a latent scalar times a matrix
             return prod
-        if e.op in "*/" and self.R:  # `a[d] * fill(1.0, V)` in a loop: grid with grid (elj/grid.py)
-            ranks = (self.rank(e.left), self.rank(e.right))
-            if None not in ranks and ranks[0] != ranks[1]:
-                a, b = lift(a, *ranks), lift(b, *ranks[::-1])
+        if e.op in "*/" and (a.is_fixed or b.is_fixed):  # a scalar times a vector (`x[n] * mu`, `m * ones(D)`)
+            a, b = self._paired(e, a, b)
         if e.op == "*" and a.is_fixed:
             return M.Scaled(a.value, b)
         if e.op == "*" and b.is_fixed:
@@ -317,10 +315,20 @@ class _Context:
         v = _points((a, b))
         if v is not None:  # point parameters (the probe's point masses) at their values
             return self._fixed_binop(e, *v)
+        a, b = self._paired(e, a, b)  # a random scalar beside a vector (mu / tau)
         nl = nonlinear.binary(e.op, a, b, self.tracker)  # a nonlinear function of random terms
         if nl is not None:
             return nl
         raise M.NoMoment(", ".join(sorted(a.deps | b.deps)), "expression", f"({e.op})")
+
+    def _paired(self, e: BinOp, a, b):
+        """The operands of ``e`` laid out so that broadcasting pairs grid with grid and own axes
+        with own (``grid.lift``) where their own ranks differ; a known value without grid axes
+        stays as it is (``beta0 * Lam`` keeps its scalar)."""
+        ra, rb = self.rank(e.left), self.rank(e.right)
+        if None in (ra, rb) or ra == rb:
+            return a, b
+        return tuple(x if x.is_fixed and np.ndim(x.value) <= r else lift(x, r, o) for x, r, o in ((a, ra, rb), (b, rb, ra)))
 
     def latent(self, *srcs) -> bool:
         """True when one of ``srcs`` reads a latent block (not only point parameters, which
@@ -357,6 +365,9 @@ class _Context:
         if e.func == "sum" and len(args) == 1 and not args[0].is_fixed:
             # Σx = dot(x, 1) (ones of size 1): E[Σx] = ΣE[x], E[(Σx)²] = 1ᵀE[xxᵀ]1; a Gaussian x stays conjugate
             return M.Dot(args[0], M.Fixed(np.ones(1)), self.tracker)
+        if e.func == "fill" and self.latent(args[0]) and all(a.is_fixed for a in args[1:]) and self.rank(e.args[0]) == 0:
+            shape = tuple(int(np.asarray(a.value)) for a in args[1:])  # fill(c, K) of a latent c is c * ones(K)
+            return M.Scaled(np.ones(shape), lift(args[0], 0, len(shape)))
         v = _points(args)
         if v is None and e.func == "diag" and len(args) == 1:
             return DiagOf(args[0], self.tracker)  # an ARD precision diag(alpha), elj/products.py

@@ -57,7 +57,7 @@ from .cross import ElementRead, Stacked
 from .grid import Trailing
 from .lagged import ChainStep
 from .nonlinear import Apply, gaussian_linear, is_const
-from .products import DiagOf, RowsTimesVector, ScalarProduct, ScalarTimesMatrix, VectorTimesRows
+from .products import DiagOf, RowsTimesVector, ScalarProduct, ScalarTimesMatrix, ScalarTimesVector, VectorTimesRows
 
 #: Gauss–Hermite points (probabilists' weights normalised to 1).
 POINTS = 64
@@ -212,7 +212,7 @@ def _flag(tracker, src, why):
 
 _KIDS = {M.Sum: ("a", "b"), M.Scaled: ("a",), M.Dot: ("a", "b"), M.MatVec: ("v",), ScalarProduct: ("a", "b"),
          RowsTimesVector: ("a", "h"), VectorTimesRows: ("h", "a"), Trailing: ("a",), ScalarTimesMatrix: ("s", "m"),
-         DiagOf: ("a",)}
+         DiagOf: ("a",), ScalarTimesVector: ("s", "v")}
 
 
 def _children(src):
@@ -267,6 +267,8 @@ def _at(src, leaf):
         return src.fn(*(_at(a, leaf) for a in src.args))
     if isinstance(src, ScalarProduct):
         return _at(src.a, leaf) * _at(src.b, leaf)
+    if isinstance(src, ScalarTimesVector):
+        return jnp.asarray(_at(src.s, leaf))[..., None] * _at(src.v, leaf)
     if isinstance(src, Trailing):
         return src.lay(_at(src.a, leaf))
     if isinstance(src, RowsTimesVector):

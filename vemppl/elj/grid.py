@@ -61,6 +61,8 @@ class Trailing(_Derived):
 
     mean = property(lambda s: s.lay(s.a.mean))
     sq = property(lambda s: s.lay(s.a.sq))
+    log = property(lambda s: s.lay(s.a.log))  # elementwise moments are a's, repeated
+    log1m = property(lambda s: s.lay(s.a.log1m))
 
     def _point(self):
         return self.lay(self.a.point)
@@ -68,6 +70,21 @@ class Trailing(_Derived):
     @property
     def outer(self):
         raise NoMoment(", ".join(sorted(self.deps)), "expression", "E[a aᵀ] of a scalar broadcast to a vector")
+
+    def outer_times(self, cc):
+        """E[(c a)(c a)ᵀ] = c cᵀ E[a²] for a known vector ``c`` (its outer product ``cc``): the
+        outer product of a scalar times a vector (``m * ones(D)``, ``x[n] * mu``'s mirror),
+        exact, as every entry reads the one random number twice."""
+        if self.k != 1:
+            return self.outer
+        return cc * jnp.reshape(self.a.sq, jnp.shape(self.a.sq) + (1, 1))
+
+    def spread_times(self, c, cc):
+        """The mean and covariance of ``c a`` (as ``outer_times``): ``c E[a]`` and ``c cᵀ Var a``."""
+        if self.k != 1:
+            return self.spread(1)
+        m, var = self.a.spread(0)  # a's own layout (grid axes only), laid out here once
+        return c * self.lay(m), cc * jnp.reshape(var, jnp.shape(var) + (1, 1))
 
     def spread(self, rank: int):
         if rank:

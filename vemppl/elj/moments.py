@@ -367,6 +367,11 @@ class Sum(_Derived):
         return self.a.point + self.s * self.b.point
 
 
+def _outer_of(c):
+    """c cᵀ for a vector of factors, c² for a scalar (or one of size 1)."""
+    return c[..., :, None] * c[..., None, :] if c.ndim and c.shape[-1] > 1 else c[..., None] ** 2 if c.ndim else c**2
+
+
 class Scaled(_Derived):
     """c · a with c fixed (broadcast elementwise)."""
 
@@ -388,7 +393,9 @@ class Scaled(_Derived):
     @property
     def outer(self):
         c = self.c
-        cc = c[..., :, None] * c[..., None, :] if c.ndim and c.shape[-1] > 1 else c[..., None] ** 2 if c.ndim else c**2
+        cc = _outer_of(c)
+        if c.ndim and hasattr(self.a, "outer_times"):  # a random scalar times a known vector
+            return self.a.outer_times(cc)
         return cc * self.a.outer
 
     @property
@@ -401,15 +408,15 @@ class Scaled(_Derived):
         return d * jnp.log(self.c) + self.a.logdet
 
     def spread(self, rank: int):
-        m, cov = self.a.spread(rank)
         c = self.c
+        if rank and c.ndim and hasattr(self.a, "spread_times"):  # a random scalar times a known vector
+            return self.a.spread_times(c, _outer_of(c))
+        m, cov = self.a.spread(rank)
         if cov is None:
             return c * m, None
         if not rank:
             return c * m, c**2 * cov
-        # As ``outer``: c cᵀ for a vector of factors, c² for a scalar (or one of size 1).
-        cc = c[..., :, None] * c[..., None, :] if c.ndim and c.shape[-1] > 1 else c[..., None] ** 2 if c.ndim else c**2
-        return c * m, cc * cov
+        return c * m, _outer_of(c) * cov
 
     def quad_form(self, d, cov=None):
         return self.c * self.a.quad_form(d, cov) if self.c.ndim == 0 else super().quad_form(d, cov)

@@ -15,18 +15,21 @@ from .evaluate import _Context
 def plate_shape(model, name: str, sizes: dict, values: dict) -> tuple[int, ...]:
     """The extent of each indexed axis of ``name`` over all of its definitions."""
     defs = model.nodes[name].defs
+    loops = {id(d): _Context(None, d.loops, (), sizes, values, {}, {}, None).loops for d in defs}
+    # A statement in an empty loop (range(S, N) at N = S) adds nothing (docs/language.md,
+    # Loops), so it does not widen the node either (as ir/coverage.py counts it).
+    live = [d for d in defs if all(e > s for _, s, e in loops[id(d)])] or defs[:0]
     shape = []
     for axis in range(len(defs[0].indices)):
         size = 0
-        for d in defs:
+        for d in live:
             ix = d.indices[axis]
             c = const_int(ix)
             if c is not None:
                 size = max(size, c + 1)
                 continue
             var, off = loop_offset(ix, d.loop_vars)
-            ctx = _Context(None, d.loops, (), sizes, values, {}, {}, None)
-            size = max(size, dict((v, e) for v, _, e in ctx.loops)[var] + off)
+            size = max(size, dict((v, e) for v, _, e in loops[id(d)])[var] + off)
         shape.append(size)
     return tuple(shape)
 

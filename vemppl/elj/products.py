@@ -248,7 +248,26 @@ class ScalarProduct(_Product):
         return self.a.point * self.b.point
 
 
+class ScalarTimesVector(_Product):
+    """``s · v`` for a random scalar ``s`` (one per element of the loops) and an independent
+    random vector ``v`` (``h[n] * mu``, ``tau * mu``): E[s v] = E[s] E[v], E[(s v)(s v)ᵀ] =
+    E[s²] E[v vᵀ], affine in each side's statistics (bilinear, as ``dot(W[j], h[n])``)."""
 
+    def __init__(self, s, v, tracker):
+        self.s, self.v, self.tracker = s, v, tracker
+        self.deps = s.deps | v.deps
+        self._independent(s, v, "*")
+
+    def _lay(self, x, k=1):  # the scalar's grid-laid moment beside k axes of the vector's
+        x = jnp.asarray(x)
+        return jnp.reshape(x, x.shape + (1,) * k)
+
+    mean = property(lambda p: p._lay(p.s.mean) * p.v.mean)
+    sq = property(lambda p: p._lay(p.s.sq) * p.v.sq)
+    outer = property(lambda p: p._lay(p.s.sq, 2) * p.v.outer)
+
+    def _point(self):
+        return self._lay(self.s.point) * self.v.point
 
 
 class SelfDot(_Product):
@@ -313,6 +332,8 @@ def product(op: str, a, b, ranks, tracker, latent: bool = True):
     if op == "*":
         if not a.is_fixed and not b.is_fixed and ra == rb == 0 and latent:
             return ScalarProduct(a, b, tracker)
+        if not a.is_fixed and not b.is_fixed and {ra, rb} == {0, 1} and latent:
+            return ScalarTimesVector(a, b, tracker) if ra == 0 else ScalarTimesVector(b, a, tracker)
         if ra == 0 and rb == 2 and not a.is_fixed:
             return ScalarTimesMatrix(a, b, tracker)
         if ra == 2 and rb == 0 and not b.is_fixed:
@@ -331,5 +352,5 @@ def product(op: str, a, b, ranks, tracker, latent: bool = True):
     return None
 
 
-__all__ = ["DiagOf", "RowsTimesVector", "ScalarProduct", "ScalarTimesMatrix", "SelfDot", "VectorTimesRows", "known_diagonal",
+__all__ = ["DiagOf", "RowsTimesVector", "ScalarProduct", "ScalarTimesMatrix", "ScalarTimesVector", "SelfDot", "VectorTimesRows", "known_diagonal",
            "product", "self_dot"]

@@ -34,6 +34,7 @@ from ..ir.validate import arg_violation
 from ..elj.binding import Bound
 from ..elj import moments as M
 from ..elj.evaluate import const_value, eval_fixed, size_of as _size
+from .bind_consts import check_array_consts
 from .bind_values import _as_array, _check_axis, _check_support, _e, _fmt_shape, _show, _type, check_categories
 from ..data_checks import check_bound, check_size_limit, prepare_data
 
@@ -129,6 +130,7 @@ def bind(model: ModelGraph, data: dict, consts: dict | None = None, dims: dict |
             )
 
     _eval_consts(pending, consts, sizes, values, size_names, final=True)
+    check_array_consts(model, consts, sizes, values)  # an array for a const written as a scalar
     for node, axis, e, got, shape, want in deferred:
         expect = _size(e, sizes, node.name)
         if expect is not None:
@@ -454,9 +456,7 @@ def _const_value(node, v) -> np.ndarray:
     a = a.astype(float)
     if not np.all(np.isfinite(a)):
         i = tuple(int(j) for j in np.argwhere(~np.isfinite(a))[0])
-        raise VemError(
-            "data", f"consts= sets '{node.name}'. Expected finite values; got {a[i]} at index {i}", node.span
-        )
+        raise VemError("data", f"consts= sets '{node.name}'. Expected finite values; got {a[i]} at index {i}", node.span)
     return a
 
 

@@ -34,6 +34,12 @@ _WORDS = {
 _STATEMENT = "a statement is 'NAME ~ Distribution(...)' or 'NAME = expression'"
 _BRACES = "a loop body is written in braces: for i in range(N) { ... }"
 #: Labelled mistakes: each example must fail, and fail in the state the label describes.
+_TYPE_SHAPE = ("a type has one [shape] list, its sizes in order (real[N, D], cat(K)[N]); an array of simplexes or of "
+               "matrices puts the array's sizes first and the vector's or matrix's last: simplex[N, K], spd[N, D]")
+#: Hints given only for the token of their examples (a second '[' after a type), not for
+#: anything else found in the same parser state.
+_TOKEN_ONLY = {_TYPE_SHAPE}
+
 _EXAMPLES: dict[str, list[str]] = {
     "the right of '~' is a distribution, as in Normal(0, 1)": [
         "model m\nx ~ 3", "model m\nx ~ (a)", "model m\nx ~ -a",
@@ -59,6 +65,9 @@ _EXAMPLES: dict[str, list[str]] = {
     "a model file starts with 'model NAME', e.g. 'model gmm'": ["model\n", "model 3"],
     "a type is a name such as real, pos, cat(K) or simplex[K], with an optional [shape]": [
         "model m\ndata x: 3", "model m\ndata x: [N]",
+    ],
+    _TYPE_SHAPE: [
+        "model m\ndata x: simplex[K][N]", "model m\nparam x: simplex[K][N]", "model m\nconst x: real[K][N] = 0",
     ],
 }
 
@@ -146,7 +155,8 @@ def _labels(lark) -> dict:
                 lark.parse(ex)
             except UnexpectedToken as ut:
                 out.setdefault((ut.state.position, ut.token.type), label)
-                out.setdefault((ut.state.position, None), label)
+                if label not in _TOKEN_ONLY:
+                    out.setdefault((ut.state.position, None), label)
             except UnexpectedInput:
                 pass
     lark._vem_labels = out
