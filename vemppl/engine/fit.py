@@ -99,7 +99,7 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
     given = given_starts(plan, init)
     # A single fit of a mixture or a chain screens several seeded starts (engine/algorithms.py),
     # unless the user gave them.
-    screen = 1 if given or restarts != 1 or devices is not None or a.batch_restarts else a.starts_screened(plan)
+    screen = 1 if given or restarts != 1 or a.batch_restarts else a.starts_screened(plan)
     starts = []
     # The sweep compiles while the first start does (engine/warm.py), where the first sweep
     # is called on a start as init returns it: one device, restarts in turn, no schedule.
