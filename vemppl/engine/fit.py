@@ -22,7 +22,7 @@ from .. import _prng
 from ..data_scale import PrecisionWarning, nonfinite_parts
 from ..diagnostics import VemError
 from ..plan import Init, Update
-from .bind import _check_keys, bind
+from .bind import bind
 from .accel import Accelerated
 from .algorithms import SCREEN_SWEEPS
 from .cavi import Engine
@@ -109,7 +109,7 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
         warm = SweepWarmup(engine._sweep, engine.data)
     for r in range(max(restarts, screen)):
         key, sub = _prng.split(key)
-        starts.append(engine.init(sub, initial_params(m, init, plan), warm=warm if r == 0 else None, given=given))
+        starts.append(engine.init(sub, initial_params(m, init), warm=warm if r == 0 else None, given=given))
         if a.start == "random-globals":
             t_r = time.perf_counter()
             starts[-1] = jax.block_until_ready(
@@ -409,7 +409,7 @@ def _svi_params(m, plan, init):
     if given:
         raise VemError("data", f"init= sets '{next(iter(given))}', a local latent; stochastic VI starts each batch's "
                        "locals afresh", hint="drop it from init= or fit without batch_size=")
-    return initial_params(m, init, plan)
+    return initial_params(m, init)
 
 
 def given_starts(plan, init) -> dict:
@@ -420,14 +420,10 @@ def given_starts(plan, init) -> dict:
     return {k: v for k, v in (init or {}).items() if k in seeded}
 
 
-def initial_params(model, init, plan=None):
-    """The user's starting values of the model's params (``fit(init=...)``), as arrays.  Any
-    other name but a seeded categorical latent of ``plan`` (``given_starts``) is a ``data``
-    error: it was dropped without a word, and the fit started where the user had not asked."""
+def initial_params(model, init):
+    """The user's starting values of the model's params (``fit(init=...)``), as arrays; the
+    names were checked by ``api.fit`` (params and seeded latents, ``given_starts``)."""
     init = dict(init or {})
-    seeded = given_starts(plan, init) if plan is not None else {}
-    kinds = {n.name: n.kind for n in model.nodes.values()}
-    _check_keys({k: v for k, v in init.items() if k not in seeded}, "init", "param", kinds)
     out = {}
     for p in model.of_kind("param"):
         if p.name in init:
