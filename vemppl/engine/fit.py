@@ -176,9 +176,10 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
 def _screened(run, starts, max_iter, bound):
     """The fit from the best of several starts: each runs ``SCREEN_SWEEPS`` sweeps, and the one
     with the highest ELBO then runs on to convergence (its trace and sweeps are the fit's).
-    A seeded mixture's optimum depends on its start far more than on the sweeps after the
-    first few: on 16 Gaussian mixtures the ELBO after 5 sweeps picked, among 4 starts, the
-    one that ended highest or within a nat of it (docs/engine.md, Initialisation)."""
+    A seeded mixture's optimum depends on its start, and the ELBO after a few sweeps already
+    ranks the starts: on 16 Gaussian mixtures one start ended on average 220.6 nats below the
+    best of 8 whole fits, the best of 4 after 5 sweeps 40.3 below it (docs/engine.md,
+    Initialisation)."""
     budget = min(SCREEN_SWEEPS, max_iter)
     tried = [run(initial, f"start {r + 1}/{len(starts)}", budget) for r, initial in enumerate(starts)]
     best = max(range(len(tried)), key=lambda r: (tried[r][1][-1], -r))
