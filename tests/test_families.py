@@ -496,3 +496,23 @@ def test_categorical_table_lookup_is_take_along_the_broadcast(table_shape, index
         pad = (1,) * (len(batch) + 1 - len(table_shape)) + table_shape
         summed = full.sum(axis=tuple(a for a in range(len(batch)) if pad[a] == 1), keepdims=True).reshape(table_shape)
         np.testing.assert_allclose(g, summed, atol=1e-14)
+
+
+@pytest.mark.parametrize("name,i", CASES)
+def test_a_posterior_returned_by_a_compiled_program_is_the_eager_one(name, i):
+    """``Fit.posterior`` builds every q in one jitted program (NumPyro's distributions are
+    pytrees): the distribution it returns must be the eagerly built one, the same class, the
+    same log density and the same draws for a key (a Wishart's degrees of freedom survive the
+    trip out of the program; a Multinomial, whose count is a static field, is built eagerly)."""
+    from types import SimpleNamespace
+
+    from vemppl.results.posterior import compiled_posterior
+
+    fam, _, eta0, _ = _case(name, i)
+    plan = SimpleNamespace(block=lambda j: SimpleNamespace(family=name, members=()))
+    compiled, eager = compiled_posterior(plan, {"q": eta0})["q"], fam.to_numpyro(eta0)
+    assert type(compiled) is type(eager)
+    points = np.asarray(_draws(name, i))[:200]
+    np.testing.assert_allclose(compiled.log_prob(points), eager.log_prob(points), rtol=1e-10, atol=1e-10)
+    key = jax.random.PRNGKey(7)
+    np.testing.assert_allclose(compiled.sample(key, (3,)), eager.sample(key, (3,)), rtol=1e-10, atol=1e-12)

@@ -20,6 +20,7 @@ from ..plan import MStep
 from .arviz import to_arviz as arviz_data
 from .io import check_consistent, read, save
 from .local import local_blocks
+from .posterior import compiled_posterior, posterior_of
 from .predict import Prediction, predict, predictive_density
 
 if TYPE_CHECKING:  # annotations only: importing these here would load matplotlib or cycle
@@ -75,7 +76,7 @@ class Fit:
         of a joint block appear under their own names as its marginals (a Normal–Wishart's
         location as a multivariate Student-t, its precision as a Wishart)."""
         if self._posterior is None:
-            self._posterior = _posterior(self.plan, self.state.eta)
+            self._posterior = compiled_posterior(self.plan, self.state.eta)
         return self._posterior
 
     @property
@@ -270,19 +271,6 @@ def draw_blocks(fit, key, shape=(), skip=()) -> dict:
     return out
 
 
-def _posterior(plan, eta: dict) -> dict:
-    """q of every latent by name from the blocks' natural parameters (see ``Fit.posterior``)."""
-    out = {}
-    for j, e in eta.items():
-        b, fam = plan.block(j), get_family(plan.block(j).family)
-        if b.members:
-            marg = fam.marginals(e)
-            out.update({node: marg[role] for role, node in b.members})
-        else:
-            out[j] = fam.to_numpyro(e)
-    return out
-
-
 def _family_label(plan, j) -> str:
     block = next((b for b in plan.blocks if j in (b.name, *(n for _, n in b.members))), None)
     if block is None or not block.members:
@@ -303,7 +291,7 @@ def _built_means(plan, eta: dict, names: list) -> dict:
 
     def means(etas):
         with validation_enabled(False):
-            return {name: _mean(_posterior(plan, {block[name]: etas[block[name]]})[name]) for name in names}
+            return {name: _mean(posterior_of(plan, {block[name]: etas[block[name]]})[name]) for name in names}
 
     etas = {b: eta[b] for b in set(block.values())}
     try:
