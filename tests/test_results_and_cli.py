@@ -228,6 +228,27 @@ def test_to_arviz(gmm_fit):
     np.testing.assert_allclose(mu.mean(axis=(0, 1)), np.asarray(fit.posterior["mu"].mean), atol=0.3)
 
 
+def test_posterior_draws_have_the_posterior_moments(gmm_fit):
+    """``sample_posterior`` draws by NumPy where its sampler has q's law (results/draws.py): the
+    draws' means of μ (MvNormal), Λ (Wishart), π (Dirichlet) and the frequencies of z
+    (Categorical) agree with q's exact means within 5 Monte Carlo standard errors, and
+    Λ's draws are symmetric positive definite."""
+    fit, _ = gmm_fit
+    n = 4000
+    draws = fit.sample_posterior(draws=n, seed=3)
+    post = fit.posterior
+    for name in ("mu", "Lam", "pi"):
+        d = draws[name]
+        assert d.shape == (n,) + tuple(post[name].batch_shape) + tuple(post[name].event_shape)
+        se = d.std(axis=0) / np.sqrt(n)
+        assert np.all(np.abs(d.mean(axis=0) - np.asarray(post[name].mean)) <= 5 * se + 1e-12), name
+    assert np.all(np.linalg.eigvalsh(draws["Lam"]) > 0)
+    z, probs = draws["z"], np.asarray(post["z"].probs)
+    assert z.shape == (n,) + probs.shape[:-1] and z.dtype.kind == "i"
+    freq = (z[..., None] == np.arange(probs.shape[-1])).mean(axis=0)
+    assert np.all(np.abs(freq - probs) <= 5 * np.sqrt(probs * (1 - probs) / n) + 1e-12)
+
+
 def test_posterior_predictive_replicates_resemble_the_data(gmm_fit):
     fit, _ = gmm_fit
     x = np.asarray(fit.bound.values["x"])

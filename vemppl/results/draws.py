@@ -53,6 +53,8 @@ def sample_numpy(d, rng, n, key=None) -> np.ndarray:
         return np.asarray(d.loc) + np.einsum("...ij,...j->...i", np.asarray(d.scale_tril), eps)
     if isinstance(d, dist.Wishart):
         return _wishart(rng, np.asarray(d.concentration), np.asarray(d.scale_tril), n)
+    if isinstance(d, (dist.CategoricalProbs, dist.CategoricalLogits)):
+        return categorical_draws(np.asarray(d.probs), rng, n)
     key = jax.random.PRNGKey(int(rng.integers(2**31))) if key is None else key
     return np.asarray(d.sample(key, (n,)))
 
@@ -80,8 +82,9 @@ def draw_blocks(fit, blocks, n, seed=0) -> dict:
             key = jax.random.PRNGKey(int(rng.integers(2**31)))
             draws = fam.sample(jax.tree_util.tree_map(np.asarray, eta), key, (n,))
             out.update({node: np.asarray(draws[role]) for role, node in b.members})
-        else:
-            out[b.name] = sample_numpy(fam.to_numpyro(eta), rng, n)
+        else:  # q as Fit.posterior built it: one compiled program for every block
+            q = fit.posterior[b.name]
+            out[b.name] = sample_numpy(q, rng, n)
     return out
 
 

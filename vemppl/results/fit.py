@@ -19,6 +19,7 @@ from ..frontends.parser import parse
 from ..plan import MStep
 from .arviz import to_arviz as arviz_data
 from .io import check_consistent, read, save
+from .draws import draw_blocks as numpy_draws
 from .local import local_blocks
 from .posterior import compiled_posterior, posterior_of
 from .predict import Prediction, predict, predictive_density
@@ -118,10 +119,11 @@ class Fit:
         return predict(self, data, **kwargs)
 
     def sample_posterior(self, draws: int = 1000, seed: int = 0) -> dict:
-        """``draws`` samples of every latent from q, as NumPy arrays (leading axis: draw)."""
-        import jax
-
-        return {k: np.asarray(v) for k, v in draw_blocks(self, jax.random.PRNGKey(seed), (draws,)).items()}
+        """``draws`` samples of every latent from q, as NumPy arrays (leading axis: draw); a
+        joint block's members are drawn jointly.  Drawn by NumPy where its sampler has q's law
+        (``results/draws.py``): NumPyro's Wishart, Dirichlet and Gamma samplers compile for
+        seconds per shape and draw one variate at a time on a CPU."""
+        return numpy_draws(self, [self.plan.block(j) for j in self.state.eta], draws, seed)
 
     def posterior_predictive(self, draws: int = 100, seed: int = 0, data: dict | None = None) -> dict:
         """Replicated data sets: globals drawn from q, then locals and data drawn from the
@@ -134,12 +136,13 @@ class Fit:
         covariates = {n.name: v for n in self.model.of_kind("data") if not n.defs
                       for v in [(data or {}).get(n.name, self.bound.values.get(n.name))] if v is not None}
         consts = {k: v for k, v in self.bound.values.items() if k in {n.name for n in self.model.of_kind("const")}}
-        key = jax.random.PRNGKey(seed)
+        # Every draw's globals at once (one NumPy sampler call per block), then each data set.
+        globals_ = numpy_draws(self, [self.plan.block(j) for j in self.state.eta if j not in locals_], draws, seed)
+        keys = jax.random.split(jax.random.PRNGKey(seed), draws)
         out = {name: [] for name in observed}
-        for _ in range(draws):
-            key, k1, k2 = jax.random.split(key, 3)
-            globals_ = {j: np.asarray(v) for j, v in draw_blocks(self, k1, (), skip=locals_).items()}
-            values = simulate(self.model, self.bound.sizes, {**consts, **covariates, **globals_}, k2)
+        for r in range(draws):
+            values = simulate(self.model, self.bound.sizes,
+                              {**consts, **covariates, **{j: v[r] for j, v in globals_.items()}}, keys[r])
             for name in observed:
                 out[name].append(values[name])
         return {k: np.stack(v) for k, v in out.items()}
@@ -250,25 +253,6 @@ class Fit:
 
     def __repr__(self):
         return f"<Fit {self.plan.model}: ELBO {self.elbo:.6g}, {self.iterations} iterations>"
-
-
-def draw_blocks(fit, key, shape=(), skip=()) -> dict:
-    """Draws of every latent from q by name; a joint block's members are drawn jointly."""
-    import jax
-
-    blocks = [fit.plan.block(j) for j in fit.state.eta]
-    keys = jax.random.split(key, max(len(blocks), 1))
-    out = {}
-    for b, k in zip(blocks, keys):
-        if b.name in skip:
-            continue
-        fam, eta = get_family(b.family), fit.state.eta[b.name]
-        if b.members:
-            draws = fam.sample(eta, k, shape)
-            out.update({node: draws[role] for role, node in b.members})
-        else:
-            out[b.name] = fam.to_numpyro(eta).sample(k, shape)
-    return out
 
 
 def _family_label(plan, j) -> str:
