@@ -98,6 +98,33 @@ def test_a_truncated_npz_is_an_io_error(capsys, data, tmp_path):
         assert err.startswith("error: io: ") and str(bad) in err and "internal error" not in err, err
 
 
+def test_a_npz_name_on_another_format_is_a_data_error_naming_the_file(capsys, tmp_path):
+    """np.load goes by a file's first bytes: a text file named .npz was NumPy's "pickled
+    (object) data" message, an .npy file named .npz an internal error (exit 1).  Nothing is
+    unpickled: the pickle below would have raised its own error if it were."""
+    import pickle
+
+    text, npy, pickled = tmp_path / "text.npz", tmp_path / "array.npz", tmp_path / "object.npz"
+    text.write_text("x,1.0,2.0\n")
+    with open(npy, "wb") as f:
+        np.save(f, np.ones(3))
+    pickled.write_bytes(pickle.dumps(_Unpicklable()))
+    for bad in (text, npy, pickled):
+        assert main(["fit", GMM, "--data", str(bad), "--quiet", "--out", str(tmp_path / "r")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: data: '{bad}' is not an .npz archive"), err
+        assert "pickled" not in err and "internal error" not in err, err
+
+
+class _Unpicklable:
+    def __reduce__(self):
+        return (_refuse, ())
+
+
+def _refuse():
+    raise AssertionError("a data file was unpickled")
+
+
 def test_a_set_array_of_the_wrong_shape_names_the_setting(capsys, tmp_path):
     doc = np.repeat(np.arange(6), 10)
     np.savez(tmp_path / "t.npz", doc=doc, word=np.arange(doc.size) % 8)

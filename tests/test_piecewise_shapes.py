@@ -104,3 +104,30 @@ def test_an_element_no_statement_defines_is_a_located_error_not_a_nan_elbo():
     fit = vp.fit(m, {"y": np.full(5, 2.0), "w": np.full(5, -1.0)}, tol=1e-13)
     np.testing.assert_allclose(np.asarray(fit.posterior["x"].mean),
                                np.tile([(0 * 1 + 2 * -1.0) / 3, (4 * 1 + 2 * 2.0) / 6], (5, 1)), atol=1e-10)
+
+
+EMPTY = """model empty
+dim N
+data y: real[N]
+for t in range(3) { x[t] ~ Normal(0, 1) }
+for t in range(N, N) { x[t] ~ Normal(5, 1) }
+for n in range(N) { y[n] ~ Normal(x[0], 1) }
+"""
+
+
+@pytest.mark.parametrize("swap", [False, True])
+def test_an_empty_range_beside_another_piece_writes_nothing(swap):
+    """range(N, N) is empty: it was 'an element of 'x' is defined twice (also at line 4)', and
+    its stop N widened the static shape to N (the bound arrays, 3)."""
+    text = EMPTY
+    if swap:
+        lines = text.splitlines(keepends=True)
+        lines[3], lines[4] = lines[4], lines[3]
+        text = "".join(lines)
+    m = vp.parse(text, filename="empty.vem")
+    assert m.shapes["x"] == (3,)
+    if swap:
+        return
+    y = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    fit = vp.fit(m, {"y": y}, tol=1e-13)  # x[0]: prior N(0, 1) and five unit-precision reads
+    np.testing.assert_allclose(np.asarray(fit.posterior["x"].mean), [y.sum() / 6, 0.0, 0.0], atol=1e-10)

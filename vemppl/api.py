@@ -62,7 +62,9 @@ def fit(
     ``algorithm``: ``vp.cavi(...)`` (the default, batch CAVI with its schedule options) or
     ``vp.svi(batch_size=..., step_size=...)`` (stochastic VI); every option below named as
     a keyword (``batch_size=``, ``local_iter=``, ``devices=``, ...) is an option of one of
-    them.  Passing those options to ``fit`` itself still works, with a DeprecationWarning.
+    them.  Passing those options to ``fit`` itself still works, with a DeprecationWarning; one the
+    algorithm has no use for (``step_size=`` without ``batch_size=``, ``learning_rate=`` or
+    ``batch_restarts=True`` beside it) is a ``data`` error.
 
     Networks (``param f: mlp(...)[...]``) and amortised posteriors take one Adam step of
     size ``learning_rate`` per iteration on a reparameterised Monte Carlo ELBO

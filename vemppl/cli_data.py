@@ -31,6 +31,12 @@ def read_data(path, model) -> dict:
         except (ValueError, OSError) as exc:
             raise VemError("io", f"'{path}': a .npy file is not readable: {exc}") from None
     if path.suffix == ".npz":
+        # np.load reads a file by its first bytes, not its name: a text file named .npz was
+        # "pickled data" to it, an .npy file an array (an internal error here).  A zip's first
+        # bytes with a damaged rest is a truncated archive: an io error below.
+        if not _starts_as_zip(path):
+            raise VemError("data", f"'{path}' is not an .npz archive (a zip of .npy files, as np.savez writes): "
+                                   "save the arrays with np.savez, or give an .npy or .csv file its own suffix")
         try:
             with np.load(path, allow_pickle=False) as npz:
                 return {k: npz[k] for k in npz.files}
@@ -47,6 +53,17 @@ def read_data(path, model) -> dict:
     if path.suffix == ".csv":
         return _read_csv(path, model)
     raise VemError("io", f"unsupported data file '{path.name}': use .npz, .npy or .csv")
+
+
+def _starts_as_zip(path) -> bool:
+    """Whether the file begins as a zip archive does (a local file header, or an empty zip's
+    end record), as np.load tells an .npz from an .npy or a pickle."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise VemError("io", f"'{path}' is not readable: {exc.strerror or exc}") from None
+    return head in (b"PK\x03\x04", b"PK\x05\x06")
 
 
 def _read_csv(path, model) -> dict:

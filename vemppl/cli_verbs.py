@@ -80,7 +80,7 @@ def add_all(verbs):
     g.add_argument("--batch-size", type=cli_args.whole(1), metavar="B",
                    help="stochastic VI: each of --max-iter steps fits the local latents of B random units of the "
                         "data plate and moves the globals by a natural-gradient step of size (t + tau)^-kappa")
-    g.add_argument("--step-size", default=(1.0, 0.7), type=cli_args.step_size, metavar="TAU,KAPPA",
+    g.add_argument("--step-size", type=cli_args.step_size, metavar="TAU,KAPPA",  # default: vp.svi's (1.0, 0.7)
                    help="the SVI step size rho_t = (t + TAU)^-KAPPA (default 1.0,0.7; TAU >= 0, KAPPA in (0.5, 1])")
     g.add_argument("--plate", metavar="DIM", help="the data plate to subsample or shard (default: the leading dim "
                    "of the data arrays)")

@@ -75,3 +75,27 @@ def test_the_factories_make_frozen_option_objects():
     assert isinstance(s, Svi) and (s.batch_size, s.step_size) == (50, (2.0, 0.6))
     with pytest.raises(AttributeError):
         a.local_iter = 4
+
+
+#: A value of each old keyword that differs from every default (and so would change a fit).
+OLD_VALUES = {"strict": True, "learning_rate": 0.1, "batch_size": 50, "step_size": (2.0, 0.8), "local_iter": 3,
+              "local_tol": 1e-3, "local_restart": 5, "plate": "N", "devices": 2, "batch_restarts": True,
+              "start": "random-globals", "chain": "parallel", "compress": True, "screen": 2}
+
+
+@pytest.mark.parametrize("batch_size", [None, 50])
+def test_every_old_keyword_is_carried_or_refused(batch_size):
+    """Each old keyword lands in the algorithm's option of its name, or is refused by name:
+    fit(batch_size=, learning_rate=) dropped the learning rate, and step_size= without
+    batch_size= was dropped, both without a word."""
+    from vemppl.engine.algorithms import LEGACY, from_keywords
+
+    assert set(OLD_VALUES) == set(LEGACY)
+    for k, v in OLD_VALUES.items():
+        kw = {k: v} if batch_size is None or k == "batch_size" else {"batch_size": batch_size, k: v}
+        try:
+            made = from_keywords(kw)
+        except vp.VemError as err:
+            assert f"{k}=" in err.message or k == "local_restart", err.message  # local_restart: needs start=
+            continue
+        assert getattr(made, k, "missing") == v, (k, made)

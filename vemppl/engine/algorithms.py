@@ -202,7 +202,13 @@ def from_keywords(kw: dict):
     unknown = set(kw) - set(LEGACY)
     if unknown:
         raise TypeError(f"fit() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+    # Every option maps onto the algorithm's field of its name; one the algorithm has no use
+    # for is refused, not dropped (step_size= without batch_size= and learning_rate= with it
+    # were dropped without a word).
     if kw.get("batch_size") is None:
+        if kw.get("step_size") is not None:
+            raise VemError("data", "step_size= is the step of stochastic VI; a batch fit (no batch_size=) takes no step",
+                           hint="add batch_size= or drop step_size=")
         kw = {k: v for k, v in kw.items() if k not in ("batch_size", "step_size")}
         return Cavi(**kw)
     if kw.get("local_restart"):
@@ -219,8 +225,15 @@ def from_keywords(kw: dict):
     if kw.get("screen") is not None:
         raise VemError("data", "screen= is for batch fits; stochastic VI runs one start",
                        hint="drop screen= or fit without batch_size=")
-    keep = ("batch_size", "step_size", "plate", "local_iter", "start", "chain", "strict")
-    return Svi(**{k: v for k, v in kw.items() if k in keep and v is not None})
+    if kw.get("learning_rate") is not None:
+        raise VemError("data", "learning_rate= is Adam's step for networks, which stochastic VI does not fit",
+                       hint="drop learning_rate= or fit without batch_size=")
+    if kw.get("batch_restarts"):
+        raise VemError("data", "batch_restarts=True is for batch fits; stochastic VI runs one fit",
+                       hint="drop batch_restarts= or fit without batch_size=")
+    # What is left and not an Svi field says what stochastic VI does anyway: None, and
+    # compress=False or batch_restarts=False (it reads every row of its batches, one fit).
+    return Svi(**{k: v for k, v in kw.items() if k in Svi.__dataclass_fields__ and v is not None})
 
 
 __all__ = ["CHAINS", "Cavi", "MOMENT_TOL", "SCREEN_STARTS", "SCREEN_SWEEPS", "STARTS", "Svi", "cavi", "check_chain", "from_keywords", "svi"]

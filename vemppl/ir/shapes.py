@@ -215,6 +215,10 @@ def _defined_shape(node, env) -> Shape:
     plate: list | None = None
     value = None
     below: set = set()  # (axis, a, b): a piece over range(a, b) on the axis, so b >= a
+    # A piece over an empty range (range(N, N)) writes no element, so it does not widen the
+    # node (as elj.plates.plate_shape drops the loops empty at the bound sizes); its value
+    # shape must still agree.
+    live = {id(d) for d in node.defs if not any(empty_range(size_of(lp.start), size_of(lp.stop)) for lp in d.loops)}
     for d in node.defs:
         lv = d.loop_vars
         sizes = []
@@ -244,6 +248,8 @@ def _defined_shape(node, env) -> Shape:
         if value is not None and v != value:
             raise VemError("shape", f"definitions of '{node.name}' disagree: shapes {fmt(value)} and {fmt(v)}", d.span)
         value = v
+        if id(d) not in live and live:
+            continue
         plate = sizes if plate is None else [_cover(a, b) for a, b in zip(plate, sizes)]
     plate = [_dominated(p, [(a, b) for ax, a, b in below if ax == i]) if p is not None else 1
              for i, p in enumerate(plate or [])]
@@ -298,6 +304,16 @@ def shift(size: Size, offset: int) -> Size:
     if isinstance(size, int):
         return size + offset
     return size if offset == 0 else f"{size}{offset:+d}"
+
+
+def empty_range(start: Size, stop: Size) -> bool:
+    """Whether ``range(start, stop)`` is empty whatever the sizes: two numbers, or one symbol
+    with offsets (``range(N, N)``, ``range(T+1, T)``)."""
+    if isinstance(start, int) and isinstance(stop, int):
+        return start >= stop
+    a = symbol_offset(start) if isinstance(start, str) else None
+    b = symbol_offset(stop) if isinstance(stop, str) else None
+    return a is not None and b is not None and a[0] == b[0] and a[1] >= b[1]
 
 
 def symbol_offset(s: str) -> tuple[str, int] | None:

@@ -69,8 +69,9 @@ def _is_indexed_base(root, name_node) -> bool:
 # ---- two definitions writing one element ----------------------------------------------------
 def overlap(a: Definition, b: Definition) -> bool:
     """Conservative test that two definitions write a common element: they do not when, on
-    some axis, one's range ends where (or before) the other's starts, compared as numbers or
-    as the same size symbol with offsets (``range(T)`` and ``range(T, S)``: t < T and t >= T)."""
+    some axis, one's range is empty (``range(N, N)``) or ends where (or before) the other's
+    starts, compared as numbers or as the same size symbol with offsets (``range(T)`` and
+    ``range(T, S)``: t < T and t >= T)."""
     if len(a.indices) != len(b.indices):
         return True
     for ia, ib in zip(a.indices, b.indices):
@@ -78,6 +79,8 @@ def overlap(a: Definition, b: Definition) -> bool:
         if ra is None or rb is None:
             continue
         (lo_a, hi_a), (lo_b, hi_b) = ra, rb
+        if _at_least(lo_a, hi_a) or _at_least(lo_b, hi_b):  # an empty range (range(N, N)) writes nothing
+            return False
         if _at_least(lo_a, hi_b) or _at_least(lo_b, hi_a):
             return False
         if lo_a != lo_b and all(isinstance(v, int) for v in (lo_a, lo_b)):
