@@ -66,12 +66,14 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
     bound = bind(m, {} if data is None else data, consts, dims, mask, a.strict)
     t0 = time.perf_counter()
     merged = None
+    given = given_starts(plan, init)
     if a.compress is not False and devices is None:
         networks = any(n.is_network for n in m.of_kind("param")) or any(b.update is Update.AMORTISED for b in plan.blocks)
         # A linear-Gaussian plate: its first two moments as 2r weighted rows (engine/moment_rows.py).
         merged = moment_rows(m, plan, bound, present, plate, networks)
         if merged is None:
-            merged = compress_plate(m, plan, bound, present, plate, networks, required=a.compress is True)
+            merged = compress_plate(m, plan, bound, present, plate, networks, required=a.compress is True,
+                                    started=given)
 
     schedule = None
     if a.scheduled:
@@ -96,7 +98,6 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
         sharded = Sharded(engine, data_plate(m, plan, plate, "sharding"), devices)
         sweep, place, gather = sharded.sweep, sharded.place, sharded.gather
     key = _prng.key(seed)  # in NumPy, bit for bit: no XLA programs before the data's (vemppl/_prng.py)
-    given = given_starts(plan, init)
     # A single fit of a mixture or a chain screens several seeded starts (engine/algorithms.py),
     # unless the user gave them.
     screen = 1 if given or restarts != 1 or a.batch_restarts else a.starts_screened(plan)
