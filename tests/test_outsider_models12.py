@@ -46,3 +46,25 @@ def test_init_labels_of_a_count_mixture_start_the_fit_of_every_unit():
     # responsibilities of shape [N, K] too
     fit = vp.fit(vp.parse(PMIX), data={"y": y}, init={"z": r0})
     np.testing.assert_allclose(fit.posterior["lam"].mean, _poisson_mixture_cavi(y, r0), rtol=1e-5)
+
+
+# --- to_arviz of a change-point model -----------------------------------------------------------
+# language.md's change point `lam[side[s, t]]` with an unplated `s ~ Categorical(...)`: the
+# pointwise log-likelihood summed the unplated latent out through code that assumed `z[n]`
+# (before: AttributeError 'NoneType' object has no attribute 'event_rank', then 'Name' object
+# has no attribute 'indices').
+
+def test_to_arviz_of_a_change_point_sums_the_unplated_latent_out():
+    rng = np.random.default_rng(8)
+    T = 12
+    y = np.concatenate([rng.poisson(1.0, 7), rng.poisson(6.0, 5)])
+    side = (np.arange(T)[None, :] >= np.arange(T)[:, None]).astype(int)  # side[s, t] = [t >= s]
+    m = vp.parse("model cp\ndim T\ndata y: count[T]\ndata side: cat(2)[T, T]\ns ~ Categorical(fill(1.0 / T, T))\n"
+                 "for k in range(2) { lam[k] ~ Gamma(1.0, 0.2) }\nfor t in range(T) { y[t] ~ Poisson(lam[side[s, t]]) }")
+    fit = vp.fit(m, data={"y": y, "side": side})
+    idata = fit.to_arviz(draws=3, seed=0, predictive_draws=0)
+    lam = idata.posterior["lam"].values[0]  # [draw, 2]
+    got = idata.log_likelihood["y"].values[0]  # one value per draw: the whole series
+    for d in range(3):
+        logpois = y * np.log(lam[d][side]) - lam[d][side] - gammaln(y + 1)  # [s, t]
+        np.testing.assert_allclose(got[d], logsumexp(np.log(1.0 / T) + logpois.sum(1)), rtol=1e-10)

@@ -176,12 +176,14 @@ class _Context:
     def ev(self, e) -> M.MomentSource:
         if isinstance(e, Num):
             return M.Fixed(float(e.value))
+        if isinstance(e, (Name, Index)):
+            # a gated categorical (`z[n]`, or an unplated `s`): every category on its own axis
+            hit = next((i for i, r in enumerate(self.enum) if r.expr == e), None)
+            if hit is not None:
+                return M.Fixed(self.enum_arange(hit))
         if isinstance(e, Name):
             return self._name(e)
         if isinstance(e, Index):
-            hit = next((i for i, r in enumerate(self.enum) if r.expr == e), None)
-            if hit is not None:  # a gated categorical: every category on its own axis
-                return M.Fixed(self.enum_arange(hit))
             return self._index(e)
         if isinstance(e, Neg):
             a = self.ev(e.operand)
