@@ -4,6 +4,7 @@ of the outsider checks).  Each test first failed on the code before its fix.
 
 import numpy as np
 import pytest
+from scipy import stats
 from scipy.special import digamma, gammaln, logsumexp
 
 import vemppl as vp
@@ -54,17 +55,41 @@ def test_init_labels_of_a_count_mixture_start_the_fit_of_every_unit():
 # (before: AttributeError 'NoneType' object has no attribute 'event_rank', then 'Name' object
 # has no attribute 'indices').
 
-def test_to_arviz_of_a_change_point_sums_the_unplated_latent_out():
+T_CP = 12
+
+
+@pytest.fixture(scope="module")
+def change_point():
     rng = np.random.default_rng(8)
-    T = 12
     y = np.concatenate([rng.poisson(1.0, 7), rng.poisson(6.0, 5)])
-    side = (np.arange(T)[None, :] >= np.arange(T)[:, None]).astype(int)  # side[s, t] = [t >= s]
+    side = (np.arange(T_CP)[None, :] >= np.arange(T_CP)[:, None]).astype(int)  # side[s, t] = [t >= s]
     m = vp.parse("model cp\ndim T\ndata y: count[T]\ndata side: cat(2)[T, T]\ns ~ Categorical(fill(1.0 / T, T))\n"
                  "for k in range(2) { lam[k] ~ Gamma(1.0, 0.2) }\nfor t in range(T) { y[t] ~ Poisson(lam[side[s, t]]) }")
-    fit = vp.fit(m, data={"y": y, "side": side})
+    return vp.fit(m, data={"y": y, "side": side}), y, side
+
+
+def test_to_arviz_of_a_change_point_sums_the_unplated_latent_out(change_point):
+    fit, y, side = change_point
+    T = T_CP
     idata = fit.to_arviz(draws=3, seed=0, predictive_draws=0)
     lam = idata.posterior["lam"].values[0]  # [draw, 2]
     got = idata.log_likelihood["y"].values[0]  # one value per draw: the whole series
     for d in range(3):
         logpois = y * np.log(lam[d][side]) - lam[d][side] - gammaln(y + 1)  # [s, t]
         np.testing.assert_allclose(got[d], logsumexp(np.log(1.0 / T) + logpois.sum(1)), rtol=1e-10)
+
+
+# cli.md: `predict --density` is Monte Carlo where not exact, the globals drawn from q.  A
+# categorical global (the change point `s`) was drawn as an integer that the gate `lam[side[s, t]]`
+# could not read (before: internal error KeyError: 's', exit 1).
+
+def test_predictive_density_of_a_change_point_draws_its_categorical_global(change_point):
+    fit, y, side = change_point
+    d = fit.predictive_density({"y": y, "side": side}, samples=200, seed=0)
+    assert d.method == "monte-carlo"
+    # exact: log Σ_s q(s) NegBin(y_t | q(lam[side[s, t]])) per point, q(lam) Gamma
+    q = np.asarray(fit.posterior["s"].probs)
+    a, b = np.asarray(fit.posterior["lam"].concentration), np.asarray(fit.posterior["lam"].rate)
+    nb = stats.nbinom(a, b / (b + 1)).logpmf(y[:, None])  # [t, k]
+    exact = logsumexp(np.log(q)[:, None] + nb[np.arange(T_CP)[None, :], side], axis=0)
+    np.testing.assert_allclose(np.asarray(d), exact, atol=0.05)  # 200 draws (measured: 0.014)

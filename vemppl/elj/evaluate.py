@@ -24,7 +24,7 @@ from ..ir.expr import BinOp, Call, Index, Name, Neg, Num, loop_offset, names
 from ..ir.inline import push_index
 from ..ir.shapes import infer
 from . import deterministic as D
-from .enum_weights import enum_weight, group_refs, joint_weight
+from .enum_weights import enum_weight, group_refs, held_at_points, joint_weight
 from . import general
 from .grid import align as _align, lift, matmul as _matmul
 from . import cross, moments as M
@@ -442,6 +442,7 @@ def factor_value(model, factor, sizes, values, blocks, params, tracker=None, mas
     at each row of the plate (engine/compress.py)."""
     d = factor.definition
     fam = get_family(factor.family)
+    blocks = held_at_points(model, factor.enum, blocks, params)
     ctx = _Context(model, d.loops, factor.enum, sizes, values, blocks, params, tracker, masks)
     target = Index(Name(factor.target), d.indices) if d.indices else Name(factor.target)
     defaults = {k: v for k, v in fam.args.defaults.items()}
