@@ -93,3 +93,31 @@ def test_predictive_density_of_a_change_point_draws_its_categorical_global(chang
     nb = stats.nbinom(a, b / (b + 1)).logpmf(y[:, None])  # [t, k]
     exact = logsumexp(np.log(q)[:, None] + nb[np.arange(T_CP)[None, :], side], axis=0)
     np.testing.assert_allclose(np.asarray(d), exact, atol=0.05)  # 200 draws (measured: 0.014)
+
+
+# --- known probabilities of 0 or 1 --------------------------------------------------------------
+# language.md's `simplex` type allows zeros and a `Bernoulli(p)` a constant p; a category of known
+# probability 0 with a count of 0 (or p = 1 with every outcome 1) has probability 1, but its term
+# was 0 · log 0 = nan (before: a `data` error "the ELBO became nan").
+
+def test_known_zero_probabilities_with_zero_counts_add_nothing():
+    from scipy.stats import binom, multinomial
+    X, w = np.array([[5, 0, 0], [3, 2, 0]]), np.array([0.5, 0.5, 0.0])
+    m = vp.parse("model b\ndim N, V\ndata X: count[N, V]\ndata w: simplex[V]\nfor n in range(N) { X[n] ~ Multinomial(5, w) }")
+    assert vp.fit(m, data={"X": X, "w": w}).elbo == pytest.approx(multinomial(5, w).logpmf(X).sum(), rel=1e-12)
+    m = vp.parse("model b\ndim N\nconst p = 0.0\ndata k: count[N]\nfor n in range(N) { k[n] ~ Binomial(3, p) }")
+    assert vp.fit(m, data={"k": np.array([0, 0])}).elbo == pytest.approx(binom(3, 0.0).logpmf([0, 0]).sum(), abs=1e-12)
+    m = vp.parse("model b\ndim N\nconst p = 1.0\ndata b: bool[N]\nfor n in range(N) { b[n] ~ Bernoulli(p) }")
+    assert vp.fit(m, data={"b": np.array([1, 1, 1])}).elbo == 0.0
+
+
+# --- a Dirichlet's value with an entry 0 ---------------------------------------------------------
+# The `simplex` type allows an entry 0, where a Dirichlet's log density is infinite or nan (before:
+# "the ELBO became nan ... the data may be badly scaled or a prior improper"); now a `data` error
+# naming the entry.
+
+def test_a_zero_entry_under_a_dirichlet_is_named():
+    m = vp.parse("model a\ndim N, K\ndata p: simplex[N, K]\nc ~ Gamma(2.0, 1.0)\nfor n in range(N) { p[n] ~ Dirichlet(fill(c, K)) }")
+    with pytest.raises(vp.VemError, match=r"'p' has an entry 0 where Dirichlet draws it.*index \(1, 0\)") as e:
+        vp.fit(m, data={"p": np.array([[0.5, 0.5], [0.0, 1.0]])})
+    assert e.value.kind == "data" and e.value.span.line == 5
