@@ -121,3 +121,25 @@ def test_a_zero_entry_under_a_dirichlet_is_named():
     with pytest.raises(vp.VemError, match=r"'p' has an entry 0 where Dirichlet draws it.*index \(1, 0\)") as e:
         vp.fit(m, data={"p": np.array([[0.5, 0.5], [0.0, 1.0]])})
     assert e.value.kind == "data" and e.value.span.line == 5
+
+
+# --- a refused init= must not abort the interpreter ----------------------------------------------
+# language.md: an init= that is not the latent's shape is a `data` error.  It was raised while the
+# sweep compiled on a daemon thread (engine/warm.py), which the interpreter then killed inside XLA
+# at exit: "terminate called after throwing an instance of ''", exit status 134.
+
+def test_a_refused_init_leaves_the_process_to_exit_cleanly():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import numpy as np, vemppl as vp\n"
+            "m = vp.parse('model g\\ndim N\\nconst K = 2\\ndata y: real[N]\\npi ~ Dirichlet(ones(K))\\n"
+            "for k in range(K) { mu[k] ~ Normal(0.0, 10.0) }\\n"
+            "for n in range(N) { z[n] ~ Categorical(pi)\\n y[n] ~ Normal(mu[z[n]], 1.0) }')\n"
+            "try:\n    vp.fit(m, data={'y': np.linspace(-1, 1, 50)}, init={'z': np.zeros(7, int)})\n"
+            "except vp.VemError as e:\n    print(e.kind)\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(vp.__file__).parents[1])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert (out.returncode, out.stdout.strip()) == (0, "data"), out.stderr[-500:]

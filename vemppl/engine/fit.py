@@ -108,16 +108,23 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
     warm = None
     if devices is None and engine.local_global is None and a.start != "random-globals" and not may_batch:
         warm = SweepWarmup(engine._sweep, engine.data)
-    for r in range(max(restarts, screen)):
-        key, sub = _prng.split(key)
-        starts.append(engine.init(sub, initial_params(m, init), warm=warm if r == 0 else None, given=given))
-        if a.start == "random-globals":
-            t_r = time.perf_counter()
-            starts[-1] = jax.block_until_ready(
-                engine.local_global.randomise_globals(engine, starts[-1], jax.random.fold_in(sub, 1)))
-            if r == 0:  # the first call compiles (once per process, family and shape)
-                engine.init_compile_seconds += time.perf_counter() - t_r
-            starts[-1] = engine.local_global.counting(starts[-1])
+    try:
+        for r in range(max(restarts, screen)):
+            key, sub = _prng.split(key)
+            starts.append(engine.init(sub, initial_params(m, init), warm=warm if r == 0 else None, given=given))
+            if a.start == "random-globals":
+                t_r = time.perf_counter()
+                starts[-1] = jax.block_until_ready(
+                    engine.local_global.randomise_globals(engine, starts[-1], jax.random.fold_in(sub, 1)))
+                if r == 0:  # the first call compiles (once per process, family and shape)
+                    engine.init_compile_seconds += time.perf_counter() - t_r
+                starts[-1] = engine.local_global.counting(starts[-1])
+    except BaseException:
+        # A start refused (a bad init=): the sweep's compilation thread is waited for, as a
+        # daemon thread still inside XLA when the interpreter exits aborts it (exit 134).
+        if warm is not None:
+            warm.join()
+        raise
     batch_restarts = a.batch_restarts
     if batch_restarts is None:
         batch_restarts = (restarts > 1 and devices is None and jax.default_backend() != "cpu"
