@@ -118,6 +118,7 @@ def check_bound(model, sizes: dict, values: dict | None = None) -> None:
     check_model(model, sizes)
     if values is not None:
         _check_totals(model, sizes, values)
+        _check_open_simplex(model, values)
         warn_if_scale_far(model, sizes, values)
 
 
@@ -162,6 +163,30 @@ def _check_totals(model, sizes, values):
                         f"total_count = {text}; got {np.atleast_1d(a)[i]} at index {i}",
                         d.dist_span or d.span,
                     )
+
+
+def _check_open_simplex(model, values):
+    """A vector drawn from a family on the simplex (a Dirichlet) has a finite log density only
+    inside it: an entry of 0, which the `simplex` type allows (a Multinomial's probabilities),
+    makes E[(α_k − 1) log x_k] infinite or NaN, so it is named here rather than as a NaN ELBO."""
+    for node in model.of_kind("data"):
+        arr = values.get(node.name)
+        if arr is None or not np.size(arr):
+            continue
+        for d in node.defs:
+            if get_family(d.dist).support != "simplex":
+                continue
+            bad = np.asarray(arr) <= 0
+            if bad.any():
+                i = _first(bad)
+                raise VemError(
+                    "data",
+                    f"'{node.name}' has an entry 0 where {get_family(d.dist).name} draws it. Expected every entry "
+                    f"> 0 (its log density is finite only inside the simplex); got {np.asarray(arr)[i]} at index {i}",
+                    d.dist_span or d.span,
+                    hint="give the rows a small floor and renormalise them, or model the counts behind them with a "
+                         "Multinomial",
+                )
 
 
 def _check_data_totals(model, node, d, fam, e, sizes, values):

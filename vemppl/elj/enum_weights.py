@@ -14,7 +14,24 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from ..diagnostics import VemError
+from ..families import get_family
 from ..ir.expr import Index, loop_offset
+from .moments import Entry
+
+
+def held_at_points(model, enum, blocks, params):
+    """``blocks`` with every enumerated categorical that is not a block but a point value in
+    ``params`` (a global held when predicting: its probabilities under ``plug_in``, a Monte Carlo
+    draw as a one-hot vector) entered as a fixed block whose E[onehot] is that value."""
+    held = {r.block for r in enum if r.block not in blocks and r.block in params}
+    if not held:
+        return blocks
+    out = dict(blocks)
+    for j in held:
+        fam = get_family(model.nodes[j].defs[0].dist)
+        eta = fam.natural_from_params(probs=params[j])
+        out[j] = Entry(fam, fam.expected_stats(eta), eta, True)
+    return out
 
 
 def group_refs(enum, blocks):

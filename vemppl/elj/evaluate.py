@@ -24,7 +24,7 @@ from ..ir.expr import BinOp, Call, Index, Name, Neg, Num, loop_offset, names
 from ..ir.inline import push_index
 from ..ir.shapes import infer
 from . import deterministic as D
-from .enum_weights import enum_weight, group_refs, joint_weight
+from .enum_weights import enum_weight, group_refs, held_at_points, joint_weight
 from . import general
 from .grid import align as _align, lift, matmul as _matmul
 from . import cross, moments as M
@@ -176,12 +176,14 @@ class _Context:
     def ev(self, e) -> M.MomentSource:
         if isinstance(e, Num):
             return M.Fixed(float(e.value))
+        if isinstance(e, (Name, Index)):
+            # a gated categorical (`z[n]`, or an unplated `s`): every category on its own axis
+            hit = next((i for i, r in enumerate(self.enum) if r.expr == e), None)
+            if hit is not None:
+                return M.Fixed(self.enum_arange(hit))
         if isinstance(e, Name):
             return self._name(e)
         if isinstance(e, Index):
-            hit = next((i for i, r in enumerate(self.enum) if r.expr == e), None)
-            if hit is not None:  # a gated categorical: every category on its own axis
-                return M.Fixed(self.enum_arange(hit))
             return self._index(e)
         if isinstance(e, Neg):
             a = self.ev(e.operand)
@@ -440,6 +442,7 @@ def factor_value(model, factor, sizes, values, blocks, params, tracker=None, mas
     at each row of the plate (engine/compress.py)."""
     d = factor.definition
     fam = get_family(factor.family)
+    blocks = held_at_points(model, factor.enum, blocks, params)
     ctx = _Context(model, d.loops, factor.enum, sizes, values, blocks, params, tracker, masks)
     target = Index(Name(factor.target), d.indices) if d.indices else Name(factor.target)
     defaults = {k: v for k, v in fam.args.defaults.items()}

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from ..families import get_family
 from ..elj import prior
 from ..elj.joint import Joint
-from ..plan import MStep, Update
+from ..plan import Init, MStep, Update
 from . import mstep, programs
 from .algorithms import check_chain
 from .chunks import chunked_sum, plate_chunks
@@ -327,7 +327,27 @@ class Engine(Joint):
         blocks seeded by k-means++ on the data they gate, or at random, or at the
         assignments or responsibilities ``given`` by name (engine/init.py); ``warm``
         compiles the sweep meanwhile (engine/warm.py)."""
-        return init_state(self, key, params, warm, given)
+        return self._seeded_m_step(init_state(self, key, params, warm, given), params)
+
+    def _seeded_m_step(self, state, given_params):
+        """With a data-seeded categorical block (a mixture's k-means++ ``z``), the params that
+        ``fit(init=...)`` does not give take one M-step from the seeded start, as the global
+        blocks' first updates read it: the sweep updates ``z`` before the params, so params
+        equal in every component (``param a: pos[K] = 2.0``) would give every ``z[n]`` the
+        same responsibilities and leave EM at that symmetric point (docs/engine.md, The M-step)."""
+        given_params = given_params or {}
+        todo = tuple(p.name for p in self.plan.params if p.name not in given_params and p.name not in self.networks)
+        seeded = any(b.init in (Init.KMEANS, Init.RANDOM) for b in self.plan.blocks)
+        if not (todo and seeded) or self.local_global is not None:
+            return state
+        cache = self.__dict__.setdefault("_m_step_programs", {})
+        if todo not in cache:
+            def m_step(state, data):
+                for p in todo:
+                    state = self.update_param(state, p, data)
+                return state
+            cache[todo] = jax.jit(m_step)
+        return cache[todo](state, self.data)
 
     def _prior_blocks(self, params, key, data):
         """Every block but the chains at its prior (``elj.prior.prior_blocks``), jitted by init."""

@@ -78,10 +78,12 @@ def _rows(tree, idx):
     return tree_map(lambda a: a[idx], tree)
 
 
-def compress_plate(model, plan, bound, present=(), dim=None, networks=False, required=False):
+def compress_plate(model, plan, bound, present=(), dim=None, networks=False, required=False, started=()):
     """(the bound data with the plate's repeated rows merged, their ``UnitWeights``), or None
     when the plate has none worth merging or its rows cannot be merged.  ``required``: say why
-    not instead of returning None (``fit(compress=True)``)."""
+    not instead of returning None (``fit(compress=True)``).  ``started``: the latents whose
+    start the user gave element by element (``fit(init={"z": labels})``): two units with the
+    same data may start apart, so a plate whose local blocks those are is not merged."""
 
     def refuse(reason):
         if required:
@@ -104,6 +106,9 @@ def compress_plate(model, plan, bound, present=(), dim=None, networks=False, req
     touched = set(plate.arrays) | set(plate.local_blocks)
     if set(bound.masks) & touched or set(present) & touched:
         return refuse("the plate has masked entries")
+    given = [j for j in plate.local_blocks if j in started]
+    if given:
+        return refuse(f"init= starts the local block(s) {', '.join(given)} unit by unit")
     slow = [j for j in plate.local_blocks if plan.block(j).update is not Update.CAVI]
     if slow:
         return refuse(f"the local block(s) {', '.join(slow)} are not updated in closed form")

@@ -66,12 +66,14 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
     bound = bind(m, {} if data is None else data, consts, dims, mask, a.strict)
     t0 = time.perf_counter()
     merged = None
+    given = given_starts(plan, init)
     if a.compress is not False and devices is None:
         networks = any(n.is_network for n in m.of_kind("param")) or any(b.update is Update.AMORTISED for b in plan.blocks)
         # A linear-Gaussian plate: its first two moments as 2r weighted rows (engine/moment_rows.py).
         merged = moment_rows(m, plan, bound, present, plate, networks)
         if merged is None:
-            merged = compress_plate(m, plan, bound, present, plate, networks, required=a.compress is True)
+            merged = compress_plate(m, plan, bound, present, plate, networks, required=a.compress is True,
+                                    started=given)
 
     schedule = None
     if a.scheduled:
@@ -96,7 +98,6 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
         sharded = Sharded(engine, data_plate(m, plan, plate, "sharding"), devices)
         sweep, place, gather = sharded.sweep, sharded.place, sharded.gather
     key = _prng.key(seed)  # in NumPy, bit for bit: no XLA programs before the data's (vemppl/_prng.py)
-    given = given_starts(plan, init)
     # A single fit of a mixture or a chain screens several seeded starts (engine/algorithms.py),
     # unless the user gave them.
     screen = 1 if given or restarts != 1 or a.batch_restarts else a.starts_screened(plan)
@@ -107,16 +108,23 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
     warm = None
     if devices is None and engine.local_global is None and a.start != "random-globals" and not may_batch:
         warm = SweepWarmup(engine._sweep, engine.data)
-    for r in range(max(restarts, screen)):
-        key, sub = _prng.split(key)
-        starts.append(engine.init(sub, initial_params(m, init), warm=warm if r == 0 else None, given=given))
-        if a.start == "random-globals":
-            t_r = time.perf_counter()
-            starts[-1] = jax.block_until_ready(
-                engine.local_global.randomise_globals(engine, starts[-1], jax.random.fold_in(sub, 1)))
-            if r == 0:  # the first call compiles (once per process, family and shape)
-                engine.init_compile_seconds += time.perf_counter() - t_r
-            starts[-1] = engine.local_global.counting(starts[-1])
+    try:
+        for r in range(max(restarts, screen)):
+            key, sub = _prng.split(key)
+            starts.append(engine.init(sub, initial_params(m, init), warm=warm if r == 0 else None, given=given))
+            if a.start == "random-globals":
+                t_r = time.perf_counter()
+                starts[-1] = jax.block_until_ready(
+                    engine.local_global.randomise_globals(engine, starts[-1], jax.random.fold_in(sub, 1)))
+                if r == 0:  # the first call compiles (once per process, family and shape)
+                    engine.init_compile_seconds += time.perf_counter() - t_r
+                starts[-1] = engine.local_global.counting(starts[-1])
+    except BaseException:
+        # A start refused (a bad init=): the sweep's compilation thread is waited for, as a
+        # daemon thread still inside XLA when the interpreter exits aborts it (exit 134).
+        if warm is not None:
+            warm.join()
+        raise
     batch_restarts = a.batch_restarts
     if batch_restarts is None:
         batch_restarts = (restarts > 1 and devices is None and jax.default_backend() != "cpu"

@@ -229,6 +229,19 @@ def independent(*sources) -> bool:
     return True
 
 
+def floored_logs(probs, complement=False):
+    """(E[log p], E[log(1 − p)] if ``complement``) of a probability argument.  A known probability
+    of 0 or 1 (a data or constant vector with an impossible category, `Bernoulli(1.0)`) has a log
+    of −∞, and an observation's weight of 0 times it is nan: it is floored at the smallest normal
+    float before the log (its gradient there is 0), so 0 · log 0 counts as 0 (as Categorical does)."""
+    if not probs.is_fixed:
+        return (probs.log, probs.log1m) if complement else probs.log
+    p = jnp.asarray(probs.value)
+    tiny = jnp.finfo(jnp.result_type(p, float)).tiny
+    log_p = jnp.log(jnp.maximum(p, tiny))
+    return (log_p, jnp.log(jnp.maximum(1.0 - p, tiny))) if complement else log_p
+
+
 def fixed(value) -> MomentSource:
     """Moments of a known quantity (point mass)."""
     return MomentSource(value)

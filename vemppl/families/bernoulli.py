@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpyro.distributions as dist
 
-from .base import ArgSpec, ExpFamily
+from .base import ArgSpec, ExpFamily, floored_logs
 
 
 class BernoulliStats(NamedTuple):
@@ -80,7 +80,7 @@ class Bernoulli(ExpFamily):
     @classmethod
     def expected_log_prob(cls, value, probs=None, logits=None):
         if logits is None:
-            log_p, log_q = probs.log, probs.log1m
+            log_p, log_q = floored_logs(probs, complement=True)
         elif logits.is_fixed:
             log_p, log_q = jax.nn.log_sigmoid(logits.value), jax.nn.log_sigmoid(-logits.value)
         else:

@@ -31,7 +31,7 @@ import numpy as np
 import numpyro.distributions as dist
 from jax.scipy.special import gammaln
 
-from .base import ArgSpec, ExpFamily
+from .base import ArgSpec, ExpFamily, floored_logs
 
 
 class BinomialStats(NamedTuple):
@@ -110,7 +110,7 @@ class Binomial(ExpFamily):
     def expected_log_prob(cls, value, total_count, probs=None, logits=None):
         n = total_count.value  # a random n is not conjugate
         if logits is None:
-            log_p, log_q = probs.log, probs.log1m
+            log_p, log_q = floored_logs(probs, complement=True)
         else:
             log_p, log_q = jax.nn.log_sigmoid(logits.value), jax.nn.log_sigmoid(-logits.value)
         out = value.mean * log_p + (n - value.mean) * log_q

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpyro.distributions as dist
 from jax.scipy.special import gammaln, logsumexp
 
-from .base import ArgSpec, ExpFamily
+from .base import ArgSpec, ExpFamily, floored_logs
 from .binomial import concrete_max, expected_log_factorial
 
 
@@ -102,7 +102,7 @@ class Multinomial(ExpFamily):
     @classmethod
     def expected_log_prob(cls, value, total_count, probs=None, logits=None):
         n = total_count.value  # a random n is not conjugate
-        log_p = probs.log if logits is None else jax.nn.log_softmax(logits.value, axis=-1)
+        log_p = floored_logs(probs) if logits is None else jax.nn.log_softmax(logits.value, axis=-1)
         out = jnp.sum(value.mean * log_p, -1) + gammaln(n + 1.0)
         return out - jnp.sum(gammaln(value.value + 1.0), -1) if value.is_fixed else out
 

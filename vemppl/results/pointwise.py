@@ -102,7 +102,7 @@ def _chain_axis(z, own) -> int | None:
         for r in f.enum:
             if r.block != z:
                 continue
-            for axis, (prev, cur) in enumerate(zip(r.expr.indices, d.indices)):
+            for axis, (prev, cur) in enumerate(zip(getattr(r.expr, "indices", ()), d.indices)):
                 lp, lc = loop_offset(prev, d.loop_vars), loop_offset(cur, d.loop_vars)
                 if lp and lc and lp[0] == lc[0] and lp[1] != lc[1]:
                     if lc[1] - lp[1] != 1:
@@ -191,7 +191,8 @@ class Evaluator:
         total = jnp.zeros(self.shapes[z] + (self.categories[z],))
         for f in group.data_factors:
             grid, ctx = self.grid(f, values)
-            total = total + self.into(self.shapes[z], grid, ctx, f.enum[0].expr.indices)
+            read = f.enum[0].expr  # `z[n]`, or an unplated `s` (a change point's `lam[side[s, t]]`)
+            total = total + self.into(self.shapes[z], grid, ctx, read.indices if isinstance(read, Index) else ())
         return total
 
     def plain(self, group, values):

@@ -181,6 +181,8 @@ def predictive_density(fit, data: dict, *, exact: bool | None = None, samples: i
             if b.members:
                 joint = fam.sample(eta, k)
                 drawn.update({node: joint[role] for role, node in b.members})
+            elif fam.support == "cat":  # a categorical global (a change point): a one-hot draw, read as a gate
+                drawn[b.name] = jax.nn.one_hot(fam.to_numpyro(eta).sample(k), fit.state.mu[b.name].onehot.shape[-1])
             else:
                 drawn[b.name] = fam.to_numpyro(eta).sample(k)
         return drawn
