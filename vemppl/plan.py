@@ -183,8 +183,9 @@ class Plan:
                       "      (2r weighted rows, r = the rank of the rows' covariance; default tol 1e-10)"]
         for r in self.rotations:
             again = f", {', '.join(r.refresh)} re-fitted" if r.refresh else ""
-            lines += ["", f"rotation of ({r.scaled}, {r.rotated}): before each sweep {r.scaled} -> {r.scaled} R^-1, "
-                          f"{r.rotated} -> R {r.rotated}{again}, R maximising the ELBO"]
+            lines += ["", f"rotation of ({r.scaled}, {r.rotated}): {r.scaled} -> {r.scaled} R^-1, {r.rotated} -> R {r.rotated}"
+                          f"{again}, R maximising the ELBO,",
+                      "      before each sweep once a sweep changes the ELBO by at most 1e-5 of it"]
         if self.params:
             lines += ["", "point parameters (M-step):"]
             for p in self.params:

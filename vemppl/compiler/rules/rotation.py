@@ -34,6 +34,11 @@ from ...plan import BlockStructure, Plan, Rotation, Update
 from .linear_gaussian import _reads
 
 
+def _vector_gaussian(fam) -> bool:
+    """A Gaussian over vectors with statistics (E[x], E[x xᵀ]): the family a linear map keeps."""
+    return fam.gaussian and fam.event_rank == 1 and tuple(fam.Stats._fields) == ("mean", "outer")
+
+
 def _operand(e, rank_of):
     """(head, number of indices) of ``W``, ``W[j]``; None for another expression."""
     if isinstance(e, Name):
@@ -73,9 +78,8 @@ def _pairs(expr, mvn, rank_of, outer):
 def rotations(m: ModelGraph, plan: Plan) -> tuple[Rotation, ...]:
     """The bilinear pairs of ``plan`` that the rotation step applies to (module docstring)."""
     blocks = {b.name: b for b in plan.blocks}
-    mvn = {n for n, b in blocks.items()
-           if b.update is Update.CAVI and get_family(b.family).name == "MvNormal" and not b.members
-           and b.structure in (BlockStructure.MEAN_FIELD, BlockStructure.JOINT_LAST_AXIS)}
+    mvn = {n for n, b in blocks.items() if b.update is Update.CAVI and _vector_gaussian(get_family(b.family))
+           and not b.members and b.structure in (BlockStructure.MEAN_FIELD, BlockStructure.JOINT_LAST_AXIS)}
     rank_of = {n: len(m.nodes[n].defs[0].indices) for n in mvn}
     found: dict[tuple[str, str], list[int]] = {}
     for i, f in enumerate(plan.factors):
