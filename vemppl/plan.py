@@ -119,6 +119,19 @@ class ParamPlan:
 
 
 @dataclass(frozen=True)
+class Rotation:
+    """A bilinear pair of multivariate Normal blocks (``compiler/rules/rotation.py``):
+    ``scaled`` (global, ``W → W R⁻¹``) and ``rotated`` (local, ``z → R z``); ``refresh``: the
+    closed-form blocks re-fitted after the transformation (an ARD precision); ``invariant``:
+    the indices in ``Plan.factors`` of the factors the transformation leaves unchanged."""
+
+    scaled: str
+    rotated: str
+    refresh: tuple[str, ...] = ()
+    invariant: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class Plan:
     model: str
     blocks: tuple[Block, ...]
@@ -138,6 +151,9 @@ class Plan:
     #: weighted rows with the data's count, sum and sum of squares (``engine/moment_rows.py``);
     #: None otherwise.
     moment_plate: str | None = None
+    #: Bilinear pairs whose ELBO a linear reparameterisation raises before each sweep
+    #: (``engine/rotation.py``; Luttinen & Ilin 2010).
+    rotations: tuple[Rotation, ...] = ()
 
     def block(self, name: str) -> Block:
         return next(b for b in self.blocks if b.name == name)
@@ -165,6 +181,11 @@ class Plan:
         if self.moment_plate is not None:
             lines += ["", f"data plate over {self.moment_plate}: linear-Gaussian, fitted on the data's first two moments",
                       "      (2r weighted rows, r = the rank of the rows' covariance; default tol 1e-10)"]
+        for r in self.rotations:
+            again = f", {', '.join(r.refresh)} re-fitted" if r.refresh else ""
+            lines += ["", f"rotation of ({r.scaled}, {r.rotated}): {r.scaled} -> {r.scaled} R^-1, {r.rotated} -> R {r.rotated}"
+                          f"{again}, R maximising the ELBO,",
+                      "      before each sweep once a sweep changes the ELBO by at most 1e-5 of it"]
         if self.params:
             lines += ["", "point parameters (M-step):"]
             for p in self.params:
@@ -182,4 +203,4 @@ class Plan:
         return "\n".join(lines)
 
 
-__all__ = ["Block", "BlockStructure", "EnumRef", "Factor", "Init", "MStep", "ParamPlan", "Plan", "Update"]
+__all__ = ["Block", "BlockStructure", "EnumRef", "Factor", "Init", "MStep", "ParamPlan", "Plan", "Rotation", "Update"]

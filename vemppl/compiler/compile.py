@@ -36,6 +36,7 @@ from .rules.gates import has_data_gate
 from .rules.gaussian_chain import gaussian_chains
 from .rules.joint_vector import read_jointly
 from .rules.linear_gaussian import moment_plate
+from .rules.rotation import rotations
 from .rules.markov_chain import is_homogeneous_chain, is_markov_chain
 
 
@@ -188,6 +189,7 @@ def compile_model(model, probe: bool = True, masked=()) -> Plan:
         plan = conjugacy(m, plan)
         # After the conjugacy test: the rule needs each block's update.
         plan = dataclasses.replace(plan, moment_plate=moment_plate(m, plan))
+        plan = dataclasses.replace(plan, rotations=rotations(m, plan))
     return plan
 
 

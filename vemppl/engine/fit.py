@@ -31,6 +31,7 @@ from .dataplate import data_plate
 from .loop import converge, converged as loop_converged
 from .moment_rows import MomentRows, every_row, moment_rows
 from .reuse import engine_key, reused
+from .rotation import Rotated
 from .shard import Sharded
 from .stops import fallen_term, fell, monotone, nonfinite_factors, nonfinite_terms, reading_terms, wide_parts
 from .svi import fit_svi
@@ -143,8 +144,10 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
         def run(initial, label, sweeps):
             nonlocal compile_seconds
             run_sweep = sweep
+            if a.accelerate and plan.rotations and devices is None:  # a bilinear pair (engine/rotation.py)
+                run_sweep = Rotated(sweep, engine, plan.rotations)
             if a.accelerate and reads_rate(engine, initial):  # a fixed monotone map, as SQUAREM's forecast too assumes
-                run_sweep = Accelerated(sweep, engine, tol)  # engine/accel.py: acts only on a slow trace
+                run_sweep = Accelerated(run_sweep, engine, tol)  # engine/accel.py: acts only on a slow trace
             state, trace, converged, it, c = _run(run_sweep, place(initial), sweeps, tol, Progress(show, label, sweeps),
                                                   lambda: engine.traces, None if devices is not None else engine,
                                                   monotone(engine, initial), rate=reads_rate(engine, initial))
