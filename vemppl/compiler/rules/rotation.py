@@ -22,7 +22,8 @@ The rule reads the graph only.  A pair qualifies when
 * the blocks' own factors read neither of the pair.
 
 ``refresh``: the closed-form latent blocks the pair's own factors read, which no bilinear
-factor reads (``alpha``); the step updates them after transforming the pair.
+factor reads (``alpha``); the step updates them after transforming the pair.  A pair with none
+(fixed priors on both sides) is left to plain CAVI and the extrapolation (``rotations``).
 """
 
 from __future__ import annotations
@@ -119,6 +120,13 @@ def rotations(m: ModelGraph, plan: Plan) -> tuple[Rotation, ...]:
                                  for i in invariant for _, e in plan.factors[i].definition.args))
         refresh = tuple(n for n in plan.schedule if n in parents and n not in pair and n not in bilinear
                         and n in blocks and blocks[n].update is Update.CAVI and not blocks[n].members)
+        if not refresh:
+            # Fixed priors on both sides (W[j, l] ~ Normal(0, 1)): nothing for the step to re-fit,
+            # and measured, it did harm: on N = 200, D = 6, L = 4 one step's gain of 0.15 nats left
+            # the fit where the sweeps' changes shrank by 0.3 a sweep and then grew again, and the
+            # default stop ended 0.26 nats below the optimum that the extrapolation alone reaches in
+            # 69 sweeps.  The pairs the step is for have a scale to learn (ARD).
+            continue
         out.append(Rotation(g, l, refresh, tuple(invariant)))
     return tuple(out)
 
