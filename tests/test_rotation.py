@@ -47,6 +47,24 @@ def test_plan_chooses_rotation_for_bilinear_pair_only():
     assert (rot.scaled, rot.rotated, rot.refresh) == ("W", "z", ("alpha",))
     assert [plan.factors[i].target for i in rot.invariant] == ["x"]
     assert "rotation of (W, z)" in str(plan)
+    # the same pair with W's rows as vector nodes, read by dot and by @ (before: not chosen, and
+    # such a fit stopped at max_iter)
+    rows = """model rows
+dim N, D
+const L = 3
+data x: real[N, D]
+for l in range(L) { alpha[l] ~ Gamma(1e-3, 1e-3) }
+for j in range(D) { W[j] ~ MvNormal(zeros(L), precision = diag(alpha)) }
+tau ~ Gamma(1e-3, 1e-3)
+for n in range(N) {
+    z[n] ~ MvNormal(zeros(L), eye(L))
+    for j in range(D) { x[n, j] ~ Normal(dot(W[j], z[n]), precision = tau) }
+}"""
+    matmul = rows.replace("for j in range(D) { x[n, j] ~ Normal(dot(W[j], z[n]), precision = tau) }",
+                          "x[n] ~ MvNormal(W @ z[n], precision = tau * eye(D))")
+    for text in (rows, matmul):
+        (r,) = vp.compile_model(vp.parse(text)).rotations
+        assert (r.scaled, r.rotated, r.refresh) == ("W", "z", ("alpha",))
     point_w = """model fa
 dim N, D
 const L = 2

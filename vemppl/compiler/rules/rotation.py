@@ -16,7 +16,8 @@ The rule reads the graph only.  A pair qualifies when
 
 * the global block (not indexed by the factor's outermost loop) and the local block are both
   multivariate Normal with closed-form updates, the global one over the last axis of its plate
-  (``W[j]`` of ``W[j, l]``), read with all but that axis indexed, the local one read whole;
+  (``W[j]`` of ``W[j, l]``, or a vector node ``W[j] ~ MvNormal(...)``), read with all but that
+  axis indexed, the local one read whole;
 * every factor other than the two blocks' own reads them only inside such products, directly
   (not through a deterministic node), and each block has one partner;
 * the blocks' own factors read neither of the pair.
@@ -49,7 +50,7 @@ def _operand(e, rank_of):
     return None
 
 
-def _pairs(expr, mvn, rank_of, outer):
+def _pairs(expr, mvn, rank_of, outer, events=frozenset()):
     """The (global, local) head pairs of ``expr``'s products ``dot(A, B)``, ``A @ B``."""
     out = []
     for sub in walk(expr):
@@ -69,7 +70,8 @@ def _pairs(expr, mvn, rank_of, outer):
         left_global = not local[0]
         # the global read leaves its last plate axis (a vector for dot, a matrix's columns for @,
         # which must stand on the left); the local is read whole (its event vector)
-        want = rank_of[gh] - (2 if matrix else 1)
+        # (a vector-valued node, W[j] ~ MvNormal(...), holds its last axis as its event)
+        want = rank_of[gh] + (gh in events) - (2 if matrix else 1)
         if gi != want or li != rank_of[lh] or (matrix and not left_global):
             continue
         out.append((gh, lh))
@@ -82,19 +84,19 @@ def rotations(m: ModelGraph, plan: Plan) -> tuple[Rotation, ...]:
     mvn = {n for n, b in blocks.items() if b.update is Update.CAVI and _vector_gaussian(get_family(b.family))
            and not b.members and b.structure in (BlockStructure.MEAN_FIELD, BlockStructure.JOINT_LAST_AXIS)}
     rank_of = {n: len(m.nodes[n].defs[0].indices) for n in mvn}
+    events = frozenset(n for n in mvn if blocks[n].structure is BlockStructure.MEAN_FIELD)
     found: dict[tuple[str, str], list[int]] = {}
     for i, f in enumerate(plan.factors):
         d = f.definition
         if f.target in mvn or not d.loops:
             continue
         for _, e in d.args:
-            for p in _pairs(e, mvn, rank_of, d.loops[0].var):
+            for p in _pairs(e, mvn, rank_of, d.loops[0].var, events):
                 found.setdefault(p, []).append(i)
     out = []
     for (g, l), _ in found.items():
         partners = [p for p in found if g in p or l in p]
-        if len(partners) != 1 or blocks[g].structure is not BlockStructure.JOINT_LAST_AXIS \
-                or blocks[l].structure is not BlockStructure.MEAN_FIELD:
+        if len(partners) != 1 or blocks[l].structure is not BlockStructure.MEAN_FIELD:
             continue
         pair, invariant, ok = {g, l}, [], True
         for i, f in enumerate(plan.factors):
@@ -107,7 +109,7 @@ def rotations(m: ModelGraph, plan: Plan) -> tuple[Rotation, ...]:
             if not reads & pair:
                 continue
             direct = [x.id for e in exprs for x in walk(e) if isinstance(x, Name)]
-            inside = sum(2 for e in exprs for p in _pairs(e, mvn, rank_of, d.loops[0].var if d.loops else None)
+            inside = sum(2 for e in exprs for p in _pairs(e, mvn, rank_of, d.loops[0].var if d.loops else None, events)
                          if p == (g, l))
             det = any(n in m.nodes and m.nodes[n].kind == "det" and _reads(m, Name(n)) & pair for n in direct)
             ok &= not det and sum(1 for n in direct if n in pair) == inside and inside > 0
