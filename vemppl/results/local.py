@@ -89,3 +89,34 @@ def _posterior_mean(fam, eta):
 
 
 __all__ = ["local_blocks"]
+
+
+def replicate_sizes(fit, data: dict) -> dict:
+    """The sizes of replicated data sets whose covariates are the arrays of ``data``: a dim of a
+    data plate (``N`` of ``X: real[N, P]``) takes the given array's size, every other dim (``P``,
+    sized by the globals) keeps the fit's, and an array that disagrees with either is a ``data``
+    error naming it, as in ``predict``."""
+    import numpy as np
+
+    from ..ir.expr import Name
+
+    sizes, plates, given_by = dict(fit.bound.sizes), data_dims(fit.model), {}
+    nodes = [n for n in fit.model.of_kind("data") if n.name in data]
+    for node in nodes:  # the plates' sizes first, so that any order of the arrays agrees
+        for axis, e in enumerate(node.type.shape):
+            if isinstance(e, Name) and e.id in plates and e.id not in given_by and axis < np.ndim(data[node.name]):
+                sizes[e.id], given_by[e.id] = int(np.shape(data[node.name])[axis]), f"'{node.name}' axis {axis}"
+    for node in fit.model.of_kind("data"):
+        if node.defs and node.name not in data:
+            continue  # drawn, not read: its shape follows the sizes
+        arr = data[node.name] if node.name in data else fit.bound.values.get(node.name)
+        shape = tuple(np.shape(arr)) if arr is not None else None
+        want = tuple(sizes.get(e.id) if isinstance(e, Name) else None for e in node.type.shape)
+        if shape is not None and (len(shape) < len(want) or any(
+                w is not None and w != s for w, s in zip(want, shape))):
+            src = "given" if node.name in data else "the fit's (give it in data=)"
+            plate_src = "; ".join(f"{k} = {sizes[k]} from {v}" for k, v in given_by.items()) or "the fit's sizes"
+            raise VemError("data", f"'{node.name}' ({src}) has shape {shape}, which disagrees with the sizes of the "
+                           f"replicated data ({plate_src}; other dims as fitted). Expected shape "
+                           f"{tuple(w if w is not None else '?' for w in want)}", node.span)
+    return sizes
