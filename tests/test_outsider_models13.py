@@ -9,16 +9,16 @@ import pytest
 
 import vemppl as vp
 
-FA = """model fa
+VAE = """model vae
 dim N, D
-const L = 1
-data x: real[N, D]
-param W: real[D, L]
-param psi: pos[D]
-param m: real[D]
+data x: bool[N, D]
+param dec: mlp(tanh)[1, 3, D]
+param enc: mlp(tanh)[D, 3, 2]
+param b: real[D]
 for n in range(N) {
-    h[n] ~ MvNormal(zeros(L), eye(L))
-    for j in range(D) { x[n, j] ~ Normal(m[j] + dot(W[j], h[n]), precision = psi[j]) }
+    z[n] ~ MvNormal(zeros(1), eye(1))
+    x[n] ~ Bernoulli(logits = dec(z[n]) + b)
+    q(z[n]) = enc(x[n])
 }
 """
 
@@ -43,24 +43,22 @@ for n in range(N) {
 """
 
 
-# --- posterior_predictive of a model with point parameters ---------------------------------------
+# --- posterior_predictive of a model with point parameters and networks --------------------------
 # Fit.posterior_predictive simulated the model without its fitted params: factor analysis's
-# `m[j] + dot(W[j], h[n])` stopped with an internal KeyError: 'm'.  The replicated data's law is
-# N(m, W Wᵀ + diag(1/psi)) with the fitted params (h has no data to learn from in a replicate).
+# `m[j] + dot(W[j], h[n])` stopped with an internal KeyError: 'm', and a decoder `dec(z[n])`
+# (language.md, Neural networks) with KeyError: 'dec'.  A replicate draws z[n] from its prior, so
+# each pixel is 1 with probability E_z[sigmoid(dec(z) + b)], computed here in NumPy.
 
-@pytest.fixture(scope="module")
-def fa_fit():
+def test_posterior_predictive_reads_the_fitted_params_and_networks():
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(60, 1)) @ np.array([[1.5, -1.0, 0.5]]) + 0.4 * rng.normal(size=(60, 3)) + 3.0
-    return vp.fit(vp.parse(FA), data={"x": x}, seed=0)
-
-
-def test_posterior_predictive_reads_the_fitted_params(fa_fit):
-    pp = fa_fit.posterior_predictive(60, seed=0)["x"].reshape(-1, 3)
-    W, psi, m = (np.asarray(fa_fit.params[k]) for k in ("W", "psi", "m"))
-    cov = W @ W.T + np.diag(1.0 / psi)
-    assert np.allclose(pp.mean(0), m, atol=4 * np.sqrt(np.diag(cov) / len(pp)))
-    assert np.allclose(np.cov(pp.T), cov, atol=0.1 * np.max(np.diag(cov)))
+    x = (rng.random((12, 4)) < [0.1, 0.3, 0.6, 0.9]).astype(float)
+    fit = vp.fit(vp.parse(VAE), data={"x": x}, seed=0, max_iter=5)
+    pp = fit.posterior_predictive(40, seed=0)["x"].reshape(-1, 4)
+    p = fit.params
+    z = np.random.default_rng(1).normal(size=(20000, 1))
+    logits = np.tanh(z @ p["dec"]["W0"] + p["dec"]["b0"]) @ p["dec"]["W1"] + p["dec"]["b1"] + p["b"]
+    ref = (1 / (1 + np.exp(-logits))).mean(0)
+    assert np.allclose(pp.mean(0), ref, atol=4 * np.sqrt(0.25 / len(pp)))
 
 
 # --- posterior_predictive(data=) with covariates of another number of rows -----------------------

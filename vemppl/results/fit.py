@@ -138,6 +138,7 @@ class Fit:
         consts = {k: v for k, v in self.bound.values.items() if k in {n.name for n in self.model.of_kind("const")}}
         # Point parameters are fixed values of the model (a network's weights are read by its call).
         consts.update({k: v for k, v in self.params.items() if not isinstance(v, dict)})
+        networks = {k: v for k, v in self.params.items() if isinstance(v, dict)}
         sizes = replicate_sizes(self, data) if data else self.bound.sizes
         # Every draw's globals at once (one NumPy sampler call per block), then each data set.
         globals_ = numpy_draws(self, [self.plan.block(j) for j in self.state.eta if j not in locals_], draws, seed)
@@ -145,7 +146,8 @@ class Fit:
         out = {name: [] for name in observed}
         for r in range(draws):
             values = simulate(self.model, sizes,
-                              {**consts, **covariates, **{j: v[r] for j, v in globals_.items()}}, keys[r])
+                              {**consts, **covariates, **{j: v[r] for j, v in globals_.items()}}, keys[r],
+                              params=networks)
             for name in observed:
                 out[name].append(values[name])
         return {k: np.stack(v) for k, v in out.items()}
