@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..compiler.locality import data_dims, on_plates
 from ..plan import Plan
 from ..diagnostics import VemError
+from ..ir.expr import Name
 from ..elj.moments import block_entries
 from ..engine.bind import bind
 from ..engine.cavi import Engine
@@ -96,10 +98,6 @@ def replicate_sizes(fit, data: dict) -> dict:
     data plate (``N`` of ``X: real[N, P]``) takes the given array's size, every other dim (``P``,
     sized by the globals) keeps the fit's, and an array that disagrees with either is a ``data``
     error naming it, as in ``predict``."""
-    import numpy as np
-
-    from ..ir.expr import Name
-
     sizes, plates, given_by = dict(fit.bound.sizes), data_dims(fit.model), {}
     nodes = [n for n in fit.model.of_kind("data") if n.name in data]
     for node in nodes:  # the plates' sizes first, so that any order of the arrays agrees
