@@ -53,7 +53,7 @@ def test_posterior_predictive_reads_the_fitted_params_and_networks():
     rng = np.random.default_rng(0)
     x = (rng.random((12, 4)) < [0.1, 0.3, 0.6, 0.9]).astype(float)
     fit = vp.fit(vp.parse(VAE), data={"x": x}, seed=0, max_iter=5)
-    pp = fit.posterior_predictive(40, seed=0)["x"].reshape(-1, 4)
+    pp = fit.posterior_predictive(30, seed=0)["x"].reshape(-1, 4)
     p = fit.params
     z = np.random.default_rng(1).normal(size=(20000, 1))
     logits = np.tanh(z @ p["dec"]["W0"] + p["dec"]["b0"]) @ p["dec"]["W1"] + p["dec"]["b1"] + p["b"]
@@ -101,3 +101,30 @@ def test_sample_posterior_of_loaded_results_equals_the_fits_bit_for_bit(tmp_path
     assert sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
     pa, pb = fit.posterior_predictive(2, seed=1)["y"], back.posterior_predictive(2, seed=1)["y"]
     assert np.array_equal(pa, pb)
+
+
+# --- where a size came from, in predict's messages ------------------------------------------------
+# predict binds new data with the fit's consts, which bind took for the caller's own: a category
+# out of range said "G = 3 from consts={'G': 3}" (on the command line "from --set G=3") to a user
+# who set nothing.
+
+GROUPS = """model groups
+dim N
+const G = 3
+data g: cat(G)[N]
+data y: real[N]
+for j in range(G) { a[j] ~ Normal(0.0, 10.0) }
+for n in range(N) { y[n] ~ Normal(a[g[n]], 1.0) }
+"""
+
+
+def test_predict_names_the_fitted_const_as_a_sizes_source():
+    g = np.array([0, 1, 2, 0, 1, 2])
+    fit = vp.fit(vp.parse(GROUPS), data={"g": g, "y": g * 1.0}, seed=0)
+    with pytest.raises(vp.VemError) as e:
+        fit.predict({"g": np.array([0, 3]), "y": np.zeros(2)})
+    assert e.value.kind == "data" and "the fitted model's const G" in str(e.value)
+    assert "consts=" not in str(e.value)
+    with pytest.raises(vp.VemError) as e:  # a const the caller gives is still named so
+        fit.predict({"g": np.array([0, 3]), "y": np.zeros(2)}, consts={"G": 3})
+    assert "consts={'G': 3}" in str(e.value)

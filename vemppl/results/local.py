@@ -48,7 +48,8 @@ def _local_engine(fit, data, plug_in, consts, dims, compress=False):
     plates = data_dims(model)
     fitted = {n.name: fit.bound.sizes[n.name] for n in model.of_kind("dim")
               if n.name not in plates and n.name in fit.bound.sizes}
-    bound = bind(model, data, given_consts, dims, fitted=fitted)
+    bound = bind(model, data, given_consts, dims, fitted=fitted,
+                 fitted_consts=frozenset(given_consts) - frozenset(consts or {}))
     factors = tuple(
         f for f in plan.factors if f.target in locals_ or model.nodes[f.target].kind == "data"
     )
