@@ -128,3 +128,15 @@ def test_predict_names_the_fitted_const_as_a_sizes_source():
     with pytest.raises(vp.VemError) as e:  # a const the caller gives is still named so
         fit.predict({"g": np.array([0, 3]), "y": np.zeros(2)}, consts={"G": 3})
     assert "consts={'G': 3}" in str(e.value)
+
+
+# --- option messages that name what is wrong ---------------------------------------------------
+# select(model, data, Q=[1, 2]) for a model without Q said "got none", as if no sweep was given;
+# fit(restarts=1.5) said "restarts must be at least 1" of a value above 1.
+
+def test_select_names_a_swept_name_the_model_lacks_and_fit_a_fractional_restarts():
+    m = vp.parse(PMIX)
+    with pytest.raises(vp.VemError, match=r"'Q': no const or dim of the model"):
+        vp.select(m, {"y": np.arange(4)}, Q=[1, 2])
+    with pytest.raises(vp.VemError, match=r"restarts must be a whole number >= 1; got 1.5"):
+        vp.fit(m, data={"y": np.arange(4)}, restarts=1.5)
