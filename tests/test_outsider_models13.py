@@ -140,3 +140,16 @@ def test_select_names_a_swept_name_the_model_lacks_and_fit_a_fractional_restarts
         vp.select(m, {"y": np.arange(4)}, Q=[1, 2])
     with pytest.raises(vp.VemError, match=r"restarts must be a whole number >= 1; got 1.5"):
         vp.fit(m, data={"y": np.arange(4)}, restarts=1.5)
+
+
+def test_a_swept_value_the_data_contradict_is_blamed_on_sweep(tmp_path, capsys):
+    """`--sweep G=2:3` with a category 2 in the data: "G = 2 from --set G=2", an option the user
+    had not given (round 11 fixed the "(from --set)" form of the same message only)."""
+    from vemppl.cli import main
+
+    (tmp_path / "g.vem").write_text(GROUPS)
+    np.savez(tmp_path / "d.npz", g=np.array([0, 1, 2]), y=np.zeros(3))
+    code = main(["fit", str(tmp_path / "g.vem"), "--data", str(tmp_path / "d.npz"), "--quiet",
+                 "--sweep", "G=2:3", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "G = 2 from --sweep); got 2 at index (2,)" in err and "--set" not in err

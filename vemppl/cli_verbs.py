@@ -225,6 +225,8 @@ def _fit_verb(args, out) -> int:
                                  max_iter=args.max_iter, tol=args.tol, **scale, **schedule, **{name: values})
                 except VemError as err:  # a swept value is no --set value (docs/cli.md: the command line's words)
                     err.message = re.sub(rf"'{name}' \(from (?:consts|dims)=\)", f"'{name}' (from --sweep)", err.message)
+                    err.message = re.sub(rf"\b{name} = (\S+) from (?:consts|dims)=\{{'{name}': [^}}]*\}}",
+                                         rf"{name} = \1 from --sweep", err.message)
                     raise
                 out.mkdir(parents=True, exist_ok=True)
                 sel.save_json(out / "sweep.json")
