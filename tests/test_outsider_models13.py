@@ -153,3 +153,17 @@ def test_a_swept_value_the_data_contradict_is_blamed_on_sweep(tmp_path, capsys):
                  "--sweep", "G=2:3", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and "G = 2 from --sweep); got 2 at index (2,)" in err and "--set" not in err
+
+
+def test_a_max_memory_refusal_names_the_option_and_reads_whole(tmp_path, capsys):
+    """`--max-memory 10` (docs/cli.md): the refusal said "(VEMPPL_MAX_MEMORY=10)", a variable the
+    user had not set, and "got  (every dim at 1 ...)" with nothing between for a model without
+    size constants."""
+    from vemppl.cli import main
+
+    (tmp_path / "m.vem").write_text(LOGREG)
+    np.savez(tmp_path / "d.npz", X=np.zeros((3, 2)), y=np.zeros(3))
+    code = main(["fit", str(tmp_path / "m.vem"), "--data", str(tmp_path / "d.npz"), "--quiet",
+                 "--max-memory", "10", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "(--max-memory 10)" in err and "got no size constants (every dim at 1" in err

@@ -181,6 +181,9 @@ def fit_verb(args) -> int:
     os.environ["VEMPPL_MAX_MEMORY"] = args.max_memory
     try:
         return _fit_verb(args, out)
+    except VemError as err:  # the limit the user gave is the option, not the variable set for it
+        err.message = err.message.replace(f"(VEMPPL_MAX_MEMORY={args.max_memory})", f"(--max-memory {args.max_memory})")
+        raise
     finally:
         if saved is None:
             os.environ.pop("VEMPPL_MAX_MEMORY", None)
