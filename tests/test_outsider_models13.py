@@ -53,7 +53,7 @@ def test_posterior_predictive_reads_the_fitted_params_and_networks():
     rng = np.random.default_rng(0)
     x = (rng.random((12, 4)) < [0.1, 0.3, 0.6, 0.9]).astype(float)
     fit = vp.fit(vp.parse(VAE), data={"x": x}, seed=0, max_iter=5)
-    pp = fit.posterior_predictive(30, seed=0)["x"].reshape(-1, 4)
+    pp = fit.posterior_predictive(20, seed=0)["x"].reshape(-1, 4)
     p = fit.params
     z = np.random.default_rng(1).normal(size=(20000, 1))
     logits = np.tanh(z @ p["dec"]["W0"] + p["dec"]["b0"]) @ p["dec"]["W1"] + p["dec"]["b1"] + p["b"]
@@ -99,7 +99,7 @@ def test_sample_posterior_of_loaded_results_equals_the_fits_bit_for_bit(tmp_path
     back = vp.load_results(fit.save(os.path.join(tmp_path, "r")))
     a, b = fit.sample_posterior(5, seed=3), back.sample_posterior(5, seed=3)
     assert sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
-    pa, pb = fit.posterior_predictive(2, seed=1)["y"], back.posterior_predictive(2, seed=1)["y"]
+    pa, pb = fit.posterior_predictive(1, seed=1)["y"], back.posterior_predictive(1, seed=1)["y"]
     assert np.array_equal(pa, pb)
 
 
@@ -118,9 +118,14 @@ for n in range(N) { y[n] ~ Normal(a[g[n]], 1.0) }
 """
 
 
-def test_predict_names_the_fitted_const_as_a_sizes_source():
+@pytest.fixture(scope="module")
+def groups_fit():
     g = np.array([0, 1, 2, 0, 1, 2])
-    fit = vp.fit(vp.parse(GROUPS), data={"g": g, "y": g * 1.0}, seed=0)
+    return vp.fit(vp.parse(GROUPS), data={"g": g, "y": g * 1.0}, seed=0)
+
+
+def test_predict_names_the_fitted_const_as_a_sizes_source(groups_fit):
+    fit = groups_fit
     with pytest.raises(vp.VemError) as e:
         fit.predict({"g": np.array([0, 3]), "y": np.zeros(2)})
     assert e.value.kind == "data" and "the fitted model's const G" in str(e.value)
@@ -167,3 +172,12 @@ def test_a_max_memory_refusal_names_the_option_and_reads_whole(tmp_path, capsys)
                  "--max-memory", "10", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and "(--max-memory 10)" in err and "got no size constants (every dim at 1" in err
+
+
+def test_posterior_predictive_checks_the_categories_of_new_covariates(groups_fit):
+    """A group index 3 of a fit with G = 3: an internal IndexError; now the data error fit gives."""
+    with pytest.raises(vp.VemError) as e:
+        groups_fit.posterior_predictive(2, data={"g": np.array([0, 3])})
+    assert e.value.kind == "data" and "'g' has a category out of range" in str(e.value)
+    y = groups_fit.posterior_predictive(1, data={"g": np.array([0.0, 2.0, 2.0])})["y"]  # whole floats, as fit
+    assert y.shape == (1, 3)

@@ -139,7 +139,8 @@ class Fit:
         # Point parameters are fixed values of the model (a network's weights are read by its call).
         consts.update({k: v for k, v in self.params.items() if not isinstance(v, dict)})
         networks = {k: v for k, v in self.params.items() if isinstance(v, dict)}
-        sizes = replicate_sizes(self, data) if data else self.bound.sizes
+        sizes, checked = replicate_sizes(self, data) if data else (self.bound.sizes, {})
+        covariates.update(checked)
         # Every draw's globals at once (one NumPy sampler call per block), then each data set.
         globals_ = numpy_draws(self, [self.plan.block(j) for j in self.state.eta if j not in locals_], draws, seed)
         keys = jax.random.split(jax.random.PRNGKey(seed), draws)

@@ -18,6 +18,8 @@ from ..diagnostics import VemError
 from ..ir.expr import Name
 from ..elj.moments import block_entries
 from ..engine.bind import bind
+from ..engine.bind_values import _as_array, _check_support, check_categories
+from ..elj.evaluate import size_of
 from ..engine.cavi import Engine
 from ..engine.compress import compress_plate
 from ..families import get_family
@@ -94,13 +96,15 @@ def _posterior_mean(fam, eta):
 __all__ = ["local_blocks"]
 
 
-def replicate_sizes(fit, data: dict) -> dict:
-    """The sizes of replicated data sets whose covariates are the arrays of ``data``: a dim of a
-    data plate (``N`` of ``X: real[N, P]``) takes the given array's size, every other dim (``P``,
-    sized by the globals) keeps the fit's, and an array that disagrees with either is a ``data``
-    error naming it, as in ``predict``."""
+def replicate_sizes(fit, data: dict) -> tuple[dict, dict]:
+    """The sizes of replicated data sets whose covariates are the arrays of ``data``, and those
+    arrays checked as ``fit`` checks data (support, categories): a dim of a data plate (``N`` of
+    ``X: real[N, P]``) takes the given array's size, every other dim (``P``, sized by the globals)
+    keeps the fit's, and an array that disagrees with either is a ``data`` error naming it, as in
+    ``predict``."""
     sizes, plates, given_by = dict(fit.bound.sizes), data_dims(fit.model), {}
     nodes = [n for n in fit.model.of_kind("data") if n.name in data]
+    data = {n.name: _as_array(n, data[n.name]) for n in nodes}  # a ragged list: a data error naming it
     for node in nodes:  # the plates' sizes first, so that any order of the arrays agrees
         for axis, e in enumerate(node.type.shape):
             if isinstance(e, Name) and e.id in plates and e.id not in given_by and axis < np.ndim(data[node.name]):
@@ -118,4 +122,11 @@ def replicate_sizes(fit, data: dict) -> dict:
             raise VemError("data", f"'{node.name}' ({src}) has shape {shape}, which disagrees with the sizes of the "
                            f"replicated data ({plate_src}; other dims as fitted). Expected shape "
                            f"{tuple(w if w is not None else '?' for w in want)}", node.span)
-    return sizes
+    checked = {}
+    for node in nodes:
+        if not node.defs:  # a covariate: read by the replicates, so checked as fit checks it
+            arr, _ = _check_support(node, data[node.name], None, False, True)
+            if node.type.base == "cat":
+                check_categories(node, arr, size_of(node.type.bound, sizes, node.name), " in the fit")
+            checked[node.name] = arr
+    return sizes, checked
