@@ -185,7 +185,7 @@ def _check_options(seed, restarts, max_iter, tol):
     if not (_whole(seed) and 0 <= seed <= 2**32 - 1):
         raise VemError("data", f"seed must be a whole number in 0 … 2**32 - 1; got {seed!r}")
     if not (_whole(restarts) and restarts >= 1):
-        raise VemError("data", f"restarts must be at least 1; got {restarts!r}")
+        raise VemError("data", f"restarts must be a whole number >= 1; got {restarts!r}")
     if not (_whole(max_iter) and max_iter >= 1):
         raise VemError("data", f"max_iter must be a whole number >= 1; got {max_iter!r}")
     if tol is not None and not (isinstance(tol, (int, float, np.integer, np.floating)) and not isinstance(tol, bool)

@@ -181,6 +181,9 @@ def fit_verb(args) -> int:
     os.environ["VEMPPL_MAX_MEMORY"] = args.max_memory
     try:
         return _fit_verb(args, out)
+    except VemError as err:  # the limit the user gave is the option, not the variable set for it
+        err.message = err.message.replace(f"(VEMPPL_MAX_MEMORY={args.max_memory})", f"(--max-memory {args.max_memory})")
+        raise
     finally:
         if saved is None:
             os.environ.pop("VEMPPL_MAX_MEMORY", None)
@@ -225,6 +228,8 @@ def _fit_verb(args, out) -> int:
                                  max_iter=args.max_iter, tol=args.tol, **scale, **schedule, **{name: values})
                 except VemError as err:  # a swept value is no --set value (docs/cli.md: the command line's words)
                     err.message = re.sub(rf"'{name}' \(from (?:consts|dims)=\)", f"'{name}' (from --sweep)", err.message)
+                    err.message = re.sub(rf"\b{name} = (\S+) from (?:consts|dims)=\{{'{name}': [^}}]*\}}",
+                                         rf"{name} = \1 from --sweep", err.message)
                     raise
                 out.mkdir(parents=True, exist_ok=True)
                 sel.save_json(out / "sweep.json")

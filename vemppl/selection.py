@@ -139,8 +139,11 @@ def select(model, data: dict, *, restarts: int = 3, seed: int = 0, heldout: dict
     swept = [k for k, v in kwargs.items() if kinds.get(k) in ("const", "dim")]
     if len(swept) != 1:
         names = ", ".join(n for n, k in kinds.items() if k in ("const", "dim"))
+        # A sequence under a name the model lacks (a misspelt K) is named, not reported as no sweep.
+        unknown = [k for k, v in kwargs.items() if k not in kinds and isinstance(v, (range, list, tuple, np.ndarray))]
+        lacks = f" ({', '.join(map(repr, unknown))}: no const or dim of the model)" if unknown else ""
         raise VemError("data", f"select needs exactly one swept const or dim (one of {names}) given as a range; "
-                       f"got {swept or 'none'}")
+                       f"got {swept or 'none'}{lacks}")
     name = swept[0]
     values = list(kwargs.pop(name))
     if not values:

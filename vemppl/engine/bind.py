@@ -41,11 +41,13 @@ from ..data_checks import check_bound, check_size_limit, prepare_data
 
 def bind(model: ModelGraph, data: dict, consts: dict | None = None, dims: dict | None = None,
          mask: dict | None = None, strict: bool = False, fitted: dict | None = None,
-         own_ranges: frozenset = frozenset()) -> Bound:
+         own_ranges: frozenset = frozenset(), fitted_consts: frozenset = frozenset()) -> Bound:
     """``fitted``: sizes a fit fixed (the globals' sizes, for new data in ``predict``); an array
     that disagrees is a ``data`` error saying so, as for two arrays that disagree.
     ``own_ranges``: ``cat`` arrays whose category ranges the caller checks over more rows than
-    ``data`` holds (SVI's stream: ``data`` is one batch), with ``Bound.sources``."""
+    ``data`` holds (SVI's stream: ``data`` is one batch), with ``Bound.sources``.
+    ``fitted_consts``: the names in ``consts`` that a fit fixed rather than the caller gave, said
+    so where a message names a value's source."""
     data = _mapping("data", data)
     consts, dims, mask = _mapping("consts", consts), _mapping("dims", dims), _mapping("mask", mask)
     data, mask = prepare_data(model, data, mask)  # np.ma masks, values past int64/float64 (issue #23)
@@ -136,7 +138,8 @@ def bind(model: ModelGraph, data: dict, consts: dict | None = None, dims: dict |
         if expect is not None:
             _check_axis(node, axis, e, got, expect, shape, want, given_by)
 
-    given_by = {**given_by, **{c: f"consts={{'{c}': {sizes[c]}}}" if c in consts else f"the model's const {c}"
+    given_by = {**given_by, **{c: f"the fitted model's const {c}" if c in fitted_consts
+                               else f"consts={{'{c}': {sizes[c]}}}" if c in consts else f"the model's const {c}"
                                for c in (n.name for n in model.of_kind("const")) if c in size_names}}
     for node in model.of_kind("data"):  # a category bound says where it came from, a const's too
         if node.type.base == "cat" and node.name not in own_ranges:

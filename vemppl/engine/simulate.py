@@ -20,8 +20,10 @@ from ..elj.evaluate import _Context
 from ..elj.plates import definition_index, plate_shape
 
 
-def simulate(model, sizes: dict, values: dict, key, skip=()) -> dict:
-    """Draw every random node not in ``values`` (nor in ``skip``) given ``values``."""
+def simulate(model, sizes: dict, values: dict, key, skip=(), params=None) -> dict:
+    """Draw every random node not in ``values`` (nor in ``skip``) given ``values``;
+    ``params``: the networks' weights by name, for the statements that call them."""
+    params = params or {}
     values = {k: np.asarray(v) for k, v in values.items()}
     g = model.graph.copy()
     g.remove_edges_from([(u, v) for u, v in g.edges if u == v])
@@ -33,12 +35,12 @@ def simulate(model, sizes: dict, values: dict, key, skip=()) -> dict:
         out = None
         for d in node.defs:
             key, sub = jax.random.split(key)
-            out = _draw_definition(model, name, d, sizes, values, out, sub)
+            out = _draw_definition(model, name, d, sizes, values, out, sub, params)
         values[name] = out
     return values
 
 
-def _draw_definition(model, name, d: Definition, sizes, values, out, key, one_step=False):
+def _draw_definition(model, name, d: Definition, sizes, values, out, key, params, one_step=False):
     markov = [] if one_step else [i for i, ix in enumerate(d.indices) if _reads_own_lag(d, name, ix)]
     if markov:
         # Draw along the Markov loop one step at a time (the step reads the previous one).
@@ -49,10 +51,10 @@ def _draw_definition(model, name, d: Definition, sizes, values, out, key, one_st
             key, sub = jax.random.split(key)
             step = Definition(tuple(Loop(lp.var, Num(t), Num(t + 1)) if lp.var == var else lp for lp in d.loops),
                               d.indices, d.dist, d.args)
-            out = _draw_definition(model, name, step, sizes, {**values, name: out}, out, sub, one_step=True)
+            out = _draw_definition(model, name, step, sizes, {**values, name: out}, out, sub, params, one_step=True)
         return out
     fam = get_family(d.dist)
-    ctx = _Context(model, d.loops, (), sizes, values, {}, {}, None)
+    ctx = _Context(model, d.loops, (), sizes, values, {}, params, None)
     args = {k: jnp.asarray(ctx.ev(e).value, dtype=float) for k, e in d.args}
     dist = fam.numpyro_dist(**args)
     grid = tuple(stop - start for _, start, stop in ctx.loops)

@@ -135,7 +135,8 @@ def check_memory(model, sizes: dict, max_memory=None, stand_in: bool = False, lo
             "resource",
             f"the fit would need at least {_human(need)} of memory (largest: {what}), more than the limit of "
             f"{_human(limit)} ({source}). Expected sizes whose arrays fit in memory; got "
-            + ", ".join(f"{k} = {v}" for k, v in _named_sizes(model, sizes, stand_in or lower_bound))
+            + (", ".join(f"{k} = {v}" for k, v in _named_sizes(model, sizes, stand_in or lower_bound))
+               or "no size constants")
             + (" (every dim at a small stand-in size)" if stand_in else "")
             + (" (every dim at 1, the least any data can give)" if lower_bound else ""),
             span,

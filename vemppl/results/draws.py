@@ -76,7 +76,10 @@ def draw_blocks(fit, blocks, n, seed=0) -> dict:
     """``n`` draws from q of each block in ``blocks``, by node (a joint block's members jointly)."""
     rng = np.random.default_rng(seed)
     out = {}
-    for b in blocks:
+    # One stream shared by the blocks in turn, so in the plan's order: a loaded fit's state lists its
+    # blocks in the saved file's order, and the same seed must give the same draws as the fit's.
+    order = [b.name for b in fit.plan.blocks]
+    for b in sorted(blocks, key=lambda b: order.index(b.name) if b.name in order else len(order)):
         fam, eta = get_family(b.family), fit.state.eta[b.name]
         if b.members:
             key = jax.random.PRNGKey(int(rng.integers(2**31)))

@@ -20,7 +20,7 @@ from ..plan import MStep
 from .arviz import to_arviz as arviz_data
 from .io import check_consistent, read, save
 from .draws import draw_blocks as numpy_draws
-from .local import local_blocks
+from .local import local_blocks, replicate_sizes
 from .posterior import compiled_posterior, posterior_of
 from .predict import Prediction, predict, predictive_density
 
@@ -136,13 +136,19 @@ class Fit:
         covariates = {n.name: v for n in self.model.of_kind("data") if not n.defs
                       for v in [(data or {}).get(n.name, self.bound.values.get(n.name))] if v is not None}
         consts = {k: v for k, v in self.bound.values.items() if k in {n.name for n in self.model.of_kind("const")}}
+        # Point parameters are fixed values of the model (a network's weights are read by its call).
+        consts.update({k: v for k, v in self.params.items() if not isinstance(v, dict)})
+        networks = {k: v for k, v in self.params.items() if isinstance(v, dict)}
+        sizes, checked = replicate_sizes(self, data) if data else (self.bound.sizes, {})
+        covariates.update(checked)
         # Every draw's globals at once (one NumPy sampler call per block), then each data set.
         globals_ = numpy_draws(self, [self.plan.block(j) for j in self.state.eta if j not in locals_], draws, seed)
         keys = jax.random.split(jax.random.PRNGKey(seed), draws)
         out = {name: [] for name in observed}
         for r in range(draws):
-            values = simulate(self.model, self.bound.sizes,
-                              {**consts, **covariates, **{j: v[r] for j, v in globals_.items()}}, keys[r])
+            values = simulate(self.model, sizes,
+                              {**consts, **covariates, **{j: v[r] for j, v in globals_.items()}}, keys[r],
+                              params=networks)
             for name in observed:
                 out[name].append(values[name])
         return {k: np.stack(v) for k, v in out.items()}
