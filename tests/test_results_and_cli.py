@@ -268,3 +268,28 @@ def test_posterior_predictive_of_a_chain_and_a_regression():
     assert np.corrcoef(rep.mean(0), y)[0, 1] > 0.98
     h = vp.fit(vp.load(ROOT / "models/hmm.vem"), {"x": blobs(60)}, consts={"K": 3})
     assert h.posterior_predictive(draws=2)["x"].shape == (2, 60, 2)
+
+
+def test_predict_out_writes_the_posterior_means_of_continuous_locals(tmp_path, capsys):
+    """``vemppl predict --out`` wrote only categorical locals, so a model whose locals are
+    continuous got an empty archive.  Here q(z_n) given x_n and the fitted q(μ) is exactly
+    N((E[μ] + x_n)/2, 1/2) (precisions 1 and 1), so ``z_mean`` is known in closed form."""
+    from vemppl.cli import main
+
+    text = """model loc
+dim N
+data x: real[N]
+mu ~ Normal(0, precision = 1e-2)
+for n in range(N) {
+    z[n] ~ Normal(mu, 1.0)
+    x[n] ~ Normal(z[n], 1.0)
+}"""
+    rng = np.random.default_rng(0)
+    fit = vp.fit(vp.parse(text), {"x": 2.0 + rng.normal(size=40) * 1.5})
+    fit.save(tmp_path / "res")
+    new = rng.normal(size=7)
+    np.savez(tmp_path / "new.npz", x=new)
+    assert main(["predict", str(tmp_path / "res"), "--data", str(tmp_path / "new.npz"),
+                 "--out", str(tmp_path / "pred.npz")]) == 0
+    with np.load(tmp_path / "pred.npz") as out:
+        np.testing.assert_allclose(out["z_mean"], (float(fit.posterior["mu"].mean) + new) / 2, rtol=1e-8)

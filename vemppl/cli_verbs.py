@@ -318,6 +318,8 @@ def predict_verb(args) -> int:
             if hasattr(mu, "onehot"):
                 arrays[f"{j}_probabilities"] = np.asarray(mu.onehot)
                 arrays[f"{j}_assignments"] = np.asarray(mu.onehot).argmax(-1)
+            else:  # a continuous local (factor analysis's z[n]): its posterior mean
+                arrays[f"{j}_mean"] = np.asarray(pred.posterior[j].mean)
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)
         _atomic_write(Path(args.out), buf.getvalue())
