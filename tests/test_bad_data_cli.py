@@ -77,3 +77,42 @@ def test_bad_data_exits_2_with_a_located_message(name, tmp_path, capsys):
     for phrase in phrases:
         assert phrase in head, err
     assert not (tmp_path / "out").exists()
+
+
+def test_an_object_array_in_the_data_is_named_not_called_damaged(tmp_path, capsys):
+    """``np.savez`` of a ragged list stores a pickled object array: it was 'damaged or
+    truncated?' (an io error about the file) though the file is whole."""
+    path = tmp_path / "c.vem"
+    path.write_text(COUNTS)
+    np.savez(tmp_path / "d.npz", k=np.array([[1, 2], [3]], dtype=object))
+    code = main(["fit", str(path), "--data", str(tmp_path / "d.npz"), "--quiet", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "damaged" not in err and "internal error" not in err, err
+    assert "array 'k'" in err and "dtype=object" in err, err
+
+
+MEAN_ONLY = """model m
+dim N
+data x: real[N]
+mu ~ Normal(0, 1)
+for n in range(N) { x[n] ~ Normal(mu, 1) }
+"""
+
+
+def test_predict_out_is_an_npz_name_and_never_an_empty_archive(tmp_path, capsys):
+    """``predict --out p`` wrote an .npz archive under the name ``p``; a model with no local
+    latents wrote an empty archive without a word."""
+    path = tmp_path / "m.vem"
+    path.write_text(MEAN_ONLY)
+    np.savez(tmp_path / "d.npz", x=np.linspace(-1.0, 2.0, 12))
+    data, res = str(tmp_path / "d.npz"), str(tmp_path / "res")
+    assert main(["fit", str(path), "--data", data, "--quiet", "--out", res]) == 0
+    capsys.readouterr()
+    assert main(["predict", res, "--data", data, "--out", str(tmp_path / "p")]) == 2
+    assert "ending in .npz" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
+    assert main(["predict", res, "--data", data, "--out", str(tmp_path / "p.npz")]) == 2
+    assert "nothing to write" in capsys.readouterr().err and not (tmp_path / "p.npz").exists()
+    assert main(["predict", res, "--data", data, "--out", str(tmp_path / "p.npz"), "--density"]) == 0
+    with np.load(tmp_path / "p.npz") as npz:
+        assert npz.files == ["log_predictive_density"] and npz["log_predictive_density"].shape == (12,)

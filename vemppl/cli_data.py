@@ -39,7 +39,7 @@ def read_data(path, model) -> dict:
                                    "save the arrays with np.savez, or give an .npy or .csv file its own suffix")
         try:
             with np.load(path, allow_pickle=False) as npz:
-                return {k: npz[k] for k in npz.files}
+                return {k: _npz_member(path, npz, k) for k in npz.files}
         except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise VemError("io", f"'{path}' is not a readable .npz file (damaged or truncated?): {exc}") from None
     if path.suffix == ".npy":
@@ -53,6 +53,19 @@ def read_data(path, model) -> dict:
     if path.suffix == ".csv":
         return _read_csv(path, model)
     raise VemError("io", f"unsupported data file '{path.name}': use .npz, .npy or .csv")
+
+
+def _npz_member(path, npz, name):
+    """One array of an .npz archive; an array of Python objects (``np.savez`` of a ragged list
+    or of mixed types stores one, readable only by unpickling) is named, not called damaged."""
+    try:
+        return npz[name]
+    except ValueError as exc:
+        if "allow_pickle" not in str(exc):
+            raise
+        raise VemError("data", f"'{path}': array '{name}' holds Python objects (dtype=object), which are never "
+                               "unpickled; save it as a numeric array of one shape "
+                               "(np.asarray(x, dtype=float) or int)") from None
 
 
 def _starts_as_zip(path) -> bool:

@@ -106,7 +106,8 @@ def add_all(verbs):
     p.add_argument("--compress", choices=("auto", "yes", "no"), default="auto",
                    help="the new data's repeated discrete rows fitted once, weighted by their count, as in fit")
     p.add_argument("--out", metavar="FILE.npz", type=Path,
-                   help="write assignments and probabilities of categorical locals (checked before predicting)")
+                   help="write assignments and probabilities of categorical locals, the means of the other locals "
+                        "and, with --density, the per-point densities (an .npz name, checked before predicting)")
     p.add_argument("--density", choices=("auto", "exact", "mc"), nargs="?", const="auto",
                    help="also the per-point log posterior predictive density: exact where the model allows "
                         "(auto, the default; exact fails otherwise) or Monte Carlo (mc)")
@@ -281,6 +282,9 @@ def updates_verb(args) -> int:
 
 def predict_verb(args) -> int:
     if args.out is not None:
+        if Path(args.out).suffix != ".npz":  # np.savez's format: a name without .npz was written as given
+            raise VemError("io", f"--out {args.out}: predictions are written as an .npz archive; "
+                                 "give a name ending in .npz")
         cli_args.writable_file(args.out, "--out")  # before predicting
     cli_args.readable_file(args.data, "data", folder_ok=True)
     if not Path(args.results).is_dir():
@@ -320,6 +324,9 @@ def predict_verb(args) -> int:
                 arrays[f"{j}_assignments"] = np.asarray(mu.onehot).argmax(-1)
             else:  # a continuous local (factor analysis's z[n]): its posterior mean
                 arrays[f"{j}_mean"] = np.asarray(pred.posterior[j].mean)
+        if not arrays:  # an empty archive would say nothing was inferred without a word
+            raise VemError("data", f"--out {args.out}: nothing to write: the model has no local latents to "
+                                   "re-infer; add --density to write the per-point log predictive densities")
         buf = io.BytesIO()
         np.savez_compressed(buf, **arrays)
         _atomic_write(Path(args.out), buf.getvalue())
