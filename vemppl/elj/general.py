@@ -179,17 +179,47 @@ def _monte_carlo(fam, sources, R, tracker, span):
             return cache[id(x)]
         return None
 
-    # A discrete latent as the factor's value is summed out, not drawn: E[log p(z | θ)] =
-    # Σ_k E[z = k] log p(k | θ) is affine in q(z)'s mean, so the family reads its moments
-    # beside the drawn arguments (a Categorical whose probs are softmax(V @ x[n])), and its
-    # update stays closed-form CAVI (the draws of θ do not depend on q(z)).
+    # The factor's value, a latent block, is read by its moments beside the drawn arguments
+    # where the family can: E[log p(x | θ)] = E_θ[⟨η(θ), E[T(x)]⟩ − A(θ)] + E[log h(x)] is
+    # affine in q(x)'s mean parameters when T is its family's statistics, so q(x) keeps its
+    # closed-form CAVI update and only the arguments are drawn (θ ~ Dirichlet(fill(a, K))
+    # with a latent a: q(θ) Dirichlet in closed form, a by natural gradient).  A discrete
+    # value is summed the same way: Σ_k E[z = k] log p(k | θ).  q factorises over blocks,
+    # so the draws of θ are independent of q(x) unless θ reads x's block (then x is drawn).
+    value = sources["value"]
+    if _by_moments(value, sources):
+        saved = snapshot(tracker)
+        try:
+            return _mean_over_draws(fam, sources, leaf, tracker, keep="value")
+        except (M.NoMoment, M.NotFixed):  # the family reads the value at points (a Student-t)
+            if _summed(value):
+                raise
+            restore(tracker, saved)
+    return _mean_over_draws(fam, sources, leaf, tracker)
+
+
+def _mean_over_draws(fam, sources, leaf, tracker, keep=None):
+    """(1/S) Σ_s E[log p(value | args_s)]: every random source at its draws but ``keep``,
+    which the family reads by its moments."""
     for k, s in sources.items():
-        if not (k == "value" and _summed(s)):
+        if k != keep:
             _flag(tracker, s, _MONTE_CARLO)
-    vals = {k: _source_at(s, leaf) for k, s in sources.items() if not (k == "value" and _summed(s))}
-    elp = fam.expected_log_prob(vals.pop("value", sources["value"]), **vals)
+    vals = {k: (s if k == keep else _source_at(s, leaf)) for k, s in sources.items()}
+    elp = fam.expected_log_prob(vals.pop("value"), **vals)
     elp = jnp.broadcast_to(elp, jnp.broadcast_shapes(jnp.shape(elp), (DRAWS,) + (1,) * (jnp.ndim(elp) - 1)))
     return jnp.mean(elp, axis=0)
+
+
+def _by_moments(value, sources) -> bool:
+    """Whether the factor's value may be read by its moments beside drawn arguments: a view of
+    one latent block (not a point parameter, not an expression) that no argument reads."""
+    if _summed(value):
+        return True
+    if type(value) not in (M.BlockMoments, ElementRead) or value.family is M.PointMass:
+        return False
+    others = {lf.block for k, s in sources.items() if k != "value" for lf in _leaves(s)
+              if isinstance(lf, M.BlockMoments)}
+    return value.block not in others
 
 
 def _summed(src) -> bool:
