@@ -65,6 +65,12 @@ for n in range(N) {
     for text in (rows, matmul):
         (r,) = vp.compile_model(vp.parse(text)).rotations
         assert (r.scaled, r.rotated, r.refresh) == ("W", "z", ("alpha",))
+        assert r.summarised == ("W", "z")
+    # a prior mean per point: z's rows are not one function of their mean (the step reads them all)
+    per_point = BPCA.replace("data x: real[N, D]", "data x: real[N, D]\ndata c: real[N, L]").replace(
+        "z[n] ~ MvNormal(zeros(L), eye(L))", "z[n] ~ MvNormal(c[n], eye(L))")
+    (r,) = vp.compile_model(vp.parse(per_point)).rotations
+    assert r.summarised == ("W",)
     point_w = """model fa
 dim N, D
 const L = 2
