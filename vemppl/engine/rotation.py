@@ -246,4 +246,4 @@ class Rotated:
         return state, elbo
 
 
-__all__ = ["ITERATIONS", "START", "Rotated", "objective", "ready", "refit", "step", "terms", "transform"]
+__all__ = ["ITERATIONS", "NEGLIGIBLE", "START", "Rotated", "objective", "ready", "refit", "step", "summary", "terms", "transform"]
