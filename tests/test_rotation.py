@@ -65,6 +65,12 @@ for n in range(N) {
     for text in (rows, matmul):
         (r,) = vp.compile_model(vp.parse(text)).rotations
         assert (r.scaled, r.rotated, r.refresh) == ("W", "z", ("alpha",))
+        assert r.summarised == ("W", "z")
+    # a prior mean per point: z's rows are not one function of their mean (the step reads them all)
+    per_point = BPCA.replace("data x: real[N, D]", "data x: real[N, D]\ndata c: real[N, L]").replace(
+        "z[n] ~ MvNormal(zeros(L), eye(L))", "z[n] ~ MvNormal(c[n], eye(L))")
+    (r,) = vp.compile_model(vp.parse(per_point)).rotations
+    assert r.summarised == ("W",)
     point_w = """model fa
 dim N, D
 const L = 2
@@ -94,25 +100,45 @@ for n in range(N) {
 def fits():
     x = _data()
     model = vp.parse(BPCA)
-    rotated = vp.fit(model, {"x": x})
+    # the engine and state of the first step, on the fit's 2r weighted moment rows of z
+    seen, call = [], rt.Rotated.__call__
+
+    def spy(self, state):
+        if self.active and not seen:
+            seen.append((self.engine, state))
+        return call(self, state)
+
+    rt.Rotated.__call__ = spy
+    try:
+        rotated = vp.fit(model, {"x": x})
+    finally:
+        rt.Rotated.__call__ = call
     plain = vp.fit(model, {"x": x}, max_iter=20000, tol=1e-12, algorithm=vp.cavi(accelerate=False))
-    return x, rotated, plain
+    return x, rotated, plain, seen[0]
 
 
-def test_step_matches_closed_form(fits):
+@pytest.mark.parametrize("where", ["every row", "moment rows"])
+def test_step_matches_closed_form(fits, where):
     """The ELBO terms the step maximises, at a fixed R less at R = I, against Luttinen & Ilin's
-    closed form for this graph (the data term is invariant; q(alpha) re-fitted)."""
+    closed form for this graph (the data term is invariant; q(alpha) re-fitted), on the fitted
+    state (a row per point) and on the state of the fit's first step (weighted moment rows, whose
+    counts the sums take: the step reads the rows' weighted mean)."""
     import jax
 
-    x, rotated, _ = fits
-    eng, state = rotated.engine, rotated.state
+    x, rotated, _, first = fits
+    eng, state = (rotated.engine, rotated.state) if where == "every row" else first
     (rot,) = eng.plan.rotations
+    assert rot.summarised == ("W", "z")
     n, d = x.shape
     counts = (rt.count(eng, state, "W"), rt.count(eng, state, "z"))
-    value = jax.jit(lambda r: rt.objective(eng, rot, rt.terms(eng, rot), counts, state, r)[0])
+    summ = rt.summary(eng, rot, state)
+    value = jax.jit(lambda r: rt.objective(eng, rot, rt.terms(eng, rot), counts, state, summ, r))
     r = np.eye(3) + 0.1 * np.random.default_rng(1).normal(size=(3, 3))
     got = float(value(r)) - float(value(np.eye(3)))
-    s_z = np.asarray(state.mu["z"].outer).sum(0)
+    outer = np.asarray(state.mu["z"].outer)
+    weights = np.ones(len(outer)) if where == "every row" else np.asarray(eng.unit_weights.weights)
+    assert len(outer) < n or where == "every row"
+    s_z = np.einsum("n,nij->ij", weights, outer)
     s_w = np.asarray(state.mu["W"].outer).sum(0)
     a_n = 1e-3 + d / 2
 
@@ -125,7 +151,7 @@ def test_step_matches_closed_form(fits):
 
 
 def test_rotated_fit_reaches_long_plain_fit(fits):
-    _, rotated, plain = fits
+    _, rotated, plain, _ = fits
     assert rotated.converged and plain.converged
     assert_elbo_monotone(rotated.elbo_trace)
     assert rotated.iterations * 5 < plain.iterations

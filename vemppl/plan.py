@@ -123,12 +123,15 @@ class Rotation:
     """A bilinear pair of multivariate Normal blocks (``compiler/rules/rotation.py``):
     ``scaled`` (global, ``W → W R⁻¹``) and ``rotated`` (local, ``z → R z``); ``refresh``: the
     closed-form blocks re-fitted after the transformation (an ARD precision); ``invariant``:
-    the indices in ``Plan.factors`` of the factors the transformation leaves unchanged."""
+    the indices in ``Plan.factors`` of the factors the transformation leaves unchanged;
+    ``summarised``: the pair's blocks whose own factor is the same for every row, which the step
+    reads through their rows' weighted mean (an L-vector and an L×L matrix)."""
 
     scaled: str
     rotated: str
     refresh: tuple[str, ...] = ()
     invariant: tuple[int, ...] = ()
+    summarised: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

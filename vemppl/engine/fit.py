@@ -145,7 +145,7 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
             nonlocal compile_seconds
             run_sweep = sweep
             if a.accelerate and plan.rotations and devices is None:  # a bilinear pair (engine/rotation.py)
-                run_sweep = Rotated(sweep, engine, plan.rotations)
+                run_sweep = Rotated(sweep, engine, plan.rotations, tol)
             if a.accelerate and reads_rate(engine, initial):  # a fixed monotone map, as SQUAREM's forecast too assumes
                 run_sweep = Accelerated(run_sweep, engine, tol)  # engine/accel.py: acts only on a slow trace
             state, trace, converged, it, c = _run(run_sweep, place(initial), sweeps, tol, Progress(show, label, sweeps),

@@ -17,8 +17,11 @@ orientation): VB-PCA with ARD switches an unused column off over thousands of sw
 and returns the transformed state only when its value is above the value at R = I (exactly:
 the other factors do not change), so the ELBO never decreases.  Every term is the engine's own
 (``expected_log_joint``, ``block_entropy``, the CAVI target): nothing here is written per model.
-R⁻¹ and log|det R| come from the Cholesky factor of RᵀR in plain JAX (``families/_linalg``,
-no LAPACK call: docs/engine.md, Numerics).
+A block of the pair whose own factor is the same for every row (``Rotation.summarised``) enters
+through its rows' weighted mean alone (Luttinen & Ilin's Σ_n⟨z_n z_nᵀ⟩, Σ_j⟨w_j w_jᵀ⟩): R moves
+one L-vector and one L×L matrix, broadcast to the rows, where it moved every row's, and the
+L-BFGS loop carries R alone.  R⁻¹ and log|det R| are ``jnp.linalg``'s (one unbatched L×L LU:
+not the batched calls whose thread-pool waits ``families/_linalg`` avoids).
 
 Pure functions (``transform``, ``objective``, ``step``); ``Rotated`` is the host wrapper that
 runs the jitted step before an engine's sweep (``engine/fit.py``) once ``ready``.
@@ -33,8 +36,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from ..families import _linalg as la
-from .programs import FAST_COMPILE
+from ..elj.moments import block_entries
+from .programs import ONE_SHOT
 
 #: L-BFGS iterations per step (BayesPy's ``RotationOptimizer.rotate`` takes 10 by default).
 ITERATIONS = 30
@@ -47,6 +50,9 @@ SETTLED = 1e-15
 #: with 3 components 30 nats below plain CAVI's 5, digits (L = 20) 3131 nats below; started
 #: here (or at 1e-4) each reached the best optimum seen (docs/engine.md).
 START = 1e-5
+#: A step that gains at most this times ``tol`` of the ELBO is followed by sweeps without a step
+#: (``Rotated``): the stopping rule's floor for a rise it reads no rate from (engine/loop.py).
+NEGLIGIBLE = 1e-3
 #: The factor a step shrinks by after a step that did not raise the objective (and grows by,
 #: up to 1, after one that did).
 SHRINK = 0.25
@@ -67,12 +73,17 @@ def transform(families, rot, state, r, ri):
     return state._replace(eta=eta, mu=mu)
 
 
-def refit(engine, rot, state):
-    """``state`` with each of ``rot.refresh`` at its CAVI target (global closed-form blocks)."""
+def refit(engine, rot, state, extra=None):
+    """``state`` with each of ``rot.refresh`` at its CAVI target (global closed-form blocks);
+    ``extra``: table entries that replace blocks of ``state`` (``objective``'s pair)."""
     for j in rot.refresh:
         fam = engine.families[j]
-        grad = engine.target_part(state, j, engine._local(j), engine.data)
-        eta_j = fam.tidy_natural(fam.Stats(*grad))
+
+        def value(mu_j, j=j, state=state):
+            return engine.expected_log_joint({**state.mu, j: mu_j}, state.eta, state.params, engine.data,
+                                             factors=engine._local(j), extra_blocks=extra, key=state.key)
+
+        eta_j = fam.tidy_natural(fam.Stats(*jax.grad(value)(state.mu[j])))
         state = state._replace(eta={**state.eta, j: eta_j}, mu={**state.mu, j: fam.expected_stats(eta_j)})
     return state
 
@@ -91,18 +102,47 @@ def count(engine, state, j):
     return engine.block_entropy(state, j, jnp.ones(state.mu[j].mean.shape[:-1], state.mu[j].mean.dtype))
 
 
-def objective(engine, rot, factors, counts, state, r):
-    """(the ELBO's terms that move with R at ``R``, less a constant; the state there).  The
-    pair's entropies move by log|det R| per vector: ``+`` for each z_n, ``−`` for each w_j."""
-    tril = la._chol(r.T @ r)
-    ri = la.solve_upper_t(tril, la.solve_lower(tril, r.T))  # R⁻¹ = (RᵀR)⁻¹Rᵀ, plain JAX
-    logdet = 0.5 * la.chol_logdet(tril)
-    new = refit(engine, rot, transform(engine.families, rot, state, r, ri))
-    value = engine.expected_log_joint(new.mu, new.eta, new.params, engine.data, factors=factors, key=new.key)
+def summary(engine, rot, state):
+    """{block of the pair: the mean parameters the objective transforms}: for a block in
+    ``rot.summarised``, its rows' mean weighted as ``block_entropy`` counts them (a merged row
+    as often as it stands), one L-vector and one L×L matrix; for another, all its rows."""
+    out = {}
+    for j in (rot.scaled, rot.rotated):
+        mu = state.mu[j]
+        if j in rot.summarised:
+            ones = jnp.ones(mu.mean.shape[:-1], mu.mean.dtype)
+            w = jax.grad(lambda h, j=j: engine.block_entropy(state, j, h))(ones)  # each row's count
+            mu = type(mu)(*(jnp.tensordot(w, x, axes=w.ndim) / jnp.sum(w) for x in mu))
+        out[j] = mu
+    return out
+
+
+def objective(engine, rot, factors, counts, state, summ, r):
+    """The ELBO's terms that move with R at ``R``, less a constant.  The pair's mean
+    parameters are ``summ`` (``summary``) transformed and broadcast to their rows: a summarised
+    block's factors are affine in each row with the rows' coefficients shared, so their sum
+    over the rows at the rows' mean is their sum at the rows (module docstring of
+    ``compiler/rules/rotation.py``), and so are the re-fitted blocks' targets.  The pair's
+    entropies move by log|det R| per vector: ``+`` for each z_n, ``−`` for each w_j.  Each
+    evaluation costs O(L³) and elementwise passes over the rows, not O(rows·L³)."""
+    ri = jnp.linalg.inv(r)
+    logdet = jnp.linalg.slogdet(r)[1]
+    w, z = rot.scaled, rot.rotated
+    moved = {w: (summ[w].mean @ ri, ri.T @ summ[w].outer @ ri), z: (summ[z].mean @ r.T, r @ summ[z].outer @ r.T)}
+    # Their natural parameters are not carried along: the entries say so, and the factors read
+    # the moments alone (not η, as a state's blocks may: elj/moments.py, Entry).
+    extra = {}
+    for j, (mean, outer) in moved.items():
+        stats = engine.families[j].Stats(jnp.broadcast_to(mean, state.mu[j].mean.shape),
+                                         jnp.broadcast_to(outer, state.mu[j].outer.shape))
+        extra.update(block_entries(engine.plan.block(j), engine.families[j], stats, state.eta[j], matched=False))
+    new = refit(engine, rot, state, extra)
+    value = engine.expected_log_joint(new.mu, new.eta, new.params, engine.data, factors=factors,
+                                      extra_blocks=extra, key=new.key)
     value = value + (counts[1] - counts[0]) * logdet
     for j in rot.refresh:
         value = value + engine.block_entropy(new, j)
-    return value, new
+    return value
 
 
 def step(engine, rots, state):
@@ -111,43 +151,45 @@ def step(engine, rots, state):
     The maximisation traces the objective and its gradient once: L-BFGS directions
     (``optax.scale_by_lbfgs``) from the best point so far, a step that does not raise the
     objective shrinking the next by ``SHRINK`` (its point is then not kept).  The first
-    evaluation is at R = I, so the best point is never below the value at I."""
+    evaluation is at R = I, so the best point is never below the value at I.  The loop carries
+    R alone; the state is transformed at the best R once, after it."""
     total = 0.0
     for rot in rots:
         factors = terms(engine, rot)
         counts = (count(engine, state, rot.scaled), count(engine, state, rot.rotated))
+        summ = summary(engine, rot, state)
         eye = jnp.eye(state.mu[rot.rotated].mean.shape[-1], dtype=state.mu[rot.rotated].mean.dtype)
 
-        def loss(r, rot=rot, factors=factors, counts=counts):
-            value, new = objective(engine, rot, factors, counts, state, r)
-            return -value, new
+        def loss(r, rot=rot, factors=factors, counts=counts, summ=summ):
+            return -objective(engine, rot, factors, counts, state, summ, r)
 
-        value_and_grad = jax.value_and_grad(loss, has_aux=True)
+        value_and_grad = jax.value_and_grad(loss)
         lbfgs = optax.scale_by_lbfgs()
 
         def body(carry, value_and_grad=value_and_grad, lbfgs=lbfgs):
-            i, _, r, best_r, best_v, best_new, base, d, lr, memory = carry
-            (v, new), g = value_and_grad(r)
+            i, _, r, best_r, best_v, base, d, lr, memory = carry
+            v, g = value_and_grad(r)
             better = jnp.isfinite(v) & (v <= best_v)
             d_new, memory_new = lbfgs.update(g, memory, r)
             pick = lambda a, b: jax.tree_util.tree_map(lambda x, y: jnp.where(better, x, y), a, b)  # noqa: E731
             # done: a step that raised the objective by at most SETTLED of it, or steps shrunk to nothing
             done = (better & (best_v - v <= SETTLED * jnp.abs(v))) | (lr < SETTLED)
-            best_r, best_v, best_new = pick((r, v, new), (best_r, best_v, best_new))
+            best_r, best_v = pick((r, v), (best_r, best_v))
             d, memory = pick((d_new, memory_new), (d, memory))
             lr = jnp.where(better, jnp.minimum(lr / SHRINK, 1.0), lr * SHRINK)
             base = jnp.where(jnp.isfinite(base), base, v)  # the value at R = I (the first evaluation)
-            return i + 1, done, best_r - lr * d, best_r, best_v, best_new, base, d, lr, memory
+            return i + 1, done, best_r - lr * d, best_r, best_v, base, d, lr, memory
 
         def going(carry):
             return (carry[0] < ITERATIONS) & ~carry[1]
 
         inf = jnp.asarray(jnp.inf, eye.dtype)
-        start = (jnp.asarray(0), jnp.asarray(False), eye, eye, inf, state, inf, jnp.zeros_like(eye),
+        start = (jnp.asarray(0), jnp.asarray(False), eye, eye, inf, inf, jnp.zeros_like(eye),
                  jnp.asarray(1.0, eye.dtype), lbfgs.init(eye))
-        *_, best_v, new, base, _, _, _ = jax.lax.while_loop(going, body, start)
+        _, _, _, best_r, best_v, base, _, _, _ = jax.lax.while_loop(going, body, start)
         gain = base - best_v
         keep = jnp.isfinite(gain) & (gain > 0)
+        new = refit(engine, rot, transform(engine.families, rot, state, best_r, jnp.linalg.inv(best_r)))
         state = jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), new, state)
         total = total + jnp.where(keep, gain, 0.0)
     return state, total
@@ -161,19 +203,26 @@ def ready(elbos) -> bool:
 class Rotated:
     """An engine's sweep preceded, once ``ready``, by the rotation step of ``rots``:
     ``__call__(state) -> (state, elbo)``; the step is jitted once per engine (shared by its
-    restarts), and its first call's seconds, almost all compilation, count as compile time."""
+    restarts), and its first call's seconds, almost all compilation, count as compile time.
 
-    def __init__(self, sweep, engine, rots):
-        self.sweep, self.engine, self.rots = sweep, engine, tuple(rots)
+    A step that gains at most ``tol`` of the ELBO (less than the stopping rule reads as a
+    change) is followed by sweeps without one, 1, 2, 4, ... after consecutive such steps; a step
+    that gains more ends the back-off."""
+
+    def __init__(self, sweep, engine, rots, tol=0.0):
+        self.sweep, self.engine, self.rots, self.tol = sweep, engine, tuple(rots), tol
         self.elbos = []
         self.active = False
+        self.skip = self.wait = 0
+        self.steps = 0
 
     def _step(self, state):
         engine = self.engine
         program = engine.lazy_programs.get("rotate")
         if program is None:
+            # ONE_SHOT: compiled in 1.5 s instead of 4.9 (digits, L = 20), and no slower per step
             program = engine.lazy_programs["rotate"] = jax.jit(partial(step, engine, self.rots),
-                                                               compiler_options=FAST_COMPILE or None)
+                                                               compiler_options=ONE_SHOT)
             t0 = time.perf_counter()
             out = jax.block_until_ready(program(state))
             engine.init_compile_seconds += time.perf_counter() - t0
@@ -182,11 +231,19 @@ class Rotated:
 
     def __call__(self, state):
         self.active = self.active or ready(self.elbos)
-        if self.active:
-            state, _ = self._step(state)
+        if self.active and self.wait:
+            self.wait -= 1
+        elif self.active:
+            state, gain = self._step(state)
+            self.steps += 1
+            if float(gain) <= NEGLIGIBLE * self.tol * abs(self.elbos[-1]):
+                self.skip = max(1, 2 * self.skip)
+                self.wait = self.skip
+            else:
+                self.skip = 0
         state, elbo = self.sweep(state)
         self.elbos = (self.elbos + [float(elbo)])[-2:]
         return state, elbo
 
 
-__all__ = ["ITERATIONS", "START", "Rotated", "objective", "ready", "refit", "step", "terms", "transform"]
+__all__ = ["ITERATIONS", "NEGLIGIBLE", "START", "Rotated", "objective", "ready", "refit", "step", "summary", "terms", "transform"]

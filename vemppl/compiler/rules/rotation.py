@@ -25,6 +25,14 @@ The rule reads the graph only.  A pair qualifies when
 ``refresh``: the closed-form latent blocks the pair's own factors read, which no bilinear
 factor reads (``alpha``); the step updates them after transforming the pair.  A pair with none
 (fixed priors on both sides) is left to plain CAVI and the extrapolation (``rotations``).
+
+``summarised``: the blocks of the pair whose own factor is the same function of every row
+(one definition, whose arguments read none of the row's loop variables: ``z[n] ~ MvNormal(zeros(L),
+eye(L))``, ``W[j, l] ~ Normal(0, precision = alpha[l])``).  Each factor reading the block is
+then affine in each row's mean parameters with coefficients shared by the rows (conjugacy), so
+its sum over the rows, and the re-fitted blocks' targets, read the rows only through their
+(weighted) sum: the step evaluates them on the rows' mean, an L-vector and an L×L matrix
+(Luttinen & Ilin's Σ_n⟨z_n z_nᵀ⟩, Σ_j⟨w_j w_jᵀ⟩).
 """
 
 from __future__ import annotations
@@ -78,6 +86,21 @@ def _pairs(expr, mvn, rank_of, outer, events=frozenset()):
     return out
 
 
+def _row_uniform(m: ModelGraph, plan: Plan, block) -> bool:
+    """Whether ``block``'s own factor is the same function of each of its rows (``summarised``
+    in the module docstring): one definition, indexed by plain loop variables, whose arguments
+    read none of the row's (all its indices but a joint last axis)."""
+    own = [f for f in plan.factors if f.target == block.name]
+    if len(own) != 1 or len(m.nodes[block.name].defs) != 1:
+        return False
+    d = own[0].definition
+    if not all(isinstance(i, Name) for i in d.indices):
+        return False
+    rows = d.indices[:-1] if block.structure is BlockStructure.JOINT_LAST_AXIS else d.indices
+    row_vars = {i.id for i in rows}
+    return not any(isinstance(x, Name) and x.id in row_vars for _, e in d.args for x in walk(e))
+
+
 def rotations(m: ModelGraph, plan: Plan) -> tuple[Rotation, ...]:
     """The bilinear pairs of ``plan`` that the rotation step applies to (module docstring)."""
     blocks = {b.name: b for b in plan.blocks}
@@ -129,7 +152,8 @@ def rotations(m: ModelGraph, plan: Plan) -> tuple[Rotation, ...]:
             # default stop ended 0.26 nats below the optimum that the extrapolation alone reaches in
             # 69 sweeps.  The pairs the step is for have a scale to learn (ARD).
             continue
-        out.append(Rotation(g, l, refresh, tuple(invariant)))
+        summarised = tuple(n for n in (g, l) if _row_uniform(m, plan, blocks[n]))
+        out.append(Rotation(g, l, refresh, tuple(invariant), summarised))
     return tuple(out)
 
 
