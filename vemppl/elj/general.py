@@ -155,7 +155,7 @@ def _quadrature(fam, sources, name, core, R, tracker):
     and every other argument as it is (known, or a block the family reads by its moments)."""
     nodes, weights = _NODES, _WEIGHTS
     m = core.mean
-    sd = jnp.sqrt(jnp.maximum(core.sq - m**2, 0.0))
+    sd = M.sd_of(m, core.sq)
     m, sd = _pad(m, R, 0), _pad(sd, R, 0)
     pts = m[None] + sd[None] * jnp.reshape(nodes, (-1,) + (1,) * R)
     vals = {k: (_source_at(s, lambda x: pts if x is core else None) if k == name or is_const(s) else s)
@@ -378,14 +378,14 @@ def _draw(src, R, span, rows=0):
             return _draw(e, R + 1, span, rows)  # vector's axis is the elements' own batch axis
         m, sq = _pad(e.stats.mean, R, 1 + rows), _pad(e.stats.sq, R, 1 + rows)
         eps = jax.random.normal(_key(e.block), (DRAWS,) + m.shape)
-        return m + jnp.sqrt(jnp.maximum(sq - m**2, 0.0)) * eps
+        return m + M.sd_of(m, sq) * eps
     fam = src.family
     if isinstance(src, M.MemberMoments):
         raise VemError("unsupported", f"the general path cannot draw a member of the joint block '{src.block}'", span)
     if getattr(fam, "gaussian", False) and fam.event_rank == 0:
         m, sq = _pad(src.stats.mean, R, rows), _pad(src.stats.sq, R, rows)
         eps = jax.random.normal(_key(src.block), (DRAWS,) + m.shape)
-        return m + jnp.sqrt(jnp.maximum(sq - m**2, 0.0)) * eps
+        return m + M.sd_of(m, sq) * eps
     if getattr(fam, "gaussian", False) and fam.event_rank == 1:
         m, outer = _pad(src.stats.mean, R, 1 + rows), _pad(src.stats.outer, R, 2 + rows)
         cov = outer - m[..., :, None] * m[..., None, :]

@@ -30,6 +30,14 @@ _GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(32)
 _GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
 
 
+def sd_of(mean, sq):
+    """sd = sqrt(E[a²] − E[a]²), floored at float's smallest normal: where the variance rounds to 0
+    or below (a q collapsed to sd ~ 1e-9 beside a mean of 0.4: E[a²] − E[a]² cancels), sqrt's
+    derivative at 0 is inf, and ∇_μ L came out nan, which froze the block at that q for good."""
+    v = sq - mean**2
+    return jnp.sqrt(jnp.maximum(v, jnp.finfo(jnp.result_type(v, float)).tiny))
+
+
 def gaussian_expect(src, f, tracker, why, *args, closed_form=None):
     """E[f(a, *args)] for a random scalar a with moments E[a], E[a²], taking a as Gaussian
     (exact when a is a linear function of Gaussian blocks): 32-point Gauss–Hermite, or
@@ -38,7 +46,7 @@ def gaussian_expect(src, f, tracker, why, *args, closed_form=None):
 
     ``args`` are known arrays (data, constants, point parameters) broadcast against a."""
     m = src.mean
-    sd = jnp.sqrt(jnp.maximum(src.sq - m**2, 0.0))
+    sd = sd_of(m, src.sq)
     if closed_form is not None:  # the reason `vemppl check` prints names what is computed
         why = why.replace("expectation by quadrature", f"expectation in closed form, {_summary(closed_form)}")
     if tracker is not None:
