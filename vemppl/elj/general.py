@@ -262,7 +262,8 @@ def _log_of_sum(src, leaf):
     stable, ok = found
     if ok is True:
         return stable
-    return jnp.where(ok, stable, jnp.log(_at(src.args[0], leaf)))
+    plain = _at(src.args[0], leaf)  # (1 where the stable form holds: no nan in where's gradient)
+    return jnp.where(ok, stable, jnp.log(jnp.where(ok, 1.0, plain)))
 
 
 def _positive_log(c):
