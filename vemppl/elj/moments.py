@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..families._linalg import bdot, broadcast_cross, broadcast_outer
+from ..families._linalg import bdot, broadcast_cross, broadcast_outer, sd_of  # noqa: F401  (M.sd_of)
 from ..families.base import MomentSource
 from ..families.mean_map import natural_at
 from .point_mass import PointMass, PointMassStats, Tracker  # noqa: F401  (read as M.PointMass, M.Tracker)
@@ -28,14 +28,6 @@ from .point_mass import PointMass, PointMassStats, Tracker  # noqa: F401  (read 
 
 _GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(32)
 _GH_WEIGHTS = _GH_WEIGHTS / _GH_WEIGHTS.sum()
-
-
-def sd_of(mean, sq):
-    """sd = sqrt(E[a²] − E[a]²), floored at float's smallest normal: where the variance rounds to 0
-    or below (a q collapsed to sd ~ 1e-9 beside a mean of 0.4: E[a²] − E[a]² cancels), sqrt's
-    derivative at 0 is inf, and ∇_μ L came out nan, which froze the block at that q for good."""
-    v = sq - mean**2
-    return jnp.sqrt(jnp.maximum(v, jnp.finfo(jnp.result_type(v, float)).tiny))
 
 
 def gaussian_expect(src, f, tracker, why, *args, closed_form=None):
