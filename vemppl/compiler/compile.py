@@ -165,6 +165,17 @@ def compile_model(model, probe: bool = True, masked=()) -> Plan:
             blocks.append(Block(node.name, fam.vector_family, structure=BlockStructure.JOINT_LAST_AXIS, init=init))
             continue
         blocks.append(Block(node.name, fam.posterior_family or fam.name, init=init))
+    for p in m.of_kind("param"):
+        if p.type.base in _DISCRETE:
+            # Both M-steps move a param continuously (a family's mode, Adam on its unconstrained
+            # transform): a `count` total of a Binomial ended at 11.43, a `bool` at 0.5.
+            raise VemError(
+                "unsupported",
+                f"'{p.name}' is a param of the discrete type {p.type.base}: a param is fitted by continuous "
+                "M-steps (a family's mode, gradient steps), which would leave it between whole numbers",
+                p.span,
+                f"make '{p.name}' a const (set it with --set or consts=), or declare it real, pos or unit",
+            )
     params = tuple(
         ParamPlan(p.name, p.type.base, MStep.NETWORK if p.is_network else MStep.GRADIENT) for p in m.of_kind("param")
     )
@@ -192,5 +203,7 @@ def compile_model(model, probe: bool = True, masked=()) -> Plan:
         plan = dataclasses.replace(plan, rotations=rotations(m, plan))
     return plan
 
+
+_DISCRETE = ("int", "count", "bool", "cat")
 
 __all__ = ["compile_model"]

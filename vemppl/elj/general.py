@@ -155,7 +155,7 @@ def _quadrature(fam, sources, name, core, R, tracker):
     and every other argument as it is (known, or a block the family reads by its moments)."""
     nodes, weights = _NODES, _WEIGHTS
     m = core.mean
-    sd = jnp.sqrt(jnp.maximum(core.sq - m**2, 0.0))
+    sd = M.sd_of(m, core.sq)
     m, sd = _pad(m, R, 0), _pad(sd, R, 0)
     pts = m[None] + sd[None] * jnp.reshape(nodes, (-1,) + (1,) * R)
     vals = {k: (_source_at(s, lambda x: pts if x is core else None) if k == name or is_const(s) else s)
@@ -271,8 +271,59 @@ def _leaves(src):
 def _source_at(src, leaf):
     """``src`` as a known source at the points ``leaf`` gives its random parts."""
     if isinstance(src, Apply):
+        if (stable := _log_of_sum(src, leaf)) is not None:
+            return M.Fixed(stable)
         return src.at_points([_at(a, leaf) for a in src.args])
     return M.Fixed(_at(src, leaf))
+
+
+def _log_of_sum(src, leaf):
+    """``log(a + b + …)`` of positive terms at the points as ``logaddexp`` of the terms' logs,
+    each from its pre-image where it has one (``log exp(x) = x``), or None where ``src`` is no
+    such log.  A softplus written ``log(1.0 + exp(x))`` rounds to ``log 1 = 0`` once
+    ``exp(x) < eps/2`` (x < −37), where the quadrature's outer points (±15 sd) fall for a spread
+    above 2.5: a Poisson rate of 0 there made E[log p] −inf for data of any scale.  Where a
+    known factor is not positive (known only when traced), the value is the plain log."""
+    if not (isinstance(src, Apply) and src.name == "log" and len(src.args) == 1 and isinstance(src.args[0], M.Sum)):
+        return None
+    found = _log_at(src.args[0], leaf)
+    if found is None:
+        return None
+    stable, ok = found
+    if ok is True:
+        return stable
+    plain = _at(src.args[0], leaf)  # (1 where the stable form holds: no nan in where's gradient)
+    return jnp.where(ok, stable, jnp.log(jnp.where(ok, 1.0, plain)))
+
+
+def _positive_log(c):
+    """``(log c, c > 0)`` of a known value, with log 1 where c ≤ 0 (no nan in a gradient)."""
+    c = jnp.asarray(c, dtype=float)
+    ok = c > 0
+    return jnp.log(jnp.where(ok, c, 1.0)), ok
+
+
+def _log_at(src, leaf):
+    """``(log src, where valid)`` at the points for a sum of positive terms (``exp`` of
+    anything, known values, known multiples of such terms), or None where a term has no such
+    form (a difference, a random term other than ``exp``)."""
+    if isinstance(src, Apply) and src.name == "exp" and len(src.args) == 1:
+        return _at(src.args[0], leaf), True
+    if src.is_fixed:
+        return _positive_log(src.value)
+    if isinstance(src, M.Scaled):
+        inner = _log_at(src.a, leaf)
+        if inner is None:
+            return None
+        lc, ok = _positive_log(src.c)
+        return lc + inner[0], ok if inner[1] is True else ok & inner[1]
+    if isinstance(src, M.Sum) and not isinstance(src.s, jax.core.Tracer) and float(src.s) > 0:
+        a, b = _log_at(src.a, leaf), _log_at(src.b, leaf)
+        if a is None or b is None:
+            return None
+        ok = a[1] if b[1] is True else (b[1] if a[1] is True else a[1] & b[1])
+        return jnp.logaddexp(a[0], b[0]), ok
+    return None
 
 
 def _at(src, leaf):
@@ -294,6 +345,8 @@ def _at(src, leaf):
     if isinstance(src, M.MatVec):
         return jnp.matmul(src.m, _at(src.v, leaf)[..., None])[..., 0]
     if isinstance(src, Apply):
+        if (stable := _log_of_sum(src, leaf)) is not None:
+            return stable
         return src.fn(*(_at(a, leaf) for a in src.args))
     if isinstance(src, ScalarProduct):
         return _at(src.a, leaf) * _at(src.b, leaf)
@@ -356,14 +409,14 @@ def _draw(src, R, span, rows=0):
             return _draw(e, R + 1, span, rows)  # vector's axis is the elements' own batch axis
         m, sq = _pad(e.stats.mean, R, 1 + rows), _pad(e.stats.sq, R, 1 + rows)
         eps = jax.random.normal(_key(e.block), (DRAWS,) + m.shape)
-        return m + jnp.sqrt(jnp.maximum(sq - m**2, 0.0)) * eps
+        return m + M.sd_of(m, sq) * eps
     fam = src.family
     if isinstance(src, M.MemberMoments):
         raise VemError("unsupported", f"the general path cannot draw a member of the joint block '{src.block}'", span)
     if getattr(fam, "gaussian", False) and fam.event_rank == 0:
         m, sq = _pad(src.stats.mean, R, rows), _pad(src.stats.sq, R, rows)
         eps = jax.random.normal(_key(src.block), (DRAWS,) + m.shape)
-        return m + jnp.sqrt(jnp.maximum(sq - m**2, 0.0)) * eps
+        return m + M.sd_of(m, sq) * eps
     if getattr(fam, "gaussian", False) and fam.event_rank == 1:
         m, outer = _pad(src.stats.mean, R, 1 + rows), _pad(src.stats.outer, R, 2 + rows)
         cov = outer - m[..., :, None] * m[..., None, :]

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..families._linalg import bdot, broadcast_cross, broadcast_outer
+from ..families._linalg import bdot, broadcast_cross, broadcast_outer, sd_of  # noqa: F401  (M.sd_of)
 from ..families.base import MomentSource
 from ..families.mean_map import natural_at
 from .point_mass import PointMass, PointMassStats, Tracker  # noqa: F401  (read as M.PointMass, M.Tracker)
@@ -38,7 +38,7 @@ def gaussian_expect(src, f, tracker, why, *args, closed_form=None):
 
     ``args`` are known arrays (data, constants, point parameters) broadcast against a."""
     m = src.mean
-    sd = jnp.sqrt(jnp.maximum(src.sq - m**2, 0.0))
+    sd = sd_of(m, src.sq)
     if closed_form is not None:  # the reason `vemppl check` prints names what is computed
         why = why.replace("expectation by quadrature", f"expectation in closed form, {_summary(closed_form)}")
     if tracker is not None:

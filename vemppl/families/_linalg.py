@@ -230,3 +230,11 @@ def sharpened_gaussian_draw(eta, key, sharpen=100.0):
     noise = solve_upper_t(tril, eps[..., None])[..., 0]
     draw = mean + noise
     return eta._replace(mean=sharpen * jnp.einsum("...ij,...j->...i", lam, draw), outer=sharpen * eta.outer)
+
+
+def sd_of(mean, sq):
+    """sd = sqrt(E[a²] − E[a]²), floored at float's smallest normal: where the variance rounds to 0
+    or below (a q collapsed to sd ~ 1e-9 beside a mean of 0.4: E[a²] − E[a]² cancels), sqrt's
+    derivative at 0 is inf, and ∇_μ L came out nan, which froze the block at that q for good."""
+    v = sq - mean**2
+    return jnp.sqrt(jnp.maximum(v, jnp.finfo(jnp.result_type(v, float)).tiny))

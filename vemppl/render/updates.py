@@ -140,7 +140,7 @@ def _conjugate_update(m, plan, name, nodes, elem, d0) -> list[str]:
         own_vars |= {lp.var for lp in d.loops if any(lp.var in _index_vars(i) for i in d.indices)}
     terms = []
     for f in plan.factors:
-        if not (f.target in nodes or bool(set(nodes) & reads_of(f))):
+        if not (f.target in nodes or bool(set(nodes) & reads_of(f, m))):
             continue
         mapping, weights, sums = {}, [], []
         letters = iter([v for v in "klmcdefgh" if v not in own_vars])
@@ -160,7 +160,7 @@ def _conjugate_update(m, plan, name, nodes, elem, d0) -> list[str]:
         w = "·".join(weights)
         loops = _loops_text(f, own_vars)
         g = f"∇_{{E[T({elem})]}} {_log_density(f, mapping)}"
-        if f.target in nodes and not (reads_of(f) & {n.name for n in m.of_kind("latent")}):
+        if f.target in nodes and not (reads_of(f, m) & {n.name for n in m.of_kind("latent")}):
             g = f"η_{f.family}({', '.join(expr_to_text(v) for _, v in f.definition.args)})"  # a fixed prior
         terms.append(f"{loops}{''.join(sums)}{(w + ' · ') if w else ''}{g}")
     return [f"- update: `η({elem}) = {' + '.join(terms)}`"]
@@ -274,9 +274,13 @@ def to_latex(text: str) -> str:
     return out
 
 
-def reads_of(f) -> set[str]:
+def reads_of(f, m=None) -> set[str]:
+    """The nodes the arguments of factor ``f`` read; with the model ``m``, also those read through
+    its deterministic nodes (``m[n] = sigmoid(b + ...)`` read as ``Beta(phi * m[n], ...)`` reads ``b``)."""
     d = f.definition
     out = set()
     for _, e in d.args:
         out.update(reads(e, d.loop_vars))
+    if m is not None:
+        out = m.upstream(out, stop=("data", "param", "latent", "const", "dim"))
     return out
