@@ -26,7 +26,7 @@ A second prototype keeps the engine's updates and changes only z's mean map: z's
 (a [D, K] exp) and of ι once a sweep, μ_z = B ⊙ P[doc] / n materialised, θ updated by the
 engine from it (``split``): the part of the lever a categorical local's update could take
 without knowing how θ's update reads μ_z.  Both prototypes read the LDA structure off this
-engine's data by hand: they measure the lever, they are not a general engine path.
+engine's data by hand.
 
 Measured 2026-12-07 (2 shared CPUs, load 2-7; minima of the repeats, in ms): a local pass 4.3-6.3 in
 the engine, of which the [U, K] softmax's exps are 1.1-2.3 (``exp`` alone on a 54 380×20 float64
@@ -34,14 +34,14 @@ array: 1.7-2.4; the [U, K] gather-and-add 0.4-0.5, the scatter of w·μ into [D,
 digamma of [D, K] 0.2); 10 passes are about 3/4 of a sweep (42-80 ms), the global update with the
 log joint 4-9 and the entropies 2-4 the rest.  Both prototypes give the engine's θ and z to
 1e-13; 11 passes took 36-44 ms (exp domain) and 32-39 ms (split, whose loop drops z's η, unused
-there) against the engine's 62-64 (load 3.9).  The ``split`` form, derived generally (a categorical local's rows grouped by the
-finite-valued data its other factors read at the row) and run inside the engine's sweep, gave
-47-50 ms a sweep against 52-54 without a fallback, and 59-62 with the ``lax.cond`` that a
-normaliser below √tiny needs (XLA:CPU copies the [U, K] operands in and out of the
-conditional, and materialises the gathered exp(V)[doc], which its reduction fusion does not
-take in): not worth a new engine path, so it was not landed.  The full factorisation
-(scikit-learn's, without μ_z in each pass) needs θ's update to read μ_z as a segment sum,
-which the engine's autodiff update does not expose.
+there) against the engine's 62-64 (load 3.9).  The split form is now the engine's
+(engine/factored.py, docs/engine.md "The local passes in the exp domain"): the "engine" pass
+rows below time ``Engine.update_block``'s softmax path, which the sweep took before, and the
+whole sweep is timed both ways.  With a
+``lax.cond`` fallback inside each pass it was slower than the softmax (XLA:CPU copies the [U, K]
+operands in and out of the conditional), so the engine tests each sweep on the host instead.
+The full factorisation (scikit-learn's, without μ_z in each pass) needs θ's update to read
+μ_z as a segment sum, which the engine's autodiff update does not expose.
 """
 
 from __future__ import annotations
@@ -202,8 +202,10 @@ def main():
         bench("global update + log joint", lambda s, d: (lambda r: (jnp.sum(r[0].eta[g].log), r[1]))(
             E.update_block_and_log_joint(s, g, d)))
         bench("entropies", lambda s, d: E.entropy(s))
-        bench("whole sweep (restarted)", lambda s, d: E._sweep_impl(s, d, restart=jnp.asarray(True))[1],
-              max(5, a.repeats // 2))
+        for grouped in (False, True):
+            bench(f"whole sweep (restarted, grouped={grouped})",
+                  lambda s, d, g=grouped: E._sweep_impl(s, d, restart=jnp.asarray(True), grouped=g)[1],
+                  max(5, a.repeats // 2))
     print(f"load at the end {load()}")
 
 
