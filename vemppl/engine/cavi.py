@@ -16,6 +16,8 @@ per model and data shape.
 
 from __future__ import annotations
 
+import math
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -69,7 +71,11 @@ class Engine(Joint):
         self.programs = []
         # ``restart`` traced (a boolean array, engine/schedule.py): one program for the restarting
         # and the carried sweeps of ``local_restart=S``.
-        self._sweep = self.jit(self._sweep_impl)
+        # The exp-domain local passes where the schedule has them (engine/factored.py); the
+        # sweep without them is compiled only for a sweep that was not exact there.
+        grouped = self.local_global is not None and bool(self.local_global.grouped)
+        self._sweep = self.jit(partial(self._sweep_impl, grouped=True) if grouped else self._sweep_impl)
+        self._exact_sweep = self.jit(self._sweep_impl) if grouped else None
 
     def jit(self, fn, **options):
         """``jax.jit(fn, **options)``, counted by ``traces``: a program built around the sweep
@@ -269,13 +275,15 @@ class Engine(Joint):
             theta = mstep.gradient_update(L_theta, state.params[p], pp.type)
         return state._replace(params={**state.params, p: theta})
 
-    def _sweep_impl(self, state, data, restart=False):
+    def _sweep_impl(self, state, data, restart=False, grouped=False):
         """One sweep: (state, ELBO); with ``restart`` (``fit(local_restart=)``) the sweep from
         restarted locals, for ``guarded_sweep`` to keep or replace.  ``restart`` is a Python
         bool or a traced one; traced, the restarted locals are selected by ``jnp.where`` over
         the reset blocks alone (not a ``lax.cond`` over the sweep: on XLA:CPU the conditional
         copies the state in and out, which made LDA's carried sweeps 1.7x slower)."""
-        new, elbo = self._sweep_body(state, data, restart=restart)
+        # ``grouped`` only where set: a test's stand-in for the body keeps the old signature.
+        new, elbo = (self._sweep_body(state, data, restart=restart, grouped=True) if grouped
+                     else self._sweep_body(state, data, restart=restart))
         if state.sweeps is not None:  # the restarting schedule's count and floor
             new = new._replace(sweeps=state.sweeps + 1, elbo=elbo)
         return new, elbo
@@ -285,15 +293,16 @@ class Engine(Joint):
         schedule = self.local_global
         return schedule is not None and schedule.local_restart and schedule.restarts_at(int(state.sweeps))
 
-    def _sweep_body(self, state, data, restart=False):
+    def _sweep_body(self, state, data, restart=False, grouped=False):
         # The ELBO from the last update's own pass when nothing moves after it (no M-step, no
         # networks, no Monte Carlo draw): L at the new state plus the entropies.
         last = not (self.plan.params or self.trained or self.amortised)
         if self.local_global is not None:
             if last:
-                state, log_joint = self.local_global.update(self, state, data, log_joint=True, restart=restart)
+                state, log_joint = self.local_global.update(self, state, data, log_joint=True, restart=restart,
+                                                            grouped=grouped)
             else:
-                state, log_joint = self.local_global.update(self, state, data, restart=restart), None
+                state, log_joint = self.local_global.update(self, state, data, restart=restart, grouped=grouped), None
         else:
             log_joint = None
             for i, j in enumerate(self.plan.schedule):
@@ -319,7 +328,7 @@ class Engine(Joint):
         return prior.initial_params(self, key, init)
 
     def sweep(self, state):
-        return guarded_sweep(self._sweep, self, state, self.data)
+        return guarded_sweep(self._sweep, self, state, self.data, exact=self._exact_sweep)
 
     # ---- initialisation -------------------------------------------------------------
     def init(self, key, params=None, warm=None, given=None) -> State:
@@ -357,12 +366,17 @@ class Engine(Joint):
         return prior.prior_natural(self, j, mu, eta, params, data)
 
 
-def guarded_sweep(jitted, engine, state, data):
+def guarded_sweep(jitted, engine, state, data, exact=None):
     """``jitted(state, data, restart=...)``'s sweep, guarded: a sweep from restarted locals
     may end in a lower optimum than the carried ones, and one that ends below the last
     sweep's ELBO is replaced by the carried sweep from the same state, a CAVI step, so the
     ELBO never decreases (``engine/schedule.py``).  The test is on the host, where the
-    fit's loop reads the ELBO anyway."""
+    fit's loop reads the ELBO anyway.
+
+    ``exact``: the same sweep without the exp-domain local passes (engine/factored.py), run
+    in place of a sweep of ``jitted`` whose ELBO is NaN (a pass that was not exact there)."""
+    if exact is not None:
+        jitted = _or_exact(jitted, exact)
     schedule = engine.local_global
     if schedule is None or not schedule.local_restart:
         return jitted(state, data)
@@ -375,6 +389,15 @@ def guarded_sweep(jitted, engine, state, data):
     if state.elbo is None or float(elbo) >= float(state.elbo):
         return new, elbo
     return jitted(state, data, restart=jnp.asarray(False))
+
+
+def _or_exact(jitted, exact):
+    def sweep(state, data, **kw):
+        new, elbo = jitted(state, data, **kw)
+        if math.isnan(float(elbo)):
+            return exact(state, data, **kw)
+        return new, elbo
+    return sweep
 
 
 __all__ = ["Engine", "State", "guarded_sweep"]

@@ -325,10 +325,10 @@ def _run_batched(engine, starts, max_iter, tol, show):
     """Every restart in one vmapped sweep (one compilation); a restart that has converged
     is frozen (its state kept, its trace closed) while the others go on, so each restart's
     trace and final state are those it would have had alone."""
-    def frozen(state, active, data, restart=False):
-        new, elbo = engine._sweep_impl(state, data)
+    def frozen(state, active, data, restart=False, grouped=False):
+        new, elbo = engine._sweep_impl(state, data, grouped=grouped)
         if restart:  # guarded_sweep's test per restart: both sweeps, then a select
-            restarted, elbo_r = engine._sweep_impl(state, data, restart=True)
+            restarted, elbo_r = engine._sweep_impl(state, data, restart=True, grouped=grouped)
             keep = elbo_r >= state.elbo
             new = jax.tree_util.tree_map(lambda a, b: jnp.where(keep, a, b), restarted, new)
             elbo = jnp.where(keep, elbo_r, elbo)
@@ -336,9 +336,12 @@ def _run_batched(engine, starts, max_iter, tol, show):
 
     deterministic = monotone(engine, starts[0])
     rate = reads_rate(engine, starts[0])
-    steps = {restart: engine.jit(jax.vmap(partial(frozen, restart=restart), in_axes=(0, 0, None)))
-             for restart in (False, True)}
     schedule = getattr(engine, "local_global", None)
+    # The exp-domain local passes as the sweep in turn runs them, the sweep without them where
+    # one was not exact (a NaN ELBO; engine/factored.py).  Each program compiles on first use.
+    grouped = schedule is not None and bool(schedule.grouped)
+    steps = {(restart, g): engine.jit(jax.vmap(partial(frozen, restart=restart, grouped=g), in_axes=(0, 0, None)))
+             for restart in (False, True) for g in {grouped, False}}
     states = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *starts)
     r_count = len(starts)
     active = np.ones(r_count, bool)
@@ -350,8 +353,11 @@ def _run_batched(engine, starts, max_iter, tol, show):
         t_it, traced = time.perf_counter(), engine.traces
         restart = schedule is not None and schedule.restarts_at(it - 1)  # every restart is at sweep it - 1
         before = states
-        states, elbos = steps[restart](states, jnp.asarray(active), engine.data)
+        states, elbos = steps[restart, grouped](states, jnp.asarray(active), engine.data)
         elbos = np.asarray(elbos)
+        if grouped and np.isnan(elbos[active]).any():
+            states, elbos = steps[restart, False](before, jnp.asarray(active), engine.data)
+            elbos = np.asarray(elbos)
         if compile_seconds is None:
             compile_seconds = time.perf_counter() - t_it
         elif engine.traces != traced:

@@ -29,6 +29,7 @@ from ..families.base import ExpFamily
 from ..plan import Init, Update
 from . import programs
 from .dataplate import data_plate
+from .factored import grouped_rows
 
 STARTS = ("prior", "random-globals")
 
@@ -123,6 +124,11 @@ class LocalGlobal:
         self.locals_ = locals_
         self.globals_ = tuple(j for j in plan.schedule if j not in locals_)
         self.invariant = self._loop_invariant(engine) if (local_iter > 1 or local_tol is not None) else {}
+        #: The locals whose mean map the passes take in the exp domain, a group of rows at a time
+        #: (engine/factored.py); not the last, whose η the passes' stopping test reads.
+        plate = data_plate(engine.model, plan, dim, "a local/global schedule").dim if self.invariant else None
+        self.grouped = {j: g for j, fs in self.invariant.items() if j != self.locals_[-1]
+                        and (g := grouped_rows(engine, plate, j, fs)) is not None}
 
     def _loop_invariant(self, engine) -> dict:
         """For each closed-form local block j, the factors that read j and no other local
@@ -144,10 +150,12 @@ class LocalGlobal:
                 out[j] = fs
         return out
 
-    def update(self, engine, state, data, log_joint=False, restart=False):
+    def update(self, engine, state, data, log_joint=False, restart=False, grouped=False):
         """The sweep's updates, the locals started afresh first with ``restart``; with
         ``log_joint``, (state, the expected log joint after the last update, or None where
-        the last update runs inside the local passes' loop)."""
+        the last update runs inside the local passes' loop).  ``grouped``: the locals of
+        ``self.grouped`` in the exp domain (engine/factored.py; their η NaN where a pass was
+        not exact, for the caller to run the sweep again without)."""
         before = self.globals_ if self.start == "prior" else ()
         after = () if self.start == "prior" else self.globals_
         for j in before:
@@ -156,16 +164,28 @@ class LocalGlobal:
             state = self._restarted(engine, state, data, restart)
 
         invariant = {j: (fs, engine.target_part(state, j, fs, data)) for j, fs in self.invariant.items()}
+        groups = self.grouped if grouped else {}
+        prepared = {j: g.prepare(engine, state, data, invariant[j][1]) for j, g in groups.items()}
 
-        def local_pass(_, st):
+        def local_pass(carry):  # (state, each grouped local's V, whether every pass was exact)
+            st, held, exact = carry
+            held = dict(held)
             for j in self.locals_:
-                st = engine.update_block(st, j, data, invariant.get(j))
-            return st
+                if j in groups:
+                    st, held[j], ok = groups[j].update(engine, st, data, prepared[j])
+                    exact = exact & ok
+                else:
+                    st = engine.update_block(st, j, data, invariant.get(j))
+            return st, held, exact
 
+        carry = (state, {j: g.empty(state) for j, g in groups.items()}, jnp.asarray(True))
         if self.locals_ and self.local_tol is None:
-            state = jax.lax.fori_loop(0, self.local_iter, local_pass, state)
+            carry = jax.lax.fori_loop(0, self.local_iter, lambda _, c: local_pass(c), carry)
         elif self.locals_:
-            state = self._until_settled(lambda st: local_pass(0, st), state)
+            carry = self._until_settled(local_pass, carry)
+        state, held, exact = carry
+        for j, g in groups.items():
+            state = g.finish(engine, state, prepared[j], held[j], exact)
         value = None
         for i, j in enumerate(after):
             if log_joint and i == len(after) - 1:
@@ -192,23 +212,26 @@ class LocalGlobal:
                     eta[j], mu[j] = pick(fresh_eta, state.eta[j]), pick(fresh_mu, state.mu[j])
         return state._replace(eta=eta, mu=mu)
 
-    def _until_settled(self, local_pass, state):
+    def _until_settled(self, local_pass, carry):
+        """``local_pass`` on ``carry`` (the state first) until the last local moves by at most
+        ``local_tol``, ``local_iter`` times at most."""
         last = self.locals_[-1]
 
-        def go_on(carry):
-            passes, _, change = carry
+        def go_on(c):
+            passes, _, change = c
             return (passes < self.local_iter) & (change > self.local_tol)
 
-        def one_more(carry):
-            passes, st, _ = carry
-            new = local_pass(st)
-            return passes + 1, new, relative_change(new.eta[last], st.eta[last])
+        def one_more(c):
+            passes, old, _ = c
+            new = local_pass(old)
+            return passes + 1, new, relative_change(new[0].eta[last], old[0].eta[last])
 
         # The first pass is outside the loop: every sweep takes it, and its change is the
         # loop's first test.
-        first = local_pass(state)
-        _, state, _ = jax.lax.while_loop(go_on, one_more, (1, first, relative_change(first.eta[last], state.eta[last])))
-        return state
+        first = local_pass(carry)
+        _, carry, _ = jax.lax.while_loop(go_on, one_more,
+                                         (1, first, relative_change(first[0].eta[last], carry[0].eta[last])))
+        return carry
 
     def restarts_at(self, sweep: int) -> bool:
         """Whether sweep number ``sweep`` (0 first) starts the locals afresh."""

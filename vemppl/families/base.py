@@ -292,6 +292,11 @@ class ExpFamily:
     #: (``"E[{precision} {loc}], ..."``, formatted with each role's element).
     block_text: ClassVar[str] = "joint"
     stats_text: ClassVar[str | None] = None
+    #: The mean map at η = fixed + grouped[key] in the exp domain (engine/factored.py), a pair
+    #: of classmethods: ``fixed_exp(fixed)``, taken once, and ``mean_of_sum(fixed_exp, grouped,
+    #: key)`` -> (E[T], whether it is exact to rounding); None where the family has none.
+    fixed_exp: ClassVar = None
+    mean_of_sum: ClassVar = None
 
     @classmethod
     def computed_by(cls, algorithm: str) -> type["ExpFamily"]:

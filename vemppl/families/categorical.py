@@ -61,6 +61,26 @@ class Categorical(ExpFamily):
         return CategoricalStats(jax.nn.softmax(eta.onehot, axis=-1))
 
     @classmethod
+    def fixed_exp(cls, fixed):
+        """exp(ι − max ι) per element, the factor of ``mean_of_sum`` taken once."""
+        e = fixed.onehot
+        return jnp.exp(e - jnp.max(e, axis=-1, keepdims=True))
+
+    @classmethod
+    def mean_of_sum(cls, fixed_exp, grouped, key):
+        """(softmax(η), exact) at η = ι + V[key], ``fixed_exp`` = exp(ι − max ι) ([N, K]) and V =
+        ``grouped`` ([G, K]): exp(ι − max ι) ⊙ exp(V − max V)[key], normalised, G×K exps where
+        the softmax takes N×K (engine/factored.py).  Each factor is at most 1; ``exact`` is
+        False where some row's normaliser is below √tiny of the dtype (its best category far
+        below both maxima, where the product loses digits), and the caller then takes the
+        softmax of η instead."""
+        v = grouped.onehot
+        phi = fixed_exp * jnp.exp(v - jnp.max(v, axis=-1, keepdims=True))[key]
+        norm = jnp.sum(phi, axis=-1, keepdims=True)
+        exact = jnp.min(norm) >= jnp.sqrt(jnp.finfo(phi.dtype).tiny)
+        return CategoricalStats(phi / norm), exact
+
+    @classmethod
     def entropy(cls, eta, mu=None):
         """H = A(η) − ⟨η, μ⟩, with A(η) = η_k − log μ_k for every k (μ_k = exp(η_k − A)).
 
