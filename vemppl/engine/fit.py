@@ -33,7 +33,8 @@ from .moment_rows import MomentRows, every_row, moment_rows
 from .reuse import engine_key, reused
 from .rotation import Rotated
 from .shard import Sharded
-from .stops import fallen_term, fell, monotone, nonfinite_factors, nonfinite_terms, reading_terms, wide_parts
+from .stops import (fallen_term, fell, monotone, nonfinite_factors, nonfinite_terms, reading_terms, stuck_blocks,
+                    wide_parts)
 from .svi import fit_svi
 from .warm import SweepWarmup
 
@@ -236,9 +237,11 @@ def _run(sweep, state, max_iter, tol, bar, traces=lambda: 0, engine=None, determ
         return state, elbo
 
     finite: list[float] = []
+    last = []  # the last sweep's (state before, state after)
 
     def guarded(state):
         new, elbo = timed(state)
+        last[:] = [state, new]
         if not np.isfinite(elbo) or (deterministic and finite and fell(finite[-1], elbo, dtype[0])):
             raise _Stop(state, new, elbo)
         return new, elbo
@@ -249,11 +252,27 @@ def _run(sweep, state, max_iter, tol, bar, traces=lambda: 0, engine=None, determ
 
     try:
         state, trace, converged, it = converge(guarded, state, max_iter, tol, watch, rate)
+        if converged and engine is not None and last:
+            converged = _not_stuck(engine, *last, it)
     except _Stop as stop:
         bar.close()
         state, trace, converged, it = _stopped(stop, finite, engine)
     bar.close()
     return state, trace, converged, it, compile_seconds
+
+
+def _not_stuck(engine, before, after, it) -> bool:
+    """False, with a PrecisionWarning, where the last sweep refused a block's update because
+    its natural-gradient target is not finite (``stops.stuck_blocks``): the ELBO stood still
+    because the block could not move, not because it reached an optimum."""
+    stuck = stuck_blocks(engine, before, after)
+    if stuck:
+        warnings.warn(
+            f"the fit stopped at iteration {it} without converging: {'; '.join(stuck)}, so its update was refused "
+            f"and the ELBO stood still. The posterior there is its start, not a fit. Give that latent a prior on "
+            f"the data's scale (a narrower one where it sits inside exp(...) or another fast-growing link), or "
+            f"rescale the data or covariates it multiplies", PrecisionWarning, stacklevel=5)
+    return not stuck
 
 
 class _Stop(Exception):

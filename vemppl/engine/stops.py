@@ -139,4 +139,36 @@ def fallen_term(engine, before, after) -> str | None:
     return f"{text} fell most, by {-drop:.3g} nats"
 
 
-__all__ = ["FALL_ABS", "FALL_REL", "fallen_term", "fell", "monotone", "nonfinite_terms", "reading_terms", "wide_parts"]
+def stuck_blocks(engine, before, after) -> list[str]:
+    """The natural-gradient blocks that the last sweep left exactly as they were because their
+    target ∇_μ L is not finite there (``Engine._damped`` refused every step, sharpened ones
+    included), each as ``"q('b'), whose target is not finite in the term of '…' at file:line:col"``.
+    Only blocks unchanged bit for bit are evaluated (one gradient each, after the fit), so a fit
+    that moved every block pays nothing."""
+    from ..plan import Update
+
+    out = []
+    for j in after.eta:
+        if engine.plan.block(j).update is Update.CAVI or j in engine.amortised:
+            continue
+        old, new = (jax.tree_util.tree_leaves(s.eta[j]) for s in (before, after))
+        if not all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(old, new)):
+            continue
+        try:
+            local = engine._local(j)
+            if _finite(engine.target_part(after, j, local, engine.data)):
+                continue
+            bad = [f for f in local if not _finite(engine.target_part(after, j, (f,), engine.data))]
+        except Exception:  # noqa: BLE001  (a diagnosis of a finished fit: it must not fail the fit)
+            continue
+        where = [f"{_term(f)} at {f.definition.span}" if getattr(f.definition, "span", None) else _term(f)
+                 for f in bad]
+        out.append(f"q('{j}'), whose natural-gradient target is not finite" + (f" in {', '.join(where)}" if where else ""))
+    return out
+
+
+def _finite(tree) -> bool:
+    return all(np.all(np.isfinite(np.asarray(a))) for a in jax.tree_util.tree_leaves(tree))
+
+
+__all__ = ["FALL_ABS", "FALL_REL", "fallen_term", "fell", "monotone", "nonfinite_terms", "reading_terms", "stuck_blocks", "wide_parts"]
