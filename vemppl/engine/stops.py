@@ -23,6 +23,7 @@ import jax
 import numpy as np
 
 from ..ir.expr import names as names_in
+from ..plan import Update
 
 #: A fall larger than this fraction of |ELBO| is breakdown (float64's rounding of the
 #: ELBO's sums is about 1e-13 of it at a million terms; the tests hold fits to 1e-9).
@@ -145,8 +146,6 @@ def stuck_blocks(engine, before, after) -> list[str]:
     included), each as ``"q('b'), whose target is not finite in the term of '…' at file:line:col"``.
     Only blocks unchanged bit for bit are evaluated (one gradient each, after the fit), so a fit
     that moved every block pays nothing."""
-    from ..plan import Update
-
     out = []
     for j in after.eta:
         if engine.plan.block(j).update is Update.CAVI or j in engine.amortised:
@@ -156,9 +155,13 @@ def stuck_blocks(engine, before, after) -> list[str]:
             continue
         try:
             local = engine._local(j)
-            if _finite(engine.target_part(after, j, local, engine.data)):
+
+            def target(factors):  # one small program: op by op, a quadrature's gradient took seconds
+                return jax.jit(lambda s: engine.target_part(s, j, factors, engine.data))(after)
+
+            if _finite(target(local)):
                 continue
-            bad = [f for f in local if not _finite(engine.target_part(after, j, (f,), engine.data))]
+            bad = [f for f in local if not _finite(target((f,)))]
         except Exception:  # noqa: BLE001  (a diagnosis of a finished fit: it must not fail the fit)
             continue
         where = [f"{_term(f)} at {f.definition.span}" if getattr(f.definition, "span", None) else _term(f)
