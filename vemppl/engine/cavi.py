@@ -376,6 +376,27 @@ def sharpened_where_not_finite(eta, target):
     return jax.tree_util.tree_map(lambda t, e: jnp.where(ok, t, SHARPEN * e), target, eta)
 
 
+#: How many times a start whose first sweep's ELBO is not finite is sharpened (``sharpened_start``).
+NARROWINGS = 4
+
+
+def sharpened_start(engine, state):
+    """``state`` with every natural-gradient block at q_j^``SHARPEN`` (η times 100: a Normal's
+    precision times 100 at the same mean), for a start from which the first sweep's ELBO is not
+    finite (``engine/fit.py``); None where no block takes natural-gradient steps.  A prior start
+    of sd 30 under exp(b + w·x) makes E[log p] nan at every block, so no line search can compare
+    a step with it; each sharpening divides the spread of such an argument by 10."""
+    blocks = [j for j in state.eta if engine.plan.block(j).update is not Update.CAVI and j not in engine.amortised]
+    if not blocks:
+        return None
+    eta, mu = dict(state.eta), dict(state.mu)
+    for j in blocks:
+        fam = engine.families[j]
+        eta[j] = fam.tidy_natural(jax.tree_util.tree_map(lambda e: SHARPEN * e, state.eta[j]))
+        mu[j] = fam.expected_stats(eta[j])
+    return state._replace(eta=eta, mu=mu)
+
+
 def guarded_sweep(jitted, engine, state, data):
     """``jitted(state, data, restart=...)``'s sweep, guarded: a sweep from restarted locals
     may end in a lower optimum than the carried ones, and one that ends below the last
@@ -396,4 +417,4 @@ def guarded_sweep(jitted, engine, state, data):
     return jitted(state, data, restart=jnp.asarray(False))
 
 
-__all__ = ["Engine", "State", "guarded_sweep"]
+__all__ = ["Engine", "NARROWINGS", "SHARPEN", "State", "guarded_sweep", "sharpened_start", "sharpened_where_not_finite"]

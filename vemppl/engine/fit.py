@@ -25,7 +25,7 @@ from ..plan import Init, Update
 from .bind import bind
 from .accel import Accelerated
 from .algorithms import SCREEN_SWEEPS
-from .cavi import Engine
+from .cavi import NARROWINGS, Engine, sharpened_start
 from .compress import compress_plate
 from .dataplate import data_plate
 from .loop import converge, converged as loop_converged
@@ -33,7 +33,7 @@ from .moment_rows import MomentRows, every_row, moment_rows
 from .reuse import engine_key, reused
 from .rotation import Rotated
 from .shard import Sharded
-from .stops import (fallen_term, fell, monotone, nonfinite_factors, nonfinite_terms, reading_terms, stuck_blocks,
+from .stops import (fallen_term, fell, monotone, nonfinite_factors, nonfinite_terms, not_stuck, reading_terms,
                     wide_parts)
 from .svi import fit_svi
 from .warm import SweepWarmup
@@ -250,29 +250,24 @@ def _run(sweep, state, max_iter, tol, bar, traces=lambda: 0, engine=None, determ
         finite.append(elbo)
         bar.update(it, elbo)
 
-    try:
-        state, trace, converged, it = converge(guarded, state, max_iter, tol, watch, rate)
-        if converged and engine is not None and last:
-            converged = _not_stuck(engine, *last, it)
-    except _Stop as stop:
-        bar.close()
-        state, trace, converged, it = _stopped(stop, finite, engine)
+    for narrowed in range(NARROWINGS + 1):
+        try:
+            state, trace, converged, it = converge(guarded, state, max_iter, tol, watch, rate)
+            if converged and engine is not None and last:
+                converged = not_stuck(engine, *last, it)
+        except _Stop as stop:
+            # The first sweep's ELBO not finite: the natural-gradient blocks' start sharpened
+            # (engine/cavi.py::sharpened_start) and the fit started again, up to NARROWINGS times.
+            sharper = (sharpened_start(engine, stop.before)
+                       if not finite and engine is not None and narrowed < NARROWINGS else None)
+            if sharper is not None:
+                state = sharper
+                continue
+            bar.close()
+            state, trace, converged, it = _stopped(stop, finite, engine)
+        break
     bar.close()
     return state, trace, converged, it, compile_seconds
-
-
-def _not_stuck(engine, before, after, it) -> bool:
-    """False, with a PrecisionWarning, where the last sweep refused a block's update because
-    its natural-gradient target is not finite (``stops.stuck_blocks``): the ELBO stood still
-    because the block could not move, not because it reached an optimum."""
-    stuck = stuck_blocks(engine, before, after)
-    if stuck:
-        warnings.warn(
-            f"the fit stopped at iteration {it} without converging: {'; '.join(stuck)}, so its update was refused "
-            f"and the ELBO stood still. The posterior there is its start, not a fit. Give that latent a prior on "
-            f"the data's scale (a narrower one where it sits inside exp(...) or another fast-growing link), or "
-            f"rescale the data or covariates it multiplies", PrecisionWarning, stacklevel=5)
-    return not stuck
 
 
 class _Stop(Exception):

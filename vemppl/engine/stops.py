@@ -19,9 +19,12 @@ Layering: the engine's state and plan only.
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import numpy as np
 
+from ..data_scale import PrecisionWarning
 from ..ir.expr import names as names_in
 from ..plan import Update
 
@@ -170,8 +173,25 @@ def stuck_blocks(engine, before, after) -> list[str]:
     return out
 
 
+def not_stuck(engine, before, after, it) -> bool:
+    """False, with a PrecisionWarning, where the last sweep refused a block's update because
+    its natural-gradient target is not finite (``stops.stuck_blocks``): the ELBO stood still
+    because the block could not move, not because it reached an optimum."""
+    stuck = stuck_blocks(engine, before, after)
+    if stuck:
+        one = len(stuck) == 1
+        warnings.warn(
+            f"the fit stopped at iteration {it} without converging: {'; '.join(stuck)}, so "
+            f"{'its update was' if one else 'their updates were'} refused and the ELBO stood still; "
+            f"{'that posterior is' if one else 'those posteriors are'} not a fit. Give "
+            f"{'that latent a prior' if one else 'those latents priors'} on the data's scale (a narrower one where "
+            f"it sits inside exp(...) or another fast-growing link), or rescale the data or covariates it multiplies",
+            PrecisionWarning, stacklevel=6)
+    return not stuck
+
+
 def _finite(tree) -> bool:
     return all(np.all(np.isfinite(np.asarray(a))) for a in jax.tree_util.tree_leaves(tree))
 
 
-__all__ = ["FALL_ABS", "FALL_REL", "fallen_term", "fell", "monotone", "nonfinite_terms", "reading_terms", "stuck_blocks", "wide_parts"]
+__all__ = ["FALL_ABS", "FALL_REL", "fallen_term", "fell", "monotone", "nonfinite_terms", "not_stuck", "reading_terms", "stuck_blocks", "wide_parts"]
