@@ -185,7 +185,7 @@ def not_stuck(engine, before, after, it) -> bool:
             f"{'its update was' if one else 'their updates were'} refused and the ELBO stood still; "
             f"{'that posterior is' if one else 'those posteriors are'} not a fit. Give "
             f"{'that latent a prior' if one else 'those latents priors'} on the data's scale (a narrower one where "
-            f"it sits inside exp(...) or another fast-growing link), or rescale the data or covariates it multiplies",
+            f"a latent sits inside exp(...) or another fast-growing link), or rescale the data or covariates",
             PrecisionWarning, stacklevel=6)
     return not stuck
 
