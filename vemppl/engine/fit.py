@@ -25,7 +25,7 @@ from ..plan import Init, Update
 from .bind import bind
 from .accel import Accelerated
 from .algorithms import SCREEN_SWEEPS
-from .cavi import Engine
+from .cavi import NARROWINGS, Engine, sharpened_start
 from .compress import compress_plate
 from .dataplate import data_plate
 from .loop import converge, converged as loop_converged
@@ -33,7 +33,8 @@ from .moment_rows import MomentRows, every_row, moment_rows
 from .reuse import engine_key, reused
 from .rotation import Rotated
 from .shard import Sharded
-from .stops import fallen_term, fell, monotone, nonfinite_factors, nonfinite_terms, reading_terms, wide_parts
+from .stops import (fallen_term, fell, monotone, nonfinite_factors, nonfinite_terms, not_stuck, reading_terms,
+                    wide_parts)
 from .svi import fit_svi
 from .warm import SweepWarmup
 
@@ -236,9 +237,11 @@ def _run(sweep, state, max_iter, tol, bar, traces=lambda: 0, engine=None, determ
         return state, elbo
 
     finite: list[float] = []
+    last = []  # the last sweep's (state before, state after)
 
     def guarded(state):
         new, elbo = timed(state)
+        last[:] = [state, new]
         if not np.isfinite(elbo) or (deterministic and finite and fell(finite[-1], elbo, dtype[0])):
             raise _Stop(state, new, elbo)
         return new, elbo
@@ -247,11 +250,22 @@ def _run(sweep, state, max_iter, tol, bar, traces=lambda: 0, engine=None, determ
         finite.append(elbo)
         bar.update(it, elbo)
 
-    try:
-        state, trace, converged, it = converge(guarded, state, max_iter, tol, watch, rate)
-    except _Stop as stop:
-        bar.close()
-        state, trace, converged, it = _stopped(stop, finite, engine)
+    for narrowed in range(NARROWINGS + 1):
+        try:
+            state, trace, converged, it = converge(guarded, state, max_iter, tol, watch, rate)
+            if converged and engine is not None and last:
+                converged = not_stuck(engine, *last, it)
+        except _Stop as stop:
+            # The first sweep's ELBO not finite: the natural-gradient blocks' start sharpened
+            # (engine/cavi.py::sharpened_start) and the fit started again, up to NARROWINGS times.
+            sharper = (sharpened_start(engine, stop.before)
+                       if not finite and engine is not None and narrowed < NARROWINGS else None)
+            if sharper is not None:
+                state = sharper
+                continue
+            bar.close()
+            state, trace, converged, it = _stopped(stop, finite, engine)
+        break
     bar.close()
     return state, trace, converged, it, compile_seconds
 

@@ -19,10 +19,14 @@ Layering: the engine's state and plan only.
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import numpy as np
 
+from ..data_scale import PrecisionWarning
 from ..ir.expr import names as names_in
+from ..plan import Update
 
 #: A fall larger than this fraction of |ELBO| is breakdown (float64's rounding of the
 #: ELBO's sums is about 1e-13 of it at a million terms; the tests hold fits to 1e-9).
@@ -139,4 +143,55 @@ def fallen_term(engine, before, after) -> str | None:
     return f"{text} fell most, by {-drop:.3g} nats"
 
 
-__all__ = ["FALL_ABS", "FALL_REL", "fallen_term", "fell", "monotone", "nonfinite_terms", "reading_terms", "wide_parts"]
+def stuck_blocks(engine, before, after) -> list[str]:
+    """The natural-gradient blocks that the last sweep left exactly as they were because their
+    target ∇_μ L is not finite there (``Engine._damped`` refused every step, sharpened ones
+    included), each as ``"q('b'), whose target is not finite in the term of '…' at file:line:col"``.
+    Only blocks unchanged bit for bit are evaluated (one gradient each, after the fit), so a fit
+    that moved every block pays nothing."""
+    out = []
+    for j in after.eta:
+        if engine.plan.block(j).update is Update.CAVI or j in engine.amortised:
+            continue
+        old, new = (jax.tree_util.tree_leaves(s.eta[j]) for s in (before, after))
+        if not all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(old, new)):
+            continue
+        try:
+            local = engine._local(j)
+
+            def target(factors):  # one small program: op by op, a quadrature's gradient took seconds
+                return jax.jit(lambda s: engine.target_part(s, j, factors, engine.data))(after)
+
+            if _finite(target(local)):
+                continue
+            bad = [f for f in local if not _finite(target((f,)))]
+        except Exception:  # noqa: BLE001  (a diagnosis of a finished fit: it must not fail the fit)
+            continue
+        where = [f"{_term(f)} at {f.definition.span}" if getattr(f.definition, "span", None) else _term(f)
+                 for f in bad]
+        out.append(f"q('{j}'), whose natural-gradient target is not finite" + (f" in {', '.join(where)}" if where else ""))
+    return out
+
+
+def not_stuck(engine, before, after, it) -> bool:
+    """False, with a PrecisionWarning, where the last sweep refused a block's update because
+    its natural-gradient target is not finite (``stops.stuck_blocks``): the ELBO stood still
+    because the block could not move, not because it reached an optimum."""
+    stuck = stuck_blocks(engine, before, after)
+    if stuck:
+        one = len(stuck) == 1
+        warnings.warn(
+            f"the fit stopped at iteration {it} without converging: {'; '.join(stuck)}, so "
+            f"{'its update was' if one else 'their updates were'} refused and the ELBO stood still; "
+            f"{'that posterior is' if one else 'those posteriors are'} not a fit. Give "
+            f"{'that latent a prior' if one else 'those latents priors'} on the data's scale (a narrower one where "
+            f"a latent sits inside exp(...) or another fast-growing link), or rescale the data or covariates",
+            PrecisionWarning, stacklevel=6)
+    return not stuck
+
+
+def _finite(tree) -> bool:
+    return all(np.all(np.isfinite(np.asarray(a))) for a in jax.tree_util.tree_leaves(tree))
+
+
+__all__ = ["FALL_ABS", "FALL_REL", "fallen_term", "fell", "monotone", "nonfinite_terms", "not_stuck", "reading_terms", "stuck_blocks", "wide_parts"]
