@@ -26,7 +26,7 @@ LAYERS = [
     ("plan", ["vemppl.plan"]),
     ("elj", ["vemppl.elj"]),
     ("compiler", ["vemppl.compiler"]),
-    ("data", ["vemppl.engine.bind", "vemppl.engine.bind_values", "vemppl.engine.bind_consts", "vemppl.data", "vemppl.data_checks", "vemppl.data_scale"]),
+    ("data", ["vemppl.engine.bind", "vemppl.engine.bind_values", "vemppl.engine.bind_consts", "vemppl.engine.bind_args", "vemppl.data", "vemppl.data_checks", "vemppl.data_scale"]),
     ("engine", ["vemppl.engine", "vemppl.engine.accel"]),
     ("results", ["vemppl.results"]),
     ("api", ["vemppl.api", "vemppl.selection"]),  # select fits once per swept value

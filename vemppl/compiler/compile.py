@@ -32,7 +32,7 @@ from .rules import JOINT_RULES
 from .rules.amortised import amortised_block
 from .rules.bilinear import bilinear_globals
 from .rules.admixture import admixture_plate, is_admixture
-from .rules.gates import has_data_gate
+from .rules.gates import gates_only_values, has_data_gate
 from .rules.gaussian_chain import gaussian_chains
 from .rules.joint_vector import read_jointly
 from .rules.linear_gaussian import moment_plate
@@ -144,7 +144,10 @@ def compile_model(model, probe: bool = True, masked=()) -> Plan:
             continue
         init = Init.PRIOR
         if fam.support == "cat":
-            seeded = has_data_gate(m, node.name, factors) and not is_admixture(m, node.name)
+            # Weights per group (an admixture) start at random globals unless the data gated are
+            # values, which k-means++ seeds as it does any mixture's (docs/engine.md).
+            seeded = has_data_gate(m, node.name, factors) and (
+                not is_admixture(m, node.name) or gates_only_values(m, node.name, factors))
             init = Init.KMEANS if seeded else Init.RANDOM
         if fam.support == "cat" and is_markov_chain(node.name, factors):
             # z[t] reads z[t-1]: the whole chain is one block (forward–backward by autodiff),
@@ -192,7 +195,8 @@ def compile_model(model, probe: bool = True, masked=()) -> Plan:
     schedule = tuple(
         [n for n in topo if by_name[n].init is Init.PRIOR] + [n for n in topo if by_name[n].init is not Init.PRIOR]
     )
-    plates = [admixture_plate(m, b.name) for b in blocks if b.structure is BlockStructure.MEAN_FIELD]
+    plates = [admixture_plate(m, b.name) for b in blocks
+              if b.structure is BlockStructure.MEAN_FIELD and b.init is not Init.KMEANS]
     start_plate = next((p for p in plates if p is not None), None)
     plan = Plan(m.name, tuple(blocks), tuple(factors), params, schedule,
                 start="random-globals" if start_plate else "prior", start_plate=start_plate)

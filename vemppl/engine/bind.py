@@ -28,12 +28,10 @@ from ..families import get_family
 from ..ir.expr import Call, Name, names, walk
 from ..ir.graph import ModelGraph
 from ..ir.nodes import TypeSpec
-from ..ir.signs import check_sign
-from ..ir.sizes import arg_constraint, matrix_constrained, matrix_violation
-from ..ir.validate import arg_violation
 from ..elj.binding import Bound
 from ..elj import moments as M
 from ..elj.evaluate import const_value, eval_fixed, size_of as _size
+from .bind_args import check_given_const_args
 from .bind_consts import check_array_consts
 from .bind_values import _as_array, _check_axis, _check_support, _e, _fmt_shape, _show, _type, check_categories
 from ..data_checks import check_bound, check_size_limit, prepare_data
@@ -146,7 +144,7 @@ def bind(model: ModelGraph, data: dict, consts: dict | None = None, dims: dict |
             check_categories(node, values[node.name], _size(node.type.bound, sizes, node.name),
                              size_source(node.type.bound, given_by))
     check_bound(model, sizes, values)  # the static pass again with every size known, then memory (issue #23)
-    _check_given_const_args(model, sizes, values, set(consts))
+    check_given_const_args(model, sizes, values, set(consts))
     _check_proper_priors(model, sizes, values)
     _warn_partial_rows(model, masks)
     return Bound(sizes, values, masks, notes, sources=given_by)
@@ -193,35 +191,6 @@ def _cat_bounds(model: ModelGraph, sizes: dict, given_by: dict, values: dict) ->
         sizes[dim], given_by[dim] = k, _categories(arrays)
         notes.append(category_note(dim, k, arrays))
     return notes
-
-
-def _check_given_const_args(model: ModelGraph, sizes: dict, values: dict, given: set) -> None:
-    """A distribution's argument of constants outside its support is a ``support`` error at the
-    argument (``ir/validate.py`` checks the constants' own values as the model is built); here
-    again with the values given at fit time (``--set nu=0`` in ``Gamma(nu / 2, nu / 2)`` was a
-    nan ELBO with no location).  Element-wise, only arguments that read a given constant are
-    evaluated; a matrix that must be positive definite (``precision = kappa * eye(D)``), whose
-    size the model alone does not fix, is checked here whether its constants are given or written."""
-    fixed = {n.name for n in model.nodes.values() if n.kind in ("const", "dim")}
-    for node in model.nodes.values():
-        for d in node.defs if node.kind in ("latent", "data") else ():
-            fam = get_family(d.dist).name
-            for k, e in d.args:
-                read = {n.id for n in names(e)}
-                if read & given and not read <= fixed:  # kappa * tau: a sign the given value may settle
-                    check_sign(model, fam, k, e, arg_constraint(fam, k), d.dist_span or d.span,
-                               lambda c: float(values[c]) if np.ndim(values.get(c)) == 0 and c in values else None,
-                               "(from consts=)")
-                if not read <= fixed or not (read & given or matrix_constrained(fam, k)):
-                    continue
-                try:
-                    v = eval_fixed(e, sizes, values)
-                except (M.NotFixed, M.NoMoment, KeyError):
-                    continue
-                msg = (arg_violation(fam, k, v) if read & given else None) or matrix_violation(fam, k, v)
-                if msg:
-                    whence = f", with {', '.join(sorted(read & given))} (from consts=)" if read & given else ""
-                    raise VemError("support", msg + whence, e.span or d.dist_span or d.span)
 
 
 def _check_proper_priors(model: ModelGraph, sizes: dict, values: dict) -> None:

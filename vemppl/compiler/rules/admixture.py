@@ -15,7 +15,9 @@ def is_admixture(m: ModelGraph, z: str) -> bool:
 
     Its units are then not exchangeable across groups, so clustering them by their data (k-means++)
     says nothing about the groups' weights; variational EM for such models starts the globals
-    (topics) at random and fits the locals to them (``Plan.start``, docs/engine.md).
+    (topics) at random and fits the locals to them (``Plan.start``, docs/engine.md).  The compiler
+    does so only where ``z`` gates categories; a plate of mixtures of values is seeded by k-means++
+    (``rules/gates.py::gates_only_values``).
     """
     node = m.nodes[z]
     # Only a categorical latent has mixing weights: a Normal b[s, c] ~ Normal(a[s], ...) reads its

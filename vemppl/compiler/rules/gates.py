@@ -17,4 +17,14 @@ def has_data_gate(m: ModelGraph, z: str, factors) -> bool:
     return False
 
 
-__all__ = ["has_data_gate"]
+def gates_only_values(m: ModelGraph, z: str, factors) -> bool:
+    """True when every data array that the categorical ``z`` gates holds values (real, pos, unit,
+    count, bool), none categories: a mixture per group (``z[n] ~ Categorical(w[g[n]])`` gating
+    ``y[n] ~ Normal(mu[z[n]], ...)``), whose components k-means++ on those values finds, unlike an
+    admixture of categories (LDA's one word per token, one-hot, clusters by the word alone)."""
+    gated = [m.nodes[f.target] for f in factors
+             if m.nodes[f.target].kind == "data" and any(r.block == z and r.expr != Name(z) for r in f.enum)]
+    return bool(gated) and all(n.type.base in ("real", "pos", "unit", "count", "bool") for n in gated)
+
+
+__all__ = ["gates_only_values", "has_data_gate"]
