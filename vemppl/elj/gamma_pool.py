@@ -15,11 +15,14 @@ program (``jax.ensure_compile_time_eval``), from the same keys in the same order
 outer tries, each a uniform ``U_t`` and ``S`` normals ``x_{t,s}`` (JAX redraws ``x`` while
 ``v = 1 + x/(3√d) ≤ 0``), and the uniform of the α < 1 boost.  The program then runs JAX's
 own arithmetic on all candidates at once and takes the first accepted: **the same value as
-``jax.random.gamma(key, α)``, bit for bit**, whenever JAX's loop accepts within those
-candidates.  It does not with probability below ``T·Φ(−3√(2/3))^S + (1 − 0.951)^T``
-(4.6e-11 at ``T = 8``, ``S = 5``: Marsaglia–Tsang accepts ≥ 95.1% of tries for α ≥ 1,
-and ``v ≤ 0`` has probability ≤ Φ(−2.449) = 0.0072); such a draw is set to
-``d = α − 1/3`` (times the boost), the one departure from q's law.  The gradient is JAX's
+``jax.random.gamma(key, α)``** (to a few ulps: XLA fuses the same operations differently;
+3.6e-15 at most in ``tests/test_gamma_pool.py``), whenever JAX's loop accepts within those
+candidates.  It does not with probability below 2e-10 per draw: a try whose ``S`` normals all
+give ``v ≤ 0`` (each has probability ≤ Φ(−3√(2/3)) = 0.0072, so ``T·0.0072^S`` = 1.5e-10 at
+``T = 8``, ``S = 5``) counts here as rejected, where JAX would draw more normals; a later
+try's value still has q's law.  Only where no try is accepted (< (1 − 0.951)^T = 3.2e-11:
+Marsaglia–Tsang accepts ≥ 95.1% of tries for α ≥ 1) is the draw set to ``d = α − 1/3``
+(times the boost), the one departure from q's law.  The gradient is JAX's
 own (implicit reparameterisation, Figurnov et al. 2018: ``dz/dα = −∂_α F(z; α) / f(z; α)``,
 ``lax.random_gamma_grad``), so values and gradients are those of the sampler this replaces.
 
