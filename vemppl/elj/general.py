@@ -52,6 +52,7 @@ import numpy as np
 from ..diagnostics import VemError
 from ..families import get_family
 from ..families.mean_map import natural_at
+from . import gamma_pool
 from . import moments as M
 from .cross import ElementRead, Stacked
 from .grid import Trailing
@@ -441,7 +442,11 @@ def _draw(src, R, span, rows=0):
         q, why = None, "is read here as a part of its vector, and the general path draws whole vectors only"
     if q is None or not q.has_rsample:
         raise VemError("unsupported", f"'{src.block}' (q = {fam.name}) {why}", span)
-    z = q.rsample(_key(src.block), (DRAWS,))
+    with jax.ensure_compile_time_eval():  # a constant of the fit, for gamma_pool's candidates
+        key = _key(src.block)
+    z = gamma_pool.rsample(q, key, DRAWS)
+    if z is None:
+        z = q.rsample(key, (DRAWS,))
     batch = len(q.batch_shape) - rows
     return jnp.reshape(z, (DRAWS,) + (1,) * (R - batch) + z.shape[1:]) if batch < R else z
 
