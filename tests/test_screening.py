@@ -84,10 +84,14 @@ def test_screening_finds_a_better_optimum_than_one_start(fits):
 # --- init= starts a seeded categorical latent ---------------------------------------------------
 
 def test_given_assignments_are_the_start_of_the_first_update(wine):
-    """One sweep from ``init={"z": labels}``: the first update, of mu (the plan's order is pi, mu,
-    Lam, z), reads Lam at its prior mean (D + 2) I and the responsibilities 0.9 on each label and
-    0.1/3 on the three others: q(mu_k) = N(m_k, P_k^-1), P_k = 0.01 I + N_k (D + 2) I, m_k = P_k^-1
-    (D + 2) sum_n r_nk x_n (Bishop PRML 10.2, with mu apart from Lam)."""
+    """One sweep from ``init={"z": labels}`` (responsibilities 0.9 on each label, 0.1/3 on the
+    three others).  The blocks started at their priors first take one update from that start, in
+    the plan's order (pi, mu, Lam): mu reads Lam at its prior mean (D + 2) I, so q(mu_k) =
+    N(m_k, P_k^-1), P_k = 0.01 I + N_k (D + 2) I, m_k = P_k^-1 (D + 2) sum_n r_nk x_n; Lam reads
+    that q(mu): Wishart(D + 2 + N_k, S_k), S_k^-1 = I + sum_n r_nk [(x_n - m_k)(x_n - m_k)^T + P_k^-1].
+    The sweep's mu then reads E[Lam_k] = (D + 2 + N_k) S_k (Bishop PRML 10.2, with mu apart
+    from Lam).  Without the first pass mu read Lam's prior, and a shared precision declared
+    before the means collapsed a 1-D mixture (``test_a_precision_declared_first_does_not_collapse``)."""
     m = vp.parse(GMM)
     X = wine["x"]
     labels = np.arange(len(X)) % 4
@@ -95,12 +99,49 @@ def test_given_assignments_are_the_start_of_the_first_update(wine):
     f = vp.fit(m, data=wine, init={"z": labels}, max_iter=1)
     r = np.full((len(X), 4), 0.1 / 3)
     r[np.arange(len(X)), labels] = 0.9
-    D = X.shape[1]
-    expected = (D + 2) * (r.T @ X) / (0.01 + r.sum(0) * (D + 2))[:, None]
-    np.testing.assert_allclose(f.mean_params["mu"]["mean"], expected, rtol=1e-10)
+    D, Nk = X.shape[1], r.sum(0)
+    expected = []
+    for k in range(4):
+        P = (0.01 + Nk[k] * (D + 2)) * np.eye(D)
+        m_k = np.linalg.solve(P, (D + 2) * (r[:, k] @ X))
+        d = X - m_k
+        S_inv = np.eye(D) + (r[:, k, None] * d).T @ d + Nk[k] * np.linalg.inv(P)
+        E_lam = (D + 2 + Nk[k]) * np.linalg.inv(S_inv)
+        P2 = 0.01 * np.eye(D) + Nk[k] * E_lam
+        expected.append(np.linalg.solve(P2, E_lam @ (r[:, k] @ X)))
+    np.testing.assert_allclose(f.mean_params["mu"]["mean"], np.array(expected), rtol=1e-9)
     # responsibilities given as such are the same start
     g = vp.fit(m, data=wine, init={"z": r}, max_iter=1)
-    np.testing.assert_allclose(g.mean_params["mu"]["mean"], expected, rtol=1e-10)
+    np.testing.assert_allclose(g.mean_params["mu"]["mean"], np.array(expected), rtol=1e-9)
+
+
+ONE_D = """model gmm1
+dim N
+const K = 2
+data y: real[N]
+p0 ~ Dirichlet(fill(1.0, K))
+tau ~ Gamma(1, 1)
+for k in range(K) { mu[k] ~ Normal(0, 10) }
+for n in range(N) {
+    z[n] ~ Categorical(p0)
+    y[n] ~ Normal(mu[z[n]], precision = tau)
+}
+"""
+
+
+def test_a_precision_declared_first_does_not_collapse():
+    """A shared precision declared before the means: the first sweep's tau read the means' prior
+    variance (100), became ~0.01 and flattened the responsibilities, and every start collapsed
+    to one component (ELBO -142.83, both means 0.046).  The same model with the means declared
+    first is the reference: the order of declarations must not change the fit."""
+    rng = np.random.default_rng(0)
+    y = np.r_[rng.normal(-2, 0.6, 30), rng.normal(2, 0.6, 30)]
+    tau_first = vp.fit(vp.parse(ONE_D), {"y": y}, seed=0)
+    means_first = vp.fit(vp.parse(ONE_D.replace("tau ~ Gamma(1, 1)\n", "").replace(
+        "Normal(0, 10) }\n", "Normal(0, 10) }\ntau ~ Gamma(1, 1)\n")), {"y": y}, seed=0)
+    assert means_first.plan.schedule.index("mu") < means_first.plan.schedule.index("tau")
+    np.testing.assert_allclose(np.sort(tau_first.posterior["mu"].loc), [-2.0, 2.0], atol=0.2)
+    np.testing.assert_allclose(tau_first.elbo, means_first.elbo, rtol=1e-8)
 
 
 @pytest.mark.parametrize("value, words", [

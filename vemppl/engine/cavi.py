@@ -348,16 +348,26 @@ class Engine(Joint):
         given_params = given_params or {}
         todo = tuple(p.name for p in self.plan.params if p.name not in given_params and p.name not in self.networks)
         seeded = any(b.init in (Init.KMEANS, Init.RANDOM) for b in self.plan.blocks)
-        if not (todo and seeded) or self.local_global is not None:
+        # The blocks started at their priors take one update each from the seeded start too,
+        # then the sweep updates them again: a first sweep read each prior's moments, so a
+        # shared precision updated before the means (declared first) read the means' prior
+        # variance (100 for Normal(0, 10)), became ~0.01 and flattened the responsibilities,
+        # and the mixture collapsed to one component from every start (docs/engine.md).
+        globals_ = tuple(b.name for b in self.plan.blocks if b.init is Init.PRIOR) if any(
+            b.init is Init.KMEANS for b in self.plan.blocks) else ()
+        if not ((todo and seeded) or globals_) or self.local_global is not None or self.trained or self.amortised:
             return state
+        key = (todo, globals_)
         cache = self.__dict__.setdefault("_m_step_programs", {})
-        if todo not in cache:
+        if key not in cache:
             def m_step(state, data):
+                for j in (j for j in self.plan.schedule if j in globals_):
+                    state = self.update_block(state, j, data)
                 for p in todo:
                     state = self.update_param(state, p, data)
                 return state
-            cache[todo] = jax.jit(m_step)
-        return cache[todo](state, self.data)
+            cache[key] = jax.jit(m_step, compiler_options=programs.ONE_SHOT)  # run once per start
+        return cache[key](state, self.data)
 
     def _prior_blocks(self, params, key, data):
         """Every block but the chains at its prior (``elj.prior.prior_blocks``), jitted by init."""
