@@ -20,7 +20,9 @@ with linear term ``h`` (the information form of a linear-Gaussian state-space po
   Rauch–Tung–Striebel smoother, as forward–backward is the gradient of the forward
   algorithm for the discrete chain (families/markov_chain.py; Bishop, PRML §13.3;
   Beal 2003, ch. 5; GUIDE §2, "Structured blocks");
-* entropy ``A − ⟨η, μ⟩ − E[log h]`` (the base class).
+* entropy ``½ T (1 + log 2π) − ½ log |J|``, with ``log |J| = Σ_t log J̃_t`` from the pivots
+  alone: ``A − ⟨η, μ⟩ − E[log h]`` cancels terms of size ``hᵀJ⁻¹h``, and at a precision of
+  1e20 (an observation precision of a state-space model) it was 92 nats off.
 
 Leading axes are independent chains (one per sequence ``x[s, t]``).  :class:`MvGaussianChain`
 is the same over vectors (block-tridiagonal precision, Cholesky solves in the filter).
@@ -63,6 +65,12 @@ class GaussianChain(ExpFamily):
     @classmethod
     def log_normalizer(cls, eta):
         return information_filter(eta.mean, -2.0 * eta.sq, -eta.cross)[0]
+
+    @classmethod
+    def entropy(cls, eta, mu=None):
+        """½ T (1 + log 2π) − ½ Σ_t log J̃_t, from η alone (the module docstring says why)."""
+        pivots = _pivots(-2.0 * eta.sq, -eta.cross)
+        return 0.5 * eta.mean.shape[-1] * (1.0 + _LOG_2PI) - 0.5 * jnp.sum(jnp.log(pivots), axis=-1)
 
     @classmethod
     def expected_log_base_measure(cls, eta):
@@ -124,22 +132,25 @@ class GaussianChain(ExpFamily):
         return dist.Normal(p["loc"], p["scale"])
 
 
+def _pivots(d, o):
+    """The pivots D_t of eliminating x_0, x_1, … from the tridiagonal J (diagonal ``d``
+    [..., T], off-diagonal ``o`` [..., T−1]); |J| = Π_t D_t."""
+    def step(prev, x):
+        dt, ot = x
+        piv = dt - ot**2 / prev
+        return piv, piv
+    first = d[..., 0]
+    _, rest = jax.lax.scan(step, first, (jnp.moveaxis(d[..., 1:], -1, 0), jnp.moveaxis(o, -1, 0)))
+    return jnp.concatenate([first[..., None], jnp.moveaxis(rest, 0, -1)], axis=-1)
+
+
 def marginal_variances(diag, off):
     """diag(J⁻¹) of the tridiagonal J (diagonal ``diag`` [..., T], off-diagonal ``off``
     [..., T−1]): with D_t the pivots of eliminating x_0, x_1, … (forward) and E_t those of
     eliminating x_{T−1}, x_{T−2}, … (backward), 1 / (J⁻¹)_tt = D_t + E_t − J_tt, a sum of terms
     of J's own scale (no difference of second moments)."""
-    def pivots(d, o):
-        def step(prev, x):
-            dt, ot = x
-            piv = dt - ot**2 / prev
-            return piv, piv
-        first = d[..., 0]
-        _, rest = jax.lax.scan(step, first, (jnp.moveaxis(d[..., 1:], -1, 0), jnp.moveaxis(o, -1, 0)))
-        return jnp.concatenate([first[..., None], jnp.moveaxis(rest, 0, -1)], axis=-1)
-
-    fwd = pivots(diag, off)
-    bwd = jnp.flip(pivots(jnp.flip(diag, -1), jnp.flip(off, -1)), -1)
+    fwd = _pivots(diag, off)
+    bwd = jnp.flip(_pivots(jnp.flip(diag, -1), jnp.flip(off, -1)), -1)
     return 1.0 / (fwd + bwd - diag)
 
 
@@ -199,6 +210,15 @@ class MvGaussianChain(ExpFamily):
     @classmethod
     def tidy_natural(cls, eta):
         return eta._replace(outer=0.5 * (eta.outer + jnp.swapaxes(eta.outer, -1, -2)))
+
+    @classmethod
+    def entropy(cls, eta, mu=None):
+        """½ T D (1 + log 2π) − ½ Σ_t log |J̃_t|, from η alone: ``A − ⟨η, μ⟩ − E[log h]``
+        cancels terms of size ``hᵀJ⁻¹h`` (49 000 nats off at a precision of 1e20, as the
+        scalar chain's)."""
+        t, d = eta.mean.shape[-2:]
+        diag = -(eta.outer + jnp.swapaxes(eta.outer, -1, -2))
+        return 0.5 * t * d * (1.0 + _LOG_2PI) - 0.5 * block_pivot_logdet(diag, -eta.cross)
 
     @classmethod
     def expected_log_base_measure(cls, eta):
@@ -265,5 +285,25 @@ def block_information_filter(h, diag, off):
     _, terms = jax.lax.scan(step, first, inputs)
     return _term(*first) + jnp.sum(terms, axis=0)
 
+def block_pivot_logdet(diag, off):
+    """log |J| = Σ_t log |J̃_t| of the block-tridiagonal J (``block_information_filter``'s
+    pivots J̃_t, without h)."""
+
+    def chol(j):
+        return jnp.linalg.cholesky(0.5 * (j + jnp.swapaxes(j, -1, -2)))
+
+    def logdet(c):
+        return 2.0 * jnp.sum(jnp.log(jnp.diagonal(c, axis1=-2, axis2=-1)), axis=-1)
+
+    def step(chol_prev, inputs):
+        j_t, o = inputs  # o = J_{t−1,t}
+        c = chol(j_t - jnp.swapaxes(o, -1, -2) @ jax.scipy.linalg.cho_solve((chol_prev, True), o))
+        return c, logdet(c)
+
+    chol0 = chol(diag[..., 0, :, :])
+    _, terms = jax.lax.scan(step, chol0, (jnp.moveaxis(diag[..., 1:, :, :], -3, 0), jnp.moveaxis(off, -3, 0)))
+    return logdet(chol0) + jnp.sum(terms, axis=0)
+
+
 __all__ = ["GaussianChain", "GaussianChainStats", "MvGaussianChain", "MvGaussianChainStats", "block_information_filter",
-           "information_filter"]
+           "block_pivot_logdet", "information_filter"]

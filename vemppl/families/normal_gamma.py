@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpyro.distributions as dist
 from jax.scipy.special import digamma, gammaln
 
+from ._special import gamma_entropy_part
 from .base import ArgSpec, ExpFamily
 
 _LOG_2PI = math.log(2.0 * math.pi)  # a Python float: no eager program at import
@@ -92,14 +93,17 @@ class NormalGamma(ExpFamily):
 
     @classmethod
     def entropy(cls, eta, mu=None):
-        """H = A(η) + a + ½ − (a − ½) E[log τ] + ½ log 2π.
+        """H = A(η) + a + ½ − (a − ½) E[log τ] + ½ log 2π
+        = g(a) − ½ ψ(a) − ½ log b − ½ log κ + ½ (1 + log 2π), g = ``gamma_entropy_part``.
 
         ``⟨η, E[T]⟩ = −½ − a + (a − ½) E[log τ]`` exactly (the m-terms cancel, as in the
         Normal–Wishart's entropy), so the sum of products, which loses digits when m is far
-        from the origin, is never formed."""
-        _, _, a, _ = _unpack(eta)
-        logprec = cls.expected_stats(eta).logprec if mu is None else mu.logprec
-        return cls.log_normalizer(eta) + a + 0.5 - eta.logprec * logprec + 0.5 * _LOG_2PI
+        from the origin, is never formed; and log Γ(a), a and (a − ½) ψ(a), each of size
+        a log a, are summed by ``gamma_entropy_part`` (the first form left 9e-4 nats of
+        rounding at a = 1e12).  From η alone."""
+        kappa, _, a, b = _unpack(eta)
+        return (gamma_entropy_part(a) - 0.5 * digamma(a) - 0.5 * jnp.log(b) - 0.5 * jnp.log(kappa)
+                + 0.5 * (1.0 + _LOG_2PI))
 
     @classmethod
     def pair_quad(cls, eta, x_mean, x_var):

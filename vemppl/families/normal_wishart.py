@@ -39,7 +39,7 @@ from jax.scipy.special import multigammaln
 
 from . import _linalg as la
 from .base import ArgSpec, ExpFamily
-from .wishart import Wishart, WishartStats, _sum_digamma
+from .wishart import Wishart, WishartStats, _entropy_core, _sum_digamma
 
 _LOG_2 = math.log(2.0)
 _LOG_2PI = math.log(2.0 * math.pi)  # a Python float: no eager program at import
@@ -116,11 +116,15 @@ class NormalWishart(ExpFamily):
 
         ``⟨η, E[T]⟩`` is ``−D/2 − νD/2 + ((ν − D)/2) E[log|Λ|]`` exactly (the ``m``-terms
         β ν mᵀWm cancel between η₁·E[Λμ], η₂·E[μᵀΛμ] and η₃·E[Λ]); the base class's sum
-        of those products loses the ELBO's digits when m is far from the origin."""
-        d = eta.prec_loc.shape[-1]
-        nu = 2.0 * eta.logdet + d
-        logdet = cls.expected_stats(eta).logdet if mu is None else mu.logdet
-        return cls.log_normalizer(eta) + 0.5 * d * (nu + 1.0) - eta.logdet * logdet + 0.5 * d * _LOG_2PI
+        of those products loses the ELBO's digits when m is far from the origin.
+
+        It is the Wishart's entropy plus E[H[N(m, (βΛ)⁻¹)]] = (D/2)(1 + log 2π − log β)
+        − ½ E[log|Λ|], summed without terms of size ν log ν (``wishart._entropy_core``, whose
+        reason is the Wishart's), from η alone."""
+        beta, _, rate, nu = _unpack(eta)
+        d = rate.shape[-1]
+        return (_entropy_core(nu, -la.spd_logdet(rate), d, 0.0)
+                + 0.5 * d * (1.0 + _LOG_2PI - jnp.log(beta)))
 
     @classmethod
     def pair_quad(cls, eta, x_mean, x_cov):
