@@ -77,6 +77,15 @@ class Engine(Joint):
         self._sweep = self.jit(partial(self._sweep_impl, grouped=True) if grouped else self._sweep_impl)
         self._exact_sweep = self.jit(self._sweep_impl) if grouped else None
 
+    def elbo_program(self, batched=False):
+        """The ELBO at a state, jitted on first use (over a leading restart axis with
+        ``batched``): for a sweep whose own value was not trusted (``_rescored``)."""
+        cache = self.__dict__.setdefault("_elbo_programs", {})
+        if batched not in cache:
+            fn = jax.vmap(self.elbo, in_axes=(0, None)) if batched else self.elbo
+            cache[batched] = jax.jit(fn)
+        return cache[batched]
+
     def jit(self, fn, **options):
         """``jax.jit(fn, **options)``, counted by ``traces``: a program built around the sweep
         (sharded, restarts batched by vmap) is one of the engine's programs."""
@@ -176,7 +185,16 @@ class Engine(Joint):
         if not log_joint:
             return new
         moved = sum(jnp.vdot(g, b - a) for g, a, b in zip(raw, state.mu[j], mu_j))
-        return new, value + moved
+        # The extrapolation rounds at its terms' size, not its value's: a regression on a
+        # covariate at 1e6 moved E[w wᵀ] by 1e6 against a gradient of 1e14, and the first
+        # sweep's ELBO came out 1.6e4 where the evidence is −69 (the next sweep "fell" and the
+        # fit stopped unconverged).  Where that rounding could reach 1e-10 of the value, the
+        # ELBO is NaN here and evaluated at the new state on the host (``rescored``): one more
+        # program, compiled only for a fit that needs it.
+        size = sum(jnp.vdot(jnp.abs(g), jnp.abs(a) + jnp.abs(b)) for g, a, b in zip(raw, state.mu[j], mu_j))
+        value = value + moved
+        unsafe = 64 * jnp.finfo(jnp.result_type(float)).eps * size > 1e-10 * (1.0 + jnp.abs(value))
+        return new, jnp.where(unsafe, jnp.nan, value)
 
     def _local(self, j):
         """The factors that read block j (any of its members)."""
@@ -427,6 +445,7 @@ def guarded_sweep(jitted, engine, state, data, exact=None):
     in place of a sweep of ``jitted`` whose ELBO is NaN (a pass that was not exact there)."""
     if exact is not None:
         jitted = _or_exact(jitted, exact)
+    jitted = _rescored(jitted, engine)
     schedule = engine.local_global
     if schedule is None or not schedule.local_restart:
         return jitted(state, data)
@@ -439,6 +458,20 @@ def guarded_sweep(jitted, engine, state, data, exact=None):
     if state.elbo is None or float(elbo) >= float(state.elbo):
         return new, elbo
     return jitted(state, data, restart=jnp.asarray(False))
+
+
+def _rescored(jitted, engine):
+    """The sweep, its ELBO evaluated at the new state where the sweep's own is NaN (an
+    extrapolated value the sweep could not trust, ``_update_block``; a state that is not finite
+    stays NaN)."""
+    def sweep(state, data, **kw):
+        new, elbo = jitted(state, data, **kw)
+        if math.isnan(float(elbo)):
+            elbo = engine.elbo_program()(new, data)
+            if new.sweeps is not None:  # the restarting schedule's floor
+                new = new._replace(elbo=elbo)
+        return new, elbo
+    return sweep
 
 
 def _or_exact(jitted, exact):

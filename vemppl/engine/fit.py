@@ -372,6 +372,10 @@ def _run_batched(engine, starts, max_iter, tol, show):
         if grouped and np.isnan(elbos[active]).any():
             states, elbos = steps[restart, False](before, jnp.asarray(active), engine.data)
             elbos = np.asarray(elbos)
+        if np.isnan(elbos[active]).any():  # a sweep's ELBO it could not trust (engine/cavi.py::_rescored)
+            elbos = np.where(np.isnan(elbos), np.asarray(engine.elbo_program(batched=True)(states, engine.data)), elbos)
+            if states.sweeps is not None:
+                states = states._replace(elbo=jnp.asarray(elbos))
         if compile_seconds is None:
             compile_seconds = time.perf_counter() - t_it
         elif engine.traces != traced:
