@@ -41,10 +41,10 @@ def unit():
     return _fit(1.0)
 
 
-def _monotone(fit):
+def _monotone(fit, rtol=1e-9):
     trace = np.asarray(fit.elbo_trace)
     assert np.all(np.isfinite(trace)) and len(trace) == fit.iterations > 1
-    assert np.all(np.diff(trace) >= -1e-9 * np.abs(trace[1:])), np.diff(trace).min()
+    assert np.all(np.diff(trace) >= -rtol * np.abs(trace[1:])), np.diff(trace).min()
 
 
 def test_unit_scale_clusters_without_a_warning(unit):
@@ -61,7 +61,10 @@ def test_far_scales_cluster_as_at_unit_scale_or_warn_naming_the_prior(scale, uni
     if ari < unit[1] - 0.05:
         assert any("data 'x'" in m and "prior of 'mu'" in m and "rescale" in m for m in msgs), msgs
         assert any("prior of 'Lam'" in m for m in msgs), msgs
-    _monotone(fit)
+    # At 1e6 the data's squares are 1e12 and the ELBO's terms cancel to its value (~1e4) over
+    # about 8 digits: its last sweeps wander by rounding (measured: one step of -1.3e-9 relative
+    # at -9994.8317, the fit started by the seeded pre-pass), so monotone to that rounding.
+    _monotone(fit, rtol=1e-9 if scale < 1e6 else 1e-8)
 
 
 def test_the_scale_check_can_fail(monkeypatch):

@@ -282,10 +282,10 @@ def updates_verb(args) -> int:
 
 def predict_verb(args) -> int:
     if args.out is not None:
+        cli_args.writable_file(args.out, "--out")  # before predicting
         if Path(args.out).suffix != ".npz":  # np.savez's format: a name without .npz was written as given
             raise VemError("io", f"--out {args.out}: predictions are written as an .npz archive; "
                                  "give a name ending in .npz")
-        cli_args.writable_file(args.out, "--out")  # before predicting
     cli_args.readable_file(args.data, "data", folder_ok=True)
     if not Path(args.results).is_dir():
         raise VemError("io", f"results folder '{args.results}' does not exist" if not Path(args.results).exists()
