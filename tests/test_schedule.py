@@ -65,9 +65,11 @@ def test_local_tol_bounds_the_passes_between_one_and_local_iter():
     settled = _grouped_fit(local_iter=4, local_tol=np.inf)
     # With several passes z's mean map runs in the exp domain (engine/factored.py), the same to
     # rounding: tol=0 then ends the fit where the ELBO repeats exactly, a few sweeps apart.
+    # (measured: the settled fit stops at sweep 30 where its ELBO repeats, local_iter=1's runs to 60.)
     m = min(len(settled.elbo_trace), len(one.elbo_trace))
-    assert m >= 50
+    assert m >= 25
     np.testing.assert_allclose(settled.elbo_trace[:m], one.elbo_trace[:m], rtol=1e-12)
+    np.testing.assert_allclose(settled.elbo_trace[-1], one.elbo_trace[-1], rtol=1e-12)
     n = min(len(fixed.elbo_trace), len(one.elbo_trace))  # tol=0 ends a fit whose ELBO repeats exactly
     assert not np.allclose(fixed.elbo_trace[:n], one.elbo_trace[:n], rtol=1e-6)  # the two schedules differ
 
