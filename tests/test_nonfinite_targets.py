@@ -15,6 +15,7 @@ from scipy import optimize
 
 import vemppl as vp
 from vemppl.data_scale import PrecisionWarning
+from vemppl.elj import prior
 from vemppl.engine import cavi
 from vemppl.families.normal import Normal, NormalStats
 
@@ -72,6 +73,10 @@ def _check(fit, ref):
     (5, "log(1.0 + exp(b + w * x[n]))", lambda a: np.logaddexp(0.0, a)),
     (1, "exp(b + w * x[n])", np.exp),
     (30, "exp(b + w * x[n])", np.exp),  # the first sweep from the prior start: ELBO nan; the start sharpened
+    # The start within unit spread (elj/prior.py): from the prior start, sd 1000 ended "converged"
+    # at b = -1.7e42 (ELBO -1.4e78); sd 300 softplus and sd 100 exp fits are covered alike.
+    (1000, "exp(b + w * x[n])", np.exp),
+    (300, "log(1.0 + exp(b + w * x[n]))", lambda a: np.logaddexp(0.0, a)),
 ])
 def test_wide_prior_scale_link_fits_the_gaussian_vi_optimum(data, sd, link, scale):
     fit = vp.fit(_model(sd, link), data=data)
@@ -89,6 +94,7 @@ def test_a_block_frozen_by_a_nonfinite_target_is_not_converged(data, monkeypatch
     # Without the sharpened stand-in (the code before the fix), prior sd 3 leaves ∇_μ L = (nan, -inf)
     # at the start: every step is refused and the ELBO stands at -2.1e139.
     monkeypatch.setattr(cavi, "SHARPEN", 1.0)
+    monkeypatch.setattr(prior, "within_unit_spread", lambda eta: eta)  # the prior's own spread at the start
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fit = vp.fit(_model(3), data={k: v[:40] for k, v in data.items()}, max_iter=5)
@@ -96,3 +102,21 @@ def test_a_block_frozen_by_a_nonfinite_target_is_not_converged(data, monkeypatch
     said = [str(w.message) for w in caught if issubclass(w.category, PrecisionWarning)]
     assert said and "q('b')" in said[0] and "q('w')" in said[0] and "<model>:7:21" in said[0]
     assert "not finite" in said[0] and "their updates were refused" in said[0] and "prior" in said[0]
+
+
+def test_the_start_within_unit_spread_keeps_the_mean_and_cuts_only_wider_directions():
+    from vemppl.families._linalg import within_unit_spread
+    from vemppl.families.mvnormal import MvNormalStats
+
+    tau, m = np.array([1e-6, 0.25, 4.0]), np.array([3.0, -2.0, 0.5])
+    eta = within_unit_spread(NormalStats(m * tau, -0.5 * tau))
+    np.testing.assert_allclose(-2.0 * np.asarray(eta.sq), [1.0, 1.0, 4.0])
+    np.testing.assert_allclose(np.asarray(eta.mean) / (-2.0 * np.asarray(eta.sq)), m, rtol=1e-12)
+    rng = np.random.default_rng(0)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    lam = q @ np.diag([1e-4, 0.5, 9.0]) @ q.T  # covariance wider than 1 in two directions
+    mean = np.array([1.0, -4.0, 2.0])
+    out = within_unit_spread(MvNormalStats(lam @ mean, -0.5 * lam))
+    tight = -2.0 * np.asarray(out.outer)
+    np.testing.assert_allclose(tight, q @ np.diag([1.0, 1.0, 9.0]) @ q.T, atol=1e-12)
+    np.testing.assert_allclose(np.linalg.solve(tight, np.asarray(out.mean)), mean, rtol=1e-10)

@@ -15,10 +15,10 @@ import numpy as np
 
 from ..diagnostics import VemError
 from ..families import get_family
-from ..families._linalg import chol as cholesky, sharpened_gaussian_draw
+from ..families._linalg import chol as cholesky, sharpened_gaussian_draw, within_unit_spread
 from ..ir.expr import Index, Name
 from ..ir.shapes import infer
-from ..plan import BlockStructure, Init
+from ..plan import BlockStructure, Init, Update
 from . import moments as M
 from .amortised import layer_sizes
 from .evaluate import _Context, eval_fixed, size_of
@@ -62,7 +62,8 @@ def initial_params(joint, key, init=None) -> dict:
 
 def prior_blocks(joint, params, key, data):
     """Every block but the chains at its prior given its parents' means (Gaussians moved
-    off their symmetric start, see ``_jitter_gaussian`` and ``families._linalg.sharpened_gaussian_draw``)."""
+    off their symmetric start, see ``jitter_gaussian`` and ``families._linalg.sharpened_gaussian_draw``;
+    a natural-gradient Gaussian first cut to unit spread, ``families._linalg.within_unit_spread``)."""
     eta, mu = {}, {}
     # Names are declared before use, so declaration order reaches parents first.
     for j in [n for n in joint.model.nodes if n in joint.families]:
@@ -75,6 +76,8 @@ def prior_blocks(joint, params, key, data):
             continue
         eta[j] = prior_natural(joint, j, mu, eta, params, data)
         if joint.families[j].gaussian:
+            if joint.plan.block(j).update is Update.NATURAL_GRADIENT:
+                eta[j] = within_unit_spread(eta[j])  # and so its jitter below
             key, sub = jax.random.split(key)
             draw = joint.plan.block(j).init is Init.PRIOR_DRAW
             eta[j] = sharpened_gaussian_draw(eta[j], sub) if draw else jitter_gaussian(eta[j], sub)

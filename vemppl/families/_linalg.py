@@ -232,6 +232,24 @@ def sharpened_gaussian_draw(eta, key, sharpen=100.0):
     return eta._replace(mean=sharpen * jnp.einsum("...ij,...j->...i", lam, draw), outer=sharpen * eta.outer)
 
 
+def within_unit_spread(eta):
+    """A Gaussian at the same mean with its spread cut to at most 1 in every direction:
+    a scalar Normal's precision max(τ, 1); an MvNormal's precision matrix with its
+    eigenvalues raised to at least 1.  The start of a natural-gradient block, whose
+    nonlinear link (exp, sigmoid) reads its value on a unit scale: q = N(0, 1000²) under
+    exp(b + w·x) has E[exp] = exp(½·1000²·(1 + x²)), from which no step can be compared."""
+    if hasattr(eta, "sq"):  # scalar Normal: (τm, −τ/2)
+        tau = -2.0 * eta.sq
+        tight = jnp.maximum(tau, 1.0)
+        return eta._replace(mean=eta.mean * tight / tau, sq=-0.5 * tight)
+    lam = -2.0 * eta.outer
+    lam = 0.5 * (lam + jnp.swapaxes(lam, -1, -2))
+    mean = chol_solve(chol(lam), eta.mean)
+    vals, vecs = jnp.linalg.eigh(lam)
+    tight = jnp.einsum("...ik,...k,...jk->...ij", vecs, jnp.maximum(vals, 1.0), vecs)
+    return eta._replace(mean=jnp.einsum("...ij,...j->...i", tight, mean), outer=-0.5 * tight)
+
+
 def sd_of(mean, sq):
     """sd = sqrt(E[a²] − E[a]²), floored at float's smallest normal: where the variance rounds to 0
     or below (a q collapsed to sd ~ 1e-9 beside a mean of 0.4: E[a²] − E[a]² cancels), sqrt's
