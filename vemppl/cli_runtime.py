@@ -146,6 +146,29 @@ def hard_exit(status: int) -> None:
     os._exit(status)
 
 
+def quick_exit(status: int) -> None:
+    """End the program after its verb without the interpreter's teardown (issue #21).
+
+    Tearing down a process that has imported JAX, NumPyro and matplotlib and holds XLA's
+    client and executables took 0.3-0.45 s of a 10k-point GMM's ``vemppl fit`` (measured
+    with a warm compile cache, paired in one shell: 3.25-3.30 s with it, 2.84-3.09 s
+    without), after every result was written and closed.  What the teardown would do that
+    matters is done here, in its order: the wait for any non-daemon thread, the ``atexit``
+    functions (the temporary compile-cache folder's removal, logging's flush, JAX's own),
+    and the flush of stdout and stderr; then ``os._exit``.  Only for the program itself
+    (``vemppl``, ``python -m vemppl``): a caller of ``main()`` gets its status back."""
+    import atexit
+
+    for thread in threading.enumerate():  # as the interpreter's exit does, before atexit's functions
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
+
+
 # ---- errors --------------------------------------------------------------------------------
 #: Python-API wording in messages, and what the command line calls it.
 _WORDING = [
