@@ -204,3 +204,19 @@ def test_jax_lowers_lapack_calls_without_importing_scipy_linalg_or_scipy_sparse(
                " cython_blas is sys.modules['scipy.linalg.cython_blas'])")
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.split() == ["True", "False", "True", "True", "True"], r.stdout
+
+
+def test_the_program_imports_with_the_collector_off_and_freezes_what_they_loaded():
+    """cli_runtime.imports: for the program, the collector is off while the imports run, then on
+    with the imported objects frozen; a caller of main() keeps its collector as it was."""
+    r = python("import gc\n"
+               "from vemppl import cli_runtime\n"
+               "with cli_runtime.imports():\n"
+               "    caller = (gc.isenabled(), gc.get_freeze_count())\n"
+               "cli_runtime.as_program()\n"
+               "with cli_runtime.imports():\n"
+               "    import json\n"
+               "    during = gc.isenabled()\n"
+               "print(caller, during, gc.isenabled(), gc.get_freeze_count() > 0)")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["(True,", "0)", "False", "True", "True"], r.stdout

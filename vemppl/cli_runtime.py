@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import re
 import signal
@@ -144,6 +145,37 @@ def hard_exit(status: int) -> None:
         with contextlib.suppress(Exception):
             stream.flush()
     os._exit(status)
+
+
+#: Whether this process is the ``vemppl`` program (``main()`` with no argv), not a caller of main().
+_PROGRAM: list[bool] = [False]
+
+
+def as_program() -> None:
+    """This process is the program: :func:`imports` may change the garbage collector's state."""
+    _PROGRAM[0] = True
+
+
+@contextlib.contextmanager
+def imports():
+    """Around a verb's first imports (JAX, NumPyro, the compiler): for the program, the
+    garbage collector is off while they load, and what they loaded is then frozen out of its
+    later collections (``gc.freeze``: the modules' objects live as long as the process).
+
+    A 10k-point GMM's ``vemppl fit`` spent 0.3-0.65 s in the collector (measured with
+    ``gc.callbacks``, warm compile cache, load 4-5), most in four full collections of the
+    ~million objects the imports leave, which found 30-2500 objects to free; with the
+    imports' objects frozen, 0.07-0.16 s.  The collector is on again, as before, for the fit.
+    A caller of ``main()`` keeps its own collector as it was."""
+    if not (_PROGRAM[0] and gc.isenabled()):
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 def quick_exit(status: int) -> None:
