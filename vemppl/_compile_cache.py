@@ -63,7 +63,22 @@ def use_compilation_cache(folder: str | os.PathLike, max_bytes: int | None = Non
         jax.config.update("jax_compilation_cache_max_size", int(max_bytes))
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_seconds))
+    _SET.add(path)
     return path
+
+
+#: The folders :func:`use_compilation_cache` gave JAX.
+_SET: set[str] = set()
+
+
+def kept_folder() -> str | None:
+    """The folder JAX keeps compiled programs in across processes, where vemppl set it (the
+    user's folder, ``VEMPPL_CACHE_DIR``, :func:`use_compilation_cache`); None for this
+    process's temporary folder, a folder the user set in JAX itself, or none."""
+    import jax
+
+    folder = jax.config.jax_compilation_cache_dir
+    return folder if folder in _SET and folder not in _TEMPORARY else None
 
 
 #: ``VEMPPL_CACHE_DIR`` values that turn every cache off, the per-process one included.
