@@ -191,21 +191,24 @@ def test_the_program_ends_after_its_threads_and_atexit_without_the_teardown(tmp_
 
 def test_jax_lowers_lapack_calls_without_importing_scipy_linalg_or_scipy_sparse():
     """_jax_setup.py: jaxlib's LAPACK kernels come from scipy's two Cython modules, loaded
-    without ``scipy.linalg``'s package (0.23-0.36 s); ``scipy.sparse`` waits for a use.  Both
-    still load and answer when used; the Cholesky factor is NumPy's."""
+    without ``scipy.linalg``'s package (0.23-0.36 s); ``scipy.sparse`` and ``jax.extend.pallas``
+    wait for a use.  All still load and answer when used; the Cholesky factor is NumPy's."""
     r = python("import sys\n"
                "import vemppl.families, jax, jax.numpy as jnp, numpy as np\n"
                "a = np.array([[4.0, 2.0], [2.0, 3.0]])\n"
                "c = np.asarray(jax.jit(jnp.linalg.cholesky)(a))\n"
                "print(np.abs(c - np.linalg.cholesky(a)).max() < 1e-15,"
-               " any(m in sys.modules for m in ('scipy.linalg', 'scipy.sparse._base', 'scipy.linalg._basic')))\n"
+               " any(m in sys.modules for m in ('scipy.linalg', 'scipy.sparse._base', 'scipy.linalg._basic',"
+               " 'jax._src.pallas.core')))\n"
                "import scipy.sparse.linalg\n"
                "from scipy.linalg import cho_solve, cython_blas\n"
                "x = scipy.sparse.linalg.spsolve(scipy.sparse.csr_array(a), np.ones(2))\n"
                "print(np.allclose(a @ x, 1.0), np.allclose(a @ cho_solve((c, True), np.ones(2)), 1.0),"
-               " cython_blas is sys.modules['scipy.linalg.cython_blas'])")
+               " cython_blas is sys.modules['scipy.linalg.cython_blas'])\n"
+               "import jax.extend.pallas\n"
+               "print(callable(jax.extend.pallas.register_lowering_rule))")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.split() == ["True", "False", "True", "True", "True"], r.stdout
+    assert r.stdout.split() == ["True", "False", "True", "True", "True", "True"], r.stdout
 
 
 def test_the_program_imports_with_the_collector_off_and_freezes_what_they_loaded():

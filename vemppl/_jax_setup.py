@@ -24,7 +24,9 @@ avoid_cpu_lapack_deadlock()
 #: which imports ``scipy.sparse`` and ``scipy.sparse.linalg`` (and through it ``scipy.linalg``)
 #: for a host solve.  All are used only inside functions, as ``scipy.fft.rfft`` and
 #: ``scipy.sparse.linalg.spsolve``.  ``scipy.sparse`` alone took 0.1 s of every process.
-DEFERRED = ("scipy.sparse", "scipy.sparse.linalg", "scipy.fft")
+#: ``numpyro.ops.provenance`` imports ``jax.extend``, whose ``__init__`` imports
+#: ``jax.extend.pallas`` and with it Pallas's kernel language (30-60 ms), never used by a fit.
+DEFERRED = ("scipy.sparse", "scipy.sparse.linalg", "scipy.fft", "jax.extend.pallas")
 
 #: The two modules of ``scipy.linalg`` that jaxlib reads its CPU LAPACK kernels from, the first
 #: time a program with a linear-algebra operation is lowered (``jaxlib/cpu/_lapack``'s
