@@ -52,7 +52,8 @@ def use_compilation_cache(folder: str | os.PathLike, max_bytes: int | None = Non
     Call it before the first fit of the process: JAX decides at its first compilation
     whether a cache is in use.  ``max_bytes`` caps the folder's size: JAX then evicts the
     least recently used programs (this needs the ``filelock`` package; without it, no cap).
-    Programs that compiled in under ``min_seconds`` are not written.
+    Programs that compiled in under ``min_seconds`` are not written.  The folder also keeps
+    the compiler's conjugacy readings (``compiler/probe_cache.py``, ``vemppl-probe-*.json``).
     Returns the folder's absolute path.
     """
     import jax
