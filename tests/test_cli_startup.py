@@ -161,3 +161,67 @@ def test_a_priors_scale_is_numpyros_mean_and_variance():
         np.testing.assert_allclose(var, np.asarray(d.variance), rtol=1e-12)
     (mean, var), = _priors_moments([(get_family("Gamma"), {"concentration": 2.0, "rate": 4.0})], variance=False)
     assert var is None and mean == 0.5  # by hand: concentration / rate
+
+
+def test_the_program_ends_after_its_threads_and_atexit_without_the_teardown(tmp_path, monkeypatch):
+    """``quick_exit`` (cli_runtime.py): a non-daemon thread is waited for, the ``atexit``
+    functions run (JAX's backend teardown left out), buffered output is flushed, and the status
+    is the verb's.  Only ``main()``
+    run as the program (no argv) ends that way; a caller of ``main(argv)`` gets the status."""
+    r = python("import atexit, sys, threading, time\n"
+               "import jax.numpy as jnp\n"  # JAX's own atexit function is left out, its backend in use
+               "from vemppl.cli_runtime import quick_exit\n"
+               f"atexit.register(lambda: open({str(tmp_path / 'atexit')!r}, 'w').write('ran'))\n"
+               f"threading.Thread(target=lambda: (time.sleep(0.2), open({str(tmp_path / 'thread')!r}, 'w')"
+               ".write('joined'))).start()\n"
+               "sys.stdout.write(f'buffered {float(jnp.ones(2).sum())}'); sys.stderr.write('said')\n"
+               "quick_exit(3)\n"
+               "print('not reached')")
+    assert (r.returncode, r.stdout, r.stderr) == (3, "buffered 2.0", "said")
+    assert (tmp_path / "atexit").read_text() == "ran" and (tmp_path / "thread").read_text() == "joined"
+
+    from vemppl import cli
+
+    ended = []
+    monkeypatch.setattr(cli, "quick_exit", ended.append)
+    monkeypatch.setattr(sys, "argv", ["vemppl", "check", str(tmp_path / "missing.vem")])
+    assert cli.main() == 2 and ended == [2]
+    assert cli.main(["check", str(tmp_path / "missing.vem")]) == 2 and ended == [2]
+
+
+def test_jax_lowers_lapack_calls_without_importing_scipy_linalg_or_scipy_sparse():
+    """_jax_setup.py: jaxlib's LAPACK kernels come from scipy's two Cython modules, loaded
+    without ``scipy.linalg``'s package (0.23-0.36 s); ``scipy.sparse`` and ``jax.extend.pallas``
+    wait for a use.  All still load and answer when used; the Cholesky factor is NumPy's."""
+    r = python("import sys\n"
+               "import vemppl.families, jax, jax.numpy as jnp, numpy as np\n"
+               "a = np.array([[4.0, 2.0], [2.0, 3.0]])\n"
+               "c = np.asarray(jax.jit(jnp.linalg.cholesky)(a))\n"
+               "print(np.abs(c - np.linalg.cholesky(a)).max() < 1e-15,"
+               " any(m in sys.modules for m in ('scipy.linalg', 'scipy.sparse._base', 'scipy.linalg._basic',"
+               " 'jax._src.pallas.core')))\n"
+               "import scipy.sparse.linalg\n"
+               "from scipy.linalg import cho_solve, cython_blas\n"
+               "x = scipy.sparse.linalg.spsolve(scipy.sparse.csr_array(a), np.ones(2))\n"
+               "print(np.allclose(a @ x, 1.0), np.allclose(a @ cho_solve((c, True), np.ones(2)), 1.0),"
+               " cython_blas is sys.modules['scipy.linalg.cython_blas'])\n"
+               "import jax.extend.pallas\n"
+               "print(callable(jax.extend.pallas.register_lowering_rule))")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["True", "False", "True", "True", "True", "True"], r.stdout
+
+
+def test_the_program_imports_with_the_collector_off_and_freezes_what_they_loaded():
+    """cli_runtime.imports: for the program, the collector is off while the imports run, then on
+    with the imported objects frozen; a caller of main() keeps its collector as it was."""
+    r = python("import gc\n"
+               "from vemppl import cli_runtime\n"
+               "with cli_runtime.imports():\n"
+               "    caller = (gc.isenabled(), gc.get_freeze_count())\n"
+               "cli_runtime.as_program()\n"
+               "with cli_runtime.imports():\n"
+               "    import json\n"
+               "    during = gc.isenabled()\n"
+               "print(caller, during, gc.isenabled(), gc.get_freeze_count() > 0)")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["(True,", "0)", "False", "True", "True"], r.stdout

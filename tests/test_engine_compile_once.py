@@ -146,3 +146,25 @@ def test_a_natural_gradient_block_traces_its_likelihood_once_per_pass(monkeypatc
     jax.make_jaxpr(fit.engine._sweep_impl)(fit.state, fit.engine.data)
     assert list(fit.engine.plan.schedule) == ["tau", "w"]
     assert traced["y"] == 3
+
+
+def test_data_and_seeded_responsibilities_reach_the_device_without_a_program(caplog):
+    """elj.joint.on_device: the array ``jnp.asarray`` gives (dtype, bytes, weak type), put on the
+    device without the one-op program ``jnp.asarray`` compiles for each new shape."""
+    import jax
+    import jax.numpy as jnp
+
+    from vemppl.elj.joint import on_device
+
+    rng = np.random.default_rng(0)
+    arrays = [rng.normal(size=(13, 7)), rng.dirichlet(np.ones(3), size=11), np.arange(17), rng.random(19) < 0.5,
+              rng.normal(size=(5, 3)).T.astype(np.float32)]
+    with caplog.at_level("WARNING"), jax.log_compiles(True):
+        put = [on_device(a) for a in arrays]
+        assert not [r for r in caplog.records if "Compiling" in r.getMessage()]
+        jnp.asarray(rng.normal(size=(23, 29)))  # the detector detects: jnp.asarray compiles for a new shape
+        assert [r for r in caplog.records if "Compiling" in r.getMessage()]
+    for a, x in zip(arrays, put):
+        y = jnp.asarray(a)
+        assert (x.dtype, x.shape, x.weak_type) == (y.dtype, y.shape, y.weak_type)
+        np.testing.assert_array_equal(np.asarray(x), a.astype(x.dtype))

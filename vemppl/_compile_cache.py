@@ -52,7 +52,8 @@ def use_compilation_cache(folder: str | os.PathLike, max_bytes: int | None = Non
     Call it before the first fit of the process: JAX decides at its first compilation
     whether a cache is in use.  ``max_bytes`` caps the folder's size: JAX then evicts the
     least recently used programs (this needs the ``filelock`` package; without it, no cap).
-    Programs that compiled in under ``min_seconds`` are not written.
+    Programs that compiled in under ``min_seconds`` are not written.  The folder also keeps
+    the compiler's conjugacy readings (``compiler/probe_cache.py``, ``vemppl-probe-*.json``).
     Returns the folder's absolute path.
     """
     import jax
@@ -63,7 +64,22 @@ def use_compilation_cache(folder: str | os.PathLike, max_bytes: int | None = Non
         jax.config.update("jax_compilation_cache_max_size", int(max_bytes))
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_seconds))
+    _SET.add(path)
     return path
+
+
+#: The folders :func:`use_compilation_cache` gave JAX.
+_SET: set[str] = set()
+
+
+def kept_folder() -> str | None:
+    """The folder JAX keeps compiled programs in across processes, where vemppl set it (the
+    user's folder, ``VEMPPL_CACHE_DIR``, :func:`use_compilation_cache`); None for this
+    process's temporary folder, a folder the user set in JAX itself, or none."""
+    import jax
+
+    folder = jax.config.jax_compilation_cache_dir
+    return folder if folder in _SET and folder not in _TEMPORARY else None
 
 
 #: ``VEMPPL_CACHE_DIR`` values that turn every cache off, the per-process one included.

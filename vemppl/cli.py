@@ -29,13 +29,22 @@ import sys
 from . import __version__
 from .cli_args import Parser
 from .cli_runtime import (
-    EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, Terminated, classify, debug, hard_exit, install_handlers, internal,
-    render_error, say_stopped,
+    EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_OK, Terminated, as_program, classify, debug, hard_exit, install_handlers,
+    internal, quick_exit, render_error, say_stopped,
 )
 from .diagnostics import VemError
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        as_program()
+    status = _main(argv)
+    if argv is None:  # the program itself, not a caller of main(): see cli_runtime.quick_exit
+        quick_exit(status)
+    return status
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     first = (sys.argv[1:] if argv is None else argv)[:1]
     if first and first[0].startswith("-") and first[0] not in parser._option_string_actions:

@@ -193,15 +193,16 @@ def fit_verb(args) -> int:
 
 
 def _fit_verb(args, out) -> int:
-    from .cli_runtime import CacheCounter, Status, preload
+    from .cli_runtime import CacheCounter, Status, imports, preload
 
     cli_args.readable_file(args.model, "model")
     cli_args.readable_file(args.data, "data", folder_ok=True)
     with Status(not args.quiet) as status:
         status("starting JAX")
-        from .api import fit
-        from .engine.algorithms import from_keywords
-        from .frontends.parser import load
+        with imports():
+            from .api import fit
+            from .engine.algorithms import from_keywords
+            from .frontends.parser import load
 
         status(f"reading {args.model}")
         model = load(args.model)
@@ -290,15 +291,16 @@ def predict_verb(args) -> int:
     if not Path(args.results).is_dir():
         raise VemError("io", f"results folder '{args.results}' does not exist" if not Path(args.results).exists()
                        else f"'{args.results}' is not a folder; expected the results folder `vemppl fit` wrote")
-    from .cli_runtime import Status, setup_cache
+    from .cli_runtime import Status, imports, setup_cache
 
     setup_cache(False)
     with Status(True) as status:
         status("starting JAX")
-        import numpy as np
+        with imports():
+            import numpy as np
 
-        from .results.fit import load_results
-        from .results.io import _atomic_write
+            from .results.fit import load_results
+            from .results.io import _atomic_write
 
         status(f"reading {args.results}")
         fit = load_results(args.results)

@@ -29,6 +29,7 @@ from ..families import get_family
 from ..ir.expr import Num, walk
 from ..ir.memory import check_memory
 from ..plan import BlockStructure, MStep, ParamPlan, Plan, Update
+from . import probe_cache
 
 _STAND_IN = (3, 4, 5, 7, 11, 13, 17)
 
@@ -117,9 +118,13 @@ def _trace(joint: Joint, params: dict, key, tracker: Tracker):
 
 
 def read_moments(model, plan: Plan) -> Tracker:
-    """The tracker of one abstract trace of ``L`` at the prior on stand-in sizes."""
+    """The tracker of one abstract trace of ``L`` at the prior on stand-in sizes, or its
+    reading kept on disk by an earlier process (compiler/probe_cache.py)."""
     bound = stand_in_binding(model)
     check_memory(model, bound.sizes, stand_in=True)  # the trace's own arrays (issue #23: `check` must not exhaust memory)
+    kept = probe_cache.read(model, plan)
+    if kept is not None:
+        return kept
     joint = Joint(model, plan, bound)
     k_params, k_blocks = _prng.split(_prng.key(0))  # JAX's keys, made in NumPy: no XLA programs
     tracker = Tracker()
@@ -134,6 +139,7 @@ def read_moments(model, plan: Plan) -> Tracker:
             f.definition.span if f is not None else None,
             "gradient (non-conjugate) updates for this construct are not implemented yet",
         ) from None
+    probe_cache.write(model, plan, tracker)
     return tracker
 
 

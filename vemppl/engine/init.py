@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import _prng
 from ..diagnostics import VemError
+from ..elj.joint import on_device
 from ..elj.prior import chain_stats, initial_params, num_categories
 from ..ir.expr import Index, Name
 from ..plan import BlockStructure, Init
@@ -149,7 +150,7 @@ def seed_responsibilities(engine, j, r0, key, kmeans):
         r, centres = rng.dirichlet(np.ones(k), size=r0.reshape(-1, k).shape[0]), None
     else:
         r, centres = kmeanspp(feats, k, rng, broad=engine.broad_start, return_centres=True)
-    return jnp.asarray(r.reshape(r0.shape)), centres
+    return on_device(r.reshape(r0.shape)), centres
 
 
 def chain_persistence(engine, j, centres):
