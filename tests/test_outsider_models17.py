@@ -1,0 +1,54 @@
+"""Uses of vemppl written from docs/language.md and cli.md alone (round 17 of the outsider checks:
+latent-class, mixture-of-regression, scale-mixture and count models a statistician writes, and the
+mistakes one makes writing them), each checked against a reference computed independently of the
+code under test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import vemppl as vp
+
+LCA_UNINDEXED = """model lca
+dim N, J
+const K = 2
+const C = 3
+data x: cat(C)[N, J]
+pi ~ Dirichlet(fill(1.0, K))
+for k in range(K) { for j in range(J) { theta[k, j] ~ Dirichlet(fill(1.0, C)) } }
+for n in range(N) {
+  z[n] ~ Categorical(pi)
+  for j in range(J) { x[n, j] ~ Categorical(theta[z[n]]) }
+}
+"""
+
+
+@pytest.mark.parametrize("text, line, col, arg", [
+    # a latent-class model whose item index was forgotten: theta[z[n]] is [J, C]
+    (LCA_UNINDEXED, 10, 45, "theta[z[n]]"),
+    # one probability vector per item, read whole at each item: it compiled, the [J] batch of
+    # the probabilities broadcast against the loops' axes (right here by luck, as the last loop
+    # is over J; misaligned where it is not)
+    ("model b\ndim N, J\nconst C = 3\ndata x: cat(C)[N, J]\n"
+     "for j in range(J) { theta[j] ~ Dirichlet(fill(1.0, C)) }\n"
+     "for n in range(N) { for j in range(J) { x[n, j] ~ Categorical(theta) } }\n", 6, 63, "theta"),
+    # a Multinomial or MvNormal reading every component at once
+    ("model b\ndim N, V\nconst K = 2\ndata tot: count[N]\ndata x: count[N, V]\n"
+     "for k in range(K) { theta[k] ~ Dirichlet(fill(1.0, V)) }\n"
+     "for n in range(N) { x[n] ~ Multinomial(tot[n], theta) }\n", 7, 48, "theta"),
+    ("model b\ndim N, D\nconst K = 2\ndata x: real[N, D]\n"
+     "for k in range(K) { mu[k] ~ MvNormal(zeros(D), eye(D)) }\n"
+     "for n in range(N) { x[n] ~ MvNormal(mu, eye(D)) }\n", 6, 37, "mu"),
+])
+def test_a_vector_familys_argument_with_a_batch_axis_is_a_located_shape_error(text, line, col, arg):
+    """docs/language.md, Sizes: "a distribution's vector and matrix arguments have the rank it
+    needs".  Only "at least" that rank was checked: a Categorical, Multinomial or MvNormal given a
+    matrix where one draw reads a vector stopped with an internal error (exit 1) in compiling, or
+    compiled with the extra axis broadcast against the loops.  Each is now a `shape` error at the
+    argument, naming its shape."""
+    with pytest.raises(vp.VemError) as err:
+        vp.compile_model(vp.parse(text))
+    e = err.value
+    assert (e.kind, e.line, e.column) == ("shape", line, col)
+    assert f"{arg} has shape" in e.message and "must be a vector" in e.message
