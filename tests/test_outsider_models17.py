@@ -52,3 +52,41 @@ def test_a_vector_familys_argument_with_a_batch_axis_is_a_located_shape_error(te
     e = err.value
     assert (e.kind, e.line, e.column) == ("shape", line, col)
     assert f"{arg} has shape" in e.message and "must be a vector" in e.message
+
+
+BINMIX = """model binmix
+dim G
+const K = 2
+data n: {ntype}[G]
+data y: count[G]
+pi ~ Dirichlet(fill(1.0, K))
+for k in range(K) {{ p[k] ~ Beta(1.0, 1.0) }}
+for i in range(G) {{
+  z[i] ~ Categorical(pi)
+  y[i] ~ Binomial(n[i], p[z[i]])
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def binmix_data():
+    rng = np.random.default_rng(5)
+    n = rng.integers(10, 40, 40)
+    z = rng.integers(0, 2, 40)
+    return {"n": n, "y": rng.binomial(n, np.array([0.2, 0.7])[z])}, z
+
+
+@pytest.mark.parametrize("bad", [25.5, -1.0])
+def test_a_binomial_total_read_from_a_real_array_must_be_a_count(binmix_data, bad):
+    """The totals of a Binomial mixture declared `real` (a user's slip for `count`): a total of
+    25.5 or -1 was fitted silently (the log density's gammaln is defined there, but it is no
+    distribution's), where a constant total of 2.5 is a support error.  It is now a `data` error
+    at the argument naming the loop index and the value."""
+    data, _ = binmix_data
+    n = data["n"].astype(float)
+    n[3] = bad
+    with pytest.raises(vp.VemError) as err:
+        vp.fit(vp.parse(BINMIX.format(ntype="real")), data={**data, "n": n}, progress=False)
+    e = err.value
+    assert (e.kind, e.line, e.column) == ("data", 10, 19)
+    assert f"n[i] = {bad:g} at i = 3" in e.message
