@@ -90,3 +90,32 @@ def test_a_binomial_total_read_from_a_real_array_must_be_a_count(binmix_data, ba
     e = err.value
     assert (e.kind, e.line, e.column) == ("data", 10, 19)
     assert f"n[i] = {bad:g} at i = 3" in e.message
+
+
+MULTMIX = """model multmix
+dim N, V
+const K = 2
+data tot: count[N]
+data x: count[N, V]
+pi ~ Dirichlet(fill(1.0, K))
+for k in range(K) { theta[k] ~ Dirichlet(fill(1.0, V)) }
+for n in range(N) {
+  z[n] ~ Categorical(pi)
+  x[n] ~ Multinomial(tot[n], theta[z[n]])
+}
+"""
+
+
+def test_replicated_multinomial_counts_are_whole_numbers_like_every_count():
+    """posterior_predictive of a mixture of multinomials with per-row totals returned float64
+    counts (NumPyro draws a Multinomial in its arguments' dtype) where a Poisson's, a Binomial's
+    and a Categorical's come back as int64, so np.bincount of a replicate failed.  They are now
+    int64, each row summing to its total."""
+    rng = np.random.default_rng(7)
+    theta = rng.dirichlet(np.ones(4), size=2)
+    z, tot = rng.integers(0, 2, 30), rng.integers(5, 30, 30)
+    x = np.array([rng.multinomial(t, theta[k]) for t, k in zip(tot, z)])
+    fit = vp.fit(vp.parse(MULTMIX), data={"x": x, "tot": tot}, seed=0, max_iter=5, progress=False)
+    rep = fit.posterior_predictive(3, seed=0)["x"]
+    assert rep.shape == (3, 30, 4) and rep.dtype == np.int64
+    np.testing.assert_array_equal(rep.sum(-1), np.broadcast_to(tot, (3, 30)))
