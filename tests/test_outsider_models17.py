@@ -119,3 +119,15 @@ def test_replicated_multinomial_counts_are_whole_numbers_like_every_count():
     rep = fit.posterior_predictive(3, seed=0)["x"]
     assert rep.shape == (3, 30, 4) and rep.dtype == np.int64
     np.testing.assert_array_equal(rep.sum(-1), np.broadcast_to(tot, (3, 30)))
+
+
+def test_init_labels_that_are_not_whole_numbers_say_so(binmix_data):
+    """docs/language.md, Parameters: init={"z": labels} takes one whole number in 0..K−1 per
+    element.  Labels of the right shape but not whole (a user's 0.5-shifted labels) were refused
+    as 'has shape (40,); expected ... whole numbers of shape (40,)', blaming the shape it has.
+    The message now names the first value that is not a whole number."""
+    data, z = binmix_data
+    with pytest.raises(vp.VemError) as err:
+        vp.fit(vp.parse(BINMIX.format(ntype="count")), data=data, init={"z": z + 0.5}, progress=False)
+    assert err.value.kind == "data"
+    assert f"{z[0] + 0.5:g} at index (0,) is not a whole number" in err.value.message
