@@ -131,3 +131,21 @@ def test_init_labels_that_are_not_whole_numbers_say_so(binmix_data):
         vp.fit(vp.parse(BINMIX.format(ntype="count")), data=data, init={"z": z + 0.5}, progress=False)
     assert err.value.kind == "data"
     assert f"{z[0] + 0.5:g} at index (0,) is not a whole number" in err.value.message
+
+
+def test_a_markov_chain_without_its_first_step_says_so():
+    """docs/language.md, Loops: a latent element that no piece defines is an error naming it.  An
+    HMM written with its transition `z[t] ~ Categorical(A[z[t-1]])` for t in range(1, T) but no
+    `z[0]` was refused as 'unsupported: cannot tell the number of categories of z', naming neither
+    the missing step nor the fix.  It is now a `shape` error at the transition that says no
+    statement defines the first step."""
+    text = ("model hmm\ndim T\nconst K = 2\ndata y: real[T]\n"
+            "for k in range(K) { A[k] ~ Dirichlet(fill(1.0, K)) }\n"
+            "for k in range(K) { mu[k] ~ Normal(0.0, 10.0) }\n"
+            "for t in range(1, T) { z[t] ~ Categorical(A[z[t-1]]) }\n"
+            "for t in range(T) { y[t] ~ Normal(mu[z[t]], 1.0) }\n")
+    with pytest.raises(vp.VemError) as err:
+        vp.compile_model(vp.parse(text))
+    e = err.value
+    assert (e.kind, e.line, e.column) == ("shape", 7, 24)
+    assert "no statement defines the first step of 'z'" in e.message and "z[0]" in e.hint

@@ -188,7 +188,17 @@ def num_categories(joint, j, mu, eta, params) -> int:
         ctx = _Context(joint.model, d.loops, (), joint.bound.sizes, {**joint.consts, **joint.data}, blocks, params, None)
         src = ctx.ev(d.args[0][1])
         return int((src.value if src.is_fixed else src.mean).shape[-1])
-    raise VemError("unsupported", f"cannot tell the number of categories of '{j}'", joint.model.nodes[j].span)
+    # Every statement of j reads an earlier element of j (z[t] ~ Categorical(A[z[t-1]]) alone):
+    # the chain has no first step, whose probabilities would give K.
+    defs = joint.model.nodes[j].defs
+    lines = ", ".join(f"line {d.span.line}" for d in defs if d.span is not None)
+    raise VemError(
+        "shape",
+        f"no statement defines the first step of '{j}': each of its statements ({lines}) reads an earlier "
+        f"element of '{j}', so none gives its first step or its number of categories",
+        defs[0].span if defs else joint.model.nodes[j].span,
+        f"add a statement for the first step, as {j}[0] ~ Categorical(pi0) beside {j}[t] for t in range(1, T)",
+    )
 
 
 def default_init(type_base: str, shape: tuple, rng: np.random.Generator, scale: float = 1.0):
