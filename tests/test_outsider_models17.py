@@ -149,3 +149,35 @@ def test_a_markov_chain_without_its_first_step_says_so():
     e = err.value
     assert (e.kind, e.line, e.column) == ("shape", 7, 24)
     assert "no statement defines the first step of 'z'" in e.message and "z[0]" in e.hint
+
+
+MIXCHAIN = """model mixchain
+dim S, T
+const K = 2
+const C = 2
+data y: count[S, T]
+w ~ Dirichlet(fill(1.0, C))
+for c in range(C) { for k in range(K) { A[c, k] ~ Dirichlet(fill(1.0, K)) } }
+for k in range(K) { lam[k] ~ Gamma(1.0, 0.1) }
+for s in range(S) {
+  c[s] ~ Categorical(w)
+  z[s, 0] ~ Categorical(fill(0.5, K))
+}
+for s in range(S) { for t in range(1, T) { z[s, t] ~ Categorical(A[c[s], z[s, t-1]]) } }
+for s in range(S) { for t in range(T) { y[s, t] ~ Poisson(lam[z[s, t]]) } }
+"""
+
+
+def test_derived_updates_weight_two_steps_of_a_chain_by_their_pairwise_marginal():
+    """`vemppl updates` of a mixture of Poisson HMMs (each sequence's transition matrix chosen by
+    its class c[s]) wrote the transition counts as r[z[s, t - 1] = k]·r[z[s, t] = l], a product of
+    the two steps' marginals, in the update of A and of c, where the fit (checked against a NumPy
+    forward–backward) uses the pairwise marginal forward–backward gives.  The text now writes the
+    pairwise marginal, as the chain's own section does (r[z[t - 1] = j, z[t] = k])."""
+    from vemppl.render.updates import derived_updates
+
+    model = vp.parse(MIXCHAIN)
+    text = derived_updates(model, vp.compile_model(model))
+    assert "r[c[s] = c]·r[z[s, t - 1] = k, z[s, t] = l] · ∇_{E[T(A[c, k])]} E[log A[c, k, l]]" in text
+    assert "Σ_t Σ_l Σ_m r[z[s, t - 1] = l, z[s, t] = m] · E[log A[k, l, m]]" in text
+    assert "r[z[s, t - 1] = k]·r[z[s, t] = l]" not in text
