@@ -181,3 +181,34 @@ def test_derived_updates_weight_two_steps_of_a_chain_by_their_pairwise_marginal(
     assert "r[c[s] = c]·r[z[s, t - 1] = k, z[s, t] = l] · ∇_{E[T(A[c, k])]} E[log A[c, k, l]]" in text
     assert "Σ_t Σ_l Σ_m r[z[s, t - 1] = l, z[s, t] = m] · E[log A[k, l, m]]" in text
     assert "r[z[s, t - 1] = k]·r[z[s, t] = l]" not in text
+
+
+LCA_ALPHA = """model lca
+dim N, J
+const K = 2
+const C = 3
+const alpha: real[C] = 1.0
+data x: cat(C)[N, J]
+pi ~ Dirichlet(fill(1.0, K))
+for k in range(K) { for j in range(J) { theta[k, j] ~ Dirichlet(alpha) } }
+for n in range(N) {
+  z[n] ~ Categorical(pi)
+  for j in range(J) { x[n, j] ~ Categorical(theta[z[n], j]) }
+}
+"""
+
+
+def test_a_scalar_given_for_a_typed_vector_const_fills_its_shape():
+    """`const alpha: real[C] = 1.0` is filled to [C] by its scalar; `--set alpha=0.5` (or
+    consts={"alpha": 0.5}), which docs/cli.md allows as a finite number, stayed a scalar while the
+    model's shapes read [C]: a latent-class model stopped with an internal error (exit 1, 'mul got
+    incompatible shapes').  The scalar now fills the declared shape, so each q(theta[k, j]) is the
+    exact Dirichlet update 0.5 + Σ_n r[n, k] onehot(x[n, j]) (to the last sweep's move of r)."""
+    rng = np.random.default_rng(6)
+    theta = rng.dirichlet(np.full(3, 0.5), size=(2, 4))
+    z = rng.integers(0, 2, 40)
+    x = np.array([[rng.choice(3, p=theta[z[n], j]) for j in range(4)] for n in range(40)])
+    fit = vp.fit(vp.parse(LCA_ALPHA), data={"x": x}, consts={"alpha": 0.5}, seed=0, progress=False)
+    r = np.asarray(fit.posterior["z"].probs)
+    counts = np.einsum("nk,njc->kjc", r, np.eye(3)[x])
+    np.testing.assert_allclose(np.asarray(fit.posterior["theta"].concentration) - counts, 0.5, atol=1e-3)
