@@ -212,3 +212,32 @@ def test_a_scalar_given_for_a_typed_vector_const_fills_its_shape():
     r = np.asarray(fit.posterior["z"].probs)
     counts = np.einsum("nk,njc->kjc", r, np.eye(3)[x])
     np.testing.assert_allclose(np.asarray(fit.posterior["theta"].concentration) - counts, 0.5, atol=1e-3)
+
+
+SCALE = """model scale
+dim N
+data y: real[N]
+param m: real
+param s: pos{init}
+for n in range(N) {{ y[n] ~ Normal(m, s) }}
+"""
+
+
+@pytest.mark.parametrize("init, given, kind, words", [
+    (" = -2.0", {}, "support", "the initial value of param 's' must be positive (type pos); got -2"),
+    ("", {"s": -2.0}, "data", "init for 's' must be positive (type pos); got -2"),
+    ("", {"m": np.nan}, "data", "init for 'm' must be finite (type real); got nan"),
+])
+def test_a_param_started_outside_its_support_is_named(init, given, kind, words):
+    """docs/language.md, Parameters: a param starts from its initialiser or from init=.  A start
+    outside the type's support (a Normal scale `param s: pos = -2.0`, or init={"s": -2.0}) was taken
+    as given: the first sweep's ELBO was NaN and the error blamed the data ('may be badly scaled or
+    a prior improper').  The start is now checked against the type: a `support` error at the
+    declaration for the initialiser, a `data` error naming init= for a given start."""
+    y = np.random.default_rng(0).normal(size=20)
+    with pytest.raises(vp.VemError) as err:
+        vp.fit(vp.parse(SCALE.format(init=init)), data={"y": y}, init=given, progress=False)
+    e = err.value
+    assert e.kind == kind and words in e.message, e.message
+    if kind == "support":
+        assert (e.line, e.column) == (5, 7)
