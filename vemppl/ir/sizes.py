@@ -383,20 +383,14 @@ def _check_arguments(model):
                         f"e.g. {fam.name}(fill(1.0, {_text(e)}))" if rank == 1 and not shape else None,
                     )
                 if len(shape) > rank and (fam.event_rank >= 1 or fam.support == "cat"):
-                    # A vector family's value is one event: an argument with more axes than its
-                    # event would give the value batch axes the statement's indices do not name
-                    # (they were dropped or broadcast against the loops' axes).
-                    kind = {0: "a scalar", 1: "a vector", 2: "a matrix"}.get(rank, f"an array of rank {rank}")
-                    raise VemError(
-                        "shape",
-                        f"the {fam.args.spelled(name)} of {fam.name} must be {kind}; {_text(e)} has shape "
-                        f"{S.fmt(shape)}, one more axis than one draw reads" if len(shape) == rank + 1 else
-                        f"the {fam.args.spelled(name)} of {fam.name} must be {kind}; {_text(e)} has shape "
-                        f"{S.fmt(shape)}, {len(shape) - rank} more axes than one draw reads",
-                        e.span or d.dist_span or d.span,
-                        f"index it by the loop variables so that each {fam.name} reads {kind} (one "
-                        f"{fam.name} draws one value: a batch of them is a loop)",
-                    )
+                    # A vector family draws one event: more axes would be batch axes the statement's
+                    # indices do not name (they were dropped, or broadcast against the loops' axes).
+                    kind, more = {0: "a scalar", 1: "a vector", 2: "a matrix"}.get(rank, f"rank {rank}"), len(shape) - rank
+                    raise VemError("shape", f"the {fam.args.spelled(name)} of {fam.name} must be {kind}; {_text(e)} has "
+                                   f"shape {S.fmt(shape)}, {'one more axis' if more == 1 else f'{more} more axes'} than one "
+                                   "draw reads", e.span or d.dist_span or d.span,
+                                   f"index it by the loop variables so that each {fam.name} reads {kind} (one "
+                                   f"{fam.name} draws one value: a batch of them is a loop)")
                 if rank == 2 and shape[-1] != shape[-2]:
                     raise VemError(
                         "shape",
