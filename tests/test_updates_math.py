@@ -33,7 +33,8 @@ def test_hmm_potentials_and_forward_backward():
     assert "`log ψ[z[0] = k] = E[log pi0[k]] + E[log B[k, x[0]]]`" in text
     assert "`log Ψ(j, k) = E[log A[j, k]]`" in text
     assert "forward–backward" in text
-    assert "Σ_t Σ_l r[z[t - 1] = k]·r[z[t] = l] · ∇_{E[T(A[k])]} E[log A[k, l]]" in text
+    # the pairwise marginal forward–backward gives, not a product of the two steps' marginals
+    assert "Σ_t Σ_l r[z[t - 1] = k, z[t] = l] · ∇_{E[T(A[k])]} E[log A[k, l]]" in text
 
 
 def test_linreg_messages_and_priors():

@@ -72,10 +72,11 @@ def fit(
 
     Convergence: the last ELBO change and Aitken's forecast of the gain after it are both within
     ``tol·|ELBO|`` at two consecutive sweeps (the change alone under a local/global schedule or
-    Monte Carlo draws; ``engine/loop.py``, docs/engine.md "When a fit stops"; default 1e-8; 1e-3 under an
-    admixture's default schedule, where held-out quality has stopped improving; 1e-10 for a
-    linear-Gaussian data plate fitted on its first two moments, ``Plan.moment_plate``, whose
-    sweeps cost 2r ≤ 2D rows whatever N: factor analysis, PPCA).  ``compress=False`` fits
+    with networks or amortised posteriors, whose Monte Carlo draws are fresh each sweep; the
+    general path's are fixed for the fit, and its rate is read; ``engine/loop.py``,
+    docs/engine.md "When a fit stops"; default 1e-8; 1e-3 under an admixture's default
+    schedule, where held-out quality has stopped improving; 1e-10 for a linear-Gaussian data
+    plate fitted on its first two moments, ``Plan.moment_plate``, whose sweeps cost 2r ≤ 2D rows whatever N: factor analysis, PPCA).  ``compress=False`` fits
     every row instead of those moments (or of the distinct rows).  With ``restarts > 1`` the
     fit is repeated from ``restarts`` initialisations (keys split in turn off ``PRNGKey(seed)``: the
     others are not those of ``seed+1, ...``) and the one with the highest ELBO is returned.  A

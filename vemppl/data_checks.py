@@ -200,6 +200,16 @@ def _check_data_totals(model, node, d, fam, e, sizes, values):
     target = Index(Name(node.name), d.indices) if d.indices else Name(node.name)
     a, total = np.asarray(ctx.ev(target).value), np.asarray(ctx.ev(e).value, dtype=float)
     got = a.sum(axis=-1) if fam.event_rank == 1 else a
+    # The total is itself a count wherever it comes from (a constant's is checked statically): a
+    # `real` array may hold 25.5, at which the family's log density is no distribution's.
+    whole = np.broadcast_to(total, np.shape(got))
+    frac = np.atleast_1d(~((whole >= 0) & (whole == np.floor(whole))))
+    if frac.any():
+        at = _first(frac)
+        where = ", ".join(f"{v} = {start + i}" for (v, start, _), i in zip(ctx.loops, at)) or "its only element"
+        raise VemError("data", f"the total_count of {fam.name} must be a non-negative integer; {expr_to_text(e)} = "
+                       f"{np.atleast_1d(whole)[at]:g} at {where}", e.span or d.dist_span or d.span,
+                       hint="declare the totals `count` (whole numbers >= 0)")
     bad = np.atleast_1d(got != total if fam.event_rank == 1 else got > total)
     if not bad.any():
         return

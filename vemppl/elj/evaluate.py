@@ -44,7 +44,12 @@ def eval_fixed(e, sizes: dict, values: dict):
 def const_value(node, sizes: dict, values: dict) -> np.ndarray:
     """A const's value from its definition; a typed const takes its declared shape, which a
     scalar value fills (``const W: real[J, L] = 0.0``; docs/text-language.md)."""
-    v = np.asarray(eval_fixed(node.value, sizes, values))
+    return typed_fill(node, np.asarray(eval_fixed(node.value, sizes, values)), sizes)
+
+
+def typed_fill(node, v: np.ndarray, sizes: dict) -> np.ndarray:
+    """A scalar value of a typed const filled to its declared shape (``const alpha: real[C]``
+    given 1.0 in the text, or 0.5 by ``consts=``/``--set``), once the shape's sizes are known."""
     t = node.type
     if t is not None and t.shape and v.ndim == 0:
         shape = tuple(size_of(e, sizes) for e in t.shape)

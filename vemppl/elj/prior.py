@@ -56,8 +56,50 @@ def initial_params(joint, key, init=None) -> dict:
             v = np.broadcast_to(np.asarray(eval_fixed(node.value, joint.bound.sizes, joint.consts), float), shape).copy()
         else:
             v = default_init(t.base, shape, rng)
+        if node.name in init or node.value is not None:
+            _check_start(node, v, given=node.name in init)
         out[node.name] = jnp.asarray(v)
     return out
+
+
+_SUPPORT_WORDS = {"real": "finite", "pos": "positive", "unit": "in (0, 1)",
+                  "simplex": "a probability vector (entries >= 0 summing to 1 along the last axis)",
+                  "spd": "symmetric positive definite"}
+
+
+def _check_start(node, v, given: bool):
+    """A param's start inside its type's support: the M-steps move it within the support (the log
+    of a ``pos``), so a start outside it (``param s: pos = -2.0``, ``init={"w": 0.5}`` for a
+    ``simplex[3]``) gave a non-finite first sweep blamed on the data, or was kept unread."""
+    base = node.type.base
+    fin = np.isfinite(v)
+    bad = ~fin
+    if base == "pos":
+        bad |= fin & ~(v > 0)
+    elif base == "unit":
+        bad |= fin & ~((v > 0) & (v < 1))
+    elif base == "simplex":
+        rows = np.broadcast_to(np.abs(v.sum(-1, keepdims=True) - 1.0) > 1e-6, v.shape)
+        bad |= fin & ((v < 0) | rows)
+    elif base == "spd" and fin.all():
+        sym = np.allclose(v, np.swapaxes(v, -1, -2))
+        pd = sym and bool(np.all(np.linalg.eigvalsh(v) > 0))
+        bad |= not pd
+    if not bad.any():
+        return
+    at = tuple(int(i) for i in np.argwhere(bad)[0])
+    def where(ix):
+        return f" at index {ix}" if ix else ""
+    shown = (f"{v[at]:g}{where(at)}" if base != "simplex" or not np.isfinite(v[at]) or v[at] < 0
+             else f"a row summing to {v[at[:-1]].sum():g}{where(at[:-1])}")
+    if base == "spd":
+        shown = "a matrix that is not" + (" symmetric" if not np.allclose(v, np.swapaxes(v, -1, -2)) else " positive definite")
+    what = f"init for '{node.name}'" if given else f"the initial value of param '{node.name}'"
+    raise VemError("data" if given else "support",
+                   f"{what} must be {_SUPPORT_WORDS.get(base, 'finite')} (type {base}); got {shown}",
+                   None if given else node.span,
+                   "a scalar fills every entry: give the whole value, as fill(1.0 / K, K) or eye(D)"
+                   if base in ("simplex", "spd") else None)
 
 
 def prior_blocks(joint, params, key, data):
@@ -191,7 +233,17 @@ def num_categories(joint, j, mu, eta, params) -> int:
         ctx = _Context(joint.model, d.loops, (), joint.bound.sizes, {**joint.consts, **joint.data}, blocks, params, None)
         src = ctx.ev(d.args[0][1])
         return int((src.value if src.is_fixed else src.mean).shape[-1])
-    raise VemError("unsupported", f"cannot tell the number of categories of '{j}'", joint.model.nodes[j].span)
+    # Every statement of j reads an earlier element of j (z[t] ~ Categorical(A[z[t-1]]) alone):
+    # the chain has no first step, whose probabilities would give K.
+    defs = joint.model.nodes[j].defs
+    lines = ", ".join(f"line {d.span.line}" for d in defs if d.span is not None)
+    raise VemError(
+        "shape",
+        f"no statement defines the first step of '{j}': each of its statements ({lines}) reads an earlier "
+        f"element of '{j}', so none gives its first step or its number of categories",
+        defs[0].span if defs else joint.model.nodes[j].span,
+        f"add a statement for the first step, as {j}[0] ~ Categorical(pi0) beside {j}[t] for t in range(1, T)",
+    )
 
 
 def default_init(type_base: str, shape: tuple, rng: np.random.Generator, scale: float = 1.0):

@@ -30,7 +30,7 @@ from ..ir.graph import ModelGraph
 from ..ir.nodes import TypeSpec
 from ..elj.binding import Bound
 from ..elj import moments as M
-from ..elj.evaluate import const_value, eval_fixed, size_of as _size
+from ..elj.evaluate import const_value, eval_fixed, size_of as _size, typed_fill
 from .bind_args import check_given_const_args
 from .bind_consts import check_array_consts
 from .bind_values import _as_array, _check_axis, _check_support, _e, _fmt_shape, _show, _type, check_categories
@@ -385,7 +385,8 @@ def _eval_consts(pending, consts, sizes, values, size_names, final):
     left = []
     for node in pending:
         if node.name in consts:
-            v = _const_value(node, consts[node.name])
+            # A scalar given for a typed array const fills its shape, as its definition's scalar does.
+            v = typed_fill(node, _const_value(node, consts[node.name]), sizes)
         else:
             try:
                 v = const_value(node, sizes, values)

@@ -206,7 +206,8 @@ def _screened(run, starts, max_iter, bound):
 
 def reads_rate(engine, state) -> bool:
     """Whether the stopping rule reads the trace's rate (``loop.converged``): the sweep is one
-    fixed monotone map, as Aitken's forecast assumes.  Not with Monte Carlo draws, networks or
+    fixed monotone map, as Aitken's forecast assumes (the general path's Monte Carlo draws are fixed
+    for the fit, so it is one).  Not with fresh draws each sweep, networks or
     amortised posteriors (the ratio of two changes is noise), nor under the local/global
     schedule, whose local restarts and data-dependent local passes (``local_tol``) change the
     map from sweep to sweep (the admixture default stops on the change, where held-out quality

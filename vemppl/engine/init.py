@@ -128,6 +128,11 @@ def given_responsibilities(name, value, shape):
         r = np.full(shape, GIVEN_SMOOTHING / max(k - 1, 1))
         np.put_along_axis(r, labels[..., None], 1.0 - GIVEN_SMOOTHING if k > 1 else 1.0, axis=-1)
         return jnp.asarray(r)
+    if v.shape == tuple(elements) and v.dtype.kind == "f":  # the assignments' shape, not their values
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(v) | (v != np.round(v)))[0])
+        raise VemError("data", f"init for '{name}' has the shape of its assignments, {tuple(elements)}, but "
+                       f"{v[bad]:g} at index {bad} is not a whole number; expected whole numbers in 0..{k - 1} "
+                       f"(or responsibilities, of shape {tuple(shape)})")
     if v.shape != tuple(shape) or v.dtype.kind not in "fiu":
         raise VemError("data", f"init for '{name}' has shape {v.shape}; expected its assignments, whole numbers "
                        f"of shape {tuple(elements)}, or its responsibilities, of shape {tuple(shape)}")

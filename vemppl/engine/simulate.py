@@ -63,6 +63,10 @@ def _draw_definition(model, name, d: Definition, sizes, values, out, key, params
     on_grid = len(batch) >= len(grid) and all(b in (1, g) for b, g in zip(batch, grid))
     extra = batch[len(grid):] if on_grid else batch
     draw = np.asarray(dist.expand(grid + extra).sample(key))
+    if fam.support in ("count", "bool", "cat") and draw.dtype.kind == "f":
+        # NumPyro draws a Multinomial's counts in its arguments' float dtype (a Poisson's, a
+        # Binomial's as integers): whole numbers either way, returned as every count is.
+        draw = draw.astype(np.int64)
     if not d.indices:
         return draw
     if out is None:

@@ -13,8 +13,8 @@ decides what it can from what is known and leaves the rest to the second run:
 * a **gate** (``mu[z[n]]`` with ``z`` categorical) indexes an axis whose size is the
   number of ``z``'s categories; a ``cat(K)`` array drawn from a categorical has ``K``
   categories; an index never reads a real-valued node;
-* a **distribution argument** has at least the rank NumPyro's constraint gives it (a
-  vector for a Dirichlet's concentration), the event arguments of one distribution agree
+* a **distribution argument** has the rank NumPyro's constraint gives it (a vector for a
+  Dirichlet's concentration; for a vector family, no more: one draw reads one event), the event arguments of one distribution agree
   on their trailing size (an MvNormal's mean ``[D]`` and precision ``[D, D]``), and a
   latent read directly as an argument has a support inside the argument's (a Normal
   latent as a Poisson rate is refused here, not later as a missing moment).
@@ -382,6 +382,15 @@ def _check_arguments(model):
                         e.span or d.dist_span or d.span,
                         f"e.g. {fam.name}(fill(1.0, {_text(e)}))" if rank == 1 and not shape else None,
                     )
+                if len(shape) > rank and (fam.event_rank >= 1 or fam.support == "cat"):
+                    # A vector family draws one event: more axes would be batch axes the statement's
+                    # indices do not name (they were dropped, or broadcast against the loops' axes).
+                    kind, more = {0: "a scalar", 1: "a vector", 2: "a matrix"}.get(rank, f"rank {rank}"), len(shape) - rank
+                    raise VemError("shape", f"the {fam.args.spelled(name)} of {fam.name} must be {kind}; {_text(e)} has "
+                                   f"shape {S.fmt(shape)}, {'one more axis' if more == 1 else f'{more} more axes'} than one "
+                                   "draw reads", e.span or d.dist_span or d.span,
+                                   f"index it by the loop variables so that each {fam.name} reads {kind} (one "
+                                   f"{fam.name} draws one value: a batch of them is a loop)")
                 if rank == 2 and shape[-1] != shape[-2]:
                     raise VemError(
                         "shape",

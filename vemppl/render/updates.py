@@ -27,6 +27,8 @@ from ..families import get_family
 from ..ir.expr import Index, Name, loop_offset, substitute, walk
 from ..ir.graph import as_ir, reads
 from ..ir.text import expr_to_text
+from ..plan import BlockStructure
+
 
 def _subst(e, mapping):
     """``e`` with each sub-expression that ``mapping`` names (a gate ``z[n]``) replaced by its letter."""
@@ -106,10 +108,10 @@ def _categorical_update(m, plan, name, elem, d0) -> list[str]:
             if r.block != name:
                 sym = next(letters)
                 mapping[r.expr] = sym
-                weights.append(f"r[{expr_to_text(r.expr)} = {sym}]")
+                weights.append((r.block, r.expr, sym))
         sums = _loops_text(f, own_vars | _index_vars(refs[0].expr)) + "".join(
             f"Σ_{mapping[r.expr]} " for r in f.enum if r.block != name)
-        w = "·".join(weights)
+        w = _weight_text(plan, weights)
         unary.append(f"{sums}{(w + ' · ') if w else ''}{_log_density(f, mapping)}")
     if not pairwise:
         return [f"- update: `log r[{elem} = k] = {' + '.join(own + unary + initial) or '0'} + const`, "
@@ -149,21 +151,34 @@ def _conjugate_update(m, plan, name, nodes, elem, d0) -> list[str]:
             mapping[r.expr] = sym
             if sym not in own_vars:
                 sums.append(f"Σ_{sym} ")
-            weights.append(f"r[{expr_to_text(r.expr)} = {sym}]")
+            weights.append((r.block, r.expr, sym))
         target = Index(Name(f.target), f.definition.indices) if f.definition.indices else Name(f.target)
         if f.target not in nodes and target not in mapping and get_family(plan.block(f.target).family).support == "cat" \
                 if f.target in {b.name for b in plan.blocks} else False:  # a categorical read by its own statement
             sym = next(letters)
             mapping[target] = sym
             sums.append(f"Σ_{sym} ")
-            weights.append(f"r[{expr_to_text(target)} = {sym}]")
-        w = "·".join(weights)
+            weights.append((f.target, target, sym))
+        w = _weight_text(plan, weights)
         loops = _loops_text(f, own_vars)
         g = f"∇_{{E[T({elem})]}} {_log_density(f, mapping)}"
         if f.target in nodes and not (reads_of(f, m) & {n.name for n in m.of_kind("latent")}):
             g = f"η_{f.family}({', '.join(expr_to_text(v) for _, v in f.definition.args)})"  # a fixed prior
         terms.append(f"{loops}{''.join(sums)}{(w + ' · ') if w else ''}{g}")
     return [f"- update: `η({elem}) = {' + '.join(terms)}`"]
+
+
+def _weight_text(plan, weights) -> str:
+    """The responsibilities weighting a term, ``weights`` the reads ``(block, expr, symbol)`` in
+    the factor's order: a product of marginals ``r[z[n] = k]·r[c[g] = l]``, except that the reads
+    of one chain block (``z[t - 1]`` and ``z[t]``) are weighted by their pairwise marginal
+    ``r[z[t - 1] = k, z[t] = l]``, which forward–backward gives, not by the product."""
+    chains = {b.name for b in plan.blocks if b.structure is BlockStructure.MARKOV_CHAIN}
+    groups: dict = {}
+    for block, expr, sym in weights:
+        key = block if block in chains else (block, len(groups))
+        groups.setdefault(key, []).append(f"{expr_to_text(expr)} = {sym}")
+    return "·".join(f"r[{', '.join(g)}]" for g in groups.values())
 
 
 def _gate_letter(m, f, r, nodes):
