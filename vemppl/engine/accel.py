@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from typing import Any, NamedTuple
 
 from functools import partial
@@ -59,7 +58,7 @@ import jax
 import jax.numpy as jnp
 
 from .mstep import unconstrained
-from .programs import FAST_COMPILE
+from .programs import FAST_COMPILE, built_on_first_use
 
 #: The ratio of consecutive ELBO changes from which the convergence counts as slow.
 SLOW_RATIO = 0.8
@@ -262,19 +261,15 @@ class Accelerated:
         programs (``Engine.traces`` counts the sweep's recompilations); its first call's
         seconds, almost all compilation, count as the fit's compile time."""
         engine = self.engine
-        program = engine.lazy_programs.get("extrapolate")
-        if program is None:
+
+        def build():
             bijections = {p.name: unconstrained(p.type) for p in engine.plan.params}
             # XLA:CPU's loop emitters, as every program of a fit (engine/programs.py): the
             # GLMM's extrapolation compiled in 0.79 s instead of 0.94 s, its results bitwise equal.
-            program = engine.lazy_programs["extrapolate"] = jax.jit(partial(extrapolate, engine.families, bijections,
-                                                                            with_alpha=True),
-                                                                    compiler_options=FAST_COMPILE or None)
-            t0 = time.perf_counter()
-            out = jax.block_until_ready(program(*states, step_max=step_max))
-            engine.init_compile_seconds += time.perf_counter() - t0
-            return out
-        return program(*states, step_max=step_max)
+            return jax.jit(partial(extrapolate, engine.families, bijections, with_alpha=True),
+                           compiler_options=FAST_COMPILE or None)
+
+        return built_on_first_use(engine, "extrapolate", build)(*states, step_max=step_max)
 
     def __call__(self, state) -> tuple[Any, Any]:
         if self.affordable is None:  # decided once, on the first state

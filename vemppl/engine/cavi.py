@@ -17,7 +17,6 @@ per model and data shape.
 from __future__ import annotations
 
 import math
-import time
 from functools import partial
 
 import jax
@@ -376,22 +375,16 @@ class Engine(Joint):
             b.init is Init.KMEANS for b in self.plan.blocks) else ()
         if not ((todo and seeded) or globals_) or self.local_global is not None or self.trained or self.amortised:
             return state
-        key = (todo, globals_)
-        cache = self.__dict__.setdefault("_m_step_programs", {})
-        if key not in cache:
-            def m_step(state, data):
-                for j in (j for j in self.plan.schedule if j in globals_):
-                    state = self.update_block(state, j, data)
-                for p in todo:
-                    state = self.update_param(state, p, data)
-                return state
-            cache[key] = jax.jit(m_step, compiler_options=programs.ONE_SHOT)  # run once per start
-            # Its first call is compile time, reported with the first sweep's (as the prior start's).
-            t0 = time.perf_counter()
-            out = jax.block_until_ready(cache[key](state, self.data))
-            self.init_compile_seconds += time.perf_counter() - t0
-            return out
-        return cache[key](state, self.data)
+        def m_step(state, data):
+            for j in (j for j in self.plan.schedule if j in globals_):
+                state = self.update_block(state, j, data)
+            for p in todo:
+                state = self.update_param(state, p, data)
+            return state
+
+        # Run once per start (ONE_SHOT); its first call is compile time, as the prior start's.
+        return programs.built_on_first_use(self, ("seeded m-step", todo, globals_),
+                                           lambda: jax.jit(m_step, compiler_options=programs.ONE_SHOT))(state, self.data)
 
     def _prior_blocks(self, params, key, data):
         """Every block but the chains at its prior (``elj.prior.prior_blocks``), jitted by init."""

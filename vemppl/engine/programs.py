@@ -11,6 +11,7 @@ new function's count reads 0 although it compiled (measured with jax 0.10).
 from __future__ import annotations
 
 import functools
+import time
 
 import jax
 
@@ -64,3 +65,25 @@ PRIOR_START = TINY
 def traces(programs: list) -> int:
     """How many times the programs in ``programs`` were traced, all input signatures together."""
     return sum(p.traces for p in programs)
+
+
+def built_on_first_use(engine, key, build):
+    """``engine.lazy_programs[key]``, the program ``build()`` makes, built on first use; that
+    first call (tracing, XLA's compile or the cache's read, then one run) is compile time,
+    added to ``engine.init_compile_seconds`` and reported with the first sweep's.  For the
+    programs a fit may never need (the accelerated sweep's extrapolation, the rotation step,
+    the seeded start's first updates), each compiled once per engine and shared by its
+    restarts and later fits (engine/reuse.py)."""
+    program = engine.lazy_programs.get(key)
+    if program is not None:
+        return program
+    program = build()
+
+    def first_call(*args, **kwargs):
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(program(*args, **kwargs))
+        engine.init_compile_seconds += time.perf_counter() - t0
+        engine.lazy_programs[key] = program
+        return out
+
+    return first_call
