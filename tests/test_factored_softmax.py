@@ -12,7 +12,8 @@
 * **The passes on the groups' sums** (engine/summed.py).  ``Categorical.summed_mean`` over a
   [G, L, K] layout equals the weighted sums of the materialised means (the softmax of ι + V[g],
   written in NumPy) per group, to 1e-12; a default fit gives the ELBO trace of the passes that
-  form q(z) at every row (the pair refused), to 1e-12; data of the same shapes whose groups are
+  form q(z) at every row (the pair refused), to 1e-12, with each document's rows in one block
+  or in several; data of the same shapes whose groups are
   not the layout's (a reused engine's copy) make the sweep not exact (NaN: run again without the
   exp domain by ``guarded_sweep``), never a wrong update.
 """
@@ -24,6 +25,7 @@ from scipy.special import digamma, gammaln, logsumexp
 import jax.numpy as jnp
 import vemppl as vp
 import vemppl.engine.schedule as schedule
+import vemppl.engine.summed as summed
 from dsl_models import MODELS_DIR
 from vemppl.engine import reuse
 from vemppl.families.categorical import Categorical, CategoricalStats
@@ -147,9 +149,16 @@ def test_the_pair_gives_the_trace_of_the_passes_at_every_row(fitted, monkeypatch
         m.setattr(schedule, "summed_pair", lambda *a, **k: None)
         reuse.forget()
         plain = fit()
+    with monkeypatch.context() as m:  # each document's rows in blocks of 5: several per document
+        m.setattr(summed, "BLOCK", 5)
+        reuse.forget()
+        blocked = fit()
     reuse.forget()
     assert plain.engine.local_global.pair is None and plain.engine.local_global.grouped
+    ids = blocked.engine.local_global.pair.block_group
+    assert blocked.engine.local_global.pair.index.shape[1] == 5 and len(ids) > len(set(ids))
     np.testing.assert_allclose(fitted.elbo_trace, plain.elbo_trace, rtol=1e-12)
+    np.testing.assert_allclose(blocked.elbo_trace, plain.elbo_trace, rtol=1e-12)
 
 
 def test_data_whose_groups_are_not_the_layouts_make_the_sweep_not_exact(fitted):
