@@ -3,7 +3,7 @@
 * **One sweep against NumPy.**  From a fitted state, the engine's sweep (z's mean map in the
   exp domain, the default) against the LDA updates written here in NumPy and scipy (Blei, Ng &
   Jordan 2003): local passes φ = softmax(E[log θ_d] + E[log β_w]), γ = α + Σ φ until γ moves by
-  at most 1e-3 (10 passes at most), then λ = η + Σ φ at each word; q(θ), q(z), q(β) and the
+  at most 1e-3 (the default's local_iter passes at most), then λ = η + Σ φ at each word; q(θ), q(z), q(β) and the
   ELBO written out term by term.
 * **The merged rows.**  A default fit (on the merged (document, word) rows, each weighted by
   its count) gives the same ELBO trace with the exp-domain passes as without them.
@@ -90,7 +90,7 @@ def test_one_sweep_is_numpys_lda_sweep(fitted):
     doc, word = corpus()
     lam0 = np.asarray(state.eta["beta"].log) + 1
     gamma0 = np.asarray(state.eta["theta"].log) + 1
-    gamma, phi, lam, elbo = numpy_sweep(lam0, gamma0, doc, word)
+    gamma, phi, lam, elbo = numpy_sweep(lam0, gamma0, doc, word, passes=engine.local_global.local_iter)
     new, value = engine._sweep(state, engine.data, restart=jnp.asarray(False))
     np.testing.assert_allclose(np.asarray(new.eta["theta"].log) + 1, gamma, rtol=1e-10)
     np.testing.assert_allclose(np.asarray(new.mu["z"].onehot), phi, rtol=1e-9, atol=1e-14)
