@@ -3,7 +3,8 @@
     python benchmarks/lda_pass_profile.py [--repeats 40]
 
 The default fit of ``models/lda.vem`` on the Reuters split of ``benchmarks/defaults.py``
-(355 documents, 54 380 merged (document, word) rows, K = 20) runs 15 sweeps of 10 local passes.
+(355 documents, 54 380 merged (document, word) rows, K = 20) ran 15 sweeps of 10 local passes
+(since 2026-12-07: about 10 sweeps of at most 20; engine/algorithms.py::ADMIXTURE_LOCAL_ITER).
 This script takes the engine that fit ran on (its merged rows, engine/compress.py) at a
 random-globals start and times, each jitted and ``block_until_ready`` (median and min of
 ``--repeats`` calls; the machine is shared, so the load is printed beside):
