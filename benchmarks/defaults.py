@@ -140,7 +140,7 @@ def task_lda(quick: bool) -> list[dict]:
     model = vp.load(MODELS / "lda.vem")
     data, consts, dims = {"doc": doc, "word": word}, {"K": k, "alpha": alpha, "eta": eta}, \
         {"D": Xtr.shape[0], "V": Xtr.shape[1]}
-    expert = dict(start="random-globals", local_tol=1e-3, local_restart=25, tol=1e-3)
+    expert = dict(start="random-globals", local_iter=20, local_tol=1e-3, local_restart=25, tol=2e-3)
     rows = []
     for label, options in (("vemppl (defaults)", {}), ("vemppl (header options)", expert)):
         schedule = {k: v for k, v in options.items() if k != "tol"}  # the schedule's options go through vp.cavi

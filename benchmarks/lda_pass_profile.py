@@ -3,7 +3,8 @@
     python benchmarks/lda_pass_profile.py [--repeats 40]
 
 The default fit of ``models/lda.vem`` on the Reuters split of ``benchmarks/defaults.py``
-(355 documents, 54 380 merged (document, word) rows, K = 20) runs 15 sweeps of 10 local passes.
+(355 documents, 54 380 merged (document, word) rows, K = 20) ran 15 sweeps of 10 local passes
+(since 2026-12-07: about 10 sweeps of at most 20; engine/algorithms.py::ADMIXTURE_LOCAL_ITER).
 This script takes the engine that fit ran on (its merged rows, engine/compress.py) at a
 random-globals start and times, each jitted and ``block_until_ready`` (median and min of
 ``--repeats`` calls; the machine is shared, so the load is printed beside):
@@ -42,6 +43,15 @@ whole sweep is timed both ways.  With a
 operands in and out of the conditional), so the engine tests each sweep on the host instead.
 The full factorisation (scikit-learn's, without μ_z in each pass) needs θ's update to read
 μ_z as a segment sum, which the engine's autodiff update does not expose.
+
+Since then θ's update does read it so (engine/summed.py, docs/engine.md "The passes on the
+groups' sums"): the ``summed`` rows time 1 and 11 of those passes, and the whole sweep (which
+now runs them) is timed returning its state, as the fit calls it.  Measured 2026-12-07 on one
+pinned core (``taskset -c 0``, ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false``, load 3.5-4.5;
+minima of 40 alternated calls, ms): the parts of a restarted sweep are ι and its exp 2.7, the
+blocks' layout 1.3, ten summed passes 7, q(z)'s means and η after them 1.8, the global update
+with the log joint 9.3, the entropies 4.8; the whole sweep 24 against 32 for the sweep whose
+passes form q(z) at every row (medians of 60 alternated calls: 23.7 against 33.7).
 """
 
 from __future__ import annotations
@@ -199,12 +209,27 @@ def main():
         eleven, eleven_min = bench("split: 11 passes", split_passes(11))
         print(f"  -> split: one local pass ~ {eleven / 11 * 1e3:.2f} ms (11 passes / 11, median; "
               f"min {eleven_min / 11 * 1e3:.2f}), (11 − 1 passes) / 10 = {(eleven - one) / 10 * 1e3:.2f} ms")
+        pair = LG.pair
+
+        def summed_passes(n):
+            def f(state, data):
+                inv = E.target_part(state, j_cat, LG.invariant[j_cat], data)
+                prepared = LG.grouped[j_cat].prepare(E, state, data, inv)
+                laid = pair.prepare(E, state, data, prepared)
+                inv_t = E.target_part(state, j_grp, LG.invariant[j_grp], data)
+                carry = (state.eta[j_grp], state.mu[j_grp], pair.rows.empty(state), jnp.asarray(True))
+                return jax.lax.fori_loop(0, n, lambda _, c: pair.update(E, state, data, laid, c, inv_t), carry)
+            return f
+        if pair is not None:
+            one, _ = bench("summed: 1 pass", summed_passes(1))
+            eleven, eleven_min = bench("summed: 11 passes", summed_passes(11))
+            print(f"  -> summed: (11 − 1 passes) / 10 = {(eleven - one) / 10 * 1e3:.2f} ms")
         bench("global update + log joint", lambda s, d: (lambda r: (jnp.sum(r[0].eta[g].log), r[1]))(
             E.update_block_and_log_joint(s, g, d)))
         bench("entropies", lambda s, d: E.entropy(s))
         for grouped in (False, True):
             bench(f"whole sweep (restarted, grouped={grouped})",
-                  lambda s, d, g=grouped: E._sweep_impl(s, d, restart=jnp.asarray(True), grouped=g)[1],
+                  lambda s, d, g=grouped: E._sweep_impl(s, d, restart=jnp.asarray(True), grouped=g),
                   max(5, a.repeats // 2))
     print(f"load at the end {load()}")
 

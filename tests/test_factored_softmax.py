@@ -3,12 +3,19 @@
 * **One sweep against NumPy.**  From a fitted state, the engine's sweep (z's mean map in the
   exp domain, the default) against the LDA updates written here in NumPy and scipy (Blei, Ng &
   Jordan 2003): local passes φ = softmax(E[log θ_d] + E[log β_w]), γ = α + Σ φ until γ moves by
-  at most 1e-3 (10 passes at most), then λ = η + Σ φ at each word; q(θ), q(z), q(β) and the
+  at most 1e-3 (the default's local_iter passes at most), then λ = η + Σ φ at each word; q(θ), q(z), q(β) and the
   ELBO written out term by term.
 * **The merged rows.**  A default fit (on the merged (document, word) rows, each weighted by
   its count) gives the same ELBO trace with the exp-domain passes as without them.
 * **The fallback.**  A sweep whose passes are not exact there (forced here) is run again
   without them: the same trace, no NaN.
+* **The passes on the groups' sums** (engine/summed.py).  ``Categorical.summed_mean`` over a
+  [G, L, K] layout equals the weighted sums of the materialised means (the softmax of ι + V[g],
+  written in NumPy) per group, to 1e-12; a default fit gives the ELBO trace of the passes that
+  form q(z) at every row (the pair refused), to 1e-12, with each document's rows in one block
+  or in several; data of the same shapes whose groups are
+  not the layout's (a reused engine's copy) make the sweep not exact (NaN: run again without the
+  exp domain by ``guarded_sweep``), never a wrong update.
 """
 
 import numpy as np
@@ -18,9 +25,10 @@ from scipy.special import digamma, gammaln, logsumexp
 import jax.numpy as jnp
 import vemppl as vp
 import vemppl.engine.schedule as schedule
+import vemppl.engine.summed as summed
 from dsl_models import MODELS_DIR
 from vemppl.engine import reuse
-from vemppl.families.categorical import Categorical
+from vemppl.families.categorical import Categorical, CategoricalStats
 
 K, ALPHA, ETA, D, V = 3, 0.1, 0.01, 6, 12
 
@@ -82,7 +90,7 @@ def test_one_sweep_is_numpys_lda_sweep(fitted):
     doc, word = corpus()
     lam0 = np.asarray(state.eta["beta"].log) + 1
     gamma0 = np.asarray(state.eta["theta"].log) + 1
-    gamma, phi, lam, elbo = numpy_sweep(lam0, gamma0, doc, word)
+    gamma, phi, lam, elbo = numpy_sweep(lam0, gamma0, doc, word, passes=engine.local_global.local_iter)
     new, value = engine._sweep(state, engine.data, restart=jnp.asarray(False))
     np.testing.assert_allclose(np.asarray(new.eta["theta"].log) + 1, gamma, rtol=1e-10)
     np.testing.assert_allclose(np.asarray(new.mu["z"].onehot), phi, rtol=1e-9, atol=1e-14)
@@ -115,3 +123,49 @@ def test_merged_rows_and_the_fallback_give_the_trace_without_the_exp_domain(fitt
     assert redone.engine.local_global.grouped
     assert np.all(np.isfinite(redone.elbo_trace))
     np.testing.assert_allclose(redone.elbo_trace, plain.elbo_trace, rtol=1e-12)
+
+
+def test_summed_mean_is_the_groups_sum_of_the_means():
+    rng = np.random.default_rng(1)
+    G, L, k = 4, 5, 6
+    iota = rng.normal(0, 3, (G, L, k))
+    v = rng.normal(0, 2, (G, k))
+    valid = np.arange(L)[None, :] < np.array([5, 3, 1, 4])[:, None]
+    w = np.where(valid, rng.integers(1, 5, (G, L)), 0.0)
+    s = iota + v[:, None, :]
+    mu = np.exp(s - logsumexp(s, axis=-1, keepdims=True))  # the means at each row, materialised
+    want = np.einsum("gl,glk->gk", w, mu)
+    fixed = np.where(valid[..., None], np.exp(iota - iota.max(-1, keepdims=True)), 0.0)
+    got, exact = Categorical.summed_mean(jnp.asarray(fixed), CategoricalStats(jnp.asarray(v)), jnp.asarray(w),
+                                         jnp.asarray(valid))
+    assert bool(exact)
+    np.testing.assert_allclose(np.asarray(got.onehot), want, rtol=1e-12, atol=1e-14)
+
+
+def test_the_pair_gives_the_trace_of_the_passes_at_every_row(fitted, monkeypatch):
+    pair = fitted.engine.local_global.pair
+    assert pair is not None and (pair.rows.block, pair.partner) == ("z", "theta")
+    with monkeypatch.context() as m:
+        m.setattr(schedule, "summed_pair", lambda *a, **k: None)
+        reuse.forget()
+        plain = fit()
+    with monkeypatch.context() as m:  # each document's rows in blocks of 5: several per document
+        m.setattr(summed, "BLOCK", 5)
+        reuse.forget()
+        blocked = fit()
+    reuse.forget()
+    assert plain.engine.local_global.pair is None and plain.engine.local_global.grouped
+    ids = blocked.engine.local_global.pair.block_group
+    assert blocked.engine.local_global.pair.index.shape[1] == 5 and len(ids) > len(set(ids))
+    np.testing.assert_allclose(fitted.elbo_trace, plain.elbo_trace, rtol=1e-12)
+    np.testing.assert_allclose(blocked.elbo_trace, plain.elbo_trace, rtol=1e-12)
+
+
+def test_data_whose_groups_are_not_the_layouts_make_the_sweep_not_exact(fitted):
+    engine, state = fitted.engine, fitted.state
+    data = dict(engine.data)
+    assert np.isfinite(float(engine._sweep(state, data, restart=jnp.asarray(False))[1]))
+    doc = np.asarray(data["doc"]).copy()
+    doc[[0, -1]] = doc[[-1, 0]]  # two rows change documents: the same shapes, other groups
+    data["doc"] = jnp.asarray(doc)
+    assert np.isnan(float(engine._sweep(state, data, restart=jnp.asarray(False))[1]))

@@ -109,7 +109,7 @@ def fit(
     Start (``start=None``, the default): the one the graph calls for (``Plan.start``).  An
     admixture (a categorical latent whose weights are a latent read through data, LDA's
     ``z[i] ~ Categorical(theta[doc[i]])``) starts as ``start="random-globals",
-    local_tol=1e-3, local_restart=25``; every other model as ``start="prior"``, its mixtures'
+    local_iter=20, local_tol=1e-3, local_restart=25`` and stops at ``tol=2e-3``; every other model as ``start="prior"``, its mixtures'
     responsibilities seeded by k-means++ on the data they gate (one-hot vectors for
     categories).
 

@@ -5,7 +5,8 @@ For each shape of graph, a model written here (not in models/), and what the com
 ("The default start and schedule, read off the graph") says they choose:
 
 * an admixture (LDA-shaped, grouped through data or by a loop): ``start="random-globals"``,
-  ``local_tol=1e-3``, ``local_restart=25``, ``tol=1e-3``; the categorical locals start at random;
+  ``local_iter=20``, ``local_tol=1e-3``, ``local_restart=25``, ``tol=2e-3``; the categorical
+  locals start at random;
 * a mixture (real, binary, count or categorical data): ``start="prior"``, ``tol=1e-8``, the
   responsibilities seeded by k-means++ and updated after every global;
 * a chain (categorical or Gaussian emissions): the same, the chain one block updated last;
@@ -45,7 +46,7 @@ def test_an_admixture_runs_variational_em_with_restarted_locals(text):
     assert p.start == "random-globals"
     assert p.block("s").init == "random" and p.block("mix").init == "prior" and p.block("phi").init == "prior"
     a, tol = chosen(text)
-    assert (a.start, a.local_iter, a.local_tol, a.local_restart, tol) == ("random-globals", None, 1e-3, 25, 1e-3)
+    assert (a.start, a.local_iter, a.local_tol, a.local_restart, tol) == ("random-globals", 20, 1e-3, 25, 2e-3)
     assert a.scheduled  # the local/global schedule runs, not plain CAVI
 
 

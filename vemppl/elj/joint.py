@@ -85,20 +85,22 @@ class Joint:
         return 0.0, factors
 
     def factor_sum(self, factors, mu, eta, params, data, extra_blocks=None, sizes=None, masks=None, tracker=None,
-                   weights=None):
+                   weights=None, units=None):
         """Σ_f E_q[log f] over ``factors``, reading the blocks from (mu, eta), the fixed and
         extra blocks, and the values from the constants and ``data``; the data plate's terms
         weighted by its rows' counts when its repeated rows are merged (engine/compress.py).
         Shared by the whole evaluation and by each chunk of ``engine/chunks.py`` (which
-        passes its own rows, sizes, masks and weights)."""
+        passes its own rows, sizes, masks and weights).  ``units``: (a plate's dim, its rows'
+        weights) in place of the merged rows' (engine/summed.py: one row per group of rows)."""
         blocks = self._table(mu, eta, skip=self.amortised)
         blocks.update(self.fixed_blocks)
         blocks.update(extra_blocks or {})
         values = {**self.consts, **data}
         sizes = self.bound.sizes if sizes is None else sizes
         masks = self.masks if masks is None else masks
-        units = None
-        if self.unit_weights is not None:
+        if units is not None:
+            pass
+        elif self.unit_weights is not None:
             w = jnp.asarray(self.unit_weights.weights) if weights is None else weights
             units = (self.unit_weights.plate.dim, w)
         total = 0.0

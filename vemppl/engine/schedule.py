@@ -30,6 +30,7 @@ from ..plan import Init, Update
 from . import programs
 from .dataplate import data_plate
 from .factored import grouped_rows
+from .summed import summed_pair
 
 STARTS = ("prior", "random-globals")
 
@@ -129,6 +130,8 @@ class LocalGlobal:
         plate = data_plate(engine.model, plan, dim, "a local/global schedule").dim if self.invariant else None
         self.grouped = {j: g for j, fs in self.invariant.items() if j != self.locals_[-1]
                         and (g := grouped_rows(engine, plate, j, fs)) is not None}
+        #: The grouped local and the last local updated on the groups' sums (engine/summed.py), or None.
+        self.pair = summed_pair(engine, self.locals_, self.grouped, self.invariant, dim) if self.grouped else None
 
     def _loop_invariant(self, engine) -> dict:
         """For each closed-form local block j, the factors that read j and no other local
@@ -167,6 +170,10 @@ class LocalGlobal:
         groups = self.grouped if grouped else {}
         prepared = {j: g.prepare(engine, state, data, invariant[j][1]) for j, g in groups.items()}
 
+        if grouped and self.pair is not None:
+            state = self._summed_passes(engine, state, data, invariant, prepared)
+            return self._globals(engine, state, data, after, log_joint)
+
         def local_pass(carry):  # (state, each grouped local's V, whether every pass was exact)
             st, held, exact = carry
             held = dict(held)
@@ -182,10 +189,33 @@ class LocalGlobal:
         if self.locals_ and self.local_tol is None:
             carry = jax.lax.fori_loop(0, self.local_iter, lambda _, c: local_pass(c), carry)
         elif self.locals_:
-            carry = self._until_settled(local_pass, carry)
+            carry = self._until_settled(local_pass, carry, lambda c: c[0].eta[self.locals_[-1]])
         state, held, exact = carry
         for j, g in groups.items():
             state = g.finish(engine, state, prepared[j], held[j], exact)
+        return self._globals(engine, state, data, after, log_joint)
+
+    def _summed_passes(self, engine, state, data, invariant, prepared):
+        """The local passes of ``self.pair`` (engine/summed.py): the loop carries the partner's
+        q and the grouped block's V, [G, K] arrays, not the state's [N, K] ones."""
+        pair = self.pair
+        j, p = pair.rows.block, pair.partner
+        laid = pair.prepare(engine, state, data, prepared[j])
+        inv = invariant[p][1] if p in invariant else None
+
+        def local_pass(carry):
+            return pair.update(engine, state, data, laid, carry, inv)
+
+        carry = (state.eta[p], state.mu[p], pair.rows.empty(state), jnp.asarray(True))
+        if self.local_tol is None:
+            carry = jax.lax.fori_loop(0, self.local_iter, lambda _, c: local_pass(c), carry)
+        else:
+            carry = self._until_settled(local_pass, carry, lambda c: c[0])
+        return pair.finish(engine, state, data, prepared[j], laid, carry)
+
+    def _globals(self, engine, state, data, after, log_joint):
+        """The global updates after the local passes (start "random-globals"), the last with the
+        expected log joint where ``log_joint``."""
         value = None
         for i, j in enumerate(after):
             if log_joint and i == len(after) - 1:
@@ -212,10 +242,9 @@ class LocalGlobal:
                     eta[j], mu[j] = pick(fresh_eta, state.eta[j]), pick(fresh_mu, state.mu[j])
         return state._replace(eta=eta, mu=mu)
 
-    def _until_settled(self, local_pass, carry):
-        """``local_pass`` on ``carry`` (the state first) until the last local moves by at most
-        ``local_tol``, ``local_iter`` times at most."""
-        last = self.locals_[-1]
+    def _until_settled(self, local_pass, carry, last_eta):
+        """``local_pass`` on ``carry`` until the last local (its η: ``last_eta(carry)``) moves by
+        at most ``local_tol``, ``local_iter`` times at most."""
 
         def go_on(c):
             passes, _, change = c
@@ -224,13 +253,13 @@ class LocalGlobal:
         def one_more(c):
             passes, old, _ = c
             new = local_pass(old)
-            return passes + 1, new, relative_change(new[0].eta[last], old[0].eta[last])
+            return passes + 1, new, relative_change(last_eta(new), last_eta(old))
 
         # The first pass is outside the loop: every sweep takes it, and its change is the
         # loop's first test.
         first = local_pass(carry)
         _, carry, _ = jax.lax.while_loop(go_on, one_more,
-                                         (1, first, relative_change(first[0].eta[last], carry[0].eta[last])))
+                                         (1, first, relative_change(last_eta(first), last_eta(carry))))
         return carry
 
     def restarts_at(self, sweep: int) -> bool:

@@ -297,6 +297,9 @@ class ExpFamily:
     #: key)`` -> (E[T], whether it is exact to rounding); None where the family has none.
     fixed_exp: ClassVar = None
     mean_of_sum: ClassVar = None
+    #: ``summed_mean(laid_out, grouped, weights, valid)`` -> (the weighted sums of those means
+    #: over each group's rows, exact), the rows laid out [G, L] (engine/summed.py); or None.
+    summed_mean: ClassVar = None
 
     @classmethod
     def computed_by(cls, algorithm: str) -> type["ExpFamily"]:

@@ -81,6 +81,21 @@ class Categorical(ExpFamily):
         return CategoricalStats(phi / norm), exact
 
     @classmethod
+    def summed_mean(cls, laid_out, grouped, weights, valid):
+        """(Σ_l w_gl μ_gl per group g, exact): ``mean_of_sum``'s means summed over each group's
+        rows without forming them: ``laid_out`` = exp(ι − max ι) at the rows of each block g of
+        rows that share their V ([G, L, K], zero at padding), ``grouped`` = V at each block
+        ([G, K]), ``weights`` and ``valid`` [G, L].  With P = exp(V − max V) and
+        n_gl = Σ_k P_gk B_glk (μ_gl = P_g ⊙ B_gl / n_gl), the sum is P_g ⊙ Σ_l (w_gl / n_gl) B_gl:
+        two batched matrix-vector products per block, no [G, L, K] product written
+        (scikit-learn's batch E-step, one document at a time)."""
+        v = grouped.onehot
+        p = jnp.exp(v - jnp.max(v, axis=-1, keepdims=True))
+        norm = jnp.where(valid, jnp.einsum("gk,glk->gl", p, laid_out), 1.0)
+        exact = jnp.min(norm) >= jnp.sqrt(jnp.finfo(norm.dtype).tiny)
+        return CategoricalStats(p * jnp.einsum("gl,glk->gk", jnp.where(valid, weights / norm, 0.0), laid_out)), exact
+
+    @classmethod
     def entropy(cls, eta, mu=None):
         """H = A(η) − ⟨η, μ⟩, with A(η) = η_k − log μ_k for every k (μ_k = exp(η_k − A)).
 
