@@ -156,6 +156,10 @@ def warn_if_scale_far(model, sizes: dict, values: dict) -> list[str]:
         for d in node.defs:
             fam = get_family(d.dist)
             constraints = _event_dims(fam.name)
+            xd = x  # the values its arguments describe: log y for a LogNormal (``factor_transform``)
+            if fam.factor_transform is not None:
+                with np.errstate(all="ignore"):
+                    xd = fam.factor_transform(x)
             for arg, e in d.args:
                 latent = head_name(e)
                 prior = _prior(model, latent, sizes, values) if latent else None
@@ -171,7 +175,7 @@ def warn_if_scale_far(model, sizes: dict, values: dict) -> list[str]:
                 allowed = _allowed_supports(arg_constraint)
                 if allowed is not None and not arg.startswith(("precision", "scale")):
                     continue  # a rate or a concentration: no spread of the data to compare with
-                pairs.append((node, x, arg, latent, prior, allowed))
+                pairs.append((node, xd, arg, latent, prior, allowed))
     if not pairs:
         return []
     order = list(dict.fromkeys(latent for _, _, _, latent, _, _ in pairs))  # each prior's moments once
