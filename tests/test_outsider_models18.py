@@ -106,3 +106,48 @@ def test_incomes_in_the_ten_thousands_under_a_lognormal_are_not_called_far_from_
     far = HURDLE_INCOME.replace("mu ~ Normal(0, 100)", "mu ~ Normal(0, 0.01)")
     with pytest.warns(ScaleWarning, match="'inc'"):
         vp.fit(vp.parse(far), data={"has": has, "inc": inc}, seed=0, max_iter=2)
+
+
+ONE_PLATE_HURDLE = """model hurdle1
+dim N
+data has: bool[N]
+data amt: pos[N]
+p ~ Beta(1, 1)
+mu ~ Normal(0, 100)
+tau ~ Gamma(0.01, 0.01)
+for n in range(N) {
+    has[n] ~ Bernoulli(p)
+    amt[n] ~ LogNormal(mu, precision = tau)
+}
+"""
+
+
+def test_missing_entries_take_no_part_in_the_scale_check():
+    """Missing entries are stored as a placeholder 0.5; the scale check read it as data. A
+    measurement near 1e4 with spread 10, 40% missing, read as spread 5e3, far from the prior's
+    (tau ~ Gamma(10, 1000): sd near 10), and warned; the one-plate hurdle model (spend only where
+    `has`) warned at `predict --density`, whose one-row template was a missing row."""
+    rng = np.random.default_rng(7)
+    y = rng.normal(1e4, 10.0, 30)
+    y[rng.uniform(size=30) < 0.4] = np.nan
+    text = ("model meas\ndim N\ndata y: real[N]\nmu ~ Normal(10000, 100)\ntau ~ Gamma(10, 1000)\n"
+            "for n in range(N) { y[n] ~ Normal(mu, precision = tau) }\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ScaleWarning)
+        fit = vp.fit(vp.parse(text), data={"y": y}, seed=0)
+    obs, e_tau = y[np.isfinite(y)], 0.01  # q(mu) q(tau) by CAVI on the observed entries
+    for _ in range(500):
+        prec = 1e-4 + len(obs) * e_tau
+        m, v = (1e-4 * 1e4 + e_tau * obs.sum()) / prec, 1.0 / prec
+        e_tau = (10 + len(obs) / 2) / (1000 + 0.5 * (np.sum((obs - m) ** 2) + len(obs) * v))
+    assert float(fit.posterior["mu"].mean) == pytest.approx(m, rel=1e-9)
+    assert float(fit.posterior["tau"].mean) == pytest.approx(e_tau, rel=1e-6)
+
+    has = (rng.uniform(size=12) < 0.6).astype(int)
+    has[0] = 0
+    amt = np.where(has == 1, np.exp(rng.normal(np.log(2500.0), 0.8, 12)), np.nan)
+    hurdle = vp.fit(vp.parse(ONE_PLATE_HURDLE), data={"has": has, "amt": amt}, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ScaleWarning)
+        density = hurdle.predictive_density({"has": has[:4], "amt": amt[:4]}, samples=20)
+    assert density.method == "monte-carlo" and np.all(np.isfinite(np.asarray(density)))
