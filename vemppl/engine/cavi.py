@@ -36,14 +36,10 @@ from .schedule import LocalGlobal
 from .state import State
 
 
-#: The natural-gradient step sizes ``_damped`` tries, largest first: 1, 1/2, …, 1/64, then by
-#: quarters down to 2⁻³⁰.  Far from the optimum a full step can overshoot by orders of
-#: magnitude: ``y[n] ~ Poisson(exp(b0 + b1 * x[n]))`` with counts near 150 and a wide prior
-#: ``Normal(0, 100)``, started at ``N(0, 1)``, has a target whose mean is near Σy / Σexp ≈ 150,
-#: so even ρ = 1/64 gives ``b0 ≈ 90`` and an ELBO of −∞; with 1/64 the smallest, every step was
-#: refused and the fit "converged" at its start (b0 = −0.05, ELBO −61719, true b0 = 5).  A step
-#: of about 2⁻¹² moves it, and the following ones grow back to ρ = 1.  Only a refused step
-#: tries the smaller ones, so a fit whose steps are taken pays nothing for them.
+#: The step sizes ``_damped`` tries, largest first: 1, 1/2, …, 1/64, then by quarters to 2⁻³⁰.
+#: Far from the optimum a full step overshoots by orders of magnitude (``Poisson(exp(b0 + b1 *
+#: x[n]))``, counts near 150, from N(0, 1): even ρ = 1/64 gave b0 ≈ 90 and an ELBO of −∞, so
+#: the fit kept its start and "converged"); ~2⁻¹² moves it.  Only a refused step tries them.
 RHOS = tuple(2.0 ** -k for k in range(7)) + tuple(2.0 ** -k for k in range(8, 31, 2))
 
 
