@@ -113,13 +113,14 @@ def _check_range(node, arr: np.ndarray):
                 )
 
 
-def check_bound(model, sizes: dict, values: dict | None = None) -> None:
-    """The static size pass with every size known, then the totals of count data."""
+def check_bound(model, sizes: dict, values: dict | None = None, masks: dict | None = None) -> None:
+    """The static size pass with every size known, then the totals of count data; ``masks``
+    (True where observed) keep missing entries' placeholders out of the scale check."""
     check_model(model, sizes)
     if values is not None:
         _check_totals(model, sizes, values)
         _check_open_simplex(model, values)
-        warn_if_scale_far(model, sizes, values)
+        warn_if_scale_far(model, sizes, values, masks)
 
 
 def _check_totals(model, sizes, values):

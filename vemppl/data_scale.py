@@ -145,17 +145,29 @@ def _diag_mean(a) -> float:
     return float(np.mean(a))
 
 
-def warn_if_scale_far(model, sizes: dict, values: dict) -> list[str]:
-    """Warn (and return the messages) for each data/prior pair whose scales are far apart."""
+def warn_if_scale_far(model, sizes: dict, values: dict, masks: dict | None = None) -> list[str]:
+    """Warn (and return the messages) for each data/prior pair whose scales are far apart.
+    Only observed entries count: ``masks`` (True where observed) and NaN mark the missing ones,
+    whose stored placeholder (0.5) is no datum: incomes near 2500 with 40% missing read as
+    spread out over (0.5, 1e4)."""
     pairs = []  # (data node, its values, arg, latent, the prior, the arg's allowed supports)
     for node in model.of_kind("data"):
         x = values.get(node.name)
         if x is None or not np.size(x) or node.type.base not in ("real", "pos"):
             continue
         x = np.asarray(x, dtype=float)
+        observed = (masks or {}).get(node.name)
+        if observed is not None:
+            x = np.where(np.asarray(observed, dtype=bool), x, np.nan)
+        if not np.isfinite(x).any():
+            continue
         for d in node.defs:
             fam = get_family(d.dist)
             constraints = _event_dims(fam.name)
+            xd = x  # the values its arguments describe: log y for a LogNormal (``factor_transform``)
+            if fam.factor_transform is not None:
+                with np.errstate(all="ignore"):
+                    xd = fam.factor_transform(x)
             for arg, e in d.args:
                 latent = head_name(e)
                 prior = _prior(model, latent, sizes, values) if latent else None
@@ -171,7 +183,7 @@ def warn_if_scale_far(model, sizes: dict, values: dict) -> list[str]:
                 allowed = _allowed_supports(arg_constraint)
                 if allowed is not None and not arg.startswith(("precision", "scale")):
                     continue  # a rate or a concentration: no spread of the data to compare with
-                pairs.append((node, x, arg, latent, prior, allowed))
+                pairs.append((node, xd, arg, latent, prior, allowed))
     if not pairs:
         return []
     order = list(dict.fromkeys(latent for _, _, _, latent, _, _ in pairs))  # each prior's moments once
@@ -182,13 +194,14 @@ def warn_if_scale_far(model, sizes: dict, values: dict) -> list[str]:
         if moments[latent] is None:  # no NumPyro twin, arguments it refuses, no mean or variance: no opinion
             continue
         mean, var = moments[latent]
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a column with nothing observed: nan, skipped below
             if allowed is None:
-                data_scale = float(np.sqrt(np.mean(x**2)))
+                data_scale = float(np.sqrt(np.nanmean(x**2)))
                 prior_scale = float(np.mean(np.abs(mean)) + np.sqrt(np.mean(var)))
                 what = "scale"
             elif "pos" in allowed or "spd" in allowed:
-                data_scale = float(np.std(x, axis=0).mean()) if x.ndim > 1 else float(np.std(x))
+                data_scale = float(np.nanmean(np.nanstd(x, axis=0))) if x.ndim > 1 else float(np.nanstd(x))
                 m, sd = _diag_mean(mean), float(np.sqrt(_diag_mean(var)))
                 # The spreads the prior holds plausible, from E[L] ± sd[L]: a scale is the
                 # spread itself, a precision implies 1 / sqrt(precision).  A vague prior

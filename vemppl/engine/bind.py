@@ -143,7 +143,7 @@ def bind(model: ModelGraph, data: dict, consts: dict | None = None, dims: dict |
         if node.type.base == "cat" and node.name not in own_ranges:
             check_categories(node, values[node.name], _size(node.type.bound, sizes, node.name),
                              size_source(node.type.bound, given_by))
-    check_bound(model, sizes, values)  # the static pass again with every size known, then memory (issue #23)
+    check_bound(model, sizes, values, masks)  # the static pass again with every size known, then memory (issue #23)
     check_given_const_args(model, sizes, values, set(consts))
     _check_proper_priors(model, sizes, values)
     _warn_partial_rows(model, masks)

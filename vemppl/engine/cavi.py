@@ -35,6 +35,13 @@ from .schedule import LocalGlobal
 from .state import State
 
 
+#: The step sizes ``_damped`` tries, largest first: 1, 1/2, …, 1/64, then by quarters to 2⁻³⁰.
+#: Far from the optimum a full step overshoots by orders of magnitude (``Poisson(exp(b0 + b1 *
+#: x[n]))``, counts near 150, from N(0, 1): even ρ = 1/64 gave b0 ≈ 90 and an ELBO of −∞, so
+#: the fit kept its start and "converged"); ~2⁻¹² moves it.  Only a refused step tries them.
+RHOS = tuple(2.0 ** -k for k in range(7)) + tuple(2.0 ** -k for k in range(8, 31, 2))
+
+
 class Engine(Joint):
     """The jitted functions for one plan and one binding of the data: CAVI sweeps over the
     expected log joint of ``elj.joint.Joint``."""
@@ -202,10 +209,10 @@ class Engine(Joint):
         return self.factors_reading(n for _, n in members)
 
     def _damped(self, state, j, target, data, log_joint=False, base_L=None,
-                rhos=(1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625)):
+                rhos=RHOS):
         """Natural-gradient step for a non-conjugate block (Khan & Lin 2017):
         η ← (1−ρ)η + ρ∇_μ L, the largest ρ of ``rhos`` that does not lower the ELBO; q_j
-        unchanged when none of them does.  The ELBO is compared through the terms that move
+        unchanged when none of them does (``RHOS``: why they reach 2⁻³⁰).  The ELBO is compared through the terms that move
         with q_j: the factors that read it (``factors_reading``) and its entropy.
 
         With ρ = 1 this is the CAVI update; L here is exact or a Monte Carlo estimate with

@@ -272,6 +272,9 @@ class ExpFamily:
     #: arguments (LogNormal: the Normal's at log y), so it reads its location and precision
     #: as that family does (a joint Normal–Gamma block, ``compiler/rules/_joint.py``).
     factor_of: ClassVar[str | None] = None
+    #: That known transform, applied to NumPy data (LogNormal: ``numpy.log``), or None: the
+    #: scale of the data its arguments describe (``data_scale.py`` compares that, not ``y``).
+    factor_transform: ClassVar = None
 
     #: True for structured blocks (registered in STRUCTURES, not usable in model text).
     structured: ClassVar[bool] = False

@@ -16,6 +16,7 @@ as a Normal and ``exp`` it where it is used.
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 import numpyro.distributions as dist
 
 from .base import ArgSpec, ExpFamily, fixed
@@ -29,6 +30,7 @@ class LogNormal(ExpFamily):
     variational = False
     latent_hint = "draw its logarithm from a Normal and exp() it where it is read"
     factor_of = "Normal"
+    factor_transform = staticmethod(np.log)
     args = ArgSpec(
         positional=("loc", "scale"),
         groups=(("loc",), ("scale", "precision")),
