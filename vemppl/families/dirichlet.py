@@ -52,6 +52,11 @@ class Dirichlet(ExpFamily):
         return {"concentration": eta.log + 1.0}
 
     @classmethod
+    def sharpened(cls, eta, c):
+        """Every concentration times c: the same mean, about c times less variance."""
+        return DirichletStats(c * (eta.log + 1.0) - 1.0)
+
+    @classmethod
     def in_domain(cls, eta):
         return jnp.all(eta.log + 1.0 > 0.0)
 
