@@ -59,7 +59,8 @@ class Beta(ExpFamily):
 
     @classmethod
     def sharpened(cls, eta, c):
-        """Both concentrations times c: the same mean, about c times less variance."""
+        """Both concentrations times c: the same mean, the variance times (α₀ + 1)/(cα₀ + 1) with
+        α₀ = α + β (c times less where α₀ ≫ 1; ``ExpFamily.sharpened``)."""
         return BetaStats(c * (eta.log + 1.0) - 1.0, c * (eta.log1m + 1.0) - 1.0)
 
     @classmethod

@@ -53,7 +53,8 @@ class Dirichlet(ExpFamily):
 
     @classmethod
     def sharpened(cls, eta, c):
-        """Every concentration times c: the same mean, about c times less variance."""
+        """Every concentration times c: the same mean, each variance times (α₀ + 1)/(cα₀ + 1) with
+        α₀ = Σα (c times less where α₀ ≫ 1; ``ExpFamily.sharpened``)."""
         return DirichletStats(c * (eta.log + 1.0) - 1.0)
 
     @classmethod
