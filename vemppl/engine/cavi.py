@@ -407,9 +407,11 @@ SHARPEN = 100.0
 
 def sharpened_where_not_finite(fam, eta, target):
     """The natural-gradient target, or, where any of it is not finite, q_j sharpened by
-    ``SHARPEN`` (``ExpFamily.sharpened``: c·η, a Normal's precision times c at the same mean; a
-    Gamma's shape and rate times c): the steps (1−ρ)η + ρ·c·η = (1 + ρ(c − 1))η then raise q_j
-    to powers 100, 50.5, …, 1.5, as the damped step's line search tries them.  A wide q under a nonlinear link (a scale exp(b + w·x) with
+    ``SHARPEN`` (``ExpFamily.sharpened``, the family's own rule: c·η for a Normal, its precision
+    times c at the same mean; a Gamma's shape and rate times c, where c·η would leave the domain
+    at a shape below 1).  The steps (1−ρ)η + ρ·sharpened(η) are then q_j sharpened by
+    1 + ρ(c − 1) = 100, 50.5, …, ≈2.5, as the damped step's line search tries them.  A wide q
+    under a nonlinear link (a scale exp(b + w·x) with
     prior sd 3 on b and w: E[exp(−2(b + w·x))] ~ e^300) has a finite ELBO whose gradient
     overflows; the ELBO rises as q narrows, and a few sweeps later the target is finite and
     the ordinary step takes over.  Each candidate is still accepted only where the ELBO does
@@ -425,8 +427,8 @@ NARROWINGS = 4
 
 def sharpened_start(engine, state):
     """``state`` with every natural-gradient block sharpened by ``SHARPEN`` (``ExpFamily.sharpened``:
-    a Normal's precision times 100 at the same mean, a Gamma's shape and rate), for a start from which the first sweep's ELBO is not
-    finite (``engine/fit.py``); None where no block takes natural-gradient steps.  A prior start
+    a Normal's precision times 100 at the same mean, a Gamma's shape and rate times 100), for a
+    start from which the first sweep's ELBO is not finite (``engine/fit.py``); None where no block takes natural-gradient steps.  A prior start
     of sd 30 under exp(b + w·x) makes E[log p] nan at every block, so no line search can compare
     a step with it; each sharpening divides the spread of such an argument by 10."""
     blocks = [j for j in state.eta if engine.plan.block(j).update is not Update.CAVI and j not in engine.amortised]
