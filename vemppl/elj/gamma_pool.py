@@ -180,11 +180,24 @@ def _grad(z, a, log_space):
 
 
 
+def _mean_matched(z, alpha):
+    """Draws of Gamma(α, 1) rescaled so that their average is α, q's mean: moment-matched
+    sampling.  The fixed draws' estimate of E[f(x)] is then exact for an affine f, and the
+    natural-gradient target no longer carries the draws' mean error times √α: at q(s) of shape
+    4e37 (a point mass at s₀), ∂/∂E[log s] of the estimate was √α·mean(ε)·s₀·f'(s₀) (ε the draws'
+    standardised values), a target of shape −25 outside the domain, and the line search only
+    halved q's shape each sweep (309 sweeps for ``y[n] ~ Normal(m, scale = s)`` at the data's scale
+    300, 500 unconverged with s ~ Gamma(2, 1); now 70 and 38, at the exact mean-field E[s] to
+    2e-5).  Where every draw underflowed to 0 (α ~ 1e-3) they are left as they are."""
+    m = jnp.mean(z, 0)
+    return z * jnp.where(m > 0, jnp.broadcast_to(alpha, m.shape) / jnp.where(m > 0, m, 1.0), 1.0)
+
 
 def rsample(q, key, n: int):
     """``q.rsample(key, (n,))`` for NumPyro's Gamma, Beta and Dirichlet, whose samplers are
     ``jax.random.gamma``/``dirichlet`` (their code, numpyro 0.22), with :func:`gamma`'s
-    candidates drawn once (JAX's sampler beyond ``POOL_LIMIT``); None for any other distribution."""
+    candidates drawn once (JAX's sampler beyond ``POOL_LIMIT``), a Gamma's ``n`` draws
+    moment-matched (:func:`_mean_matched`); None for any other distribution."""
     import numpyro.distributions as dist
 
     if type(q) is dist.Beta and hasattr(q, "_dirichlet"):  # NumPyro's Beta samples its two-category Dirichlet
@@ -192,7 +205,7 @@ def rsample(q, key, n: int):
         return z[..., 0]
     if type(q) is dist.Gamma:
         z = gamma(key, q.concentration, (n,) + q.batch_shape)
-        return z / q.rate
+        return _mean_matched(z, q.concentration) / q.rate
     if type(q) is dist.Dirichlet:
         alpha = jnp.asarray(q.concentration, dtype=float)
         log_z = gamma(key, alpha, (n,) + q.batch_shape + alpha.shape[-1:], log_space=True)
