@@ -21,7 +21,8 @@ random expression whose needed moment has no closed form (``Binomial(n, logits =
 ``engine/cavi.py``'s ``_damped``) needs ``∇_μ L`` with the block's natural parameters η held.
 A Gaussian block's draw is written in its mean parameters directly:
 ``z = m + √(E[z²] − m²) ε`` (``m + chol(E[zzᵀ] − mmᵀ) ε`` for an MvNormal).  Any other family
-(Gamma, Beta, Dirichlet) is drawn by NumPyro's sampler at η, whose gradient w.r.t. η is its
+(Gamma, Beta, Dirichlet) is drawn by NumPyro's sampler at η (``elj/gamma_pool.py``; a Gamma's
+draws rescaled to average its mean, ``_mean_matched``), whose gradient w.r.t. η is its
 implicit reparameterisation (Figurnov et al. 2018); η is passed through
 :func:`natural_at`, the identity in value whose derivative is ``dη/dμ = F(η)⁻¹`` with
 ``F = ∇²A(η) = dμ/dη`` (per element, from autodiff of ``expected_stats``), so the chain rule

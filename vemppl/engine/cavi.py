@@ -229,7 +229,7 @@ class Engine(Joint):
         """
         fam = self.families[j]
         local = self._local(j)
-        target = sharpened_where_not_finite(state.eta[j], target)
+        target = sharpened_where_not_finite(fam, state.eta[j], target)
 
         def objective(s, h=None):  # the ELBO less the terms that do not move with q_j: (L's part, H[q_j])
             return (self.expected_log_joint(s.mu, s.eta, s.params, data, factors=local, key=s.key),
@@ -405,18 +405,20 @@ class Engine(Joint):
 SHARPEN = 100.0
 
 
-def sharpened_where_not_finite(eta, target):
-    """The natural-gradient target, or, where any of it is not finite, ``SHARPEN``·η: the
-    steps (1−ρ)η + ρ·c·η = (1 + ρ(c − 1))η then raise q_j to powers 100, 50.5, …, 1.5
-    (q_j^c normalised: a Normal's precision times c at the same mean), as the damped step's
-    line search tries them.  A wide q under a nonlinear link (a scale exp(b + w·x) with
+def sharpened_where_not_finite(fam, eta, target):
+    """The natural-gradient target, or, where any of it is not finite, q_j sharpened by
+    ``SHARPEN`` (``ExpFamily.sharpened``, the family's own rule: c·η for a Normal, its precision
+    times c at the same mean; a Gamma's shape and rate times c, where c·η would leave the domain
+    at a shape below 1).  The steps (1−ρ)η + ρ·sharpened(η) are then q_j sharpened by
+    1 + ρ(c − 1) = 100, 50.5, …, ≈2.5, as the damped step's line search tries them.  A wide q
+    under a nonlinear link (a scale exp(b + w·x) with
     prior sd 3 on b and w: E[exp(−2(b + w·x))] ~ e^300) has a finite ELBO whose gradient
     overflows; the ELBO rises as q narrows, and a few sweeps later the target is finite and
     the ordinary step takes over.  Each candidate is still accepted only where the ELBO does
     not fall, so the ELBO stays monotone; where none is, q_j stays and the fit says so
     (``stuck_blocks``)."""
     ok = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(t)) for t in jax.tree_util.tree_leaves(target)]))
-    return jax.tree_util.tree_map(lambda t, e: jnp.where(ok, t, SHARPEN * e), target, eta)
+    return jax.tree_util.tree_map(lambda t, e: jnp.where(ok, t, e), target, fam.sharpened(eta, SHARPEN))
 
 
 #: How many times a start whose first sweep's ELBO is not finite is sharpened (``sharpened_start``).
@@ -424,9 +426,9 @@ NARROWINGS = 4
 
 
 def sharpened_start(engine, state):
-    """``state`` with every natural-gradient block at q_j^``SHARPEN`` (η times 100: a Normal's
-    precision times 100 at the same mean), for a start from which the first sweep's ELBO is not
-    finite (``engine/fit.py``); None where no block takes natural-gradient steps.  A prior start
+    """``state`` with every natural-gradient block sharpened by ``SHARPEN`` (``ExpFamily.sharpened``:
+    a Normal's precision times 100 at the same mean, a Gamma's shape and rate times 100), for a
+    start from which the first sweep's ELBO is not finite (``engine/fit.py``); None where no block takes natural-gradient steps.  A prior start
     of sd 30 under exp(b + w·x) makes E[log p] nan at every block, so no line search can compare
     a step with it; each sharpening divides the spread of such an argument by 10."""
     blocks = [j for j in state.eta if engine.plan.block(j).update is not Update.CAVI and j not in engine.amortised]
@@ -435,7 +437,7 @@ def sharpened_start(engine, state):
     eta, mu = dict(state.eta), dict(state.mu)
     for j in blocks:
         fam = engine.families[j]
-        eta[j] = fam.tidy_natural(jax.tree_util.tree_map(lambda e: SHARPEN * e, state.eta[j]))
+        eta[j] = fam.tidy_natural(fam.sharpened(state.eta[j], SHARPEN))
         mu[j] = fam.expected_stats(eta[j])
     return state._replace(eta=eta, mu=mu)
 

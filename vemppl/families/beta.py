@@ -58,6 +58,12 @@ class Beta(ExpFamily):
         return {"concentration1": eta.log + 1.0, "concentration0": eta.log1m + 1.0}
 
     @classmethod
+    def sharpened(cls, eta, c):
+        """Both concentrations times c: the same mean, the variance times (α₀ + 1)/(cα₀ + 1) with
+        α₀ = α + β (c times less where α₀ ≫ 1; ``ExpFamily.sharpened``)."""
+        return BetaStats(c * (eta.log + 1.0) - 1.0, c * (eta.log1m + 1.0) - 1.0)
+
+    @classmethod
     def in_domain(cls, eta):
         return jnp.all(eta.log + 1.0 > 0.0) & jnp.all(eta.log1m + 1.0 > 0.0)
 

@@ -52,6 +52,12 @@ class Dirichlet(ExpFamily):
         return {"concentration": eta.log + 1.0}
 
     @classmethod
+    def sharpened(cls, eta, c):
+        """Every concentration times c: the same mean, each variance times (α₀ + 1)/(cα₀ + 1) with
+        α₀ = Σα (c times less where α₀ ≫ 1; ``ExpFamily.sharpened``)."""
+        return DirichletStats(c * (eta.log + 1.0) - 1.0)
+
+    @classmethod
     def in_domain(cls, eta):
         return jnp.all(eta.log + 1.0 > 0.0)
 

@@ -56,6 +56,11 @@ class Gamma(ExpFamily):
         return jnp.all(eta.log + 1.0 > 0.0) & jnp.all(-eta.mean > 0.0)
 
     @classmethod
+    def sharpened(cls, eta, c):
+        """Shape and rate times c: the same mean, c times less variance (``ExpFamily.sharpened``)."""
+        return GammaStats(c * eta.mean, c * (eta.log + 1.0) - 1.0)
+
+    @classmethod
     def log_normalizer(cls, eta):
         a, b = eta.log + 1.0, -eta.mean
         return gammaln(a) - a * jnp.log(b)

@@ -81,6 +81,13 @@ class NormalGamma(ExpFamily):
         return {"loc": m, "kappa": kappa, "concentration": a, "rate": b}
 
     @classmethod
+    def sharpened(cls, eta, c):
+        """κ, a and b times c (η times c, the shape's a − ½ shifted): the same means, about c
+        times less spread (``ExpFamily.sharpened``)."""
+        return NormalGammaStats(c * eta.prec_loc, c * eta.loc_prec_loc, c * eta.prec,
+                                c * eta.logprec + 0.5 * (c - 1.0))
+
+    @classmethod
     def log_normalizer(cls, eta):
         kappa, _, a, b = _unpack(eta)
         return -0.5 * jnp.log(kappa) + gammaln(a) - a * jnp.log(b)

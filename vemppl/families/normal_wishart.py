@@ -94,6 +94,14 @@ class NormalWishart(ExpFamily):
         return {"loc": m, "beta": beta, "concentration": nu, "rate_matrix": rate}
 
     @classmethod
+    def sharpened(cls, eta, c):
+        """β, ν and the rate matrix times c (η times c, ν's offset shifted): the same means,
+        about c times less spread (``ExpFamily.sharpened``)."""
+        d = eta.prec_loc.shape[-1]
+        return NormalWishartStats(c * eta.prec_loc, c * eta.loc_prec_loc, c * eta.prec,
+                                  c * eta.logdet + 0.5 * (c - 1.0) * d)
+
+    @classmethod
     def log_normalizer(cls, eta):
         beta, _, rate, nu = _unpack(eta)
         d = rate.shape[-1]
