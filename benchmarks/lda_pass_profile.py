@@ -217,7 +217,7 @@ def main():
                 prepared = LG.grouped[j_cat].prepare(E, state, data, inv)
                 laid = pair.prepare(E, state, data, prepared)
                 inv_t = E.target_part(state, j_grp, LG.invariant[j_grp], data)
-                carry = (state.eta[j_grp], state.mu[j_grp], pair.rows.empty(state), jnp.asarray(True))
+                carry = (state.eta[j_grp], state.mu[j_grp], pair.rows.empty(state), jnp.asarray(True), pair.rows.empty(state))
                 return jax.lax.fori_loop(0, n, lambda _, c: pair.update(E, state, data, laid, c, inv_t), carry)
             return f
         if pair is not None:

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from scipy.special import digamma, gammaln, logsumexp
 
+import jax
 import jax.numpy as jnp
 import vemppl as vp
 import vemppl.engine.schedule as schedule
@@ -169,3 +170,23 @@ def test_data_whose_groups_are_not_the_layouts_make_the_sweep_not_exact(fitted):
     doc[[0, -1]] = doc[[-1, 0]]  # two rows change documents: the same shapes, other groups
     data["doc"] = jnp.asarray(doc)
     assert np.isnan(float(engine._sweep(state, data, restart=jnp.asarray(False))[1]))
+
+
+def test_the_pairs_factors_value_on_the_groups_sums_is_their_value_at_every_row(fitted):
+    """``SummedPair.known_value`` (z's factors that read θ, at each document's mean of μ_z, for the
+    sweep's ELBO) against the same factors evaluated at every row of the state after the passes."""
+    engine, state = fitted.engine, fitted.state
+    LG, data = engine.local_global, engine.data
+    got = {}
+
+    def passes(state, data):
+        invariant = {j: (fs, engine.target_part(state, j, fs, data)) for j, fs in LG.invariant.items()}
+        prepared = {j: g.prepare(engine, state, data, invariant[j][1]) for j, g in LG.grouped.items()}
+        new, known = LG._summed_passes(engine, state, data, invariant, prepared)
+        factors, value = known(new, "beta")
+        got["factors"] = factors
+        return value, engine.expected_log_joint(new.mu, new.eta, new.params, data, factors=factors)
+
+    value, every_row = jax.jit(passes)(state, data)
+    assert [f.target for f in got["factors"]] == ["z"]
+    assert float(value) == pytest.approx(float(every_row), rel=1e-12)

@@ -141,12 +141,14 @@ class Engine(Joint):
                                            key=state.key)
         return L
 
-    def update_block_and_log_joint(self, state, j, data):
+    def update_block_and_log_joint(self, state, j, data, known=None):
         """(the state with q_j updated, the expected log joint at it), for the last update of a
-        sweep: see ``_update_block``.  None for the second when it does not hold."""
-        return self._update_block(state, j, data, True)
+        sweep: see ``_update_block``.  None for the second when it does not hold.  ``known``:
+        (factors that do not read q_j, their value at ``state``) where the caller has it more
+        cheaply than their evaluation here (engine/summed.py: on the groups' sums)."""
+        return self._update_block(state, j, data, True, known=known)
 
-    def _update_block(self, state, j, data, log_joint, invariant=None):
+    def _update_block(self, state, j, data, log_joint, invariant=None, known=None):
         """q_j ← the CAVI target η_j = ∇_{μ_j} L (Winn & Bishop 2005; GUIDE §2).
 
         A closed-form block is one in which L is affine (the conjugacy probe's test,
@@ -165,6 +167,9 @@ class Engine(Joint):
             assert not log_joint, "the value of L needs every factor"
             factors = tuple(f for f in self.plan.factors if f not in invariant[0])
         closed_form = self.plan.block(j).update is Update.CAVI
+        if known is not None and closed_form and log_joint:
+            assert not set(known[0]) & set(self._local(j)), "a known value must not move with q_j"
+            factors = tuple(f for f in self.plan.factors if f not in known[0])
         if factors is None and not closed_form:
             # The factors that read q_j (the others add nothing to ∇_{μ_j} L): the line
             # search starts from their value, the gradient's own forward pass.  A closed-form
@@ -199,7 +204,7 @@ class Engine(Joint):
         # ELBO is NaN here and evaluated at the new state on the host (``rescored``): one more
         # program, compiled only for a fit that needs it.
         size = sum(jnp.vdot(jnp.abs(g), jnp.abs(a) + jnp.abs(b)) for g, a, b in zip(raw, state.mu[j], mu_j))
-        value = value + moved
+        value = value + moved + (0.0 if known is None or not closed_form else known[1])
         unsafe = 64 * jnp.finfo(jnp.result_type(float)).eps * size > 1e-10 * (1.0 + jnp.abs(value))
         return new, jnp.where(unsafe, jnp.nan, value)
 

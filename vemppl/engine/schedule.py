@@ -171,8 +171,8 @@ class LocalGlobal:
         prepared = {j: g.prepare(engine, state, data, invariant[j][1]) for j, g in groups.items()}
 
         if grouped and self.pair is not None:
-            state = self._summed_passes(engine, state, data, invariant, prepared)
-            return self._globals(engine, state, data, after, log_joint)
+            state, known = self._summed_passes(engine, state, data, invariant, prepared)
+            return self._globals(engine, state, data, after, log_joint, known)
 
         def local_pass(carry):  # (state, each grouped local's V, whether every pass was exact)
             st, held, exact = carry
@@ -197,7 +197,8 @@ class LocalGlobal:
 
     def _summed_passes(self, engine, state, data, invariant, prepared):
         """The local passes of ``self.pair`` (engine/summed.py): the loop carries the partner's
-        q and the grouped block's V, [G, K] arrays, not the state's [N, K] ones."""
+        q and the grouped block's V, [G, K] arrays, not the state's [N, K] ones.  (state, a
+        function of the state before the last global update giving ``known`` for it, or None)."""
         pair = self.pair
         j, p = pair.rows.block, pair.partner
         laid = pair.prepare(engine, state, data, prepared[j])
@@ -206,20 +207,25 @@ class LocalGlobal:
         def local_pass(carry):
             return pair.update(engine, state, data, laid, carry, inv)
 
-        carry = (state.eta[p], state.mu[p], pair.rows.empty(state), jnp.asarray(True))
+        carry = (state.eta[p], state.mu[p], pair.rows.empty(state), jnp.asarray(True), pair.rows.empty(state))
         if self.local_tol is None:
             carry = jax.lax.fori_loop(0, self.local_iter, lambda _, c: local_pass(c), carry)
         else:
             carry = self._until_settled(local_pass, carry, lambda c: c[0])
-        return pair.finish(engine, state, data, prepared[j], laid, carry)
 
-    def _globals(self, engine, state, data, after, log_joint):
+        def known(st, g):  # z's factors that read θ, on the groups' sums (engine/summed.py)
+            return pair.known_value(engine, st, data, laid, carry, engine._local(g))
+        return pair.finish(engine, state, data, prepared[j], laid, carry), known
+
+    def _globals(self, engine, state, data, after, log_joint, known=None):
         """The global updates after the local passes (start "random-globals"), the last with the
-        expected log joint where ``log_joint``."""
+        expected log joint where ``log_joint`` (``known(state, block)``: the value of some of its
+        factors, or None)."""
         value = None
         for i, j in enumerate(after):
             if log_joint and i == len(after) - 1:
-                state, value = engine.update_block_and_log_joint(state, j, data)
+                state, value = engine.update_block_and_log_joint(state, j, data,
+                                                                 None if known is None else known(state, j))
             else:
                 state = engine.update_block(state, j, data)
         return (state, value) if log_joint else state

@@ -20,7 +20,8 @@ scatter of [N, K] means took the most time (on XLA:CPU a ``segment_sum`` of [N, 
 several times the products over the layout).  The
 passes carry only ``V`` and ``θ``; ``μ_z`` and ``η_z`` are formed once after them, from the last
 pass's ``V``, as ``engine/factored.py`` forms them.  The same updates to rounding
-(``tests/test_factored_softmax.py``).
+(``tests/test_factored_softmax.py``).  The same identity gives those factors' part of the
+sweep's ELBO (``known_value``): the last global update then evaluates only the rest.
 
 The layout (which row stands at [g, l]) is built on the host from the engine's data and checked
 in each sweep against the data it is given (a reused engine's copy, engine/reuse.py, may hold
@@ -103,9 +104,10 @@ class SummedPair:
 
     def update(self, engine, state, data, laid_out, carry, invariant):
         """One pass: z's V at the partner's μ, the groups' sums of μ_z, the partner's CAVI
-        update from them.  ``carry``: (partner's η, partner's μ, V, exact)."""
+        update from them.  ``carry``: (partner's η, partner's μ, V, exact, the groups' mean of
+        μ_z at the last V)."""
         laid, weights, valid, count, _, (mu_first, _), _ = laid_out
-        eta_p, mu_p, _, exact = carry
+        eta_p, mu_p, _, exact, _ = carry
         j, p = self.rows.block, self.partner
         fam_z, fam_p = engine.families[j], engine.families[p]
         safe = jnp.where(count > 0, count, 1.0)
@@ -125,12 +127,23 @@ class SummedPair:
         if invariant is not None:
             grad_p = jax.tree_util.tree_map(jnp.add, grad_p, invariant)
         eta_new = fam_p.tidy_natural(fam_p.Stats(*grad_p))
-        return eta_new, fam_p.expected_stats(eta_new), V, exact & ok
+        return eta_new, fam_p.expected_stats(eta_new), V, exact & ok, mean
+
+    def known_value(self, engine, state, data, laid_out, carry, reading):
+        """(``factors``, their value at ``state``) from the groups' mean of μ_z (module
+        docstring), for the last global update (``Engine.update_block_and_log_joint``); None
+        where one of them reads the blocks ``reading`` (that update's).  ``state``: after
+        ``finish``, its partner's q the last pass's."""
+        if set(self.factors) & set(reading):
+            return None
+        p = self.partner
+        mean = carry[-1]
+        return self.factors, self._group_sum(engine, state, data, laid_out, self.factors, mean, state.mu[p], state.eta[p])
 
     def finish(self, engine, state, data, prepared, laid_out, carry):
         """The state after the passes: the partner's q, q_z from the last pass's V (η_z NaN
         where a pass, or the layout, was not exact)."""
-        eta_p, mu_p, V, exact = carry
+        eta_p, mu_p, V, exact, _ = carry
         j, p = self.rows.block, self.partner
         _, fixed_exp, key, _ = prepared
         mu_z, ok = engine.families[j].mean_of_sum(fixed_exp, V, key)

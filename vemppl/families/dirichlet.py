@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpyro.distributions as dist
 from jax.scipy.special import digamma, gammaln, polygamma
 
-from ._special import gamma_entropy_part
+from ._special import digamma_pos, gamma_entropy_part, gammaln_pos
 from .base import ArgSpec, ExpFamily
 
 
@@ -64,12 +64,12 @@ class Dirichlet(ExpFamily):
     @classmethod
     def log_normalizer(cls, eta):
         alpha = eta.log + 1.0
-        return jnp.sum(gammaln(alpha), -1) - gammaln(jnp.sum(alpha, -1))
+        return jnp.sum(gammaln_pos(alpha), -1) - gammaln_pos(jnp.sum(alpha, -1))
 
     @classmethod
     def expected_stats(cls, eta):
         alpha = eta.log + 1.0
-        return DirichletStats(digamma(alpha) - digamma(jnp.sum(alpha, -1, keepdims=True)))
+        return DirichletStats(digamma_pos(alpha) - digamma_pos(jnp.sum(alpha, -1, keepdims=True)))
 
     @classmethod
     def entropy(cls, eta, mu=None):
@@ -80,7 +80,7 @@ class Dirichlet(ExpFamily):
         ``expected_stats(eta)``: ψ(α_k) is read off it as E[log π_k] + ψ(α₀)."""
         alpha = eta.log + 1.0
         total = jnp.sum(alpha, -1)
-        psi_total = digamma(total)
+        psi_total = digamma_pos(total)
         psi = None if mu is None else mu.log + psi_total[..., None]
         return (jnp.sum(gamma_entropy_part(alpha, psi), -1) - gamma_entropy_part(total, psi_total)
                 - (alpha.shape[-1] - 1) * psi_total)
