@@ -49,7 +49,8 @@ def test_other_models_are_not_marked_and_keep_their_plan(name):
     plan = vp.compile_model(vp.load(MODELS_DIR / f"{name}.vem"))
     assert plan.moment_plate is None
     assert "data plate over" not in str(plan)
-    assert Cavi().for_plan(plan, None)[1] in (1e-8, 1e-3)
+    # the usual default, or the admixture schedule's own (engine/algorithms.py: 2e-3 since 305698d)
+    assert Cavi().for_plan(plan, None)[1] in (1e-8, 2e-3)
 
 
 NOT_LINEAR = {
