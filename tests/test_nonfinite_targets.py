@@ -16,7 +16,7 @@ from scipy import optimize
 import vemppl as vp
 from vemppl.data_scale import PrecisionWarning
 from vemppl.elj import prior
-from vemppl.engine import cavi
+from vemppl.engine import guards
 from vemppl.families.normal import Normal, NormalStats
 
 SCALE = """model scale
@@ -93,7 +93,7 @@ def test_normal_entropy_of_a_sharp_q_is_exact():
 def test_a_block_frozen_by_a_nonfinite_target_is_not_converged(data, monkeypatch):
     # Without the sharpened stand-in (the code before the fix), prior sd 3 leaves ∇_μ L = (nan, -inf)
     # at the start: every step is refused and the ELBO stands at -2.1e139.
-    monkeypatch.setattr(cavi, "SHARPEN", 1.0)
+    monkeypatch.setattr(guards, "SHARPEN", 1.0)
     monkeypatch.setattr(prior, "within_unit_spread", lambda eta: eta)  # the prior's own spread at the start
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

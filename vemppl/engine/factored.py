@@ -21,7 +21,7 @@ update to rounding (``tests/test_factored_softmax.py``).
 
 Where some row's ``n_u`` falls below √tiny of its dtype (its best category far below both
 factors' maxima, where the product loses digits) the sweep is not exact: its η_j is made NaN,
-and ``engine/cavi.py::guarded_sweep`` runs the sweep again with the softmax of the sum (a
+and ``engine/guards.py::guarded_sweep`` runs the sweep again with the softmax of the sum (a
 second program, compiled only then).  A test inside the passes (``lax.cond``) would copy the
 [N, K] operands in and out of the conditional on XLA:CPU each pass, which cost more than the
 exps it saves.

@@ -25,7 +25,8 @@ from ..plan import Init, Update
 from .bind import bind
 from .accel import Accelerated
 from .algorithms import SCREEN_SWEEPS
-from .cavi import NARROWINGS, Engine, sharpened_start
+from .cavi import Engine
+from .guards import NARROWINGS, sharpened_start
 from .compress import compress_plate
 from .dataplate import data_plate
 from .loop import converge, converged as loop_converged
@@ -258,7 +259,7 @@ def _run(sweep, state, max_iter, tol, bar, traces=lambda: 0, engine=None, determ
                 converged = not_stuck(engine, *last, it)
         except _Stop as stop:
             # The first sweep's ELBO not finite: the natural-gradient blocks' start sharpened
-            # (engine/cavi.py::sharpened_start) and the fit started again, up to NARROWINGS times.
+            # (engine/guards.py::sharpened_start) and the fit started again, up to NARROWINGS times.
             sharper = (sharpened_start(engine, stop.before)
                        if not finite and engine is not None and narrowed < NARROWINGS else None)
             if sharper is not None:
@@ -373,7 +374,7 @@ def _run_batched(engine, starts, max_iter, tol, show):
         if grouped and np.isnan(elbos[active]).any():
             states, elbos = steps[restart, False](before, jnp.asarray(active), engine.data)
             elbos = np.asarray(elbos)
-        if np.isnan(elbos[active]).any():  # a sweep's ELBO it could not trust (engine/cavi.py::_rescored)
+        if np.isnan(elbos[active]).any():  # a sweep's ELBO it could not trust (engine/guards.py::_rescored)
             elbos = np.where(np.isnan(elbos), np.asarray(engine.elbo_program(batched=True)(states, engine.data)), elbos)
             if states.sweeps is not None:
                 states = states._replace(elbo=jnp.asarray(elbos))

@@ -90,7 +90,7 @@ class LocalGlobal:
     locals may settle in a lower optimum than the carried ones and the ELBO may fall (on
     Reuters, unguarded: one fall of 0.06 nats in 150 sweeps).  So when a restarted sweep
     ends below the last sweep's ELBO, the carried sweep from the same state replaces it
-    (``engine/cavi.py::guarded_sweep``), and the ELBO never decreases.  Restarting finds
+    (``engine/guards.py::guarded_sweep``), and the ELBO never decreases.  Restarting finds
     better LDA optima: carried locals commit each document to the topics of the first
     sweeps, while restarted ones re-read the current topics from a flat θ every time.
     """

@@ -23,7 +23,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ..diagnostics import VemError
-from .cavi import guarded_sweep
+from .guards import guarded_sweep
 from .dataplate import DataPlate
 
 AXIS = "data"

@@ -4,7 +4,7 @@ A fit with no Monte Carlo draw (``state.key`` is None), no networks and no amort
 posteriors sweeps by monotone steps only: closed-form CAVI updates (each maximises the ELBO
 over its block, Winn & Bishop 2005), natural-gradient steps taken only where they do not
 lower the ELBO (``Engine._damped``'s line search), backtracking or closed-form M-steps, and
-local restarts kept only where they do not lower it (``cavi.guarded_sweep``).  In exact
+local restarts kept only where they do not lower it (``guards.guarded_sweep``).  In exact
 arithmetic its ELBO never decreases (Neal & Hinton 1998); in floating point it can fall by
 the rounding of its sums alone, about eps times the size of the summed terms, which at
 float64 on any data set a machine holds is far below ``FALL_REL`` of |ELBO|.  A larger fall

@@ -26,7 +26,7 @@ sweep's ELBO (``known_value``): the last global update then evaluates only the r
 The layout (which row stands at [g, l]) is built on the host from the engine's data and checked
 in each sweep against the data it is given (a reused engine's copy, engine/reuse.py, may hold
 other data of the same shapes): where a row's group differs, the sweep is not exact, and its η
-is poisoned as where a normaliser underflows (``engine/cavi.py::guarded_sweep`` then runs the
+is poisoned as where a normaliser underflows (``engine/guards.py::guarded_sweep`` then runs the
 sweep without the exp domain).  Not built where padding would more than ``MAX_PADDING``-fold the
 rows (one group far larger than the others), where the plate cannot be taken apart from the
 rest (``rows_apart``) or holds masked arrays, or where the partner's factors are not all among
