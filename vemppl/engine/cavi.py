@@ -144,8 +144,8 @@ class Engine(Joint):
     def update_block_and_log_joint(self, state, j, data, known=None):
         """(the state with q_j updated, the expected log joint at it), for the last update of a
         sweep: see ``_update_block``.  None for the second when it does not hold.  ``known``:
-        (factors that do not read q_j, their value at ``state``) where the caller has it more
-        cheaply than their evaluation here (engine/summed.py: on the groups' sums)."""
+        (factors, their value at ``state``) where the caller has it more cheaply than their
+        evaluation here (engine/summed.py); those that read q_j still give their gradient."""
         return self._update_block(state, j, data, True, known=known)
 
     def _update_block(self, state, j, data, log_joint, invariant=None, known=None):

@@ -21,7 +21,9 @@ several times the products over the layout).  The
 passes carry only ``V`` and ``θ``; ``μ_z`` and ``η_z`` are formed once after them, from the last
 pass's ``V``, as ``engine/factored.py`` forms them.  The same updates to rounding
 (``tests/test_factored_softmax.py``).  The same identity gives those factors' part of the
-sweep's ELBO (``known_value``): the last global update then evaluates only the rest.
+sweep's ELBO (``known_value``): the last global update then evaluates only the rest.  Where z's
+loop-invariant factors read it only as enumeration weights, they and H[q_z] join it, from the
+passes' normalisers (``known_value``; docs/engine.md "The passes on the groups' sums").
 
 The layout (which row stands at [g, l]) is built on the host from the engine's data and checked
 in each sweep against the data it is given (a reused engine's copy, engine/reuse.py, may hold
