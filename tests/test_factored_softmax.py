@@ -143,6 +143,22 @@ def test_summed_mean_is_the_groups_sum_of_the_means():
     np.testing.assert_allclose(np.asarray(got.onehot), want, rtol=1e-12, atol=1e-14)
 
 
+def test_summed_log_normalizer_is_the_rows_weighted_logsumexp():
+    rng = np.random.default_rng(2)
+    G, L, k = 4, 5, 6
+    iota = rng.normal(0, 3, (G, L, k))
+    v = rng.normal(0, 2, (G, k))
+    valid = np.arange(L)[None, :] < np.array([5, 3, 1, 4])[:, None]
+    w = np.where(valid, rng.integers(1, 5, (G, L)), 0.0)
+    want = np.sum(w * logsumexp(iota + v[:, None, :], axis=-1))  # scipy, at each row
+    fixed = np.where(valid[..., None], np.exp(iota - iota.max(-1, keepdims=True)), 0.0)
+    rows = valid.ravel()  # the valid rows, in ι's [N, K] layout with their weights
+    got = Categorical.summed_log_normalizer(CategoricalStats(jnp.asarray(iota.reshape(-1, k)[rows])),
+                                            jnp.asarray(w.ravel()[rows]), jnp.asarray(fixed),
+                                            CategoricalStats(jnp.asarray(v)), jnp.asarray(w), jnp.asarray(valid))
+    assert float(got) == pytest.approx(want, rel=1e-13)
+
+
 def test_the_pair_gives_the_trace_of_the_passes_at_every_row(fitted, monkeypatch):
     pair = fitted.engine.local_global.pair
     assert pair is not None and (pair.rows.block, pair.partner) == ("z", "theta")
@@ -173,8 +189,9 @@ def test_data_whose_groups_are_not_the_layouts_make_the_sweep_not_exact(fitted):
 
 
 def test_the_pairs_factors_value_on_the_groups_sums_is_their_value_at_every_row(fitted):
-    """``SummedPair.known_value`` (z's factors that read θ, at each document's mean of μ_z, for the
-    sweep's ELBO) against the same factors evaluated at every row of the state after the passes."""
+    """``SummedPair.known_value`` (z's factors at each document's mean of μ_z, and H[q_z] from the
+    rows' log normalisers, for the sweep's ELBO) against the same factors evaluated at every row
+    of the state after the passes, plus q_z's entropy from its η and μ."""
     engine, state = fitted.engine, fitted.state
     LG, data = engine.local_global, engine.data
     got = {}
@@ -185,8 +202,8 @@ def test_the_pairs_factors_value_on_the_groups_sums_is_their_value_at_every_row(
         new, known = LG._summed_passes(engine, state, data, invariant, prepared)
         factors, value = known(new, "beta")
         got["factors"] = factors
-        return value, engine.expected_log_joint(new.mu, new.eta, new.params, data, factors=factors)
+        return value, engine.expected_log_joint(new.mu, new.eta, new.params, data, factors=factors) + engine.block_entropy(new, "z")
 
     value, every_row = jax.jit(passes)(state, data)
-    assert [f.target for f in got["factors"]] == ["z"]
+    assert [f.target for f in got["factors"]] == ["z", "word"] and LG.known_entropies(True) == ("z",)
     assert float(value) == pytest.approx(float(every_row), rel=1e-12)

@@ -148,15 +148,16 @@ class Joint:
             total = total + jnp.sum(jnp.reshape(h, (h.shape[0], -1)), axis=1)
         return total
 
-    def entropy(self, state):
-        """Σ_j H[q_j], less log K for every absent categorical element.
+    def entropy(self, state, skip=()):
+        """Σ_j H[q_j], less log K for every absent categorical element; without the blocks
+        ``skip`` (whose entropy the caller has from elsewhere: engine/summed.py).
 
         An absent element has no factor, so its q is uniform and independent of the rest
         (in a chain, both pairwise potentials that touch it are zero) and adds exactly
         log K to the entropy; removing it makes the ELBO that of the shorter sequences.
         """
         total = 0.0
-        for j in state.eta:
+        for j in (j for j in state.eta if j not in skip):
             total = total + self.block_entropy(state, j)
         for j, present in self.present.items():
             k = state.mu[j].onehot.shape[-1]

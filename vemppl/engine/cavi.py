@@ -144,8 +144,8 @@ class Engine(Joint):
     def update_block_and_log_joint(self, state, j, data, known=None):
         """(the state with q_j updated, the expected log joint at it), for the last update of a
         sweep: see ``_update_block``.  None for the second when it does not hold.  ``known``:
-        (factors that do not read q_j, their value at ``state``) where the caller has it more
-        cheaply than their evaluation here (engine/summed.py: on the groups' sums)."""
+        (factors, their value at ``state``) where the caller has it more cheaply than their
+        evaluation here (engine/summed.py); those that read q_j still give their gradient."""
         return self._update_block(state, j, data, True, known=known)
 
     def _update_block(self, state, j, data, log_joint, invariant=None, known=None):
@@ -162,14 +162,14 @@ class Engine(Joint):
             new = refresh(self, state, data)
             return (new, None) if log_joint else new
 
-        factors = None
+        factors = whole = None
         if invariant is not None:
             assert not log_joint, "the value of L needs every factor"
             factors = tuple(f for f in self.plan.factors if f not in invariant[0])
         closed_form = self.plan.block(j).update is Update.CAVI
-        if known is not None and closed_form and log_joint:
-            assert not set(known[0]) & set(self._local(j)), "a known value must not move with q_j"
+        if known is not None and closed_form and log_joint:  # a known factor that reads q_j gives ∇ only
             factors = tuple(f for f in self.plan.factors if f not in known[0])
+            whole = self._as_function_of(state, j, data) if set(known[0]) & set(self._local(j)) else None
         if factors is None and not closed_form:
             # The factors that read q_j (the others add nothing to ∇_{μ_j} L): the line
             # search starts from their value, the gradient's own forward pass.  A closed-form
@@ -179,7 +179,7 @@ class Engine(Joint):
         L = self._as_function_of(state, j, data, factors)
 
         if log_joint and closed_form:
-            value, grad = jax.value_and_grad(L)(state.mu[j])
+            value, grad = jax.value_and_grad(L)(state.mu[j]) if whole is None else (L(state.mu[j]), jax.grad(whole)(state.mu[j]))
         elif not closed_form and invariant is None:
             value, grad = jax.value_and_grad(L)(state.mu[j])
         else:
@@ -347,7 +347,7 @@ class Engine(Joint):
         if self.trained:  # the ELBO at this sweep's draw, before the networks' step
             state, elbo = network_step(self, state, data)
         elif log_joint is not None:
-            elbo = log_joint + self.entropy(state)
+            elbo = log_joint + self.entropy(state, skip=self.local_global.known_entropies(grouped) if self.local_global else ())
         else:
             elbo = self.elbo(state, data)
         if state.key is not None:  # a fresh Monte Carlo draw for the next sweep

@@ -132,6 +132,7 @@ class LocalGlobal:
                         and (g := grouped_rows(engine, plate, j, fs)) is not None}
         #: The grouped local and the last local updated on the groups' sums (engine/summed.py), or None.
         self.pair = summed_pair(engine, self.locals_, self.grouped, self.invariant, dim) if self.grouped else None
+        self._entropy_known = self.pair is not None and self.pair.entropy_known(engine, () if start == "prior" else self.globals_)
 
     def _loop_invariant(self, engine) -> dict:
         """For each closed-form local block j, the factors that read j and no other local
@@ -213,9 +214,15 @@ class LocalGlobal:
         else:
             carry = self._until_settled(local_pass, carry, lambda c: c[0])
 
-        def known(st, g):  # z's factors that read θ, on the groups' sums (engine/summed.py)
-            return pair.known_value(engine, st, data, laid, carry, engine._local(g))
+        held = prepared[j] if self.known_entropies(True) else None
+
+        def known(st, g):  # z's factors that read θ (and H[q_z]), on the groups' sums (engine/summed.py)
+            return pair.known_value(engine, st, data, laid, carry, engine._local(g), held)
         return pair.finish(engine, state, data, prepared[j], laid, carry), known
+
+    def known_entropies(self, grouped) -> tuple:
+        """The blocks whose entropy the last global update's value holds (engine/summed.py)."""
+        return (self.pair.rows.block,) if grouped and self.pair is not None and self._entropy_known else ()
 
     def _globals(self, engine, state, data, after, log_joint, known=None):
         """The global updates after the local passes (start "random-globals"), the last with the

@@ -21,7 +21,9 @@ several times the products over the layout).  The
 passes carry only ``V`` and ``θ``; ``μ_z`` and ``η_z`` are formed once after them, from the last
 pass's ``V``, as ``engine/factored.py`` forms them.  The same updates to rounding
 (``tests/test_factored_softmax.py``).  The same identity gives those factors' part of the
-sweep's ELBO (``known_value``): the last global update then evaluates only the rest.
+sweep's ELBO (``known_value``): the last global update then evaluates only the rest.  Where z's
+loop-invariant factors read it only as enumeration weights, they and H[q_z] join it, from the
+passes' normalisers (``known_value``; docs/engine.md "The passes on the groups' sums").
 
 The layout (which row stands at [g, l]) is built on the host from the engine's data and checked
 in each sweep against the data it is given (a reused engine's copy, engine/reuse.py, may hold
@@ -41,9 +43,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..ir.expr import Index, Name, walk
 from ..plan import Update
 from .dataplate import data_plate, rows_apart
-from .factored import GroupedRows
+from .factored import GroupedRows, _finite_values, _row_reads
 
 #: The most cells of the layout per row of the plate.
 MAX_PADDING = 4
@@ -66,6 +69,8 @@ class SummedPair:
     arrays: tuple  # its data arrays
     index: np.ndarray  # [R, W]: the rows of each block (one group's, ``BLOCK`` at most), -1 where padded
     block_group: np.ndarray  # [R]: the group of each block
+    linear: tuple = ()  # the grouped block's loop-invariant factors where each reads it only as weights
+    linear_keys: tuple = ()  # ((array, its values), ...): what those factors read at a row besides z
 
     @property
     def groups(self) -> int:
@@ -129,16 +134,46 @@ class SummedPair:
         eta_new = fam_p.tidy_natural(fam_p.Stats(*grad_p))
         return eta_new, fam_p.expected_stats(eta_new), V, exact & ok, mean
 
-    def known_value(self, engine, state, data, laid_out, carry, reading):
+    def entropy_known(self, engine, after) -> bool:
+        """Whether ``known_value`` for the last of the global updates ``after`` also holds the
+        ``linear`` factors and q_z's entropy: it is closed form, the pair's factors do not read
+        it, and no global updated before it is read by a ``linear`` factor (their ι is the
+        sweep's, taken before the passes)."""
+        if not self.linear or not after or engine.plan.block(after[-1]).update is not Update.CAVI:
+            return False
+        return not set(self.factors) & set(engine._local(after[-1])) and not any(
+            set(self.linear) & set(engine._local(g)) for g in after[:-1])
+
+    def known_value(self, engine, state, data, laid_out, carry, reading, prepared=None):
         """(``factors``, their value at ``state``) from the groups' mean of μ_z (module
         docstring), for the last global update (``Engine.update_block_and_log_joint``); None
         where one of them reads the blocks ``reading`` (that update's).  ``state``: after
-        ``finish``, its partner's q the last pass's."""
+        ``finish``, its partner's q the last pass's.  With ``prepared`` (the grouped rows'
+        ``prepare``; where ``entropy_known``) also the ``linear`` factors plus H[q_z]: each
+        such factor is ⟨c_u ι_u, μ_u⟩ summed (zero at μ_z = 0, affine in it), and H[q_z] =
+        Σ_u c_u (A(η_u) − ⟨ι_u + V_g(u), μ_u⟩), so their sum is Σ_u c_u A(η_u) − Σ_g ⟨V_g, M_g⟩:
+        no [N, K] product (the family's ``summed_log_normalizer`` on the passes' layout)."""
         if set(self.factors) & set(reading):
             return None
         p = self.partner
         mean = carry[-1]
-        return self.factors, self._group_sum(engine, state, data, laid_out, self.factors, mean, state.mu[p], state.eta[p])
+        value = self._group_sum(engine, state, data, laid_out, self.factors, mean, state.mu[p], state.eta[p])
+        if prepared is None:
+            return self.factors, value
+        laid, weights, valid, count = laid_out[:4]
+        V, unit, n = carry[2], engine.unit_weights, prepared[2].shape[0]
+        w = jnp.ones(n) if unit is None else jnp.asarray(unit.weights)
+        # ι is a function of those arrays' values at the row: one row of each value, with the rows' total count.
+        key, size = jnp.zeros(n, jnp.int32), 1
+        for name, k in self.linear_keys:
+            key, size = key * k + jnp.asarray(data[name]).astype(jnp.int32), size * k
+        first = jnp.full(size, n - 1, jnp.int32).at[key].min(jnp.arange(n, dtype=jnp.int32))
+        a = engine.families[self.rows.block].summed_log_normalizer(
+            jax.tree_util.tree_map(lambda i: i[first], prepared[0]), jax.ops.segment_sum(w, key, size), laid,
+            jax.tree_util.tree_map(lambda v: v[jnp.asarray(self.block_group)], V), weights, valid)
+        inner = sum(jnp.vdot(v, m * jnp.reshape(count, count.shape + (1,) * (m.ndim - 1))) for v, m in zip(V, mean))
+        poison = jnp.where(jnp.isnan(jax.tree_util.tree_leaves(state.eta[self.rows.block])[0].ravel()[0]), jnp.nan, 0.0)
+        return self.factors + self.linear, value + a - inner + poison  # NaN as ``finish`` made η_z
 
     def finish(self, engine, state, data, prepared, laid_out, carry):
         """The state after the passes: the partner's q, q_z from the last pass's V (η_z NaN
@@ -191,7 +226,30 @@ def summed_pair(engine, locals_, grouped, invariant, dim=None) -> SummedPair | N
     first_block = np.concatenate([[0], np.cumsum(blocks)[:-1]])
     index = np.full((int(blocks.sum()), width), -1, np.int32)
     index[first_block[key[order]] + nth // width, nth % width] = order
-    return SummedPair(rows, p, factors, partner_factors, plate.dim, plate.arrays, index, block_group)
+    linear, linear_keys = invariant.get(j, ()), {}
+    for f in linear:
+        for name in _row_reads(f, plate.dim, j) or [None]:
+            linear_keys[name] = None if name is None or name in engine.masks else _finite_values(engine, name)
+    if (fam_z.summed_log_normalizer is None or not all(_weights_only(engine.model, f, j) for f in linear)
+            or None in linear_keys.values() or int(np.prod(list(linear_keys.values()))) > len(key) // 2):
+        linear, linear_keys = (), {}
+    return SummedPair(rows, p, factors, partner_factors, plate.dim, plate.arrays, index, block_group, tuple(linear),
+                      tuple(linear_keys.items()))
+
+
+def _weights_only(model, f, j) -> bool:
+    """Whether factor ``f`` reads block ``j`` only as one enumerated read (``beta[z[i]]``), whose
+    E[onehot] weights each of its terms, so that it is zero at μ_j = 0: ``j`` is not its
+    target, and it names no deterministic node (through which it could read ``j`` otherwise)."""
+    refs = [r for r in f.enum if r.block == j]
+    if f.target == j or len(refs) != 1 or not isinstance(refs[0].expr, Index) or refs[0].expr.base != Name(j):
+        return False
+    d = f.definition
+    exprs = [e for _, e in d.args] + ([d.expr] if d.expr is not None else [])
+    nodes = [n for e in exprs for n in walk(e)]
+    if any(isinstance(n, Name) and getattr(model.nodes.get(n.id), "kind", None) == "det" for n in nodes):
+        return False
+    return sum(n == Name(j) for n in nodes) == sum(n == refs[0].expr for n in nodes)
 
 
 __all__ = ["BLOCK", "MAX_PADDING", "SummedPair", "summed_pair"]

@@ -93,11 +93,11 @@ class PlateScaledEngine(Engine):
         total = super().expected_log_joint(mu, eta, params, data, *args, factors=outside, **kwargs)
         return total + self.scale * super().expected_log_joint(mu, eta, params, data, *args, factors=inside, **kwargs)
 
-    def entropy(self, state):
+    def entropy(self, state, skip=()):
         if self.scale == 1.0:
-            return super().entropy(state)
+            return super().entropy(state, skip)
         total = 0.0
-        for j in state.eta:
+        for j in (j for j in state.eta if j not in skip):
             h = jnp.sum(self.families[j].entropy(state.eta[j], state.mu[j]))
             if j in self.present:  # absent categorical elements: their log K removed (Engine.entropy)
                 h = h - jnp.sum(~self.present[j]) * jnp.log(state.mu[j].onehot.shape[-1])

@@ -303,6 +303,9 @@ class ExpFamily:
     #: ``summed_mean(laid_out, grouped, weights, valid)`` -> (the weighted sums of those means
     #: over each group's rows, exact), the rows laid out [G, L] (engine/summed.py); or None.
     summed_mean: ClassVar = None
+    #: ``summed_log_normalizer(fixed, row_weights, laid_out, grouped, weights, valid)`` -> Σ_u c_u A(ι_u + V_g(u))
+    #: on ``summed_mean``'s layout (engine/summed.py: the ELBO's entropy without an [N, K] pass).
+    summed_log_normalizer: ClassVar = None
 
     @classmethod
     def computed_by(cls, algorithm: str) -> type["ExpFamily"]:

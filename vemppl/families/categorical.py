@@ -96,6 +96,15 @@ class Categorical(ExpFamily):
         return CategoricalStats(p * jnp.einsum("gl,glk->gk", jnp.where(valid, weights / norm, 0.0), laid_out)), exact
 
     @classmethod
+    def summed_log_normalizer(cls, fixed, row_weights, laid_out, grouped, weights, valid):
+        """Σ_u c_u A(ι_u + V_g(u)) (``row_weights`` c, ``fixed`` ι [N, K]) on ``summed_mean``'s
+        layout: A = max ι_u + max V_g + log n_u, n as there, one product per block and N logs."""
+        v = grouped.onehot
+        top = jnp.max(v, axis=-1, keepdims=True)
+        norm = jnp.where(valid, jnp.einsum("gk,glk->gl", jnp.exp(v - top), laid_out), 1.0)
+        return jnp.sum(row_weights * jnp.max(fixed.onehot, axis=-1)) + jnp.sum(weights * (top + jnp.log(norm)))
+
+    @classmethod
     def entropy(cls, eta, mu=None):
         """H = A(η) − ⟨η, μ⟩, with A(η) = η_k − log μ_k for every k (μ_k = exp(η_k − A)).
 
