@@ -127,7 +127,7 @@ class LocalGlobal:
         self.invariant = self._loop_invariant(engine) if (local_iter > 1 or local_tol is not None) else {}
         #: The locals whose mean map the passes take in the exp domain, a group of rows at a time
         #: (engine/factored.py); not the last, whose η the passes' stopping test reads.
-        plate = data_plate(engine.model, plan, dim, "a local/global schedule").dim if self.invariant else None
+        plate = data_plate(engine.model, plan, dim, "a local/global schedule") if self.invariant else None
         self.grouped = {j: g for j, fs in self.invariant.items() if j != self.locals_[-1]
                         and (g := grouped_rows(engine, plate, j, fs)) is not None}
         #: The grouped local and the last local updated on the groups' sums (engine/summed.py), or None.

@@ -46,7 +46,7 @@ import numpy as np
 from ..ir.expr import Index, Name, walk
 from ..plan import Update
 from .dataplate import data_plate, rows_apart
-from .factored import GroupedRows, _finite_values, _row_reads
+from .factored import GroupedRows
 
 #: The most cells of the layout per row of the plate.
 MAX_PADDING = 4
@@ -70,7 +70,6 @@ class SummedPair:
     index: np.ndarray  # [R, W]: the rows of each block (one group's, ``BLOCK`` at most), -1 where padded
     block_group: np.ndarray  # [R]: the group of each block
     linear: tuple = ()  # the grouped block's loop-invariant factors where each reads it only as weights
-    linear_keys: tuple = ()  # ((array, its values), ...): what those factors read at a row besides z
 
     @property
     def groups(self) -> int:
@@ -84,11 +83,15 @@ class SummedPair:
     def prepare(self, engine, state, data, prepared):
         """Once a sweep: the group layout of exp(ι − max ι), the rows' counts, each group's
         count, its row of data and of q_z, and whether the data's groups are the layout's."""
-        _, fixed_exp, key, first = prepared
+        key, first = prepared.key, prepared.first
         valid = jnp.asarray(self.index >= 0)
         rows = jnp.asarray(np.maximum(self.index, 0))
         fits = jnp.all(jnp.where(valid, key[rows] == jnp.asarray(self.block_group, key.dtype)[:, None], True))
-        laid = jax.tree_util.tree_map(lambda a: jnp.where(valid[..., None], a[rows], 0.0), fixed_exp)
+        if prepared.by_value is None:
+            laid = jax.tree_util.tree_map(lambda a: jnp.where(valid[..., None], a[rows], 0.0), prepared.fixed_exp)
+        else:  # one gather from ι's exp at each value (LDA: [V, K]) into the layout
+            row_value, _, fixed_at = prepared.by_value
+            laid = jax.tree_util.tree_map(lambda a: jnp.where(valid[..., None], a[row_value[rows]], 0.0), fixed_at)
         unit = engine.unit_weights
         w = jnp.ones(key.shape[0], laid.dtype) if unit is None else jnp.asarray(unit.weights, laid.dtype)
         weights = jnp.where(valid, w[rows], 0.0)
@@ -161,15 +164,14 @@ class SummedPair:
         if prepared is None:
             return self.factors, value
         laid, weights, valid, count = laid_out[:4]
-        V, unit, n = carry[2], engine.unit_weights, prepared[2].shape[0]
-        w = jnp.ones(n) if unit is None else jnp.asarray(unit.weights)
-        # ι is a function of those arrays' values at the row: one row of each value, with the rows' total count.
-        key, size = jnp.zeros(n, jnp.int32), 1
-        for name, k in self.linear_keys:
-            key, size = key * k + jnp.asarray(data[name]).astype(jnp.int32), size * k
-        first = jnp.full(size, n - 1, jnp.int32).at[key].min(jnp.arange(n, dtype=jnp.int32))
+        V, unit = carry[2], engine.unit_weights
+        # ι is a function of the values of the arrays ``rows.iota_keys`` at the row: ι at one row
+        # of each value (``GroupedRows.prepare``), with those rows' total count.
+        row_value, iota_at, _ = prepared.by_value
+        w = jnp.ones(row_value.shape[0]) if unit is None else jnp.asarray(unit.weights)
+        size = jax.tree_util.tree_leaves(iota_at)[0].shape[0]
         a = engine.families[self.rows.block].summed_log_normalizer(
-            jax.tree_util.tree_map(lambda i: i[first], prepared[0]), jax.ops.segment_sum(w, key, size), laid,
+            iota_at, jax.ops.segment_sum(w, row_value, size), laid,
             jax.tree_util.tree_map(lambda v: v[jnp.asarray(self.block_group)], V), weights, valid)
         inner = sum(jnp.vdot(v, m * jnp.reshape(count, count.shape + (1,) * (m.ndim - 1))) for v, m in zip(V, mean))
         poison = jnp.where(jnp.isnan(jax.tree_util.tree_leaves(state.eta[self.rows.block])[0].ravel()[0]), jnp.nan, 0.0)
@@ -180,8 +182,7 @@ class SummedPair:
         where a pass, or the layout, was not exact)."""
         eta_p, mu_p, V, exact, _ = carry
         j, p = self.rows.block, self.partner
-        _, fixed_exp, key, _ = prepared
-        mu_z, ok = engine.families[j].mean_of_sum(fixed_exp, V, key)
+        mu_z, ok = engine.families[j].mean_of_sum(prepared.fixed_exp, V, prepared.key)
         state = state._replace(eta={**state.eta, p: eta_p}, mu={**state.mu, j: mu_z, p: mu_p})
         return self.rows.finish(engine, state, prepared, V, exact & ok & laid_out[-1])
 
@@ -226,15 +227,12 @@ def summed_pair(engine, locals_, grouped, invariant, dim=None) -> SummedPair | N
     first_block = np.concatenate([[0], np.cumsum(blocks)[:-1]])
     index = np.full((int(blocks.sum()), width), -1, np.int32)
     index[first_block[key[order]] + nth // width, nth % width] = order
-    linear, linear_keys = invariant.get(j, ()), {}
-    for f in linear:
-        for name in _row_reads(f, plate.dim, j) or [None]:
-            linear_keys[name] = None if name is None or name in engine.masks else _finite_values(engine, name)
-    if (fam_z.summed_log_normalizer is None or not all(_weights_only(engine.model, f, j) for f in linear)
-            or None in linear_keys.values() or int(np.prod(list(linear_keys.values()))) > len(key) // 2):
-        linear, linear_keys = (), {}
-    return SummedPair(rows, p, factors, partner_factors, plate.dim, plate.arrays, index, block_group, tuple(linear),
-                      tuple(linear_keys.items()))
+    # Their ι at one row of each value of what they read (rows.iota_keys) gives H[q_z] with them.
+    linear = invariant.get(j, ())
+    if (fam_z.summed_log_normalizer is None or not rows.iota_keys
+            or not all(_weights_only(engine.model, f, j) for f in linear)):
+        linear = ()
+    return SummedPair(rows, p, factors, partner_factors, plate.dim, plate.arrays, index, block_group, tuple(linear))
 
 
 def _weights_only(model, f, j) -> bool:
