@@ -88,6 +88,7 @@ def numpy_sweep(lam, gamma, doc, word, tol=1e-3, passes=10):
 def test_one_sweep_is_numpys_lda_sweep(fitted):
     engine, state = fitted.engine, fitted.state
     assert set(engine.local_global.grouped) == {"z"}  # the exp-domain passes run
+    assert engine.local_global.grouped["z"].iota_keys == (("word", V),)  # ι at one row of each word
     doc, word = corpus()
     lam0 = np.asarray(state.eta["beta"].log) + 1
     gamma0 = np.asarray(state.eta["theta"].log) + 1
@@ -124,6 +125,52 @@ def test_merged_rows_and_the_fallback_give_the_trace_without_the_exp_domain(fitt
     assert redone.engine.local_global.grouped
     assert np.all(np.isfinite(redone.elbo_trace))
     np.testing.assert_allclose(redone.elbo_trace, plain.elbo_trace, rtol=1e-12)
+
+
+def test_iota_at_one_row_of_each_word_is_iota_at_every_row(fitted):
+    """z's loop-invariant target evaluated at one row of each word and gathered (the default)
+    against the same factors' gradient at every row, in the same sweep: equal to rounding; and
+    a real-valued array read at the row (x[i] ~ Normal(m[z[i]], 1)) refuses the per-value form."""
+    import dataclasses
+
+    engine, state = fitted.engine, fitted.state
+    LG = engine.local_global
+    per_word = LG.grouped["z"]
+    per_row = dataclasses.replace(per_word, iota_keys=())
+    fs = LG.invariant["z"]
+
+    @jax.jit  # one program (op by op, the autodiff compiled each primitive: 4 s)
+    def both(state, data):
+        part = engine.target_part(state, "z", fs, data)
+        return per_word.prepare(engine, state, data, part), per_row.prepare(engine, state, data, part)
+
+    a, b = both(state, engine.data)
+    np.testing.assert_allclose(np.asarray(a.iota.onehot), np.asarray(b.iota.onehot), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(np.asarray(a.fixed_exp), np.asarray(b.fixed_exp), rtol=1e-13, atol=1e-15)
+    assert b.by_value is None and a.by_value is not None
+
+    text = """model topics_real
+dim M, D
+const K = 2
+data doc: cat(D)[M]
+data x: real[M]
+for k in range(K) { m[k] ~ Normal(0, 10) }
+for d in range(D) { theta[d] ~ Dirichlet(fill(1.0, K)) }
+for i in range(M) {
+    z[i] ~ Categorical(theta[doc[i]])
+    x[i] ~ Normal(m[z[i]], 1)
+}
+"""
+    from vemppl.engine.bind import bind
+    from vemppl.engine.cavi import Engine
+
+    rng = np.random.default_rng(3)
+    doc = np.repeat(np.arange(4), 30)
+    x = np.where(rng.random(120) < 0.5, -3.0, 3.0) + rng.normal(size=120)
+    model = vp.parse(text)
+    real = Engine(model, vp.compile_model(model), bind(model, {"doc": doc, "x": x}, dims={"D": 4}),
+                  schedule=dict(start="random-globals", local_iter=3, dim=None, local_tol=None, local_restart=False))
+    assert set(real.local_global.grouped) == {"z"} and real.local_global.grouped["z"].iota_keys == ()
 
 
 def test_summed_mean_is_the_groups_sum_of_the_means():
