@@ -173,6 +173,25 @@ for i in range(M) {
     assert set(real.local_global.grouped) == {"z"} and real.local_global.grouped["z"].iota_keys == ()
 
 
+def test_the_first_local_of_random_globals_keeps_its_prior_start_which_no_update_reads(fitted):
+    """Under ``start="random-globals"`` the first sweep's first update is z's, from the random
+    globals: z keeps its prior's start (engine/init.py), not random responsibilities, and the
+    first sweep from either start is the same, bit for bit."""
+    engine = fitted.engine
+    LG = engine.local_global
+    assert LG.start == "random-globals" and LG.locals_[0] == "z"
+    start = LG.counting(LG.randomise_globals(engine, engine.init(np.array([0, 7], np.uint32)), jax.random.PRNGKey(1)))
+    np.testing.assert_allclose(np.asarray(start.mu["z"].onehot), 1.0 / K, rtol=1e-14)  # the prior's: uniform
+    r = np.random.default_rng(0).dirichlet(np.ones(K), size=start.mu["z"].onehot.shape[0])
+    seeded = start._replace(eta={**start.eta, "z": CategoricalStats(jnp.log(r))},
+                            mu={**start.mu, "z": CategoricalStats(jnp.asarray(r))})
+    a, value_a = engine._sweep(start, engine.data, restart=jnp.asarray(True))
+    b, value_b = engine._sweep(seeded, engine.data, restart=jnp.asarray(True))
+    assert float(value_a) == float(value_b)
+    for name in ("theta", "beta", "z"):
+        np.testing.assert_array_equal(np.asarray(a.eta[name][0]), np.asarray(b.eta[name][0]))
+
+
 def test_summed_mean_is_the_groups_sum_of_the_means():
     rng = np.random.default_rng(1)
     G, L, k = 4, 5, 6
