@@ -121,6 +121,12 @@ class BlockMoments(MomentSource):
     logdet = property(lambda s: s._get("logdet"))
     onehot = property(lambda s: s._get("onehot"))
 
+    @property
+    def inv_sq(self):
+        # A point parameter's from its value (a nonlinear read: a gradient M-step, as a scale
+        # always took); a latent's where its family derives it (a Gamma's, in closed form).
+        return 1.0 / self.point**2 if self.family is PointMass else self._get("inv_sq")
+
     # The centred moments (families/base.py) from η where the family gives them (read
     # around the tracker: they enter values only); else the moments the affine form reads.
 
