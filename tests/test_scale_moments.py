@@ -76,6 +76,21 @@ def test_a_gamma_scale_fits_the_mean_field_optimum_with_the_location_conjugate()
     assert np.all(np.diff(fit.elbo_trace) > -1e-9 * abs(fit.elbo_trace[-1]))
 
 
+def test_a_known_multiple_of_a_gamma_scale_is_the_rescaled_gamma():
+    """``Normal(mu, 2.0 * s)``, ``s ~ Gamma(3, 1)`` is ``Normal(mu, t)``, ``t = 2s ~ Gamma(3, 1/2)``:
+    the Gamma family is closed under scaling and the ELBO is invariant under it, so the two
+    optima agree; both read their scale in closed form (mu conjugate)."""
+    y = data(seed=5)
+    fits = []
+    for scale, prior in (("2.0 * s", "Gamma(3.0, 1.0)"), ("s", "Gamma(3.0, 0.5)")):
+        model = vp.parse(HEAD + f"s ~ {prior}\nfor n in range(N) {{ y[n] ~ Normal(mu, {scale}) }}\n")
+        assert {b.name: b.update.name for b in vp.compile_model(model).blocks}["mu"] == "CAVI"
+        fits.append(vp.fit(model, {"y": y}, progress=False, tol=1e-12))
+    scaled, plain = fits
+    assert scaled.elbo_trace[-1] == pytest.approx(plain.elbo_trace[-1], abs=1e-6)
+    assert 2.0 * float(scaled.posterior["s"].mean) == pytest.approx(float(plain.posterior["s"].mean), rel=1e-6)
+
+
 def test_a_point_scale_keeps_its_m_step():
     model = vp.parse(HEAD + "param sigma: pos = 1.0\nfor n in range(N) { y[n] ~ Normal(mu, sigma) }\n")
     y = data(seed=4)

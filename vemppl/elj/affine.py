@@ -152,6 +152,11 @@ class Scaled(_Derived):
         return jnp.log(self.c) + self.a.log
 
     @property
+    def inv_sq(self):
+        """E[1/(c a)²] = E[1/a²] / c² (a scale written ``2.0 * s``)."""
+        return self.a.inv_sq / self.c**2
+
+    @property
     def logdet(self):
         d = self.a.mean.shape[-1]
         return d * jnp.log(self.c) + self.a.logdet
