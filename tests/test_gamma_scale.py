@@ -1,6 +1,10 @@
 """A latent scale under a Normal likelihood, ``y[n] ~ Normal(m, scale = s)`` with the vague
-``s ~ Gamma(0.001, 0.001)`` statisticians write: both blocks take natural-gradient steps on
-the general path's Monte Carlo estimate (E[1/s²] is not in a Gamma's moments).
+``s ~ Gamma(0.001, 0.001)`` statisticians write.  These fixes were made when both blocks took
+natural-gradient steps on the general path's Monte Carlo estimate; since E[1/s²] is read in
+closed form (tests/test_scale_moments.py) m is closed-form CAVI and s takes natural-gradient
+steps on the exact ELBO, and the fits below still start from the vague prior's E[1/s²] = ∞
+(the sharpened start) and reach the optimum.  The draws' gradient is ``elj/gamma_pool.py``'s,
+which every Gamma latent on the Monte Carlo path still takes.
 
 On the code before the fixes, the fit first stopped at iteration 1 (the start's sharpening,
 c·η, left the Gamma's domain: shape −98.9), and then, with per-family sharpening, never

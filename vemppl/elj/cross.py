@@ -28,6 +28,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 
 from . import moments as M
+from . import affine as A
 
 
 class Site(NamedTuple):
@@ -101,9 +102,9 @@ def element_view(name, scalar, stats, eta, idx, exprs, tracker, chain: bool = Fa
 
 def linear_parts(src, coef=1.0) -> list:
     """``src`` as Σ coef · atom through sums and known scalings (coefficients elementwise)."""
-    if isinstance(src, M.Scaled) and (src.c.ndim == 0 or getattr(src.a, "elementwise", False)):
+    if isinstance(src, A.Scaled) and (src.c.ndim == 0 or getattr(src.a, "elementwise", False)):
         return linear_parts(src.a, coef * src.c)
-    if isinstance(src, M.Sum):
+    if isinstance(src, A.Sum):
         return linear_parts(src.a, coef) + linear_parts(src.b, coef * src.s)
     return [(coef, src)]
 
@@ -140,7 +141,7 @@ def _element_cross(a: ElementRead, b: ElementRead):
 
 def _dot_cross(a: ElementRead, atom):
     """E[dot(X, v) · w_J] for the whole joint vector v of a's block (no leading axes)."""
-    if not isinstance(atom, M.Dot) or a.site.kind != "rows" or len(a.site.idx) != 1:
+    if not isinstance(atom, A.Dot) or a.site.kind != "rows" or len(a.site.idx) != 1:
         return None
     known, v = (atom.a, atom.b) if atom.a.is_fixed else (atom.b, atom.a)
     if not known.is_fixed or getattr(v, "block", None) != a.block or getattr(v, "site", None) is not None:
@@ -156,7 +157,7 @@ def _read(src, name):
         src.tracker.read(src.block, name)
 
 
-class Stacked(M._Derived):
+class Stacked(A._Derived):
     """A vector of independent scalar elements of one block (``w`` for ``w[j] ~ Normal``).
 
     ``E[wwᵀ] = E[w]E[w]ᵀ + diag(Var w)``: the off-diagonal products of different elements

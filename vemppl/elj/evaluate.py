@@ -27,7 +27,7 @@ from . import deterministic as D
 from .enum_weights import enum_weight, group_refs, held_at_points, joint_weight
 from . import general
 from .grid import align as _align, lift, matmul as _matmul
-from . import cross, moments as M
+from . import affine as A, cross, moments as M
 from . import nonlinear
 from .lagged import ChainStep
 from .networks import call_network
@@ -192,7 +192,7 @@ class _Context:
             return self._index(e)
         if isinstance(e, Neg):
             a = self.ev(e.operand)
-            return M.Fixed(-a.value) if a.is_fixed else M.Scaled(-1.0, a)
+            return M.Fixed(-a.value) if a.is_fixed else A.Scaled(-1.0, a)
         if isinstance(e, BinOp):
             return self._binop(e)
         if isinstance(e, Call):
@@ -292,33 +292,33 @@ class _Context:
                 merged = collect(D.written_out(self, e), self._reads_random)
                 if merged is not None:
                     return self.ev(merged)
-            return M.Sum(a, b, 1.0 if e.op == "+" else -1.0, self.tracker)
+            return A.Sum(a, b, 1.0 if e.op == "+" else -1.0, self.tracker)
         prod = product(e.op, a, b, (self.rank(e.left), self.rank(e.right)), self.tracker, self.latent(a, b))
         if prod is not None:  # a product of latents, or a latent scalar times a matrix
             return prod
         if e.op in "*/" and (a.is_fixed or b.is_fixed):  # a scalar times a vector (`x[n] * mu`, `m * ones(D)`)
             a, b = self._paired(e, a, b)
         if e.op == "*" and a.is_fixed:
-            return M.Scaled(a.value, b)
+            return A.Scaled(a.value, b)
         if e.op == "*" and b.is_fixed:
-            return M.Scaled(b.value, a)
+            return A.Scaled(b.value, a)
         if e.op == "/" and b.is_fixed:
-            return M.Scaled(1.0 / jnp.asarray(b.value), a)
+            return A.Scaled(1.0 / jnp.asarray(b.value), a)
         # Two vectors, one known (`X[n] @ w`, `w @ X[n]`, `X[n] @ w[z[n]]`): a dot, whatever the
         # known one's layout in its loop ([N, P] for X[n], which is no matrix).
         vectors = e.op == "@" and (self.rank(e.left), self.rank(e.right)) == (1, 1)
         if vectors and (a.is_fixed or b.is_fixed):
-            return M.Dot(a, b, self.tracker)
+            return A.Dot(a, b, self.tracker)
         if e.op == "@" and a.is_fixed and not (self.rank(e.left) == 1 and self.rank(e.right) == 2):
             # (a known vector times a matrix, `Z[d] @ B`, is no matrix–vector product: its
             # value's plate layout has two axes; a param matrix is read at its point below)
             va = jnp.asarray(a.value)
-            return M.MatVec(va, b) if va.ndim >= 2 else M.Dot(a, b, self.tracker)
+            return A.MatVec(va, b) if va.ndim >= 2 else A.Dot(a, b, self.tracker)
         if e.op == "@" and b.is_fixed and jnp.asarray(b.value).ndim == 1:
-            return M.Dot(a, b, self.tracker)
+            return A.Dot(a, b, self.tracker)
         if e.op == "@" and b.is_fixed and (self.rank(e.left), self.rank(e.right)) == (1, 2):
             # a random vector times a known matrix, u @ W: the matrix-vector product Wᵀ u
-            return M.MatVec(jnp.swapaxes(jnp.asarray(b.value), -1, -2), a)
+            return A.MatVec(jnp.swapaxes(jnp.asarray(b.value), -1, -2), a)
         v = _points((a, b))
         if v is not None:  # point parameters (the probe's point masses) at their values
             return self._fixed_binop(e, *v)
@@ -368,13 +368,13 @@ class _Context:
             return self.ev(e.args[0])
         args = [self.ev(a) for a in e.args]
         if e.func == "dot" and not all(a.is_fixed for a in args):  # dot(x, x): E[xᵀx], not E[x]ᵀE[x]
-            return self_dot(args[0], self.tracker) if e.args[0] == e.args[1] else M.Dot(*args[:2], self.tracker)
+            return self_dot(args[0], self.tracker) if e.args[0] == e.args[1] else A.Dot(*args[:2], self.tracker)
         if e.func == "sum" and len(args) == 1 and not args[0].is_fixed:
             # Σx = dot(x, 1) (ones of size 1): E[Σx] = ΣE[x], E[(Σx)²] = 1ᵀE[xxᵀ]1; a Gaussian x stays conjugate
-            return M.Dot(args[0], M.Fixed(np.ones(1)), self.tracker)
+            return A.Dot(args[0], M.Fixed(np.ones(1)), self.tracker)
         if e.func == "fill" and self.latent(args[0]) and all(a.is_fixed for a in args[1:]) and self.rank(e.args[0]) == 0:
             shape = tuple(int(np.asarray(a.value)) for a in args[1:])  # fill(c, K) of a latent c is c * ones(K)
-            return M.Scaled(np.ones(shape), lift(args[0], 0, len(shape)))
+            return A.Scaled(np.ones(shape), lift(args[0], 0, len(shape)))
         v = _points(args)
         if v is None and e.func == "diag" and len(args) == 1:
             return DiagOf(args[0], self.tracker)  # an ARD precision diag(alpha), elj/products.py

@@ -55,6 +55,7 @@ from ..families import get_family
 from ..families.mean_map import natural_at
 from . import gamma_pool
 from . import moments as M
+from . import affine as A
 from .cross import ElementRead, Stacked
 from .grid import Trailing
 from .lagged import ChainStep
@@ -242,7 +243,7 @@ def _flag(tracker, src, why):
                 tracker.flag(lf.block, why)
 
 
-_KIDS = {M.Sum: ("a", "b"), M.Scaled: ("a",), M.Dot: ("a", "b"), M.MatVec: ("v",), ScalarProduct: ("a", "b"),
+_KIDS = {A.Sum: ("a", "b"), A.Scaled: ("a",), A.Dot: ("a", "b"), A.MatVec: ("v",), ScalarProduct: ("a", "b"),
          RowsTimesVector: ("a", "h"), VectorTimesRows: ("h", "a"), Trailing: ("a",), ScalarTimesMatrix: ("s", "m"),
          DiagOf: ("a",), ScalarTimesVector: ("s", "v")}
 
@@ -286,7 +287,7 @@ def _log_of_sum(src, leaf):
     ``exp(x) < eps/2`` (x < −37), where the quadrature's outer points (±15 sd) fall for a spread
     above 2.5: a Poisson rate of 0 there made E[log p] −inf for data of any scale.  Where a
     known factor is not positive (known only when traced), the value is the plain log."""
-    if not (isinstance(src, Apply) and src.name == "log" and len(src.args) == 1 and isinstance(src.args[0], M.Sum)):
+    if not (isinstance(src, Apply) and src.name == "log" and len(src.args) == 1 and isinstance(src.args[0], A.Sum)):
         return None
     found = _log_at(src.args[0], leaf)
     if found is None:
@@ -313,13 +314,13 @@ def _log_at(src, leaf):
         return _at(src.args[0], leaf), True
     if src.is_fixed:
         return _positive_log(src.value)
-    if isinstance(src, M.Scaled):
+    if isinstance(src, A.Scaled):
         inner = _log_at(src.a, leaf)
         if inner is None:
             return None
         lc, ok = _positive_log(src.c)
         return lc + inner[0], ok if inner[1] is True else ok & inner[1]
-    if isinstance(src, M.Sum) and not isinstance(src.s, jax.core.Tracer) and float(src.s) > 0:
+    if isinstance(src, A.Sum) and not isinstance(src.s, jax.core.Tracer) and float(src.s) > 0:
         a, b = _log_at(src.a, leaf), _log_at(src.b, leaf)
         if a is None or b is None:
             return None
@@ -338,13 +339,13 @@ def _at(src, leaf):
         return src.value
     if isinstance(src, M.BlockMoments) and src.family is M.PointMass:
         return src.stats.mean
-    if isinstance(src, M.Sum):
+    if isinstance(src, A.Sum):
         return _at(src.a, leaf) + src.s * _at(src.b, leaf)
-    if isinstance(src, M.Scaled):
+    if isinstance(src, A.Scaled):
         return src.c * _at(src.a, leaf)
-    if isinstance(src, M.Dot):
+    if isinstance(src, A.Dot):
         return jnp.sum(_at(src.a, leaf) * _at(src.b, leaf), axis=-1)
-    if isinstance(src, M.MatVec):
+    if isinstance(src, A.MatVec):
         return jnp.matmul(src.m, _at(src.v, leaf)[..., None])[..., 0]
     if isinstance(src, Apply):
         if (stable := _log_of_sum(src, leaf)) is not None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from .moments import Fixed, NoMoment, _Derived
+from .affine import _Derived
+from .moments import Fixed, NoMoment
 
 
 def matmul(xp, x, y, ra, rb):

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 from ..families._linalg import bdot
 from ..ir.expr import const_int, loop_offset
 from . import moments as M
+from . import affine as A
 from .products import RowsTimesVector, ScalarProduct
 
 
@@ -69,9 +70,9 @@ class ChainStep(M.BlockMoments):
             return self.mean * other.mean
         if isinstance(other, ChainStep) and other.block == self.block:
             return self._pair(other)
-        if isinstance(other, M.Scaled):
+        if isinstance(other, A.Scaled):
             return other.c * self.prod(other.a)
-        if isinstance(other, M.Sum):
+        if isinstance(other, A.Sum):
             return self.prod(other.a) + other.s * self.prod(other.b)
         if isinstance(other, ScalarProduct):  # E[x φ y] = E[φ] E[x y], φ independent of the chain
             coef, step = (other.a, other.b) if self.block not in _deps(other.a) else (other.b, other.a)
@@ -95,11 +96,11 @@ class ChainStep(M.BlockMoments):
             return self.mean[..., :, None] * other.mean[..., None, :]
         if isinstance(other, ChainStep) and other.block == self.block:
             return self._pair(other)
-        if isinstance(other, M.MatVec):  # E[x (M v)ᵀ] = E[x vᵀ] Mᵀ
+        if isinstance(other, A.MatVec):  # E[x (M v)ᵀ] = E[x vᵀ] Mᵀ
             return jnp.einsum("...ij,...kj->...ik", self.outer_with(other.v), other.m)
-        if isinstance(other, M.Scaled) and other.c.ndim == 0:
+        if isinstance(other, A.Scaled) and other.c.ndim == 0:
             return other.c * self.outer_with(other.a)
-        if isinstance(other, M.Sum):
+        if isinstance(other, A.Sum):
             return self.outer_with(other.a) + other.s * self.outer_with(other.b)
         if isinstance(other, RowsTimesVector) and self.block not in _deps(other.a):
             # E[x (A v)ᵀ] = E[x vᵀ] E[A]ᵀ for a random A independent of the chain
@@ -110,7 +111,7 @@ class ChainStep(M.BlockMoments):
         """Whether ``other`` is (a fixed scalar times) the same or an adjacent step of this chain
         in one sequence: E[x · other] is then one of the chain's statistics (``_pair``), so a
         factor reading both (``d[t] ~ Normal(x[t] - x[t-1], ...)``) stays conjugate."""
-        while isinstance(other, M.Scaled) and other.c.ndim == 0:
+        while isinstance(other, A.Scaled) and other.c.ndim == 0:
             other = other.a
         if not (isinstance(other, ChainStep) and other.block == self.block):
             return False

@@ -27,7 +27,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from . import moments as M
+from . import affine as A, moments as M
 from .cross import Stacked
 from .lagged import ChainStep
 
@@ -68,19 +68,19 @@ def gaussian_linear(src, vector_ok: bool = False) -> bool:
         return bool(getattr(src.family, "gaussian", False)) and (src.family.event_rank == 0 or vector_ok)
     if isinstance(src, Stacked):
         return vector_ok and gaussian_linear(src.e, True)
-    if isinstance(src, M.Sum):
+    if isinstance(src, A.Sum):
         return gaussian_linear(src.a, vector_ok) and gaussian_linear(src.b, vector_ok)
-    if isinstance(src, M.Scaled):
+    if isinstance(src, A.Scaled):
         return gaussian_linear(src.a, vector_ok)
-    if isinstance(src, M.Dot):
+    if isinstance(src, A.Dot):
         a, b = src.a, src.b
         return (is_const(a) and gaussian_linear(b, True)) or (is_const(b) and gaussian_linear(a, True))
-    if isinstance(src, M.MatVec):
+    if isinstance(src, A.MatVec):
         return vector_ok and gaussian_linear(src.v, True)
     return False
 
 
-class Apply(M._Derived):
+class Apply(A._Derived):
     """``f(*args)`` with at least one random argument; moments in closed form where one is
     listed in the module docstring, else ``NoMoment`` (the general path takes over)."""
 

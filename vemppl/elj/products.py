@@ -51,7 +51,8 @@ import numpy as np
 
 from ..families._linalg import bdot
 from .cross import Stacked
-from .moments import BlockMoments, Dot, Fixed, NoMoment, NotFixed, Scaled, _Derived
+from .affine import Dot, Scaled, _Derived
+from .moments import BlockMoments, Fixed, NoMoment, NotFixed
 
 
 class _Product(_Derived):

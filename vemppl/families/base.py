@@ -117,6 +117,11 @@ class MomentSource:
         return jnp.log(self._value)
 
     @property
+    def inv_sq(self):
+        """E[1/x²]: a scale's, read as the precision 1/s² (``Normal(m, scale = s)``)."""
+        return 1.0 / self.value**2
+
+    @property
     def log1m(self):
         return jnp.log1p(-self._value)
 

@@ -124,6 +124,14 @@ class Gamma(ExpFamily):
         a, b = eta.log + 1.0, -eta.mean
         if name == "sq":
             return a * (a + 1.0) / b**2
+        if name == "inv_sq":
+            # E[x⁻²] = b² / ((a − 1)(a − 2)), finite for a > 2 only: a scale s with q(s) of
+            # shape ≤ 2 has E[1/s²] = ∞ (a Normal's expected log density −∞), which the
+            # natural-gradient step refuses as a lower ELBO.  The safe shape keeps the
+            # unselected branch's gradient finite.
+            finite = a > 2.0
+            safe = jnp.where(finite, a, 3.0)
+            return jnp.where(finite, b**2 / ((safe - 1.0) * (safe - 2.0)), jnp.inf)
         raise KeyError(name)
 
     @classmethod

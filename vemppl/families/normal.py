@@ -116,9 +116,12 @@ class Normal(ExpFamily):
     @classmethod
     def expected_log_prob(cls, value, loc, scale=None, precision=None):
         if precision is None:
-            # A random scale is not conjugate; a fixed one is converted exactly.
-            precision_mean = 1.0 / scale.value**2
-            precision_log = -2.0 * jnp.log(scale.value)
+            # The precision 1/s² of the scale s: a known value's, converted exactly; a latent's
+            # E[1/s²] and E[log s] where its family gives them (a Gamma's, in closed form: the
+            # location stays conjugate and s takes natural-gradient steps); else reading them
+            # raises and the general path evaluates the density at points.
+            precision_mean = scale.inv_sq
+            precision_log = -2.0 * scale.log
         else:
             for member, other in ((loc, value), (value, loc)):
                 if precision.joint_with(member):
