@@ -73,3 +73,33 @@ for s in range(S) { for t in range(1, T) { z[s, t] ~ Normal(z[s, t-1], 1.0) } }
         vp.parse(text)
     assert (info.value.kind, info.value.line) == ("shape", 5), info.value.render()
     assert "2 indices" in info.value.message and "1 in" in info.value.message
+
+
+OFFSET_GATE = """model off
+dim N
+const K = 2
+const K1 = 2
+data y: count[N]
+w ~ Dirichlet(ones(K))
+for k in range(K1) { lam[k] ~ Gamma(1.0, 0.1) }
+for n in range(N) {
+    z[n] ~ Categorical(w)
+    y[n] ~ Poisson(lam[z[n] + 1])
+}
+"""
+
+
+def test_an_offset_gate_past_the_axis_is_a_shape_error_not_a_clamped_read():
+    """`lam[z[n] + 1]` with two entries of lam and two categories of z reads lam[2]: it was fitted
+    with JAX's clamped gather, category 1 reading lam[1] as category 0 does, and the ELBO fell at
+    sweep 3 (the fit stopped with a PrecisionWarning, exit 0); now a `shape` error at the index that
+    gives the values 1 .. 2 it takes. With `const K1 = 3` the same model compiles (lam[0] unread)."""
+    with pytest.raises(vp.VemError) as info:
+        vp.compile_model(vp.parse(OFFSET_GATE))
+    e = info.value
+    assert (e.kind, e.line, e.column) == ("shape", 10, 24), e.render()
+    assert "1 .. 2" in e.message and "got 2" in e.message
+    vp.compile_model(vp.parse(OFFSET_GATE.replace("K1 = 2", "K1 = 3")))
+    with pytest.raises(vp.VemError) as info:
+        vp.compile_model(vp.parse(OFFSET_GATE.replace("K1 = 2", "K1 = 3").replace("z[n] + 1", "z[n] - 1")))
+    assert info.value.kind == "shape" and "got -1" in info.value.message
