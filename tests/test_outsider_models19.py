@@ -103,3 +103,33 @@ def test_an_offset_gate_past_the_axis_is_a_shape_error_not_a_clamped_read():
     with pytest.raises(vp.VemError) as info:
         vp.compile_model(vp.parse(OFFSET_GATE.replace("K1 = 2", "K1 = 3").replace("z[n] + 1", "z[n] - 1")))
     assert info.value.kind == "shape" and "got -1" in info.value.message
+
+
+GROUP_MEANS = """model groups
+dim N, G
+data g: count[N]
+data y: real[N]
+for j in range(G) { mu[j] ~ Normal(0.0, 10.0) }
+for n in range(N) { y[n] ~ Normal(mu[g[n]], 1.0) }
+"""
+
+
+@pytest.mark.parametrize("decl, index, g, bad", [
+    ("count[N]", "g[n]", [0, 1, 5, 0, 1, 2], "got 5 at n = 2"),        # a count array past G
+    ("cat(G)[N]", "g[n] + 1", [0, 1, 2, 0, 1, 2], "got 3 at n = 2"),   # in range, moved past it
+])
+def test_an_index_read_from_data_past_its_axis_is_a_data_error(decl, index, g, bad):
+    """Both were fitted with JAX's clamped gather, exit 0: y of group 5 (or of g = 2 moved to
+    3) was read as group 2's, so the posterior mean of mu[2] was 2.488 for the second case,
+    not the mean of its own rows; now a `data` error at the index that names the value and n."""
+    text = GROUP_MEANS.replace("count[N]", decl).replace("mu[g[n]]", f"mu[{index}]")
+    data = {"g": np.array(g), "y": np.arange(6.0)}
+    with pytest.raises(vp.VemError) as info:
+        vp.fit(vp.parse(text), data=data, dims={"G": 3})
+    e = info.value
+    assert (e.kind, e.line) == ("data", 6) and bad in e.message, e.render()
+    ok = vp.fit(vp.parse(text), data={**data, "g": np.array([0, 1, 1, 0, 1, 1])}, dims={"G": 3})
+    shift = 1 if "+" in index else 0   # exact conjugate posterior: prior N(0, 100), unit noise
+    for j in range(3):
+        rows = np.arange(6.0)[np.array([0, 1, 1, 0, 1, 1]) + shift == j]
+        assert ok.posterior["mu"].mean[j] == pytest.approx(rows.sum() / (len(rows) + 0.01), abs=1e-9)
