@@ -133,3 +133,14 @@ def test_an_index_read_from_data_past_its_axis_is_a_data_error(decl, index, g, b
     for j in range(3):
         rows = np.arange(6.0)[np.array([0, 1, 1, 0, 1, 1]) + shift == j]
         assert ok.posterior["mu"].mean[j] == pytest.approx(rows.sum() / (len(rows) + 0.01), abs=1e-9)
+
+
+def test_python_math_on_a_dsl_node_says_what_to_write():
+    """`math.exp(b)` on a DSL node was "must be real number, not Var"; now the TypeError says the
+    model is a graph and names vp.exp, as NumPy's np.exp(b) already did."""
+    import math
+    m = vp.Model("t")
+    b = m.sample("b", vp.Normal(0.0, 1.0))
+    for call in (math.exp, float, int):
+        with pytest.raises(TypeError, match="vp.exp"):
+            call(b)
