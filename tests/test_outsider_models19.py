@@ -144,3 +144,28 @@ def test_python_math_on_a_dsl_node_says_what_to_write():
     for call in (math.exp, float, int):
         with pytest.raises(TypeError, match="vp.exp"):
             call(b)
+
+
+def test_a_gating_categorical_read_as_a_number_in_its_own_factor_is_its_category():
+    """docs/language.md said a discrete latent read as a number is refused; beside a gate of the
+    same factor it is enumerated and fits, equal to the model with a known vector `c[z[n]]`
+    (the docs now say so). The reference is that model's fit (the same ELBO and posterior)."""
+    rng = np.random.default_rng(21)
+    y = np.r_[rng.normal(-2, 1, 30), rng.normal(3, 1, 30)]
+    text = """model g1
+dim N
+const K = 2
+data y: real[N]
+data c: real[K]
+w ~ Dirichlet(ones(K))
+for k in range(K) { mu[k] ~ Normal(0.0, 10.0) }
+for n in range(N) {
+    z[n] ~ Categorical(w)
+    y[n] ~ Normal(mu[z[n]] + 0.5 * z[n], 1.0)
+}
+"""
+    data = {"y": y, "c": np.array([0.0, 0.5])}
+    a = vp.fit(vp.parse(text.replace("data c: real[K]\n", "")), data={"y": y}, max_iter=20)
+    b = vp.fit(vp.parse(text.replace("0.5 * z[n]", "c[z[n]]")), data=data, max_iter=20)
+    assert a.elbo == pytest.approx(b.elbo, abs=1e-9)
+    np.testing.assert_allclose(a.posterior["mu"].mean, b.posterior["mu"].mean, atol=1e-9)
