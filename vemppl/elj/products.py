@@ -339,8 +339,12 @@ def product(op: str, a, b, ranks, tracker, latent: bool = True):
         if ra == 2 and rb == 0 and not b.is_fixed:
             return ScalarTimesMatrix(b, a, tracker)
         return None
-    if op != "@" or a.is_fixed:
+    if op != "@":
         return None
+    if a.is_fixed:  # a known vector weighting a random matrix's rows, `X[n] @ B`: h @ A with E[h hᵀ] = x xᵀ
+        return VectorTimesRows(a, b, tracker) if ra == 1 and rb == 2 and not b.is_fixed and latent else None
+    if ra == 2 and rb == 1 and getattr(a, "name", None) == "transpose" and len(getattr(a, "args", ())) == 1:
+        return VectorTimesRows(b, a.args[0], tracker)  # transpose(B) @ h is h @ B (nonlinear.Apply of B)
     if b.is_fixed and np.ndim(b.value) == 1 and ra != 2:
         return None  # moments.Dot, as before (a random matrix times a known vector is W @ h below)
     if ra == 2 and rb == 1:
