@@ -195,3 +195,29 @@ def test_a_multivariate_regression_on_the_rows_of_a_latent_matrix_fits(loc):
     exact = np.linalg.solve(4.0 * X.T @ X + 0.01 * np.eye(2), 4.0 * X.T @ Y)
     np.testing.assert_allclose(fit.posterior["B"].mean, exact, atol=1e-6)
     assert np.min(np.diff(fit.elbo_trace)) > -1e-9 * abs(fit.elbo)
+
+
+BAYES_FA = """model bfa
+dim N, D
+const L = 2
+data x: real[N, D]
+for j in range(D) {
+    psi[j] ~ Gamma(1.0, 0.1)
+    W[j] ~ MvNormal(zeros(L), eye(L))
+}
+for n in range(N) {
+    h[n] ~ MvNormal(zeros(L), eye(L))
+    x[n] ~ MvNormal(W @ h[n], precision = diag(psi))
+}
+"""
+
+
+def test_a_diag_of_latent_precisions_is_diagonal_so_the_loadings_stay_closed_form():
+    """`precision = diag(psi)` with `psi[j] ~ Gamma` is diagonal by construction, but W @ h[n]
+    under it was planned as 'two of its rows are read together (a precision that is not
+    diagonal)', natural-gradient for W; now closed-form CAVI, as the docs give for a diagonal
+    precision. (Measured on 300 x 5 data: the same ELBO, -2021.392, and 66 sweeps either way:
+    the natural-gradient steps were full ones.)"""
+    plan = str(vp.compile_model(vp.parse(BAYES_FA)))
+    line = next(ln for ln in plan.splitlines() if ln.strip().startswith("q(W)"))
+    assert "closed-form CAVI" in line, plan

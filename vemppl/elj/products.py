@@ -85,7 +85,10 @@ class _Product(_Derived):
 def known_diagonal(lam) -> bool:
     """True when the matrix ``lam`` is diagonal by construction: a constant (NumPy, so known
     while the expected log joint is traced) with zero off-diagonal, a scalar multiple of
-    one, or a random scalar times one.  Data and parameters are never assumed diagonal."""
+    one, a random scalar times one, or ``diag(a)`` of a random vector (``diag(psi)``, ``psi[j] ~
+    Gamma``).  Data and parameters are never assumed diagonal."""
+    if isinstance(lam, DiagOf):
+        return True
     if isinstance(lam, ScalarTimesMatrix):
         return known_diagonal(lam.m)
     if isinstance(lam, Scaled) and lam.c.ndim == 0:
