@@ -12,7 +12,9 @@ Called by :func:`vemppl.engine.bind.bind` (one line each):
 * :func:`check_bound` once every size and array is bound: the static size pass with the
   sizes known, then the supports that depend on an argument, for every family that has
   a ``total_count``: a count vector (event rank 1, Multinomial) sums to the total on every
-  row, a count (event rank 0, Binomial) is at most the total; and a warning where the
+  row, a count (event rank 0, Binomial) is at most the total; every index read from data
+  (``mu[g[n]]`` with ``g`` a ``count`` array, ``mu[g[n] + 1]``) lies inside the axis it
+  indexes, which JAX's gather would otherwise clamp silently; and a warning where the
   data's scale is far from a prior's (:mod:`vemppl.data_scale`).
 
 Layering: imports the IR and families only, never the engine or the compiler.
@@ -26,7 +28,8 @@ from .diagnostics import VemError
 from .families import get_family
 from .data_scale import warn_if_scale_far
 from .elj.evaluate import _Context
-from .ir.expr import Index, Name, names
+from .ir import shapes as S
+from .ir.expr import Index, Name, names, walk
 from .ir.sizes import _Sizes
 from .ir.text import expr_to_text
 from .ir.sizes import MAX_SIZE, check_model
@@ -120,6 +123,7 @@ def check_bound(model, sizes: dict, values: dict | None = None, masks: dict | No
     if values is not None:
         _check_totals(model, sizes, values)
         _check_open_simplex(model, values)
+        _check_data_indices(model, sizes, values)
         warn_if_scale_far(model, sizes, values, masks)
 
 
@@ -221,3 +225,46 @@ def _check_data_totals(model, node, d, fam, e, sizes, values):
             if fam.event_rank == 1 else f"a count above the total of {fam.name}. Expected counts from 0 to {shown}; got ")
     raise VemError("data", f"'{node.name}' has {what}{np.broadcast_to(got, bad.shape)[at]:g} at {where}",
                    d.dist_span or d.span)
+
+
+def _check_data_indices(model, sizes, values):
+    """Every index that reads data (and only data, sizes, constants and loop variables) takes
+    whole values inside the axis it indexes, element by element of its statement's loops: a
+    value past the axis was read by JAX's clamped gather as the last element (below 0, wrapped),
+    silently (``mu[g[n] + 1]`` with ``g`` in 0..G-1, or a ``count`` array past G)."""
+    known = _Sizes(model, sizes)
+    for node in model.nodes.values():
+        for d in node.defs:
+            loop_vars = {lp.var for lp in d.loops}
+            for root in [e for _, e in d.args] + ([d.expr] if d.expr is not None else []):
+                for sub in walk(root):
+                    if isinstance(sub, Index):
+                        _check_index_values(model, known, d, sub, loop_vars, sizes, values)
+
+
+def _check_index_values(model, known, d, sub, loop_vars, sizes, values):
+    read = [ix for ix in sub.indices if any(n.id in values for n in names(ix))
+            and {n.id for n in names(ix)} <= set(values) | set(sizes) | loop_vars]
+    if not read:
+        return
+    try:
+        axes = S.infer(sub.base, {**model.shapes}, tuple(lp.var for lp in d.loops))
+    except (VemError, KeyError):
+        return
+    ctx = _Context(model, d.loops, (), sizes, values, {}, {}, None)
+    for axis, ix in enumerate(sub.indices):
+        size = known.size(axes[axis]) if ix in read and axis < len(axes) else None
+        if size is None:
+            continue
+        v = np.atleast_1d(np.asarray(ctx.ev(ix).value, dtype=float))
+        bad = ~((v >= 0) & (v < size) & (v == np.floor(v)))
+        if bad.any():
+            at = _first(bad)
+            where = ", ".join(f"{lv} = {start + i}" for (lv, start, _), i in zip(ctx.loops, at)) or "its only element"
+            raise VemError(
+                "data", f"index {expr_to_text(ix)} of '{expr_to_text(sub.base)}' is outside axis {axis}, of size "
+                f"{axes[axis]}{'' if axes[axis] == size else f' = {size}'}. Expected whole numbers from 0 to {size - 1}; "
+                f"got {v[at]:g} at {where}", ix.span or d.span,
+                hint="declare an index array cat(K) with K the axis' size, so its values are checked where it is declared"
+                if isinstance(ix, (Index, Name)) else None,
+            )

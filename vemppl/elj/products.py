@@ -86,7 +86,10 @@ class _Product(_Derived):
 def known_diagonal(lam) -> bool:
     """True when the matrix ``lam`` is diagonal by construction: a constant (NumPy, so known
     while the expected log joint is traced) with zero off-diagonal, a scalar multiple of
-    one, or a random scalar times one.  Data and parameters are never assumed diagonal."""
+    one, a random scalar times one, or ``diag(a)`` of a random vector (``diag(psi)``, ``psi[j] ~
+    Gamma``).  Data and parameters are never assumed diagonal."""
+    if isinstance(lam, DiagOf):
+        return True
     if isinstance(lam, ScalarTimesMatrix):
         return known_diagonal(lam.m)
     if isinstance(lam, Scaled) and lam.c.ndim == 0:
@@ -340,8 +343,12 @@ def product(op: str, a, b, ranks, tracker, latent: bool = True):
         if ra == 2 and rb == 0 and not b.is_fixed:
             return ScalarTimesMatrix(b, a, tracker)
         return None
-    if op != "@" or a.is_fixed:
+    if op != "@":
         return None
+    if a.is_fixed:  # a known vector weighting a random matrix's rows, `X[n] @ B`: h @ A with E[h hᵀ] = x xᵀ
+        return VectorTimesRows(a, b, tracker) if ra == 1 and rb == 2 and not b.is_fixed and latent else None
+    if ra == 2 and rb == 1 and getattr(a, "name", None) == "transpose" and len(getattr(a, "args", ())) == 1:
+        return VectorTimesRows(b, a.args[0], tracker)  # transpose(B) @ h is h @ B (nonlinear.Apply of B)
     if b.is_fixed and np.ndim(b.value) == 1 and ra != 2:
         return None  # moments.Dot, as before (a random matrix times a known vector is W @ h below)
     if ra == 2 and rb == 1:

@@ -135,6 +135,14 @@ class E:
         raise TypeError(f"NumPy's {ufunc.__name__} cannot read a model expression: use the model's own functions "
                         "(vp.exp, vp.log, vp.sigmoid, vp.dot, vp.sum_, ...) and numbers, not NumPy arrays")
 
+    def __float__(self):
+        # math.exp(b), float(b): Python's own functions ask for a number ("must be real number, not Var").
+        raise TypeError("a model expression is not a number: the model is a graph, nothing is computed while it is "
+                        "built, so math.exp, float() and int() cannot read a node; use the model's own functions "
+                        "(vp.exp, vp.log, vp.sigmoid, ...)")
+
+    __int__ = __float__
+
     def __bool__(self):
         raise TypeError("a model expression has no truth value: the model is a graph, nothing is computed "
                         "while it is built, so `if`, `and`, `or` cannot read a node")

@@ -208,6 +208,12 @@ class IRBuilder:
         if prev.kind == "data" and dist is None:
             raise VemError("type", f"'{target}' is data; it cannot be assigned with '='", span, "observe it with '~'")
         for other in prev.defs:
+            if len(other.indices) != len(d.indices):
+                line = other.span.line if other.span else "?"
+                raise VemError(
+                    "shape", f"'{target}' has {len(d.indices)} indices here but {len(other.indices)} in its "
+                    f"definition at line {line}", span, "every piece of a node names its elements by the same number of indices",
+                )
             if V.overlap(other, d):
                 line = other.span.line if other.span else "?"
                 what = f"an element of '{target}'" if d.indices else f"'{target}'"
@@ -444,6 +450,14 @@ def _check_target_indices(target, indices, loop_vars, span):
             if lo[0] in used:
                 raise VemError("unsupported", f"loop variable '{lo[0]}' indexes '{target}' twice", ix.span or span)
             used.add(lo[0])
+    for v in loop_vars:
+        if v not in used:  # each pass of the loop would define the same element again
+            raise VemError(
+                "redeclared",
+                f"the left side does not use the loop variable '{v}', so every pass of its loop defines "
+                f"the same element of '{target}' again",
+                span, f"index '{target}' by '{v}' too, or move the statement out of that loop",
+            )
 
 
 def _article(kind: str) -> str:

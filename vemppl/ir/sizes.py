@@ -31,6 +31,7 @@ from ..diagnostics import VemError
 from ..families import get_family
 from . import shapes as S
 from .coverage import check_coverage
+from .gate_ranges import check_gate_range
 from .expr import BinOp, Call, Index, Name, Num, head_name, loop_offset, walk
 from .known import _FOLD_DEPTH, _categories, _Sizes  # noqa: F401  (data_checks and results/schema read _Sizes here)
 from .memory import MAX_MEMORY_ENV, check_memory, memory_limit  # noqa: F401  (one import for callers)
@@ -214,6 +215,8 @@ def _check_index(known: _Sizes, sub: Index, d, axis_sizes):
                 )
             continue
         gate = head_name(ix) if isinstance(ix, (Name, Index)) else None
+        if gate is None:
+            check_gate_range(known, ix, axis, size_sym, size, base)
         cats = _categories(model, gate) if gate is not None else None
         if cats is not None:
             k = known.size(cats[0])

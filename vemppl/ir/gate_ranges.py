@@ -1,0 +1,56 @@
+"""The range of an index computed from a categorical latent (``lam[z[n] + 1]``, ``mu[2 * s]``).
+
+A plain gate ``mu[z[n]]`` is checked in ``ir/sizes.py`` (the axis has ``z``'s number of
+categories). An index that is arithmetic of one categorical latent and of constants is
+enumerated like a gate, one value per category, and is gathered as written: a value outside
+the axis was read by JAX's clamped (or, below 0, wrapped) gather as another element, silently
+(``lam[z[n] + 1]`` with ``lam`` and ``z`` both of size 2 fitted category 1 twice and lowered
+the ELBO). Here every value it takes over the categories must be a whole number inside the
+axis: a ``shape`` error at the index otherwise, decided once the sizes are known.
+"""
+
+from __future__ import annotations
+
+from ..diagnostics import VemError
+from .expr import Index, Name, Num, head_name, substitute, walk
+from .known import _categories
+from .text import expr_to_text
+
+
+def _gates(model, ix):
+    """The distinct categorical-latent reads inside ``ix`` (``z[n]`` in ``z[n] + 1``)."""
+    out = []
+    for sub in walk(ix):
+        if isinstance(sub, (Name, Index)) and sub not in out:
+            node = model.nodes.get(head_name(sub) or "")
+            if node is not None and node.kind == "latent" and _categories(model, node.name) is not None:
+                shape_ok = not isinstance(sub, Name) or not model.shapes.get(sub.id)
+                out += [sub] if shape_ok else []
+    return out
+
+
+def check_gate_range(known, ix, axis, size_sym, size, base):
+    """Every value of ``ix`` over the categories of the one latent it reads lies in ``0..size-1``."""
+    if size is None:
+        return
+    gates = _gates(known.model, ix)
+    if len(gates) != 1 or gates[0] == ix:
+        return
+    gate = gates[0]
+    k = known.size(_categories(known.model, head_name(gate))[0])
+    if k is None:
+        return
+    values = [known.value(substitute(ix, lambda x, c=c: Num(c) if x == gate else None)) for c in range(k)]
+    if any(v is None for v in values):
+        return  # reads data or loop variables too: not decided here
+    bad = [v for v in values if not v.is_integer() or v < 0 or v >= size]
+    if bad:
+        lo, hi = min(values), max(values)
+        raise VemError(
+            "shape",
+            f"index {expr_to_text(ix)} of '{base}' takes the values {lo:g} .. {hi:g} over the {k} categories of "
+            f"'{expr_to_text(gate)}', but axis {axis} of '{base}' has size {size_sym}"
+            f"{'' if size_sym == size else f' = {size}'}. Expected whole numbers from 0 to {size - 1}; got {bad[0]:g}",
+            ix.span,
+            f"give '{base}' more entries on that axis, or '{head_name(gate)}' fewer categories",
+        )
