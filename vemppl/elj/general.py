@@ -171,14 +171,12 @@ def _quadrature(fam, sources, name, core, R, tracker):
 
 def _monte_carlo(fam, sources, R, tracker, span):
     cache = {}
-    # The matrix of a product ``W @ h`` or ``h @ W``: its rows (the block's batch axis) are an
-    # event axis of this factor, so its draws get the grid's axes in front of both.
-    rows = {id(x.a) for s in sources.values() for x in _nodes(s) if isinstance(x, (RowsTimesVector, VectorTimesRows))}
+    rows = _matrix_rows(sources, span)
 
     def leaf(x):
         if isinstance(x, (M.BlockMoments, Stacked)) and not is_const(x):
             if id(x) not in cache:
-                cache[id(x)] = _draw(x, R, span, 1 if id(x) in rows else 0)
+                cache[id(x)] = _draw(x, R, span, rows.get(id(x), 0))
             return cache[id(x)]
         return None
 
@@ -199,6 +197,32 @@ def _monte_carlo(fam, sources, R, tracker, span):
                 raise
             restore(tracker, saved)
     return _mean_over_draws(fam, sources, leaf, tracker)
+
+
+def _matrix_rows(sources, span) -> dict:
+    """{id(block view): how many of its batch axes are event axes of the factor}: those of the
+    matrix of a product ``W @ h`` or ``h @ W`` (its rows), whose draws get the grid's axes in
+    front of them.  The matrix read directly: its one row axis (rows of an MvNormal).  An
+    elementwise function of it (``exp(B) @ X[n]``): each block it reads must be a whole matrix
+    view (two axes), all of whose batch axes are the matrix's; another random term beside it
+    (``exp(s * B)``) would need its draws laid out against the matrix's axes, which is refused."""
+    rows = {}
+    for s in sources.values():
+        for x in _nodes(s):
+            if not isinstance(x, (RowsTimesVector, VectorTimesRows)):
+                continue
+            if isinstance(x.a, M.BlockMoments):
+                rows[id(x.a)] = 1
+                continue
+            for lf in _leaves(x.a):
+                if not isinstance(lf, M.BlockMoments) or lf.is_fixed or lf.family is M.PointMass:
+                    continue
+                if type(lf) is not M.BlockMoments or jnp.ndim(lf.stats.mean) != 2:
+                    raise VemError("unsupported", f"a function of a random matrix reads '{lf.block}' as other than "
+                                   "the whole matrix; the general path draws such a function of one matrix only", span,
+                                   hint="write the matrix's function of one latent matrix, or the product row by row")
+                rows[id(lf)] = 2 - lf.family.event_rank
+    return rows
 
 
 def _mean_over_draws(fam, sources, leaf, tracker, keep=None):
