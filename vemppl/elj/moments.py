@@ -73,6 +73,10 @@ class Fixed(MomentSource):
         self._value = value if isinstance(value, jax.Array) else np.asarray(value)
 
 
+#: How a derived moment is named in the plan's reasons (``vemppl check``): E[x²], E[1/x²].
+_SHOWN = {"sq": "x²", "inv_sq": "1/x²", "outer": "x xᵀ"}
+
+
 class BlockMoments(MomentSource):
     """Moments of (an indexed view of) a latent block.
 
@@ -101,7 +105,7 @@ class BlockMoments(MomentSource):
         if name in self.stats._fields:
             return getattr(self.stats, name)
         if self.tracker is not None:
-            self.tracker.flag(self.block, f"E[{name}] is not a sufficient statistic of {self.family.name}")
+            self.tracker.flag(self.block, f"E[{_SHOWN.get(name, name)}] is not a sufficient statistic of {self.family.name}")
         try:
             # η as a function of μ, so ∇_μ L sees the path through this moment (families/mean_map.py).
             return self.family.derived_moment(self._natural(), name)
