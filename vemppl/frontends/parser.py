@@ -31,6 +31,7 @@ from ..ir.builder import IRBuilder
 from ..ir.expr import BinOp, Call, Expr, Index, Name, Neg, Num
 from ..ir.graph import ModelGraph
 from ..ir.nodes import Loop, TypeSpec
+from . import lark_cache
 from . import syntax_errors as SE
 
 #: Longest model text read, in characters (bytes for files): Lark reads ~50k tokens/s, so
@@ -92,7 +93,8 @@ _POSTLEX = _Postlexer()
 
 @lru_cache(maxsize=1)
 def _lark() -> Lark:
-    return Lark(
+    # Its tables are read back where compiled programs are kept across processes (lark_cache.py).
+    return lark_cache.build(
         grammar_text(),
         parser="lalr",
         lexer="contextual",
