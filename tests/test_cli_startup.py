@@ -214,7 +214,8 @@ def test_jax_lowers_lapack_calls_without_importing_scipy_linalg_or_scipy_sparse(
 
 def test_the_program_imports_with_the_collector_off_and_freezes_what_they_loaded():
     """cli_runtime.imports: for the program, the collector is off while the imports run, then on
-    with the imported objects frozen; a caller of main() keeps its collector as it was."""
+    with the imported objects frozen and the program's thresholds; a caller of main() keeps its
+    collector as it was."""
     r = python("import gc\n"
                "from vemppl import cli_runtime\n"
                "with cli_runtime.imports():\n"
@@ -223,6 +224,7 @@ def test_the_program_imports_with_the_collector_off_and_freezes_what_they_loaded
                "with cli_runtime.imports():\n"
                "    import json\n"
                "    during = gc.isenabled()\n"
-               "print(caller, during, gc.isenabled(), gc.get_freeze_count() > 0)")
+               "print(caller, during, gc.isenabled(), gc.get_freeze_count() > 0,\n"
+               "      gc.get_threshold() == cli_runtime.GC_THRESHOLDS != (700, 10, 10))")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.split() == ["(True,", "0)", "False", "True", "True"], r.stdout
+    assert r.stdout.split() == ["(True,", "0)", "False", "True", "True", "True"], r.stdout
