@@ -133,6 +133,15 @@ class Apply(A._Derived):
         raise self._missing("E[log]")
 
     @property
+    def inv_sq(self):
+        """E[exp(x)⁻²] = exp(−2m + 2v): a scale written ``exp(ls)`` with ``ls`` Gaussian (a
+        Normal's precision ``exp(−2 ls)``, heteroscedastic ``exp(dot(Z[n], g))``)."""
+        out = self._lognormal(-2.0)
+        if out is None:
+            raise self._missing("E[·⁻²]")
+        return out
+
+    @property
     def outer(self):
         raise self._missing("E[outer]")
 
