@@ -83,8 +83,19 @@ def test_default_start_finds_the_factorial_cells(case):
     check(vp.fit(model, {"y": y}, dims={"K": K, "J": J}), reference)
 
 
-def test_true_labels_given_stay_at_the_truth(case):
+@pytest.mark.parametrize("given", [("z", "c"), ("z",)])
+def test_true_labels_given_stay_at_the_truth(case, given):
     """``init=`` at the true labels (smoothed by 0.1 before, which the first update of tau read
-    as noise and left from)."""
+    as noise and left from); ``z`` alone given, ``c`` is seeded within its cells."""
     model, y, z, c, reference = case
-    check(vp.fit(model, {"y": y}, dims={"K": K, "J": J}, init={"z": z, "c": c}), reference)
+    check(vp.fit(model, {"y": y}, dims={"K": K, "J": J}, init={k: {"z": z, "c": c}[k] for k in given}), reference)
+
+
+def test_only_gates_read_together_start_so(case):
+    """The factorial start is read off the plan's factors: a mixture's one gate keeps its broad start."""
+    from vemppl.compiler.compile import compile_model
+    from vemppl.engine.init import factorial_gates
+
+    assert factorial_gates(compile_model(case[0])) == {"z": {"c"}, "c": {"z"}}
+    mixture = FACTORIAL.replace("a[z[n]] + b[c[n]]", "a[z[n]] + b[0]")
+    assert factorial_gates(compile_model(vp.parse(mixture))) == {}

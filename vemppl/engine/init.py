@@ -136,11 +136,16 @@ def factorial_gates(plan):
 def factorial_seeds(engine, beside, shapes, given, key):
     """Starting responsibilities of the factorial gates (``factorial_gates``; ``shapes``: each
     one's elements and categories), by name: their cells smoothed by ``FACTORIAL_SMOOTHING``,
-    not broad responsibilities.  Assignments given
-    (``fit(init=...)``) are taken as they are; the other gates are seeded one at a time, each by
-    k-means++ on the data it gates centred within the cells of the gates it is read beside that
-    are already started, the one whose cells explain the most of those data per category beyond
-    the first (between-cell sum of squares over k − 1) first.
+    not broad responsibilities.  Assignments given (``fit(init=...)``) are taken as they are.
+    The other gates are seeded one at a time, each by k-means++ on the data it gates centred
+    within the cells of the gates it is read beside that are already started (``_cells_within``),
+    the one whose cells explain the most of those data per category beyond the first
+    (between-cell sum of squares over k − 1) first; then each once more within all the others'
+    cells (the first was seeded on the raw data); then, where they gate one data array, Lloyd
+    steps over the product of their cells (``_joint_lloyd``) move each point to the nearest
+    combination of categories at once, which no coordinate update can (a point of cell (0, 0)
+    that k-means gave category 1 of ``z`` sits nearest (1, 2), and changing ``z`` alone or ``c``
+    alone puts it further away).
 
     Broad responsibilities (or labels smoothed by 0.1) put weight on categories whose centres
     lie a whole gate's effect away, and a spread that the factor shares (its precision) reads
@@ -151,20 +156,55 @@ def factorial_seeds(engine, beside, shapes, given, key):
     true labels given.  And k-means++ on the raw data seeds each gate with the largest effect's
     clusters: the later gate's cells are the earlier one's again, whatever their smoothing."""
     k = {j: shapes[j][-1] for j in beside}
-    seeds = {j: given_responsibilities(j, given[j], shapes[j], FACTORIAL_SMOOTHING)
-             for j in beside if j in given}
+    seeds = {j: given_responsibilities(j, given[j], shapes[j], FACTORIAL_SMOOTHING) for j in beside if j in given}
     cells = {j: np.asarray(r).reshape(-1, k[j]).argmax(axis=1) for j, r in seeds.items()}
-    todo = sorted(j for j in beside if j not in seeds)
+
+    def seed(j, key):  # within the cells started so far of the gates j is read beside
+        return _cells_within(engine, j, shapes[j], key, [cells[g] for g in sorted(beside[j]) if g in cells])
+
+    todo, seeded = sorted(j for j in beside if j not in given), []
     while todo:
         tried = {}
         for j in todo:
             key, sub = _prng.split(key)
-            tried[j] = _cells_within(engine, j, shapes[j], sub, [cells[g] for g in sorted(beside[j]) if g in cells])
+            tried[j] = seed(j, sub)
         j = max(todo, key=lambda g: tried[g][1])
-        seeds[j] = on_device(tried[j][0].reshape(shapes[j]))
-        cells[j] = tried[j][0].argmax(axis=1)
+        seeds[j] = tried[j][0]
+        if tried[j][1] > -np.inf:  # cells read off the data, not a random start
+            cells[j] = seeds[j].argmax(axis=1)
+            seeded.append(j)
         todo.remove(j)
-    return seeds
+    for j in seeded:
+        key, sub = _prng.split(key)
+        seeds[j] = seed(j, sub)[0]
+        cells[j] = seeds[j].argmax(axis=1)
+    x = gated_data(engine, seeded[0]) if len(seeded) > 1 else None
+    if x is not None and all(np.array_equal(gated_data(engine, g), x) for g in seeded[1:]):
+        for g in (g for g in given if g in beside and cells[g].shape[0] == x.shape[0]):
+            x = x - _cell_means(x, cells[g])[cells[g]]
+        dims = [k[g] for g in seeded]
+        if x.shape[0] * int(np.prod(dims)) <= _ONE_HOT_LIMIT:
+            for g, lab in zip(seeded, _joint_lloyd(x, [cells[g] for g in seeded], dims)):
+                seeds[g] = (1 - FACTORIAL_SMOOTHING) * np.eye(k[g])[lab] + FACTORIAL_SMOOTHING / k[g]
+    return {j: r if j in given else on_device(np.asarray(r).reshape(shapes[j])) for j, r in seeds.items()}
+
+
+def _joint_lloyd(x, labels, dims, steps=300):
+    """Lloyd steps over the product of several gates' cells (``labels``, one array per gate, of
+    ``dims`` categories): each point to the nearest centre of a combination, until none moves;
+    the gates' labels."""
+    n = int(np.prod(dims))
+    joint = np.ravel_multi_index(labels, dims)
+    for _ in range(steps):
+        counts = np.bincount(joint, minlength=n)
+        sums = np.stack([np.bincount(joint, weights=x[:, d], minlength=n) for d in range(x.shape[1])], axis=1)
+        d2 = _sqdist(x, sums / np.maximum(counts, 1)[:, None])
+        d2[:, counts == 0] = np.inf
+        new = np.argmin(d2, axis=1)
+        if np.array_equal(new, joint):
+            break
+        joint = new
+    return np.unravel_index(joint, dims)
 
 
 def _cells_within(engine, j, shape, key, within):
