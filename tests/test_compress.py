@@ -198,3 +198,22 @@ def test_predict_merges_the_new_datas_repeated_rows(name):
         gmm = vp.fit(vp.load(ROOT / "models" / "gmm.vem"), {"x": np.random.default_rng(0).normal(size=(40, 2))},
                      consts={"K": 2}, progress=False, max_iter=3)
         gmm.predict({"x": np.zeros((10, 2))}, compress=True)
+
+
+def test_the_expansion_to_every_unit_is_compile_time_where_it_compiles():
+    """``UnitWeights.expand(timed=True)``: the call that compiled the gather of a new shape is
+    compile time (0.05 s of LDA's first fit on Reuters was counted as fit time), a later one 0."""
+    import jax
+
+    fit = _fit(_lda(), max_iter=2)
+    weights, state = fit.engine.merged_rows, fit.state
+    rows = int(weights.inverse.max()) + 2  # the distinct rows and one more: a shape not compiled yet
+    cut = {j: jax.tree_util.tree_map(lambda a: a[:rows], state.eta[j]) for j in weights.plate.local_blocks}
+    merged = state._replace(eta={**state.eta, **cut}, mu={**state.mu, **{
+        j: jax.tree_util.tree_map(lambda a: a[:rows], state.mu[j]) for j in weights.plate.local_blocks}})
+    _, first = weights.expand(merged, timed=True)
+    again, second = weights.expand(merged, timed=True)
+    assert first > 0.0 and second == 0.0
+    for j in weights.plate.local_blocks:
+        np.testing.assert_array_equal(np.asarray(again.eta[j][0]),
+                                      np.asarray(merged.eta[j][0])[np.asarray(weights.inverse)])

@@ -25,6 +25,8 @@ returned fit is the one the full plate would have given.
 
 from __future__ import annotations
 
+import time
+
 from dataclasses import dataclass, replace
 
 import jax
@@ -61,20 +63,30 @@ class UnitWeights:
         w = jnp.asarray(self.weights, dtype=stat.dtype)
         return jnp.reshape(w, w.shape + (1,) * (stat.ndim - 1))
 
-    def expand(self, state, locals_=None):
+    def expand(self, state, locals_=None, timed=False):
         """The state of the full plate: each unit's local blocks (default: the plate's) are
-        its distinct row's."""
+        its distinct row's.  ``timed``: (that state, the seconds of the call where a gather was
+        compiled, else 0), the fit's compile time (LDA on Reuters: 0.05 s of its first fit)."""
         locals_ = self.plate.local_blocks if locals_ is None else locals_
         idx = jnp.asarray(self.inverse)
+        t0, traced = time.perf_counter(), _TRACES[0]
         eta = {j: (_rows(v, idx) if j in locals_ else v) for j, v in state.eta.items()}
         mu = {j: (_rows(v, idx) if j in locals_ else v) for j, v in state.mu.items()}
-        return state._replace(eta=eta, mu=mu)
+        state = state._replace(eta=eta, mu=mu)
+        if not timed:
+            return state
+        state = jax.block_until_ready(state)
+        return state, (time.perf_counter() - t0 if _TRACES[0] != traced else 0.0)
+
+
+_TRACES = [0]  # how often _rows was traced: a new shape compiles on its first call
 
 
 @jax.jit
 def _rows(tree, idx):
     # One compiled gather per block: run eagerly, each leaf's op compiles on its own (0.8 s
     # of a small LDA's first fit).
+    _TRACES[0] += 1
     return tree_map(lambda a: a[idx], tree)
 
 

@@ -165,21 +165,15 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
     # Compile time: the first sweep's call, the prior start's first call and the first
     # random-globals draw (all almost all tracing and XLA); the fit time is the rest, k-means seeding and the sweeps included.
     compile_seconds = (compile_seconds or 0.0) + engine.init_compile_seconds
-    if merged is not None and isinstance(merged[1], MomentRows):
-        # Every row's locals, read off the moment rows' (their natural parameters are affine in the row).
-        full = make_engine(bound)
-        state, compiled = every_row(full, state, merged[1])
+    if merged is not None:
+        # Every unit's locals, read off the moment rows' (their natural parameters are affine in the
+        # row) or each unit's distinct row's; the first call of either is compile time.
+        moments = isinstance(merged[1], MomentRows)
+        full = make_engine(bound) if moments else make_engine(bound, merged_rows=merged[1])
+        state, compiled = every_row(full, state, merged[1]) if moments else merged[1].expand(state, timed=True)
         full.programs += [p for p in engine.programs if p not in full.programs]  # this fit's programs, each once
         full.init_compile_seconds = engine.init_compile_seconds
         compile_seconds += compiled
-        engine = full
-    elif merged is not None:
-        # The fit of every unit: its engine (compiled on first use) and each unit's locals.
-        weights = merged[1]
-        state = weights.expand(state)
-        full = make_engine(bound, merged_rows=weights)
-        full.programs += [p for p in engine.programs if p not in full.programs]  # this fit's programs, each once
-        full.init_compile_seconds = engine.init_compile_seconds
         engine = full
     fit_seconds = time.perf_counter() - t0 - compile_seconds
     return Run(bound, engine, state, np.asarray(trace), converged, iterations, restarts, compile_seconds or 0.0,
