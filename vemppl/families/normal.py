@@ -119,9 +119,15 @@ class Normal(ExpFamily):
             # The precision 1/s² of the scale s: a known value's, converted exactly; a latent's
             # E[1/s²] and E[log s] where its family gives them (a Gamma's, in closed form: the
             # location stays conjugate and s takes natural-gradient steps); else reading them
-            # raises and the general path evaluates the density at points.
-            precision_mean = scale.inv_sq
-            precision_log = -2.0 * scale.log
+            # raises and the general path evaluates the density at points.  A scale that reads
+            # a block the location or the value reads too (``Normal(w[g[n]], exp(w[h[n]]))``)
+            # is not independent of them: E[s⁻²(x − m)²] ≠ E[s⁻²] E[(x − m)²], and the general
+            # path draws both reads jointly (``scale.value`` raises for a latent).
+            shared = set(getattr(scale, "deps", ())) & (set(getattr(loc, "deps", ())) | set(getattr(value, "deps", ())))
+            if shared:
+                precision_mean, precision_log = 1.0 / scale.value**2, -2.0 * jnp.log(scale.value)
+            else:
+                precision_mean, precision_log = scale.inv_sq, -2.0 * scale.log
         else:
             for member, other in ((loc, value), (value, loc)):
                 if precision.joint_with(member):
