@@ -86,7 +86,6 @@ def test_a_second_fit_reads_its_compiled_programs_from_the_user_cache(tmp_path):
     first = fit()
     assert first.startswith("compiled programs: 0 read from the cache") and str(folder) in first, first
     assert any(folder.iterdir())
-    assert len(list(folder.glob("vemppl-parser-*.lark"))) == 1  # the parser's tables too (frontends/lark_cache.py)
     second = fit()
     hits = int(second.split()[2])
     assert hits > 0, second
