@@ -53,8 +53,7 @@ def use_compilation_cache(folder: str | os.PathLike, max_bytes: int | None = Non
     whether a cache is in use.  ``max_bytes`` caps the folder's size: JAX then evicts the
     least recently used programs (this needs the ``filelock`` package; without it, no cap).
     Programs that compiled in under ``min_seconds`` are not written.  The folder also keeps
-    the compiler's conjugacy readings (``compiler/probe_cache.py``, ``vemppl-probe-*.json``) and the
-    parser's tables (``frontends/lark_cache.py``, ``vemppl-parser-*.lark``).
+    the compiler's conjugacy readings (``compiler/probe_cache.py``, ``vemppl-probe-*.json``).
     Returns the folder's absolute path.
     """
     import jax

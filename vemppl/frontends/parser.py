@@ -31,7 +31,6 @@ from ..ir.builder import IRBuilder
 from ..ir.expr import BinOp, Call, Expr, Index, Name, Neg, Num
 from ..ir.graph import ModelGraph
 from ..ir.nodes import Loop, TypeSpec
-from . import lark_cache
 from . import syntax_errors as SE
 
 #: Longest model text read, in characters (bytes for files): Lark reads ~50k tokens/s, so
@@ -93,8 +92,7 @@ _POSTLEX = _Postlexer()
 
 @lru_cache(maxsize=1)
 def _lark() -> Lark:
-    # Its tables are read back where compiled programs are kept across processes (lark_cache.py).
-    return lark_cache.build(
+    return Lark(
         grammar_text(),
         parser="lalr",
         lexer="contextual",
