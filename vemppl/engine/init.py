@@ -182,7 +182,7 @@ def factorial_seeds(engine, beside, shapes, given, key):
     x = gated_data(engine, seeded[0]) if len(seeded) > 1 else None
     if x is not None and all(np.array_equal(gated_data(engine, g), x) for g in seeded[1:]):
         for g in (g for g in given if g in beside and cells[g].shape[0] == x.shape[0]):
-            x = x - _cell_means(x, cells[g])[cells[g]]
+            x = x - _cell_means(x, cells[g])[1][cells[g]]
         dims = [k[g] for g in seeded]
         if x.shape[0] * int(np.prod(dims)) <= _ONE_HOT_LIMIT:
             for g, lab in zip(seeded, _joint_lloyd(x, [cells[g] for g in seeded], dims)):
@@ -197,9 +197,8 @@ def _joint_lloyd(x, labels, dims, steps=300):
     n = int(np.prod(dims))
     joint = np.ravel_multi_index(labels, dims)
     for _ in range(steps):
-        counts = np.bincount(joint, minlength=n)
-        sums = np.stack([np.bincount(joint, weights=x[:, d], minlength=n) for d in range(x.shape[1])], axis=1)
-        d2 = _sqdist(x, sums / np.maximum(counts, 1)[:, None])
+        counts, means = _cell_means(x, joint, n)
+        d2 = _sqdist(x, means)
         d2[:, counts == 0] = np.inf
         new = np.argmin(d2, axis=1)
         if np.array_equal(new, joint):
@@ -220,7 +219,7 @@ def _cells_within(engine, j, shape, key, within):
         return rng.dirichlet(np.ones(k), size=rows), -np.inf
     for cell in within:
         if cell.shape[0] == rows:
-            feats = feats - _cell_means(feats, cell)[cell]
+            feats = feats - _cell_means(feats, cell)[1][cell]
     r, centres = kmeanspp(feats, k, rng, broad=False, smooth=FACTORIAL_SMOOTHING, return_centres=True)
     sizes = np.bincount(r.argmax(axis=1), minlength=k)
     return r, float(sizes @ np.sum((centres - feats.mean(axis=0)) ** 2, axis=1)) / max(k - 1, 1)
@@ -376,10 +375,8 @@ def kmeanspp(x, k, rng, broad=True, smooth=0.1, lloyd_steps=300, tol=1e-4, retur
     threshold = tol * float(np.mean(np.var(x, axis=0)))
     for _ in range(lloyd_steps):
         assign = np.argmin(_sqdist(x, c, xx), axis=1)
-        # Each cell's mean by one pass of bincount per feature (a mask per cell reads x K times).
-        counts = np.bincount(assign, minlength=k)
-        sums = np.stack([np.bincount(assign, weights=x[:, d], minlength=k) for d in range(x.shape[1])], axis=1)
-        new = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], c)
+        counts, means = _cell_means(x, assign, k)
+        new = np.where(counts[:, None] > 0, means, c)
         shift = float(np.sum((new - c) ** 2))
         c = new
         if shift <= threshold:
@@ -428,11 +425,13 @@ def persistence(x, present, centres, most=0.99):
     return float(np.clip(auto / between, 0.0, most)) if between > 0 else 0.0
 
 
-def _cell_means(x, cell):
-    """The mean row of ``x`` in each cell (labels ``cell``), one row per label 0..max."""
-    counts = np.bincount(cell)
+def _cell_means(x, cell, cells=0):
+    """(each cell's count, the mean row of ``x`` in it; 0 for an empty one) for labels ``cell``,
+    one row per label 0 .. max(max label, ``cells`` − 1): one pass of bincount per feature
+    (a mask per cell reads x once per cell)."""
+    counts = np.bincount(cell, minlength=cells)
     sums = np.stack([np.bincount(cell, weights=x[:, d], minlength=len(counts)) for d in range(x.shape[1])], axis=1)
-    return sums / np.maximum(counts, 1)[:, None]
+    return counts, sums / np.maximum(counts, 1)[:, None]
 
 
 def _sqdist(x, c, xx=None):
