@@ -21,7 +21,8 @@ included (Nocedal & Wright 2006, §3.3), ``t`` the largest of 1, ½, …, 2⁻�
 the means stay as the natural-gradient step left them.  Every accepted step raises the ELBO, so
 the sweep stays monotone, and at the fixed point (``∇f = 0``) the step is zero: the optimum of
 the mean-field family is unchanged.  The Hessian costs one forward-mode pass per coordinate,
-so the step is taken only for blocks of at most ``MAX_COORDINATES`` mean coordinates.
+computed one Hessian-vector product at a time (the memory of one gradient pass), so the step is
+taken only for blocks of at most ``MAX_COORDINATES`` mean coordinates.
 """
 
 from __future__ import annotations
@@ -66,7 +67,10 @@ def step(fam, eta, mu, f, f_mu):
 
     x0 = m0.reshape(-1)
     f0, grad = jax.value_and_grad(g)(x0)
-    hess = jax.hessian(g)(x0)
+    # Column by column (forward over reverse, one Hessian-vector product at a time): memory of
+    # one gradient pass, not ``x0.size`` of them at once (a Monte Carlo factor over many rows).
+    hvp = lambda v: jax.jvp(jax.grad(g), (x0,), (v,))[1]  # noqa: E731
+    hess = jax.lax.map(hvp, jnp.eye(x0.size, dtype=x0.dtype))
     neg = -0.5 * (hess + hess.T)
     chol = jnp.linalg.cholesky(neg)
     direction = jax.scipy.linalg.cho_solve((chol, True), grad)
