@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 
 #: The largest block (in mean coordinates, all rows together) given the joint step: its
-#: dense Hessian costs that many forward passes of the block's factors a sweep.
+#: dense Hessian costs that many Hessian-vector products of the block's factors a sweep.
 MAX_COORDINATES = 64
 
 #: The step lengths tried along the Newton direction, largest first.
@@ -77,6 +77,7 @@ def step(fam, eta, mu, f, f_mu):
     usable = jnp.all(jnp.isfinite(chol)) & jnp.all(jnp.isfinite(direction)) & jnp.isfinite(f0)
     direction = jnp.where(usable, direction, 0.0)
     steps = jnp.asarray(STEPS, dtype=x0.dtype)
+    floor = jnp.maximum(f0, f_mu)
 
     def not_yet(carry):
         i, accepted = carry[:2]
@@ -86,7 +87,7 @@ def step(fam, eta, mu, f, f_mu):
         i = carry[0]
         x = x0 + steps[i] * direction
         value = g(x)
-        ok = jnp.isfinite(value) & (value > f0)
+        ok = jnp.isfinite(value) & (value > floor)  # above f at both spellings of the start
         return i + 1, ok, x, value
 
     _, accepted, x, value = jax.lax.while_loop(not_yet, try_next, (jnp.asarray(0), jnp.asarray(False), x0, f0))
