@@ -25,7 +25,7 @@ from ..families import get_family
 from ..elj import prior
 from ..elj.joint import Joint
 from ..plan import Init, MStep, Update
-from . import mstep, programs
+from . import mstep, newton, programs
 from .algorithms import check_chain
 from .chunks import chunked_sum, plate_chunks
 from .guards import guarded_sweep, sharpened_where_not_finite
@@ -274,6 +274,13 @@ class Engine(Joint):
         keep = lambda c, b: jnp.where(accepted, c, b)  # noqa: E731
         eta_j = jax.tree_util.tree_map(keep, eta_c, state.eta[j])
         mu_j = jax.tree_util.tree_map(keep, mu_c, state.mu[j])
+        L_j = jnp.where(accepted, L_c, base_L)
+        if newton.applies(fam, eta_j):  # the rows' means jointly, by their full Hessian (engine/newton.py)
+            def L_of(eta_new, mu_new):
+                return self.expected_log_joint({**state.mu, j: mu_new}, {**state.eta, j: eta_new}, state.params, data,
+                                               factors=local, key=state.key)
+
+            eta_j, mu_j, L_j, _ = newton.step(fam, eta_j, mu_j, L_of, L_j)
         new = state._replace(eta={**state.eta, j: eta_j}, mu={**state.mu, j: mu_j})
         if not log_joint:
             return new
@@ -282,7 +289,7 @@ class Engine(Joint):
         rest = tuple(f for f in self.plan.factors if f not in local)
         other = (self.expected_log_joint(new.mu, new.eta, new.params, data, factors=rest, key=new.key)
                  if rest else 0.0)
-        return new, jnp.where(accepted, L_c, base_L) + other
+        return new, L_j + other
 
     def update_param(self, state, p, data):
         """The M-step for one point parameter: closed form where derived, else gradient."""

@@ -104,6 +104,14 @@ class MvNormal(ExpFamily):
                 0.5 * eta.mean.shape[-1] * (1.0 + _LOG_2PI) - 0.5 * logdet)
 
     @classmethod
+    def with_mean(cls, eta, m):
+        """(η, μ) of q moved to mean ``m`` with its precision held (engine/newton.py)."""
+        _, sigma, _ = _moments(eta)
+        lam = -2.0 * eta.outer
+        return (MvNormalStats(jnp.einsum("...ij,...j->...i", lam, m), eta.outer),
+                MvNormalStats(m, sigma + la.outer(m, m)))
+
+    @classmethod
     def natural_from_mean(cls, mu):
         lam = la.spd_inverse(mu.outer - la.outer(mu.mean, mu.mean))
         return MvNormalStats(jnp.einsum("...ij,...j->...i", lam, mu.mean), -0.5 * lam)

@@ -81,6 +81,12 @@ class Normal(ExpFamily):
         return eta.mean / tau, 1.0 / tau
 
     @classmethod
+    def with_mean(cls, eta, m):
+        """(η, μ) of q moved to mean ``m`` with its precision held (engine/newton.py)."""
+        tau = -2.0 * eta.sq
+        return NormalStats(tau * m, eta.sq), NormalStats(m, m**2 + 1.0 / tau)
+
+    @classmethod
     def natural_from_mean(cls, mu):
         var = mu.sq - mu.mean**2
         return NormalStats(mu.mean / var, -0.5 / var)
