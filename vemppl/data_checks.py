@@ -29,7 +29,9 @@ from .families import get_family
 from .data_scale import warn_if_scale_far
 from .elj.evaluate import _Context
 from .ir import shapes as S
-from .ir.expr import Index, Name, names, walk
+from .ir.expr import Index, Name, Num, head_name, names, substitute, walk
+from .ir.gate_ranges import _gates
+from .ir.known import _categories
 from .ir.sizes import _Sizes
 from .ir.text import expr_to_text
 from .ir.sizes import MAX_SIZE, check_model
@@ -242,9 +244,22 @@ def _check_data_indices(model, sizes, values):
                         _check_index_values(model, known, d, sub, loop_vars, sizes, values)
 
 
+def _gated(model, known, ix, values):
+    """``(gate, k)`` where ``ix`` reads one categorical latent ``gate`` of ``k`` categories beside
+    data (``z[n] + g[n]``): its values are checked at every category, as the gate enumerates them."""
+    gates = _gates(model, ix)
+    if len(gates) != 1 or gates[0] == ix or not any(n.id in values for n in names(ix)):
+        return None, None
+    k = known.size(_categories(model, head_name(gates[0]))[0])
+    return (gates[0], k) if k is not None else (None, None)
+
+
 def _check_index_values(model, known, d, sub, loop_vars, sizes, values):
+    allowed = set(values) | set(sizes) | loop_vars
+    gated = {ix: _gated(model, known, ix, values) for ix in sub.indices}
     read = [ix for ix in sub.indices if any(n.id in values for n in names(ix))
-            and {n.id for n in names(ix)} <= set(values) | set(sizes) | loop_vars]
+            and {n.id for n in names(ix)} - ({n.id for n in names(gated[ix][0])} if gated[ix][0] else set())
+            <= allowed]
     if not read:
         return
     try:
@@ -256,15 +271,21 @@ def _check_index_values(model, known, d, sub, loop_vars, sizes, values):
         size = known.size(axes[axis]) if ix in read and axis < len(axes) else None
         if size is None:
             continue
-        v = np.atleast_1d(np.asarray(ctx.ev(ix).value, dtype=float))
-        bad = ~((v >= 0) & (v < size) & (v == np.floor(v)))
+        gate, k = gated[ix]
+        at_cats = [ix] if gate is None else [substitute(ix, lambda x, c=c: Num(c) if x == gate else None)
+                                             for c in range(k)]
+        vs = [np.atleast_1d(np.asarray(ctx.ev(e).value, dtype=float)) for e in at_cats]
+        bads = [~((v >= 0) & (v < size) & (v == np.floor(v))) for v in vs]
+        c = next((c for c, b in enumerate(bads) if b.any()), 0)
+        v, bad = vs[c], bads[c]
         if bad.any():
             at = _first(bad)
             where = ", ".join(f"{lv} = {start + i}" for (lv, start, _), i in zip(ctx.loops, at)) or "its only element"
             raise VemError(
                 "data", f"index {expr_to_text(ix)} of '{expr_to_text(sub.base)}' is outside axis {axis}, of size "
                 f"{axes[axis]}{'' if axes[axis] == size else f' = {size}'}. Expected whole numbers from 0 to {size - 1}; "
-                f"got {v[at]:g} at {where}", ix.span or d.span,
+                f"got {v[at]:g} at {where}" + ("" if gate is None else f" where {expr_to_text(gate)} = {c}"),
+                ix.span or d.span,
                 hint="declare an index array cat(K) with K the axis' size, so its values are checked where it is declared"
                 if isinstance(ix, (Index, Name)) else None,
             )
