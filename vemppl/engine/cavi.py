@@ -40,6 +40,9 @@ from .state import State
 #: x[n]))``, counts near 150, from N(0, 1): even ρ = 1/64 gave b0 ≈ 90 and an ELBO of −∞, so
 #: the fit kept its start and "converged"); ~2⁻¹² moves it.  Only a refused step tries them.
 RHOS = tuple(2.0 ** -k for k in range(7)) + tuple(2.0 ** -k for k in range(8, 31, 2))
+# Passes of the prior-started global blocks over the seeded start (``_seeded_m_step``): coupled
+# globals (a shared precision and the means it scales) reach their fit to the seeded cells.
+SEEDED_PASSES = 8
 
 
 class Engine(Joint):
@@ -387,9 +390,14 @@ class Engine(Joint):
             b.init is Init.KMEANS for b in self.plan.blocks) else ()
         if not ((todo and seeded) or globals_) or self.local_global is not None or self.trained or self.amortised:
             return state
-        def m_step(state, data):
+        def one_pass(_, state, data):
             for j in (j for j in self.plan.schedule if j in globals_):
                 state = self.update_block(state, j, data)
+            return state
+
+        def m_step(state, data):
+            state = jax.lax.fori_loop(0, SEEDED_PASSES if len(globals_) > 1 else 1,
+                                      partial(one_pass, data=data), state)
             for p in todo:
                 state = self.update_param(state, p, data)
             return state
