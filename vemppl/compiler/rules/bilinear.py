@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...families import get_family
-from ...ir.expr import BinOp, Call, Name, head_name, walk
+from ...ir.expr import BinOp, Call, Index, Name, head_name, walk
 from ...ir.graph import ModelGraph
 
 
@@ -34,13 +34,23 @@ def bilinear_globals(m: ModelGraph, factors) -> set[str]:
                     pair = (sub.left, sub.right)
                 else:
                     continue
-                heads = [head_name(x) for x in pair]
-                if not all(h in gaussian for h in heads) or heads[0] == heads[1]:
+                read = [_gaussians_read(x, gaussian) for x in pair]
+                if not all(read) or read[0] & read[1]:
                     continue
                 local = [any(isinstance(v, Name) and v.id == outer for v in walk(x)) for x in pair]
                 if local.count(True) == 1:
-                    out.add(heads[local.index(False)])
+                    out |= read[local.index(False)]
     return out
+
+
+def _gaussians_read(x, gaussian) -> set[str]:
+    """The Gaussian latents an operand reads: its head (``W[j]``), or the latents of an
+    expression (``theta[i] - b[j]`` in a 2PL IRT's ``a[j] * (theta[i] - b[j])``), whose
+    global side is the same saddle: ``E[theta] = 0`` gives ``a`` no sign to take."""
+    head = head_name(x)
+    if head is not None:
+        return {head} if head in gaussian else set()
+    return {h for v in walk(x) if isinstance(v, (Name, Index)) and (h := head_name(v)) in gaussian}
 
 
 __all__ = ["bilinear_globals"]
