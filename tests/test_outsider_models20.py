@@ -145,3 +145,35 @@ def test_a_2pl_irt_fits_the_same_discriminations_from_any_seed():
         fit = vp.fit(model, data={"y": y}, seed=seed)
         got = np.stack([np.asarray(fit.posterior["a"].mean), np.asarray(fit.posterior["b"].mean)])
         np.testing.assert_allclose(got, ref, atol=0.1)
+
+
+ZERO_INFLATED = """model zip
+dim N
+const K = 2
+data c: real[K]
+data y: count[N]
+w ~ Dirichlet(ones(K))
+lam ~ Gamma(1.0, 0.1)
+for n in range(N) {
+    z[n] ~ Categorical(w)
+    y[n] ~ Poisson(c[z[n]] * lam)
+}
+"""
+
+
+def test_a_zero_inflated_poisson_with_a_known_zero_rate_fits():
+    """`Poisson(c[z[n]] * lam)` with c = (0, 1): the structural-zero category's E[log rate] was
+    log 0 = −∞, times a count of 0 nan, and the fit stopped at once with a `data` error ('the ELBO
+    became nan at iteration 1').  A known 0 is now floored at the smallest normal float before the
+    log (as Categorical's known probabilities are): the fit is the zero-inflated Poisson of NumPy EM."""
+    rng = np.random.default_rng(11)
+    n = 300
+    y = np.where(rng.random(n) < 0.7, rng.poisson(4.0, n), 0)
+    pi, lam = 0.5, 1.0
+    for _ in range(2000):  # EM: r = P(structural zero | y)
+        r = np.where(y == 0, pi / (pi + (1 - pi) * np.exp(-lam)), 0.0)
+        pi, lam = r.mean(), ((1 - r) * y).sum() / (1 - r).sum()
+    fit = vp.fit(vp.parse(ZERO_INFLATED), data={"c": np.array([0.0, 1.0]), "y": y})
+    assert np.isfinite(fit.elbo) and fit.converged
+    assert abs(float(fit.posterior["lam"].mean) - lam) < 0.02 * lam
+    assert abs(float(fit.posterior["w"].mean[0]) - pi) < 0.01
