@@ -177,3 +177,19 @@ def test_a_zero_inflated_poisson_with_a_known_zero_rate_fits():
     assert np.isfinite(fit.elbo) and fit.converged
     assert abs(float(fit.posterior["lam"].mean) - lam) < 0.02 * lam
     assert abs(float(fit.posterior["w"].mean[0]) - pi) < 0.01
+
+
+def test_an_index_of_two_gates_is_checked_over_their_combinations():
+    """`lam[z[n] + c[n]]` with z, c of 2 categories each reads lam[2] at z = c = 1; with `lam` of
+    size 2 it fitted (ELBO −1269.5), JAX's clamped gather reading lam[1] there.  The range check
+    took one gate only; it now enumerates the combinations as the factor does (the reference:
+    max over {0, 1}² of z + c is 2, outside range(2))."""
+    text = GATE_PLUS_DATA.replace("data g: cat(G)[N]\n", "").replace("for j in range(3)", "for j in range(2)") \
+        .replace("    z[n] ~ Categorical(w)\n", "    z[n] ~ Categorical(w)\n    c[n] ~ Categorical(w)\n") \
+        .replace("lam[z[n] + g[n]]", "lam[z[n] + c[n]]")
+    worst = max(z + c for z in range(2) for c in range(2))
+    with pytest.raises(vp.VemError) as err:
+        vp.fit(vp.parse(text), data={"y": np.arange(5)})
+    e = err.value
+    assert e.kind == "shape" and e.line == 11, e
+    assert f"got {worst} at z[n] = 1, c[n] = 1" in str(e), e
