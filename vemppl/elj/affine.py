@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 
 from ..families._linalg import bdot, broadcast_cross, broadcast_outer  # noqa: F401
-from ..families.base import MomentSource, log_known
+from ..families._special import log_known
+from ..families.base import MomentSource
 from .moments import Fixed, NoMoment, _NoMoment, _NotFixed, gaussian_expect
 
 

@@ -47,6 +47,7 @@ import jax.numpy as jnp
 
 from ..diagnostics import VemError, did_you_mean
 from ._linalg import bdot, bquad, spd_logdet
+from ._special import log_known
 
 REGISTRY: dict[str, type["ExpFamily"]] = {}
 #: Structured variational families (a Markov chain, ...): variational factors only, chosen
@@ -112,13 +113,7 @@ class MomentSource:
         v = self._value
         return v[..., :, None] * v[..., None, :]
 
-    @property
-    def log(self):
-        # A known 0 (a zero-inflated Poisson's rate c[z[n]] * lam with c = (0, 1)) has log −∞, and an
-        # observation's 0 times it, or a category's weight of 0 times it, is nan: it is floored at the
-        # smallest normal float, as floored_logs does, so 0 · log 0 counts as 0 and a count above 0
-        # gives that category a weight of exp(−708 y) ≈ 0.  Other values are logged as they are.
-        return log_known(self._value)
+    log = property(lambda s: log_known(s._value))
 
     @property
     def inv_sq(self):
@@ -249,12 +244,6 @@ def floored_logs(probs, complement=False):
     tiny = jnp.finfo(jnp.result_type(p, float)).tiny
     log_p = jnp.log(jnp.maximum(p, tiny))
     return (log_p, jnp.log(jnp.maximum(1.0 - p, tiny))) if complement else log_p
-
-
-def log_known(v):
-    """The log of a known value, a 0 floored at the smallest normal float (``MomentSource.log``)."""
-    v = jnp.asarray(v)
-    return jnp.log(jnp.where(v == 0, jnp.finfo(jnp.result_type(v, float)).tiny, v))
 
 
 def fixed(value) -> MomentSource:
