@@ -141,8 +141,12 @@ def test_a_2pl_irt_fits_the_same_discriminations_from_any_seed():
     y = (rng.random((I, J)) < 1 / (1 + np.exp(-a * (th[:, None] - b)))).astype(int)
     ref = _irt_marginal_map(y)
     model = vp.parse(IRT_2PL)
-    for seed in (0, 2):
-        fit = vp.fit(model, data={"y": y}, seed=seed)
+    # the same model with the loops nested the other way: both operands read the outer `j`, so
+    # the local side is told by the inner loop (before: seed 0 ended at −656.5 again)
+    swapped = vp.parse(IRT_2PL.replace("for i in range(I) { for j in range(J) { y[i, j]",
+                                       "for j in range(J) { for i in range(I) { y[i, j]"))
+    for m, seed in ((model, 0), (model, 2), (swapped, 0)):
+        fit = vp.fit(m, data={"y": y}, seed=seed)
         got = np.stack([np.asarray(fit.posterior["a"].mean), np.asarray(fit.posterior["b"].mean)])
         np.testing.assert_allclose(got, ref, atol=0.1)
 

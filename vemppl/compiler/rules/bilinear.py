@@ -25,7 +25,6 @@ def bilinear_globals(m: ModelGraph, factors) -> set[str]:
         d = f.definition
         if not d.loops:
             continue
-        outer = d.loops[0].var
         for _, e in d.args:
             for sub in walk(e):
                 if isinstance(sub, Call) and sub.func == "dot" and len(sub.args) == 2:
@@ -37,10 +36,21 @@ def bilinear_globals(m: ModelGraph, factors) -> set[str]:
                 read = [_gaussians_read(x, gaussian) for x in pair]
                 if not all(read) or read[0] & read[1]:
                     continue
-                local = [any(isinstance(v, Name) and v.id == outer for v in walk(x)) for x in pair]
-                if local.count(True) == 1:
-                    out |= read[local.index(False)]
+                local = _local_side(pair, [lp.var for lp in d.loops])
+                if local is not None:
+                    out |= read[1 - local]
     return out
+
+
+def _local_side(pair, loop_vars):
+    """Which operand is local: the one that alone reads the outermost loop variable; where both
+    read it (``a[j] * (theta[i] - b[j])`` inside ``for j { for i { ... } }``), the next loop's, so
+    the loops' nesting order does not change the start.  None where no loop tells them apart."""
+    for var in loop_vars:
+        local = [any(isinstance(v, Name) and v.id == var for v in walk(x)) for x in pair]
+        if local.count(True) != 2:
+            return local.index(True) if local.count(True) == 1 else None
+    return None
 
 
 def _gaussians_read(x, gaussian) -> set[str]:
