@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from ..families import get_family
+from ..ir.expr import names
 from ..elj import prior
 from ..elj.joint import Joint
 from ..plan import Init, MStep, Update
@@ -396,8 +397,8 @@ class Engine(Joint):
             return state
 
         def m_step(state, data):
-            state = jax.lax.fori_loop(0, SEEDED_PASSES if len(globals_) > 1 else 1,
-                                      partial(one_pass, data=data), state)
+            passes = SEEDED_PASSES if _coupled(self.plan, self.model, globals_) else 1
+            state = jax.lax.fori_loop(0, passes, partial(one_pass, data=data), state)
             for p in todo:
                 state = self.update_param(state, p, data)
             return state
@@ -412,6 +413,27 @@ class Engine(Joint):
 
     def _prior_natural(self, j, mu, eta, params, data=None):
         return prior.prior_natural(self, j, mu, eta, params, data)
+
+
+def _coupled(plan, model, blocks) -> bool:
+    """Whether one factor reads two of ``blocks`` (through deterministic nodes too): a shared
+    precision and the means it scales, whose updates then move each other; blocks that no factor
+    reads together (a GMM's weights and its Normal–Wishart block) reach their state in one pass."""
+    owner = {node: b.name for b in plan.blocks for _, node in (b.members or (("", b.name),))}
+    for f in plan.factors:
+        d = f.definition
+        todo = [e for _, e in d.args] + ([d.expr] if d.expr is not None else [])
+        read, seen = {f.target}, set()
+        while todo:
+            for n in names(todo.pop()):
+                read.add(n.id)
+                node = model.nodes.get(n.id)
+                if node is not None and node.kind == "det" and n.id not in seen:
+                    seen.add(n.id)
+                    todo += [x.expr for x in node.defs if x.expr is not None]
+        if len({owner[r] for r in read if r in owner} & set(blocks)) > 1:
+            return True
+    return False
 
 
 __all__ = ["Engine", "State"]
