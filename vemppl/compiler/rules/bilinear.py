@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...families import get_family
-from ...ir.expr import BinOp, Call, Index, Name, children, head_name, walk
+from ...ir.expr import BinOp, Call, Index, Name, head_name, walk
 from ...ir.graph import ModelGraph
 
 
@@ -20,7 +20,6 @@ def bilinear_globals(m: ModelGraph, factors) -> set[str]:
     gaussian = {
         n.name for n in m.of_kind("latent") if n.defs and get_family(n.defs[0].dist).gaussian
     }
-    gates = {n.name for n in m.of_kind("latent") if n.defs and get_family(n.defs[0].dist).support == "cat"}
     out: set[str] = set()
     for f in factors:
         d = f.definition
@@ -37,32 +36,21 @@ def bilinear_globals(m: ModelGraph, factors) -> set[str]:
                 read = [_gaussians_read(x, gaussian) for x in pair]
                 if not all(read) or read[0] & read[1]:
                     continue
-                local = _local_side(pair, [lp.var for lp in d.loops], gates)
+                local = _local_side(pair, [lp.var for lp in d.loops])
                 if local is not None:
                     out |= read[1 - local]
     return out
 
 
-def _local_side(pair, loop_vars, gates):
+def _local_side(pair, loop_vars):
     """Which operand is local: the one that alone reads the outermost loop variable; where both
     read it (``a[j] * (theta[i] - b[j])`` inside ``for j { for i { ... } }``), the next loop's, so
-    the loops' nesting order does not change the start.  None where no loop tells them apart.
-    A read through a categorical latent is not local: ``W[z[n]]`` is one of K global matrices
-    (a mixture of factor analysers' ``W[z[n]] @ h[n]``: ``h[n]`` is the local side)."""
+    the loops' nesting order does not change the start.  None where no loop tells them apart."""
     for var in loop_vars:
-        local = [_reads(x, var, gates) for x in pair]
+        local = [any(isinstance(v, Name) and v.id == var for v in walk(x)) for x in pair]
         if local.count(True) != 2:
             return local.index(True) if local.count(True) == 1 else None
     return None
-
-
-def _reads(x, var, gates) -> bool:
-    """Whether ``x`` reads the loop variable ``var`` other than inside a categorical latent's index."""
-    if isinstance(x, Name):
-        return x.id == var
-    if isinstance(x, Index) and head_name(x) in gates:
-        return False
-    return any(_reads(c, var, gates) for c in children(x))
 
 
 def _gaussians_read(x, gaussian) -> set[str]:
