@@ -391,14 +391,21 @@ class Engine(Joint):
             b.init is Init.KMEANS for b in self.plan.blocks) else ()
         if not ((todo and seeded) or globals_) or self.local_global is not None or self.trained or self.amortised:
             return state
-        def one_pass(_, state, data):
-            for j in (j for j in self.plan.schedule if j in globals_):
+        # Locals on a seeded block's plate (a factor analyser's h[n] beside z[n]) take the first
+        # pass only: passed again with the loadings they multiply, they drifted toward the
+        # factor explaining the clusters themselves.
+        plates = {_plate(self.model, b.name) for b in self.plan.blocks if b.init is Init.KMEANS} - {None}
+        again = tuple(j for j in globals_ if _plate(self.model, j) not in plates)
+
+        def one_pass(_, state, data, blocks=globals_):
+            for j in (j for j in self.plan.schedule if j in blocks):
                 state = self.update_block(state, j, data)
             return state
 
         def m_step(state, data):
-            passes = SEEDED_PASSES if _coupled(self.plan, self.model, globals_) else 1
-            state = jax.lax.fori_loop(0, passes, partial(one_pass, data=data), state)
+            state = one_pass(0, state, data)
+            if _coupled(self.plan, self.model, again):
+                state = jax.lax.fori_loop(0, SEEDED_PASSES - 1, partial(one_pass, data=data, blocks=again), state)
             for p in todo:
                 state = self.update_param(state, p, data)
             return state
@@ -413,6 +420,13 @@ class Engine(Joint):
 
     def _prior_natural(self, j, mu, eta, params, data=None):
         return prior.prior_natural(self, j, mu, eta, params, data)
+
+
+def _plate(model, name):
+    """The size of the outermost loop that defines ``name`` (its plate), or None outside every loop."""
+    node = model.nodes.get(name)
+    loops = node.defs[0].loops if node is not None and node.defs else ()
+    return loops[0].stop if loops else None
 
 
 def _coupled(plan, model, blocks) -> bool:
