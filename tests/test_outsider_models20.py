@@ -259,3 +259,32 @@ def test_a_mixture_of_factor_analysers_keeps_its_seeded_clusters(text):
     assert adjusted_rand_score(km.labels_, np.asarray(fit.posterior["z"].probs).argmax(1)) > 0.9
     mu = np.asarray(fit.posterior["mu"].mean)
     np.testing.assert_allclose(mu[np.argsort(mu[:, 0])], km.cluster_centers_[np.argsort(km.cluster_centers_[:, 0])], atol=0.25)
+
+
+TWO_CHANGE_POINTS = """model two_change_points
+dim T
+const L = 2
+data side: cat(2)[T, T]
+data y: count[T]
+s1 ~ Categorical(fill(1.0 / T, T))
+s2 ~ Categorical(fill(1.0 / T, T))
+for k in range(L) { lam[k] ~ Gamma(1.0, 0.1) }
+for t in range(T) { y[t] ~ Poisson(lam[side[s1, t] + side[s2, t]]) }
+"""
+
+
+def test_an_index_of_data_read_at_two_gates_is_checked_over_their_combinations():
+    """Two change points, `lam[side[s1, t] + side[s2, t]]` with side[s, t] = (t >= s): the index
+    reads 2 where both points lie at or before t, past `lam` of size 2.  The data check took an
+    index of one gate only, so the fit ran (ELBO −184.15), reading lam[1] there.  Now a `data`
+    error at the index names the first t and combination (the reference: NumPy over s1, s2)."""
+    T = 12
+    side = (np.arange(T)[None, :] >= np.arange(T)[:, None]).astype(int)
+    values = side[:, None, :] + side[None, :, :]  # [s1, s2, t]
+    t_first = int(np.flatnonzero((values >= 2).any(axis=(0, 1)))[0])
+    s1, s2 = np.argwhere(values[:, :, t_first] >= 2)[0]
+    with pytest.raises(vp.VemError) as err:
+        vp.fit(vp.parse(TWO_CHANGE_POINTS), data={"side": side, "y": np.ones(T, int)})
+    e = err.value
+    assert e.kind == "data" and (e.line, e.column) == (9, 40), e
+    assert f"got 2 at t = {t_first} where s1 = {s1}, s2 = {s2}" in str(e), e

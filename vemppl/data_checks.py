@@ -22,6 +22,9 @@ Layering: imports the IR and families only, never the engine or the compiler.
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 
 from .diagnostics import VemError
@@ -30,7 +33,7 @@ from .data_scale import warn_if_scale_far
 from .elj.evaluate import _Context
 from .ir import shapes as S
 from .ir.expr import Index, Name, Num, head_name, names, substitute, walk
-from .ir.gate_ranges import _gates
+from .ir.gate_ranges import _MAX_COMBINATIONS, _gates
 from .ir.known import _categories
 from .ir.sizes import _Sizes
 from .ir.text import expr_to_text
@@ -245,21 +248,21 @@ def _check_data_indices(model, sizes, values):
 
 
 def _gated(model, known, ix, values):
-    """``(gate, k)`` where ``ix`` reads one categorical latent ``gate`` of ``k`` categories beside
-    data (``z[n] + g[n]``): its values are checked at every category, as the gate enumerates them."""
+    """``(gates, ks)`` where ``ix`` reads categorical latents ``gates`` of ``ks`` categories beside
+    data (``z[n] + g[n]``, ``side[s1, t] + side[s2, t]``): its values are checked at every
+    combination of their categories, as the factor enumerates them."""
     gates = _gates(model, ix)
-    if len(gates) != 1 or gates[0] == ix or not any(n.id in values for n in names(ix)):
-        return None, None
-    k = known.size(_categories(model, head_name(gates[0]))[0])
-    return (gates[0], k) if k is not None else (None, None)
+    if not gates or ix in gates or not any(n.id in values for n in names(ix)):
+        return (), ()
+    ks = tuple(known.size(_categories(model, head_name(g))[0]) for g in gates)
+    return (tuple(gates), ks) if None not in ks and math.prod(ks) <= _MAX_COMBINATIONS else ((), ())
 
 
 def _check_index_values(model, known, d, sub, loop_vars, sizes, values):
     allowed = set(values) | set(sizes) | loop_vars
     gated = {ix: _gated(model, known, ix, values) for ix in sub.indices}
     read = [ix for ix in sub.indices if any(n.id in values for n in names(ix))
-            and {n.id for n in names(ix)} - ({n.id for n in names(gated[ix][0])} if gated[ix][0] else set())
-            <= allowed]
+            and {n.id for n in names(ix)} - {n.id for g in gated[ix][0] for n in names(g)} <= allowed]
     if not read:
         return
     try:
@@ -271,9 +274,9 @@ def _check_index_values(model, known, d, sub, loop_vars, sizes, values):
         size = known.size(axes[axis]) if ix in read and axis < len(axes) else None
         if size is None:
             continue
-        gate, k = gated[ix]
-        at_cats = [ix] if gate is None else [substitute(ix, lambda x, c=c: Num(c) if x == gate else None)
-                                             for c in range(k)]
+        gates, ks = gated[ix]
+        combos = list(itertools.product(*(range(k) for k in ks)))  # [()] where no latent is read
+        at_cats = [substitute(ix, lambda x, c=c: Num(c[gates.index(x)]) if x in gates else None) for c in combos]
         vs = [np.atleast_1d(np.asarray(ctx.ev(e).value, dtype=float)) for e in at_cats]
         bads = [~((v >= 0) & (v < size) & (v == np.floor(v))) for v in vs]
         c = next((c for c, b in enumerate(bads) if b.any()), 0)
@@ -284,7 +287,7 @@ def _check_index_values(model, known, d, sub, loop_vars, sizes, values):
             raise VemError(
                 "data", f"index {expr_to_text(ix)} of '{expr_to_text(sub.base)}' is outside axis {axis}, of size "
                 f"{axes[axis]}{'' if axes[axis] == size else f' = {size}'}. Expected whole numbers from 0 to {size - 1}; "
-                f"got {v[at]:g} at {where}" + ("" if gate is None else f" where {expr_to_text(gate)} = {c}"),
+                f"got {v[at]:g} at {where}" + ("" if not gates else " where " + ", ".join(f"{expr_to_text(g)} = {i}" for g, i in zip(gates, combos[c]))),
                 ix.span or d.span,
                 hint="declare an index array cat(K) with K the axis' size, so its values are checked where it is declared"
                 if isinstance(ix, (Index, Name)) else None,
