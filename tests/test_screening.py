@@ -14,6 +14,7 @@ from sklearn.datasets import load_wine
 from sklearn.preprocessing import StandardScaler
 
 import vemppl as vp
+from vemppl.engine.cavi import SEEDED_PASSES
 from vemppl.engine.algorithms import SCREEN_STARTS, SCREEN_SWEEPS
 
 GMM = """model gmm
@@ -85,10 +86,11 @@ def test_screening_finds_a_better_optimum_than_one_start(fits):
 
 def test_given_assignments_are_the_start_of_the_first_update(wine):
     """One sweep from ``init={"z": labels}`` (responsibilities 0.9 on each label, 0.1/3 on the
-    three others).  The blocks started at their priors first take one update from that start, in
-    the plan's order (pi, mu, Lam): mu reads Lam at its prior mean (D + 2) I, so q(mu_k) =
-    N(m_k, P_k^-1), P_k = 0.01 I + N_k (D + 2) I, m_k = P_k^-1 (D + 2) sum_n r_nk x_n; Lam reads
-    that q(mu): Wishart(D + 2 + N_k, S_k), S_k^-1 = I + sum_n r_nk [(x_n - m_k)(x_n - m_k)^T + P_k^-1].
+    three others).  The blocks started at their priors first take updates from that start, in
+    the plan's order (pi, mu, Lam), SEEDED_PASSES passes as x's factor reads mu and Lam together:
+    mu reads Lam first at its prior mean (D + 2) I, so q(mu_k) = N(m_k, P_k^-1),
+    P_k = 0.01 I + N_k E[Lam_k], m_k = P_k^-1 E[Lam_k] sum_n r_nk x_n; Lam reads that q(mu):
+    Wishart(D + 2 + N_k, S_k), S_k^-1 = I + sum_n r_nk [(x_n - m_k)(x_n - m_k)^T + P_k^-1].
     The sweep's mu then reads E[Lam_k] = (D + 2 + N_k) S_k (Bishop PRML 10.2, with mu apart
     from Lam).  Without the first pass mu read Lam's prior, and a shared precision declared
     before the means collapsed a 1-D mixture (``test_a_precision_declared_first_does_not_collapse``)."""
@@ -102,11 +104,13 @@ def test_given_assignments_are_the_start_of_the_first_update(wine):
     D, Nk = X.shape[1], r.sum(0)
     expected = []
     for k in range(4):
-        P = (0.01 + Nk[k] * (D + 2)) * np.eye(D)
-        m_k = np.linalg.solve(P, (D + 2) * (r[:, k] @ X))
-        d = X - m_k
-        S_inv = np.eye(D) + (r[:, k, None] * d).T @ d + Nk[k] * np.linalg.inv(P)
-        E_lam = (D + 2 + Nk[k]) * np.linalg.inv(S_inv)
+        E_lam = (D + 2) * np.eye(D)
+        for _ in range(SEEDED_PASSES):  # mu and Lam are read together by x's factor: coupled
+            P = 0.01 * np.eye(D) + Nk[k] * E_lam
+            m_k = np.linalg.solve(P, E_lam @ (r[:, k] @ X))
+            d = X - m_k
+            S_inv = np.eye(D) + (r[:, k, None] * d).T @ d + Nk[k] * np.linalg.inv(P)
+            E_lam = (D + 2 + Nk[k]) * np.linalg.inv(S_inv)
         P2 = 0.01 * np.eye(D) + Nk[k] * E_lam
         expected.append(np.linalg.solve(P2, E_lam @ (r[:, k] @ X)))
     np.testing.assert_allclose(f.mean_params["mu"]["mean"], np.array(expected), rtol=1e-9)

@@ -22,6 +22,9 @@ Layering: imports the IR and families only, never the engine or the compiler.
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 
 from .diagnostics import VemError
@@ -29,7 +32,9 @@ from .families import get_family
 from .data_scale import warn_if_scale_far
 from .elj.evaluate import _Context
 from .ir import shapes as S
-from .ir.expr import Index, Name, names, walk
+from .ir.expr import Index, Name, Num, head_name, names, substitute, walk
+from .ir.gate_ranges import _MAX_COMBINATIONS, _gates
+from .ir.known import _categories
 from .ir.sizes import _Sizes
 from .ir.text import expr_to_text
 from .ir.sizes import MAX_SIZE, check_model
@@ -242,9 +247,22 @@ def _check_data_indices(model, sizes, values):
                         _check_index_values(model, known, d, sub, loop_vars, sizes, values)
 
 
+def _gated(model, known, ix, values):
+    """``(gates, ks)`` where ``ix`` reads categorical latents ``gates`` of ``ks`` categories beside
+    data (``z[n] + g[n]``, ``side[s1, t] + side[s2, t]``): its values are checked at every
+    combination of their categories, as the factor enumerates them."""
+    gates = _gates(model, ix)
+    if not gates or ix in gates or not any(n.id in values for n in names(ix)):
+        return (), ()
+    ks = tuple(known.size(_categories(model, head_name(g))[0]) for g in gates)
+    return (tuple(gates), ks) if None not in ks and math.prod(ks) <= _MAX_COMBINATIONS else ((), ())
+
+
 def _check_index_values(model, known, d, sub, loop_vars, sizes, values):
+    allowed = set(values) | set(sizes) | loop_vars
+    gated = {ix: _gated(model, known, ix, values) for ix in sub.indices}
     read = [ix for ix in sub.indices if any(n.id in values for n in names(ix))
-            and {n.id for n in names(ix)} <= set(values) | set(sizes) | loop_vars]
+            and {n.id for n in names(ix)} - {n.id for g in gated[ix][0] for n in names(g)} <= allowed]
     if not read:
         return
     try:
@@ -256,15 +274,21 @@ def _check_index_values(model, known, d, sub, loop_vars, sizes, values):
         size = known.size(axes[axis]) if ix in read and axis < len(axes) else None
         if size is None:
             continue
-        v = np.atleast_1d(np.asarray(ctx.ev(ix).value, dtype=float))
-        bad = ~((v >= 0) & (v < size) & (v == np.floor(v)))
+        gates, ks = gated[ix]
+        combos = list(itertools.product(*(range(k) for k in ks)))  # [()] where no latent is read
+        at_cats = [substitute(ix, lambda x, c=c: Num(c[gates.index(x)]) if x in gates else None) for c in combos]
+        vs = [np.atleast_1d(np.asarray(ctx.ev(e).value, dtype=float)) for e in at_cats]
+        bads = [~((v >= 0) & (v < size) & (v == np.floor(v))) for v in vs]
+        c = next((c for c, b in enumerate(bads) if b.any()), 0)
+        v, bad = vs[c], bads[c]
         if bad.any():
             at = _first(bad)
             where = ", ".join(f"{lv} = {start + i}" for (lv, start, _), i in zip(ctx.loops, at)) or "its only element"
             raise VemError(
                 "data", f"index {expr_to_text(ix)} of '{expr_to_text(sub.base)}' is outside axis {axis}, of size "
                 f"{axes[axis]}{'' if axes[axis] == size else f' = {size}'}. Expected whole numbers from 0 to {size - 1}; "
-                f"got {v[at]:g} at {where}", ix.span or d.span,
+                f"got {v[at]:g} at {where}" + ("" if not gates else " where " + ", ".join(f"{expr_to_text(g)} = {i}" for g, i in zip(gates, combos[c]))),
+                ix.span or d.span,
                 hint="declare an index array cat(K) with K the axis' size, so its values are checked where it is declared"
                 if isinstance(ix, (Index, Name)) else None,
             )

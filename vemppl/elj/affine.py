@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from ..families._linalg import bdot, broadcast_cross, broadcast_outer  # noqa: F401
+from ..families._special import log_known
 from ..families.base import MomentSource
 from .moments import Fixed, NoMoment, _NoMoment, _NotFixed, gaussian_expect
 
@@ -149,7 +150,7 @@ class Scaled(_Derived):
 
     @property
     def log(self):
-        return jnp.log(self.c) + self.a.log
+        return log_known(self.c) + self.a.log  # a known 0 (c[z[n]] with c = (0, 1)) floored
 
     @property
     def inv_sq(self):

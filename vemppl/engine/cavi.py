@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from ..families import get_family
+from ..ir.expr import names
 from ..elj import prior
 from ..elj.joint import Joint
 from ..plan import Init, MStep, Update
@@ -40,6 +41,9 @@ from .state import State
 #: x[n]))``, counts near 150, from N(0, 1): even ρ = 1/64 gave b0 ≈ 90 and an ELBO of −∞, so
 #: the fit kept its start and "converged"); ~2⁻¹² moves it.  Only a refused step tries them.
 RHOS = tuple(2.0 ** -k for k in range(7)) + tuple(2.0 ** -k for k in range(8, 31, 2))
+# Passes of the prior-started global blocks over the seeded start (``_seeded_m_step``): coupled
+# globals (a shared precision and the means it scales) reach their fit to the seeded cells.
+SEEDED_PASSES = 8
 
 
 class Engine(Joint):
@@ -394,9 +398,21 @@ class Engine(Joint):
             b.init is Init.KMEANS for b in self.plan.blocks) else ()
         if not ((todo and seeded) or globals_) or self.local_global is not None or self.trained or self.amortised:
             return state
-        def m_step(state, data):
-            for j in (j for j in self.plan.schedule if j in globals_):
+        # Locals on a seeded block's plate (a factor analyser's h[n] beside z[n]) take the first
+        # pass only: passed again with the loadings they multiply, they drifted toward the
+        # factor explaining the clusters themselves.
+        plates = {_plate(self.model, b.name) for b in self.plan.blocks if b.init is Init.KMEANS} - {None}
+        again = tuple(j for j in globals_ if _plate(self.model, j) not in plates)
+
+        def one_pass(_, state, data, blocks=globals_):
+            for j in (j for j in self.plan.schedule if j in blocks):
                 state = self.update_block(state, j, data)
+            return state
+
+        def m_step(state, data):
+            state = one_pass(0, state, data)
+            if _coupled(self.plan, self.model, again):
+                state = jax.lax.fori_loop(0, SEEDED_PASSES - 1, partial(one_pass, data=data, blocks=again), state)
             for p in todo:
                 state = self.update_param(state, p, data)
             return state
@@ -411,6 +427,34 @@ class Engine(Joint):
 
     def _prior_natural(self, j, mu, eta, params, data=None):
         return prior.prior_natural(self, j, mu, eta, params, data)
+
+
+def _plate(model, name):
+    """The size of the outermost loop that defines ``name`` (its plate), or None outside every loop."""
+    node = model.nodes.get(name)
+    loops = node.defs[0].loops if node is not None and node.defs else ()
+    return loops[0].stop if loops else None
+
+
+def _coupled(plan, model, blocks) -> bool:
+    """Whether one factor reads two of ``blocks`` (through deterministic nodes too): a shared
+    precision and the means it scales, whose updates then move each other; blocks that no factor
+    reads together (a GMM's weights and its Normal–Wishart block) reach their state in one pass."""
+    owner = {node: b.name for b in plan.blocks for _, node in (b.members or (("", b.name),))}
+    for f in plan.factors:
+        d = f.definition
+        todo = [e for _, e in d.args] + ([d.expr] if d.expr is not None else [])
+        read, seen = {f.target}, set()
+        while todo:
+            for n in names(todo.pop()):
+                read.add(n.id)
+                node = model.nodes.get(n.id)
+                if node is not None and node.kind == "det" and n.id not in seen:
+                    seen.add(n.id)
+                    todo += [x.expr for x in node.defs if x.expr is not None]
+        if len({owner[r] for r in read if r in owner} & set(blocks)) > 1:
+            return True
+    return False
 
 
 __all__ = ["Engine", "State"]

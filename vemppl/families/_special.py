@@ -101,3 +101,11 @@ def _digamma_pos_jvp(primals, tangents):
 def _gammaln_pos_jvp(primals, tangents):
     (x,), (t,) = primals, tangents
     return gammaln_pos(x), digamma_pos(x) * t
+
+
+def log_known(v):
+    """The log of a known value, a 0 floored at the smallest normal float as in ``base.floored_logs``: a
+    zero-inflated Poisson's rate ``c[z[n]] * lam`` with c = (0, 1) had log −∞, and a count of 0 (or a
+    weight of 0) times it was nan; now 0 · log 0 counts as 0 and a count y > 0 weighs exp(−708 y)."""
+    v = jnp.asarray(v)
+    return jnp.log(jnp.where(v == 0, jnp.finfo(jnp.result_type(v, float)).tiny, v))

@@ -47,6 +47,7 @@ import jax.numpy as jnp
 
 from ..diagnostics import VemError, did_you_mean
 from ._linalg import bdot, bquad, spd_logdet
+from ._special import log_known
 
 REGISTRY: dict[str, type["ExpFamily"]] = {}
 #: Structured variational families (a Markov chain, ...): variational factors only, chosen
@@ -112,9 +113,7 @@ class MomentSource:
         v = self._value
         return v[..., :, None] * v[..., None, :]
 
-    @property
-    def log(self):
-        return jnp.log(self._value)
+    log = property(lambda s: log_known(s._value))
 
     @property
     def inv_sq(self):

@@ -11,6 +11,9 @@ axis: a ``shape`` error at the index otherwise, decided once the sizes are known
 
 from __future__ import annotations
 
+import itertools
+import math
+
 from ..diagnostics import VemError
 from .expr import Index, Name, Num, head_name, substitute, walk
 from .known import _categories
@@ -30,27 +33,35 @@ def _gates(model, ix):
 
 
 def check_gate_range(known, ix, axis, size_sym, size, base):
-    """Every value of ``ix`` over the categories of the one latent it reads lies in ``0..size-1``."""
+    """Every value of ``ix`` over the categories of the latents it reads lies in ``0..size-1``
+    (over every combination where it reads two, ``lam[z[n] + c[n]]``, as the factor sums over them)."""
     if size is None:
         return
     gates = _gates(known.model, ix)
-    if len(gates) != 1 or gates[0] == ix:
+    if not gates or gates[0] == ix:
         return
-    gate = gates[0]
-    k = known.size(_categories(known.model, head_name(gate))[0])
-    if k is None:
+    ks = [known.size(_categories(known.model, head_name(g))[0]) for g in gates]
+    if any(k is None for k in ks) or math.prod(ks) > _MAX_COMBINATIONS:
         return
-    values = [known.value(substitute(ix, lambda x, c=c: Num(c) if x == gate else None)) for c in range(k)]
+    combos = list(itertools.product(*(range(k) for k in ks)))
+    values = [known.value(substitute(ix, lambda x, c=c: Num(c[gates.index(x)]) if x in gates else None)) for c in combos]
     if any(v is None for v in values):
         return  # reads data or loop variables too: not decided here
-    bad = [v for v in values if not v.is_integer() or v < 0 or v >= size]
+    bad = [(v, c) for v, c in zip(values, combos) if not v.is_integer() or v < 0 or v >= size]
     if bad:
         lo, hi = min(values), max(values)
+        over = (f"the {ks[0]} categories of '{expr_to_text(gates[0])}'" if len(gates) == 1 else
+                "the categories of " + " and ".join(f"'{expr_to_text(g)}'" for g in gates))
+        at = "" if len(gates) == 1 else " at " + ", ".join(f"{expr_to_text(g)} = {c}" for g, c in zip(gates, bad[0][1]))
         raise VemError(
             "shape",
-            f"index {expr_to_text(ix)} of '{base}' takes the values {lo:g} .. {hi:g} over the {k} categories of "
-            f"'{expr_to_text(gate)}', but axis {axis} of '{base}' has size {size_sym}"
-            f"{'' if size_sym == size else f' = {size}'}. Expected whole numbers from 0 to {size - 1}; got {bad[0]:g}",
+            f"index {expr_to_text(ix)} of '{base}' takes the values {lo:g} .. {hi:g} over {over}, but axis {axis} of "
+            f"'{base}' has size {size_sym}{'' if size_sym == size else f' = {size}'}. Expected whole numbers from 0 to "
+            f"{size - 1}; got {bad[0][0]:g}{at}",
             ix.span,
-            f"give '{base}' more entries on that axis, or '{head_name(gate)}' fewer categories",
+            f"give '{base}' more entries on that axis, or " + " and ".join(f"'{head_name(g)}'" for g in gates) + " fewer categories",
         )
+
+
+#: Combinations of categories enumerated to check an index of several latents (beyond: not checked).
+_MAX_COMBINATIONS = 100_000

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...families import get_family
-from ...ir.expr import BinOp, Call, Name, head_name, walk
+from ...ir.expr import BinOp, Call, Index, Name, head_name, walk
 from ...ir.graph import ModelGraph
 
 
@@ -25,7 +25,6 @@ def bilinear_globals(m: ModelGraph, factors) -> set[str]:
         d = f.definition
         if not d.loops:
             continue
-        outer = d.loops[0].var
         for _, e in d.args:
             for sub in walk(e):
                 if isinstance(sub, Call) and sub.func == "dot" and len(sub.args) == 2:
@@ -34,13 +33,34 @@ def bilinear_globals(m: ModelGraph, factors) -> set[str]:
                     pair = (sub.left, sub.right)
                 else:
                     continue
-                heads = [head_name(x) for x in pair]
-                if not all(h in gaussian for h in heads) or heads[0] == heads[1]:
+                read = [_gaussians_read(x, gaussian) for x in pair]
+                if not all(read) or read[0] & read[1]:
                     continue
-                local = [any(isinstance(v, Name) and v.id == outer for v in walk(x)) for x in pair]
-                if local.count(True) == 1:
-                    out.add(heads[local.index(False)])
+                local = _local_side(pair, [lp.var for lp in d.loops])
+                if local is not None:
+                    out |= read[1 - local]
     return out
+
+
+def _local_side(pair, loop_vars):
+    """Which operand is local: the one that alone reads the outermost loop variable; where both
+    read it (``a[j] * (theta[i] - b[j])`` inside ``for j { for i { ... } }``), the next loop's, so
+    the loops' nesting order does not change the start.  None where no loop tells them apart."""
+    for var in loop_vars:
+        local = [any(isinstance(v, Name) and v.id == var for v in walk(x)) for x in pair]
+        if local.count(True) != 2:
+            return local.index(True) if local.count(True) == 1 else None
+    return None
+
+
+def _gaussians_read(x, gaussian) -> set[str]:
+    """The Gaussian latents an operand reads: its head (``W[j]``), or the latents of an
+    expression (``theta[i] - b[j]`` in a 2PL IRT's ``a[j] * (theta[i] - b[j])``), whose
+    global side is the same saddle: ``E[theta] = 0`` gives ``a`` no sign to take."""
+    head = head_name(x)
+    if head is not None:
+        return {head} if head in gaussian else set()
+    return {h for v in walk(x) if isinstance(v, (Name, Index)) and (h := head_name(v)) in gaussian}
 
 
 __all__ = ["bilinear_globals"]
