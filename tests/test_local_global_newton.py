@@ -1,0 +1,57 @@
+"""A local Gaussian block over the data's rows and the global Gaussian block it reads: the joint
+Newton step on their means (engine/schur_newton.py).
+
+In a logistic-normal multinomial, ``eta[n, k] ~ Normal(mu[k], 1)``, ``y[n] ~ Multinomial(T,
+softmax(eta[n]))``, the rows' natural-gradient steps leave ``mu`` and every row's ``eta`` to move
+together at a rate near ``N/(N + 1)`` a sweep (the centred hierarchy's crawl): 500 sweeps, not
+converged, at N = 300, K = 4.  The joint step, solved through the Schur complement of the rows,
+converges in 17; this instance (N = 120, K = 3) in 12, where it stood unconverged at 60."""
+
+import numpy as np
+import pytest
+from scipy import special
+
+import vemppl as vp
+from conftest import assert_elbo_monotone
+
+PRIOR_SD = 3.0
+LNM = f"""model lnm
+dim N
+const K = 3
+data y: int[N, K]
+for k in range(K) {{ mu[k] ~ Normal(0.0, {PRIOR_SD}) }}
+for n in range(N) {{
+  for k in range(K) {{ eta[n, k] ~ Normal(mu[k], 1.0) }}
+  y[n] ~ Multinomial(20, softmax(eta[n]))
+}}
+"""
+
+
+@pytest.fixture(scope="module")
+def lnm_fit():
+    rng = np.random.default_rng(3)
+    N = 120
+    eta = np.array([0.6, -0.1, -0.5]) + rng.normal(size=(N, 3))
+    y = np.array([rng.multinomial(20, p) for p in special.softmax(eta, axis=1)])
+    fit = vp.fit(vp.parse(LNM), {"y": y}, seed=0, max_iter=60, progress=False)
+    return y, fit
+
+
+def test_logistic_normal_multinomial_converges_along_the_shared_shift(lnm_fit):
+    """Converged within 60 sweeps (12; before: not converged at 60, Σ_k E[mu[k]] = −0.90); and at the
+    optimum of any mean-field Gaussian q, Σ_k E[mu[k]] = 0: shifting every eta[n, :] and mu by
+    one constant leaves every softmax and every eta's prior unchanged, so the ELBO's derivative
+    along it is mu's prior's alone, −Σ_k E[mu[k]]/σ²."""
+    _, fit = lnm_fit
+    assert fit.converged and fit.iterations <= 60, fit.iterations
+    assert_elbo_monotone(fit.elbo_trace)
+    assert abs(float(np.sum(fit.posterior["mu"].mean))) < 1e-6
+
+
+def test_global_mean_is_its_exact_conditional_update(lnm_fit):
+    """At a CAVI fixed point q(mu[k]) is mu's exact conditional given q(eta) (conjugate Normal):
+    E[mu[k]] = Σ_n E[eta[n, k]] / (N + 1/σ²), computed here by numpy from the fitted eta (to 4e-10; before, off by 1.5e-4 at 60 sweeps)."""
+    y, fit = lnm_fit
+    m_eta = np.asarray(fit.posterior["eta"].mean)
+    expected = m_eta.sum(axis=0) / (len(y) + PRIOR_SD ** -2)
+    np.testing.assert_allclose(np.asarray(fit.posterior["mu"].mean), expected, atol=1e-6)
