@@ -21,7 +21,9 @@ rows (an arrowhead system; Nocedal & Wright 2006, §16.2; Boyd & Vandenberghe 20
 in time linear in the rows.  The blocks come from C + G Hessian-vector products (Pearlmutter
 1994): the probe ``e_c`` in every local row at once gives column c of every ``A_rr`` (rows do not
 couple: Curtis, Powell & Reid 1974's grouping of structurally orthogonal columns), the probe ``e_k``
-on the globals gives column k of every ``A_rg`` and of ``A_gg``.  The step ``m ← m + t d`` takes the
+on the globals gives column k of every ``A_rg`` and of ``A_gg``, and one pseudo-random probe on the
+rows checks that they do not couple (the assembled ``A`` times it must be the true product, to
+1e-6 relative; otherwise no step: a chain over the rows).  The step ``m ← m + t d`` takes the
 largest ``t`` of 1, ½, …, 2⁻⁶ that raises ``f``, as engine/newton.py does; none where a Cholesky
 factor is not finite (a non-concave ``f``).  The direction is an ascent direction whenever ``A`` as
 assembled is positive definite, whatever the rows' true coupling, and the line search keeps every
@@ -36,6 +38,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from ..plan import Update
 from .newton import MAX_COORDINATES, STEPS
 
 #: The most coordinates in one local row (C), and in all the global blocks together (G): the step
@@ -59,8 +62,6 @@ def plan(engine, j, eta) -> tuple:
     natural-gradient Gaussian block too large for engine/newton.py's dense step, of more than one
     row (its leading axis) of at most MAX_ROW coordinates; the globals every other Gaussian block
     that a factor reading ``j`` also reads, MAX_GLOBAL coordinates at most in all."""
-    from ..plan import Update
-
     fam = engine.families[j]
     if not _movable(fam) or engine.plan.block(j).update is not Update.NATURAL_GRADIENT or j in engine.amortised:
         return ()
@@ -107,14 +108,20 @@ def step(engine, state, j, glob, data):
 
     f_state = engine.expected_log_joint(state.mu, state.eta, state.params, data, factors=factors, key=state.key)
     x0 = (means[j].reshape(rows, per_row), jnp.concatenate([means[g].reshape(-1) for g in glob]))
-    f0, (g_loc, g_glob) = jax.value_and_grad(f_of)(x0)
+    # f, ∇f and the Hessian-vector products from one linearisation (one trace of the factors'
+    # forward and reverse passes, not a gradient pass and a separate forward-over-reverse one).
+    (f0, (g_loc, g_glob)), hvp = jax.linearize(jax.value_and_grad(f_of), x0)
     dtype = g_glob.dtype
-    # The probes: e_c in every row (C of them), then e_k on the globals (G).
+    # The probes: e_c in every row (C of them), then e_k on the globals (G), then a fixed
+    # pseudo-random vector on the rows, which checks the rows' independence (below).
+    # (cos of the golden angle's multiples: no PRNG's threefry program to compile)
+    check = jnp.cos(2.399963 * jnp.arange(rows * per_row, dtype=dtype) + 0.5).reshape(1, rows, per_row)
     probes = (jnp.concatenate([jnp.broadcast_to(jnp.eye(per_row, dtype=dtype)[:, None, :], (per_row, rows, per_row)),
-                               jnp.zeros((G, rows, per_row), dtype)]),
-              jnp.concatenate([jnp.zeros((per_row, G), dtype), jnp.eye(G, dtype=dtype)]))
-    grad_f = jax.grad(f_of)
-    h_loc, h_glob = jax.lax.map(lambda v: jax.jvp(grad_f, (x0,), ((v[0], v[1]),))[1], probes)
+                               jnp.zeros((G, rows, per_row), dtype), check]),
+              jnp.concatenate([jnp.zeros((per_row, G), dtype), jnp.eye(G, dtype=dtype), jnp.zeros((1, G), dtype)]))
+    h_loc, h_glob = jax.lax.map(lambda v: hvp((v[0], v[1]))[1], probes)
+    h_check_loc, h_check_glob = h_loc[-1], h_glob[-1]
+    h_loc, h_glob = h_loc[:-1], h_glob[:-1]
     # h_loc[c, r, :] = H_rr[:, c] (c < C), H_rg[:, k] (c = C + k); h_glob[C + k] = H_gg[:, k].
     A_rr = -jnp.transpose(h_loc[:per_row], (1, 2, 0))  # [R, C, C]
     A_rr = 0.5 * (A_rr + jnp.swapaxes(A_rr, 1, 2))
@@ -129,7 +136,13 @@ def step(engine, state, j, glob, data):
     chol_s = jnp.linalg.cholesky(0.5 * (schur + schur.T))
     d_glob = jax.scipy.linalg.cho_solve((chol_s, True), g_glob - jnp.einsum("rcg,rc->g", A_rg, Ainv_g))
     d_loc = Ainv_g - jnp.einsum("rcg,g->rc", Ainv_rg, d_glob)
-    usable = (jnp.all(jnp.isfinite(chol_r)) & jnp.all(jnp.isfinite(chol_s)) & jnp.all(jnp.isfinite(d_loc))
+    # The assembled Hessian times the check probe against the true one: where a factor couples
+    # two rows (a chain over them), the grouped probes mixed their columns and no step is taken.
+    w = check[0]
+    miss = (jnp.sum((h_check_loc + jnp.einsum("rcd,rd->rc", A_rr, w)) ** 2)
+            + jnp.sum((h_check_glob + jnp.einsum("rcg,rc->g", A_rg, w)) ** 2))
+    scale = jnp.sum(h_check_loc ** 2) + jnp.sum(h_check_glob ** 2)
+    usable = (miss <= 1e-12 * scale) & (jnp.all(jnp.isfinite(chol_r)) & jnp.all(jnp.isfinite(chol_s)) & jnp.all(jnp.isfinite(d_loc))
               & jnp.all(jnp.isfinite(d_glob)) & jnp.isfinite(f0))
     steps = jnp.asarray(STEPS, dtype=dtype)
     floor = jnp.maximum(f0, f_state)  # above f at both spellings of the start (engine/newton.py)
