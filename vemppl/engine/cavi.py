@@ -25,7 +25,7 @@ from ..families import get_family
 from ..elj import prior
 from ..elj.joint import Joint
 from ..plan import Init, MStep, Update
-from . import mstep, newton, programs, schur_newton
+from . import mstep, newton, programs
 from .algorithms import check_chain
 from .chunks import chunked_sum, plate_chunks
 from .guards import guarded_sweep, sharpened_where_not_finite
@@ -344,9 +344,6 @@ class Engine(Joint):
         else:
             log_joint = None
             for i, j in enumerate(self.plan.schedule):
-                glob = schur_newton.plan(self, j, state.eta)
-                if glob:  # a local block's rows' means with the globals they read (engine/schur_newton.py)
-                    state = schur_newton.step(self, state, j, glob, data)
                 if last and i == len(self.plan.schedule) - 1:
                     state, log_joint = self.update_block_and_log_joint(state, j, data)
                 else:
