@@ -105,7 +105,8 @@ def _quadratic_step(coupled_rows):
     eta = {"loc": Normal.Stats(jnp.zeros((R, C)), -0.5 * jnp.ones((R, C))),
            "glob": Normal.Stats(jnp.zeros(G), -0.5 * jnp.ones(G))}
     state = State(eta=eta, mu={k: Normal.expected_stats(e) for k, e in eta.items()}, params={})
-    new = jax.jit(lambda s: schur_newton.step(engine, s, "loc", ("glob",), None))(state)
+    new, coupled = jax.jit(lambda s: schur_newton.step(engine, s, "loc", ("glob",), None))(state)
+    assert bool(coupled) == coupled_rows
     m = np.concatenate([np.asarray(new.mu["loc"].mean).reshape(-1), np.asarray(new.mu["glob"].mean)])
     return m, A, b, new
 

@@ -94,8 +94,9 @@ def plan(engine, j, eta) -> tuple:
 
 
 def step(engine, state, j, glob, data):
-    """``state`` after one line-searched Newton step on the means of block ``j`` and of ``glob``
-    jointly, covariances held (module docstring); ``state`` itself where no step raises f."""
+    """(``state`` after one line-searched Newton step on the means of block ``j`` and of ``glob``
+    jointly, covariances held (module docstring), or ``state`` itself where no step raises f;
+    whether the check probe found the rows coupled)."""
     blocks = (j,) + tuple(glob)
     fams = {b: engine.families[b] for b in blocks}
     means = {b: fams[b].mean_cov(state.eta[b])[0] for b in blocks}
@@ -155,7 +156,9 @@ def step(engine, state, j, glob, data):
     miss = (jnp.sum((h_check_loc + jnp.einsum("rcd,rd->rc", A_rr, w)) ** 2)
             + jnp.sum((h_check_glob + jnp.einsum("rcg,rc->g", A_rg, w)) ** 2))
     scale = jnp.sum(h_check_loc ** 2) + jnp.sum(h_check_glob ** 2)
-    usable = (miss <= 1e-12 * scale) & (jnp.all(jnp.isfinite(chol_r)) & jnp.all(jnp.isfinite(chol_s)) & jnp.all(jnp.isfinite(d_loc))
+    checked = jnp.isfinite(miss) & jnp.isfinite(scale)
+    coupled = checked & (miss > 1e-12 * scale)
+    usable = checked & ~coupled & (jnp.all(jnp.isfinite(chol_r)) & jnp.all(jnp.isfinite(chol_s)) & jnp.all(jnp.isfinite(d_loc))
               & jnp.all(jnp.isfinite(d_glob)) & jnp.isfinite(f0))
     steps = jnp.asarray(STEPS, dtype=dtype)
     floor = jnp.maximum(f0, f_state)  # above f at both spellings of the start (engine/newton.py)
@@ -177,7 +180,7 @@ def step(engine, state, j, glob, data):
         e_n, m_n = fams[b].with_mean(state.eta[b], ms[b])
         eta[b] = jax.tree_util.tree_map(lambda a, c: jnp.where(accepted, a, c), e_n, state.eta[b])
         mu[b] = jax.tree_util.tree_map(lambda a, c: jnp.where(accepted, a, c), m_n, state.mu[b])
-    return state._replace(eta=eta, mu=mu)
+    return state._replace(eta=eta, mu=mu), coupled
 
 
 def pairs(engine, eta) -> tuple:
@@ -189,10 +192,13 @@ def pairs(engine, eta) -> tuple:
 
 
 def step_all(engine, found, state):
-    """``state`` after each local block's joint step in the schedule's order."""
+    """(``state`` after each local block's joint step in the schedule's order, whether every
+    block's rows were found coupled)."""
+    coupled = jnp.asarray(True)
     for j, glob in found:
-        state = step(engine, state, j, glob, engine.data)
-    return state
+        state, c = step(engine, state, j, glob, engine.data)
+        coupled = coupled & c
+    return state, coupled
 
 
 class JointRows:
@@ -200,11 +206,14 @@ class JointRows:
     ``found`` (``pairs``): ``__call__(state) -> (state, elbo)``.  From then on each call is one
     fixed map, the step and the sweep, each never lowering the ELBO (the extrapolation and the
     stopping rule read its trace as they read the sweep's).  The step is jitted once per engine
-    (shared by its restarts) on first use; its first call's seconds count as compile time."""
+    (shared by its restarts) on first use; its first call's seconds count as compile time.  Once
+    the check probe finds every block's rows coupled (a factor reads two rows: that does not
+    change), the step is not run again."""
 
     def __init__(self, sweep, engine, found):
         self.sweep, self.engine, self.found = sweep, engine, tuple(found)
         self.count = self.steps = 0
+        self.off = False
 
     def _step(self, state):
         build = lambda: jax.jit(partial(step_all, self.engine, self.found),  # noqa: E731
@@ -212,9 +221,10 @@ class JointRows:
         return built_on_first_use(self.engine, "schur_newton", build)(state)
 
     def __call__(self, state):
-        if self.count >= ACTIVATE:
-            state = self._step(state)
+        if self.count >= ACTIVATE and not self.off:
+            state, coupled = self._step(state)
             self.steps += 1
+            self.off = bool(coupled)  # a factor couples the rows (a static fact): no step again
         self.count += 1
         return self.sweep(state)
 
