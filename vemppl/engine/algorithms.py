@@ -84,7 +84,9 @@ class Cavi:
     step for networks; ``devices``: shard the data plate over this many devices
     (``engine/shard.py``); ``plate``: the data plate those options act on; ``strict``:
     undeclared names in the data are errors, not warnings; ``accelerate``: the guarded
-    extrapolation of slow sweeps (``engine/accel.py``; False: plain CAVI, for comparison);
+    extrapolation of slow sweeps (``engine/accel.py``), the rotation step (``engine/rotation.py``)
+    and a slow fit's joint step on a local block's rows with their globals
+    (``engine/schur_newton.py``); False: plain CAVI, for comparison;
     ``screen``: how many starts a fit with ``restarts=1`` screens, each run ``SCREEN_SWEEPS``
     sweeps before the one with the highest ELBO continues (None: as the plan calls for,
     ``starts_screened``; 1: one start).

@@ -33,6 +33,7 @@ from .loop import converge, converged as loop_converged
 from .moment_rows import MomentRows, every_row, moment_rows
 from .reuse import engine_key, reused
 from .rotation import Rotated
+from .schur_newton import JointRows, pairs as joint_row_pairs
 from .shard import Sharded
 from .stops import (fallen_term, fell, monotone, nonfinite_factors, nonfinite_terms, not_stuck, reading_terms,
                     wide_parts)
@@ -148,6 +149,9 @@ def run_cavi(m, plan, algorithm, data, consts, dims, mask, present, init, seed, 
             run_sweep = sweep
             if a.accelerate and plan.rotations and devices is None:  # a bilinear pair (engine/rotation.py)
                 run_sweep = Rotated(sweep, engine, plan.rotations, tol)
+            found = joint_row_pairs(engine, initial.eta) if a.accelerate and devices is None else ()
+            if found:  # a local block's rows with the globals they read (engine/schur_newton.py)
+                run_sweep = JointRows(run_sweep, engine, found)
             if a.accelerate and reads_rate(engine, initial):  # a fixed monotone map, as SQUAREM's forecast too assumes
                 run_sweep = Accelerated(run_sweep, engine, tol)  # engine/accel.py: acts only on a slow trace
             state, trace, converged, it, c = _run(run_sweep, place(initial), sweeps, tol, Progress(show, label, sweeps),
