@@ -65,9 +65,11 @@ def test_a_non_finite_first_sweep_names_the_blocks_when_batched(monkeypatch):
 
 
 def test_a_later_non_finite_sweep_keeps_the_last_finite_one_when_batched():
-    """At data scale 1e8 a Wishart rate rounds to a singular matrix after some finite sweeps:
+    """At data scale 3e8 a Wishart rate rounds to a singular matrix after some finite sweeps:
     batched, as in turn, each restart stops at its last finite sweep with a PrecisionWarning
-    naming q('Lam') (was a data error that discarded every sweep)."""
+    naming q('Lam') (was a data error that discarded every sweep).  (At 1e8, the scale used
+    before the seeded start's passes over coupled globals, one of seed 0's two restarts now
+    converges in 41 sweeps, and the fit returns it.)"""
     import warnings
 
     from vemppl.data_scale import PrecisionWarning
@@ -75,7 +77,7 @@ def test_a_later_non_finite_sweep_keeps_the_last_finite_one_when_batched():
     m = vp.load(ROOT / "models/gmm.vem")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fit = vp.fit(m, {"x": _clusters(1e8)}, seed=0, restarts=2, max_iter=100, algorithm=vp.cavi(batch_restarts=True))
+        fit = vp.fit(m, {"x": _clusters(3e8)}, seed=0, restarts=2, max_iter=100, algorithm=vp.cavi(batch_restarts=True))
     stops = [str(w.message) for w in caught if issubclass(w.category, PrecisionWarning)]
     assert stops and all("q('Lam'" in s and "not converged" in s for s in stops), stops
     trace = np.asarray(fit.elbo_trace)
