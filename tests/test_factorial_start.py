@@ -44,25 +44,26 @@ def case():
     rng = np.random.default_rng(0)
     z, c = rng.choice(K, N, p=[0.4, 0.6]), rng.choice(J, N, p=[0.3, 0.3, 0.4])
     y = np.array([-3.0, 3.0])[z] + np.array([-1.0, 0.0, 1.2])[c] + 0.3 * rng.standard_normal(N)
-    return vp.parse(FACTORIAL), y, z, c, em_reference(y, z, c)
+    return vp.parse(FACTORIAL), y, z, c, factorial_em(y, z, c, K, J)
 
 
-def em_reference(y, z, c, iters=500):
+def factorial_em(y, z, c, K, J, iters=500):
     """Maximum-likelihood EM over the joint (z, c) (K·J cells with means a_k + b_j, one noise
     variance), from the true labels: the sorted cell means and the noise sd."""
-    r = np.zeros((N, K, J))
-    r[np.arange(N), z, c] = 1.0
+    n = len(y)
+    r = np.zeros((n, K, J))
+    r[np.arange(n), z, c] = 1.0
     design = np.concatenate([np.repeat(np.eye(K), J, axis=0), np.tile(np.eye(J), (K, 1))], axis=1)  # cell -> (a, b)
     for _ in range(iters):
-        cells = r.reshape(N, K * J)
+        cells = r.reshape(n, K * J)
         weight = cells.sum(0)
         mean_y = cells.T @ y / np.maximum(weight, 1e-300)
         coef = np.linalg.lstsq(design * np.sqrt(weight)[:, None], np.sqrt(weight) * mean_y, rcond=None)[0]
         m = design @ coef
-        var = float(np.sum(cells * (y[:, None] - m) ** 2) / N)
-        w, v = r.sum((0, 2)) / N, r.sum((0, 1)) / N
+        var = float(np.sum(cells * (y[:, None] - m) ** 2) / n)
+        w, v = r.sum((0, 2)) / n, r.sum((0, 1)) / n
         prior = (np.log(w)[:, None] + np.log(v)[None, :]).ravel()
-        log = (prior - 0.5 * (y[:, None] - m) ** 2 / var).reshape(N, K, J)
+        log = (prior - 0.5 * (y[:, None] - m) ** 2 / var).reshape(n, K, J)
         r = np.exp(log - log.max(axis=(1, 2), keepdims=True))
         r /= r.sum(axis=(1, 2), keepdims=True)
     return np.sort(m), np.sqrt(var)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import vemppl as vp
+from test_factorial_start import factorial_em  # NumPy EM over the joint (z, c)
 
 GATE_PLUS_DATA = """model shifted
 dim N
@@ -56,26 +57,6 @@ for n in range(N) {
 """
 
 
-def _factorial_em(y, z, c, K, J, iters=300):
-    """Maximum-likelihood EM over the joint (z, c), from the true labels: sorted cell means, noise sd."""
-    n = len(y)
-    r = np.zeros((n, K, J))
-    r[np.arange(n), z, c] = 1.0
-    design = np.concatenate([np.repeat(np.eye(K), J, axis=0), np.tile(np.eye(J), (K, 1))], axis=1)
-    for _ in range(iters):
-        cells = r.reshape(n, K * J)
-        weight = cells.sum(0)
-        mean_y = cells.T @ y / np.maximum(weight, 1e-300)
-        coef = np.linalg.lstsq(design * np.sqrt(weight)[:, None], np.sqrt(weight) * mean_y, rcond=None)[0]
-        m = design @ coef
-        var = float(np.sum(cells * (y[:, None] - m) ** 2) / n)
-        prior = (np.log(r.sum((0, 2)) / n)[:, None] + np.log(r.sum((0, 1)) / n)[None, :]).ravel()
-        log = (prior - 0.5 * (y[:, None] - m) ** 2 / var).reshape(n, K, J)
-        r = np.exp(log - log.max(axis=(1, 2), keepdims=True))
-        r /= r.sum(axis=(1, 2), keepdims=True)
-    return np.sort(m), np.sqrt(var)
-
-
 def test_a_factorial_mixture_with_its_precision_declared_first_finds_the_cells():
     """With `tau` declared before the means, the seeded start's one pass over the global blocks
     updated tau first, reading a and b at their priors (variance 100 each): tau ≈ 0.005, then the
@@ -88,7 +69,7 @@ def test_a_factorial_mixture_with_its_precision_declared_first_finds_the_cells()
     n = 200
     z, c = rng.integers(0, 2, n), rng.integers(0, 3, n)
     y = np.array([0.0, 6.0])[z] + np.array([-1.0, 0.0, 1.2])[c] + 0.3 * rng.standard_normal(n)
-    cells_ref, sd_ref = _factorial_em(y, z, c, 2, 3)
+    cells_ref, sd_ref = factorial_em(y, z, c, 2, 3, iters=300)
     fit = vp.fit(vp.parse(TAU_FIRST_FACTORIAL), data={"y": y}, seed=0)
     a, b = np.asarray(fit.posterior["a"].mean), np.asarray(fit.posterior["b"].mean)
     np.testing.assert_allclose(np.sort((a[:, None] + b[None, :]).ravel()), cells_ref, atol=0.05)
