@@ -33,7 +33,7 @@ from .guards import guarded_sweep, sharpened_where_not_finite
 from .init import init_state
 from .networks import network_step, refresh
 from .schedule import LocalGlobal
-from .state import State
+from .state import State, select
 
 
 #: The step sizes ``_damped`` tries, largest first: 1, 1/2, …, 1/64, then by quarters to 2⁻³⁰.
@@ -275,9 +275,7 @@ class Engine(Joint):
         # not recomputed after the loop (its mean map: an MvNormal's Cholesky and inverse).
         start = (jnp.asarray(0), jnp.asarray(False), (state.eta[j], state.mu[j]), base_L)
         _, accepted, (eta_c, mu_c), L_c = jax.lax.while_loop(not_yet, try_next, start)
-        keep = lambda c, b: jnp.where(accepted, c, b)  # noqa: E731
-        eta_j = jax.tree_util.tree_map(keep, eta_c, state.eta[j])
-        mu_j = jax.tree_util.tree_map(keep, mu_c, state.mu[j])
+        eta_j, mu_j = select(accepted, eta_c, state.eta[j]), select(accepted, mu_c, state.mu[j])
         L_j = jnp.where(accepted, L_c, base_L)
         if newton.applies(fam, eta_j):  # the rows' means jointly, by their full Hessian (engine/newton.py)
             def L_of(eta_new, mu_new):
@@ -412,9 +410,9 @@ class Engine(Joint):
             a loop of passes inside it compiled 2-3x slower (GMM, N = 10k: 0.6 -> 1.4 s)."""
             for j in (j for j in self.plan.schedule if j in globals_):
                 new = self.update_block(state, j, data)
-                state = new if j in again else _select(first, new, state)
+                state = new if j in again else select(first, new, state)
             for p in todo:
-                state = _select(last, self.update_param(state, p, data), state)
+                state = select(last, self.update_param(state, p, data), state)
             return state
 
         # Run once per start (ONE_SHOT); its first call is compile time, as the prior start's.
@@ -437,11 +435,6 @@ def _plate(model, name):
     node = model.nodes.get(name)
     loops = node.defs[0].loops if node is not None and node.defs else ()
     return loops[0].stop if loops else None
-
-
-def _select(flag, new, old):
-    """``new`` where the traced boolean ``flag`` holds, else ``old``, leaf by leaf."""
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(flag, a, b), new, old)
 
 
 def _coupled(plan, model, blocks) -> bool:

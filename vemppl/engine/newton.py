@@ -30,6 +30,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from .state import select
+
 #: The largest block (in mean coordinates, all rows together) given the joint step: its
 #: dense Hessian costs that many Hessian-vector products of the block's factors a sweep.
 MAX_COORDINATES = 64
@@ -76,8 +78,17 @@ def step(fam, eta, mu, f, f_mu):
     direction = jax.scipy.linalg.cho_solve((chol, True), grad)
     usable = jnp.all(jnp.isfinite(chol)) & jnp.all(jnp.isfinite(direction)) & jnp.isfinite(f0)
     direction = jnp.where(usable, direction, 0.0)
-    steps = jnp.asarray(STEPS, dtype=x0.dtype)
-    floor = jnp.maximum(f0, f_mu)
+    # above f at both spellings of the start (the state's μ and μ rebuilt from its mean)
+    accepted, x, value = line_search(g, x0, direction, jnp.maximum(f0, f_mu), usable, f0)
+    eta_n, mu_n = fam.with_mean(eta, x.reshape(shape))
+    return select(accepted, eta_n, eta), select(accepted, mu_n, mu), jnp.where(accepted, value, f_mu), accepted
+
+
+def line_search(f, x0, direction, floor, usable, f0):
+    """(accepted, x, f(x)): ``x = x0 + t·direction`` for the largest ``t`` of ``STEPS`` with a
+    finite ``f(x)`` above ``floor`` (backtracking; Nocedal & Wright 2006, §3.1), where ``usable``;
+    else (False, x0, f0).  ``x0`` and ``direction`` may be pytrees of the same structure."""
+    steps = jnp.asarray(STEPS, dtype=jnp.result_type(f0, float))
 
     def not_yet(carry):
         i, accepted = carry[:2]
@@ -85,13 +96,9 @@ def step(fam, eta, mu, f, f_mu):
 
     def try_next(carry):
         i = carry[0]
-        x = x0 + steps[i] * direction
-        value = g(x)
-        ok = jnp.isfinite(value) & (value > floor)  # above f at both spellings of the start
-        return i + 1, ok, x, value
+        x = jax.tree_util.tree_map(lambda a, d: a + steps[i] * d, x0, direction)
+        value = f(x)
+        return i + 1, jnp.isfinite(value) & (value > floor), x, value
 
     _, accepted, x, value = jax.lax.while_loop(not_yet, try_next, (jnp.asarray(0), jnp.asarray(False), x0, f0))
-    eta_n, mu_n = fam.with_mean(eta, x.reshape(shape))
-    keep = lambda a, b: jnp.where(accepted, a, b)  # noqa: E731
-    return (jax.tree_util.tree_map(keep, eta_n, eta), jax.tree_util.tree_map(keep, mu_n, mu),
-            jnp.where(accepted, value, f_mu), accepted)
+    return accepted, x, value

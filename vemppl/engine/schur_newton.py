@@ -47,8 +47,9 @@ import jax
 import jax.numpy as jnp
 
 from ..plan import Update
-from .newton import MAX_COORDINATES, STEPS
+from .newton import MAX_COORDINATES, line_search
 from .programs import ONE_SHOT, built_on_first_use
+from .state import select
 
 #: The most coordinates in one local row (C), and in all the global blocks together (G): the step
 #: costs C + G Hessian-vector products of the factors reading the blocks a sweep.
@@ -160,26 +161,13 @@ def step(engine, state, j, glob, data):
     coupled = checked & (miss > 1e-12 * scale)
     usable = checked & ~coupled & (jnp.all(jnp.isfinite(chol_r)) & jnp.all(jnp.isfinite(chol_s)) & jnp.all(jnp.isfinite(d_loc))
               & jnp.all(jnp.isfinite(d_glob)) & jnp.isfinite(f0))
-    steps = jnp.asarray(STEPS, dtype=dtype)
-    floor = jnp.maximum(f0, f_state)  # above f at both spellings of the start (engine/newton.py)
-
-    def not_yet(carry):
-        i, accepted = carry[:2]
-        return usable & ~accepted & (i < len(STEPS))
-
-    def try_next(carry):
-        i = carry[0]
-        x = (x0[0] + steps[i] * d_loc, x0[1] + steps[i] * d_glob)
-        value = f_of(x)
-        return i + 1, jnp.isfinite(value) & (value > floor), x
-
-    _, accepted, x = jax.lax.while_loop(not_yet, try_next, (jnp.asarray(0), jnp.asarray(False), x0))
+    # above f at both spellings of the start (engine/newton.py)
+    accepted, x, _ = line_search(f_of, x0, (d_loc, d_glob), jnp.maximum(f0, f_state), usable, f0)
     ms = unflat(*x)
     eta, mu = dict(state.eta), dict(state.mu)
     for b in blocks:
         e_n, m_n = fams[b].with_mean(state.eta[b], ms[b])
-        eta[b] = jax.tree_util.tree_map(lambda a, c: jnp.where(accepted, a, c), e_n, state.eta[b])
-        mu[b] = jax.tree_util.tree_map(lambda a, c: jnp.where(accepted, a, c), m_n, state.mu[b])
+        eta[b], mu[b] = select(accepted, e_n, state.eta[b]), select(accepted, m_n, state.mu[b])
     return state._replace(eta=eta, mu=mu), coupled
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import jax
+import jax.numpy as jnp
+
 
 class State(NamedTuple):
     eta: dict  # block name -> natural parameters (the family's Stats type)
@@ -15,4 +18,10 @@ class State(NamedTuple):
     elbo: Any = None  # the last sweep's ELBO, kept only for fit(local_restart=): the guard's floor
 
 
-__all__ = ["State"]
+def select(flag, new, old):
+    """``new`` where the traced boolean ``flag`` holds, else ``old``, leaf by leaf (a state, a
+    block's parameters): how a guarded step keeps or drops its result inside a program."""
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(flag, a, b), new, old)
+
+
+__all__ = ["State", "select"]
