@@ -22,9 +22,6 @@ Layering: imports the IR and families only, never the engine or the compiler.
 
 from __future__ import annotations
 
-import itertools
-import math
-
 import numpy as np
 
 from .diagnostics import VemError
@@ -32,9 +29,8 @@ from .families import get_family
 from .data_scale import warn_if_scale_far
 from .elj.evaluate import _Context
 from .ir import shapes as S
-from .ir.expr import Index, Name, Num, head_name, names, substitute, walk
-from .ir.gate_ranges import _MAX_COMBINATIONS, _gates
-from .ir.known import _categories
+from .ir.expr import Index, Name, names, walk
+from .ir.gate_ranges import enumerated
 from .ir.sizes import _Sizes
 from .ir.text import expr_to_text
 from .ir.sizes import MAX_SIZE, check_model
@@ -247,20 +243,18 @@ def _check_data_indices(model, sizes, values):
                         _check_index_values(model, known, d, sub, loop_vars, sizes, values)
 
 
-def _gated(model, known, ix, values):
-    """``(gates, ks)`` where ``ix`` reads categorical latents ``gates`` of ``ks`` categories beside
-    data (``z[n] + g[n]``, ``side[s1, t] + side[s2, t]``): its values are checked at every
-    combination of their categories, as the factor enumerates them."""
-    gates = _gates(model, ix)
-    if not gates or ix in gates or not any(n.id in values for n in names(ix)):
-        return (), ()
-    ks = tuple(known.size(_categories(model, head_name(g))[0]) for g in gates)
-    return (tuple(gates), ks) if None not in ks and math.prod(ks) <= _MAX_COMBINATIONS else ((), ())
+def _gated(known, ix, values):
+    """``(gates, combos, ix at each combo)`` where ``ix`` reads categorical latents beside data
+    (``z[n] + g[n]``, ``side[s1, t] + side[s2, t]``): its values are checked at every combination
+    of their categories, as the factor enumerates them (``ir/gate_ranges.py::enumerated``);
+    ``((), [()], [ix])`` where it reads none."""
+    found = enumerated(known, ix) if any(n.id in values for n in names(ix)) else None
+    return found if found is not None else ((), [()], [ix])
 
 
 def _check_index_values(model, known, d, sub, loop_vars, sizes, values):
     allowed = set(values) | set(sizes) | loop_vars
-    gated = {ix: _gated(model, known, ix, values) for ix in sub.indices}
+    gated = {ix: _gated(known, ix, values) for ix in sub.indices}
     read = [ix for ix in sub.indices if any(n.id in values for n in names(ix))
             and {n.id for n in names(ix)} - {n.id for g in gated[ix][0] for n in names(g)} <= allowed]
     if not read:
@@ -274,9 +268,7 @@ def _check_index_values(model, known, d, sub, loop_vars, sizes, values):
         size = known.size(axes[axis]) if ix in read and axis < len(axes) else None
         if size is None:
             continue
-        gates, ks = gated[ix]
-        combos = list(itertools.product(*(range(k) for k in ks)))  # [()] where no latent is read
-        at_cats = [substitute(ix, lambda x, c=c: Num(c[gates.index(x)]) if x in gates else None) for c in combos]
+        gates, combos, at_cats = gated[ix]
         vs = [np.atleast_1d(np.asarray(ctx.ev(e).value, dtype=float)) for e in at_cats]
         bads = [~((v >= 0) & (v < size) & (v == np.floor(v))) for v in vs]
         c = next((c for c, b in enumerate(bads) if b.any()), 0)

@@ -32,25 +32,38 @@ def _gates(model, ix):
     return out
 
 
+def enumerated(known, ix):
+    """``(gates, combos, values)`` of an index ``ix`` that reads categorical latents ``gates``:
+    every combination of their categories (``combos``) and ``ix`` with the gates set to each
+    (``values``, expressions), as the factor enumerates them; None where ``ix`` reads no gate or
+    is one, a category count is not known, or there are more than ``_MAX_COMBINATIONS``."""
+    gates = _gates(known.model, ix)
+    if not gates or ix in gates:
+        return None
+    ks = [known.size(_categories(known.model, head_name(g))[0]) for g in gates]
+    if any(k is None for k in ks) or math.prod(ks) > _MAX_COMBINATIONS:
+        return None
+    combos = list(itertools.product(*(range(k) for k in ks)))
+    return gates, combos, [substitute(ix, lambda x, c=c: Num(c[gates.index(x)]) if x in gates else None)
+                           for c in combos]
+
+
 def check_gate_range(known, ix, axis, size_sym, size, base):
     """Every value of ``ix`` over the categories of the latents it reads lies in ``0..size-1``
     (over every combination where it reads two, ``lam[z[n] + c[n]]``, as the factor sums over them)."""
     if size is None:
         return
-    gates = _gates(known.model, ix)
-    if not gates or gates[0] == ix:
+    found = enumerated(known, ix)
+    if found is None:
         return
-    ks = [known.size(_categories(known.model, head_name(g))[0]) for g in gates]
-    if any(k is None for k in ks) or math.prod(ks) > _MAX_COMBINATIONS:
-        return
-    combos = list(itertools.product(*(range(k) for k in ks)))
-    values = [known.value(substitute(ix, lambda x, c=c: Num(c[gates.index(x)]) if x in gates else None)) for c in combos]
+    gates, combos, at_combos = found
+    values = [known.value(e) for e in at_combos]
     if any(v is None for v in values):
         return  # reads data or loop variables too: not decided here
     bad = [(v, c) for v, c in zip(values, combos) if not v.is_integer() or v < 0 or v >= size]
     if bad:
         lo, hi = min(values), max(values)
-        over = (f"the {ks[0]} categories of '{expr_to_text(gates[0])}'" if len(gates) == 1 else
+        over = (f"the {len(combos)} categories of '{expr_to_text(gates[0])}'" if len(gates) == 1 else
                 "the categories of " + " and ".join(f"'{expr_to_text(g)}'" for g in gates))
         at = "" if len(gates) == 1 else " at " + ", ".join(f"{expr_to_text(g)} = {c}" for g, c in zip(gates, bad[0][1]))
         raise VemError(
